@@ -1,0 +1,237 @@
+// The only file that reads inputs: one typed, validated Inputs object, built before anything
+// runs, so that a bad value fails the step with a message naming the input and the value.
+import * as core from '@actions/core'
+import { parseReference, validateRegistry, validateTag } from './reference.js'
+import type { ParsedReference } from './reference.js'
+
+export type PushTool = 'docker' | 'skopeo'
+
+export interface Inputs {
+  flake: string
+  attribute: string
+  system: string | null
+  nixArgs: string[]
+  installNix: boolean
+  nixVersion: string
+  nixConf: string[]
+  installUrl: string | null
+  githubToken: string | null
+  cache: boolean
+  cacheKey: string | null
+  cacheSave: boolean
+  build: boolean
+  load: boolean
+  image: string | null
+  registry: string | null
+  tags: string[]
+  push: boolean
+  pushTool: PushTool
+  username: string | null
+  password: string | null
+  retries: number
+}
+
+/** A bad input value: the message names the input and the value. */
+export class InputError extends Error {
+  constructor(name: string, value: string, reason: string) {
+    super(`Input "${name}": ${JSON.stringify(value)} ${reason}`)
+    this.name = 'InputError'
+  }
+}
+
+/** Reads one raw input; the runner passes every declared input, defaults included. */
+export type InputReader = (name: string) => string
+
+const readActionInput: InputReader = name => core.getInput(name)
+
+// The values @actions/core's getBooleanInput accepts (YAML 1.2 core schema).
+const TRUE_VALUES = ['true', 'True', 'TRUE']
+const FALSE_VALUES = ['false', 'False', 'FALSE']
+const PUSH_TOOLS: readonly PushTool[] = ['docker', 'skopeo']
+const SYSTEM_PATTERN = /^[a-z0-9_]+-[a-z0-9_]+$/
+const MAX_RETRIES = 20
+
+/** Newline- or comma-separated, like docker/build-push-action's `tags`. */
+export function splitList(value: string): string[] {
+  return value
+    .split(/[\n,]/)
+    .map(item => item.trim())
+    .filter(item => item !== '')
+}
+
+/** One item per line: for arguments, which may contain commas. */
+export function splitLines(value: string): string[] {
+  return value
+    .split('\n')
+    .map(item => item.trim())
+    .filter(item => item !== '')
+}
+
+export function parseInputs(read: InputReader = readActionInput): Inputs {
+  const text = (name: string): string | null => {
+    const value = read(name).trim()
+    return value === '' ? null : value
+  }
+  const bool = (name: string, fallback: boolean): boolean => {
+    const value = read(name).trim()
+    if (value === '') return fallback
+    if (TRUE_VALUES.includes(value)) return true
+    if (FALSE_VALUES.includes(value)) return false
+    throw new InputError(name, value, 'is not a boolean: use true or false')
+  }
+
+  const password = text('password')
+  const githubToken = text('github-token')
+  // Masked first, so that nothing below (not even an error) can print them.
+  if (password) core.setSecret(password)
+  if (githubToken) core.setSecret(githubToken)
+
+  const inputs: Inputs = {
+    flake: text('flake') ?? '.',
+    attribute: parseAttribute(text('attribute') ?? 'container'),
+    system: parseSystem(text('system')),
+    nixArgs: splitLines(read('nix-args')),
+    installNix: bool('install-nix', true),
+    nixVersion: text('nix-version') ?? '',
+    nixConf: splitLines(read('nix-conf')),
+    installUrl: text('install-url'),
+    githubToken,
+    cache: bool('cache', true),
+    cacheKey: text('cache-key'),
+    cacheSave: bool('cache-save', true),
+    build: bool('build', true),
+    load: bool('load', true),
+    image: parseImage(text('image')),
+    registry: parseRegistry(text('registry')),
+    tags: splitList(read('tags')).map(parseTagEntry),
+    push: bool('push', true),
+    pushTool: parsePushTool(text('push-tool') ?? 'docker'),
+    username: text('username'),
+    password,
+    retries: parseRetries(text('retries') ?? '3')
+  }
+  checkCombinations(inputs)
+  return inputs
+}
+
+function parseAttribute(value: string): string {
+  if (/\s/.test(value)) throw new InputError('attribute', value, 'must not contain white space')
+  return value
+}
+
+function parseSystem(value: string | null): string | null {
+  if (value !== null && !SYSTEM_PATTERN.test(value)) {
+    throw new InputError('system', value, 'is not a Nix system such as x86_64-linux')
+  }
+  return value
+}
+
+function parseImage(value: string | null): string | null {
+  if (value === null) return null
+  const ref = parseOrFail('image', value)
+  if (ref.tag !== null || ref.digest !== null) {
+    throw new InputError('image', value, 'must be a repository without a tag or digest: give tags in "tags"')
+  }
+  return value
+}
+
+function parseRegistry(value: string | null): string | null {
+  if (value === null) return null
+  try {
+    validateRegistry(value)
+  } catch (error) {
+    throw new InputError('registry', value, `is not a registry host: ${reason(error)}`)
+  }
+  return value
+}
+
+/** A tags entry with `/` or `:` is a full reference, otherwise a tag for `image`. */
+function parseTagEntry(value: string): string {
+  if (isFullReference(value)) {
+    parseOrFail('tags', value)
+    return value
+  }
+  try {
+    validateTag(value)
+  } catch (error) {
+    throw new InputError('tags', value, `is not a valid tag: ${reason(error)}`)
+  }
+  return value
+}
+
+export function isFullReference(tagsEntry: string): boolean {
+  return tagsEntry.includes('/') || tagsEntry.includes(':')
+}
+
+function parsePushTool(value: string): PushTool {
+  const tool = PUSH_TOOLS.find(name => name === value)
+  if (!tool) throw new InputError('push-tool', value, `is not one of: ${PUSH_TOOLS.join(', ')}`)
+  return tool
+}
+
+function parseRetries(value: string): number {
+  const retries = Number(value)
+  if (!/^\d+$/.test(value) || retries < 1 || retries > MAX_RETRIES) {
+    throw new InputError('retries', value, `is not a whole number from 1 to ${MAX_RETRIES}`)
+  }
+  return retries
+}
+
+function parseOrFail(name: string, value: string): ParsedReference {
+  try {
+    return parseReference(value)
+  } catch (error) {
+    throw new InputError(name, value, `is not a valid image reference: ${reason(error)}`)
+  }
+}
+
+function reason(error: unknown): string {
+  return error instanceof Error ? error.message : String(error)
+}
+
+/** Values that are each fine but cannot work together. */
+function checkCombinations(inputs: Inputs): void {
+  if ((inputs.username === null) !== (inputs.password === null)) {
+    const [given, missing] = inputs.username === null ? ['password', 'username'] : ['username', 'password']
+    throw new InputError(missing, '', `is empty but "${given}" is set: give both to log in, or neither`)
+  }
+  if (inputs.push && inputs.pushTool === 'docker' && !inputs.load) {
+    throw new InputError(
+      'load',
+      'false',
+      'cannot go with push: true and push-tool: docker, which pushes what docker loaded; ' +
+        'set load: true, push: false, or push-tool: skopeo'
+    )
+  }
+  if (inputs.push && inputs.pushTool === 'skopeo') {
+    throw new InputError('push-tool', 'skopeo', 'is not available in this version yet: use docker')
+  }
+  if (inputs.push) checkPushDestination(inputs)
+}
+
+/** Every ref that will be pushed must name a registry: no silent pushes to Docker Hub. */
+function checkPushDestination(inputs: Inputs): void {
+  if (inputs.registry !== null) return
+  const imageHasRegistry = inputs.image !== null && parseReference(inputs.image).domain !== null
+  const bareTags = inputs.tags.filter(tag => !isFullReference(tag))
+  const usesImage = bareTags.length > 0 || inputs.tags.length === 0
+  if (usesImage && !imageHasRegistry) {
+    const value = inputs.image ?? ''
+    throw new InputError(
+      'image',
+      value,
+      'names no registry, so push: true has nowhere to push: set "registry" (e.g. ghcr.io), ' +
+        'give "image" with a registry (ghcr.io/owner/app), or set push: false'
+    )
+  }
+  for (const tag of inputs.tags.filter(isFullReference)) {
+    if (parseReference(tag).domain === null) {
+      throw new InputError(
+        'tags',
+        tag,
+        'names no registry, so push: true has nowhere to push it: write it as ' +
+          'registry/repository:tag or set "registry"'
+      )
+    }
+  }
+}

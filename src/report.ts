@@ -1,0 +1,75 @@
+// What each stage did, kept for the job summary: the log reads as the pipeline, and the
+// summary shows it at a glance.
+import * as core from '@actions/core'
+
+export type StageStatus = 'done' | 'skipped' | 'failed'
+
+export interface StageRecord {
+  name: string
+  status: StageStatus
+  detail: string
+  seconds: number
+}
+
+export class Report {
+  readonly stages: StageRecord[] = []
+  refs: string[] = []
+  digest: string | null = null
+  imageRef: string | null = null
+
+  skip(name: string, why: string): void {
+    core.info(`${name}: skipped (${why})`)
+    this.stages.push({ name, status: 'skipped', detail: why, seconds: 0 })
+  }
+
+  /** Run one stage in a log group, timing it and recording how it ended. */
+  async stage<T>(name: string, work: () => Promise<T>, describe: (result: T) => string): Promise<T> {
+    const started = performance.now()
+    const seconds = (): number => (performance.now() - started) / 1000
+    try {
+      const result = await core.group(name, work)
+      this.stages.push({ name, status: 'done', detail: describe(result), seconds: seconds() })
+      return result
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error)
+      this.stages.push({ name, status: 'failed', detail: firstLine(message), seconds: seconds() })
+      throw error
+    }
+  }
+}
+
+function firstLine(text: string): string {
+  return text.split('\n')[0] ?? ''
+}
+
+const STATUS_ICON: Record<StageStatus, string> = { done: '✅', skipped: '⏭️', failed: '❌' }
+
+/** The job summary as markdown (pure, for tests). */
+export function renderSummary(report: Report): string {
+  const rows = report.stages.map(
+    s => `| ${s.name} | ${STATUS_ICON[s.status]} ${s.status} | ${escapeCell(s.detail)} | ${s.seconds.toFixed(1)} |`
+  )
+  const lines = [
+    '## Nix container',
+    '',
+    '| Stage | Status | Result | Seconds |',
+    '| --- | --- | --- | ---: |',
+    ...rows,
+    ''
+  ]
+  if (report.refs.length > 0) {
+    lines.push('**Refs**', '', ...report.refs.map(ref => `- \`${ref}\``), '')
+  }
+  if (report.digest) lines.push(`**Digest:** \`${report.digest}\``, '')
+  if (report.imageRef) lines.push(`**Image ref:** \`${report.imageRef}\``, '')
+  return lines.join('\n')
+}
+
+function escapeCell(text: string): string {
+  return text.replace(/\|/g, '\\|').replace(/\n/g, ' ')
+}
+
+export async function writeSummary(report: Report): Promise<void> {
+  if (!process.env.GITHUB_STEP_SUMMARY) return
+  await core.summary.addRaw(renderSummary(report)).write()
+}

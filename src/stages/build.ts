@@ -1,0 +1,98 @@
+// The build stage: `nix build <flake>#<attribute>`, reading the output path from --json
+// (Nix 2.8 has no --print-out-paths) and leaving no `result` link in the workspace.
+import * as core from '@actions/core'
+import { CommandError, run } from '../exec.js'
+
+/** The action's own Nix calls enable these without touching the user's nix.conf. */
+export const NIX_FEATURE_ARGS = ['--extra-experimental-features', 'nix-command flakes']
+
+export interface BuildOptions {
+  flake: string
+  attribute: string
+  system: string | null
+  nixArgs: string[]
+}
+
+export interface BuildResult {
+  storePath: string
+  drvPath: string
+}
+
+export function installable(options: Pick<BuildOptions, 'flake' | 'attribute'>): string {
+  return `${options.flake}#${options.attribute}`
+}
+
+export function buildArgs(options: BuildOptions): string[] {
+  return [
+    ...NIX_FEATURE_ARGS,
+    'build',
+    installable(options),
+    '--no-link',
+    '--json',
+    '--print-build-logs',
+    ...(options.system ? ['--system', options.system] : []),
+    ...options.nixArgs
+  ]
+}
+
+interface BuildJsonEntry {
+  drvPath?: string
+  outputs?: Record<string, string>
+}
+
+/** The `out` path (or the only output) of the first built derivation. */
+export function parseBuildJson(stdout: string): BuildResult {
+  let entries: BuildJsonEntry[]
+  try {
+    entries = JSON.parse(stdout) as BuildJsonEntry[]
+  } catch {
+    throw new Error(`nix build --json printed something that is not JSON: ${stdout.slice(0, 200)}`)
+  }
+  const first = Array.isArray(entries) ? entries[0] : undefined
+  const outputs = first?.outputs ?? {}
+  const storePath = outputs.out ?? Object.values(outputs)[0]
+  if (!first || !storePath) throw new Error(`nix build --json named no output path: ${stdout}`)
+  return { storePath, drvPath: first.drvPath ?? '' }
+}
+
+const MISSING_ATTRIBUTE = /does not provide attribute/
+
+export async function buildImage(options: BuildOptions): Promise<BuildResult> {
+  try {
+    const { stdout } = await run('nix', buildArgs(options))
+    const result = parseBuildJson(stdout)
+    core.info(`Built ${result.storePath}`)
+    return result
+  } catch (error) {
+    if (error instanceof CommandError && MISSING_ATTRIBUTE.test(error.stderr)) {
+      throw new Error(await missingAttributeMessage(options))
+    }
+    if (error instanceof CommandError) {
+      throw new Error(`nix build ${installable(options)} failed. The end of its log:\n${error.tail()}`)
+    }
+    throw error
+  }
+}
+
+/** Say what the flake offers instead, for the system the build was for. */
+async function missingAttributeMessage(options: BuildOptions): Promise<string> {
+  const system = options.system ?? (await currentSystem())
+  const head = `flake ${options.flake} has no attribute "${options.attribute}" for ${system}`
+  const offered = await run(
+    'nix',
+    [...NIX_FEATURE_ARGS, 'eval', '--json', `${options.flake}#packages.${system}`, '--apply', 'builtins.attrNames'],
+    { silent: true, allowFailure: true }
+  )
+  if (offered.exitCode !== 0) return `${head}, and it has no packages.${system}`
+  const names = JSON.parse(offered.stdout) as string[]
+  return `${head}; packages.${system} offers: ${names.join(', ') || '(nothing)'}`
+}
+
+async function currentSystem(): Promise<string> {
+  const { stdout } = await run(
+    'nix',
+    [...NIX_FEATURE_ARGS, 'eval', '--impure', '--raw', '--expr', 'builtins.currentSystem'],
+    { silent: true }
+  )
+  return stdout.trim()
+}

@@ -1,0 +1,73 @@
+// The load stage: `docker load` the build output, reading its manifest in the same pass.
+// Also `inspectImage`, the same metadata without docker, for runs that do not load.
+import * as core from '@actions/core'
+import { run, runWithStdin } from '../exec.js'
+import { openArchive, readArchiveMetadata } from '../image/archive.js'
+import type { ArchiveMetadata } from '../image/archive.js'
+import type { ImageFormat } from '../image/format.js'
+
+export interface LoadOptions {
+  storePath: string
+  format: ImageFormat
+}
+
+export interface LoadResult {
+  metadata: ArchiveMetadata
+  /** `name:tag` references docker load reported, in order. */
+  loadedImages: string[]
+  /** What docker calls the image: a loaded reference or the image ID. */
+  dockerImage: string
+}
+
+export interface DockerLoadOutput {
+  images: string[]
+  imageIds: string[]
+}
+
+/** Parse every `Loaded image:` and `Loaded image ID:` line of `docker load`. */
+export function parseDockerLoad(stdout: string): DockerLoadOutput {
+  const images: string[] = []
+  const imageIds: string[] = []
+  for (const line of stdout.split('\n')) {
+    const id = /^Loaded image ID:\s*(\S+)/.exec(line)?.[1]
+    const image = /^Loaded image:\s*(\S+)/.exec(line)?.[1]
+    if (id) imageIds.push(id)
+    else if (image) images.push(image)
+  }
+  return { images, imageIds }
+}
+
+export async function loadImage(options: LoadOptions): Promise<LoadResult> {
+  const archive = openArchive(options.storePath, options.format)
+  const [metadata, load] = await Promise.all([
+    readArchiveMetadata(archive.stdout),
+    runWithStdin('docker', ['load'], archive.stdout),
+    archive.done
+  ])
+  const loaded = parseDockerLoad(load.stdout)
+  const dockerImage = loaded.images[0] ?? loaded.imageIds[0]
+  if (!dockerImage) throw new Error(`docker load reported no image:\n${load.stdout}`)
+  await crossCheckImageId(dockerImage, metadata.configDigest)
+  return { metadata, loadedImages: loaded.images, dockerImage }
+}
+
+/** The daemon's image ID should be the archive's config digest; say so when it is not. */
+async function crossCheckImageId(dockerImage: string, configDigest: string): Promise<void> {
+  const { stdout } = await run('docker', ['image', 'inspect', '--format', '{{.Id}}', dockerImage], {
+    silent: true
+  })
+  const daemonId = stdout.trim()
+  if (daemonId !== configDigest) {
+    // The containerd image store reports the manifest digest as the ID.
+    core.warning(
+      `docker reports image ID ${daemonId} for ${dockerImage}, the archive's config is ${configDigest}`
+    )
+  }
+}
+
+/** The archive's metadata without loading it anywhere. */
+export async function inspectImage(options: LoadOptions): Promise<ArchiveMetadata> {
+  const archive = openArchive(options.storePath, options.format)
+  const [metadata] = await Promise.all([readArchiveMetadata(archive.stdout), archive.done])
+  return metadata
+}
