@@ -1,0 +1,104 @@
+import { describe, expect, test } from '@jest/globals'
+import { InputError, parseInputs, splitList } from '../../src/inputs.js'
+
+/** A reader over the given inputs; everything else is empty, as for an unset input. */
+function reader(values: Record<string, string>): (name: string) => string {
+  return name => values[name] ?? ''
+}
+
+const pushable = { registry: '127.0.0.1:5000' }
+
+describe('parseInputs', () => {
+  test('defaults', () => {
+    const inputs = parseInputs(reader(pushable))
+    expect(inputs).toMatchObject({
+      flake: '.',
+      attribute: 'container',
+      system: null,
+      nixArgs: [],
+      installNix: true,
+      cache: true,
+      cacheSave: true,
+      build: true,
+      load: true,
+      push: true,
+      pushTool: 'docker',
+      image: null,
+      tags: [],
+      username: null,
+      password: null,
+      retries: 3
+    })
+  })
+
+  test('lists: tags by newline or comma, nix-args one per line', () => {
+    const inputs = parseInputs(
+      reader({ ...pushable, tags: 'v1, latest\n\n ghcr.io/o/app:v1 ', 'nix-args': '--option\nsandbox, relaxed\n' })
+    )
+    expect(inputs.tags).toEqual(['v1', 'latest', 'ghcr.io/o/app:v1'])
+    expect(inputs.nixArgs).toEqual(['--option', 'sandbox, relaxed'])
+  })
+
+  test.each(['true', 'True', 'TRUE', 'false', 'False', 'FALSE'])('boolean %s is accepted', value => {
+    expect(parseInputs(reader({ ...pushable, cache: value })).cache).toBe(value.toLowerCase() === 'true')
+  })
+
+  test.each<[Record<string, string>, string]>([
+    [{ push: 'yes' }, 'Input "push": "yes" is not a boolean: use true or false'],
+    [{ load: '1' }, 'Input "load": "1" is not a boolean'],
+    [{ 'cache-save': 'tru' }, 'Input "cache-save": "tru" is not a boolean'],
+    [{ 'push-tool': 'podman' }, 'Input "push-tool": "podman" is not one of: docker, skopeo'],
+    [{ retries: 'three' }, 'Input "retries": "three" is not a whole number from 1 to 20'],
+    [{ retries: '0' }, 'Input "retries": "0" is not a whole number'],
+    [{ retries: '2.5' }, 'Input "retries": "2.5" is not a whole number'],
+    [{ tags: 'v1;rm -rf /' }, 'Input "tags": "v1;rm -rf /" is not a valid image reference'],
+    [{ tags: 'v1;id' }, 'Input "tags": "v1;id" is not a valid tag'],
+    [{ tags: 'ok, $(id)' }, 'Input "tags": "$(id)" is not a valid tag'],
+    [{ tags: '-v1' }, 'Input "tags": "-v1" is not a valid tag'],
+    [{ tags: 'ghcr.io/o/app:bad tag' }, 'Input "tags": "ghcr.io/o/app:bad tag" is not a valid image reference'],
+    [{ image: 'ghcr.io/o/app:v1' }, 'Input "image": "ghcr.io/o/app:v1" must be a repository without a tag'],
+    [{ image: 'ghcr.io//app' }, 'Input "image": "ghcr.io//app" is not a valid image reference'],
+    [{ registry: 'ghcr.io/owner' }, 'Input "registry": "ghcr.io/owner" is not a registry host'],
+    [{ system: 'x86_64 linux' }, 'Input "system": "x86_64 linux" is not a Nix system'],
+    [{ attribute: 'a b' }, 'Input "attribute": "a b" must not contain white space'],
+    [{ username: 'me' }, 'Input "password": "" is empty but "username" is set'],
+    [{ password: 'secret' }, 'Input "username": "" is empty but "password" is set']
+  ])('bad input %j fails with a message naming it', (values, message) => {
+    expect(() => parseInputs(reader({ ...pushable, ...values }))).toThrow(message)
+  })
+
+  test('a bad value is an InputError', () => {
+    expect(() => parseInputs(reader({ push: 'maybe' }))).toThrow(InputError)
+  })
+
+  test.each<[Record<string, string>, string]>([
+    [{}, 'Input "image": "" names no registry, so push: true has nowhere to push'],
+    [{ image: 'app', tags: 'v1' }, 'Input "image": "app" names no registry'],
+    [{ image: 'ghcr.io/o/app', tags: 'v1, other/app:v2' }, 'Input "tags": "other/app:v2" names no registry'],
+    [{ load: 'false', registry: 'ghcr.io' }, 'Input "load": "false" cannot go with push: true and push-tool: docker']
+  ])('push with nowhere to push or nothing loaded: %j', (values, message) => {
+    expect(() => parseInputs(reader(values))).toThrow(message)
+  })
+
+  test.each<Record<string, string>>([
+    { image: 'ghcr.io/o/app' },
+    { tags: 'ghcr.io/o/app:v1,localhost:5000/app:v1' },
+    { registry: 'ghcr.io', image: 'o/app', tags: 'v1' },
+    { push: 'false' },
+    { push: 'false', load: 'false' }
+  ])('push destinations that are fine: %j', values => {
+    expect(() => parseInputs(reader(values))).not.toThrow()
+  })
+})
+
+describe('splitList', () => {
+  test.each<[string, string[]]>([
+    ['', []],
+    ['a', ['a']],
+    ['a,b', ['a', 'b']],
+    ['a\nb\n', ['a', 'b']],
+    [' a , ,\n b ', ['a', 'b']]
+  ])('%j', (value, expected) => {
+    expect(splitList(value)).toEqual(expected)
+  })
+})
