@@ -11,7 +11,9 @@ const { buildArgs, buildImage, parseBuildJson } = await import('../../src/stages
 const options = { flake: './examples/hello', attribute: 'container', system: null, nixArgs: [] }
 const ok = (stdout: string) => ({ exitCode: 0, stdout, stderr: '' })
 
-beforeEach(() => jest.resetAllMocks())
+beforeEach(() => {
+  jest.resetAllMocks()
+})
 
 describe('buildArgs', () => {
   test('enables flakes for this call only, leaves no result link, reads --json', () => {
@@ -69,7 +71,7 @@ describe('buildImage', () => {
   test('a failed build ends with the tail of its log', async () => {
     const log = Array.from({ length: 60 }, (_, i) => `line ${i}`).join('\n')
     exec.run.mockRejectedValueOnce(new CommandError(['nix', 'build'], 1, log))
-    const error = await buildImage(options).catch((e: unknown) => e as Error)
+    const error = (await buildImage(options).catch((e: unknown) => e)) as Error
     expect(error.message).toContain('nix build ./examples/hello#container failed')
     expect(error.message).toContain('line 59')
     expect(error.message).not.toContain('line 10\n')
