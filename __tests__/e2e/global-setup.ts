@@ -1,0 +1,80 @@
+// jest globalSetup for the e2e project: makes sure the real programs are installed, starts a
+// private Docker daemon and registry on loopback, and points the tests (and the action they
+// run) at them through process.env. Stopped again by global-teardown.ts.
+import { execFileSync } from 'node:child_process'
+import fs from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
+const servicesScript = path.join(repoRoot, 'scripts', 'services.sh')
+
+// Builds with no network: test flakes have no inputs, so nothing is substituted, and the
+// derivations use the host's /bin/sh and tools, so no sandbox and no build users.
+const TEST_NIX_CONFIG = [
+  'experimental-features = nix-command flakes',
+  'sandbox = false',
+  'substituters =',
+  'build-users-group ='
+].join('\n')
+
+const REQUIRED_COMMANDS = ['nix', 'dockerd', 'docker', 'docker-registry', 'skopeo', 'htpasswd']
+
+function onPath(command: string): boolean {
+  const dirs = [...(process.env.PATH ?? '').split(path.delimiter), '/usr/sbin', '/sbin']
+  return dirs.some(dir => {
+    try {
+      fs.accessSync(path.join(dir || '.', command), fs.constants.X_OK)
+      return true
+    } catch {
+      return false
+    }
+  })
+}
+
+function installMissingDeps(): void {
+  const missing = REQUIRED_COMMANDS.filter(c => !onPath(c))
+  if (missing.length === 0) return
+  console.log(`e2e setup: ${missing.join(', ')} not found; running scripts/install-deps.sh`)
+  execFileSync(path.join(repoRoot, 'scripts', 'install-deps.sh'), { stdio: 'inherit' })
+}
+
+function readEnvFile(file: string): Record<string, string> {
+  const entries = fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(line => line.includes('='))
+    .map(line => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)])
+  return Object.fromEntries(entries) as Record<string, string>
+}
+
+// Services started by someone else (NCA_SERVICES_DIR set, e.g. while iterating on a test)
+// are reused and left running.
+function servicesDir(): { dir: string; owned: boolean } {
+  const given = process.env.NCA_SERVICES_DIR
+  if (given && fs.existsSync(path.join(given, 'env'))) return { dir: given, owned: false }
+  // Short path under /tmp: the daemon's unix socket lives inside it.
+  const dir = fs.mkdtempSync('/tmp/nca-')
+  execFileSync(servicesScript, ['start', dir], { stdio: 'inherit' })
+  return { dir, owned: true }
+}
+
+function setup(): void {
+  installMissingDeps()
+  const { dir, owned } = servicesDir()
+  const env = readEnvFile(path.join(dir, 'env'))
+  if (!env.DOCKER_HOST || !env.REGISTRY) {
+    throw new Error(`e2e setup: ${dir}/env lacks DOCKER_HOST or REGISTRY`)
+  }
+  process.env.DOCKER_HOST = env.DOCKER_HOST
+  process.env.REGISTRY = env.REGISTRY
+  process.env.NCA_SERVICES_DIR = dir
+  process.env.NCA_SERVICES_OWNED = owned ? '1' : '0'
+  const userConfig = process.env.NIX_CONFIG
+  // Ours last: in nix.conf a later line wins.
+  process.env.NIX_CONFIG = userConfig ? `${userConfig}\n${TEST_NIX_CONFIG}` : TEST_NIX_CONFIG
+}
+
+export default function globalSetup(): Promise<void> {
+  return Promise.resolve().then(setup)
+}

@@ -1,0 +1,263 @@
+#!/usr/bin/env bash
+# Start and stop the loopback services the end-to-end tests run against: an unprivileged
+# Docker daemon (vfs storage, no iptables, no bridge) and CNCF distribution registries,
+# each with its own state under one directory, so nothing on the machine is shared.
+#
+#   services.sh start DIR                          dockerd + registry; writes DIR/env, DIR/pids
+#   services.sh registry DIR NAME [--htpasswd USER PASS]
+#                                                  one more registry; prints 127.0.0.1:PORT
+#   services.sh stop DIR                           kill exactly DIR/pids, remove DIR
+set -euo pipefail
+
+# dockerd lives in sbin, which a non-login PATH may lack.
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+
+READY_TIMEOUT=${NCA_READY_TIMEOUT:-60}
+STOP_TIMEOUT=${NCA_STOP_TIMEOUT:-20}
+
+log() { echo "services: $*" >&2; }
+die() { log "$*"; exit 1; }
+
+usage() {
+  sed -n '6,9p' "$0" | sed 's/^# \{0,1\}//' >&2
+  exit 2
+}
+
+need() {
+  local cmd
+  for cmd in "$@"; do
+    command -v "$cmd" >/dev/null || die "$cmd not found: run scripts/install-deps.sh"
+  done
+}
+
+abs_dir() { mkdir -p "$1" && cd "$1" && pwd -P; }
+
+# A TCP port that was free a moment ago on 127.0.0.1 (callers retry on a lost race).
+free_port() {
+  if command -v node >/dev/null; then
+    node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
+  else
+    python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1]);s.close()'
+  fi
+}
+
+alive() { kill -0 "$1" 2>/dev/null; }
+
+# True when PID is still a process started for DIR (its command line names DIR), so a
+# recycled PID of an unrelated process is never signalled.
+ours() {
+  local pid=$1 dir=$2
+  [[ -r /proc/$pid/cmdline ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$dir/"
+}
+
+log_tail() {
+  local f
+  for f in "$@"; do
+    [[ -f $f ]] || continue
+    echo "----- last lines of $f -----" >&2
+    tail -n 40 "$f" >&2
+  done
+}
+
+# Poll CHECK (a command) every 0.25 s until it succeeds; fail early when PID dies.
+wait_until() {
+  local what=$1 pid=$2
+  shift 2
+  local deadline=$((SECONDS + READY_TIMEOUT))
+  until "$@" >/dev/null 2>&1; do
+    alive "$pid" || { log "$what exited before it was ready"; return 1; }
+    ((SECONDS < deadline)) || { log "$what not ready after ${READY_TIMEOUT}s"; return 1; }
+    sleep 0.25
+  done
+}
+
+# --- dockerd -----------------------------------------------------------------
+
+start_dockerd() {
+  local dir=$1 d=$1/docker
+  local sock=$d/docker.sock
+  ((${#sock} < 100)) || die "socket path too long (${#sock} chars, max ~100): $sock; use a short DIR such as \$(mktemp -d /tmp/nca-XXXXXX)"
+  mkdir -p "$d"
+  echo '{}' >"$d/daemon.json" # keeps the machine's /etc/docker/daemon.json out
+  setsid dockerd --config-file "$d/daemon.json" --storage-driver=vfs --iptables=false --ip6tables=false --bridge=none \
+    --data-root "$d/data" --exec-root "$d/exec" --pidfile "$d/pid" -H "unix://$sock" \
+    </dev/null >"$d/dockerd.log" 2>&1 &
+  local pid=$!
+  echo "$pid" >>"$dir/pids"
+  if ! wait_until dockerd "$pid" docker -H "unix://$sock" version; then
+    log_tail "$d/dockerd.log"
+    return 1
+  fi
+  # dockerd's own containerd: listed too, so a dockerd that must be killed leaves no orphan.
+  local cpid
+  cpid=$(cat "$d/exec/containerd/containerd.pid" 2>/dev/null || true)
+  [[ -n $cpid ]] && echo "$cpid" >>"$dir/pids"
+  echo "DOCKER_HOST=unix://$sock" >>"$dir/env"
+}
+
+# --- registry ----------------------------------------------------------------
+
+write_registry_config() {
+  local rdir=$1 port=$2 htpasswd=$3
+  cat >"$rdir/config.yml" <<YAML
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $rdir/data
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$port
+  secret: nca-test-$port
+YAML
+  if [[ -n $htpasswd ]]; then
+    cat >>"$rdir/config.yml" <<YAML
+auth:
+  htpasswd:
+    realm: nca-test
+    path: $htpasswd
+YAML
+  fi
+}
+
+# 200 (open) or 401 (auth required) means the registry is serving /v2/.
+registry_up() {
+  local code
+  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$1/v2/")
+  [[ $code == 200 || $code == 401 ]]
+}
+
+# Start a registry under RDIR on a free port (a few ports tried: picking one races with
+# other processes); append its pid to DIR/pids and print the port.
+start_registry() {
+  local dir=$1 rdir=$2 htpasswd=${3:-}
+  mkdir -p "$rdir/data"
+  local attempt port pid
+  for attempt in 1 2 3; do
+    port=$(free_port)
+    write_registry_config "$rdir" "$port" "$htpasswd"
+    setsid docker-registry serve "$rdir/config.yml" </dev/null >"$rdir/registry.log" 2>&1 &
+    pid=$!
+    echo "$pid" >>"$dir/pids"
+    if wait_until "registry on port $port" "$pid" registry_up "$port"; then
+      echo "$port"
+      return 0
+    fi
+    grep -q 'address already in use' "$rdir/registry.log" || break
+    log "port $port was taken, retrying (attempt $attempt)"
+  done
+  log_tail "$rdir/registry.log"
+  return 1
+}
+
+# --- subcommands ---------------------------------------------------------------
+
+cmd_start() {
+  (($# == 1)) || usage
+  need dockerd docker docker-registry curl
+  [[ $(id -u) == 0 ]] || die "dockerd needs root (it runs without iptables or a bridge, but still as root)"
+  local dir
+  dir=$(abs_dir "$1")
+  [[ ! -e $dir/pids ]] || die "$dir/pids exists: services already started there (stop them first)"
+  : >"$dir/pids"
+  : >"$dir/env"
+  local port
+  if ! start_dockerd "$dir" || ! port=$(start_registry "$dir" "$dir/registry"); then
+    log "start failed; stopping what was started (logs kept in $dir)"
+    kill_pids "$dir"
+    exit 1
+  fi
+  echo "REGISTRY=127.0.0.1:$port" >>"$dir/env"
+  log "ready: $(tr '\n' ' ' <"$dir/env")"
+}
+
+cmd_registry() {
+  (($# == 2 || $# == 5)) || usage
+  local dir name=$2 htpasswd=''
+  [[ -e $1/pids ]] || die "$1/pids not found: run 'services.sh start $1' first"
+  dir=$(abs_dir "$1")
+  [[ $name =~ ^[A-Za-z0-9._-]+$ ]] || die "registry NAME must be a plain directory name, got '$name'"
+  need docker-registry curl
+  if (($# == 5)); then
+    [[ $3 == --htpasswd ]] || usage
+    need htpasswd
+    mkdir -p "$dir/$name"
+    htpasswd=$dir/$name/htpasswd
+    htpasswd -Bbn "$4" "$5" >"$htpasswd"
+  fi
+  local port
+  port=$(start_registry "$dir" "$dir/$name" "$htpasswd") || exit 1
+  echo "127.0.0.1:$port"
+}
+
+# Recorded pids that are still running and still ours.
+live_pids() {
+  local dir=$1 pid
+  [[ -f $dir/pids ]] || return 0
+  while read -r pid; do
+    [[ $pid =~ ^[0-9]+$ ]] && ours "$pid" "$dir" && echo "$pid"
+  done <"$dir/pids"
+  return 0
+}
+
+parent_of() {
+  local stat
+  stat=$(<"/proc/$1/stat") 2>/dev/null || return 0
+  stat=${stat##*) } # skip "pid (comm) ", comm may hold spaces
+  set -- $stat
+  echo "$2"
+}
+
+# TERM all recorded processes at once, except children of a recorded one (dockerd's
+# containerd), which their parent shuts down; wait (bounded), then KILL what is left.
+kill_pids() {
+  local dir=$1 pid
+  local -a pids
+  mapfile -t pids < <(live_pids "$dir")
+  ((${#pids[@]})) || return 0
+  for pid in "${pids[@]}"; do
+    [[ " ${pids[*]} " == *" $(parent_of "$pid") "* ]] || kill -TERM "$pid" 2>/dev/null || true
+  done
+  local deadline=$((SECONDS + STOP_TIMEOUT))
+  while [[ -n $(live_pids "$dir") ]] && ((SECONDS < deadline)); do sleep 0.2; done
+  for pid in $(live_pids "$dir"); do
+    log "pid $pid still running ${STOP_TIMEOUT}s after TERM: killing"
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  sleep 0.2 # let the kernel reap before the caller looks at mounts
+}
+
+# Mount points below DIR, deepest first (mountinfo escapes spaces as \040).
+mounts_under() {
+  awk -v d="$1/" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo | sort -r
+}
+
+cmd_stop() {
+  (($# == 1)) || usage
+  [[ -d $1 ]] || { log "$1 does not exist: nothing to stop"; return 0; }
+  local dir
+  dir=$(abs_dir "$1")
+  [[ -f $dir/pids ]] || die "$dir/pids not found: not a services directory, not removing it"
+  kill_pids "$dir"
+  # dockerd bind-mounts its data root onto itself and undoes it on a clean shutdown;
+  # a killed one leaves it behind. Undo only those: anything else mounted here is
+  # not ours, so the directory is kept.
+  local m
+  while read -r m; do
+    [[ -n $m && $m == "$dir/docker/"* ]] && umount "$m" 2>/dev/null || true
+  done < <(mounts_under "$dir")
+  if [[ -n $(mounts_under "$dir") ]]; then
+    die "still mounted below $dir, not removing it: $(mounts_under "$dir" | tr '\n' ' ')"
+  fi
+  rm -rf "$dir"
+  log "stopped; removed $dir"
+}
+
+case "${1:-}" in
+start) shift && cmd_start "$@" ;;
+registry) shift && cmd_registry "$@" ;;
+stop) shift && cmd_stop "$@" ;;
+*) usage ;;
+esac
