@@ -130,7 +130,11 @@ function parseImage(value: string | null): string | null {
   if (value === null) return null
   const ref = parseOrFail('image', value)
   if (ref.tag !== null || ref.digest !== null) {
-    throw new InputError('image', value, 'must be a repository without a tag or digest: give tags in "tags"')
+    throw new InputError(
+      'image',
+      value,
+      'must be a repository without a tag or digest: give tags in "tags"'
+    )
   }
   return value
 }
@@ -192,8 +196,13 @@ function reason(error: unknown): string {
 /** Values that are each fine but cannot work together. */
 function checkCombinations(inputs: Inputs): void {
   if ((inputs.username === null) !== (inputs.password === null)) {
-    const [given, missing] = inputs.username === null ? ['password', 'username'] : ['username', 'password']
-    throw new InputError(missing, '', `is empty but "${given}" is set: give both to log in, or neither`)
+    const [given, missing] =
+      inputs.username === null ? ['password', 'username'] : ['username', 'password']
+    throw new InputError(
+      missing,
+      '',
+      `is empty but "${given}" is set: give both to log in, or neither`
+    )
   }
   if (inputs.push && inputs.pushTool === 'docker' && !inputs.load) {
     throw new InputError(

@@ -51,7 +51,11 @@ async function runPipeline(inputs: Inputs, report: Report): Promise<void> {
     report.skip('Build', 'build: false')
     return
   }
-  const built = await report.stage('Build', () => build(inputs), b => b.storePath)
+  const built = await report.stage(
+    'Build',
+    () => build(inputs),
+    b => b.storePath
+  )
   core.setOutput('store-path', built.storePath)
   core.setOutput('image-format', formatName(built.format))
 
@@ -69,13 +73,22 @@ async function runPipeline(inputs: Inputs, report: Report): Promise<void> {
   core.setOutput('refs', resolved.refs.join('\n'))
 
   if (dockerImage === null) report.skip('Tag', 'load: false')
-  else await report.stage('Tag', () => tagImage({ source: dockerImage, refs: resolved.refs }), () => `${resolved.refs.length} refs`)
+  else
+    await report.stage(
+      'Tag',
+      () => tagImage({ source: dockerImage, refs: resolved.refs }),
+      () => `${resolved.refs.length} refs`
+    )
 
   if (!inputs.push) {
     report.skip('Push', 'push: false')
     return
   }
-  const pushed = await report.stage('Push', () => pushImage({ refs: resolved.refs }), p => p.digest)
+  const pushed = await report.stage(
+    'Push',
+    () => pushImage({ refs: resolved.refs }),
+    p => p.digest
+  )
   report.digest = pushed.digest
   report.imageRef = pushed.imageRef
   core.setOutput('digest', pushed.digest)
@@ -108,7 +121,11 @@ async function loadOrInspect(
     const metadata = await inspectImage(built)
     return { metadata, dockerImage: null }
   }
-  const loaded = await report.stage('Load', () => loadImage(built), l => l.dockerImage)
+  const loaded = await report.stage(
+    'Load',
+    () => loadImage(built),
+    l => l.dockerImage
+  )
   core.setOutput('loaded-image', loaded.loadedImages[0] ?? '')
   return { metadata: loaded.metadata, dockerImage: loaded.dockerImage }
 }

@@ -23,7 +23,11 @@ export class Report {
   }
 
   /** Run one stage in a log group, timing it and recording how it ended. */
-  async stage<T>(name: string, work: () => Promise<T>, describe: (result: T) => string): Promise<T> {
+  async stage<T>(
+    name: string,
+    work: () => Promise<T>,
+    describe: (result: T) => string
+  ): Promise<T> {
     const started = performance.now()
     const seconds = (): number => (performance.now() - started) / 1000
     try {
@@ -47,7 +51,8 @@ const STATUS_ICON: Record<StageStatus, string> = { done: '✅', skipped: '⏭️
 /** The job summary as markdown (pure, for tests). */
 export function renderSummary(report: Report): string {
   const rows = report.stages.map(
-    s => `| ${s.name} | ${STATUS_ICON[s.status]} ${s.status} | ${escapeCell(s.detail)} | ${s.seconds.toFixed(1)} |`
+    s =>
+      `| ${s.name} | ${STATUS_ICON[s.status]} ${s.status} | ${escapeCell(s.detail)} | ${s.seconds.toFixed(1)} |`
   )
   const lines = [
     '## Nix container',

@@ -29,7 +29,11 @@ describe('buildArgs', () => {
   })
 
   test('system and nix-args are passed as separate arguments', () => {
-    const args = buildArgs({ ...options, system: 'aarch64-linux', nixArgs: ['--option', 'cores 2'] })
+    const args = buildArgs({
+      ...options,
+      system: 'aarch64-linux',
+      nixArgs: ['--option', 'cores 2']
+    })
     expect(args.slice(-4)).toEqual(['--system', 'aarch64-linux', '--option', 'cores 2'])
   })
 })
@@ -49,7 +53,9 @@ describe('parseBuildJson', () => {
 
 describe('buildImage', () => {
   test('returns the store path', async () => {
-    exec.run.mockResolvedValueOnce(ok('[{"drvPath":"/nix/store/x.drv","outputs":{"out":"/nix/store/x-image"}}]'))
+    exec.run.mockResolvedValueOnce(
+      ok('[{"drvPath":"/nix/store/x.drv","outputs":{"out":"/nix/store/x-image"}}]')
+    )
     await expect(buildImage(options)).resolves.toEqual({
       storePath: '/nix/store/x-image',
       drvPath: '/nix/store/x.drv'
@@ -59,7 +65,11 @@ describe('buildImage', () => {
   test('a missing attribute names it and lists what the flake offers', async () => {
     exec.run
       .mockRejectedValueOnce(
-        new CommandError(['nix'], 1, "error: flake 'x' does not provide attribute 'packages.x86_64-linux.nope'")
+        new CommandError(
+          ['nix'],
+          1,
+          "error: flake 'x' does not provide attribute 'packages.x86_64-linux.nope'"
+        )
       )
       .mockResolvedValueOnce(ok('x86_64-linux'))
       .mockResolvedValueOnce(ok('["container","container-stream"]'))

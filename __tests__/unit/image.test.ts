@@ -32,7 +32,9 @@ function tarOf(files: Record<string, string>): Buffer {
 }
 
 const config = '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'
-const manifest = JSON.stringify([{ Config: 'abc.json', RepoTags: ['hello:latest'], Layers: ['l1/layer.tar'] }])
+const manifest = JSON.stringify([
+  { Config: 'abc.json', RepoTags: ['hello:latest'], Layers: ['l1/layer.tar'] }
+])
 
 describe('classifyHeader', () => {
   const header = (bytes: number[], at = 0): Buffer => {
@@ -42,8 +44,18 @@ describe('classifyHeader', () => {
   }
   test.each<[string, Buffer, boolean, unknown]>([
     ['gzip', header([0x1f, 0x8b, 8]), false, { kind: 'docker-archive', compression: 'gzip' }],
-    ['zstd', header([0x28, 0xb5, 0x2f, 0xfd]), false, { kind: 'docker-archive', compression: 'zstd' }],
-    ['tar', header([...Buffer.from('ustar')], 257), false, { kind: 'docker-archive', compression: 'none' }],
+    [
+      'zstd',
+      header([0x28, 0xb5, 0x2f, 0xfd]),
+      false,
+      { kind: 'docker-archive', compression: 'zstd' }
+    ],
+    [
+      'tar',
+      header([...Buffer.from('ustar')], 257),
+      false,
+      { kind: 'docker-archive', compression: 'none' }
+    ],
     ['script, executable', header([...Buffer.from('#!/bin/sh\n')]), true, { kind: 'stream' }],
     ['ELF, executable', header([0x7f, 0x45, 0x4c, 0x46]), true, { kind: 'stream' }],
     ['script, not executable', header([...Buffer.from('#!/bin/sh\n')]), false, null],
@@ -92,7 +104,9 @@ describe('readArchiveMetadata', () => {
     ['plain tar', (b: Buffer) => b],
     ['gzip', (b: Buffer) => gzipSync(b)]
   ])('reads RepoTags and the config digest from a %s', async (_name, compress) => {
-    const archive = compress(tarOf({ 'manifest.json': manifest, 'abc.json': config, 'l1/layer.tar': 'x' }))
+    const archive = compress(
+      tarOf({ 'manifest.json': manifest, 'abc.json': config, 'l1/layer.tar': 'x' })
+    )
     const metadata = await readArchiveMetadata(Readable.from([archive]))
     expect(metadata.repoTags).toEqual(['hello:latest'])
     expect(metadata.layerCount).toBe(1)
@@ -103,18 +117,20 @@ describe('readArchiveMetadata', () => {
     const archive = tarOf({ 'abc.json': config, 'manifest.json': manifest })
     const metadata = await readArchiveMetadata(Readable.from([archive]))
     const { createHash } = await import('node:crypto')
-    expect(metadata.configDigest).toBe(`sha256:${createHash('sha256').update(config).digest('hex')}`)
+    expect(metadata.configDigest).toBe(
+      `sha256:${createHash('sha256').update(config).digest('hex')}`
+    )
   })
 
   test('an archive without manifest.json is refused', async () => {
-    await expect(readArchiveMetadata(Readable.from([tarOf({ 'abc.json': config })]))).rejects.toThrow(
-      'has no manifest.json'
-    )
+    await expect(
+      readArchiveMetadata(Readable.from([tarOf({ 'abc.json': config })]))
+    ).rejects.toThrow('has no manifest.json')
   })
 
   test('a manifest naming a missing config is refused', async () => {
-    await expect(readArchiveMetadata(Readable.from([tarOf({ 'manifest.json': manifest })]))).rejects.toThrow(
-      'has no config file abc.json'
-    )
+    await expect(
+      readArchiveMetadata(Readable.from([tarOf({ 'manifest.json': manifest })]))
+    ).rejects.toThrow('has no config file abc.json')
   })
 })

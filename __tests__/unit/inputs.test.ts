@@ -33,15 +33,24 @@ describe('parseInputs', () => {
 
   test('lists: tags by newline or comma, nix-args one per line', () => {
     const inputs = parseInputs(
-      reader({ ...pushable, tags: 'v1, latest\n\n ghcr.io/o/app:v1 ', 'nix-args': '--option\nsandbox, relaxed\n' })
+      reader({
+        ...pushable,
+        tags: 'v1, latest\n\n ghcr.io/o/app:v1 ',
+        'nix-args': '--option\nsandbox, relaxed\n'
+      })
     )
     expect(inputs.tags).toEqual(['v1', 'latest', 'ghcr.io/o/app:v1'])
     expect(inputs.nixArgs).toEqual(['--option', 'sandbox, relaxed'])
   })
 
-  test.each(['true', 'True', 'TRUE', 'false', 'False', 'FALSE'])('boolean %s is accepted', value => {
-    expect(parseInputs(reader({ ...pushable, cache: value })).cache).toBe(value.toLowerCase() === 'true')
-  })
+  test.each(['true', 'True', 'TRUE', 'false', 'False', 'FALSE'])(
+    'boolean %s is accepted',
+    value => {
+      expect(parseInputs(reader({ ...pushable, cache: value })).cache).toBe(
+        value.toLowerCase() === 'true'
+      )
+    }
+  )
 
   test.each<[Record<string, string>, string]>([
     [{ push: 'yes' }, 'Input "push": "yes" is not a boolean: use true or false'],
@@ -55,8 +64,14 @@ describe('parseInputs', () => {
     [{ tags: 'v1;id' }, 'Input "tags": "v1;id" is not a valid tag'],
     [{ tags: 'ok, $(id)' }, 'Input "tags": "$(id)" is not a valid tag'],
     [{ tags: '-v1' }, 'Input "tags": "-v1" is not a valid tag'],
-    [{ tags: 'ghcr.io/o/app:bad tag' }, 'Input "tags": "ghcr.io/o/app:bad tag" is not a valid image reference'],
-    [{ image: 'ghcr.io/o/app:v1' }, 'Input "image": "ghcr.io/o/app:v1" must be a repository without a tag'],
+    [
+      { tags: 'ghcr.io/o/app:bad tag' },
+      'Input "tags": "ghcr.io/o/app:bad tag" is not a valid image reference'
+    ],
+    [
+      { image: 'ghcr.io/o/app:v1' },
+      'Input "image": "ghcr.io/o/app:v1" must be a repository without a tag'
+    ],
     [{ image: 'ghcr.io//app' }, 'Input "image": "ghcr.io//app" is not a valid image reference'],
     [{ registry: 'ghcr.io/owner' }, 'Input "registry": "ghcr.io/owner" is not a registry host'],
     [{ system: 'x86_64 linux' }, 'Input "system": "x86_64 linux" is not a Nix system'],
@@ -74,8 +89,14 @@ describe('parseInputs', () => {
   test.each<[Record<string, string>, string]>([
     [{}, 'Input "image": "" names no registry, so push: true has nowhere to push'],
     [{ image: 'app', tags: 'v1' }, 'Input "image": "app" names no registry'],
-    [{ image: 'ghcr.io/o/app', tags: 'v1, other/app:v2' }, 'Input "tags": "other/app:v2" names no registry'],
-    [{ load: 'false', registry: 'ghcr.io' }, 'Input "load": "false" cannot go with push: true and push-tool: docker']
+    [
+      { image: 'ghcr.io/o/app', tags: 'v1, other/app:v2' },
+      'Input "tags": "other/app:v2" names no registry'
+    ],
+    [
+      { load: 'false', registry: 'ghcr.io' },
+      'Input "load": "false" cannot go with push: true and push-tool: docker'
+    ]
   ])('push with nowhere to push or nothing loaded: %j', (values, message) => {
     expect(() => parseInputs(reader(values))).toThrow(message)
   })

@@ -68,7 +68,9 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
       throw new Error(await missingAttributeMessage(options))
     }
     if (error instanceof CommandError) {
-      throw new Error(`nix build ${installable(options)} failed. The end of its log:\n${error.tail()}`)
+      throw new Error(
+        `nix build ${installable(options)} failed. The end of its log:\n${error.tail()}`
+      )
     }
     throw error
   }
@@ -80,7 +82,14 @@ async function missingAttributeMessage(options: BuildOptions): Promise<string> {
   const head = `flake ${options.flake} has no attribute "${options.attribute}" for ${system}`
   const offered = await run(
     'nix',
-    [...NIX_FEATURE_ARGS, 'eval', '--json', `${options.flake}#packages.${system}`, '--apply', 'builtins.attrNames'],
+    [
+      ...NIX_FEATURE_ARGS,
+      'eval',
+      '--json',
+      `${options.flake}#packages.${system}`,
+      '--apply',
+      'builtins.attrNames'
+    ],
     { silent: true, allowFailure: true }
   )
   if (offered.exitCode !== 0) return `${head}, and it has no packages.${system}`

@@ -28,7 +28,9 @@ export function offPathCandidates(home: string): string[] {
 
 /** `nix (Nix) 2.8.0` -> `2.8.0` */
 export function parseNixVersion(output: string): string | null {
-  return /\b(\d+\.\d+(?:\.\d+)?(?:[-.\w]*)?)\s*$/.exec(output.trim().split('\n')[0] ?? '')?.[1] ?? null
+  return (
+    /\b(\d+\.\d+(?:\.\d+)?(?:[-.\w]*)?)\s*$/.exec(output.trim().split('\n')[0] ?? '')?.[1] ?? null
+  )
 }
 
 async function nixVersionOf(nix: string): Promise<string | null> {
@@ -51,7 +53,9 @@ export async function setupNix(options: NixOptions): Promise<NixResult> {
   for (const candidate of offPathCandidates(homedir())) {
     const version = await nixVersionOf(candidate)
     if (version) {
-      core.info(`Using Nix ${version} at ${candidate} (not on PATH: added for this and later steps)`)
+      core.info(
+        `Using Nix ${version} at ${candidate} (not on PATH: added for this and later steps)`
+      )
       core.addPath(dirname(candidate))
       return { version, found: 'adopted', installed: false }
     }

@@ -1,0 +1,59 @@
+// Reading the registry's HTTP API directly, as a client independent of docker and skopeo.
+const MANIFEST_TYPES = [
+  'application/vnd.docker.distribution.manifest.v2+json',
+  'application/vnd.oci.image.manifest.v1+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+  'application/vnd.oci.image.index.v1+json'
+].join(', ')
+
+export interface RegistryManifest {
+  status: number
+  /** The registry's Docker-Content-Digest header. */
+  digest: string | null
+  mediaType: string | null
+  configDigest: string | null
+  layerCount: number
+}
+
+/** GET /v2/<name>/manifests/<reference> on a registry at host:port (plain HTTP, loopback). */
+export async function getManifest(
+  registry: string,
+  name: string,
+  reference: string
+): Promise<RegistryManifest> {
+  const response = await fetch(`http://${registry}/v2/${name}/manifests/${reference}`, {
+    headers: { Accept: MANIFEST_TYPES }
+  })
+  if (response.status !== 200) {
+    return {
+      status: response.status,
+      digest: null,
+      mediaType: null,
+      configDigest: null,
+      layerCount: 0
+    }
+  }
+  const body = (await response.json()) as {
+    mediaType?: string
+    config?: { digest?: string }
+    layers?: unknown[]
+  }
+  return {
+    status: response.status,
+    digest: response.headers.get('docker-content-digest'),
+    mediaType: body.mediaType ?? response.headers.get('content-type'),
+    configDigest: body.config?.digest ?? null,
+    layerCount: body.layers?.length ?? 0
+  }
+}
+
+/** Split `127.0.0.1:5000/e2e/app:v1` into the registry-relative name and the tag. */
+export function splitRef(ref: string): { registry: string; name: string; tag: string } {
+  const slash = ref.indexOf('/')
+  const colon = ref.lastIndexOf(':')
+  return {
+    registry: ref.slice(0, slash),
+    name: ref.slice(slash + 1, colon),
+    tag: ref.slice(colon + 1)
+  }
+}

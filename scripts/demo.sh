@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The action's whole job on the built-in example: start a Docker daemon and a registry on
+# 127.0.0.1, run the bundled action (dist/) as the GitHub runner does, print its outputs,
+# and stop everything again. Extra `name=value` arguments override the inputs:
+#   npm run demo -- attribute=container-stream tags=v2
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/install-deps.sh
+dir=$(mktemp -d /tmp/nca-demo-XXXXXX)
+trap 'scripts/services.sh stop "$dir"' EXIT
+scripts/services.sh start "$dir"
+set -a
+# shellcheck disable=SC1091
+source "$dir/env"
+set +a
+
+# The example flake has no inputs and builds with the host's tools: no network, no sandbox.
+export NIX_CONFIG=$'experimental-features = nix-command flakes\nsandbox = false\nsubstituters =\nbuild-users-group ='
+
+node scripts/run-action.mjs \
+  flake=./examples/hello \
+  attribute=container \
+  registry="$REGISTRY" \
+  image=demo/hello \
+  tags=v1,latest \
+  "$@"
