@@ -147,3 +147,17 @@ export async function runWithStdin(
   if (exitCode !== 0) throw new CommandError(argv, exitCode, stderr)
   return { exitCode, stdout, stderr }
 }
+
+/**
+ * Wait for every promise, then throw the first failure. Unlike Promise.all, a second failure
+ * (a producer that dies of EPIPE after its consumer failed) is never left unhandled.
+ */
+export async function settleAll<T extends readonly unknown[]>(
+  promises: readonly [...{ [K in keyof T]: Promise<T[K]> }]
+): Promise<T> {
+  const results = await Promise.allSettled(promises)
+  for (const result of results) {
+    if (result.status === 'rejected') throw result.reason
+  }
+  return results.map(result => (result as PromiseFulfilledResult<unknown>).value) as unknown as T
+}

@@ -212,9 +212,6 @@ function checkCombinations(inputs: Inputs): void {
         'set load: true, push: false, or push-tool: skopeo'
     )
   }
-  if (inputs.push && inputs.pushTool === 'skopeo') {
-    throw new InputError('push-tool', 'skopeo', 'is not available in this version yet: use docker')
-  }
   if (inputs.push) checkPushDestination(inputs)
 }
 

@@ -14,6 +14,11 @@ import { buildImage, installable } from './stages/build.js'
 import { inspectImage, loadImage } from './stages/load.js'
 import { tagImage } from './stages/tag.js'
 import { pushImage } from './stages/push.js'
+import type { RefOutcome } from './stages/push.js'
+import { needsPlainCopy } from './image/archive.js'
+import { rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 
 interface BuiltImage {
   storePath: string
@@ -59,7 +64,35 @@ async function runPipeline(inputs: Inputs, report: Report): Promise<void> {
   core.setOutput('store-path', built.storePath)
   core.setOutput('image-format', formatName(built.format))
 
-  const { metadata, dockerImage } = await loadOrInspect(inputs, built, report)
+  const archiveCopy = plainArchiveCopyFor(inputs, built)
+  try {
+    const { metadata, dockerImage } = await loadOrInspect(inputs, built, report, archiveCopy)
+    await tagAndPush(inputs, report, metadata, dockerImage, archiveCopy ?? built.storePath)
+  } finally {
+    if (archiveCopy) await rm(archiveCopy, { force: true })
+  }
+}
+
+/**
+ * skopeo reads `docker-archive:` from a seekable, uncompressed file: a plain tar output is used
+ * as it is, anything else is written out once, under RUNNER_TEMP, in the pass that loads it.
+ */
+function plainArchiveCopyFor(inputs: Inputs, built: BuiltImage): string | null {
+  if (!inputs.push || inputs.pushTool !== 'skopeo' || !needsPlainCopy(built.format)) return null
+  return join(runnerTemp(), `nix-container-${process.pid}.tar`)
+}
+
+function runnerTemp(): string {
+  return process.env.RUNNER_TEMP || tmpdir()
+}
+
+async function tagAndPush(
+  inputs: Inputs,
+  report: Report,
+  metadata: ArchiveMetadata,
+  dockerImage: string | null,
+  archivePath: string
+): Promise<void> {
   core.setOutput('image-id', metadata.configDigest)
 
   const resolved = resolveRefs({
@@ -86,9 +119,17 @@ async function runPipeline(inputs: Inputs, report: Report): Promise<void> {
   }
   const pushed = await report.stage(
     'Push',
-    () => pushImage({ refs: resolved.refs }),
-    p => p.digest
+    () =>
+      pushImage({
+        refs: resolved.refs,
+        tool: inputs.pushTool,
+        configDigest: metadata.configDigest,
+        archivePath: inputs.pushTool === 'skopeo' ? archivePath : null,
+        tempDir: runnerTemp()
+      }),
+    p => `${describeOutcomes(p.outcomes)} with ${inputs.pushTool}`
   )
+  report.refs = pushed.outcomes.map(o => `${o.ref} (${o.action})`)
   report.digest = pushed.digest
   report.imageRef = pushed.imageRef
   core.setOutput('digest', pushed.digest)
@@ -114,20 +155,32 @@ async function build(inputs: Inputs): Promise<BuiltImage> {
 async function loadOrInspect(
   inputs: Inputs,
   built: BuiltImage,
-  report: Report
+  report: Report,
+  copyTo: string | null
 ): Promise<{ metadata: ArchiveMetadata; dockerImage: string | null }> {
   if (!inputs.load) {
     report.skip('Load', 'load: false')
-    const metadata = await inspectImage(built)
+    const metadata = await report.stage(
+      'Read image',
+      () => inspectImage({ ...built, copyTo }),
+      m => `${m.layerCount} layers, config ${m.configDigest}`
+    )
     return { metadata, dockerImage: null }
   }
   const loaded = await report.stage(
     'Load',
-    () => loadImage(built),
+    () => loadImage({ ...built, copyTo }),
     l => l.dockerImage
   )
   core.setOutput('loaded-image', loaded.loadedImages[0] ?? '')
   return { metadata: loaded.metadata, dockerImage: loaded.dockerImage }
+}
+
+/** `2 pushed, 1 up to date` */
+function describeOutcomes(outcomes: readonly RefOutcome[]): string {
+  const counts = new Map<string, number>()
+  for (const { action } of outcomes) counts.set(action, (counts.get(action) ?? 0) + 1)
+  return [...counts].map(([action, count]) => `${count} ${action}`).join(', ')
 }
 
 // Run when executed as the action's entry point, not when imported by tests.

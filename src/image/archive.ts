@@ -1,9 +1,10 @@
 // Reading a docker archive as a stream: manifest.json for the RepoTags and the config digest,
 // in the same single pass that feeds `docker load`, so a streamed image is never written to disk.
 import { createHash } from 'node:crypto'
-import { createReadStream } from 'node:fs'
-import { finished } from 'node:stream/promises'
+import { createReadStream, createWriteStream } from 'node:fs'
+import { finished, pipeline } from 'node:stream/promises'
 import type { Readable, Writable } from 'node:stream'
+import { createGunzip } from 'node:zlib'
 import { Parser } from 'tar'
 import type { ReadEntry } from 'tar'
 import { spawnProducer } from '../exec.js'
@@ -27,13 +28,30 @@ export interface ArchiveMetadata {
 // Configs and manifest.json are small; layers are not read into memory.
 const SMALL_ENTRY_LIMIT = 4 * 1024 * 1024
 
-/** The decompressed archive as a stream: the file, `zstd -dc` of it, or the stream script's output. */
+/**
+ * The archive as a plain tar stream: the file, decompressed, or the stream script's output.
+ * Always uncompressed, so every consumer (docker load, skopeo, the parser) reads the same
+ * thing: docker 20.10 cannot load zstd, and skopeo 1.9 cannot read a gzip docker-archive.
+ */
 export function openArchive(storePath: string, format: ImageFormat): Producer {
   if (format.kind === 'stream') return spawnProducer(storePath, [])
   if (format.compression === 'zstd') return spawnProducer('zstd', ['-dc', '--', storePath])
-  // docker load and the tar parser both read gzip themselves.
   const file = createReadStream(storePath)
-  return { stdout: file, done: finished(file) }
+  if (format.compression === 'none') return { stdout: file, done: finished(file) }
+  const gunzip = createGunzip()
+  return { stdout: gunzip, done: pipeline(file, gunzip) }
+}
+
+/** A path skopeo can read as `docker-archive:`: seekable and uncompressed. */
+export function needsPlainCopy(format: ImageFormat): boolean {
+  return !(format.kind === 'docker-archive' && format.compression === 'none')
+}
+
+/** Also write the plain archive to `path` while others read it. */
+export function copyArchiveTo(archive: Readable, path: string): Promise<void> {
+  const file = createWriteStream(path)
+  archive.pipe(file)
+  return finished(file)
 }
 
 /** Parse manifest.json (pure, for tests). */

@@ -1,14 +1,16 @@
 // The load stage: `docker load` the build output, reading its manifest in the same pass.
 // Also `inspectImage`, the same metadata without docker, for runs that do not load.
 import * as core from '@actions/core'
-import { run, runWithStdin } from '../exec.js'
-import { openArchive, readArchiveMetadata } from '../image/archive.js'
+import { run, runWithStdin, settleAll } from '../exec.js'
+import { copyArchiveTo, openArchive, readArchiveMetadata } from '../image/archive.js'
 import type { ArchiveMetadata } from '../image/archive.js'
 import type { ImageFormat } from '../image/format.js'
 
 export interface LoadOptions {
   storePath: string
   format: ImageFormat
+  /** Also write the plain archive here in the same pass (for skopeo). */
+  copyTo?: string | null
 }
 
 export interface LoadResult {
@@ -39,10 +41,11 @@ export function parseDockerLoad(stdout: string): DockerLoadOutput {
 
 export async function loadImage(options: LoadOptions): Promise<LoadResult> {
   const archive = openArchive(options.storePath, options.format)
-  const [metadata, load] = await Promise.all([
+  const [metadata, load] = await settleAll([
     readArchiveMetadata(archive.stdout),
     runWithStdin('docker', ['load'], archive.stdout),
-    archive.done
+    archive.done,
+    options.copyTo ? copyArchiveTo(archive.stdout, options.copyTo) : Promise.resolve()
   ])
   const loaded = parseDockerLoad(load.stdout)
   const dockerImage = loaded.images[0] ?? loaded.imageIds[0]
@@ -65,9 +68,13 @@ async function crossCheckImageId(dockerImage: string, configDigest: string): Pro
   }
 }
 
-/** The archive's metadata without loading it anywhere. */
+/** The archive's metadata without loading it into docker. */
 export async function inspectImage(options: LoadOptions): Promise<ArchiveMetadata> {
   const archive = openArchive(options.storePath, options.format)
-  const [metadata] = await Promise.all([readArchiveMetadata(archive.stdout), archive.done])
+  const [metadata] = await settleAll([
+    readArchiveMetadata(archive.stdout),
+    archive.done,
+    options.copyTo ? copyArchiveTo(archive.stdout, options.copyTo) : Promise.resolve()
+  ])
   return metadata
 }
