@@ -19,8 +19,9 @@ export default {
       displayName: 'e2e',
       testMatch: ['<rootDir>/__tests__/e2e/**/*.test.ts'],
       globalSetup: '<rootDir>/__tests__/e2e/global-setup.ts',
-      globalTeardown: '<rootDir>/__tests__/e2e/global-teardown.ts',
-      testTimeout: 300000
+      globalTeardown: '<rootDir>/__tests__/e2e/global-teardown.ts'
     }
-  ]
+  ],
+  // End-to-end tests build with Nix and push through real daemons: minutes, not seconds.
+  testTimeout: 300000
 }

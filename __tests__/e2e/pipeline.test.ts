@@ -1,7 +1,7 @@
 // The whole pipeline through the bundled action (dist/), as the runner runs it, against the
 // real Nix, Docker daemon and registry started by global-setup.ts on 127.0.0.1.
 import { afterAll, describe, expect, test } from '@jest/globals'
-import { existsSync } from 'node:fs'
+import { existsSync, readdirSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { runAction } from '../../scripts/run-action.mjs'
@@ -35,46 +35,118 @@ afterAll(async () => {
   await Promise.all(tempDirs.map(dir => rm(dir, { recursive: true, force: true })))
 })
 
-describe.each([
-  ['container', 'docker-archive'],
-  ['container-tar', 'docker-archive'],
-  ['container-zstd', 'docker-archive'],
-  ['container-stream', 'stream']
-])('example attribute %s', (attribute, format) => {
-  test(`is built, loaded, tagged twice and pushed (${format})`, async () => {
-    const image = `e2e/${attribute}`
-    const result = await action({
-      flake: example,
-      attribute,
-      registry: registry(),
-      image,
-      tags: 'v1\nlatest'
+const FORMATS: [attribute: string, format: string, layers: number][] = [
+  ['container', 'docker-archive', 1],
+  ['container-tar', 'docker-archive', 1],
+  ['container-zstd', 'docker-archive', 1],
+  ['container-layered', 'docker-archive', 3],
+  ['container-stream', 'stream', 1],
+  ['container-oci', 'oci-layout', 1]
+]
+const CASES = FORMATS.flatMap(([attribute, format, layers]) =>
+  ['docker', 'skopeo'].map(tool => [attribute, format, layers, tool] as const)
+)
+
+describe.each(CASES)(
+  'example %s (%s, %i layers) with push-tool %s',
+  (attribute, format, layers, tool) => {
+    test('is built, loaded, tagged twice and pushed', async () => {
+      const image = `e2e/${attribute}-${tool}`
+      const result = await action({
+        flake: example,
+        attribute,
+        registry: registry(),
+        image,
+        tags: 'v1\nlatest',
+        'push-tool': tool
+      })
+      expect({ exit: result.main.exitCode, log: log(result) }).toMatchObject({ exit: 0 })
+      expect(result.post?.exitCode).toBe(0)
+
+      const { outputs } = result
+      expect(outputs['image-format']).toBe(format)
+      expect(outputs['store-path']).toMatch(/^\/nix\/store\/[a-z0-9]{32}-/)
+      // An OCI layout names no repository: docker load reports only the image ID.
+      expect(outputs['loaded-image']).toBe(format === 'oci-layout' ? '' : 'hello:latest')
+      expect(outputs['nix-version']).toMatch(/^\d+\.\d+/)
+      expect(outputs['nix-installed']).toBe('false')
+      const refs = [`${registry()}/${image}:v1`, `${registry()}/${image}:latest`]
+      expect(outputs.refs?.split('\n')).toEqual(refs)
+
+      for (const ref of refs) {
+        const { name, tag } = splitRef(ref)
+        const manifest = await getManifest(registry(), name, tag)
+        expect(manifest.status).toBe(200)
+        expect(manifest.digest).toBe(outputs.digest)
+        expect(manifest.configDigest).toBe(outputs['image-id'])
+        expect(manifest.layerCount).toBe(layers)
+      }
+      expect(outputs.digest).toMatch(/^sha256:[a-f0-9]{64}$/)
+      expect(outputs['image-ref']).toBe(`${registry()}/${image}@${outputs.digest}`)
+      expect(result.summary).toContain(`**Digest:** \`${outputs.digest}\``)
+      expect(existsSync(join(process.cwd(), 'result'))).toBe(false)
+      // skopeo's plain copy of the archive lives in RUNNER_TEMP and is gone afterwards.
+      const leftovers = readdirSync(join(result.tempDir, 'runner-temp')).filter(f =>
+        f.endsWith('.tar')
+      )
+      expect(leftovers).toEqual([])
     })
-    expect({ exit: result.main.exitCode, log: log(result) }).toMatchObject({ exit: 0 })
-    expect(result.post?.exitCode).toBe(0)
+  }
+)
 
-    const { outputs } = result
-    expect(outputs['image-format']).toBe(format)
-    expect(outputs['store-path']).toMatch(/^\/nix\/store\/[a-z0-9]{32}-/)
-    expect(outputs['loaded-image']).toBe('hello:latest')
-    expect(outputs['nix-version']).toMatch(/^\d+\.\d+/)
-    expect(outputs['nix-installed']).toBe('false')
-    const refs = [`${registry()}/${image}:v1`, `${registry()}/${image}:latest`]
-    expect(outputs.refs?.split('\n')).toEqual(refs)
-
-    for (const ref of refs) {
-      const { name, tag } = splitRef(ref)
-      const manifest = await getManifest(registry(), name, tag)
-      expect(manifest.status).toBe(200)
-      expect(manifest.digest).toBe(outputs.digest)
-      expect(manifest.configDigest).toBe(outputs['image-id'])
-      expect(manifest.layerCount).toBe(1)
+describe.each(['docker', 'skopeo'])('an unchanged re-push with push-tool %s', tool => {
+  test('finds every ref up to date and pushes nothing', async () => {
+    const inputs = {
+      flake: example,
+      registry: registry(),
+      image: `e2e/repush-${tool}`,
+      tags: 'a,b',
+      'push-tool': tool
     }
-    expect(outputs.digest).toMatch(/^sha256:[a-f0-9]{64}$/)
-    expect(outputs['image-ref']).toBe(`${registry()}/${image}@${outputs.digest}`)
-    expect(result.summary).toContain(`**Digest:** \`${outputs.digest}\``)
-    expect(existsSync(join(process.cwd(), 'result'))).toBe(false)
+    const first = await action(inputs)
+    expect({ exit: first.main.exitCode, log: log(first) }).toMatchObject({ exit: 0 })
+    const again = await action(inputs, { watch: ['docker', 'skopeo'] })
+    expect({ exit: again.main.exitCode, log: log(again) }).toMatchObject({ exit: 0 })
+    expect(again.outputs.digest).toBe(first.outputs.digest)
+    expect(again.main.stdout).toContain(`${registry()}/e2e/repush-${tool}:a: up to date`)
+    expect(again.main.stdout).toContain(`${registry()}/e2e/repush-${tool}:b: up to date`)
+    const pushes = again.commands.filter(argv => argv[1] === 'push' || argv[1] === 'copy')
+    expect(pushes).toEqual([])
+    expect(again.summary).toContain('2 up to date')
   })
+})
+
+test('push-tool skopeo with load: false never talks to the docker daemon', async () => {
+  const result = await action(
+    {
+      flake: example,
+      attribute: 'container-stream',
+      registry: registry(),
+      image: 'e2e/daemonless',
+      load: 'false',
+      'push-tool': 'skopeo'
+    },
+    { watch: ['docker', 'skopeo'] }
+  )
+  expect({ exit: result.main.exitCode, log: log(result) }).toMatchObject({ exit: 0 })
+  expect(result.commands.filter(argv => argv[0] === 'docker')).toEqual([])
+  expect(result.commands.some(argv => argv[0] === 'skopeo' && argv[1] === 'copy')).toBe(true)
+  const manifest = await getManifest(registry(), 'e2e/daemonless', 'latest')
+  expect(manifest.digest).toBe(result.outputs.digest)
+  expect(manifest.configDigest).toBe(result.outputs['image-id'])
+})
+
+test('refs that already hold the image under another digest are made to agree', async () => {
+  // The same image pushed by docker and by skopeo gets two manifest digests (different layer
+  // compression); a run that finds one ref of each must leave both at one digest.
+  const base = { flake: example, registry: registry(), image: 'e2e/mixed' }
+  const byDocker = await action({ ...base, tags: 'd', 'push-tool': 'docker' })
+  const bySkopeo = await action({ ...base, tags: 's', 'push-tool': 'skopeo' })
+  expect(byDocker.outputs.digest).not.toBe(bySkopeo.outputs.digest)
+  const both = await action({ ...base, tags: 'd,s', 'push-tool': 'docker' })
+  expect({ exit: both.main.exitCode, log: log(both) }).toMatchObject({ exit: 0 })
+  expect(both.outputs.digest).toBe(byDocker.outputs.digest)
+  expect((await getManifest(registry(), 'e2e/mixed', 's')).digest).toBe(byDocker.outputs.digest)
 })
 
 test('the image ID is the config of what Nix built, the same for every format', async () => {
@@ -125,8 +197,14 @@ test('a missing attribute names it and lists what the flake offers', async () =>
   const result = await action({ flake: example, attribute: 'nope', registry: registry() })
   expect(result.main.exitCode).toBe(1)
   expect(result.main.stdout).toMatch(
-    /::error::flake \.\/examples\/hello has no attribute "nope" for [a-z0-9_]+-linux; packages\.[a-z0-9_]+-linux offers: container, container-stream/
+    /::error::flake \.\/examples\/hello has no attribute "nope" for [a-z0-9_]+-linux; packages\.[a-z0-9_]+-linux offers: container, container-big, .*container-stream/
   )
+})
+
+test('nix2container JSON is recognised and refused with what to do instead', async () => {
+  const result = await action({ flake: bad, attribute: 'nix2container-json', registry: registry() })
+  expect(result.main.exitCode).toBe(1)
+  expect(result.main.stdout).toMatch(/::error::.*looks like nix2container's image JSON/)
 })
 
 test('an output that is not an image fails with what it is', async () => {

@@ -7,7 +7,11 @@ import type { Readable, Writable } from 'node:stream'
 import { createGunzip } from 'node:zlib'
 import { Parser } from 'tar'
 import type { ReadEntry } from 'tar'
-import { spawnProducer } from '../exec.js'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { PassThrough } from 'node:stream'
+import { run, settleAll, spawnProducer } from '../exec.js'
 import type { Producer } from '../exec.js'
 import type { ImageFormat } from './format.js'
 
@@ -35,11 +39,39 @@ const SMALL_ENTRY_LIMIT = 4 * 1024 * 1024
  */
 export function openArchive(storePath: string, format: ImageFormat): Producer {
   if (format.kind === 'stream') return spawnProducer(storePath, [])
+  if (format.kind === 'oci-layout') return streamOciLayout(storePath)
   if (format.compression === 'zstd') return spawnProducer('zstd', ['-dc', '--', storePath])
   const file = createReadStream(storePath)
   if (format.compression === 'none') return { stdout: file, done: finished(file) }
   const gunzip = createGunzip()
   return { stdout: gunzip, done: pipeline(file, gunzip) }
+}
+
+/**
+ * An OCI layout as a docker archive stream (docker 20.10 cannot load an OCI layout). skopeo
+ * writes a docker archive sequentially, so it can write into a FIFO that is read as it goes;
+ * it cannot open /dev/stdout when that is node's socket pair.
+ */
+function streamOciLayout(layoutDir: string): Producer {
+  const archive = new PassThrough()
+  const done = (async () => {
+    const fifoDir = await mkdtemp(join(tmpdir(), 'nix-container-oci-'))
+    const fifo = join(fifoDir, 'archive.tar')
+    try {
+      await run('mkfifo', [fifo], { silent: true })
+      const skopeo = spawnProducer('skopeo', [
+        'copy',
+        '-q',
+        `oci:${layoutDir}`,
+        `docker-archive:${fifo}`
+      ])
+      skopeo.stdout.resume()
+      await settleAll([pipeline(createReadStream(fifo), archive), skopeo.done])
+    } finally {
+      await rm(fifoDir, { recursive: true, force: true })
+    }
+  })()
+  return { stdout: archive, done }
 }
 
 /** A path skopeo can read as `docker-archive:`: seekable and uncompressed. */

@@ -14,6 +14,8 @@
     {
       packages = forAllSystems (system: {
         not-an-image = run system "notes.txt" ''echo "just some text" > "$out"'';
+        # The shape of nix2container's image JSON (its layers point into the store).
+        nix2container-json = run system "image.json" ''echo '{"version":1,"image-config":{},"layers":[]}' > "$out"'';
         broken = run system "broken" ''echo "step 1 of 2"; echo "the example build fails on purpose" >&2; exit 3'';
       });
     };
