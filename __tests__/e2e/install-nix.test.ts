@@ -1,0 +1,309 @@
+// The install-nix stage end to end: the bundled action installs a Nix release tarball (built
+// from this machine's Nix by scripts/make-nix-tarball.sh, served on 127.0.0.1) into an empty
+// /nix, in a private mount namespace where this machine's nix is hidden
+// (scripts/with-private-nix.sh), then builds and pushes with the Nix it installed.
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals'
+import { execFileSync, spawn } from 'node:child_process'
+import {
+  createReadStream,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  statSync
+} from 'node:fs'
+import { readlink, rm, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:http'
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { basename, join } from 'node:path'
+import type { RunOptions, RunResult } from '../../scripts/run-action.mjs'
+import { getManifest } from './registry.js'
+
+const repoRoot = process.cwd()
+const PROFILE_BIN = '/nix/var/nix/profiles/default/bin'
+const TOKEN = 'ghs_e2eInstallNixToken0123456789'
+const temps: string[] = []
+
+const registry = (): string => {
+  const value = process.env.REGISTRY
+  if (!value) throw new Error('REGISTRY is not set: the e2e global setup did not run')
+  return value
+}
+
+function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join('/tmp', prefix))
+  temps.push(dir)
+  return dir
+}
+
+// --- the tarball, served on loopback ------------------------------------------------------
+
+let tarball = ''
+let version = ''
+let server: Server
+let baseUrl = ''
+/** Paths asked of the server, in order. */
+const requests: string[] = []
+/** Paths whose body the test replaces. */
+const overrides = new Map<string, string | Buffer>()
+
+beforeAll(async () => {
+  const out = tempDir('nca-tarball-')
+  tarball = execFileSync(join(repoRoot, 'scripts', 'make-nix-tarball.sh'), [out], {
+    encoding: 'utf8'
+  }).trim()
+  version = /^nix-(\d+\.\d+\.\d+)-/.exec(basename(tarball))?.[1] ?? ''
+  server = createServer((request, response) => {
+    const path = decodeURIComponent(new URL(request.url ?? '/', 'http://x').pathname)
+    requests.push(path)
+    const override = overrides.get(path)
+    if (override !== undefined) return void response.end(override)
+    const file = join(out, basename(path))
+    if (!existsSync(file)) {
+      response.statusCode = 404
+      return void response.end('not found')
+    }
+    response.setHeader('content-length', statSync(file).size)
+    createReadStream(file).pipe(response)
+  })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+})
+
+afterAll(async () => {
+  await new Promise(resolve => server.close(resolve))
+  for (const dir of temps) {
+    execFileSync('chmod', ['-R', 'u+w', dir])
+    await rm(dir, { recursive: true, force: true })
+  }
+})
+
+const tarballUrl = (): string => `${baseUrl}/${basename(tarball)}`
+
+// --- running the action with a private /nix ------------------------------------------------
+
+interface PrivateRun {
+  result: RunResult
+  /** What the action printed, for assertion messages. */
+  log: string
+}
+
+/**
+ * runAction inside scripts/with-private-nix.sh: /nix is `nixDir`, this machine's nix is hidden.
+ * HOME is a temp dir, so nix-env's ~/.nix-defexpr and Nix's caches stay out of root's home.
+ */
+async function runWithPrivateNix(
+  nixDir: string,
+  inputs: Record<string, string>,
+  options: Partial<RunOptions> = {}
+): Promise<PrivateRun> {
+  const dir = tempDir('nca-private-run-')
+  const optionsFile = join(dir, 'options.json')
+  const resultFile = join(dir, 'result.json')
+  const runOptions: RunOptions = {
+    inputs: { 'install-url': tarballUrl(), 'nix-version': version, ...inputs },
+    timeoutMs: 240_000,
+    cwd: repoRoot,
+    ...options,
+    env: {
+      HOME: join(dir, 'home'),
+      // This machine's Nix was built with /usr/libexec/nix/build-remote as its build hook,
+      // which is hidden here: use the copy inside the installed Nix.
+      NIX_CONFIG: `${process.env.NIX_CONFIG ?? ''}\nbuild-hook = ${PROFILE_BIN}/../libexec/nix/build-remote`,
+      ...options.env
+    }
+  }
+  await writeFile(optionsFile, JSON.stringify(runOptions))
+  const script = join(repoRoot, 'scripts', 'with-private-nix.sh')
+  const runner = join(repoRoot, 'scripts', 'run-action-json.mjs')
+  const stderr = await new Promise<string>((resolve, reject) => {
+    const child = spawn(script, [nixDir, process.execPath, runner, optionsFile, resultFile], {
+      stdio: ['ignore', 'ignore', 'pipe']
+    })
+    let text = ''
+    child.stderr.on('data', (chunk: Buffer) => (text += chunk.toString()))
+    child.on('error', reject)
+    child.on('close', code =>
+      code === 0 ? resolve(text) : reject(new Error(`with-private-nix exited ${code}: ${text}`))
+    )
+  })
+  const result = JSON.parse(readFileSync(resultFile, 'utf8')) as RunResult
+  temps.push(result.tempDir)
+  return { result, log: `${result.main.stdout}\n${result.main.stderr}\n${stderr}` }
+}
+
+/** Everything under a private /nix, as paths relative to it. */
+function nixContents(nixDir: string): string[] {
+  return readdirSync(nixDir, { recursive: true }).map(String).sort()
+}
+
+// --- tests -------------------------------------------------------------------------------
+
+describe('into an empty /nix', () => {
+  let nixDir = ''
+  let first: PrivateRun
+
+  beforeAll(async () => {
+    nixDir = tempDir('nca-nix-')
+    first = await runWithPrivateNix(nixDir, {
+      flake: './examples/hello',
+      registry: registry(),
+      image: 'e2e/installed-nix',
+      tags: 'v1',
+      'github-token': TOKEN,
+      'nix-conf': 'cores = 1'
+    })
+  })
+
+  test('installs Nix from the tarball, then builds and pushes with it', async () => {
+    const { result, log } = first
+    expect({ exit: result.main.exitCode, log }).toMatchObject({ exit: 0 })
+    expect(result.outputs['nix-installed']).toBe('true')
+    expect(result.outputs['nix-version']).toBe(version)
+    expect(result.summary).toMatch(
+      new RegExp(`\\| Nix \\| .* done \\| Nix ${version} \\(installed\\)`)
+    )
+
+    // The build ran the installed Nix (the only one in this namespace) and wrote to its store.
+    expect(result.main.stdout).toContain(
+      `[command]${PROFILE_BIN}/nix --extra-experimental-features`
+    )
+    const storePath = result.outputs['store-path'] ?? ''
+    expect(existsSync(join(nixDir, 'store', basename(storePath)))).toBe(true)
+    const manifest = await getManifest(registry(), 'e2e/installed-nix', 'v1')
+    expect(manifest.status).toBe(200)
+    expect(manifest.digest).toBe(result.outputs.digest)
+
+    // The layout a single-user install leaves: store paths registered, the default profile.
+    const profile = await readlink(join(nixDir, 'var/nix/profiles/default'))
+    expect(profile).toBe('default-1-link')
+    expect(await readlink(join(nixDir, 'var/nix/profiles/default-1-link'))).toMatch(
+      new RegExp(`^/nix/store/[a-z0-9]{32}-nix-${version.replace(/\./g, '\\.')}$`)
+    )
+    expect(existsSync(join(nixDir, 'var/nix/db/db.sqlite'))).toBe(true)
+    expect(nixContents(nixDir).filter(p => p.includes('.nix-container-action-'))).toEqual([])
+    expect(result.paths).toContain(PROFILE_BIN)
+  })
+
+  test('writes the job nix.conf with the token, masked, and never prints it', () => {
+    const { result } = first
+    const file = join(result.tempDir, 'runner-temp', 'nix-container-action', 'nix.conf')
+    const text = readFileSync(file, 'utf8')
+    expect(text).toContain(`access-tokens = github.com=${TOKEN}`)
+    expect(text).toMatch(/max-jobs = auto\n(?:.*\n)*cores = 1\n$/)
+    expect(statSync(file).mode & 0o777).toBe(0o600)
+    expect(result.env.NIX_USER_CONF_FILES?.split(':')[0]).toBe(file)
+    expect(result.masks).toContain(TOKEN)
+    const printed = `${result.main.stdout}\n${result.main.stderr}`
+      .split('\n')
+      .filter(line => !line.startsWith('::add-mask::'))
+      .join('\n')
+    expect(printed).not.toContain(TOKEN)
+  })
+
+  test('a later step finds the installed Nix on PATH and does not reinstall', async () => {
+    const before = nixContents(nixDir)
+    const downloads = requests.length
+    const { result, log } = await runWithPrivateNix(
+      nixDir,
+      { build: 'false', push: 'false' },
+      { env: { PATH: `${[...first.result.paths].reverse().join(':')}:${process.env.PATH}` } }
+    )
+    expect({ exit: result.main.exitCode, log }).toMatchObject({ exit: 0 })
+    expect(result.outputs['nix-installed']).toBe('false')
+    expect(result.outputs['nix-version']).toBe(version)
+    expect(result.summary).toContain('(found on PATH)')
+    expect(requests.length).toBe(downloads)
+    expect(nixContents(nixDir).filter(p => p.startsWith('store/'))).toEqual(
+      before.filter(p => p.startsWith('store/'))
+    )
+  })
+
+  test('a job without it on PATH adopts the Nix in the default profile', async () => {
+    const { result, log } = await runWithPrivateNix(nixDir, { build: 'false', push: 'false' })
+    expect({ exit: result.main.exitCode, log }).toMatchObject({ exit: 0 })
+    expect(result.outputs['nix-installed']).toBe('false')
+    expect(result.summary).toContain('(adopted)')
+    expect(result.paths).toEqual([PROFILE_BIN])
+  })
+})
+
+describe('refused downloads leave /nix untouched', () => {
+  test.each([
+    [
+      'a .sha256 that does not match',
+      () => overrides.set(`/${basename(tarball)}.sha256`, `${'0'.repeat(64)}\n`),
+      () => ({}),
+      /has SHA-256 [0-9a-f]{64}, but .*\.sha256 says 0{64}: it is corrupt, truncated or not that release; nothing was installed/
+    ],
+    [
+      'a truncated tarball',
+      () => overrides.set(`/${basename(tarball)}`, readFileSync(tarball).subarray(0, 100_000)),
+      () => ({}),
+      /has SHA-256 .* it is corrupt, truncated or not that release/
+    ],
+    [
+      'the pinned checksum of the default version',
+      () => undefined,
+      () => ({ 'nix-version': '2.35.2' }),
+      /but the checksum pinned for Nix 2\.35\.2 \([a-z0-9_]+-linux\) says [0-9a-f]{64}/
+    ],
+    [
+      'a missing tarball',
+      () => undefined,
+      () => ({ 'install-url': `${baseUrl}/missing/nix-9.9.9-x86_64-linux.tar.xz` }),
+      /could not download the checksum published beside the tarball from .*missing.*404/
+    ]
+  ])('%s', async (_name, arrange, inputs, message) => {
+    arrange()
+    try {
+      const nixDir = tempDir('nca-nix-refused-')
+      const { result } = await runWithPrivateNix(nixDir, {
+        build: 'false',
+        push: 'false',
+        ...inputs()
+      })
+      expect(result.main.exitCode).toBe(1)
+      expect(result.main.stdout).toMatch(message)
+      expect(result.outputs['nix-installed']).toBeUndefined()
+      expect(nixContents(nixDir)).toEqual([])
+      expect(readdirSync(join(result.tempDir, 'tool-cache'))).toEqual([])
+    } finally {
+      overrides.clear()
+    }
+  })
+})
+
+test('install-nix: false without a Nix fails with how to fix it', async () => {
+  const nixDir = tempDir('nca-nix-none-')
+  const { result } = await runWithPrivateNix(nixDir, {
+    'install-nix': 'false',
+    build: 'false',
+    push: 'false'
+  })
+  expect(result.main.exitCode).toBe(1)
+  expect(result.main.stdout).toMatch(/::error::Nix is not installed and install-nix is false: set/)
+  expect(nixContents(nixDir)).toEqual([])
+})
+
+test('a second job on the same runner installs from the tool cache, without downloading', async () => {
+  const toolCache = tempDir('nca-tool-cache-')
+  const cold = await runWithPrivateNix(
+    tempDir('nca-nix-cold-'),
+    { build: 'false', push: 'false' },
+    { env: { RUNNER_TOOL_CACHE: toolCache } }
+  )
+  expect({ exit: cold.result.main.exitCode, log: cold.log }).toMatchObject({ exit: 0 })
+  const downloads = requests.length
+  const warm = await runWithPrivateNix(
+    tempDir('nca-nix-warm-'),
+    { build: 'false', push: 'false' },
+    { env: { RUNNER_TOOL_CACHE: toolCache } }
+  )
+  expect({ exit: warm.result.main.exitCode, log: warm.log }).toMatchObject({ exit: 0 })
+  expect(warm.result.outputs['nix-installed']).toBe('true')
+  expect(warm.result.main.stdout).toContain(`Nix ${version} (`)
+  expect(warm.result.main.stdout).toMatch(/is in the tool cache: /)
+  expect(requests.length).toBe(downloads)
+})
