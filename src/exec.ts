@@ -152,10 +152,10 @@ export async function runWithStdin(
  * Wait for every promise, then throw the first failure. Unlike Promise.all, a second failure
  * (a producer that dies of EPIPE after its consumer failed) is never left unhandled.
  */
-export async function settleAll<T extends readonly unknown[]>(
-  promises: readonly [...{ [K in keyof T]: Promise<T[K]> }]
-): Promise<T> {
-  const results = await Promise.allSettled(promises)
+export async function settleAll<T extends readonly unknown[]>(promises: {
+  [K in keyof T]: Promise<T[K]>
+}): Promise<T> {
+  const results = await Promise.allSettled(promises as readonly Promise<unknown>[])
   for (const result of results) {
     if (result.status === 'rejected') throw result.reason
   }

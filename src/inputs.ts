@@ -3,6 +3,7 @@
 import * as core from '@actions/core'
 import { parseReference, validateRegistry, validateTag } from './reference.js'
 import type { ParsedReference } from './reference.js'
+import { NIX_VERSION_PATTERN, PINNED_NIX_VERSION } from './nix/release.js'
 
 export type PushTool = 'docker' | 'skopeo'
 
@@ -92,9 +93,9 @@ export function parseInputs(read: InputReader = readActionInput): Inputs {
     system: parseSystem(text('system')),
     nixArgs: splitLines(read('nix-args')),
     installNix: bool('install-nix', true),
-    nixVersion: text('nix-version') ?? '',
+    nixVersion: parseNixVersionInput(text('nix-version') ?? PINNED_NIX_VERSION),
     nixConf: splitLines(read('nix-conf')),
-    installUrl: text('install-url'),
+    installUrl: parseInstallUrl(text('install-url')),
     githubToken,
     cache: bool('cache', true),
     cacheKey: text('cache-key'),
@@ -122,6 +123,28 @@ function parseAttribute(value: string): string {
 function parseSystem(value: string | null): string | null {
   if (value !== null && !SYSTEM_PATTERN.test(value)) {
     throw new InputError('system', value, 'is not a Nix system such as x86_64-linux')
+  }
+  return value
+}
+
+function parseNixVersionInput(value: string): string {
+  if (!NIX_VERSION_PATTERN.test(value)) {
+    throw new InputError('nix-version', value, 'is not a Nix release version such as 2.35.2')
+  }
+  return value
+}
+
+/** A tarball URL or a mirror of releases.nixos.org/nix, fetched over HTTP(S). */
+function parseInstallUrl(value: string | null): string | null {
+  if (value === null) return null
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    throw new InputError('install-url', value, 'is not a URL')
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw new InputError('install-url', value, 'must be an http:// or https:// URL')
   }
   return value
 }

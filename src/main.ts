@@ -9,12 +9,15 @@ import type { ArchiveMetadata } from './image/archive.js'
 import { resolveRefs } from './reference.js'
 import { Report, writeSummary } from './report.js'
 import { saveState, StateKey } from './state.js'
-import { setupNix } from './stages/install-nix.js'
+import { describeSource, setupNix } from './stages/install-nix.js'
 import { buildImage, installable } from './stages/build.js'
 import { inspectImage, loadImage } from './stages/load.js'
 import { tagImage } from './stages/tag.js'
 import { pushImage } from './stages/push.js'
+import { describeRestore, restoreStoreCache, storeCacheWorkDir } from './stages/store-cache.js'
 import type { RefOutcome } from './stages/push.js'
+import { authFileOf, loginToRegistries } from './stages/login.js'
+import { DEFAULT_DELAYS } from './retry.js'
 import { needsPlainCopy } from './image/archive.js'
 import { rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -22,6 +25,7 @@ import { join } from 'node:path'
 
 interface BuiltImage {
   storePath: string
+  drvPath: string
   format: ImageFormat
 }
 
@@ -43,14 +47,20 @@ export async function run(): Promise<void> {
 async function runPipeline(inputs: Inputs, report: Report): Promise<void> {
   const nix = await report.stage(
     'Nix',
-    () => setupNix({ installNix: inputs.installNix }),
-    result => `Nix ${result.version} (${result.found === 'path' ? 'found on PATH' : 'adopted'})`
+    () =>
+      setupNix({
+        installNix: inputs.installNix,
+        nixVersion: inputs.nixVersion,
+        installUrl: inputs.installUrl,
+        nixConf: inputs.nixConf,
+        githubToken: inputs.githubToken
+      }),
+    result => `Nix ${result.version} (${describeSource(result.found)})`
   )
   core.setOutput('nix-version', nix.version)
   core.setOutput('nix-installed', String(nix.installed))
 
-  if (inputs.cache) report.skip('Store cache', 'not available in this version of the action')
-  else report.skip('Store cache', 'cache: false')
+  await restoreCache(inputs, report)
 
   if (!inputs.build) {
     report.skip('Build', 'build: false')
@@ -62,6 +72,9 @@ async function runPipeline(inputs: Inputs, report: Report): Promise<void> {
     b => b.storePath
   )
   core.setOutput('store-path', built.storePath)
+  // From here on, post may save the store cache.
+  saveState(StateKey.BuiltStorePath, built.storePath)
+  if (built.drvPath) saveState(StateKey.BuiltDrvPath, built.drvPath)
   core.setOutput('image-format', formatName(built.format))
 
   const archiveCopy = plainArchiveCopyFor(inputs, built)
@@ -114,9 +127,32 @@ async function tagAndPush(
     )
 
   if (!inputs.push) {
+    report.skip('Login', 'push: false')
     report.skip('Push', 'push: false')
     return
   }
+  const retry = { attempts: inputs.retries, ...DEFAULT_DELAYS }
+  const session = await report.stage(
+    'Login',
+    () =>
+      loginToRegistries({
+        refs: resolved.refs,
+        registry: inputs.registry,
+        credentials:
+          inputs.username && inputs.password
+            ? { username: inputs.username, password: inputs.password }
+            : null,
+        githubToken: inputs.githubToken,
+        githubActor: process.env.GITHUB_ACTOR ?? null,
+        tool: inputs.pushTool,
+        tempDir: runnerTemp(),
+        retry,
+        saveSession: s => saveState(StateKey.LoginSession, JSON.stringify(s))
+      }),
+    s => (s ? `logged in to ${s.registries.join(', ')}` : 'no credentials given: existing logins')
+  )
+  // Each ref is reported as it is done, so a partial push shows what made it.
+  report.refs = resolved.refs.map(ref => `${ref} (not pushed)`)
   const pushed = await report.stage(
     'Push',
     () =>
@@ -125,11 +161,15 @@ async function tagAndPush(
         tool: inputs.pushTool,
         configDigest: metadata.configDigest,
         archivePath: inputs.pushTool === 'skopeo' ? archivePath : null,
-        tempDir: runnerTemp()
+        tempDir: runnerTemp(),
+        authFile: session ? authFileOf(session) : null,
+        retry,
+        onOutcome: o => {
+          report.refs[resolved.refs.indexOf(o.ref)] = `${o.ref} (${o.action})`
+        }
       }),
     p => `${describeOutcomes(p.outcomes)} with ${inputs.pushTool}`
   )
-  report.refs = pushed.outcomes.map(o => `${o.ref} (${o.action})`)
   report.digest = pushed.digest
   report.imageRef = pushed.imageRef
   core.setOutput('digest', pushed.digest)
@@ -137,7 +177,7 @@ async function tagAndPush(
 }
 
 async function build(inputs: Inputs): Promise<BuiltImage> {
-  const { storePath } = await buildImage({
+  const { storePath, drvPath } = await buildImage({
     flake: inputs.flake,
     attribute: inputs.attribute,
     system: inputs.system,
@@ -148,7 +188,38 @@ async function build(inputs: Inputs): Promise<BuiltImage> {
     throw new Error(`${installable(inputs)} built ${reason}`)
   })
   core.info(`${storePath} is ${describeFormat(format)}`)
-  return { storePath, format }
+  return { storePath, drvPath, format }
+}
+
+/** Restore the store cache before the build; outputs and post's state say what came back. */
+async function restoreCache(inputs: Inputs, report: Report): Promise<void> {
+  const skipped = !inputs.cache ? 'cache: false' : !inputs.build ? 'build: false' : null
+  if (skipped !== null) {
+    report.skip('Store cache', skipped)
+    saveState(StateKey.CacheSkipped, skipped)
+    return
+  }
+  const workDir = storeCacheWorkDir()
+  const restored = await report.stage(
+    'Store cache',
+    () =>
+      restoreStoreCache({
+        flake: inputs.flake,
+        attribute: inputs.attribute,
+        system: inputs.system,
+        cacheKey: inputs.cacheKey,
+        workDir
+      }),
+    describeRestore
+  )
+  saveState(StateKey.CacheSave, String(inputs.cacheSave))
+  saveState(StateKey.CacheWorkDir, workDir)
+  saveState(StateKey.CacheRestoredPaths, restored.restoredPathsFile)
+  if (restored.keys) saveState(StateKey.CachePrimaryKey, restored.keys.primary)
+  if (restored.restoredKey) saveState(StateKey.CacheRestoredKey, restored.restoredKey)
+  core.setOutput('cache-hit', String(restored.hit))
+  core.setOutput('cache-key', restored.keys?.primary ?? '')
+  core.setOutput('cache-restored-key', restored.restoredKey ?? '')
 }
 
 /** Load into docker when asked; otherwise only read the archive's metadata. */

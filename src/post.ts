@@ -3,6 +3,10 @@
 import * as core from '@actions/core'
 import { pathToFileURL } from 'node:url'
 import { getState, StateKey } from './state.js'
+import { describeSave, saveStoreCache, storeCacheWorkDir } from './stages/store-cache.js'
+import type { SaveResult } from './stages/store-cache.js'
+import { logoutOfRegistries } from './stages/login.js'
+import type { LoginSession } from './stages/login.js'
 
 export async function run(): Promise<void> {
   try {
@@ -10,11 +14,79 @@ export async function run(): Promise<void> {
       core.info('The main step did not get past its inputs: nothing to clean up')
       return
     }
-    await Promise.resolve()
-    core.info('Nothing to clean up')
+    await saveCache()
   } catch (error) {
     core.warning(`post step: ${error instanceof Error ? error.message : String(error)}`)
+  } finally {
+    await logout()
   }
+}
+
+/** Log out of exactly the registries main logged in to (even when its push failed). */
+async function logout(): Promise<void> {
+  const saved = getState(StateKey.LoginSession)
+  if (saved === null) return
+  try {
+    await core.group('Registry logout', () => logoutOfRegistries(JSON.parse(saved) as LoginSession))
+  } catch (error) {
+    core.warning(`registry logout: ${error instanceof Error ? error.message : String(error)}`)
+  }
+}
+
+/** Save the store cache. Every error is a warning: the job's result never changes here. */
+async function saveCache(): Promise<void> {
+  const skipped = getState(StateKey.CacheSkipped)
+  if (skipped !== null) {
+    core.info(`Store cache save: skipped (${skipped})`)
+    return
+  }
+  if (getState(StateKey.CacheWorkDir) === null) {
+    core.info('Store cache save: skipped (the main step stopped before the store cache stage)')
+    return
+  }
+  const started = performance.now()
+  let result: SaveResult
+  try {
+    result = await core.group('Store cache save', () =>
+      saveStoreCache({
+        cacheSave: getState(StateKey.CacheSave) !== 'false',
+        primaryKey: getState(StateKey.CachePrimaryKey),
+        restoredKey: getState(StateKey.CacheRestoredKey),
+        restoredPathsFile: getState(StateKey.CacheRestoredPaths),
+        drvPath: getState(StateKey.BuiltDrvPath),
+        storePath: getState(StateKey.BuiltStorePath),
+        workDir: getState(StateKey.CacheWorkDir) ?? storeCacheWorkDir()
+      })
+    )
+  } catch (error) {
+    result = {
+      saved: false,
+      failed: true,
+      reason: error instanceof Error ? error.message : String(error)
+    }
+  }
+  const seconds = (performance.now() - started) / 1000
+  if (result.saved) core.info(`Store cache save: ${describeSave(result)}`)
+  else if (result.failed) core.warning(`Store cache save failed, the job goes on: ${result.reason}`)
+  else core.info(`Store cache save: skipped (${result.reason})`)
+  await appendSaveSummary(result, seconds)
+}
+
+async function appendSaveSummary(result: SaveResult, seconds: number): Promise<void> {
+  if (!process.env.GITHUB_STEP_SUMMARY) return
+  const status = result.saved ? '✅ saved' : result.failed ? '⚠️ failed' : '⏭️ skipped'
+  const detail = describeSave(result).replace(/\|/g, '\\|').replace(/\n/g, ' ')
+  const table = [
+    '',
+    '| Post step | Status | Result | Seconds |',
+    '| --- | --- | --- | ---: |',
+    `| Store cache save | ${status} | ${detail} | ${seconds.toFixed(1)} |`,
+    ''
+  ]
+  await core.summary
+    .addRaw(table.join('\n'))
+    .write()
+    .catch((error: unknown) => core.warning(`could not write the job summary: ${String(error)}`))
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

@@ -18,15 +18,27 @@ export interface RemoteManifest {
 // told, and only loopback gets that treatment here too.
 const LOOPBACK_HOST = /^(localhost|127(\.\d{1,3}){3}|\[::1\])(:\d+)?$/i
 
+export function isLoopbackHost(registry: string): boolean {
+  return LOOPBACK_HOST.test(registry)
+}
+
 export function isLoopbackRegistry(ref: string): boolean {
   const domain = parseReference(ref).domain
-  return domain !== null && LOOPBACK_HOST.test(domain)
+  return domain !== null && isLoopbackHost(domain)
 }
 
 /** skopeo's TLS flag for one side of a copy (`--src-`, `--dest-` or plain for inspect). */
 export function tlsArgs(side: 'src' | 'dest' | null, ref: string): string[] {
   if (!isLoopbackRegistry(ref)) return []
   return [side ? `--${side}-tls-verify=false` : '--tls-verify=false']
+}
+
+/** skopeo's credentials file: the action's own Docker config after it logged in. */
+export function authArgs(
+  flag: '--authfile' | '--src-authfile' | '--dest-authfile',
+  authFile: string | null
+): string[] {
+  return authFile ? [flag, authFile] : []
 }
 
 /** Parse a raw manifest (pure, for tests). */
@@ -42,11 +54,20 @@ export function parseRemoteManifest(raw: string): RemoteManifest {
 const NOT_FOUND = /manifest unknown|name unknown|not found|404/i
 
 /** The manifest a ref points at, or null when the registry has no such ref. */
-export async function inspectManifest(ref: string): Promise<RemoteManifest | null> {
+export async function inspectManifest(
+  ref: string,
+  authFile: string | null
+): Promise<RemoteManifest | null> {
   try {
     const { stdout } = await run(
       'skopeo',
-      ['inspect', '--raw', ...tlsArgs(null, ref), `docker://${ref}`],
+      [
+        'inspect',
+        '--raw',
+        ...authArgs('--authfile', authFile),
+        ...tlsArgs(null, ref),
+        `docker://${ref}`
+      ],
       { silent: true }
     )
     return parseRemoteManifest(stdout)
@@ -61,15 +82,19 @@ export async function skopeoCopy(
   source: string,
   destRef: string,
   digestFile: string,
-  env: Record<string, string>
+  env: Record<string, string>,
+  authFile: string | null
 ): Promise<string> {
-  const sourceTls = source.startsWith('docker://') ? tlsArgs('src', source.slice(9)) : []
+  const fromRegistry = source.startsWith('docker://')
+  const sourceTls = fromRegistry ? tlsArgs('src', source.slice('docker://'.length)) : []
   await run(
     'skopeo',
     [
       'copy',
       '--digestfile',
       digestFile,
+      ...(fromRegistry ? authArgs('--src-authfile', authFile) : []),
+      ...authArgs('--dest-authfile', authFile),
       ...sourceTls,
       ...tlsArgs('dest', destRef),
       source,
@@ -91,4 +116,66 @@ export async function dockerPush(ref: string): Promise<string> {
   const digest = parsePushDigest(stdout)
   if (!digest) throw new Error(`docker push ${ref} reported no digest:\n${stdout}`)
   return digest
+}
+
+export interface Credentials {
+  username: string
+  password: string
+}
+
+/** `docker login` with the password on stdin (never in argv). */
+export async function dockerLogin(registry: string, credentials: Credentials): Promise<void> {
+  await run('docker', ['login', '--username', credentials.username, '--password-stdin', registry], {
+    input: credentials.password
+  })
+}
+
+export async function dockerLogout(registry: string): Promise<void> {
+  await run('docker', ['logout', registry])
+}
+
+/** `skopeo login` into the given credentials file, password on stdin. */
+export async function skopeoLogin(
+  registry: string,
+  credentials: Credentials,
+  authFile: string
+): Promise<void> {
+  const tls = isLoopbackHost(registry) ? ['--tls-verify=false'] : []
+  await run(
+    'skopeo',
+    [
+      'login',
+      '--authfile',
+      authFile,
+      ...tls,
+      '--username',
+      credentials.username,
+      '--password-stdin',
+      registry
+    ],
+    { input: credentials.password }
+  )
+}
+
+export async function skopeoLogout(registry: string, authFile: string): Promise<void> {
+  await run('skopeo', ['logout', '--authfile', authFile, registry])
+}
+
+/**
+ * How long a registry that answered 429 asks to wait: its Retry-After on the API root, which
+ * docker and skopeo do not print. Seconds, or null when it does not say.
+ */
+export async function probeRetryAfter(registry: string): Promise<number | null> {
+  const scheme = isLoopbackHost(registry) ? 'http' : 'https'
+  const response = await fetch(`${scheme}://${registry}/v2/`, { signal: AbortSignal.timeout(5000) })
+  await response.body?.cancel()
+  return response.status === 429 ? parseRetryAfter(response.headers.get('retry-after')) : null
+}
+
+/** `Retry-After: 3` or an HTTP date -> seconds (pure, for tests). */
+export function parseRetryAfter(value: string | null, now: number = Date.now()): number | null {
+  if (value === null || value.trim() === '') return null
+  if (/^\d+$/.test(value.trim())) return Number(value.trim())
+  const date = Date.parse(value)
+  return Number.isNaN(date) ? null : Math.max(0, Math.ceil((date - now) / 1000))
 }

@@ -3,7 +3,21 @@ import * as core from '@actions/core'
 
 export enum StateKey {
   /** Set by main so that post knows main ran at all (a post after a crash has nothing to do). */
-  MainRan = 'main-ran'
+  MainRan = 'main-ran',
+  /** Why main did not use the store cache (cache: false, build: false); post says it too. */
+  CacheSkipped = 'cache-skipped',
+  CachePrimaryKey = 'cache-primary-key',
+  /** The key main restored and imported; unset on a miss. */
+  CacheRestoredKey = 'cache-restored-key',
+  /** File listing the restored entry's store paths: post saves only when the closure has more. */
+  CacheRestoredPaths = 'cache-restored-paths',
+  CacheSave = 'cache-save',
+  CacheWorkDir = 'cache-work-dir',
+  /** Set once the build finished: post saves nothing without it. */
+  BuiltDrvPath = 'built-drv-path',
+  BuiltStorePath = 'built-store-path',
+  /** JSON of the push stage's LoginSession (no secrets): what post logs out of. */
+  LoginSession = 'login-session'
 }
 
 export function saveState(key: StateKey, value: string): void {

@@ -19,11 +19,15 @@ export interface RegistryManifest {
 export async function getManifest(
   registry: string,
   name: string,
-  reference: string
+  reference: string,
+  basicAuth?: { username: string; password: string }
 ): Promise<RegistryManifest> {
-  const response = await fetch(`http://${registry}/v2/${name}/manifests/${reference}`, {
-    headers: { Accept: MANIFEST_TYPES }
-  })
+  const headers: Record<string, string> = { Accept: MANIFEST_TYPES }
+  if (basicAuth) {
+    const token = Buffer.from(`${basicAuth.username}:${basicAuth.password}`).toString('base64')
+    headers.Authorization = `Basic ${token}`
+  }
+  const response = await fetch(`http://${registry}/v2/${name}/manifests/${reference}`, { headers })
   if (response.status !== 200) {
     return {
       status: response.status,

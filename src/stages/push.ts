@@ -8,8 +8,10 @@ import * as io from '@actions/io'
 import { join } from 'node:path'
 import type { PushTool } from '../inputs.js'
 import { parseReference, repositoryOf } from '../reference.js'
-import { dockerPush, inspectManifest, skopeoCopy } from '../registry.js'
+import { dockerPush, inspectManifest, probeRetryAfter, skopeoCopy } from '../registry.js'
 import type { RemoteManifest } from '../registry.js'
+import { classifyFailure, withRetries } from '../retry.js'
+import type { RetryPolicy } from '../retry.js'
 
 export interface PushOptions {
   refs: string[]
@@ -20,6 +22,11 @@ export interface PushOptions {
   archivePath: string | null
   /** Where skopeo may write temporary files (RUNNER_TEMP). */
   tempDir: string
+  /** The action's own Docker config after it logged in, for skopeo; null to use the defaults. */
+  authFile: string | null
+  retry: RetryPolicy
+  /** Told about each ref as soon as it is done, so a partial push can be reported. */
+  onOutcome?: (outcome: RefOutcome) => void
 }
 
 export type RefAction = 'pushed' | 'copied' | 'up to date'
@@ -74,12 +81,30 @@ export async function pushImage(options: PushOptions): Promise<PushResult> {
   const pusher = makePusher(options, hasSkopeo)
   const outcomes: RefOutcome[] = []
   for (const ref of options.refs) {
-    const outcome = await pushRef(ref, outcomes[0] ?? null, pusher, options.configDigest)
-    core.info(`${ref}: ${outcome.action} (${outcome.digest})`)
-    outcomes.push(outcome)
+    try {
+      const outcome = await pushRef(ref, outcomes[0] ?? null, pusher, options)
+      core.info(`${ref}: ${outcome.action} (${outcome.digest})`)
+      outcomes.push(outcome)
+      options.onOutcome?.(outcome)
+    } catch (error) {
+      throw new Error(partialPushMessage(error, outcomes, options.refs), { cause: error })
+    }
   }
   const digest = commonDigest(outcomes)
   return { digest, imageRef: imageRefFor(options.refs[0] as string, digest), outcomes }
+}
+
+/** The failure, and which refs made it before it (pure, for tests). */
+export function partialPushMessage(
+  error: unknown,
+  done: readonly RefOutcome[],
+  refs: readonly string[]
+): string {
+  const reason = error instanceof Error ? error.message : String(error)
+  if (done.length === 0) return reason
+  const doneRefs = done.map(outcome => outcome.ref)
+  const notDone = refs.filter(ref => !doneRefs.includes(ref))
+  return `${reason}\nPushed: ${doneRefs.join(', ')}. Not pushed: ${notDone.join(', ')}`
 }
 
 /** Is what the registry has under a ref already this image (and the first ref's manifest)? */
@@ -96,32 +121,45 @@ async function pushRef(
   ref: string,
   first: RefOutcome | null,
   pusher: Pusher,
-  configDigest: string
+  options: PushOptions
 ): Promise<RefOutcome> {
-  const existing = pusher.canQuery ? await inspectManifest(ref) : null
-  if (isUpToDate(existing, configDigest, first)) {
+  const retrying = <T>(what: string, operation: () => Promise<T>): Promise<T> =>
+    withRetries(what, { ...options.retry, retryAfter: retryAfterFor(ref) }, operation)
+  const existing = pusher.canQuery
+    ? await retrying(`query ${ref}`, () => inspectManifest(ref, options.authFile))
+    : null
+  if (isUpToDate(existing, options.configDigest, first)) {
     return { ref, digest: existing.digest, action: 'up to date' }
   }
-  if (first !== null && pusher.copyFrom) {
-    return { ref, digest: await pusher.copyFrom(first.ref, ref), action: 'copied' }
+  const copyFrom = pusher.copyFrom
+  if (first !== null && copyFrom) {
+    const digest = await retrying(`copy ${first.ref} to ${ref}`, () => copyFrom(first.ref, ref))
+    return { ref, digest, action: 'copied' }
   }
-  return { ref, digest: await pusher.push(ref), action: 'pushed' }
+  return { ref, digest: await retrying(`push ${ref}`, () => pusher.push(ref)), action: 'pushed' }
+}
+
+/** For a 429, ask the ref's registry how long to wait. */
+function retryAfterFor(ref: string): (error: unknown) => Promise<number | null> {
+  return async error => {
+    const text = error instanceof Error ? error.message : String(error)
+    const domain = parseReference(ref).domain
+    if (!domain || !classifyFailure(text).reason.startsWith('429')) return null
+    return probeRetryAfter(domain)
+  }
 }
 
 function makePusher(options: PushOptions, hasSkopeo: boolean): Pusher {
   const digestFile = join(options.tempDir, `nix-container-digest-${process.pid}`)
   // containers/image puts big temporary files under TMPDIR (/var/tmp by default).
   const skopeoEnv = { TMPDIR: options.tempDir }
+  const copy = (source: string, ref: string): Promise<string> =>
+    skopeoCopy(source, ref, digestFile, skopeoEnv, options.authFile)
   // Without skopeo there is no way to ask the registry or copy within it: push every ref.
   if (!hasSkopeo) return { push: dockerPush, copyFrom: null, canQuery: false }
-  const copyFrom = (source: string, ref: string): Promise<string> =>
-    skopeoCopy(`docker://${source}`, ref, digestFile, skopeoEnv)
+  const copyFrom = (source: string, ref: string): Promise<string> => copy(`docker://${source}`, ref)
   if (options.tool === 'docker') return { push: dockerPush, copyFrom, canQuery: true }
   const archivePath = options.archivePath
   if (!archivePath) throw new Error('push-tool: skopeo needs the image archive on disk')
-  return {
-    push: ref => skopeoCopy(`docker-archive:${archivePath}`, ref, digestFile, skopeoEnv),
-    copyFrom,
-    canQuery: true
-  }
+  return { push: ref => copy(`docker-archive:${archivePath}`, ref), copyFrom, canQuery: true }
 }

@@ -1,0 +1,97 @@
+// A reverse proxy in front of a test registry that misbehaves on purpose: it can start
+// listening late, answer the first requests with an error status (503, or 429 with
+// Retry-After), then pass everything through. Loopback only.
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+
+export interface FaultOptions {
+  /** host:port of the real registry. */
+  target: string
+  /** How many requests get `status` before the proxy passes through. */
+  failFirst?: number
+  /** Or: every request gets `status` for this long after the first one. */
+  failForMs?: number
+  status?: number
+  /** Send Retry-After: a number of seconds, or 'remaining' (what is left of failForMs). */
+  retryAfterSeconds?: number | 'remaining'
+  /** Listen only after this long: connections are refused until then. */
+  listenAfterMs?: number
+  /** Listen on this port (to start late on a port chosen ahead); default a free one. */
+  port?: number
+}
+
+export interface FaultProxy {
+  /** host:port the action should push to. */
+  address: string
+  /** Requests answered with the fault, and the times they came. */
+  faults: number[]
+  listening: Promise<void>
+  close(): Promise<void>
+}
+
+export async function freePort(): Promise<number> {
+  const server = http.createServer()
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  await new Promise<void>(resolve => server.close(() => resolve()))
+  return port
+}
+
+export async function startFaultProxy(options: FaultOptions): Promise<FaultProxy> {
+  const [targetHost, targetPort] = options.target.split(':') as [string, string]
+  const faults: number[] = []
+  let firstRequestAt: number | null = null
+  const failing = (): boolean => {
+    firstRequestAt ??= Date.now()
+    if (options.failForMs !== undefined) return Date.now() - firstRequestAt < options.failForMs
+    return faults.length < (options.failFirst ?? 0)
+  }
+  const retryAfter = (): string | null => {
+    if (options.retryAfterSeconds === undefined) return null
+    if (options.retryAfterSeconds !== 'remaining') return String(options.retryAfterSeconds)
+    const left = (options.failForMs ?? 0) - (Date.now() - (firstRequestAt ?? Date.now()))
+    return String(Math.max(1, Math.ceil(left / 1000)))
+  }
+  const server = http.createServer((request, response) => {
+    if (failing()) {
+      faults.push(Date.now())
+      const headers: Record<string, string> = { 'content-type': 'application/json' }
+      const seconds = retryAfter()
+      if (seconds !== null) headers['retry-after'] = seconds
+      response.writeHead(options.status ?? 503, headers)
+      response.end(JSON.stringify({ errors: [{ code: 'UNAVAILABLE', message: 'injected fault' }] }))
+      request.resume()
+      return
+    }
+    const upstream = http.request(
+      {
+        host: targetHost,
+        port: Number(targetPort),
+        method: request.method,
+        path: request.url,
+        headers: request.headers
+      },
+      upstreamResponse => {
+        response.writeHead(upstreamResponse.statusCode ?? 502, upstreamResponse.headers)
+        upstreamResponse.pipe(response)
+      }
+    )
+    upstream.on('error', () => response.destroy())
+    request.pipe(upstream)
+  })
+  const port = options.port ?? (await freePort())
+  const listening = new Promise<void>(resolve => {
+    setTimeout(() => server.listen(port, '127.0.0.1', resolve), options.listenAfterMs ?? 0)
+  })
+  if (!options.listenAfterMs) await listening
+  return {
+    address: `127.0.0.1:${port}`,
+    faults,
+    listening,
+    close: async () => {
+      await listening
+      server.closeAllConnections()
+      await new Promise<void>(resolve => server.close(() => resolve()))
+    }
+  }
+}

@@ -1,0 +1,217 @@
+// The store cache through the bundled action (dist/), as the runner runs it, against the real
+// @actions/cache client and a v1 cache API server on 127.0.0.1 (scripts/cache-server.mjs).
+// Each test builds its own copy of flakes/cache-image with a fresh salt, so it owns its store
+// paths and may delete them; a counter file outside the store records every build step.
+import { afterAll, beforeAll, expect, test } from '@jest/globals'
+import { execFileSync } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
+import { existsSync, readFileSync } from 'node:fs'
+import { appendFile, cp, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { runAction } from '../../scripts/run-action.mjs'
+import type { RunResult } from '../../scripts/run-action.mjs'
+import { cacheEnv, startCacheServer } from '../../scripts/cache-server.mjs'
+import type { CacheServer } from '../../scripts/cache-server.mjs'
+
+const fixtureDir = join(process.cwd(), '__tests__/e2e/flakes/cache-image')
+const BUILD_STEPS = ['cache-test-payload', 'cache-test-layout', 'cache-test-image.tar']
+const tempDirs: string[] = []
+const ownedPaths = new Set<string>()
+let server: CacheServer
+
+interface Fixture {
+  /** The flake directory (a temp copy of the fixture with its salt). */
+  dir: string
+  ref: string
+  counterFile: string
+}
+
+async function makeFixture(): Promise<Fixture> {
+  const root = await mkdtemp('/tmp/nca-cache-e2e-')
+  tempDirs.push(root)
+  const dir = join(root, 'flake')
+  await cp(fixtureDir, dir, { recursive: true })
+  // Outside the flake: writing it must not change the flake's source (and so the cache key).
+  const counterFile = join(root, 'builds')
+  await writeFile(join(dir, 'salt'), randomUUID())
+  await writeFile(join(dir, 'counter'), counterFile)
+  return { dir, ref: `path:${dir}`, counterFile }
+}
+
+function builds(fixture: Fixture): string[] {
+  if (!existsSync(fixture.counterFile)) return []
+  return readFileSync(fixture.counterFile, 'utf8').split('\n').filter(Boolean)
+}
+
+async function action(fixture: Fixture, cacheServer: CacheServer = server): Promise<RunResult> {
+  const result = await runAction({
+    inputs: { flake: fixture.ref, load: 'false', push: 'false' },
+    env: cacheEnv(cacheServer),
+    timeoutMs: 240_000
+  })
+  tempDirs.push(result.tempDir)
+  const drv = result.state['built-drv-path']
+  if (drv) for (const path of closure(drv)) ownedPaths.add(path)
+  return result
+}
+
+function log(result: RunResult): string {
+  return [result.main.stdout, result.main.stderr, result.post?.stdout, result.post?.stderr].join(
+    '\n'
+  )
+}
+
+function expectGreen(result: RunResult): void {
+  expect({
+    main: result.main.exitCode,
+    post: result.post?.exitCode,
+    log: log(result)
+  }).toMatchObject({
+    main: 0,
+    post: 0
+  })
+}
+
+function closure(drvPath: string): string[] {
+  return execFileSync('nix-store', ['-qR', '--include-outputs', drvPath], { encoding: 'utf8' })
+    .split('\n')
+    .filter(Boolean)
+}
+
+function invalid(paths: string[]): string[] {
+  return execFileSync('nix-store', ['--check-validity', '--print-invalid', ...paths], {
+    encoding: 'utf8'
+  })
+    .split('\n')
+    .filter(Boolean)
+}
+
+/** Delete this test's own paths, as a fresh runner would not have them. */
+function deleteFromStore(paths: string[]): void {
+  execFileSync('nix-store', ['--delete', ...paths], { stdio: 'pipe' })
+  expect(invalid(paths)).toEqual(paths)
+}
+
+beforeAll(async () => {
+  server = await startCacheServer({ token: 'nca-test-token' })
+})
+
+afterAll(async () => {
+  await server.close()
+  const paths = [...ownedPaths].filter(p => invalid([p]).length === 0)
+  if (paths.length > 0) execFileSync('nix-store', ['--delete', ...paths], { stdio: 'pipe' })
+  await Promise.all(tempDirs.map(dir => rm(dir, { recursive: true, force: true })))
+})
+
+test('run 1 saves, run 2 restores and builds nothing, run 3 (flake edited) restores and saves nothing', async () => {
+  const fixture = await makeFixture()
+
+  // Run 1: a miss, a full build, a save of the build closure.
+  const run1 = await action(fixture)
+  expectGreen(run1)
+  const key = run1.outputs['cache-key'] ?? ''
+  expect(key).toMatch(
+    /^nix-container-store\/[a-z0-9_]+-linux\/container\/lock-none\/source-[0-9a-f]{16}$/
+  )
+  expect(run1.outputs['cache-hit']).toBe('false')
+  expect(run1.outputs['cache-restored-key']).toBe('')
+  expect(builds(fixture)).toEqual(BUILD_STEPS)
+  expect(run1.post?.stdout).toContain(`Store cache save: saved ${key}: 6 paths (6 new)`)
+  expect(server.entries().map(e => e.key)).toContain(key)
+  expect(run1.summary).toMatch(/\| Store cache \| .* done \| miss: /)
+  expect(run1.summary).toMatch(/\| Store cache save \| ✅ saved \| saved /)
+
+  // What is cached is exactly the build closure: three derivations and their outputs.
+  const drv = run1.state['built-drv-path'] ?? ''
+  const paths = closure(drv)
+  expect(paths).toHaveLength(6)
+  expect(paths.filter(p => p.endsWith('.drv'))).toHaveLength(3)
+
+  // Run 2, on a store without those paths: an exact hit, and nothing is built.
+  deleteFromStore(paths)
+  const run2 = await action(fixture)
+  expectGreen(run2)
+  expect(run2.outputs).toMatchObject({
+    'cache-hit': 'true',
+    'cache-key': key,
+    'cache-restored-key': key,
+    'store-path': run1.outputs['store-path']
+  })
+  expect(builds(fixture)).toEqual(BUILD_STEPS)
+  expect(invalid(paths)).toEqual([])
+  expect(run2.main.stdout).toContain('Importing 6 of 6 paths')
+  expect(run2.post?.stdout).toContain(
+    `Store cache save: skipped (exact hit on the primary key ${key}`
+  )
+  expect(run2.summary).toMatch(
+    /\| Store cache \| .* done \| hit nix-container-store\/.*: 6 paths, .* 6 imported/
+  )
+
+  // Run 3: an edit that leaves the image as it was. A new primary key, a restore-key hit,
+  // nothing built, nothing saved.
+  await appendFile(join(fixture.dir, 'flake.nix'), '# an edit that changes no derivation\n')
+  deleteFromStore(paths)
+  const run3 = await action(fixture)
+  expectGreen(run3)
+  expect(run3.outputs['cache-key']).not.toBe(key)
+  expect(run3.outputs['cache-hit']).toBe('false')
+  expect(run3.outputs['cache-restored-key']).toBe(key)
+  expect(builds(fixture)).toEqual(BUILD_STEPS)
+  expect(run3.post?.stdout).toContain(
+    'Store cache save: skipped (the closure holds no path that the restored cache did not already have (6 paths))'
+  )
+  expect(
+    server.entries().filter(e => e.key.startsWith(key.replace(/source-.*$/, '')))
+  ).toHaveLength(1)
+})
+
+test('a cache service that fails every request leaves the job green, with warnings', async () => {
+  const fixture = await makeFixture()
+  const down = await startCacheServer({ failWith: 503 })
+  try {
+    const result = await action(fixture, down)
+    expectGreen(result)
+    expect(result.outputs['cache-hit']).toBe('false')
+    expect(result.outputs['cache-restored-key']).toBe('')
+    expect(builds(fixture)).toEqual(BUILD_STEPS)
+    expect(result.main.stdout).toMatch(/::warning::Failed to restore: .*503/)
+    expect(result.post?.stdout).toMatch(/::warning::Failed to save: .*503/)
+    expect(result.post?.stdout).toContain('::warning::Store cache save failed, the job goes on')
+    expect(down.requests.length).toBeGreaterThan(0)
+  } finally {
+    await down.close()
+  }
+})
+
+test('a corrupt archive is discarded with a warning, never half-imported', async () => {
+  const fixture = await makeFixture()
+  const run1 = await action(fixture)
+  expectGreen(run1)
+  const key = run1.outputs['cache-key'] ?? ''
+  const entry = server.entries().find(e => e.key === key)
+  if (!entry) throw new Error(`no cache entry ${key}`)
+
+  // A valid tar.zst (as @actions/cache makes it here: zstd without --long) whose payload NAR
+  // no longer matches its hash: only Nix can notice.
+  const tarball = execFileSync('zstd', ['-d', '--long=30', '-c', entry.file], {
+    maxBuffer: 1 << 28
+  })
+  const at = tarball.indexOf('payload-line-12345')
+  expect(at).toBeGreaterThan(0)
+  tarball.write('X', at + 'payload-line-'.length)
+  server.replaceArchive(key, execFileSync('zstd', ['-c'], { input: tarball, maxBuffer: 1 << 28 }))
+
+  const paths = closure(run1.state['built-drv-path'] ?? '')
+  deleteFromStore(paths)
+  const run2 = await action(fixture)
+  expectGreen(run2)
+  expect(run2.main.stdout).toMatch(
+    /::warning::Store cache: restore failed, building without the cache: the archive did not import cleanly and was discarded/
+  )
+  expect(run2.outputs['cache-restored-key']).toBe('')
+  // Every step built again: no output of the corrupt archive was kept.
+  expect(builds(fixture)).toEqual([...BUILD_STEPS, ...BUILD_STEPS])
+  // The post step tries to save under the same key, which exists: a warning, still green.
+  expect(run2.post?.stdout).toMatch(/Unable to reserve cache with key/)
+  expect(run2.post?.stdout).toContain('::warning::Store cache save failed, the job goes on')
+})
