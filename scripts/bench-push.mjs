@@ -101,7 +101,9 @@ async function theAction(registry, env, tool) {
     registry,
     image: `bench/action-${tool}`,
     tags: 'v1',
-    'push-tool': tool
+    'push-tool': tool,
+    // Like for like: the chain has no store cache either.
+    cache: 'false'
   }
   if (tool === 'skopeo') inputs.load = 'false'
   const result = await runAction({ inputs, env, cwd: repo, timeoutMs: 600_000 })

@@ -1,6 +1,11 @@
 // The GitHub cache service through @actions/cache, for one directory.
-import * as cache from '@actions/cache'
 import { mkdir } from 'node:fs/promises'
+
+/**
+ * @actions/cache and its Azure SDK are most of the bundle: loaded only when the cache is used,
+ * so that a run with `cache: false` starts as fast as a shell step.
+ */
+const loadCacheClient = () => import('@actions/cache')
 
 /**
  * The directory's name is all @actions/cache sees of it: the entry's "version" is a hash of the
@@ -9,8 +14,8 @@ import { mkdir } from 'node:fs/promises'
  */
 export const CACHE_DIR_NAME = 'nix-container-action-store'
 
-export function cacheServiceAvailable(): boolean {
-  return cache.isFeatureAvailable()
+export async function cacheServiceAvailable(): Promise<boolean> {
+  return (await loadCacheClient()).isFeatureAvailable()
 }
 
 /**
@@ -42,6 +47,7 @@ export async function restoreDirectory(
   primaryKey: string,
   restoreKeys: string[]
 ): Promise<string | null> {
+  const cache = await loadCacheClient()
   const key = await inParent(parent, () =>
     cache.restoreCache([CACHE_DIR_NAME], primaryKey, restoreKeys)
   )
@@ -53,6 +59,7 @@ export async function restoreDirectory(
  * @actions/cache has logged why (a warning, or a line for a reservation conflict).
  */
 export async function saveDirectory(parent: string, key: string): Promise<boolean> {
+  const cache = await loadCacheClient()
   const id = await inParent(parent, () => cache.saveCache([CACHE_DIR_NAME], key))
   return id !== -1
 }

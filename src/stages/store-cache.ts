@@ -194,7 +194,7 @@ export async function restoreStoreCache(options: RestoreOptions): Promise<Restor
     result.keys = await computeKeys(options)
     core.info(`Primary key: ${result.keys.primary}`)
     core.info(`Restore keys: ${result.keys.restore.join(', ')}`)
-    if (!cacheServiceAvailable()) {
+    if (!(await cacheServiceAvailable())) {
       return {
         ...result,
         outcome: 'unavailable',
@@ -304,7 +304,7 @@ async function readRestoredPaths(file: string | null): Promise<string[]> {
 export async function saveStoreCache(options: SaveOptions): Promise<SaveResult> {
   const skip = saveSkipReason({
     cacheSave: options.cacheSave,
-    serviceAvailable: cacheServiceAvailable(),
+    serviceAvailable: await cacheServiceAvailable(),
     primaryKey: options.primaryKey,
     restoredKey: options.restoredKey,
     built: options.storePath !== null
