@@ -7,7 +7,7 @@
 //
 // Each "first push" goes to a new, empty registry; each "re-push" to the registry the first
 // push filled. Before every run that loads into docker, the image is removed from the daemon,
-// as on a fresh runner. Medians of N runs (default 3), and their ratios to (a).
+// as on a fresh runner. Medians of N runs (default 5), and their ratios to (a).
 //
 //   npm run bench [-- --runs 5 --attribute container-big]
 import { execFileSync, spawnSync } from 'node:child_process'
@@ -31,7 +31,7 @@ function option(name, fallback) {
   const index = process.argv.indexOf(`--${name}`)
   return index === -1 ? fallback : process.argv[index + 1]
 }
-const runs = Number(option('runs', '3'))
+const runs = Number(option('runs', '5'))
 const attribute = option('attribute', 'container-big')
 const flake = `${repo}/examples/hello`
 

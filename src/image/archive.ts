@@ -1,6 +1,5 @@
 // Reading a docker archive as a stream: manifest.json for the RepoTags and the config digest,
 // in the same single pass that feeds `docker load`, so a streamed image is never written to disk.
-import { createHash } from 'node:crypto'
 import { createReadStream, createWriteStream } from 'node:fs'
 import { finished, pipeline } from 'node:stream/promises'
 import type { Readable, Writable } from 'node:stream'
@@ -14,6 +13,7 @@ import { PassThrough } from 'node:stream'
 import { run, settleAll, spawnProducer } from '../exec.js'
 import type { Producer } from '../exec.js'
 import type { ImageFormat } from './format.js'
+import { entryName, indexTar, readEntry, sha256Digest } from './plain-archive.js'
 
 /** One entry of a docker archive's manifest.json. */
 export interface ManifestEntry {
@@ -74,9 +74,14 @@ function streamOciLayout(layoutDir: string): Producer {
   return { stdout: archive, done }
 }
 
+/** An uncompressed docker archive: docker, skopeo and the metadata reader use the file itself. */
+export function isPlainArchive(format: ImageFormat): boolean {
+  return format.kind === 'docker-archive' && format.compression === 'none'
+}
+
 /** A path skopeo can read as `docker-archive:`: seekable and uncompressed. */
 export function needsPlainCopy(format: ImageFormat): boolean {
-  return !(format.kind === 'docker-archive' && format.compression === 'none')
+  return !isPlainArchive(format)
 }
 
 /** Also write the plain archive to `path` while others read it. */
@@ -111,7 +116,7 @@ export async function readArchiveMetadata(archive: Readable): Promise<ArchiveMet
   let manifestText: string | null = null
   const parser = new Parser({
     onReadEntry: (entry: ReadEntry) => {
-      const path = entry.path.replace(/^\.\//, '')
+      const path = entryName(entry.path)
       if (entry.type !== 'File' || entry.size > SMALL_ENTRY_LIMIT) {
         entry.resume()
         return
@@ -121,7 +126,7 @@ export async function readArchiveMetadata(archive: Readable): Promise<ArchiveMet
       entry.on('end', () => {
         const content = Buffer.concat(chunks)
         if (path === 'manifest.json') manifestText = content.toString('utf8')
-        digests.set(path, `sha256:${createHash('sha256').update(content).digest('hex')}`)
+        digests.set(path, sha256Digest(content))
       })
     }
   })
@@ -132,10 +137,31 @@ export async function readArchiveMetadata(archive: Readable): Promise<ArchiveMet
   })
   archive.pipe(parser as unknown as Writable)
   await parsed
+  return metadataFrom(manifestText, config => digests.get(entryName(config)) ?? null)
+}
+
+/**
+ * The same from an uncompressed archive file, by seeking: milliseconds instead of a read of
+ * every layer.
+ */
+export async function readPlainArchiveMetadata(path: string): Promise<ArchiveMetadata> {
+  const entries = await indexTar(path)
+  const manifest = await readEntry(path, entries, 'manifest.json')
+  const config = manifest && parseManifest(manifest.toString('utf8'))[0]?.Config
+  const configContent = config ? await readEntry(path, entries, config) : null
+  return metadataFrom(manifest?.toString('utf8') ?? null, () =>
+    configContent ? sha256Digest(configContent) : null
+  )
+}
+
+function metadataFrom(
+  manifestText: string | null,
+  configDigestOf: (configPath: string) => string | null
+): ArchiveMetadata {
   if (manifestText === null) throw new Error('the image archive has no manifest.json')
   const manifest = parseManifest(manifestText)
   const first = manifest[0] as ManifestEntry
-  const configDigest = digests.get(first.Config.replace(/^\.\//, ''))
+  const configDigest = configDigestOf(first.Config)
   if (!configDigest) throw new Error(`the image archive has no config file ${first.Config}`)
   return {
     repoTags: manifest.flatMap(entry => entry.RepoTags ?? []),

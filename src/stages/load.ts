@@ -2,7 +2,14 @@
 // Also `inspectImage`, the same metadata without docker, for runs that do not load.
 import * as core from '@actions/core'
 import { run, runWithStdin, settleAll } from '../exec.js'
-import { copyArchiveTo, openArchive, readArchiveMetadata } from '../image/archive.js'
+import type { RunResult } from '../exec.js'
+import {
+  copyArchiveTo,
+  isPlainArchive,
+  openArchive,
+  readArchiveMetadata,
+  readPlainArchiveMetadata
+} from '../image/archive.js'
 import type { ArchiveMetadata } from '../image/archive.js'
 import type { ImageFormat } from '../image/format.js'
 
@@ -40,6 +47,22 @@ export function parseDockerLoad(stdout: string): DockerLoadOutput {
 }
 
 export async function loadImage(options: LoadOptions): Promise<LoadResult> {
+  const [metadata, load] = isPlainArchive(options.format)
+    ? // docker reads the file itself while the metadata is read by seeking.
+      await settleAll([
+        readPlainArchiveMetadata(options.storePath),
+        run('docker', ['load', '--input', options.storePath])
+      ])
+    : await loadStream(options)
+  const loaded = parseDockerLoad(load.stdout)
+  const dockerImage = loaded.images[0] ?? loaded.imageIds[0]
+  if (!dockerImage) throw new Error(`docker load reported no image:\n${load.stdout}`)
+  await crossCheckImageId(dockerImage, metadata.configDigest)
+  return { metadata, loadedImages: loaded.images, dockerImage }
+}
+
+/** Stream the archive, as plain tar, into docker load, reading its metadata (and copying it) on the way. */
+async function loadStream(options: LoadOptions): Promise<[ArchiveMetadata, RunResult]> {
   const archive = openArchive(options.storePath, options.format)
   const [metadata, load] = await settleAll([
     readArchiveMetadata(archive.stdout),
@@ -47,11 +70,7 @@ export async function loadImage(options: LoadOptions): Promise<LoadResult> {
     archive.done,
     options.copyTo ? copyArchiveTo(archive.stdout, options.copyTo) : Promise.resolve()
   ])
-  const loaded = parseDockerLoad(load.stdout)
-  const dockerImage = loaded.images[0] ?? loaded.imageIds[0]
-  if (!dockerImage) throw new Error(`docker load reported no image:\n${load.stdout}`)
-  await crossCheckImageId(dockerImage, metadata.configDigest)
-  return { metadata, loadedImages: loaded.images, dockerImage }
+  return [metadata, load]
 }
 
 /** The daemon's image ID should be the archive's config digest; say so when it is not. */
@@ -70,6 +89,7 @@ async function crossCheckImageId(dockerImage: string, configDigest: string): Pro
 
 /** The archive's metadata without loading it into docker. */
 export async function inspectImage(options: LoadOptions): Promise<ArchiveMetadata> {
+  if (isPlainArchive(options.format)) return readPlainArchiveMetadata(options.storePath)
   const archive = openArchive(options.storePath, options.format)
   const [metadata] = await settleAll([
     readArchiveMetadata(archive.stdout),

@@ -1,0 +1,90 @@
+// Reading an uncompressed docker archive by seeking: tar has no index, but each header says
+// how far to skip, so manifest.json and the config are found without reading the layers.
+// (node-tar parses the headers; only the skipping is done here.)
+import { createHash } from 'node:crypto'
+import { open } from 'node:fs/promises'
+import type { FileHandle } from 'node:fs/promises'
+import { posix } from 'node:path'
+import { Header, Pax } from 'tar'
+import type { HeaderData } from 'tar'
+
+const BLOCK = 512
+
+export interface TarEntry {
+  offset: number
+  size: number
+  type: string
+  linkpath: string | null
+}
+
+/** `./a/b` and `a/b` are the same entry. */
+export function entryName(path: string): string {
+  return posix.normalize(path).replace(/^\.\//, '').replace(/\/$/, '')
+}
+
+async function readAt(file: FileHandle, offset: number, length: number): Promise<Buffer> {
+  const buffer = Buffer.alloc(length)
+  const { bytesRead } = await file.read(buffer, 0, length, offset)
+  return buffer.subarray(0, bytesRead)
+}
+
+/** Every entry of an uncompressed tar file, by name, with where its data is. */
+export async function indexTar(path: string): Promise<Map<string, TarEntry>> {
+  const entries = new Map<string, TarEntry>()
+  const file = await open(path, 'r')
+  try {
+    let offset = 0
+    // A pax header or GNU long name describes the entry after it.
+    let extended: HeaderData | undefined
+    for (;;) {
+      const block = await readAt(file, offset, BLOCK)
+      if (block.length < BLOCK) break
+      const header = new Header(block, 0, extended)
+      if (header.nullBlock) break
+      if (!header.cksumValid) throw new Error(`not a tar archive (bad header at byte ${offset})`)
+      const size = header.size ?? 0
+      const dataOffset = offset + BLOCK
+      if (header.type === 'ExtendedHeader') {
+        extended = Pax.parse((await readAt(file, dataOffset, size)).toString('utf8'))
+      } else if (header.type === 'NextFileHasLongPath') {
+        const longPath = (await readAt(file, dataOffset, size)).toString('utf8').replace(/\0+$/, '')
+        extended = { path: longPath }
+      } else if (header.type !== 'GlobalExtendedHeader') {
+        entries.set(entryName(header.path ?? ''), {
+          offset: dataOffset,
+          size,
+          type: header.type,
+          linkpath: header.linkpath ?? null
+        })
+        extended = undefined
+      }
+      offset = dataOffset + Math.ceil(size / BLOCK) * BLOCK
+    }
+  } finally {
+    await file.close()
+  }
+  return entries
+}
+
+/** The content of an entry, following a symbolic link within the archive. */
+export async function readEntry(
+  path: string,
+  entries: Map<string, TarEntry>,
+  name: string
+): Promise<Buffer | null> {
+  let entry = entries.get(entryName(name))
+  if (entry?.type === 'SymbolicLink' && entry.linkpath) {
+    entry = entries.get(entryName(posix.join(posix.dirname(entryName(name)), entry.linkpath)))
+  }
+  if (!entry || entry.type !== 'File') return null
+  const file = await open(path, 'r')
+  try {
+    return await readAt(file, entry.offset, entry.size)
+  } finally {
+    await file.close()
+  }
+}
+
+export function sha256Digest(content: Buffer): string {
+  return `sha256:${createHash('sha256').update(content).digest('hex')}`
+}
