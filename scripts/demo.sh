@@ -1,19 +1,30 @@
 #!/usr/bin/env bash
-# The action's whole job on the built-in example: start a Docker daemon and a registry on
-# 127.0.0.1, run the bundled action (dist/) as the GitHub runner does, print its outputs,
-# and stop everything again. Extra `name=value` arguments override the inputs:
+# The action's whole job on the built-in example: start a Docker daemon, a registry and a
+# cache service (the v1 cache API, as GitHub's runner offers it) on 127.0.0.1, run the bundled
+# action (dist/) as the GitHub runner does, print its outputs, and stop everything again. Extra `name=value` arguments override the inputs:
 #   npm run demo -- attribute=container-stream tags=v2
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/install-deps.sh
 dir=$(mktemp -d /tmp/nca-demo-XXXXXX)
-trap 'scripts/services.sh stop "$dir"' EXIT
+cache_pid=
+cleanup() {
+  [ -z "$cache_pid" ] || kill "$cache_pid" 2>/dev/null || true
+  scripts/services.sh stop "$dir"
+}
+trap cleanup EXIT
 scripts/services.sh start "$dir"
 set -a
 # shellcheck disable=SC1091
 source "$dir/env"
 set +a
+
+# The store cache's service: prints ACTIONS_CACHE_URL=... once it listens.
+node scripts/cache-server.mjs >"$dir/cache-server.env" &
+cache_pid=$!
+for _ in $(seq 50); do grep -q . "$dir/cache-server.env" && break; sleep 0.1; done
+export "$(cat "$dir/cache-server.env")" ACTIONS_RUNTIME_TOKEN=demo
 
 # The example flake has no inputs and builds with the host's tools: no network, no sandbox.
 export NIX_CONFIG=$'experimental-features = nix-command flakes\nsandbox = false\nsubstituters =\nbuild-users-group ='

@@ -514,7 +514,8 @@ function tail({ stdout, stderr }) {
 }
 
 // Keep everything a step printed; when streaming, echo it line by line the way the
-// runner's log shows it: `::add-mask::` lines hidden and masked values as ***.
+// runner's log shows it: `::add-mask::` lines hidden, `::debug::` lines too unless
+// RUNNER_DEBUG=1 (as with step debug logging), and masked values as ***.
 function captureStream(stream, echo, masks) {
   const chunks = []
   let partial = ''
@@ -524,6 +525,7 @@ function captureStream(stream, echo, masks) {
       masks.push(unescapeCommandData(mask[1]))
       return
     }
+    if (line.startsWith('::debug::') && process.env.RUNNER_DEBUG !== '1') return
     if (echo) echo.write(applyMasks(line, masks) + '\n')
   }
   stream.setEncoding('utf8')
