@@ -13,6 +13,11 @@ export interface RunOptions {
   silent?: boolean
   /** Return a non-zero exit instead of throwing. */
   allowFailure?: boolean
+  /**
+   * Stop the command after this long (coreutils `timeout`, as @actions/exec cannot kill): a
+   * registry that accepts connections but never answers must not hang the job.
+   */
+  timeoutSeconds?: number
 }
 
 export interface RunResult {
@@ -22,6 +27,8 @@ export interface RunResult {
 }
 
 const STDERR_TAIL_LINES = 25
+/** coreutils `timeout`'s exit code when it stopped the command. */
+const TIMED_OUT = 124
 
 /** A command that exited non-zero (or could not start). */
 export class CommandError extends Error {
@@ -53,9 +60,13 @@ export async function run(
   options: RunOptions = {}
 ): Promise<RunResult> {
   const argv = [command, ...args]
+  const limit = options.timeoutSeconds
+  const [program, programArgs] = limit
+    ? ['timeout', ['--kill-after=5', String(limit), ...argv]]
+    : [command, [...args]]
   let result: actionsExec.ExecOutput
   try {
-    result = await actionsExec.getExecOutput(command, [...args], {
+    result = await actionsExec.getExecOutput(program, programArgs, {
       input: typeof options.input === 'string' ? Buffer.from(options.input) : options.input,
       env: options.env ? { ...processEnv(), ...options.env } : undefined,
       cwd: options.cwd,
@@ -67,7 +78,11 @@ export async function run(
     throw new CommandError(argv, null, error instanceof Error ? error.message : String(error))
   }
   if (result.exitCode !== 0 && !options.allowFailure) {
-    throw new CommandError(argv, result.exitCode, result.stderr)
+    const stderr =
+      limit && result.exitCode === TIMED_OUT
+        ? `${result.stderr}\ntimed out after ${limit} s`
+        : result.stderr
+    throw new CommandError(argv, result.exitCode, stderr)
   }
   return result
 }

@@ -14,6 +14,11 @@ export interface RemoteManifest {
   configDigest: string | null
 }
 
+/** Queries and logins answer in seconds; a registry that has not answered by then never will. */
+export const QUICK_OPERATION_SECONDS = 30
+/** Pushes and copies move whole images: bounded, but generously. */
+export const TRANSFER_SECONDS = 3600
+
 // Docker treats 127.0.0.0/8 as an insecure registry (plain HTTP allowed); skopeo needs to be
 // told, and only loopback gets that treatment here too.
 const LOOPBACK_HOST = /^(localhost|127(\.\d{1,3}){3}|\[::1\])(:\d+)?$/i
@@ -68,7 +73,7 @@ export async function inspectManifest(
         ...tlsArgs(null, ref),
         `docker://${ref}`
       ],
-      { silent: true }
+      { silent: true, timeoutSeconds: QUICK_OPERATION_SECONDS }
     )
     return parseRemoteManifest(stdout)
   } catch (error) {
@@ -100,7 +105,7 @@ export async function skopeoCopy(
       source,
       `docker://${destRef}`
     ],
-    { env }
+    { env, timeoutSeconds: TRANSFER_SECONDS }
   )
   return (await readFile(digestFile, 'utf8')).trim()
 }
@@ -112,7 +117,7 @@ export function parsePushDigest(stdout: string): string | null {
 
 /** `docker push`; returns the manifest digest it reported. */
 export async function dockerPush(ref: string): Promise<string> {
-  const { stdout } = await run('docker', ['push', ref])
+  const { stdout } = await run('docker', ['push', ref], { timeoutSeconds: TRANSFER_SECONDS })
   const digest = parsePushDigest(stdout)
   if (!digest) throw new Error(`docker push ${ref} reported no digest:\n${stdout}`)
   return digest
@@ -126,12 +131,13 @@ export interface Credentials {
 /** `docker login` with the password on stdin (never in argv). */
 export async function dockerLogin(registry: string, credentials: Credentials): Promise<void> {
   await run('docker', ['login', '--username', credentials.username, '--password-stdin', registry], {
-    input: credentials.password
+    input: credentials.password,
+    timeoutSeconds: QUICK_OPERATION_SECONDS
   })
 }
 
 export async function dockerLogout(registry: string): Promise<void> {
-  await run('docker', ['logout', registry])
+  await run('docker', ['logout', registry], { timeoutSeconds: QUICK_OPERATION_SECONDS })
 }
 
 /** `skopeo login` into the given credentials file, password on stdin. */
@@ -153,12 +159,14 @@ export async function skopeoLogin(
       '--password-stdin',
       registry
     ],
-    { input: credentials.password }
+    { input: credentials.password, timeoutSeconds: QUICK_OPERATION_SECONDS }
   )
 }
 
 export async function skopeoLogout(registry: string, authFile: string): Promise<void> {
-  await run('skopeo', ['logout', '--authfile', authFile, registry])
+  await run('skopeo', ['logout', '--authfile', authFile, registry], {
+    timeoutSeconds: QUICK_OPERATION_SECONDS
+  })
 }
 
 /**

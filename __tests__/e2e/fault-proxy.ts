@@ -2,7 +2,8 @@
 // listening late, answer the first requests with an error status (503, or 429 with
 // Retry-After), then pass everything through. Loopback only.
 import http from 'node:http'
-import type { AddressInfo } from 'node:net'
+import net from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 
 export interface FaultOptions {
   /** host:port of the real registry. */
@@ -91,6 +92,24 @@ export async function startFaultProxy(options: FaultOptions): Promise<FaultProxy
     close: async () => {
       await listening
       server.closeAllConnections()
+      await new Promise<void>(resolve => server.close(() => resolve()))
+    }
+  }
+}
+
+/** A registry that accepts connections and never answers. */
+export async function startBlackHole(): Promise<{ address: string; close(): Promise<void> }> {
+  const sockets = new Set<Socket>()
+  const server = net.createServer(socket => {
+    sockets.add(socket)
+    socket.on('error', () => undefined)
+  })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  return {
+    address: `127.0.0.1:${port}`,
+    close: async () => {
+      for (const socket of sockets) socket.destroy()
       await new Promise<void>(resolve => server.close(() => resolve()))
     }
   }

@@ -31956,6 +31956,8 @@ const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createReq
 
 
 const STDERR_TAIL_LINES = 25;
+/** coreutils `timeout`'s exit code when it stopped the command. */
+const TIMED_OUT = 124;
 /** A command that exited non-zero (or could not start). */
 class exec_CommandError extends Error {
     command;
@@ -31981,9 +31983,13 @@ function tailLines(text, lines) {
 /** Run a command and capture its output; throws CommandError on a non-zero exit. */
 async function exec_run(command, args, options = {}) {
     const argv = [command, ...args];
+    const limit = options.timeoutSeconds;
+    const [program, programArgs] = limit
+        ? ['timeout', ['--kill-after=5', String(limit), ...argv]]
+        : [command, [...args]];
     let result;
     try {
-        result = await post_exec/* getExecOutput */.H(command, [...args], {
+        result = await post_exec/* getExecOutput */.H(program, programArgs, {
             input: typeof options.input === 'string' ? Buffer.from(options.input) : options.input,
             env: options.env ? { ...processEnv(), ...options.env } : undefined,
             cwd: options.cwd,
@@ -31996,7 +32002,10 @@ async function exec_run(command, args, options = {}) {
         throw new exec_CommandError(argv, null, error instanceof Error ? error.message : String(error));
     }
     if (result.exitCode !== 0 && !options.allowFailure) {
-        throw new exec_CommandError(argv, result.exitCode, result.stderr);
+        const stderr = limit && result.exitCode === TIMED_OUT
+            ? `${result.stderr}\ntimed out after ${limit} s`
+            : result.stderr;
+        throw new exec_CommandError(argv, result.exitCode, stderr);
     }
     return result;
 }
@@ -32591,6 +32600,10 @@ function storeCacheWorkDir() {
 
 
 
+/** Queries and logins answer in seconds; a registry that has not answered by then never will. */
+const QUICK_OPERATION_SECONDS = 30;
+/** Pushes and copies move whole images: bounded, but generously. */
+const TRANSFER_SECONDS = 3600;
 // Docker treats 127.0.0.0/8 as an insecure registry (plain HTTP allowed); skopeo needs to be
 // told, and only loopback gets that treatment here too.
 const LOOPBACK_HOST = /^(localhost|127(\.\d{1,3}){3}|\[::1\])(:\d+)?$/i;
@@ -32630,7 +32643,7 @@ async function inspectManifest(ref, authFile) {
             ...authArgs('--authfile', authFile),
             ...tlsArgs(null, ref),
             `docker://${ref}`
-        ], { silent: true });
+        ], { silent: true, timeoutSeconds: QUICK_OPERATION_SECONDS });
         return parseRemoteManifest(stdout);
     }
     catch (error) {
@@ -32653,7 +32666,7 @@ async function skopeoCopy(source, destRef, digestFile, env, authFile) {
         ...tlsArgs('dest', destRef),
         source,
         `docker://${destRef}`
-    ], { env });
+    ], { env, timeoutSeconds: TRANSFER_SECONDS });
     return (await readFile(digestFile, 'utf8')).trim();
 }
 /** `v1: digest: sha256:... size: 528` -> the digest. */
@@ -32662,7 +32675,7 @@ function parsePushDigest(stdout) {
 }
 /** `docker push`; returns the manifest digest it reported. */
 async function dockerPush(ref) {
-    const { stdout } = await run('docker', ['push', ref]);
+    const { stdout } = await run('docker', ['push', ref], { timeoutSeconds: TRANSFER_SECONDS });
     const digest = parsePushDigest(stdout);
     if (!digest)
         throw new Error(`docker push ${ref} reported no digest:\n${stdout}`);
@@ -32671,11 +32684,12 @@ async function dockerPush(ref) {
 /** `docker login` with the password on stdin (never in argv). */
 async function registry_dockerLogin(registry, credentials) {
     await run('docker', ['login', '--username', credentials.username, '--password-stdin', registry], {
-        input: credentials.password
+        input: credentials.password,
+        timeoutSeconds: QUICK_OPERATION_SECONDS
     });
 }
 async function dockerLogout(registry) {
-    await exec_run('docker', ['logout', registry]);
+    await exec_run('docker', ['logout', registry], { timeoutSeconds: QUICK_OPERATION_SECONDS });
 }
 /** `skopeo login` into the given credentials file, password on stdin. */
 async function registry_skopeoLogin(registry, credentials, authFile) {
@@ -32689,10 +32703,12 @@ async function registry_skopeoLogin(registry, credentials, authFile) {
         credentials.username,
         '--password-stdin',
         registry
-    ], { input: credentials.password });
+    ], { input: credentials.password, timeoutSeconds: QUICK_OPERATION_SECONDS });
 }
 async function skopeoLogout(registry, authFile) {
-    await exec_run('skopeo', ['logout', '--authfile', authFile, registry]);
+    await exec_run('skopeo', ['logout', '--authfile', authFile, registry], {
+        timeoutSeconds: QUICK_OPERATION_SECONDS
+    });
 }
 /**
  * How long a registry that answered 429 asks to wait: its Retry-After on the API root, which

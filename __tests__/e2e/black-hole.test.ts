@@ -1,0 +1,40 @@
+// A registry that accepts connections and never answers: the action must not hang. Its own
+// file, so that the minute it takes runs beside the other suites.
+import { afterAll, describe, expect, test } from '@jest/globals'
+import { rmSync } from 'node:fs'
+import { runAction } from '../../scripts/run-action.mjs'
+import { startBlackHole } from './fault-proxy.js'
+
+const tempDirs: string[] = []
+const closers: (() => Promise<void>)[] = []
+
+afterAll(async () => {
+  await Promise.all(closers.map(close => close()))
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true })
+})
+
+describe.each(['docker', 'skopeo'])('push-tool %s', tool => {
+  test('a registry that never answers fails after the last retry, in bounded time, naming it', async () => {
+    const hole = await startBlackHole()
+    closers.push(hole.close)
+    const started = Date.now()
+    const result = await runAction({
+      inputs: {
+        flake: './examples/hello',
+        registry: hole.address,
+        image: 'silent/app',
+        'push-tool': tool,
+        retries: '2'
+      },
+      timeoutMs: 240_000
+    })
+    tempDirs.push(result.tempDir)
+    const seconds = (Date.now() - started) / 1000
+    expect(result.main.exitCode).toBe(1)
+    expect(result.main.stdout).toContain(
+      `::error::query ${hole.address}/silent/app:latest failed after 2 attempts: timeout`
+    )
+    // Two attempts of 30 s and a backoff: well under the 240 s the run was given.
+    expect(seconds).toBeLessThan(120)
+  })
+})
