@@ -16,7 +16,7 @@ afterAll(async () => {
 describe.each(['docker', 'skopeo'])('push-tool %s', tool => {
   test('a registry that never answers fails after the last retry, in bounded time, naming it', async () => {
     const hole = await startBlackHole()
-    closers.push(hole.close)
+    closers.push(() => hole.close())
     const started = Date.now()
     const result = await runAction({
       inputs: {
