@@ -11,7 +11,7 @@
 //
 //   npm run bench [-- --runs 5 --attribute container-big]
 import { execFileSync, spawnSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { accessSync, constants, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import process from 'node:process'
@@ -86,7 +86,10 @@ function handWrittenChain(registry, env) {
       checked(result, `${command} ${args.join(' ')}`)
     }
     run('nix', ['build', `${flake}#${attribute}`])
-    run('docker', ['load', '-i', path.join(work, 'result')])
+    const result = path.join(work, 'result')
+    // A stream image is run and piped in: `./result | docker load`.
+    if (isExecutable(result)) run('sh', ['-c', '"$0" | docker load', result])
+    else run('docker', ['load', '-i', result])
     run('docker', ['tag', 'big:latest', `${registry}/bench/chain:v1`])
     run('docker', ['push', `${registry}/bench/chain:v1`])
   } finally {
@@ -110,6 +113,21 @@ async function theAction(registry, env, tool) {
   rmSync(result.tempDir, { recursive: true, force: true })
   if (result.main.exitCode !== 0)
     throw new Error(`action (${tool}) failed:\n${result.main.stdout.slice(-3000)}`)
+}
+
+function isExecutable(file) {
+  try {
+    accessSync(file, constants.X_OK)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** The plain archive: the file, or what a stream image writes. */
+function archiveBytes(storePath, env) {
+  const options = { env, maxBuffer: 2 ** 31 - 1 }
+  return isExecutable(storePath) ? execFileSync(storePath, [], options) : readFileSync(storePath)
 }
 
 function forgetImage(env) {
@@ -142,9 +160,13 @@ async function main() {
     const storePath = JSON.parse(
       sh('nix', ['build', '--no-link', '--json', `${flake}#${attribute}`], { env })
     )[0].outputs.out
-    const size = Number(sh('du', ['-sb', '--dereference', storePath]).split('\t')[0])
-    const layers = JSON.parse(sh('tar', ['-xOf', storePath, './manifest.json'], { env }))[0].Layers
-      .length
+    const archive = archiveBytes(storePath, env)
+    const manifest = execFileSync('tar', ['-xOf', '-', './manifest.json'], {
+      input: archive,
+      encoding: 'utf8'
+    })
+    const layers = JSON.parse(manifest)[0].Layers.length
+    const size = archive.length
     console.log(
       `${storePath}: ${(size / 1e6).toFixed(0)} MB, ${layers} layers; ${runs} runs of each\n`
     )
