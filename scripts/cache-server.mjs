@@ -15,7 +15,8 @@ import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
 import process from 'node:process'
-import { fileURLToPath, URL } from 'node:url'
+import { URL } from 'node:url'
+import { isMain } from './is-main.mjs'
 
 const API = '/_apis/artifactcache/'
 
@@ -186,16 +187,7 @@ export function cacheEnv(server, token = 'nca-test-token') {
   return { ACTIONS_CACHE_URL: server.url, ACTIONS_RUNTIME_TOKEN: token }
 }
 
-function isMain() {
-  if (!process.argv[1]) return false
-  try {
-    return fs.realpathSync(process.argv[1]) === fs.realpathSync(fileURLToPath(import.meta.url))
-  } catch {
-    return false
-  }
-}
-
-if (isMain()) {
+if (isMain(import.meta.url)) {
   const port = process.argv[2] ? Number(process.argv[2]) : 0
   startCacheServer({ port }).then(
     server => {

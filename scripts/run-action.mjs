@@ -11,6 +11,7 @@ import path from 'node:path'
 import process from 'node:process'
 import { clearTimeout, setTimeout } from 'node:timers'
 import { fileURLToPath } from 'node:url'
+import { isMain } from './is-main.mjs'
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 
@@ -649,16 +650,7 @@ async function cli(argv) {
   return result.post?.exitCode ?? 0
 }
 
-function isMain() {
-  if (!process.argv[1]) return false
-  try {
-    return fs.realpathSync(process.argv[1]) === fs.realpathSync(fileURLToPath(import.meta.url))
-  } catch {
-    return false
-  }
-}
-
-if (isMain()) {
+if (isMain(import.meta.url)) {
   cli(process.argv.slice(2)).then(
     code => process.exit(code),
     error => {
