@@ -49,7 +49,9 @@ main() {
   log "installing: ${missing[*]}"
   block_service_starts
   as_root apt-get update -q
-  as_root env DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=l apt-get install -y -q --no-install-recommends "${missing[@]}"
+  # With recommended packages, as on the machines the tests were written on (nix-bin's
+  # nix-setup-systemd brings /etc/nix/nix.conf; docker.io's bring cgroupfs-mount, apparmor).
+  as_root env DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=l apt-get install -y -q "${missing[@]}"
   log "installed: ${missing[*]}"
 }
 
