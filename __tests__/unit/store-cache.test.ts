@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import type * as actionsCache from '@actions/cache'
 import * as core from '../../__fixtures__/core.js'
 import type { SaveFacts } from '../../src/stages/store-cache.js'
+import type { NarInfo } from '../../src/cache/nix-store.js'
 import * as exec from '../../__fixtures__/exec.js'
 
 const cache = {
@@ -12,10 +13,11 @@ const cache = {
   restoreCache: jest.fn<typeof actionsCache.restoreCache>(),
   saveCache: jest.fn<typeof actionsCache.saveCache>()
 }
-const { CommandError } = await import('../../src/exec.js')
+// The real CommandError and settleAll: only commands are mocked.
+const { CommandError, settleAll } = await import('../../src/exec.js')
 jest.unstable_mockModule('@actions/core', () => core)
 jest.unstable_mockModule('@actions/cache', () => cache)
-jest.unstable_mockModule('../../src/exec.js', () => ({ ...exec, CommandError }))
+jest.unstable_mockModule('../../src/exec.js', () => ({ ...exec, CommandError, settleAll }))
 const {
   cacheKeys,
   closureSkipReason,
@@ -26,11 +28,26 @@ const {
   saveStoreCache,
   shortHash
 } = await import('../../src/stages/store-cache.js')
-const { parseFlakeMetadata } = await import('../../src/cache/nix-store.js')
+const {
+  PARALLEL_MIN_BYTES,
+  balance,
+  importSchedule,
+  parseFlakeMetadata,
+  parseNarInfo,
+  topologicalLevels
+} = await import('../../src/cache/nix-store.js')
 
 const ok = (stdout = '') => ({ exitCode: 0, stdout, stderr: '' })
 const p = (name: string) => `/nix/store/${'a'.repeat(32)}-${name}`
 const noInputs = { sourceHash: 'sha256-src', lock: null }
+/** A store path with a hash part of its own: `h('img', 1)`. */
+const h = (name: string, n: number) => `/nix/store/${String(n).padStart(32, '0')}-${name}`
+const MB = 1024 * 1024
+/** NarInfos from [path, MB, references]. */
+const infosOf = (...rows: [string, number, string[]?][]) =>
+  new Map<string, NarInfo>(
+    rows.map(([path, mb, refs]) => [path, { narSize: mb * MB, references: refs ?? [] }])
+  )
 
 let workDir: string
 beforeEach(async () => {
@@ -154,6 +171,135 @@ describe('parseManifest', () => {
   })
 })
 
+describe('parseNarInfo', () => {
+  test('the store path, its references as full paths, the NAR size', () => {
+    const text = [
+      `StorePath: ${h('img', 9)}`,
+      'URL: nar/1fq6.nar',
+      'Compression: none',
+      'NarHash: sha256:1fq6',
+      'NarSize: 20592',
+      `References: ${h('blob', 1).slice(11)} ${h('img', 9).slice(11)}`,
+      `Deriver: ${h('img.drv', 8).slice(11)}`,
+      ''
+    ].join('\n')
+    expect(parseNarInfo(text)).toEqual({
+      storePath: h('img', 9),
+      references: [h('blob', 1), h('img', 9)],
+      narSize: 20592
+    })
+  })
+  test('no references; no store path is no narinfo', () => {
+    expect(parseNarInfo(`StorePath: ${h('a', 1)}\nNarSize: 5\nReferences: \n`)).toEqual({
+      storePath: h('a', 1),
+      references: [],
+      narSize: 5
+    })
+    expect(parseNarInfo('garbage')).toBeNull()
+  })
+})
+
+describe('topologicalLevels', () => {
+  test('a level is one more than the deepest reference among the paths', () => {
+    const [a, b, c, d, out] = [h('a', 1), h('b', 2), h('c', 3), h('d', 4), h('outside', 5)]
+    const infos = infosOf([a, 1, [a, out]], [b, 1, [a]], [c, 1, [a, b]], [d, 1])
+    expect(topologicalLevels([c, b, a, d], infos)).toEqual([[a, d], [b], [c]])
+  })
+  test('a cycle has no order', () => {
+    const [a, b] = [h('a', 1), h('b', 2)]
+    expect(topologicalLevels([a, b], infosOf([a, 1, [b]], [b, 1, [a]]))).toBeNull()
+  })
+})
+
+describe('balance', () => {
+  test.each<[string, number[], number, number[][]]>([
+    [
+      'equal sizes',
+      [50, 50, 50, 50, 50, 50],
+      2,
+      [
+        [0, 2, 4],
+        [1, 3, 5]
+      ]
+    ],
+    ['one big, many small', [100, 10, 10, 10], 2, [[0], [1, 2, 3]]],
+    ['more lanes than paths', [5, 5], 4, [[0], [1]]],
+    ['one lane', [1, 2], 1, [[0, 1]]]
+  ])('%s', (_name, sizes, lanes, expected) => {
+    const paths = sizes.map((_, i) => h(`p${i}`, i))
+    const infos = infosOf(...sizes.map((mb, i): [string, number] => [paths[i] ?? '', mb]))
+    expect(balance(paths, infos, lanes)).toEqual(expected.map(g => g.map(i => paths[i])))
+  })
+})
+
+describe('importSchedule', () => {
+  // The benchmark's closure: six 50 MB blobs, the image naming them, and their derivations.
+  const blobs = [0, 1, 2, 3, 4, 5].map(i => h(`blob-${i}`, i))
+  const blobDrvs = [0, 1, 2, 3, 4, 5].map(i => h(`blob-${i}.drv`, 10 + i))
+  const [img, imgDrv] = [h('img', 20), h('img.drv', 21)]
+  const infos = infosOf(
+    ...blobs.map((b): [string, number] => [b, 50]),
+    ...blobDrvs.map((d): [string, number] => [d, 0]),
+    [img, 0, blobs],
+    [imgDrv, 0, blobDrvs]
+  )
+  const all = [...blobs, ...blobDrvs, img, imgDrv]
+
+  test('big independent paths side by side, derivations beside them, then the rest', () => {
+    expect(importSchedule(all, infos, 2)).toEqual([
+      [[blobs[0], blobs[2], blobs[4]], [blobs[1], blobs[3], blobs[5]], blobDrvs],
+      [[img, imgDrv]]
+    ])
+  })
+
+  test('no concurrent group ever holds a path that another one refers to', () => {
+    for (const round of importSchedule(all, infos, 3)) {
+      for (const group of round) {
+        const others = new Set(round.filter(g => g !== group).flat())
+        const refs = group.flatMap(path => infos.get(path)?.references ?? [])
+        expect(refs.filter(ref => others.has(ref))).toEqual([])
+      }
+    }
+  })
+
+  test.each<[string, string[], Map<string, NarInfo>, number]>([
+    ['one lane', all, infos, 1],
+    ['a path without its narinfo', [...all, h('unknown', 30)], infos, 2],
+    [
+      'small paths: nothing to gain',
+      [h('a', 1), h('b', 2)],
+      infosOf([h('a', 1), 1], [h('b', 2), 1]),
+      2
+    ],
+    ['one big path', [h('a', 1), h('b', 2)], infosOf([h('a', 1), 500], [h('b', 2), 1]), 2]
+  ])('%s: one sequential round', (_name, paths, narinfos, lanes) => {
+    expect(importSchedule(paths, narinfos, lanes)).toEqual([[paths]])
+  })
+
+  test('light levels around a heavy one are merged into sequential rounds', () => {
+    const [base, x, y, top, topper] = [
+      h('base', 1),
+      h('x', 2),
+      h('y', 3),
+      h('top', 4),
+      h('topper', 5)
+    ]
+    const big = PARALLEL_MIN_BYTES / MB
+    const levels = infosOf(
+      [base, 1],
+      [x, big, [base]],
+      [y, big, [base]],
+      [top, 1, [x, y]],
+      [topper, 1, [top]]
+    )
+    expect(importSchedule([topper, top, y, x, base], levels, 2)).toEqual([
+      [[base]],
+      [[x], [y]],
+      [[top, topper]]
+    ])
+  })
+})
+
 describe('parseFlakeMetadata', () => {
   test('no inputs: no lock', () => {
     const json = { locked: { narHash: 'sha256-x' }, locks: { nodes: { root: {} }, root: 'root' } }
@@ -185,12 +331,17 @@ function scriptNix(...results: { exitCode: number; stdout: string; stderr: strin
   for (const result of results) exec.run.mockResolvedValueOnce(result)
 }
 
-/** What restoreCache would have extracted: a manifest listing paths. */
-function restoresEntry(key: string, paths: string[]) {
+/** What restoreCache would have extracted: a manifest listing paths, and with `mb`, a .narinfo
+ * of that size for each. */
+function restoresEntry(key: string, paths: string[], mb?: number) {
   cache.restoreCache.mockImplementationOnce(async () => {
     const dir = join(process.cwd(), 'nix-container-action-store')
     await mkdir(dir, { recursive: true })
     await writeFile(join(dir, 'nix-container-action.json'), JSON.stringify({ version: 1, paths }))
+    for (const path of mb === undefined ? [] : paths) {
+      const narinfo = `StorePath: ${path}\nNarSize: ${(mb ?? 0) * MB}\nReferences: \n`
+      await writeFile(join(dir, `${path.slice(11, 43)}.narinfo`), narinfo)
+    }
     return key
   })
 }
@@ -246,6 +397,61 @@ describe('restoreStoreCache', () => {
     expect(exec.run).toHaveBeenLastCalledWith('nix-store', ['--delete', p('a')], { silent: true })
     expect(core.warning).toHaveBeenCalledWith(expect.stringContaining('discarded'))
     expect(await readFile(result.restoredPathsFile, 'utf8')).toBe('')
+  })
+
+  test('big independent paths import side by side; a failure rolls back only after every lane ended', async () => {
+    cache.isFeatureAvailable.mockReturnValue(true)
+    const [a, b] = [h('blob-a', 1), h('blob-b', 2)]
+    restoresEntry('older', [a, b], 50)
+    const events: string[] = []
+    exec.run.mockImplementation(async (command, args) => {
+      if (args.includes('metadata'))
+        return ok(JSON.stringify({ locked: { narHash: 'sha256-src' } }))
+      if (args.includes('--check-validity')) {
+        return ok(events.includes(`imported ${a}`) ? `${b}\n` : `${a}\n${b}\n`)
+      }
+      if (args.includes('copy') && args.includes(b)) {
+        events.push(`failed ${b}`)
+        throw new CommandError(['nix', 'copy'], 1, 'error: hash mismatch importing path')
+      }
+      if (args.includes('copy') && args.includes(a)) {
+        await new Promise(resolve => setTimeout(resolve, 50))
+        events.push(`imported ${a}`)
+        return ok()
+      }
+      if (args.includes('--delete')) events.push(`deleted ${args.slice(1).join(' ')}`)
+      return ok()
+    })
+    const result = await restoreStoreCache(options())
+    expect(result).toMatchObject({ outcome: 'failed', restoredKey: null })
+    // Two lanes, one path each; the rollback waited for the slow one, then removed its path.
+    expect(events).toEqual([`failed ${b}`, `imported ${a}`, `deleted ${a}`])
+    expect(core.warning).toHaveBeenCalledWith(expect.stringContaining('discarded'))
+    const verify = exec.run.mock.calls.filter(([, args]) => args.includes('--verify-path'))
+    expect(verify).toEqual([])
+  })
+
+  test('big independent paths are verified side by side too', async () => {
+    cache.isFeatureAvailable.mockReturnValue(true)
+    const [a, b] = [h('blob-a', 1), h('blob-b', 2)]
+    restoresEntry('older', [a, b], 50)
+    exec.run.mockImplementation((_command, args) => {
+      if (args.includes('metadata')) {
+        return Promise.resolve(ok(JSON.stringify({ locked: { narHash: 'sha256-src' } })))
+      }
+      return Promise.resolve(ok(args.includes('--check-validity') ? `${a}\n${b}\n` : ''))
+    })
+    const result = await restoreStoreCache(options())
+    expect(result).toMatchObject({ outcome: 'restored', importedCount: 2 })
+    const commands = exec.run.mock.calls.map(([command, args]) => [command, ...args].join(' '))
+    expect(commands.filter(c => c.includes(' copy '))).toEqual([
+      expect.stringMatching(new RegExp(`--no-check-sigs ${a}$`)),
+      expect.stringMatching(new RegExp(`--no-check-sigs ${b}$`))
+    ])
+    expect(commands.filter(c => c.includes('--verify-path'))).toEqual([
+      `nix-store --verify-path ${a}`,
+      `nix-store --verify-path ${b}`
+    ])
   })
 })
 

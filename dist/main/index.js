@@ -38243,6 +38243,7 @@ function makePusher(options, hasSkopeo) {
 
 
 
+
 // Keeps each command line far below the kernel's argument limit, whatever the closure size.
 const PATHS_PER_COMMAND = 500;
 /** Parse `nix flake metadata --json` (pure). */
@@ -38328,19 +38329,182 @@ function binaryCacheUrl(dir) {
 async function nix_store_exportPaths(dir, paths) {
     await copyPaths('--to', binaryCacheUrl(dir), paths);
 }
-/**
- * Import from a binary cache directory. Our own cache is unsigned, so signatures are not
- * checked: what protects the store is the NAR hash in each .narinfo, which Nix checks while it
- * adds the path (a mismatch is never registered as valid).
- */
-async function importPaths(dir, paths) {
-    await copyPaths('--from', `file://${dir}`, paths);
-}
-/** Rehash the paths' contents against the store's database; throws when one differs. */
-async function verifyPaths(paths) {
-    for (const batch of batches(paths)) {
-        await exec_run('nix-store', ['--verify-path', ...batch], { silent: true });
+/** Parse a .narinfo (pure); null when it names no store path. */
+function parseNarInfo(text) {
+    const fields = new Map();
+    for (const line of text.split('\n')) {
+        const at = line.indexOf(': ');
+        if (at > 0)
+            fields.set(line.slice(0, at), line.slice(at + 2).trim());
     }
+    const storePath = fields.get('StorePath');
+    if (!storePath)
+        return null;
+    const storeDir = (0,external_node_path_.dirname)(storePath);
+    const references = (fields.get('References') ?? '')
+        .split(' ')
+        .filter(name => name !== '')
+        .map(name => `${storeDir}/${name}`);
+    return { storePath, references, narSize: Number(fields.get('NarSize') ?? 0) || 0 };
+}
+/** The .narinfo of each of `paths` in a binary cache directory; a path without one is left out. */
+async function readNarInfos(dir, paths) {
+    const infos = new Map();
+    await Promise.all(paths.map(async (path) => {
+        const file = (0,external_node_path_.join)(dir, `${(0,external_node_path_.basename)(path).slice(0, 32)}.narinfo`);
+        const info = parseNarInfo(await (0,promises_namespaceObject.readFile)(file, 'utf8').catch(() => ''));
+        if (info?.storePath === path)
+            infos.set(path, info);
+    }));
+    return infos;
+}
+/**
+ * How many `nix` processes import (and verify) side by side: one per core, at most 4. One
+ * `nix copy` imports its paths one after the other on one core (Nix 2.8 streams them into the
+ * store in sequence), and most of that time is hashing.
+ */
+function importLanes() {
+    return Math.max(1, Math.min(4, (0,external_node_os_.availableParallelism)()));
+}
+/**
+ * Below this many bytes saved by splitting a level across lanes, the level goes with its
+ * neighbours into one sequential `nix copy`: another round costs a process start or two.
+ */
+const PARALLEL_MIN_BYTES = 32 * 1024 * 1024;
+/** Each path's level: 0 without references among `paths`, else 1 + its deepest reference's. */
+function topologicalLevels(paths, infos) {
+    const inSet = new Set(paths);
+    const level = new Map();
+    const visiting = new Set();
+    const visit = (path) => {
+        const known = level.get(path);
+        if (known !== undefined)
+            return known;
+        if (visiting.has(path))
+            return null; // a cycle: no order exists
+        visiting.add(path);
+        let deepest = -1;
+        for (const ref of infos.get(path)?.references ?? []) {
+            if (ref === path || !inSet.has(ref))
+                continue;
+            const refLevel = visit(ref);
+            if (refLevel === null)
+                return null;
+            deepest = Math.max(deepest, refLevel);
+        }
+        visiting.delete(path);
+        level.set(path, deepest + 1);
+        return deepest + 1;
+    };
+    const levels = [];
+    for (const path of paths) {
+        const at = visit(path);
+        if (at === null)
+            return null;
+        (levels[at] ??= []).push(path);
+    }
+    return levels;
+}
+/** Split paths into at most `lanes` groups of about equal NAR bytes (largest first). */
+function balance(paths, infos, lanes) {
+    const size = (path) => infos.get(path)?.narSize ?? 0;
+    const groups = Array.from({ length: Math.max(1, lanes) }, () => ({
+        bytes: 0,
+        paths: []
+    }));
+    for (const path of [...paths].sort((a, b) => size(b) - size(a) || a.localeCompare(b))) {
+        const lightest = groups.reduce((best, group) => group.bytes < best.bytes ||
+            (group.bytes === best.bytes && group.paths.length < best.paths.length)
+            ? group
+            : best);
+        lightest.bytes += size(path);
+        lightest.paths.push(path);
+    }
+    return groups.filter(group => group.paths.length > 0).map(group => group.paths.sort());
+}
+function bytesOf(paths, infos) {
+    return paths.reduce((sum, path) => sum + (infos.get(path)?.narSize ?? 0), 0);
+}
+/**
+ * The import as rounds, one after the other; a round's groups run side by side, each as its own
+ * `nix copy` calls (pure). A level of the reference graph whose paths are big enough to gain from
+ * it is split across the lanes: its paths refer to none of each other, and everything they refer
+ * to was imported in an earlier round, so no two concurrent calls ever import the same path (Nix
+ * 2.8's `nix copy` fails when a path it meant to copy turns valid under it). The levels between
+ * go, merged, into one sequential call, which orders them itself. Without a .narinfo for every
+ * path (to read references and sizes from), one sequential round: the plain `nix copy`.
+ */
+function importSchedule(paths, infos, lanes) {
+    const sequential = paths.length > 0 ? [[[...paths]]] : [];
+    if (lanes < 2 || paths.length < 2 || paths.some(path => !infos.has(path)))
+        return sequential;
+    const levels = topologicalLevels(paths, infos);
+    if (levels === null)
+        return sequential;
+    const rounds = [];
+    let pending = [];
+    for (const level of levels) {
+        const groups = balance(level.filter(path => !isDerivation(path)), infos, lanes);
+        const saved = bytesOf(level, infos) - Math.max(0, ...groups.map(g => bytesOf(g, infos)));
+        if (groups.length < 2 || saved < PARALLEL_MIN_BYTES) {
+            pending.push(...level);
+            continue;
+        }
+        // Derivations (small, and `nix copy --derivation` calls of their own) import beside them.
+        const derivations = level.filter(isDerivation);
+        if (derivations.length > 0)
+            groups.push(derivations);
+        if (pending.length > 0)
+            rounds.push([pending]);
+        pending = [];
+        rounds.push(groups);
+    }
+    if (pending.length > 0)
+        rounds.push([pending]);
+    return rounds;
+}
+function asError(error) {
+    return error instanceof Error ? error : new Error(String(error));
+}
+/**
+ * Import from a binary cache directory, in rounds of parallel `nix copy` calls (importSchedule),
+ * and verify what was imported: each round's paths are rehashed (verifyPaths) while the later
+ * rounds import. Throws the first failure, but only once every import and verification has
+ * ended, so that the caller can roll back a store nothing writes to any more.
+ *
+ * Our own cache is unsigned, so signatures are not checked: what protects the store is the NAR
+ * hash in each .narinfo, which Nix checks while it adds the path (a mismatch is never registered
+ * as valid), and then the rehash of what was written.
+ */
+async function importAndVerify(dir, paths, infos = new Map(), lanes = importLanes()) {
+    // Each verification settles to its error (or undefined): none is ever left unhandled.
+    const verifying = [];
+    let importError = undefined;
+    try {
+        for (const round of importSchedule(paths, infos, lanes)) {
+            await settleAll(round.map(group => copyPaths('--from', `file://${dir}`, group)));
+            verifying.push(verifyPaths(round.flat(), infos, lanes).then(() => undefined, (error) => error ?? new Error('nix-store --verify-path failed')));
+        }
+    }
+    catch (error) {
+        importError = error ?? new Error('nix copy failed');
+    }
+    const verifyError = (await Promise.all(verifying)).find(error => error !== undefined);
+    const failed = importError ?? verifyError;
+    if (failed !== undefined)
+        throw asError(failed);
+}
+/**
+ * Rehash the paths' contents against the store's database; throws when one differs. Big sets
+ * are split across lanes by NAR size (from `infos`), each lane its own `nix-store` process.
+ */
+async function verifyPaths(paths, infos = new Map(), lanes = importLanes()) {
+    const groups = bytesOf(paths, infos) >= PARALLEL_MIN_BYTES ? balance(paths, infos, lanes) : [[...paths]];
+    await settleAll(groups.map(async (group) => {
+        for (const batch of batches(group)) {
+            await exec_run('nix-store', ['--verify-path', ...batch], { silent: true });
+        }
+    }));
 }
 /** Delete paths that nothing else keeps alive (never forced). */
 async function deletePaths(paths) {
@@ -38566,8 +38730,8 @@ async function importAll(dir, paths) {
         return 0;
     lib_core/* info */.pq(`Importing ${missing.length} of ${paths.length} paths`);
     try {
-        await importPaths(dir, missing);
-        await verifyPaths(missing);
+        // References and sizes, to import (and verify) independent paths side by side.
+        await importAndVerify(dir, missing, await readNarInfos(dir, missing));
         return missing.length;
     }
     catch (error) {

@@ -16,9 +16,9 @@ import {
   directorySize,
   exportPaths,
   flakeMetadata,
-  importPaths,
+  importAndVerify,
   invalidPaths,
-  verifyPaths
+  readNarInfos
 } from '../cache/nix-store.js'
 import type { FlakeMetadata } from '../cache/nix-store.js'
 import {
@@ -240,8 +240,8 @@ async function importAll(dir: string, paths: readonly string[]): Promise<number>
   if (missing.length === 0) return 0
   core.info(`Importing ${missing.length} of ${paths.length} paths`)
   try {
-    await importPaths(dir, missing)
-    await verifyPaths(missing)
+    // References and sizes, to import (and verify) independent paths side by side.
+    await importAndVerify(dir, missing, await readNarInfos(dir, missing))
     return missing.length
   } catch (error) {
     await rollBack(missing)
