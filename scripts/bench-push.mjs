@@ -20,12 +20,7 @@ import { runAction } from './run-action.mjs'
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const services = path.join(repo, 'scripts', 'services.sh')
-const NIX_CONFIG = [
-  'experimental-features = nix-command flakes',
-  'sandbox = false',
-  'substituters =',
-  'build-users-group ='
-].join('\n')
+const NIX_CONFIG = readFileSync(path.join(repo, 'scripts', 'test-nix.conf'), 'utf8')
 
 function option(name, fallback) {
   const index = process.argv.indexOf(`--${name}`)

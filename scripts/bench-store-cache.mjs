@@ -39,10 +39,7 @@ const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 3))
 // As the e2e tests: no substituters, no sandbox (host tools), no build users.
 const NIX_CONFIG = [
   process.env.NIX_CONFIG ?? '',
-  'experimental-features = nix-command flakes',
-  'sandbox = false',
-  'substituters =',
-  'build-users-group ='
+  fs.readFileSync(new URL('./test-nix.conf', import.meta.url), 'utf8')
 ].join('\n')
 
 const lines = text => text.split('\n').filter(Boolean)

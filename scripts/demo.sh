@@ -27,7 +27,8 @@ for _ in $(seq 50); do grep -q . "$dir/cache-server.env" && break; sleep 0.1; do
 export "$(cat "$dir/cache-server.env")" ACTIONS_RUNTIME_TOKEN=demo
 
 # The example flake has no inputs and builds with the host's tools: no network, no sandbox.
-export NIX_CONFIG=$'experimental-features = nix-command flakes\nsandbox = false\nsubstituters =\nbuild-users-group ='
+NIX_CONFIG=$(cat scripts/test-nix.conf)
+export NIX_CONFIG
 
 node scripts/run-action.mjs \
   flake=./examples/hello \

@@ -9,14 +9,8 @@ import { fileURLToPath } from 'node:url'
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const servicesScript = path.join(repoRoot, 'scripts', 'services.sh')
 
-// Builds with no network: test flakes have no inputs, so nothing is substituted, and the
-// derivations use the host's /bin/sh and tools, so no sandbox and no build users.
-const TEST_NIX_CONFIG = [
-  'experimental-features = nix-command flakes',
-  'sandbox = false',
-  'substituters =',
-  'build-users-group ='
-].join('\n')
+// Builds with no network, no sandbox and no build users (see the file).
+const TEST_NIX_CONFIG = fs.readFileSync(path.join(repoRoot, 'scripts', 'test-nix.conf'), 'utf8')
 
 const REQUIRED_COMMANDS = ['nix', 'dockerd', 'docker', 'docker-registry', 'skopeo', 'htpasswd']
 
