@@ -3,6 +3,7 @@
 import * as actionsExec from '@actions/exec'
 import { spawn } from 'node:child_process'
 import type { Readable } from 'node:stream'
+import { errorMessage } from './errors.js'
 
 export interface RunOptions {
   /** Written to the command's stdin (how secrets reach docker/skopeo login). */
@@ -75,7 +76,7 @@ export async function run(
     })
   } catch (error) {
     // @actions/exec throws when the program cannot be found or started.
-    throw new CommandError(argv, null, error instanceof Error ? error.message : String(error))
+    throw new CommandError(argv, null, errorMessage(error))
   }
   if (result.exitCode !== 0 && !options.allowFailure) {
     const stderr =

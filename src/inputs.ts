@@ -4,6 +4,7 @@ import * as core from '@actions/core'
 import { parseReference, validateRegistry, validateTag } from './reference.js'
 import type { ParsedReference } from './reference.js'
 import { NIX_VERSION_PATTERN, PINNED_NIX_VERSION } from './nix/release.js'
+import { errorMessage } from './errors.js'
 
 export type PushTool = 'docker' | 'skopeo'
 
@@ -167,7 +168,7 @@ function parseRegistry(value: string | null): string | null {
   try {
     validateRegistry(value)
   } catch (error) {
-    throw new InputError('registry', value, `is not a registry host: ${reason(error)}`)
+    throw new InputError('registry', value, `is not a registry host: ${errorMessage(error)}`)
   }
   return value
 }
@@ -181,7 +182,7 @@ function parseTagEntry(value: string): string {
   try {
     validateTag(value)
   } catch (error) {
-    throw new InputError('tags', value, `is not a valid tag: ${reason(error)}`)
+    throw new InputError('tags', value, `is not a valid tag: ${errorMessage(error)}`)
   }
   return value
 }
@@ -208,12 +209,8 @@ function parseOrFail(name: string, value: string): ParsedReference {
   try {
     return parseReference(value)
   } catch (error) {
-    throw new InputError(name, value, `is not a valid image reference: ${reason(error)}`)
+    throw new InputError(name, value, `is not a valid image reference: ${errorMessage(error)}`)
   }
-}
-
-function reason(error: unknown): string {
-  return error instanceof Error ? error.message : String(error)
 }
 
 /** Values that are each fine but cannot work together. */

@@ -22,6 +22,7 @@ import { pushImage } from './stages/push.js'
 import type { RefOutcome } from './stages/push.js'
 import { describeRestore, restoreStoreCache, storeCacheWorkDir } from './stages/store-cache.js'
 import { tagImage } from './stages/tag.js'
+import { errorMessage } from './errors.js'
 
 interface BuiltImage {
   storePath: string
@@ -36,7 +37,7 @@ export async function run(): Promise<void> {
     saveState(StateKey.MainRan, 'true')
     await runPipeline(inputs, report)
   } catch (error) {
-    core.setFailed(error instanceof Error ? error.message : String(error))
+    core.setFailed(errorMessage(error))
   } finally {
     await writeSummary(report).catch((error: unknown) => {
       core.warning(`could not write the job summary: ${String(error)}`)
@@ -184,7 +185,7 @@ async function build(inputs: Inputs): Promise<BuiltImage> {
     nixArgs: inputs.nixArgs
   })
   const format = await detectFormat(storePath).catch((error: unknown) => {
-    const reason = error instanceof Error ? error.message : String(error)
+    const reason = errorMessage(error)
     throw new Error(`${installable(inputs)} built ${reason}`)
   })
   core.info(`${storePath} is ${describeFormat(format)}`)

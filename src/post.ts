@@ -7,6 +7,7 @@ import { describeSave, saveStoreCache, storeCacheWorkDir } from './stages/store-
 import type { SaveResult } from './stages/store-cache.js'
 import { logoutOfRegistries } from './stages/login.js'
 import type { LoginSession } from './stages/login.js'
+import { errorMessage } from './errors.js'
 
 export async function run(): Promise<void> {
   try {
@@ -16,7 +17,7 @@ export async function run(): Promise<void> {
     }
     await saveCache()
   } catch (error) {
-    core.warning(`post step: ${error instanceof Error ? error.message : String(error)}`)
+    core.warning(`post step: ${errorMessage(error)}`)
   } finally {
     await logout()
   }
@@ -29,7 +30,7 @@ async function logout(): Promise<void> {
   try {
     await core.group('Registry logout', () => logoutOfRegistries(JSON.parse(saved) as LoginSession))
   } catch (error) {
-    core.warning(`registry logout: ${error instanceof Error ? error.message : String(error)}`)
+    core.warning(`registry logout: ${errorMessage(error)}`)
   }
 }
 
@@ -62,7 +63,7 @@ async function saveCache(): Promise<void> {
     result = {
       saved: false,
       failed: true,
-      reason: error instanceof Error ? error.message : String(error)
+      reason: errorMessage(error)
     }
   }
   const seconds = (performance.now() - started) / 1000

@@ -20,6 +20,7 @@
  * - Digests must be sha256 with 64 lowercase hex digits (what registries use and go-digest checks).
  * - Nothing is normalised to docker.io/library: a reference stays as the user wrote it.
  */
+import { errorMessage } from './errors.js'
 
 export interface ParsedReference {
   /** Registry host with optional :port, null when the reference has none. */
@@ -296,7 +297,7 @@ function labelled<T>(label: string, value: string, parse: () => T): T {
   try {
     return parse()
   } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error)
+    const reason = errorMessage(error)
     throw new Error(`invalid ${label} ${quote(value)}: ${reason}`)
   }
 }

@@ -1,6 +1,7 @@
 // What each stage did, kept for the job summary: the log reads as the pipeline, and the
 // summary shows it at a glance.
 import * as core from '@actions/core'
+import { errorMessage, firstLine } from './errors.js'
 
 export type StageStatus = 'done' | 'skipped' | 'failed'
 
@@ -35,15 +36,11 @@ export class Report {
       this.stages.push({ name, status: 'done', detail: describe(result), seconds: seconds() })
       return result
     } catch (error) {
-      const message = error instanceof Error ? error.message : String(error)
+      const message = errorMessage(error)
       this.stages.push({ name, status: 'failed', detail: firstLine(message), seconds: seconds() })
       throw error
     }
   }
-}
-
-function firstLine(text: string): string {
-  return text.split('\n')[0] ?? ''
 }
 
 const STATUS_ICON: Record<StageStatus, string> = { done: '✅', skipped: '⏭️', failed: '❌' }

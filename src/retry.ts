@@ -3,6 +3,7 @@
 // failures are final and fail at once.
 import * as core from '@actions/core'
 import { CommandError } from './exec.js'
+import { errorMessage } from './errors.js'
 
 export interface Failure {
   transient: boolean
@@ -38,7 +39,7 @@ const TRANSIENT: [RegExp, string][] = [
 /** The text a failure is judged by: a command's stderr (and message), or an error's message. */
 function failureText(error: unknown): string {
   if (error instanceof CommandError) return `${error.stderr}\n${error.message}`
-  return error instanceof Error ? error.message : String(error)
+  return errorMessage(error)
 }
 
 /** Decide whether a failure is worth another attempt (pure, for tests). */

@@ -35214,9 +35214,19 @@ var zr=Object.defineProperty;var Ur=(s,t)=>{for(var e in t)zr(s,e,{get:t[e],enum
 var lib_exec = __nccwpck_require__(5260);
 ;// CONCATENATED MODULE: external "node:child_process"
 const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
+;// CONCATENATED MODULE: ./src/errors.ts
+// What an error says, whatever was thrown.
+function errors_errorMessage(error) {
+    return error instanceof Error ? error.message : String(error);
+}
+function firstLine(text) {
+    return text.split('\n')[0] ?? '';
+}
+
 ;// CONCATENATED MODULE: ./src/exec.ts
 // The one place that runs programs. Every command is an argument array: no value from a
 // workflow ever reaches a shell. Failures carry the command and the tail of its stderr.
+
 
 
 const STDERR_TAIL_LINES = 25;
@@ -35263,7 +35273,7 @@ async function exec_run(command, args, options = {}) {
     }
     catch (error) {
         // @actions/exec throws when the program cannot be found or started.
-        throw new CommandError(argv, null, error instanceof Error ? error.message : String(error));
+        throw new CommandError(argv, null, errors_errorMessage(error));
     }
     if (result.exitCode !== 0 && !options.allowFailure) {
         const stderr = limit && result.exitCode === TIMED_OUT
@@ -35676,6 +35686,7 @@ function looksLikeNix2container(header) {
  * - Digests must be sha256 with 64 lowercase hex digits (what registries use and go-digest checks).
  * - Nothing is normalised to docker.io/library: a reference stays as the user wrote it.
  */
+
 const TAG_MAX = 128;
 const NAME_MAX = 255;
 const DEFAULT_TAG = 'latest';
@@ -35908,7 +35919,7 @@ function labelled(label, value, parse) {
         return parse();
     }
     catch (error) {
-        const reason = error instanceof Error ? error.message : String(error);
+        const reason = errors_errorMessage(error);
         throw new Error(`invalid ${label} ${quote(value)}: ${reason}`);
     }
 }
@@ -36091,6 +36102,7 @@ function releaseLayout(installScript, storeEntries, version) {
 
 
 
+
 /** A bad input value: the message names the input and the value. */
 class InputError extends Error {
     constructor(name, value, reason) {
@@ -36217,7 +36229,7 @@ function parseRegistry(value) {
         validateRegistry(value);
     }
     catch (error) {
-        throw new InputError('registry', value, `is not a registry host: ${reason(error)}`);
+        throw new InputError('registry', value, `is not a registry host: ${errors_errorMessage(error)}`);
     }
     return value;
 }
@@ -36231,7 +36243,7 @@ function parseTagEntry(value) {
         validateTag(value);
     }
     catch (error) {
-        throw new InputError('tags', value, `is not a valid tag: ${reason(error)}`);
+        throw new InputError('tags', value, `is not a valid tag: ${errors_errorMessage(error)}`);
     }
     return value;
 }
@@ -36256,11 +36268,8 @@ function parseOrFail(name, value) {
         return parseReference(value);
     }
     catch (error) {
-        throw new InputError(name, value, `is not a valid image reference: ${reason(error)}`);
+        throw new InputError(name, value, `is not a valid image reference: ${errors_errorMessage(error)}`);
     }
-}
-function reason(error) {
-    return error instanceof Error ? error.message : String(error);
 }
 /** Values that are each fine but cannot work together. */
 function checkCombinations(inputs) {
@@ -36299,6 +36308,7 @@ function checkPushDestination(inputs) {
 // What each stage did, kept for the job summary: the log reads as the pipeline, and the
 // summary shows it at a glance.
 
+
 class Report {
     stages = [];
     refs = [];
@@ -36318,14 +36328,11 @@ class Report {
             return result;
         }
         catch (error) {
-            const message = error instanceof Error ? error.message : String(error);
+            const message = errors_errorMessage(error);
             this.stages.push({ name, status: 'failed', detail: firstLine(message), seconds: seconds() });
             throw error;
         }
     }
-}
-function firstLine(text) {
-    return text.split('\n')[0] ?? '';
 }
 const STATUS_ICON = { done: '✅', skipped: '⏭️', failed: '❌' };
 /** The job summary as markdown (pure, for tests). */
@@ -36363,6 +36370,7 @@ async function writeSummary(report) {
 // failures are final and fail at once.
 
 
+
 const FINAL = [
     [
         /unauthorized|authentication required|(incorrect|invalid) username( or |\/)password|\b401\b/i,
@@ -36390,7 +36398,7 @@ const TRANSIENT = [
 function failureText(error) {
     if (error instanceof CommandError)
         return `${error.stderr}\n${error.message}`;
-    return error instanceof Error ? error.message : String(error);
+    return errors_errorMessage(error);
 }
 /** Decide whether a failure is worth another attempt (pure, for tests). */
 function classifyFailure(text) {
@@ -37450,6 +37458,7 @@ function _unique(values) {
 
 
 
+
 const TOOL_NAME = 'nix';
 async function fetchRelease(options) {
     const { version, system } = options;
@@ -37488,7 +37497,7 @@ async function expectedSha256(version, system, url) {
             return { sha256: parseSha256File(text), from: source.url };
         }
         catch (error) {
-            throw new Error(`${source.url} ${download_reason(error)}`);
+            throw new Error(`${source.url} ${errors_errorMessage(error)}`);
         }
     }
     finally {
@@ -37500,7 +37509,7 @@ async function download(url, what) {
         return await downloadTool(url, (0,external_node_path_.join)(tempRoot(), (0,external_node_crypto_.randomUUID)()));
     }
     catch (error) {
-        throw new Error(`could not download ${what} from ${url}: ${download_reason(error)}`);
+        throw new Error(`could not download ${what} from ${url}: ${errors_errorMessage(error)}`);
     }
 }
 async function sha256File(file) {
@@ -37538,9 +37547,6 @@ async function removeTree(path) {
 }
 function tempRoot() {
     return process.env.RUNNER_TEMP || (0,external_node_os_.tmpdir)();
-}
-function download_reason(error) {
-    return error instanceof Error ? error.message : String(error);
 }
 
 ;// CONCATENATED MODULE: ./src/nix/single-user.ts
@@ -38013,6 +38019,7 @@ function parseRetryAfter(value, now = Date.now()) {
 
 
 
+
 const GHCR = 'ghcr.io';
 /** The Docker config the user's docker commands read. */
 function userDockerConfigDir() {
@@ -38123,7 +38130,7 @@ async function logoutOfRegistries(session) {
             core.info(`Logged out of ${registry}`);
         }
         catch (error) {
-            core.warning(`logout of ${registry}: ${error instanceof Error ? error.message : String(error)}`);
+            core.warning(`logout of ${registry}: ${errorMessage(error)}`);
         }
     }
     await rm(session.configDir, { recursive: true, force: true });
@@ -38135,6 +38142,7 @@ async function logoutOfRegistries(session) {
 // chosen tool, and the others are copied from it registry-to-registry when skopeo is there,
 // which reuses every blob and keeps one manifest digest (docker and skopeo compress layers
 // differently, so the same image pushed by each gets two digests).
+
 
 
 
@@ -38180,7 +38188,7 @@ async function pushImage(options) {
 }
 /** The failure, and which refs made it before it (pure, for tests). */
 function partialPushMessage(error, done, refs) {
-    const reason = error instanceof Error ? error.message : String(error);
+    const reason = errors_errorMessage(error);
     if (done.length === 0)
         return reason;
     const doneRefs = done.map(outcome => outcome.ref);
@@ -38211,7 +38219,7 @@ async function pushRef(ref, first, pusher, options) {
 /** For a 429, ask the ref's registry how long to wait. */
 function retryAfterFor(ref) {
     return async (error) => {
-        const text = error instanceof Error ? error.message : String(error);
+        const text = errors_errorMessage(error);
         const domain = parseReference(ref).domain;
         if (!domain || !classifyFailure(text).reason.startsWith('429'))
             return null;
@@ -38594,6 +38602,7 @@ async function service_saveDirectory(parent, key) {
 
 
 
+
 // --- keys (pure) --------------------------------------------------------------------------
 const KEY_PREFIX = 'nix-container-store';
 /** Bump when the archive's layout changes, so old entries are never restored. */
@@ -38711,9 +38720,9 @@ async function restoreStoreCache(options) {
         };
     }
     catch (error) {
-        const reason = errorMessage(error);
+        const reason = errors_errorMessage(error);
         lib_core/* warning */.$e(`Store cache: restore failed, building without the cache: ${reason}`);
-        return { ...result, outcome: 'failed', reason: store_cache_firstLine(reason) };
+        return { ...result, outcome: 'failed', reason: firstLine(reason) };
     }
     finally {
         // The paths are in the store now (or not at all): the archive's copy only takes disk.
@@ -38736,7 +38745,7 @@ async function importAll(dir, paths) {
     }
     catch (error) {
         await store_cache_rollBack(missing);
-        throw new Error(`the archive did not import cleanly and was discarded: ${errorMessage(error)}`);
+        throw new Error(`the archive did not import cleanly and was discarded: ${errors_errorMessage(error)}`);
     }
 }
 async function store_cache_rollBack(missing) {
@@ -38748,7 +38757,7 @@ async function store_cache_rollBack(missing) {
             lib_core/* info */.pq(`Removed the ${added.length} paths this import had added`);
     }
     catch (error) {
-        lib_core/* warning */.$e(`Store cache: could not remove the paths of a failed import: ${errorMessage(error)}`);
+        lib_core/* warning */.$e(`Store cache: could not remove the paths of a failed import: ${errors_errorMessage(error)}`);
     }
 }
 function describeRestore(result) {
@@ -38817,12 +38826,6 @@ function describeSave(result) {
     return `saved ${result.key}: ${result.pathCount} paths (${result.newCount} new), ${megabytes(result.bytes)}`;
 }
 // --- helpers --------------------------------------------------------------------------------
-function errorMessage(error) {
-    return error instanceof Error ? error.message : String(error);
-}
-function store_cache_firstLine(text) {
-    return text.split('\n')[0] ?? '';
-}
 /** Scratch space for the archive: the runner's temp directory, emptied after each job. */
 function storeCacheWorkDir() {
     return (0,external_node_path_.join)(process.env.RUNNER_TEMP ?? (0,external_node_os_.tmpdir)(), 'nix-container-action');
@@ -38859,6 +38862,7 @@ async function tagImage(options) {
 
 
 
+
 async function main_run() {
     const report = new Report();
     try {
@@ -38867,7 +38871,7 @@ async function main_run() {
         await runPipeline(inputs, report);
     }
     catch (error) {
-        lib_core/* setFailed */.C1(error instanceof Error ? error.message : String(error));
+        lib_core/* setFailed */.C1(errors_errorMessage(error));
     }
     finally {
         await writeSummary(report).catch((error) => {
@@ -38981,7 +38985,7 @@ async function build(inputs) {
         nixArgs: inputs.nixArgs
     });
     const format = await detectFormat(storePath).catch((error) => {
-        const reason = error instanceof Error ? error.message : String(error);
+        const reason = errors_errorMessage(error);
         throw new Error(`${installable(inputs)} built ${reason}`);
     });
     lib_core/* info */.pq(`${storePath} is ${describeFormat(format)}`);

@@ -31950,9 +31950,19 @@ var external_node_path_ = __nccwpck_require__(6760);
 var post_exec = __nccwpck_require__(7187);
 ;// CONCATENATED MODULE: external "node:child_process"
 const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
+;// CONCATENATED MODULE: ./src/errors.ts
+// What an error says, whatever was thrown.
+function errors_errorMessage(error) {
+    return error instanceof Error ? error.message : String(error);
+}
+function errors_firstLine(text) {
+    return text.split('\n')[0] ?? '';
+}
+
 ;// CONCATENATED MODULE: ./src/exec.ts
 // The one place that runs programs. Every command is an argument array: no value from a
 // workflow ever reaches a shell. Failures carry the command and the tail of its stderr.
+
 
 
 const STDERR_TAIL_LINES = 25;
@@ -31999,7 +32009,7 @@ async function exec_run(command, args, options = {}) {
     }
     catch (error) {
         // @actions/exec throws when the program cannot be found or started.
-        throw new exec_CommandError(argv, null, error instanceof Error ? error.message : String(error));
+        throw new exec_CommandError(argv, null, errors_errorMessage(error));
     }
     if (result.exitCode !== 0 && !options.allowFailure) {
         const stderr = limit && result.exitCode === TIMED_OUT
@@ -32523,6 +32533,7 @@ async function saveDirectory(parent, key) {
 
 
 
+
 // --- keys (pure) --------------------------------------------------------------------------
 const KEY_PREFIX = 'nix-container-store';
 /** Bump when the archive's layout changes, so old entries are never restored. */
@@ -32746,12 +32757,6 @@ function describeSave(result) {
     return `saved ${result.key}: ${result.pathCount} paths (${result.newCount} new), ${megabytes(result.bytes)}`;
 }
 // --- helpers --------------------------------------------------------------------------------
-function errorMessage(error) {
-    return error instanceof Error ? error.message : String(error);
-}
-function firstLine(text) {
-    return text.split('\n')[0] ?? '';
-}
 /** Scratch space for the archive: the runner's temp directory, emptied after each job. */
 function storeCacheWorkDir() {
     return (0,external_node_path_.join)(process.env.RUNNER_TEMP ?? (0,external_node_os_.tmpdir)(), 'nix-container-action');
@@ -32900,6 +32905,7 @@ function parseRetryAfter(value, now = Date.now()) {
 // failures are final and fail at once.
 
 
+
 const FINAL = (/* unused pure expression or super */ null && ([
     [
         /unauthorized|authentication required|(incorrect|invalid) username( or |\/)password|\b401\b/i,
@@ -32927,7 +32933,7 @@ const TRANSIENT = (/* unused pure expression or super */ null && ([
 function failureText(error) {
     if (error instanceof CommandError)
         return `${error.stderr}\n${error.message}`;
-    return error instanceof Error ? error.message : String(error);
+    return errorMessage(error);
 }
 /** Decide whether a failure is worth another attempt (pure, for tests). */
 function classifyFailure(text) {
@@ -32997,6 +33003,7 @@ async function retry_withRetries(what, policy, operation) {
 // config under RUNNER_TEMP: the user's own config is never written, logins made earlier in the
 // job (docker/login-action) are used as they are, and the post step's logout plus the removal
 // of that directory leave no credentials behind, whatever happened in between.
+
 
 
 
@@ -33114,7 +33121,7 @@ async function logoutOfRegistries(session) {
             lib_core/* info */.pq(`Logged out of ${registry}`);
         }
         catch (error) {
-            lib_core/* warning */.$e(`logout of ${registry}: ${error instanceof Error ? error.message : String(error)}`);
+            lib_core/* warning */.$e(`logout of ${registry}: ${errors_errorMessage(error)}`);
         }
     }
     await (0,promises_namespaceObject.rm)(session.configDir, { recursive: true, force: true });
@@ -33123,6 +33130,7 @@ async function logoutOfRegistries(session) {
 ;// CONCATENATED MODULE: ./src/post.ts
 // run(): the post step. It cleans up after main and only ever warns: a post step must never
 // fail a job whose work is done.
+
 
 
 
@@ -33137,7 +33145,7 @@ async function post_run() {
         await saveCache();
     }
     catch (error) {
-        lib_core/* warning */.$e(`post step: ${error instanceof Error ? error.message : String(error)}`);
+        lib_core/* warning */.$e(`post step: ${errors_errorMessage(error)}`);
     }
     finally {
         await logout();
@@ -33152,7 +33160,7 @@ async function logout() {
         await lib_core/* group */.Os('Registry logout', () => logoutOfRegistries(JSON.parse(saved)));
     }
     catch (error) {
-        lib_core/* warning */.$e(`registry logout: ${error instanceof Error ? error.message : String(error)}`);
+        lib_core/* warning */.$e(`registry logout: ${errors_errorMessage(error)}`);
     }
 }
 /** Save the store cache. Every error is a warning: the job's result never changes here. */
@@ -33183,7 +33191,7 @@ async function saveCache() {
         result = {
             saved: false,
             failed: true,
-            reason: error instanceof Error ? error.message : String(error)
+            reason: errors_errorMessage(error)
         };
     }
     const seconds = (performance.now() - started) / 1000;

@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { run } from '../exec.js'
 import { checksumSource, parseSha256File, releaseName, releaseUrl } from './release.js'
 import type { NixSystem } from './release.js'
+import { errorMessage } from '../errors.js'
 
 export const TOOL_NAME = 'nix'
 
@@ -75,7 +76,7 @@ async function expectedSha256(
     try {
       return { sha256: parseSha256File(text), from: source.url }
     } catch (error) {
-      throw new Error(`${source.url} ${reason(error)}`)
+      throw new Error(`${source.url} ${errorMessage(error)}`)
     }
   } finally {
     await rm(file, { force: true })
@@ -86,7 +87,7 @@ async function download(url: string, what: string): Promise<string> {
   try {
     return await tc.downloadTool(url, join(tempRoot(), randomUUID()))
   } catch (error) {
-    throw new Error(`could not download ${what} from ${url}: ${reason(error)}`)
+    throw new Error(`could not download ${what} from ${url}: ${errorMessage(error)}`)
   }
 }
 
@@ -127,8 +128,4 @@ export async function removeTree(path: string): Promise<void> {
 
 function tempRoot(): string {
   return process.env.RUNNER_TEMP || tmpdir()
-}
-
-function reason(error: unknown): string {
-  return error instanceof Error ? error.message : String(error)
 }

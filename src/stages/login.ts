@@ -12,6 +12,7 @@ import { dockerLogin, dockerLogout, skopeoLogin, skopeoLogout } from '../registr
 import type { Credentials } from '../registry.js'
 import { OperationError, withRetries } from '../retry.js'
 import type { RetryPolicy } from '../retry.js'
+import { errorMessage } from '../errors.js'
 
 const GHCR = 'ghcr.io'
 
@@ -175,9 +176,7 @@ export async function logoutOfRegistries(session: LoginSession): Promise<void> {
       else await dockerLogout(registry)
       core.info(`Logged out of ${registry}`)
     } catch (error) {
-      core.warning(
-        `logout of ${registry}: ${error instanceof Error ? error.message : String(error)}`
-      )
+      core.warning(`logout of ${registry}: ${errorMessage(error)}`)
     }
   }
   await rm(session.configDir, { recursive: true, force: true })

@@ -12,6 +12,7 @@ import { dockerPush, inspectManifest, probeRetryAfter, skopeoCopy } from '../reg
 import type { RemoteManifest } from '../registry.js'
 import { classifyFailure, withRetries } from '../retry.js'
 import type { RetryPolicy } from '../retry.js'
+import { errorMessage } from '../errors.js'
 
 export interface PushOptions {
   refs: string[]
@@ -100,7 +101,7 @@ export function partialPushMessage(
   done: readonly RefOutcome[],
   refs: readonly string[]
 ): string {
-  const reason = error instanceof Error ? error.message : String(error)
+  const reason = errorMessage(error)
   if (done.length === 0) return reason
   const doneRefs = done.map(outcome => outcome.ref)
   const notDone = refs.filter(ref => !doneRefs.includes(ref))
@@ -142,7 +143,7 @@ async function pushRef(
 /** For a 429, ask the ref's registry how long to wait. */
 function retryAfterFor(ref: string): (error: unknown) => Promise<number | null> {
   return async error => {
-    const text = error instanceof Error ? error.message : String(error)
+    const text = errorMessage(error)
     const domain = parseReference(ref).domain
     if (!domain || !classifyFailure(text).reason.startsWith('429')) return null
     return probeRetryAfter(domain)

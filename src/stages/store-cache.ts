@@ -27,6 +27,7 @@ import {
   restoreDirectory,
   saveDirectory
 } from '../cache/service.js'
+import { errorMessage, firstLine } from '../errors.js'
 
 // --- keys (pure) --------------------------------------------------------------------------
 
@@ -348,14 +349,6 @@ export function describeSave(result: SaveResult): string {
 }
 
 // --- helpers --------------------------------------------------------------------------------
-
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error)
-}
-
-function firstLine(text: string): string {
-  return text.split('\n')[0] ?? ''
-}
 
 /** Scratch space for the archive: the runner's temp directory, emptied after each job. */
 export function storeCacheWorkDir(): string {
