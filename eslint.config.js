@@ -18,6 +18,24 @@ export default tseslint.config(
       '@typescript-eslint/consistent-type-imports': 'error'
     }
   },
+  // Layers: nix/, cache/, image/ and the helpers beside them sit below the stages and main.ts,
+  // and never reach up into them.
+  {
+    files: ['src/nix/**', 'src/cache/**', 'src/image/**', 'src/sbom/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/stages/*', '**/main.js', '**/post.js', '**/inputs.js'],
+              message: 'a lower layer must not import a stage, main, post or inputs'
+            }
+          ]
+        }
+      ]
+    }
+  },
   { files: ['**/*.js', '**/*.mjs'], ...tseslint.configs.disableTypeChecked },
   // Scripts run on Node.
   { files: ['scripts/**/*.mjs'], languageOptions: { globals: globals.node } }

@@ -16,10 +16,8 @@ beforeEach(() => {
 })
 
 describe('buildArgs', () => {
-  test('enables flakes for this call only, leaves no result link, reads --json', () => {
+  test('leaves no result link, reads --json', () => {
     expect(buildArgs(options)).toEqual([
-      '--extra-experimental-features',
-      'nix-command flakes',
       'build',
       './examples/hello#container',
       '--no-link',
@@ -60,6 +58,18 @@ describe('buildImage', () => {
       storePath: '/nix/store/x-image',
       drvPath: '/nix/store/x.drv'
     })
+  })
+
+  test('enables flakes for this call only', async () => {
+    exec.run.mockResolvedValueOnce(
+      ok('[{"drvPath":"/nix/store/x.drv","outputs":{"out":"/nix/store/x-image"}}]')
+    )
+    await buildImage(options)
+    expect(exec.run).toHaveBeenCalledWith(
+      'nix',
+      ['--extra-experimental-features', 'nix-command flakes', ...buildArgs(options)],
+      undefined
+    )
   })
 
   test('a missing attribute names it and lists what the flake offers', async () => {

@@ -36493,19 +36493,35 @@ function getState(key) {
     return value === '' ? null : value;
 }
 
+;// CONCATENATED MODULE: ./src/nix/command.ts
+// Running `nix` with the action's own settings. Stages and the store cache both call Nix, so
+// this lives below them: neither has to import the other to get the same flags.
+
+/** The action's own Nix calls enable these without touching the user's nix.conf. */
+const NIX_FEATURE_ARGS = ['--extra-experimental-features', 'nix-command flakes'];
+/** `nix <args>` with the features the action relies on (flakes, the nix command). */
+function runNix(args, options) {
+    return exec_run('nix', [...NIX_FEATURE_ARGS, ...args], options);
+}
+/** The Nix system this machine builds for by default (`x86_64-linux`, ...). */
+async function currentSystem() {
+    const { stdout } = await runNix(['eval', '--impure', '--raw', '--expr', 'builtins.currentSystem'], {
+        silent: true
+    });
+    return stdout.trim();
+}
+
 ;// CONCATENATED MODULE: ./src/stages/build.ts
 // The build stage: `nix build <flake>#<attribute>`, reading the output path from --json
 // (Nix 2.8 has no --print-out-paths) and leaving no `result` link in the workspace.
 
 
-/** The action's own Nix calls enable these without touching the user's nix.conf. */
-const NIX_FEATURE_ARGS = ['--extra-experimental-features', 'nix-command flakes'];
+
 function installable(options) {
     return `${options.flake}#${options.attribute}`;
 }
 function buildArgs(options) {
     return [
-        ...NIX_FEATURE_ARGS,
         'build',
         installable(options),
         '--no-link',
@@ -36534,7 +36550,7 @@ function parseBuildJson(stdout) {
 const MISSING_ATTRIBUTE = /does not provide attribute/;
 async function buildImage(options) {
     try {
-        const { stdout } = await exec_run('nix', buildArgs(options));
+        const { stdout } = await runNix(buildArgs(options));
         const result = parseBuildJson(stdout);
         lib_core/* info */.pq(`Built ${result.storePath}`);
         return result;
@@ -36553,22 +36569,11 @@ async function buildImage(options) {
 async function missingAttributeMessage(options) {
     const system = options.system ?? (await currentSystem());
     const head = `flake ${options.flake} has no attribute "${options.attribute}" for ${system}`;
-    const offered = await exec_run('nix', [
-        ...NIX_FEATURE_ARGS,
-        'eval',
-        '--json',
-        `${options.flake}#packages.${system}`,
-        '--apply',
-        'builtins.attrNames'
-    ], { silent: true, allowFailure: true });
+    const offered = await runNix(['eval', '--json', `${options.flake}#packages.${system}`, '--apply', 'builtins.attrNames'], { silent: true, allowFailure: true });
     if (offered.exitCode !== 0)
         return `${head}, and it has no packages.${system}`;
     const names = JSON.parse(offered.stdout);
     return `${head}; packages.${system} offers: ${names.join(', ') || '(nothing)'}`;
-}
-async function currentSystem() {
-    const { stdout } = await exec_run('nix', [...NIX_FEATURE_ARGS, 'eval', '--impure', '--raw', '--expr', 'builtins.currentSystem'], { silent: true });
-    return stdout.trim();
 }
 
 // EXTERNAL MODULE: ./node_modules/@actions/io/lib/io.js
@@ -38265,14 +38270,8 @@ function parseFlakeMetadata(stdout) {
     return { sourceHash, lock: hasInputs ? JSON.stringify(json.locks) : null };
 }
 async function flakeMetadata(flake) {
-    const { stdout } = await exec_run('nix', [...NIX_FEATURE_ARGS, 'flake', 'metadata', '--json', flake], {
-        silent: true
-    });
+    const { stdout } = await runNix(['flake', 'metadata', '--json', flake], { silent: true });
     return parseFlakeMetadata(stdout);
-}
-async function nix_store_currentSystem() {
-    const { stdout } = await exec_run('nix', [...NIX_FEATURE_ARGS, 'eval', '--impure', '--raw', '--expr', 'builtins.currentSystem'], { silent: true });
-    return stdout.trim();
 }
 function isDerivation(storePath) {
     return storePath.endsWith('.drv');
@@ -38324,9 +38323,7 @@ async function copyPaths(direction, url, paths) {
         [derivations, ['--derivation']]
     ]) {
         for (const batch of batches(group)) {
-            await exec_run('nix', [...NIX_FEATURE_ARGS, 'copy', direction, url, ...checkSigs, ...extra, ...batch], {
-                silent: true
-            });
+            await runNix(['copy', direction, url, ...checkSigs, ...extra, ...batch], { silent: true });
         }
     }
 }
@@ -38603,6 +38600,7 @@ async function service_saveDirectory(parent, key) {
 
 
 
+
 // --- keys (pure) --------------------------------------------------------------------------
 const KEY_PREFIX = 'nix-container-store';
 /** Bump when the archive's layout changes, so old entries are never restored. */
@@ -38667,7 +38665,7 @@ function restoredPathsFile(workDir) {
 }
 async function computeKeys(options) {
     const [system, metadata] = await Promise.all([
-        options.system ?? nix_store_currentSystem(),
+        options.system ?? currentSystem(),
         flakeMetadata(options.flake)
     ]);
     return cacheKeys({ system, attribute: options.attribute, metadata, override: options.cacheKey });

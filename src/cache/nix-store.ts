@@ -5,7 +5,7 @@ import { readFile, readdir, stat } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
 import { basename, dirname, join } from 'node:path'
 import { run, settleAll } from '../exec.js'
-import { NIX_FEATURE_ARGS } from '../stages/build.js'
+import { runNix } from '../nix/command.js'
 
 // Keeps each command line far below the kernel's argument limit, whatever the closure size.
 const PATHS_PER_COMMAND = 500
@@ -34,19 +34,8 @@ export function parseFlakeMetadata(stdout: string): FlakeMetadata {
 }
 
 export async function flakeMetadata(flake: string): Promise<FlakeMetadata> {
-  const { stdout } = await run('nix', [...NIX_FEATURE_ARGS, 'flake', 'metadata', '--json', flake], {
-    silent: true
-  })
+  const { stdout } = await runNix(['flake', 'metadata', '--json', flake], { silent: true })
   return parseFlakeMetadata(stdout)
-}
-
-export async function currentSystem(): Promise<string> {
-  const { stdout } = await run(
-    'nix',
-    [...NIX_FEATURE_ARGS, 'eval', '--impure', '--raw', '--expr', 'builtins.currentSystem'],
-    { silent: true }
-  )
-  return stdout.trim()
 }
 
 export function isDerivation(storePath: string): boolean {
@@ -103,13 +92,7 @@ async function copyPaths(direction: '--to' | '--from', url: string, paths: reado
     [derivations, ['--derivation']]
   ] as const) {
     for (const batch of batches(group)) {
-      await run(
-        'nix',
-        [...NIX_FEATURE_ARGS, 'copy', direction, url, ...checkSigs, ...extra, ...batch],
-        {
-          silent: true
-        }
-      )
+      await runNix(['copy', direction, url, ...checkSigs, ...extra, ...batch], { silent: true })
     }
   }
 }

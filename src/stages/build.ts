@@ -1,10 +1,8 @@
 // The build stage: `nix build <flake>#<attribute>`, reading the output path from --json
 // (Nix 2.8 has no --print-out-paths) and leaving no `result` link in the workspace.
 import * as core from '@actions/core'
-import { CommandError, run } from '../exec.js'
-
-/** The action's own Nix calls enable these without touching the user's nix.conf. */
-export const NIX_FEATURE_ARGS = ['--extra-experimental-features', 'nix-command flakes']
+import { CommandError } from '../exec.js'
+import { currentSystem, runNix } from '../nix/command.js'
 
 export interface BuildOptions {
   flake: string
@@ -24,7 +22,6 @@ export function installable(options: Pick<BuildOptions, 'flake' | 'attribute'>):
 
 export function buildArgs(options: BuildOptions): string[] {
   return [
-    ...NIX_FEATURE_ARGS,
     'build',
     installable(options),
     '--no-link',
@@ -59,7 +56,7 @@ const MISSING_ATTRIBUTE = /does not provide attribute/
 
 export async function buildImage(options: BuildOptions): Promise<BuildResult> {
   try {
-    const { stdout } = await run('nix', buildArgs(options))
+    const { stdout } = await runNix(buildArgs(options))
     const result = parseBuildJson(stdout)
     core.info(`Built ${result.storePath}`)
     return result
@@ -80,28 +77,11 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
 async function missingAttributeMessage(options: BuildOptions): Promise<string> {
   const system = options.system ?? (await currentSystem())
   const head = `flake ${options.flake} has no attribute "${options.attribute}" for ${system}`
-  const offered = await run(
-    'nix',
-    [
-      ...NIX_FEATURE_ARGS,
-      'eval',
-      '--json',
-      `${options.flake}#packages.${system}`,
-      '--apply',
-      'builtins.attrNames'
-    ],
+  const offered = await runNix(
+    ['eval', '--json', `${options.flake}#packages.${system}`, '--apply', 'builtins.attrNames'],
     { silent: true, allowFailure: true }
   )
   if (offered.exitCode !== 0) return `${head}, and it has no packages.${system}`
   const names = JSON.parse(offered.stdout) as string[]
   return `${head}; packages.${system} offers: ${names.join(', ') || '(nothing)'}`
-}
-
-async function currentSystem(): Promise<string> {
-  const { stdout } = await run(
-    'nix',
-    [...NIX_FEATURE_ARGS, 'eval', '--impure', '--raw', '--expr', 'builtins.currentSystem'],
-    { silent: true }
-  )
-  return stdout.trim()
 }

@@ -9,9 +9,9 @@ import { createHash } from 'node:crypto'
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { currentSystem } from '../nix/command.js'
 import {
   buildClosure,
-  currentSystem,
   deletePaths,
   directorySize,
   exportPaths,
