@@ -62,3 +62,6 @@ export function parseKeyValueText(text: string, label?: string): Record<string, 
 
 /** action.yml's inputs: name -> default (undefined when it has none). */
 export function parseActionInputs(text: string): Map<string, string | undefined>
+
+/** The Node that runs the bundles: NCA_ACTION_NODE when set, else process.execPath. */
+export function actionNode(): string

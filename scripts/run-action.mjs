@@ -11,6 +11,7 @@ import path from 'node:path'
 import process from 'node:process'
 import { clearTimeout, setTimeout } from 'node:timers'
 import { fileURLToPath } from 'node:url'
+import { parse as parseYaml } from 'yaml'
 import { isMain } from './is-main.mjs'
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
@@ -259,68 +260,17 @@ function readActionInputs(distDir) {
 }
 
 /**
- * The `inputs:` mapping of an action.yml: name -> default (undefined when it has none).
- * A small reader for the shape action.yml files have, not a general YAML parser.
+ * The `inputs:` mapping of an action.yml: name -> default (undefined when it has none). The
+ * runner hands every default to the step as a string, so `default: 3` becomes '3'.
  */
 export function parseActionInputs(text) {
-  const lines = text.split(/\r?\n/)
-  const inputs = new Map()
-  const start = lines.findIndex(l => /^inputs:\s*(#.*)?$/.test(l))
-  if (start < 0) return inputs
-  let nameIndent = -1
-  let propIndent = -1
-  let current = null
-  for (let i = start + 1; i < lines.length; i++) {
-    const line = lines[i]
-    if (/^\s*(#.*)?$/.test(line)) continue
-    const indent = line.search(/\S/)
-    if (indent === 0) break
-    const entry = /^\s*(['"]?)([^'":#]+)\1:(?:\s+(.*))?$/.exec(line)
-    if (nameIndent < 0) nameIndent = indent
-    if (indent === nameIndent && entry) {
-      current = entry[2].trim()
-      inputs.set(current, undefined)
-      propIndent = -1
-      continue
-    }
-    if (current === null || indent <= nameIndent) continue
-    if (propIndent < 0) propIndent = indent
-    if (indent !== propIndent || !entry || entry[2].trim() !== 'default') continue
-    const raw = (entry[3] ?? '').trim()
-    if (/^[|>]/.test(raw)) {
-      const block = readBlock(lines, i + 1, propIndent)
-      inputs.set(current, blockScalar(raw, block.lines))
-      i = block.end - 1
-    } else {
-      inputs.set(current, flowScalar(raw))
-    }
-  }
-  return inputs
-}
-
-// Lines of a block scalar: those indented deeper than its key (blank lines included).
-function readBlock(lines, from, keyIndent) {
-  let end = from
-  while (end < lines.length && (/^\s*$/.test(lines[end]) || lines[end].search(/\S/) > keyIndent)) {
-    end++
-  }
-  const body = lines.slice(from, end)
-  const indent = Math.min(...body.filter(l => l.trim()).map(l => l.search(/\S/)))
-  return { lines: body.map(l => l.slice(Number.isFinite(indent) ? indent : 0)), end }
-}
-
-function blockScalar(header, lines) {
-  const text = header.startsWith('>') ? lines.join(' ').replace(/ ?\n ?/g, '\n') : lines.join('\n')
-  const body = text.replace(/\n+$/, '')
-  if (header.includes('-')) return body
-  if (header.includes('+')) return text + '\n'
-  return body === '' ? '' : body + '\n'
-}
-
-function flowScalar(raw) {
-  if (raw.startsWith("'")) return raw.slice(1, raw.lastIndexOf("'")).replace(/''/g, "'")
-  if (raw.startsWith('"')) return JSON.parse(raw.slice(0, raw.lastIndexOf('"') + 1))
-  return raw.replace(/\s+#.*$/, '')
+  const declared = parseYaml(text)?.inputs ?? {}
+  return new Map(
+    Object.entries(declared).map(([name, spec]) => {
+      const value = spec?.default
+      return [name, value === undefined || value === null ? undefined : String(value)]
+    })
+  )
 }
 
 // --- command files ----------------------------------------------------------------------
@@ -457,7 +407,7 @@ function runStep(name, script, opts, env) {
   return new Promise((resolve, reject) => {
     if (opts.stream)
       process.stdout.write(`\n=== ${name}: node ${path.relative(process.cwd(), script)}\n`)
-    const child = spawn(process.execPath, [script], {
+    const child = spawn(actionNode(), [script], {
       cwd: opts.cwd,
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -495,6 +445,14 @@ function runStep(name, script, opts, env) {
       )
     })
   })
+}
+
+/**
+ * The Node that runs the bundles: NCA_ACTION_NODE when set (CI runs the e2e suite again with
+ * the Node 24 that action.yml declares), else the one running this script.
+ */
+export function actionNode() {
+  return process.env.NCA_ACTION_NODE || process.execPath
 }
 
 function stopGroup(pid) {

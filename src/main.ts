@@ -3,7 +3,6 @@ import * as core from '@actions/core'
 import { rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { pathToFileURL } from 'node:url'
 import { needsPlainCopy } from './image/archive.js'
 import type { ArchiveMetadata } from './image/archive.js'
 import { describeFormat, detectFormat, formatName } from './image/format.js'
@@ -253,9 +252,4 @@ function describeOutcomes(outcomes: readonly RefOutcome[]): string {
   const counts = new Map<string, number>()
   for (const { action } of outcomes) counts.set(action, (counts.get(action) ?? 0) + 1)
   return [...counts].map(([action, count]) => `${count} ${action}`).join(', ')
-}
-
-// Run when executed as the action's entry point, not when imported by tests.
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  void run()
 }

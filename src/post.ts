@@ -1,7 +1,6 @@
 // run(): the post step. It cleans up after main and only ever warns: a post step must never
 // fail a job whose work is done.
 import * as core from '@actions/core'
-import { pathToFileURL } from 'node:url'
 import { getState, StateKey } from './state.js'
 import { describeSave, saveStoreCache, storeCacheWorkDir } from './stages/store-cache.js'
 import type { SaveResult } from './stages/store-cache.js'
@@ -88,8 +87,4 @@ async function appendSaveSummary(result: SaveResult, seconds: number): Promise<v
     .addRaw(table.join('\n'))
     .write()
     .catch((error: unknown) => core.warning(`could not write the job summary: ${String(error)}`))
-}
-
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  void run()
 }

@@ -1,9 +1,10 @@
 // The runner emulation itself (scripts/run-action.mjs), against a throwaway fake dist, so
 // the action's e2e tests can trust what it reports.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals'
+import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
-import { parseKeyValueText, runAction } from '../../scripts/run-action.mjs'
+import { actionNode, parseKeyValueText, runAction } from '../../scripts/run-action.mjs'
 import type { RunResult } from '../../scripts/run-action.mjs'
 
 // An argument no shell quoting or JSON escaping mistake survives.
@@ -51,6 +52,7 @@ console.log('env=' + JSON.stringify({
   tools: process.env.RUNNER_TOOL_CACHE, workspace: process.env.GITHUB_WORKSPACE,
   cwd: process.cwd(), extra: process.env.EXTRA
 }))
+console.log('node=' + process.version)
 execFileSync('printf', ['%s\\n', process.env.INPUT_ARG], { stdio: ['ignore', 'inherit', 'inherit'] })
 if (process.env.INPUT_FAIL === 'true') process.exitCode = 1
 `
@@ -117,6 +119,11 @@ describe('runAction', () => {
   test('both steps succeed', () => {
     expect(result.main).toMatchObject({ exitCode: 0 })
     expect(result.post).toMatchObject({ exitCode: 0 })
+  })
+
+  test('the steps run on the chosen Node (NCA_ACTION_NODE, else this one)', () => {
+    const version = execFileSync(actionNode(), ['--version'], { encoding: 'utf8' }).trim()
+    expect(lineValue(result.main.stdout, 'node')).toBe(version)
   })
 
   test('inputs: upper-cased, spaces to _, hyphens kept, action.yml defaults filled in', () => {

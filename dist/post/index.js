@@ -31899,15 +31899,8 @@ function copyFile(srcFile, destFile, force) {
 /************************************************************************/
 var __webpack_exports__ = {};
 
-// EXPORTS
-__nccwpck_require__.d(__webpack_exports__, {
-  e: () => (/* binding */ post_run)
-});
-
 // EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 7 modules
 var lib_core = __nccwpck_require__(3838);
-// EXTERNAL MODULE: external "node:url"
-var external_node_url_ = __nccwpck_require__(3136);
 ;// CONCATENATED MODULE: ./src/state.ts
 // Typed state from main to post: the keys live in one place (as in actions/setup-node).
 
@@ -33068,7 +33061,6 @@ async function logoutOfRegistries(session) {
 
 
 
-
 async function post_run() {
     try {
         if (getState(StateKey.MainRan) === null) {
@@ -33153,9 +33145,9 @@ async function appendSaveSummary(result, seconds) {
         .write()
         .catch((error) => lib_core/* warning */.$e(`could not write the job summary: ${String(error)}`));
 }
-if (import.meta.url === (0,external_node_url_.pathToFileURL)(process.argv[1] ?? '').href) {
-    void post_run();
-}
 
-var __webpack_exports__run = __webpack_exports__.e;
-export { __webpack_exports__run as run };
+;// CONCATENATED MODULE: ./src/entrypoints/post.ts
+// The post step's entry point (bundled to dist/post/index.js); see ./main.ts.
+
+void post_run();
+

