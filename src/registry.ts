@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { CommandError, run } from './exec.js'
 import { parseReference } from './reference.js'
+import { httpStatusPattern } from './retry.js'
 
 /** What a registry holds under a reference. */
 export interface RemoteManifest {
@@ -56,7 +57,24 @@ export function parseRemoteManifest(raw: string): RemoteManifest {
   }
 }
 
-const NOT_FOUND = /manifest unknown|name unknown|not found|404/i
+// What skopeo says when a registry has no such manifest or repository. Matched as phrases, not
+// as a bare `404`: the ref in the same text (a port such as 127.0.0.1:34045) may hold those
+// digits, and a 503 taken for "not there" would skip the retry and push blind.
+const NOT_FOUND = new RegExp(
+  [
+    'manifest unknown',
+    'name unknown',
+    'repository name not known',
+    '404 not found',
+    httpStatusPattern('404').source
+  ].join('|'),
+  'i'
+)
+
+/** Does skopeo's stderr say the registry has no such manifest (pure, for tests)? */
+export function isMissingManifest(stderr: string): boolean {
+  return NOT_FOUND.test(stderr)
+}
 
 /** The manifest a ref points at, or null when the registry has no such ref. */
 export async function inspectManifest(
@@ -77,7 +95,7 @@ export async function inspectManifest(
     )
     return parseRemoteManifest(stdout)
   } catch (error) {
-    if (error instanceof CommandError && NOT_FOUND.test(error.stderr)) return null
+    if (error instanceof CommandError && isMissingManifest(error.stderr)) return null
     throw error
   }
 }

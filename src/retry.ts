@@ -11,12 +11,24 @@ export interface Failure {
   reason: string
 }
 
+/**
+ * An HTTP status code as registries and their clients print it: after `status`, `code` or
+ * `HTTP` (`invalid status code from registry 503`, `HTTP status: 429`). A bare number is not
+ * enough: refs, ports and tags in the same text hold digits too (`127.0.0.1:34045`,
+ * `app:build-401`), and they must not decide whether a push is retried.
+ */
+export function httpStatusPattern(codes: string): RegExp {
+  return new RegExp(`(?:status|code|http)[^\\d\\n]{0,20}\\b(?:${codes})\\b`, 'i')
+}
+
 const FINAL: [RegExp, string][] = [
   [
-    /unauthorized|authentication required|(incorrect|invalid) username( or |\/)password|\b401\b/i,
+    /unauthorized|authentication required|(incorrect|invalid) username( or |\/)password/i,
     'unauthorized'
   ],
-  [/denied|forbidden|\b403\b/i, 'denied'],
+  [httpStatusPattern('401'), 'unauthorized'],
+  [/denied|forbidden/i, 'denied'],
+  [httpStatusPattern('403'), 'denied'],
   [/name unknown|repository name not known|\bname invalid\b/i, 'unknown repository name'],
   [
     /manifest invalid|manifest unknown|blob unknown|invalid reference/i,
@@ -25,15 +37,14 @@ const FINAL: [RegExp, string][] = [
 ]
 
 const TRANSIENT: [RegExp, string][] = [
-  [/too ?many ?requests|\b429\b/i, '429 too many requests'],
+  [/too ?many ?requests/i, '429 too many requests'],
+  [httpStatusPattern('429'), '429 too many requests'],
   [/connection refused/i, 'connection refused'],
   [/connection reset|broken pipe|\bEOF\b/i, 'connection reset'],
   [/timeout|timed out|deadline exceeded/i, 'timeout'],
   [/no such host|temporary failure in name resolution/i, 'name resolution failed'],
-  [
-    /\b50[0-9]\b|internal server error|bad gateway|service unavailable|gateway timeout/i,
-    'server error (5xx)'
-  ]
+  [/internal server error|bad gateway|service unavailable|gateway timeout/i, 'server error (5xx)'],
+  [httpStatusPattern('50[0-9]'), 'server error (5xx)']
 ]
 
 /** The text a failure is judged by: a command's stderr (and message), or an error's message. */

@@ -10,6 +10,8 @@ export interface FaultOptions {
   target: string
   /** How many requests get `status` before the proxy passes through. */
   failFirst?: number
+  /** Only requests like this one can get the fault (others pass through); default all. */
+  failOnly?: { method: string; path: RegExp }
   /** Or: every request gets `status` for this long after the first one. */
   failForMs?: number
   status?: number
@@ -26,8 +28,29 @@ export interface FaultProxy {
   address: string
   /** Requests answered with the fault, and the times they came. */
   faults: number[]
+  /** The same requests: method, path and the client (User-Agent), for what met a fault. */
+  faulted: string[]
   listening: Promise<void>
   close(): Promise<void>
+}
+
+/**
+ * A free port whose digits contain `digits` (e.g. '404'): registry addresses appear in every
+ * error text, and their digits must never be read as an HTTP status.
+ */
+export async function freePortContaining(digits: string): Promise<number> {
+  for (let port = 30000; port < 60000; port++) {
+    if (String(port).includes(digits) && (await portIsFree(port))) return port
+  }
+  throw new Error(`no free port with ${digits} in it`)
+}
+
+async function portIsFree(port: number): Promise<boolean> {
+  const server = http.createServer()
+  return new Promise(resolve => {
+    server.once('error', () => resolve(false))
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)))
+  })
 }
 
 export async function freePort(): Promise<number> {
@@ -41,8 +64,11 @@ export async function freePort(): Promise<number> {
 export async function startFaultProxy(options: FaultOptions): Promise<FaultProxy> {
   const [targetHost, targetPort] = options.target.split(':') as [string, string]
   const faults: number[] = []
+  const faulted: string[] = []
   let firstRequestAt: number | null = null
-  const failing = (): boolean => {
+  const failing = (request: http.IncomingMessage): boolean => {
+    const only = options.failOnly
+    if (only && (request.method !== only.method || !only.path.test(request.url ?? ''))) return false
     firstRequestAt ??= Date.now()
     if (options.failForMs !== undefined) return Date.now() - firstRequestAt < options.failForMs
     return faults.length < (options.failFirst ?? 0)
@@ -54,8 +80,9 @@ export async function startFaultProxy(options: FaultOptions): Promise<FaultProxy
     return String(Math.max(1, Math.ceil(left / 1000)))
   }
   const server = http.createServer((request, response) => {
-    if (failing()) {
+    if (failing(request)) {
       faults.push(Date.now())
+      faulted.push(`${request.method} ${request.url} (${request.headers['user-agent'] ?? '?'})`)
       const headers: Record<string, string> = { 'content-type': 'application/json' }
       const seconds = retryAfter()
       if (seconds !== null) headers['retry-after'] = seconds
@@ -88,6 +115,7 @@ export async function startFaultProxy(options: FaultOptions): Promise<FaultProxy
   return {
     address: `127.0.0.1:${port}`,
     faults,
+    faulted,
     listening,
     close: async () => {
       await listening

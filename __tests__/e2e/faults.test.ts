@@ -4,7 +4,7 @@ import { afterAll, describe, expect, test } from '@jest/globals'
 import { rmSync } from 'node:fs'
 import { runAction } from '../../scripts/run-action.mjs'
 import type { RunOptions, RunResult } from '../../scripts/run-action.mjs'
-import { freePort, startFaultProxy } from './fault-proxy.js'
+import { freePort, freePortContaining, startFaultProxy } from './fault-proxy.js'
 import type { FaultProxy } from './fault-proxy.js'
 import { getManifest } from './registry.js'
 
@@ -66,13 +66,45 @@ describe.each(['docker', 'skopeo'])('push-tool %s', tool => {
     expect(manifest.digest).toBe(result.outputs.digest)
   })
 
-  test('503 on the first requests, then through', async () => {
-    const flaky = await proxy({ failFirst: 2, status: 503 })
-    const { result } = await push(flaky.address, tool, { tags: 'after-503' })
+  test("503 to the action's own query is retried, on a port whose digits hold 404", async () => {
+    // The faults go to the manifest GETs, which only the action's query (skopeo inspect) makes
+    // before a push, so which client meets them is fixed. The port's 404 once made a 503 look
+    // like "no such manifest": no retry, a blind push.
+    const flaky = await proxy({
+      port: await freePortContaining('404'),
+      failFirst: 2,
+      status: 503,
+      failOnly: { method: 'GET', path: /^\/v2\/faults\/[a-z]+\/manifests\// }
+    })
+    const { result } = await push(flaky.address, tool, { tags: 'after-5xx' })
     expect({ exit: result.main.exitCode, log: log(result) }).toMatchObject({ exit: 0 })
-    expect(flaky.faults).toHaveLength(2)
-    expect(result.main.stdout).toMatch(/::warning::.*server error \(5xx\) \(attempt 1 of 3\)/)
-    expect((await getManifest(realRegistry(), `faults/${tool}`, 'after-503')).digest).toBe(
+    expect(flaky.faulted).toEqual([
+      expect.stringMatching(/^GET \/v2\/faults\/.*\/manifests\/after-5xx \(skopeo\//),
+      expect.stringMatching(/^GET \/v2\/faults\/.*\/manifests\/after-5xx \(skopeo\//)
+    ])
+    const retries = result.main.stdout.match(
+      /::warning::query 127\.0\.0\.1:\d+\/faults\/\w+:after-5xx: server error \(5xx\) \(attempt [12] of 3\)/g
+    )
+    expect(retries).toHaveLength(2)
+    expect((await getManifest(realRegistry(), `faults/${tool}`, 'after-5xx')).digest).toBe(
+      result.outputs.digest
+    )
+  })
+
+  test('503 to the push itself (the manifest upload) still ends with the image pushed', async () => {
+    // Whether the push tool retries this itself or the action retries the push is the tools'
+    // business; what the action guarantees is the image in the registry and a green step.
+    const flaky = await proxy({
+      failFirst: 1,
+      status: 503,
+      failOnly: { method: 'PUT', path: /^\/v2\/faults\/[a-z]+\/manifests\// }
+    })
+    const { result } = await push(flaky.address, tool, { tags: 'after-put-5xx' })
+    expect({ exit: result.main.exitCode, log: log(result) }).toMatchObject({ exit: 0 })
+    expect(flaky.faulted).toEqual([
+      expect.stringMatching(/^PUT \/v2\/faults\/.*\/manifests\/after-put-5xx /)
+    ])
+    expect((await getManifest(realRegistry(), `faults/${tool}`, 'after-put-5xx')).digest).toBe(
       result.outputs.digest
     )
   })

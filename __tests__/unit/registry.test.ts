@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto'
 import {
   authArgs,
   isLoopbackHost,
+  isMissingManifest,
   parseRemoteManifest,
   parseRetryAfter,
   tlsArgs
@@ -12,6 +13,22 @@ import { commonDigest, isUpToDate, partialPushMessage } from '../../src/stages/p
 import type { RefOutcome } from '../../src/stages/push.js'
 
 const d = (c: string) => `sha256:${c.repeat(64)}`
+
+describe('isMissingManifest: "not there" is read from what skopeo says, not from digits', () => {
+  test.each<[string, boolean]>([
+    ['reading manifest latest in 127.0.0.1:5000/app: manifest unknown: manifest unknown', true],
+    ['reading manifest v1 in ghcr.io/o/app: name unknown: repository name not known', true],
+    ['reading manifest v1 in quay.io/o/app: StatusCode: 404, "<html>404 Not Found</html>"', true],
+    // A 503 from a registry on a port with 404 in it (this made a retry test flaky).
+    [
+      'pinging container registry 127.0.0.1:34045: invalid status code from registry 503 (Service Unavailable)',
+      false
+    ],
+    ['reading manifest build-404 in 127.0.0.1:5000/app: connection reset by peer', false]
+  ])('%j -> %s', (stderr, missing) => {
+    expect(isMissingManifest(stderr)).toBe(missing)
+  })
+})
 
 describe('loopback registries get plain HTTP, as docker gives 127.0.0.0/8', () => {
   test.each<[string, boolean]>([

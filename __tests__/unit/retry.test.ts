@@ -27,7 +27,26 @@ describe('classifyFailure', () => {
     ['manifest invalid: manifest invalid', false, 'invalid manifest or reference'],
     // A final reason wins over a transient-looking one in the same text.
     ['503 Service Unavailable: unauthorized', false, 'unauthorized'],
-    ['something else entirely\nlast line here', false, 'last line here']
+    ['something else entirely\nlast line here', false, 'last line here'],
+    // Status codes count only where a status is printed; digits in refs and ports do not.
+    [
+      'pinging container registry 127.0.0.1:34045: invalid status code from registry 503 (Service Unavailable)',
+      true,
+      'server error (5xx)'
+    ],
+    [
+      'reading manifest build-401 in 127.0.0.1:5000/app: StatusCode: 502',
+      true,
+      'server error (5xx)'
+    ],
+    [
+      'copying to 127.0.0.1:5000/app:pr-429: read: connection reset by peer',
+      true,
+      'connection reset'
+    ],
+    ['writing blob to 127.0.0.1:40301/app: unexpected EOF', true, 'connection reset'],
+    ['reading manifest v1 in r/app: StatusCode: 401, ""', false, 'unauthorized'],
+    ['HTTP status: 403', false, 'denied']
   ])('%j -> transient %s (%s)', (text, transient, reason) => {
     expect(classifyFailure(text)).toEqual({ transient, reason })
   })

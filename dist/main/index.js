@@ -36364,12 +36364,23 @@ async function writeSummary(report) {
 
 
 
+/**
+ * An HTTP status code as registries and their clients print it: after `status`, `code` or
+ * `HTTP` (`invalid status code from registry 503`, `HTTP status: 429`). A bare number is not
+ * enough: refs, ports and tags in the same text hold digits too (`127.0.0.1:34045`,
+ * `app:build-401`), and they must not decide whether a push is retried.
+ */
+function httpStatusPattern(codes) {
+    return new RegExp(`(?:status|code|http)[^\\d\\n]{0,20}\\b(?:${codes})\\b`, 'i');
+}
 const FINAL = [
     [
-        /unauthorized|authentication required|(incorrect|invalid) username( or |\/)password|\b401\b/i,
+        /unauthorized|authentication required|(incorrect|invalid) username( or |\/)password/i,
         'unauthorized'
     ],
-    [/denied|forbidden|\b403\b/i, 'denied'],
+    [httpStatusPattern('401'), 'unauthorized'],
+    [/denied|forbidden/i, 'denied'],
+    [httpStatusPattern('403'), 'denied'],
     [/name unknown|repository name not known|\bname invalid\b/i, 'unknown repository name'],
     [
         /manifest invalid|manifest unknown|blob unknown|invalid reference/i,
@@ -36377,15 +36388,14 @@ const FINAL = [
     ]
 ];
 const TRANSIENT = [
-    [/too ?many ?requests|\b429\b/i, '429 too many requests'],
+    [/too ?many ?requests/i, '429 too many requests'],
+    [httpStatusPattern('429'), '429 too many requests'],
     [/connection refused/i, 'connection refused'],
     [/connection reset|broken pipe|\bEOF\b/i, 'connection reset'],
     [/timeout|timed out|deadline exceeded/i, 'timeout'],
     [/no such host|temporary failure in name resolution/i, 'name resolution failed'],
-    [
-        /\b50[0-9]\b|internal server error|bad gateway|service unavailable|gateway timeout/i,
-        'server error (5xx)'
-    ]
+    [/internal server error|bad gateway|service unavailable|gateway timeout/i, 'server error (5xx)'],
+    [httpStatusPattern('50[0-9]'), 'server error (5xx)']
 ];
 /** The text a failure is judged by: a command's stderr (and message), or an error's message. */
 function failureText(error) {
@@ -37875,6 +37885,7 @@ async function inspectImage(options) {
 
 
 
+
 /** Queries and logins answer in seconds; a registry that has not answered by then never will. */
 const QUICK_OPERATION_SECONDS = 30;
 /** Pushes and copies move whole images: bounded, but generously. */
@@ -37908,7 +37919,20 @@ function parseRemoteManifest(raw) {
         configDigest: manifest.config?.digest ?? null
     };
 }
-const NOT_FOUND = /manifest unknown|name unknown|not found|404/i;
+// What skopeo says when a registry has no such manifest or repository. Matched as phrases, not
+// as a bare `404`: the ref in the same text (a port such as 127.0.0.1:34045) may hold those
+// digits, and a 503 taken for "not there" would skip the retry and push blind.
+const NOT_FOUND = new RegExp([
+    'manifest unknown',
+    'name unknown',
+    'repository name not known',
+    '404 not found',
+    httpStatusPattern('404').source
+].join('|'), 'i');
+/** Does skopeo's stderr say the registry has no such manifest (pure, for tests)? */
+function isMissingManifest(stderr) {
+    return NOT_FOUND.test(stderr);
+}
 /** The manifest a ref points at, or null when the registry has no such ref. */
 async function inspectManifest(ref, authFile) {
     try {
@@ -37922,7 +37946,7 @@ async function inspectManifest(ref, authFile) {
         return parseRemoteManifest(stdout);
     }
     catch (error) {
-        if (error instanceof CommandError && NOT_FOUND.test(error.stderr))
+        if (error instanceof CommandError && isMissingManifest(error.stderr))
             return null;
         throw error;
     }

@@ -32688,9 +32688,119 @@ function storeCacheWorkDir() {
     return (0,external_node_path_.join)(process.env.RUNNER_TEMP ?? (0,external_node_os_.tmpdir)(), 'nix-container-action');
 }
 
+;// CONCATENATED MODULE: ./src/retry.ts
+// Retrying registry operations that failed for reasons that are not the user's: connection
+// refused or reset, timeouts, 5xx, 429. Authentication, permission and "no such thing"
+// failures are final and fail at once.
+
+
+
+/**
+ * An HTTP status code as registries and their clients print it: after `status`, `code` or
+ * `HTTP` (`invalid status code from registry 503`, `HTTP status: 429`). A bare number is not
+ * enough: refs, ports and tags in the same text hold digits too (`127.0.0.1:34045`,
+ * `app:build-401`), and they must not decide whether a push is retried.
+ */
+function httpStatusPattern(codes) {
+    return new RegExp(`(?:status|code|http)[^\\d\\n]{0,20}\\b(?:${codes})\\b`, 'i');
+}
+const FINAL = [
+    [
+        /unauthorized|authentication required|(incorrect|invalid) username( or |\/)password/i,
+        'unauthorized'
+    ],
+    [httpStatusPattern('401'), 'unauthorized'],
+    [/denied|forbidden/i, 'denied'],
+    [httpStatusPattern('403'), 'denied'],
+    [/name unknown|repository name not known|\bname invalid\b/i, 'unknown repository name'],
+    [
+        /manifest invalid|manifest unknown|blob unknown|invalid reference/i,
+        'invalid manifest or reference'
+    ]
+];
+const TRANSIENT = [
+    [/too ?many ?requests/i, '429 too many requests'],
+    [httpStatusPattern('429'), '429 too many requests'],
+    [/connection refused/i, 'connection refused'],
+    [/connection reset|broken pipe|\bEOF\b/i, 'connection reset'],
+    [/timeout|timed out|deadline exceeded/i, 'timeout'],
+    [/no such host|temporary failure in name resolution/i, 'name resolution failed'],
+    [/internal server error|bad gateway|service unavailable|gateway timeout/i, 'server error (5xx)'],
+    [httpStatusPattern('50[0-9]'), 'server error (5xx)']
+];
+/** The text a failure is judged by: a command's stderr (and message), or an error's message. */
+function failureText(error) {
+    if (error instanceof CommandError)
+        return `${error.stderr}\n${error.message}`;
+    return errorMessage(error);
+}
+/** Decide whether a failure is worth another attempt (pure, for tests). */
+function classifyFailure(text) {
+    // Final reasons win: "unauthorized" in a 5xx body is still unauthorized.
+    for (const [pattern, reason] of FINAL) {
+        if (pattern.test(text))
+            return { transient: false, reason };
+    }
+    for (const [pattern, reason] of TRANSIENT) {
+        if (pattern.test(text))
+            return { transient: true, reason };
+    }
+    return { transient: false, reason: lastLine(text) };
+}
+function lastLine(text) {
+    return text.trim().split('\n').pop()?.trim() ?? '';
+}
+const DEFAULT_DELAYS = { baseDelayMs: 1000, maxDelayMs: 30_000 };
+/** Exponential backoff with jitter: base * 2^(n-1), plus up to half of it again, capped. */
+function backoffMs(attempt, policy, random = Math.random) {
+    const exponential = policy.baseDelayMs * 2 ** (attempt - 1);
+    return Math.min(policy.maxDelayMs, Math.round(exponential * (1 + random() / 2)));
+}
+const sleepFor = (ms) => new Promise(resolve => setTimeout(resolve, ms));
+/** Error thrown after the last attempt, or at once for a final failure. */
+class retry_OperationError extends Error {
+    what;
+    failure;
+    attempts;
+    constructor(what, failure, attempts, cause) {
+        const tries = attempts > 1 ? ` after ${attempts} attempts` : '';
+        super(`${what} failed${tries}: ${failure.reason}`, { cause });
+        this.what = what;
+        this.failure = failure;
+        this.attempts = attempts;
+        this.name = 'OperationError';
+    }
+}
+/**
+ * Run `operation`, retrying transient failures up to `policy.attempts` attempts in all, each
+ * retry logged with its reason.
+ */
+async function retry_withRetries(what, policy, operation) {
+    const sleep = policy.sleep ?? sleepFor;
+    for (let attempt = 1;; attempt++) {
+        try {
+            return await operation();
+        }
+        catch (error) {
+            const failure = classifyFailure(failureText(error));
+            if (!failure.transient || attempt >= policy.attempts) {
+                throw new retry_OperationError(what, failure, attempt, error);
+            }
+            const askedSeconds = (await policy.retryAfter?.(error).catch(() => null)) ?? null;
+            const delay = askedSeconds !== null
+                ? Math.min(askedSeconds * 1000, policy.maxDelayMs)
+                : backoffMs(attempt, policy, policy.random);
+            const waitText = askedSeconds !== null ? `${askedSeconds} s (Retry-After)` : `${(delay / 1000).toFixed(1)} s`;
+            core.warning(`${what}: ${failure.reason} (attempt ${attempt} of ${policy.attempts}); retrying in ${waitText}`);
+            await sleep(delay);
+        }
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/registry.ts
 // Talking to registries through the standard tools on GitHub runners: skopeo for manifest
 // queries and daemonless copies, docker for pushes through the daemon.
+
 
 
 
@@ -32728,7 +32838,20 @@ function parseRemoteManifest(raw) {
         configDigest: manifest.config?.digest ?? null
     };
 }
-const NOT_FOUND = /manifest unknown|name unknown|not found|404/i;
+// What skopeo says when a registry has no such manifest or repository. Matched as phrases, not
+// as a bare `404`: the ref in the same text (a port such as 127.0.0.1:34045) may hold those
+// digits, and a 503 taken for "not there" would skip the retry and push blind.
+const NOT_FOUND = new RegExp([
+    'manifest unknown',
+    'name unknown',
+    'repository name not known',
+    '404 not found',
+    httpStatusPattern('404').source
+].join('|'), 'i');
+/** Does skopeo's stderr say the registry has no such manifest (pure, for tests)? */
+function isMissingManifest(stderr) {
+    return NOT_FOUND.test(stderr);
+}
 /** The manifest a ref points at, or null when the registry has no such ref. */
 async function inspectManifest(ref, authFile) {
     try {
@@ -32742,7 +32865,7 @@ async function inspectManifest(ref, authFile) {
         return parseRemoteManifest(stdout);
     }
     catch (error) {
-        if (error instanceof CommandError && NOT_FOUND.test(error.stderr))
+        if (error instanceof CommandError && isMissingManifest(error.stderr))
             return null;
         throw error;
     }
@@ -32823,105 +32946,6 @@ function parseRetryAfter(value, now = Date.now()) {
         return Number(value.trim());
     const date = Date.parse(value);
     return Number.isNaN(date) ? null : Math.max(0, Math.ceil((date - now) / 1000));
-}
-
-;// CONCATENATED MODULE: ./src/retry.ts
-// Retrying registry operations that failed for reasons that are not the user's: connection
-// refused or reset, timeouts, 5xx, 429. Authentication, permission and "no such thing"
-// failures are final and fail at once.
-
-
-
-const FINAL = (/* unused pure expression or super */ null && ([
-    [
-        /unauthorized|authentication required|(incorrect|invalid) username( or |\/)password|\b401\b/i,
-        'unauthorized'
-    ],
-    [/denied|forbidden|\b403\b/i, 'denied'],
-    [/name unknown|repository name not known|\bname invalid\b/i, 'unknown repository name'],
-    [
-        /manifest invalid|manifest unknown|blob unknown|invalid reference/i,
-        'invalid manifest or reference'
-    ]
-]));
-const TRANSIENT = (/* unused pure expression or super */ null && ([
-    [/too ?many ?requests|\b429\b/i, '429 too many requests'],
-    [/connection refused/i, 'connection refused'],
-    [/connection reset|broken pipe|\bEOF\b/i, 'connection reset'],
-    [/timeout|timed out|deadline exceeded/i, 'timeout'],
-    [/no such host|temporary failure in name resolution/i, 'name resolution failed'],
-    [
-        /\b50[0-9]\b|internal server error|bad gateway|service unavailable|gateway timeout/i,
-        'server error (5xx)'
-    ]
-]));
-/** The text a failure is judged by: a command's stderr (and message), or an error's message. */
-function failureText(error) {
-    if (error instanceof CommandError)
-        return `${error.stderr}\n${error.message}`;
-    return errorMessage(error);
-}
-/** Decide whether a failure is worth another attempt (pure, for tests). */
-function classifyFailure(text) {
-    // Final reasons win: "unauthorized" in a 5xx body is still unauthorized.
-    for (const [pattern, reason] of FINAL) {
-        if (pattern.test(text))
-            return { transient: false, reason };
-    }
-    for (const [pattern, reason] of TRANSIENT) {
-        if (pattern.test(text))
-            return { transient: true, reason };
-    }
-    return { transient: false, reason: lastLine(text) };
-}
-function lastLine(text) {
-    return text.trim().split('\n').pop()?.trim() ?? '';
-}
-const DEFAULT_DELAYS = { baseDelayMs: 1000, maxDelayMs: 30_000 };
-/** Exponential backoff with jitter: base * 2^(n-1), plus up to half of it again, capped. */
-function backoffMs(attempt, policy, random = Math.random) {
-    const exponential = policy.baseDelayMs * 2 ** (attempt - 1);
-    return Math.min(policy.maxDelayMs, Math.round(exponential * (1 + random() / 2)));
-}
-const sleepFor = (ms) => new Promise(resolve => setTimeout(resolve, ms));
-/** Error thrown after the last attempt, or at once for a final failure. */
-class retry_OperationError extends Error {
-    what;
-    failure;
-    attempts;
-    constructor(what, failure, attempts, cause) {
-        const tries = attempts > 1 ? ` after ${attempts} attempts` : '';
-        super(`${what} failed${tries}: ${failure.reason}`, { cause });
-        this.what = what;
-        this.failure = failure;
-        this.attempts = attempts;
-        this.name = 'OperationError';
-    }
-}
-/**
- * Run `operation`, retrying transient failures up to `policy.attempts` attempts in all, each
- * retry logged with its reason.
- */
-async function retry_withRetries(what, policy, operation) {
-    const sleep = policy.sleep ?? sleepFor;
-    for (let attempt = 1;; attempt++) {
-        try {
-            return await operation();
-        }
-        catch (error) {
-            const failure = classifyFailure(failureText(error));
-            if (!failure.transient || attempt >= policy.attempts) {
-                throw new retry_OperationError(what, failure, attempt, error);
-            }
-            const askedSeconds = (await policy.retryAfter?.(error).catch(() => null)) ?? null;
-            const delay = askedSeconds !== null
-                ? Math.min(askedSeconds * 1000, policy.maxDelayMs)
-                : backoffMs(attempt, policy, policy.random);
-            const waitText = askedSeconds !== null ? `${askedSeconds} s (Retry-After)` : `${(delay / 1000).toFixed(1)} s`;
-            core.warning(`${what}: ${failure.reason} (attempt ${attempt} of ${policy.attempts}); retrying in ${waitText}`);
-            await sleep(delay);
-        }
-    }
 }
 
 ;// CONCATENATED MODULE: ./src/stages/login.ts
