@@ -20,6 +20,37 @@ import { isMain } from './is-main.mjs'
 
 const API = '/_apis/artifactcache/'
 
+/** A request's whole body. */
+export function readBody(req) {
+  return new Promise((resolve, reject) => {
+    const chunks = []
+    req.on('data', chunk => chunks.push(chunk))
+    req.on('end', () => resolve(Buffer.concat(chunks)))
+    req.on('error', reject)
+  })
+}
+
+/**
+ * The look-up both protocols share: each key in order, an exact match first, then the newest
+ * entry the key is a prefix of; only committed entries of the same version (paths +
+ * compression) count.
+ * @template {{id: number, key: string, version: string, committed: boolean}} E
+ * @param {E[]} entries
+ * @param {string[]} keys
+ * @param {string} version
+ * @returns {E | null}
+ */
+export function findEntry(entries, keys, version) {
+  const committed = entries
+    .filter(e => e.committed && e.version === version)
+    .sort((a, b) => b.id - a.id)
+  for (const key of keys) {
+    const found = committed.find(e => e.key === key) ?? committed.find(e => e.key.startsWith(key))
+    if (found) return found
+  }
+  return null
+}
+
 /** @param {import('./cache-server.d.mts').CacheServerOptions} [options] */
 export async function startCacheServer(options = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nca-cache-server-'))
@@ -34,27 +65,6 @@ export async function startCacheServer(options = {}) {
     const text = body === undefined ? '' : JSON.stringify(body)
     res.writeHead(status, text ? { 'Content-Type': 'application/json' } : {})
     res.end(text)
-  }
-
-  const readBody = req =>
-    new Promise((resolve, reject) => {
-      const chunks = []
-      req.on('data', chunk => chunks.push(chunk))
-      req.on('end', () => resolve(Buffer.concat(chunks)))
-      req.on('error', reject)
-    })
-
-  // The v1 service: each key in order, an exact match first, then the newest entry the key
-  // is a prefix of; only entries of the same version (paths + compression) count.
-  const lookup = (keys, version) => {
-    const committed = [...entries.values()]
-      .filter(e => e.committed && e.version === version)
-      .sort((a, b) => b.id - a.id)
-    for (const key of keys) {
-      const found = committed.find(e => e.key === key) ?? committed.find(e => e.key.startsWith(key))
-      if (found) return found
-    }
-    return null
   }
 
   const handle = async (req, res) => {
@@ -74,7 +84,7 @@ export async function startCacheServer(options = {}) {
 
     if (req.method === 'GET' && url.pathname === `${API}cache`) {
       const keys = (url.searchParams.get('keys') ?? '').split(',').filter(Boolean)
-      const found = lookup(keys, url.searchParams.get('version') ?? '')
+      const found = findEntry([...entries.values()], keys, url.searchParams.get('version') ?? '')
       if (!found) return reply(res, 204)
       return reply(res, 200, {
         scope: 'refs/heads/main',
@@ -168,6 +178,7 @@ export async function startCacheServer(options = {}) {
     failEveryRequest: status => {
       failWith = status === false ? null : (status ?? 503)
     },
+    env: token => cacheEnv({ url: baseUrl }, token),
     replaceArchive: (key, data) => {
       const entry = [...entries.values()].find(e => e.committed && e.key === key)
       if (!entry) throw new Error(`cache-server: no entry with key ${key}`)
@@ -184,7 +195,13 @@ export async function startCacheServer(options = {}) {
 
 /** Environment for a step that should use this server (as the runner gives it). */
 export function cacheEnv(server, token = 'nca-test-token') {
-  return { ACTIONS_CACHE_URL: server.url, ACTIONS_RUNTIME_TOKEN: token }
+  return {
+    ACTIONS_CACHE_URL: server.url,
+    ACTIONS_RUNTIME_TOKEN: token,
+    // Unset, should the environment have them (a GitHub runner's does): v2 would win.
+    ACTIONS_CACHE_SERVICE_V2: '',
+    ACTIONS_RESULTS_URL: ''
+  }
 }
 
 if (isMain(import.meta.url)) {

@@ -1,8 +1,11 @@
 // The store cache through the bundled action (dist/), as the runner runs it, against the real
-// @actions/cache client and a v1 cache API server on 127.0.0.1 (scripts/cache-server.mjs).
+// @actions/cache client and both protocols of the cache service on 127.0.0.1: v1, the REST API
+// (scripts/cache-server.mjs), and v2, as GitHub-hosted runners speak it: Twirp, with archives
+// in Azurite behind signed URLs that the client reaches through the Azure SDK
+// (scripts/cache-server-v2.mjs).
 // Each test builds its own copy of flakes/cache-image with a fresh salt, so it owns its store
 // paths and may delete them; a counter file outside the store records every build step.
-import { afterAll, beforeAll, expect, test } from '@jest/globals'
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals'
 import { execFileSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import {
@@ -19,14 +22,29 @@ import { appendFile, cp, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { runAction } from '../../scripts/run-action.mjs'
 import type { RunResult } from '../../scripts/run-action.mjs'
-import { cacheEnv, startCacheServer } from '../../scripts/cache-server.mjs'
+import { startCacheServer } from '../../scripts/cache-server.mjs'
 import type { CacheServer } from '../../scripts/cache-server.mjs'
+import { startCacheServerV2 } from '../../scripts/cache-server-v2.mjs'
+import type { CacheServerV2 } from '../../scripts/cache-server-v2.mjs'
 
 const fixtureDir = join(process.cwd(), '__tests__/e2e/flakes/cache-image')
 const benchFixtureDir = join(process.cwd(), '__tests__/e2e/flakes/cache-bench')
 const BUILD_STEPS = ['cache-test-payload', 'cache-test-layout', 'cache-test-image.tar']
 const tempDirs: string[] = []
 const ownedPaths = new Set<string>()
+const TOKEN = 'nca-test-token'
+/** What the tests need of either protocol's server. */
+interface CacheService {
+  env(token?: string): Record<string, string>
+  entries(): { key: string }[]
+  requests: { method: string; path: string }[]
+  close(): Promise<void>
+}
+const SERVICES: Record<'v1' | 'v2', (failWith?: number) => Promise<CacheService>> = {
+  v1: failWith => startCacheServer({ token: TOKEN, failWith }),
+  v2: failWith => startCacheServerV2({ token: TOKEN, failWith })
+}
+/** v1, for the tests of the archive's import (the same whatever the protocol). */
 let server: CacheServer
 
 interface Fixture {
@@ -66,12 +84,12 @@ async function makeBenchFixture(blobs: number): Promise<Fixture> {
 
 async function action(
   fixture: Fixture,
-  cacheServer: CacheServer = server,
+  service: CacheService = server,
   watch: string[] = []
 ): Promise<RunResult> {
   const result = await runAction({
     inputs: { flake: fixture.ref, load: 'false', push: 'false' },
-    env: cacheEnv(cacheServer),
+    env: service.env(TOKEN),
     timeoutMs: 240_000,
     watch
   })
@@ -119,7 +137,7 @@ function deleteFromStore(paths: string[]): void {
 }
 
 beforeAll(async () => {
-  server = await startCacheServer({ token: 'nca-test-token' })
+  server = await startCacheServer({ token: TOKEN })
 })
 
 afterAll(async () => {
@@ -129,84 +147,97 @@ afterAll(async () => {
   await Promise.all(tempDirs.map(dir => rm(dir, { recursive: true, force: true })))
 })
 
-test('run 1 saves, run 2 restores and builds nothing, run 3 (flake edited) restores and saves nothing', async () => {
-  const fixture = await makeFixture()
-
-  // Run 1: a miss, a full build, a save of the build closure.
-  const run1 = await action(fixture)
-  expectGreen(run1)
-  const key = run1.outputs['cache-key'] ?? ''
-  expect(key).toMatch(
-    /^nix-container-store\/[a-z0-9_]+-linux\/container\/lock-none\/source-[0-9a-f]{16}$/
-  )
-  expect(run1.outputs['cache-hit']).toBe('false')
-  expect(run1.outputs['cache-restored-key']).toBe('')
-  expect(builds(fixture)).toEqual(BUILD_STEPS)
-  expect(run1.post?.stdout).toContain(`Store cache save: saved ${key}: 6 paths (6 new)`)
-  expect(server.entries().map(e => e.key)).toContain(key)
-  expect(run1.summary).toMatch(/\| Store cache \| .* done \| miss: /)
-  expect(run1.summary).toMatch(/\| Store cache save \| ✅ saved \| saved /)
-
-  // What is cached is exactly the build closure: three derivations and their outputs.
-  const drv = run1.state['built-drv-path'] ?? ''
-  const paths = closure(drv)
-  expect(paths).toHaveLength(6)
-  expect(paths.filter(p => p.endsWith('.drv'))).toHaveLength(3)
-
-  // Run 2, on a store without those paths: an exact hit, and nothing is built.
-  deleteFromStore(paths)
-  const run2 = await action(fixture)
-  expectGreen(run2)
-  expect(run2.outputs).toMatchObject({
-    'cache-hit': 'true',
-    'cache-key': key,
-    'cache-restored-key': key,
-    'store-path': run1.outputs['store-path']
+describe.each(['v1', 'v2'] as const)('cache service %s', version => {
+  let service: CacheService
+  beforeAll(async () => {
+    service = await SERVICES[version]()
   })
-  expect(builds(fixture)).toEqual(BUILD_STEPS)
-  expect(invalid(paths)).toEqual([])
-  expect(run2.main.stdout).toContain('Importing 6 of 6 paths')
-  expect(run2.post?.stdout).toContain(
-    `Store cache save: skipped (exact hit on the primary key ${key}`
-  )
-  expect(run2.summary).toMatch(
-    /\| Store cache \| .* done \| hit nix-container-store\/.*: 6 paths, .* 6 imported/
-  )
+  afterAll(async () => {
+    await service.close()
+  })
 
-  // Run 3: an edit that leaves the image as it was. A new primary key, a restore-key hit,
-  // nothing built, nothing saved.
-  await appendFile(join(fixture.dir, 'flake.nix'), '# an edit that changes no derivation\n')
-  deleteFromStore(paths)
-  const run3 = await action(fixture)
-  expectGreen(run3)
-  expect(run3.outputs['cache-key']).not.toBe(key)
-  expect(run3.outputs['cache-hit']).toBe('false')
-  expect(run3.outputs['cache-restored-key']).toBe(key)
-  expect(builds(fixture)).toEqual(BUILD_STEPS)
-  expect(run3.post?.stdout).toContain(
-    'Store cache save: skipped (the closure holds no path that the restored cache did not already have (6 paths))'
-  )
-  expect(
-    server.entries().filter(e => e.key.startsWith(key.replace(/source-.*$/, '')))
-  ).toHaveLength(1)
-})
+  test('run 1 saves, run 2 restores and builds nothing, run 3 (flake edited) restores and saves nothing', async () => {
+    const fixture = await makeFixture()
 
-test('a cache service that fails every request leaves the job green, with warnings', async () => {
-  const fixture = await makeFixture()
-  const down = await startCacheServer({ failWith: 503 })
-  try {
-    const result = await action(fixture, down)
-    expectGreen(result)
-    expect(result.outputs['cache-hit']).toBe('false')
-    expect(result.outputs['cache-restored-key']).toBe('')
+    // Run 1: a miss, a full build, a save of the build closure.
+    const run1 = await action(fixture, service)
+    expectGreen(run1)
+    const key = run1.outputs['cache-key'] ?? ''
+    expect(key).toMatch(
+      /^nix-container-store\/[a-z0-9_]+-linux\/container\/lock-none\/source-[0-9a-f]{16}$/
+    )
+    expect(run1.outputs['cache-hit']).toBe('false')
+    expect(run1.outputs['cache-restored-key']).toBe('')
     expect(builds(fixture)).toEqual(BUILD_STEPS)
-    expect(result.main.stdout).toMatch(/::warning::Failed to restore: .*503/)
-    expect(result.post?.stdout).toMatch(/::warning::Failed to save: .*503/)
-    expect(result.post?.stdout).toContain('::warning::Store cache save failed, the job goes on')
-    expect(down.requests.length).toBeGreaterThan(0)
-  } finally {
-    await down.close()
-  }
+    expect(run1.post?.stdout).toContain(`Store cache save: saved ${key}: 6 paths (6 new)`)
+    expect(service.entries().map(e => e.key)).toContain(key)
+    expect(run1.summary).toMatch(/\| Store cache \| .* done \| miss: /)
+    expect(run1.summary).toMatch(/\| Store cache save \| ✅ saved \| saved /)
+
+    // What is cached is exactly the build closure: three derivations and their outputs.
+    const drv = run1.state['built-drv-path'] ?? ''
+    const paths = closure(drv)
+    expect(paths).toHaveLength(6)
+    expect(paths.filter(p => p.endsWith('.drv'))).toHaveLength(3)
+
+    // Run 2, on a store without those paths: an exact hit, and nothing is built.
+    deleteFromStore(paths)
+    const run2 = await action(fixture, service)
+    expectGreen(run2)
+    expect(run2.outputs).toMatchObject({
+      'cache-hit': 'true',
+      'cache-key': key,
+      'cache-restored-key': key,
+      'store-path': run1.outputs['store-path']
+    })
+    expect(builds(fixture)).toEqual(BUILD_STEPS)
+    expect(invalid(paths)).toEqual([])
+    expect(run2.main.stdout).toContain('Importing 6 of 6 paths')
+    expect(run2.post?.stdout).toContain(
+      `Store cache save: skipped (exact hit on the primary key ${key}`
+    )
+    expect(run2.summary).toMatch(
+      /\| Store cache \| .* done \| hit nix-container-store\/.*: 6 paths, .* 6 imported/
+    )
+
+    // Run 3: an edit that leaves the image as it was. A new primary key, a restore-key hit,
+    // nothing built, nothing saved.
+    await appendFile(join(fixture.dir, 'flake.nix'), '# an edit that changes no derivation\n')
+    deleteFromStore(paths)
+    const run3 = await action(fixture, service)
+    expectGreen(run3)
+    expect(run3.outputs['cache-key']).not.toBe(key)
+    expect(run3.outputs['cache-hit']).toBe('false')
+    expect(run3.outputs['cache-restored-key']).toBe(key)
+    expect(builds(fixture)).toEqual(BUILD_STEPS)
+    expect(run3.post?.stdout).toContain(
+      'Store cache save: skipped (the closure holds no path that the restored cache did not already have (6 paths))'
+    )
+    expect(
+      service.entries().filter(e => e.key.startsWith(key.replace(/source-.*$/, '')))
+    ).toHaveLength(1)
+  })
+
+  test('a service that fails every call leaves the job green, with warnings', async () => {
+    const fixture = await makeFixture()
+    const down = await SERVICES[version](503)
+    try {
+      const result = await action(fixture, down)
+      expectGreen(result)
+      expect(result.outputs['cache-hit']).toBe('false')
+      expect(result.outputs['cache-restored-key']).toBe('')
+      expect(builds(fixture)).toEqual(BUILD_STEPS)
+      expect(result.main.stdout).toMatch(/::warning::Failed to restore: .*503/)
+      // v1 warns of the 503 itself; v2 (after its retries) logs that it could not reserve.
+      expect(result.post?.stdout).toMatch(
+        version === 'v1' ? /::warning::Failed to save: .*503/ : /Failed to save: Unable to reserve/
+      )
+      expect(result.post?.stdout).toContain('::warning::Store cache save failed, the job goes on')
+      expect(down.requests.length).toBeGreaterThan(0)
+    } finally {
+      await down.close()
+    }
+  })
 })
 
 test('a corrupt archive is discarded with a warning, never half-imported', async () => {
@@ -313,4 +344,50 @@ test('big paths import side by side, and a corrupt one discards the whole archiv
     const drv = paths.find(p => p.endsWith(`${blob.slice(44)}.drv`))
     expect(run3.main.stdout).toContain(`building '${drv}'`)
   }
+})
+
+describe('cache service v2 only', () => {
+  let v2: CacheServerV2
+  beforeAll(async () => {
+    v2 = await startCacheServerV2({ token: TOKEN })
+  })
+  afterAll(async () => {
+    await v2.close()
+  })
+
+  test('an archive over 128 MiB goes up in blocks and comes back whole through the Azure SDK', async () => {
+    // Three 50 MiB blobs of random data, made by the build: no compression brings the
+    // archive under the client's 128 MiB single-request limit.
+    const fixture = await makeBenchFixture(3)
+    const run1 = await action(fixture, v2)
+    expectGreen(run1)
+    const key = run1.outputs['cache-key'] ?? ''
+    const entry = v2.entries().find(e => e.key === key)
+    if (!entry) throw new Error(`no cache entry ${key}`)
+    expect(entry.size).toBeGreaterThan(128 * 1024 * 1024)
+    // Staged blocks (Put Block, then Put Block List), not one Put Blob.
+    const blocks = await v2.blockList(entry.blob)
+    expect(blocks.length).toBeGreaterThan(1)
+    expect(blocks.reduce((a, b) => a + b, 0)).toBe(entry.size)
+    expect(v2.blobRequests.filter(r => r.comp === 'blocklist')).toHaveLength(1)
+
+    const paths = closure(run1.state['built-drv-path'] ?? '')
+    deleteFromStore(paths)
+    const sent = v2.blobRequests.length
+    const run2 = await action(fixture, v2)
+    expectGreen(run2)
+    expect(run2.outputs['cache-hit']).toBe('true')
+    expect(invalid(paths)).toEqual([])
+    expect(run2.main.stdout).not.toMatch(/building '/)
+    // The download took GitHub's path: the Azure SDK (ranged GETs), never plain HTTP.
+    const download = v2.blobRequests.slice(sent)
+    expect(download.filter(r => r.method === 'GET').length).toBeGreaterThan(1)
+    expect(download.filter(r => !r.userAgent.startsWith('azsdk-js-'))).toEqual([])
+    expect(v2.requests.map(r => r.path.split('/').pop())).toEqual([
+      'GetCacheEntryDownloadURL',
+      'CreateCacheEntry',
+      'FinalizeCacheEntryUpload',
+      'GetCacheEntryDownloadURL'
+    ])
+  })
 })

@@ -50,12 +50,22 @@ const infosOf = (...rows: [string, number, string[]?][]) =>
   )
 
 let workDir: string
+// The v1 service as the runner sets it up, but for the URL: each test says whether the client
+// finds one (isFeatureAvailable).
+const SERVICE_ENV = ['ACTIONS_RUNTIME_TOKEN', 'ACTIONS_CACHE_SERVICE_V2', 'ACTIONS_RESULTS_URL']
+const savedEnv = SERVICE_ENV.map(name => [name, process.env[name]] as const)
 beforeEach(async () => {
   jest.resetAllMocks()
   workDir = await mkdtemp(join(tmpdir(), 'nca-unit-cache-'))
+  for (const name of SERVICE_ENV) delete process.env[name]
+  process.env.ACTIONS_RUNTIME_TOKEN = 'unit-test-token'
 })
 afterEach(async () => {
   await rm(workDir, { recursive: true, force: true })
+  for (const [name, value] of savedEnv) {
+    if (value === undefined) delete process.env[name]
+    else process.env[name] = value
+  }
 })
 
 describe('cacheKeys', () => {
@@ -121,7 +131,7 @@ describe('cacheKeys', () => {
 describe('saveSkipReason', () => {
   const facts: SaveFacts = {
     cacheSave: true,
-    serviceAvailable: true,
+    serviceMissing: null,
     primaryKey: 'k',
     restoredKey: null,
     built: true
@@ -130,7 +140,11 @@ describe('saveSkipReason', () => {
     ['a miss saves', {}, null],
     ['a restore-key hit looks further', { restoredKey: 'k-older' }, null],
     ['cache-save: false', { cacheSave: false }, 'cache-save: false'],
-    ['no service', { serviceAvailable: false }, 'no cache service'],
+    [
+      'no service',
+      { serviceMissing: 'no cache service: ACTIONS_CACHE_URL is not set' },
+      'no cache service: ACTIONS_CACHE_URL is not set'
+    ],
     ['no key', { primaryKey: null }, 'no cache key'],
     ['the build did not run', { built: false }, 'the build did not run'],
     ['an exact hit', { restoredKey: 'k' }, 'exact hit on the primary key k']
@@ -352,6 +366,7 @@ describe('restoreStoreCache', () => {
     cache.isFeatureAvailable.mockReturnValue(false)
     const result = await restoreStoreCache(options())
     expect(result.outcome).toBe('unavailable')
+    expect(result.reason).toBe('no cache service: ACTIONS_CACHE_URL is not set')
     expect(result.keys?.primary).toMatch(
       /^nix-container-store\/x86_64-linux\/container\/lock-none\//
     )

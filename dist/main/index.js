@@ -38558,8 +38558,38 @@ const loadCacheClient = () => __nccwpck_require__.e(/* import() */ 641).then(__n
  * (an absolute path would differ between runners and between RUNNER_TEMPs).
  */
 const service_CACHE_DIR_NAME = 'nix-container-action-store';
-async function service_cacheServiceAvailable() {
-    return (await loadCacheClient()).isFeatureAvailable();
+/**
+ * The protocol @actions/cache speaks, decided as its config does: v2 (Twirp at
+ * ACTIONS_RESULTS_URL, archives in Azure Blob storage) when ACTIONS_CACHE_SERVICE_V2 is set,
+ * except on GitHub Enterprise Server, which has only v1 (the REST API at ACTIONS_CACHE_URL).
+ */
+function cacheServiceVersion(env) {
+    const host = new URL(env.GITHUB_SERVER_URL || 'https://github.com').hostname.toLowerCase();
+    const ghes = host !== 'github.com' && !host.endsWith('.ghe.com') && !host.endsWith('.localhost');
+    return env.ACTIONS_CACHE_SERVICE_V2 && !ghes ? 'v2' : 'v1';
+}
+/**
+ * Why the client has no cache service, naming the variable it lacks; null when it has one.
+ * `urlAvailable` is the client's own verdict (isFeatureAvailable), which checks only the URL;
+ * without ACTIONS_RUNTIME_TOKEN every call would fail, so that counts as no service too.
+ */
+function missingCacheService(env, urlAvailable) {
+    if (!urlAvailable) {
+        if (cacheServiceVersion(env) === 'v2') {
+            return 'no cache service: ACTIONS_RESULTS_URL is not set (ACTIONS_CACHE_SERVICE_V2 is, so @actions/cache speaks the v2 protocol)';
+        }
+        const results = env.ACTIONS_RESULTS_URL
+            ? ' (ACTIONS_RESULTS_URL is, but without ACTIONS_CACHE_SERVICE_V2 @actions/cache speaks v1)'
+            : '';
+        return `no cache service: ACTIONS_CACHE_URL is not set${results}`;
+    }
+    if (!env.ACTIONS_RUNTIME_TOKEN)
+        return 'no cache service: ACTIONS_RUNTIME_TOKEN is not set';
+    return null;
+}
+/** Why there is no cache service to use (see missingCacheService), or null. */
+async function service_cacheServiceMissing() {
+    return missingCacheService(process.env, (await loadCacheClient()).isFeatureAvailable());
 }
 /**
  * @actions/cache archives paths relative to GITHUB_WORKSPACE and resolves them from the working
@@ -38641,8 +38671,8 @@ function cacheKeys(facts) {
 function saveSkipReason(facts) {
     if (!facts.cacheSave)
         return 'cache-save: false';
-    if (!facts.serviceAvailable)
-        return 'no cache service (ACTIONS_CACHE_URL is not set)';
+    if (facts.serviceMissing !== null)
+        return facts.serviceMissing;
     if (facts.primaryKey === null)
         return 'no cache key: the restore step could not compute one';
     if (!facts.built)
@@ -38708,13 +38738,9 @@ async function restoreStoreCache(options) {
         result.keys = await computeKeys(options);
         lib_core/* info */.pq(`Primary key: ${result.keys.primary}`);
         lib_core/* info */.pq(`Restore keys: ${result.keys.restore.join(', ')}`);
-        if (!(await service_cacheServiceAvailable())) {
-            return {
-                ...result,
-                outcome: 'unavailable',
-                reason: 'no cache service (ACTIONS_CACHE_URL is not set)'
-            };
-        }
+        const missingService = await service_cacheServiceMissing();
+        if (missingService !== null)
+            return { ...result, outcome: 'unavailable', reason: missingService };
         await (0,promises_namespaceObject.rm)(dir, { recursive: true, force: true });
         const key = await restoreDirectory(options.workDir, result.keys.primary, result.keys.restore);
         if (key === null)
@@ -38799,7 +38825,7 @@ async function readRestoredPaths(file) {
 async function saveStoreCache(options) {
     const skip = saveSkipReason({
         cacheSave: options.cacheSave,
-        serviceAvailable: await cacheServiceAvailable(),
+        serviceMissing: await cacheServiceMissing(),
         primaryKey: options.primaryKey,
         restoredKey: options.restoredKey,
         built: options.storePath !== null

@@ -14,8 +14,41 @@ const loadCacheClient = () => import('@actions/cache')
  */
 export const CACHE_DIR_NAME = 'nix-container-action-store'
 
-export async function cacheServiceAvailable(): Promise<boolean> {
-  return (await loadCacheClient()).isFeatureAvailable()
+type Env = Record<string, string | undefined>
+
+/**
+ * The protocol @actions/cache speaks, decided as its config does: v2 (Twirp at
+ * ACTIONS_RESULTS_URL, archives in Azure Blob storage) when ACTIONS_CACHE_SERVICE_V2 is set,
+ * except on GitHub Enterprise Server, which has only v1 (the REST API at ACTIONS_CACHE_URL).
+ */
+export function cacheServiceVersion(env: Env): 'v1' | 'v2' {
+  const host = new URL(env.GITHUB_SERVER_URL || 'https://github.com').hostname.toLowerCase()
+  const ghes = host !== 'github.com' && !host.endsWith('.ghe.com') && !host.endsWith('.localhost')
+  return env.ACTIONS_CACHE_SERVICE_V2 && !ghes ? 'v2' : 'v1'
+}
+
+/**
+ * Why the client has no cache service, naming the variable it lacks; null when it has one.
+ * `urlAvailable` is the client's own verdict (isFeatureAvailable), which checks only the URL;
+ * without ACTIONS_RUNTIME_TOKEN every call would fail, so that counts as no service too.
+ */
+export function missingCacheService(env: Env, urlAvailable: boolean): string | null {
+  if (!urlAvailable) {
+    if (cacheServiceVersion(env) === 'v2') {
+      return 'no cache service: ACTIONS_RESULTS_URL is not set (ACTIONS_CACHE_SERVICE_V2 is, so @actions/cache speaks the v2 protocol)'
+    }
+    const results = env.ACTIONS_RESULTS_URL
+      ? ' (ACTIONS_RESULTS_URL is, but without ACTIONS_CACHE_SERVICE_V2 @actions/cache speaks v1)'
+      : ''
+    return `no cache service: ACTIONS_CACHE_URL is not set${results}`
+  }
+  if (!env.ACTIONS_RUNTIME_TOKEN) return 'no cache service: ACTIONS_RUNTIME_TOKEN is not set'
+  return null
+}
+
+/** Why there is no cache service to use (see missingCacheService), or null. */
+export async function cacheServiceMissing(): Promise<string | null> {
+  return missingCacheService(process.env, (await loadCacheClient()).isFeatureAvailable())
 }
 
 /**

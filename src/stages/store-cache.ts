@@ -23,7 +23,7 @@ import {
 import type { FlakeMetadata } from '../cache/nix-store.js'
 import {
   CACHE_DIR_NAME,
-  cacheServiceAvailable,
+  cacheServiceMissing,
   restoreDirectory,
   saveDirectory
 } from '../cache/service.js'
@@ -70,7 +70,8 @@ export function cacheKeys(facts: KeyFacts): CacheKeys {
 
 export interface SaveFacts {
   cacheSave: boolean
-  serviceAvailable: boolean
+  /** Why there is no cache service (the variable the client lacks); null: there is one. */
+  serviceMissing: string | null
   primaryKey: string | null
   restoredKey: string | null
   /** The build's derivation or output path is known: the build ran to the end. */
@@ -80,7 +81,7 @@ export interface SaveFacts {
 /** Why the post step does not save, before looking at the store; null: look further. */
 export function saveSkipReason(facts: SaveFacts): string | null {
   if (!facts.cacheSave) return 'cache-save: false'
-  if (!facts.serviceAvailable) return 'no cache service (ACTIONS_CACHE_URL is not set)'
+  if (facts.serviceMissing !== null) return facts.serviceMissing
   if (facts.primaryKey === null) return 'no cache key: the restore step could not compute one'
   if (!facts.built) return 'the build did not run to the end'
   if (facts.restoredKey === facts.primaryKey) {
@@ -195,13 +196,9 @@ export async function restoreStoreCache(options: RestoreOptions): Promise<Restor
     result.keys = await computeKeys(options)
     core.info(`Primary key: ${result.keys.primary}`)
     core.info(`Restore keys: ${result.keys.restore.join(', ')}`)
-    if (!(await cacheServiceAvailable())) {
-      return {
-        ...result,
-        outcome: 'unavailable',
-        reason: 'no cache service (ACTIONS_CACHE_URL is not set)'
-      }
-    }
+    const missingService = await cacheServiceMissing()
+    if (missingService !== null)
+      return { ...result, outcome: 'unavailable', reason: missingService }
     await rm(dir, { recursive: true, force: true })
     const key = await restoreDirectory(options.workDir, result.keys.primary, result.keys.restore)
     if (key === null)
@@ -305,7 +302,7 @@ async function readRestoredPaths(file: string | null): Promise<string[]> {
 export async function saveStoreCache(options: SaveOptions): Promise<SaveResult> {
   const skip = saveSkipReason({
     cacheSave: options.cacheSave,
-    serviceAvailable: await cacheServiceAvailable(),
+    serviceMissing: await cacheServiceMissing(),
     primaryKey: options.primaryKey,
     restoredKey: options.restoredKey,
     built: options.storePath !== null
