@@ -31,6 +31,8 @@ export interface Inputs {
   username: string | null
   password: string | null
   retries: number
+  /** Write a CycloneDX SBOM of each image. */
+  sbom: boolean
 }
 
 /** A bad input value: the message names the input and the value. */
@@ -110,7 +112,8 @@ export function parseInputs(read: InputReader = readActionInput): Inputs {
     pushTool: parsePushTool(text('push-tool') ?? 'docker'),
     username: text('username'),
     password,
-    retries: parseRetries(text('retries') ?? '3')
+    retries: parseRetries(text('retries') ?? '3'),
+    sbom: bool('sbom', true)
   }
   checkCombinations(inputs)
   return inputs

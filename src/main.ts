@@ -12,6 +12,7 @@ import type { Inputs } from './inputs.js'
 import { resolveRefs } from './reference.js'
 import { Report, writeSummary } from './report.js'
 import { DEFAULT_DELAYS } from './retry.js'
+import { imageSubject, writeSbom } from './sbom/index.js'
 import { saveState, StateKey } from './state.js'
 import { buildImage, installable } from './stages/build.js'
 import { describeSource, setupNix } from './stages/install-nix.js'
@@ -80,7 +81,14 @@ async function runPipeline(inputs: Inputs, report: Report): Promise<void> {
   const archiveCopy = plainArchiveCopyFor(inputs, built)
   try {
     const { metadata, dockerImage } = await loadOrInspect(inputs, built, report, archiveCopy)
-    await tagAndPush(inputs, report, metadata, dockerImage, archiveCopy ?? built.storePath)
+    const tagged = await tagAndPush(
+      inputs,
+      report,
+      metadata,
+      dockerImage,
+      archiveCopy ?? built.storePath
+    )
+    await writeImageSbom(inputs, report, { ...tagged, metadata, storePath: built.storePath })
   } finally {
     if (archiveCopy) await rm(archiveCopy, { force: true })
   }
@@ -99,13 +107,19 @@ function runnerTemp(): string {
   return process.env.RUNNER_TEMP || tmpdir()
 }
 
+/** What an image ended up as: its refs, and its manifest digest when pushed. */
+interface TaggedImage {
+  refs: string[]
+  digest: string | null
+}
+
 async function tagAndPush(
   inputs: Inputs,
   report: Report,
   metadata: ArchiveMetadata,
   dockerImage: string | null,
   archivePath: string
-): Promise<void> {
+): Promise<TaggedImage> {
   core.setOutput('image-id', metadata.configDigest)
 
   const resolved = resolveRefs({
@@ -129,7 +143,7 @@ async function tagAndPush(
   if (!inputs.push) {
     report.skip('Login', 'push: false')
     report.skip('Push', 'push: false')
-    return
+    return { refs: resolved.refs, digest: null }
   }
   const retry = { attempts: inputs.retries, ...DEFAULT_DELAYS }
   const session = await report.stage(
@@ -174,6 +188,39 @@ async function tagAndPush(
   report.imageRef = pushed.imageRef
   core.setOutput('digest', pushed.digest)
   core.setOutput('image-ref', pushed.imageRef)
+  return { refs: resolved.refs, digest: pushed.digest }
+}
+
+/**
+ * The image's SBOM, after the push so that it can name the digest. By then the image itself is
+ * fine (a layer that cannot be read failed the load already), so a failure here is the SBOM's
+ * own, and fails the step: a workflow that attests the SBOM must not go on without it.
+ */
+async function writeImageSbom(
+  inputs: Inputs,
+  report: Report,
+  image: TaggedImage & { metadata: ArchiveMetadata; storePath: string }
+): Promise<void> {
+  if (!inputs.sbom) {
+    report.skip('SBOM', 'sbom: false')
+    return
+  }
+  const sbom = await report.stage(
+    'SBOM',
+    () =>
+      writeSbom({
+        image: imageSubject(image.refs, image.digest, image.storePath),
+        configDigest: image.metadata.configDigest,
+        storePaths: image.metadata.storePaths,
+        dir: runnerTemp()
+      }).catch((error: unknown) => {
+        const done = image.digest ? `was pushed (${image.digest})` : 'is fine'
+        throw new Error(`The image ${done}, but its SBOM failed: ${errorMessage(error)}`)
+      }),
+    s => `${s.componentCount} store paths: ${s.path}`
+  )
+  report.sboms.push(sbom)
+  core.setOutput('sbom', report.sboms.map(s => s.path).join('\n'))
 }
 
 async function build(inputs: Inputs): Promise<BuiltImage> {
@@ -233,14 +280,14 @@ async function loadOrInspect(
     report.skip('Load', 'load: false')
     const metadata = await report.stage(
       'Read image',
-      () => inspectImage({ ...built, copyTo }),
+      () => inspectImage({ ...built, copyTo, storePaths: inputs.sbom }),
       m => `${m.layerCount} layers, config ${m.configDigest}`
     )
     return { metadata, dockerImage: null }
   }
   const loaded = await report.stage(
     'Load',
-    () => loadImage({ ...built, copyTo }),
+    () => loadImage({ ...built, copyTo, storePaths: inputs.sbom }),
     l => l.dockerImage
   )
   core.setOutput('loaded-image', loaded.loadedImages[0] ?? '')

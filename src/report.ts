@@ -17,6 +17,8 @@ export class Report {
   refs: string[] = []
   digest: string | null = null
   imageRef: string | null = null
+  /** Each SBOM written: its file and how many store paths it lists. */
+  sboms: { path: string; componentCount: number }[] = []
 
   skip(name: string, why: string): void {
     core.info(`${name}: skipped (${why})`)
@@ -64,6 +66,9 @@ export function renderSummary(report: Report): string {
   }
   if (report.digest) lines.push(`**Digest:** \`${report.digest}\``, '')
   if (report.imageRef) lines.push(`**Image ref:** \`${report.imageRef}\``, '')
+  for (const sbom of report.sboms) {
+    lines.push(`**SBOM:** \`${sbom.path}\` (CycloneDX, ${sbom.componentCount} components)`, '')
+  }
   return lines.join('\n')
 }
 

@@ -12,18 +12,22 @@ let
     PATH = "/usr/bin:/bin";
   };
 
-  # Layer contents: the flake's ./app at /app, and more for the layered image.
-  appRoot = run "hello-app-root" ''mkdir -p "$out/app" && cp -r ${app}/. "$out/app/"'';
+  # Layer contents: the flake's ./app at /app (and the path of its source, a reference), and
+  # more for the layered image.
+  appRoot = run "hello-app-root" ''mkdir -p "$out/app" && cp -r ${app}/. "$out/app/" && echo ${app} > "$out/app/source"'';
   etcRoot = run "hello-etc-root" ''mkdir -p "$out/etc" && echo "hello-image" > "$out/etc/hostname"'';
   dataRoot = run "hello-data-root" ''mkdir -p "$out/data" && seq 1 20000 > "$out/data/numbers.txt"'';
 
-  # The docker-archive layout, unpacked into a directory.
+  # The docker-archive layout, unpacked into a directory. Like dockerTools, each layer holds
+  # its directory's closure under /nix/store, which Nix lists in closure-<i>.
   layout = { name ? "hello", tag ? "latest", layerDirs }: derivation {
     name = "${name}-image-layout";
     inherit system arch;
     imageName = name;
     imageTag = tag;
     layerDirs = map toString layerDirs;
+    exportReferencesGraph = builtins.concatLists
+      (builtins.genList (i: [ "closure-${toString i}" (builtins.elemAt layerDirs i) ]) (builtins.length layerDirs));
     builder = "/bin/sh";
     args = [ ./make-layout.sh ];
     PATH = "/usr/bin:/bin";

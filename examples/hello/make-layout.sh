@@ -1,16 +1,28 @@
 # Writes a docker-archive layout (manifest.json, <config>.json, <layer>/layer.tar) to $out,
-# one layer for each directory in $layerDirs, its contents at the image's root.
+# one layer for each directory in $layerDirs, as dockerTools does: the directory's closure
+# (closure-<i>, from exportReferencesGraph) under /nix/store, less what earlier layers hold,
+# and the directory's files linked from the image's root.
 set -eu
 tarflags="--sort=name --mtime=@1 --owner=0 --group=0 --numeric-owner"
 mkdir -p "$out"
 
 diffIds=""
 layerPaths=""
+inImage=" "
+i=0
 for dir in $layerDirs; do
   rm -rf rootfs
-  mkdir rootfs
-  cp -r "$dir"/. rootfs/
+  mkdir -p rootfs/nix/store
+  # closure-<i> lists each path, its deriver and its references: the paths are the lines that
+  # name store paths, less the derivers.
+  for path in $(grep '^/nix/store/' "closure-$i" | grep -v '\.drv$' | sort -u); do
+    case "$inImage" in *" $path "*) continue ;; esac
+    inImage="$inImage$path "
+    cp -r "$path" rootfs/nix/store/
+  done
+  cp -r --symbolic-link "$dir"/* rootfs/
   chmod -R u+w,go-w rootfs
+  i=$((i + 1))
   tar $tarflags -C rootfs -cf layer.tar .
   layer=$(sha256sum layer.tar | cut -d' ' -f1)
   mkdir -p "$out/$layer"

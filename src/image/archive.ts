@@ -10,9 +10,11 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { PassThrough } from 'node:stream'
+import { errorMessage } from '../errors.js'
 import { run, settleAll, spawnProducer } from '../exec.js'
 import type { Producer } from '../exec.js'
 import type { ImageFormat } from './format.js'
+import { layerStorePathsBySeeking, StreamLayerScanner } from './layer-store-paths.js'
 import { entryName, indexTar, readEntry, sha256Digest } from './plain-archive.js'
 
 /** One entry of a docker archive's manifest.json. */
@@ -27,6 +29,27 @@ export interface ArchiveMetadata {
   /** `sha256:` digest of the image config: the image ID. */
   configDigest: string
   layerCount: number
+  /** The Nix store paths the layers hold, when asked for (`ReadOptions.storePaths`). */
+  storePaths?: StorePathsResult
+}
+
+/**
+ * A layer the SBOM cannot list is not a failure of the load (docker may read what this reader
+ * cannot): it is kept here and reported by the SBOM stage.
+ */
+export type StorePathsResult = { paths: string[] } | { error: string }
+
+async function listing(read: () => string[] | Promise<string[]>): Promise<StorePathsResult> {
+  try {
+    return { paths: await read() }
+  } catch (error) {
+    return { error: errorMessage(error) }
+  }
+}
+
+export interface ReadOptions {
+  /** Also list the store paths the layers hold (for the SBOM), in the same pass. */
+  storePaths?: boolean
 }
 
 // Configs and manifest.json are small; layers are not read into memory.
@@ -111,11 +134,16 @@ export function parseManifest(text: string): ManifestEntry[] {
 }
 
 /** Read the metadata from an archive stream. The stream may be read by others at the same time. */
-export async function readArchiveMetadata(archive: Readable): Promise<ArchiveMetadata> {
+export async function readArchiveMetadata(
+  archive: Readable,
+  options: ReadOptions = {}
+): Promise<ArchiveMetadata> {
   const digests = new Map<string, string>()
   let manifestText: string | null = null
+  const layers = options.storePaths ? new StreamLayerScanner() : null
   const parser = new Parser({
     onReadEntry: (entry: ReadEntry) => {
+      layers?.onEntry(entry)
       const path = entryName(entry.path)
       if (entry.type !== 'File' || entry.size > SMALL_ENTRY_LIMIT) {
         entry.resume()
@@ -137,34 +165,47 @@ export async function readArchiveMetadata(archive: Readable): Promise<ArchiveMet
   })
   archive.pipe(parser as unknown as Writable)
   await parsed
-  return metadataFrom(manifestText, config => digests.get(entryName(config)) ?? null)
+  const manifest = manifestOf(manifestText)
+  const metadata = metadataFrom(manifest, config => digests.get(entryName(config)) ?? null)
+  if (!layers) return metadata
+  return { ...metadata, storePaths: await listing(() => layers.layerStorePaths(manifest.Layers)) }
 }
 
 /**
  * The same from an uncompressed archive file, by seeking: milliseconds instead of a read of
  * every layer.
  */
-export async function readPlainArchiveMetadata(path: string): Promise<ArchiveMetadata> {
+export async function readPlainArchiveMetadata(
+  path: string,
+  options: ReadOptions = {}
+): Promise<ArchiveMetadata> {
   const entries = await indexTar(path)
   const manifest = await readEntry(path, entries, 'manifest.json')
   const config = manifest && parseManifest(manifest.toString('utf8'))[0]?.Config
   const configContent = config ? await readEntry(path, entries, config) : null
-  return metadataFrom(manifest?.toString('utf8') ?? null, () =>
-    configContent ? sha256Digest(configContent) : null
-  )
+  const first = manifestOf(manifest?.toString('utf8') ?? null)
+  const metadata = metadataFrom(first, () => (configContent ? sha256Digest(configContent) : null))
+  if (!options.storePaths) return metadata
+  const storePaths = await listing(() => layerStorePathsBySeeking(path, entries, first.Layers))
+  return { ...metadata, storePaths }
+}
+
+/** The image manifest.json describes (its first entry), with every entry's RepoTags. */
+function manifestOf(manifestText: string | null): ManifestEntry & { allRepoTags: string[] } {
+  if (manifestText === null) throw new Error('the image archive has no manifest.json')
+  const manifest = parseManifest(manifestText)
+  const allRepoTags = manifest.flatMap(entry => entry.RepoTags ?? [])
+  return { ...(manifest[0] as ManifestEntry), allRepoTags }
 }
 
 function metadataFrom(
-  manifestText: string | null,
+  first: ReturnType<typeof manifestOf>,
   configDigestOf: (configPath: string) => string | null
 ): ArchiveMetadata {
-  if (manifestText === null) throw new Error('the image archive has no manifest.json')
-  const manifest = parseManifest(manifestText)
-  const first = manifest[0] as ManifestEntry
   const configDigest = configDigestOf(first.Config)
   if (!configDigest) throw new Error(`the image archive has no config file ${first.Config}`)
   return {
-    repoTags: manifest.flatMap(entry => entry.RepoTags ?? []),
+    repoTags: first.allRepoTags,
     configDigest,
     layerCount: first.Layers.length
   }

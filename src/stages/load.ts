@@ -18,6 +18,8 @@ export interface LoadOptions {
   format: ImageFormat
   /** Also write the plain archive here in the same pass (for skopeo). */
   copyTo?: string | null
+  /** Also list the store paths the layers hold (for the SBOM), in the same pass. */
+  storePaths?: boolean
 }
 
 export interface LoadResult {
@@ -50,7 +52,7 @@ export async function loadImage(options: LoadOptions): Promise<LoadResult> {
   const [metadata, load] = isPlainArchive(options.format)
     ? // docker reads the file itself while the metadata is read by seeking.
       await settleAll([
-        readPlainArchiveMetadata(options.storePath),
+        readPlainArchiveMetadata(options.storePath, options),
         run('docker', ['load', '--input', options.storePath])
       ])
     : await loadStream(options)
@@ -65,7 +67,7 @@ export async function loadImage(options: LoadOptions): Promise<LoadResult> {
 async function loadStream(options: LoadOptions): Promise<[ArchiveMetadata, RunResult]> {
   const archive = openArchive(options.storePath, options.format)
   const [metadata, load] = await settleAll([
-    readArchiveMetadata(archive.stdout),
+    readArchiveMetadata(archive.stdout, options),
     runWithStdin('docker', ['load'], archive.stdout),
     archive.done,
     options.copyTo ? copyArchiveTo(archive.stdout, options.copyTo) : Promise.resolve()
@@ -89,10 +91,10 @@ async function crossCheckImageId(dockerImage: string, configDigest: string): Pro
 
 /** The archive's metadata without loading it into docker. */
 export async function inspectImage(options: LoadOptions): Promise<ArchiveMetadata> {
-  if (isPlainArchive(options.format)) return readPlainArchiveMetadata(options.storePath)
+  if (isPlainArchive(options.format)) return readPlainArchiveMetadata(options.storePath, options)
   const archive = openArchive(options.storePath, options.format)
   const [metadata] = await settleAll([
-    readArchiveMetadata(archive.stdout),
+    readArchiveMetadata(archive.stdout, options),
     archive.done,
     options.copyTo ? copyArchiveTo(archive.stdout, options.copyTo) : Promise.resolve()
   ])
