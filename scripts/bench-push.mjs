@@ -4,6 +4,7 @@
 //   (a) chain:  nix build; docker load < result; docker tag; docker push
 //   (b) action: push-tool docker
 //   (c) action: push-tool skopeo, load: false (no daemon)
+//   (b'), (c') the same with sbom: false: what the SBOM costs
 //
 // Each "first push" goes to a new, empty registry; each "re-push" to the registry the first
 // push filled. Before every run that loads into docker, the image is removed from the daemon,
@@ -92,7 +93,7 @@ function handWrittenChain(registry, env) {
   }
 }
 
-async function theAction(registry, env, tool) {
+async function theAction(registry, env, tool, sbom = 'true') {
   const inputs = {
     flake,
     attribute,
@@ -101,7 +102,8 @@ async function theAction(registry, env, tool) {
     tags: 'v1',
     'push-tool': tool,
     // Like for like: the chain has no store cache either.
-    cache: 'false'
+    cache: 'false',
+    sbom
   }
   if (tool === 'skopeo') inputs.load = 'false'
   const result = await runAction({ inputs, env, cwd: repo, timeoutMs: 600_000 })
@@ -143,6 +145,16 @@ const variants = [
   [
     '(c) action, push-tool skopeo, load false',
     (registry, env) => theAction(registry, env, 'skopeo'),
+    false
+  ],
+  [
+    "(b') action, push-tool docker, sbom false",
+    (registry, env) => theAction(registry, env, 'docker', 'false'),
+    true
+  ],
+  [
+    "(c') action, push-tool skopeo, load false, sbom false",
+    (registry, env) => theAction(registry, env, 'skopeo', 'false'),
     false
   ]
 ]
@@ -198,6 +210,13 @@ function printTable(times) {
       `| ${name} | ${first.toFixed(2)} | ${(first / base.first).toFixed(2)} | ${repush.toFixed(2)} | ${(repush / base.repush).toFixed(2)} |`
     )
   }
+  const ratio = (withSbom, without, phase) =>
+    (median(times[phase][withSbom]) / median(times[phase][without])).toFixed(3)
+  console.log('\nWhat the SBOM costs (with sbom / sbom false):\n')
+  console.log(`| push-tool | first push | re-push |`)
+  console.log(`| --- | ---: | ---: |`)
+  console.log(`| docker: (b) / (b') | ${ratio(1, 3, 'first')} | ${ratio(1, 3, 'repush')} |`)
+  console.log(`| skopeo: (c) / (c') | ${ratio(2, 4, 'first')} | ${ratio(2, 4, 'repush')} |`)
 }
 
 main().catch(error => {

@@ -1,7 +1,10 @@
 // The Nix store paths an image's layers hold (`nix/store/<hash>-<name>` entries), for the SBOM.
 // Read in the pass the action already makes over the image: from the archive stream while it
 // feeds `docker load`, or, for an uncompressed archive file, by seeking over the layers' headers.
+import { createReadStream } from 'node:fs'
+import { open } from 'node:fs/promises'
 import { posix } from 'node:path'
+import { pipeline } from 'node:stream/promises'
 import { Parser } from 'tar'
 import type { ReadEntry } from 'tar'
 import { errorMessage } from '../errors.js'
@@ -55,6 +58,55 @@ function resolveLink(name: string, links: ReadonlyMap<string, string>): string {
   return current
 }
 
+/** A tar parser that only lists the store paths its entries name, skipping their data. */
+function storePathLister(paths: Set<string>): Parser {
+  return new Parser({
+    strict: true,
+    // Returning false makes node-tar skip the entry's data.
+    filter: path => {
+      const storePath = storePathOfEntry(path)
+      if (storePath !== null) paths.add(storePath)
+      return false
+    }
+  })
+}
+
+/** One layer of an uncompressed archive file, by seeking, or read through when compressed. */
+async function scanLayerAt(archivePath: string, layer: TarEntry): Promise<EntryScan> {
+  const scan: EntryScan = { paths: new Set(), error: null }
+  try {
+    const inner = await indexTar(archivePath, { offset: layer.offset, size: layer.size })
+    for (const path of inner.keys()) {
+      const storePath = storePathOfEntry(path)
+      if (storePath !== null) scan.paths.add(storePath)
+    }
+  } catch (error) {
+    if (!(await isGzipAt(archivePath, layer.offset))) {
+      scan.error = errorMessage(error)
+      return scan
+    }
+    const end = layer.offset + layer.size - 1
+    const lister = storePathLister(scan.paths)
+    await pipeline(createReadStream(archivePath, { start: layer.offset, end }), lister).catch(
+      (failure: unknown) => {
+        scan.error = errorMessage(failure)
+      }
+    )
+  }
+  return scan
+}
+
+async function isGzipAt(path: string, offset: number): Promise<boolean> {
+  const file = await open(path, 'r')
+  try {
+    const magic = Buffer.alloc(2)
+    await file.read(magic, 0, 2, offset)
+    return magic[0] === 0x1f && magic[1] === 0x8b
+  } finally {
+    await file.close()
+  }
+}
+
 /**
  * Collects the store paths of every file entry of an archive stream, to be fed each entry as
  * node-tar's outer parser reads it. Which entries are layers is only known from manifest.json,
@@ -76,15 +128,7 @@ export class StreamLayerScanner {
     const fail = (error: unknown): void => {
       scan.error ??= errorMessage(error)
     }
-    const inner = new Parser({
-      strict: true,
-      // Only the names are wanted: returning false makes node-tar skip each entry's data.
-      filter: path => {
-        const storePath = storePathOfEntry(path)
-        if (storePath !== null) scan.paths.add(storePath)
-        return false
-      }
-    })
+    const inner = storePathLister(scan.paths)
     inner.on('error', fail)
     entry.on('data', (chunk: Buffer) => {
       if (scan.error !== null) return
@@ -106,8 +150,7 @@ export class StreamLayerScanner {
 
 /**
  * The same for an uncompressed archive file, by seeking: each layer's tar headers are read,
- * its file data skipped. A compressed layer inside it cannot be seeked: it fails with a clear
- * error rather than read the layer in full.
+ * its file data skipped. A compressed layer inside it cannot be seeked, and is read in full.
  */
 export async function layerStorePathsBySeeking(
   archivePath: string,
@@ -123,17 +166,7 @@ export async function layerStorePathsBySeeking(
     const name = resolveLink(entryName(layer), links)
     const entry = entries.get(name)
     if (!entry || entry.type !== 'File' || scans.has(name)) continue
-    const scan: EntryScan = { paths: new Set(), error: null }
-    try {
-      const inner = await indexTar(archivePath, { offset: entry.offset, size: entry.size })
-      for (const path of inner.keys()) {
-        const storePath = storePathOfEntry(path)
-        if (storePath !== null) scan.paths.add(storePath)
-      }
-    } catch (error) {
-      scan.error = errorMessage(error)
-    }
-    scans.set(name, scan)
+    scans.set(name, await scanLayerAt(archivePath, entry))
   }
   return pathsOfLayers(layers, scans, links)
 }

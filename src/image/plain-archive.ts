@@ -66,7 +66,8 @@ export async function indexTar(path: string, region?: TarRegion): Promise<Map<st
     let offset = region?.offset ?? 0
     // A pax header or GNU long name describes the entry after it.
     let extended: HeaderData | undefined
-    while (offset + BLOCK <= end) {
+    while (offset < end) {
+      if (offset + BLOCK > end) throw new Error(`not a tar archive (cut short at byte ${offset})`)
       const block = await reader.read(offset, BLOCK)
       if (block.length < BLOCK) break
       const header = new Header(block, 0, extended)
