@@ -8,12 +8,27 @@
 //
 // Each "first push" goes to a new, empty registry; each "re-push" to the registry the first
 // push filled. Before every run that loads into docker, the image is removed from the daemon,
-// as on a fresh runner. Medians of N runs (default 5), and their ratios to (a).
+// and skopeo's blob-info cache is removed before every run, as on a fresh runner. Medians of N
+// runs (default 5), and their ratios to (a).
 //
-//   npm run bench [-- --runs 5 --attribute container-big]
+// Then the everyday commit: the registry holds the previous commit's image and the new one
+// differs in the app layer only (__tests__/e2e/flakes/app-layers, container-big-stream: 3 base
+// layers of 100 MiB, each its own derivation, plus app.txt). Each run writes a new app.txt, so
+// `nix build` builds the new app layer. (a) gets a new docker daemon for every run (untimed);
+// the action's unchanged re-push of the same commit right after is the floor.
+//
+//   npm run bench [-- --runs 5 --attribute container-big --changed-runs 3]
 import { execFileSync, spawnSync } from 'node:child_process'
-import { accessSync, constants, mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import {
+  accessSync,
+  constants,
+  cpSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync
+} from 'node:fs'
+import { homedir, tmpdir } from 'node:os'
 import path from 'node:path'
 import process from 'node:process'
 import { fileURLToPath } from 'node:url'
@@ -28,8 +43,20 @@ function option(name, fallback) {
   return index === -1 ? fallback : process.argv[index + 1]
 }
 const runs = Number(option('runs', '5'))
+const changedRuns = Number(option('changed-runs', '3'))
 const attribute = option('attribute', 'container-big')
 const flake = `${repo}/examples/hello`
+const appLayersFixture = path.join(repo, '__tests__', 'e2e', 'flakes', 'app-layers')
+const CHANGED_ATTRIBUTE = 'container-big-stream'
+// Where containers/image keeps its blob-info cache (as root, and as a user).
+const BLOB_INFO_CACHES = [
+  '/var/lib/containers/cache',
+  path.join(homedir(), '.local', 'share', 'containers', 'cache')
+]
+
+function forgetBlobInfo() {
+  for (const dir of BLOB_INFO_CACHES) rmSync(dir, { recursive: true, force: true })
+}
 
 function sh(command, args, options = {}) {
   return (execFileSync(command, args, { encoding: 'utf8', ...options }) ?? '').trim()
@@ -69,7 +96,13 @@ function checked(result, what) {
 }
 
 /** (a): what workflows write by hand today. */
-function handWrittenChain(registry, env) {
+function handWrittenChain(
+  registry,
+  env,
+  flakeDir = flake,
+  attr = attribute,
+  repository = 'bench/chain'
+) {
   const work = mkdtempSync(path.join(tmpdir(), 'nca-chain-'))
   try {
     const run = (command, args, input) => {
@@ -81,22 +114,30 @@ function handWrittenChain(registry, env) {
       })
       checked(result, `${command} ${args.join(' ')}`)
     }
-    run('nix', ['build', `${flake}#${attribute}`])
+    run('nix', ['build', `${flakeDir}#${attr}`])
     const result = path.join(work, 'result')
     // A stream image is run and piped in: `./result | docker load`.
-    if (isExecutable(result)) run('sh', ['-c', '"$0" | docker load', result])
-    else run('docker', ['load', '-i', result])
-    run('docker', ['tag', 'big:latest', `${registry}/bench/chain:v1`])
-    run('docker', ['push', `${registry}/bench/chain:v1`])
+    const load = isExecutable(result)
+      ? spawnSync('sh', ['-c', '"$0" | docker load', result], { cwd: work, env, encoding: 'utf8' })
+      : spawnSync('docker', ['load', '-i', result], { cwd: work, env, encoding: 'utf8' })
+    checked(load, 'docker load')
+    const loaded = /Loaded image: (\S+)/.exec(load.stdout)?.[1] ?? 'big:latest'
+    run('docker', ['tag', loaded, `${registry}/${repository}:v1`])
+    run('docker', ['push', `${registry}/${repository}:v1`])
   } finally {
     rmSync(work, { recursive: true, force: true })
   }
 }
 
-async function theAction(registry, env, tool, sbom = 'true') {
+async function theAction(
+  registry,
+  env,
+  tool,
+  { sbom = 'true', flakeDir = flake, attr = attribute } = {}
+) {
   const inputs = {
-    flake,
-    attribute,
+    flake: flakeDir,
+    attribute: attr,
     registry,
     image: `bench/action-${tool}`,
     tags: 'v1',
@@ -154,12 +195,12 @@ const variants = [
   ],
   [
     "(b') action, push-tool docker, sbom false",
-    (registry, env) => theAction(registry, env, 'docker', 'false'),
+    (registry, env) => theAction(registry, env, 'docker', { sbom: 'false' }),
     true
   ],
   [
     "(c') action, push-tool skopeo, load false, sbom false",
-    (registry, env) => theAction(registry, env, 'skopeo', 'false'),
+    (registry, env) => theAction(registry, env, 'skopeo', { sbom: 'false' }),
     false
   ]
 ]
@@ -189,6 +230,7 @@ async function main() {
         const registry = newRegistry(dir, `r${round}-${index}`)
         for (const phase of ['first', 'repush']) {
           if (loadsIntoDocker) forgetImage(env)
+          forgetBlobInfo()
           const elapsed = await seconds(() => run(registry, env))
           times[phase][index].push(elapsed)
           console.log(
@@ -198,8 +240,108 @@ async function main() {
       }
     }
     printTable(times)
+    await changedLayerBench(dir, env)
   } finally {
     spawnSync(services, ['stop', dir], { stdio: 'inherit' })
+  }
+}
+
+/** A private copy of the app-layers flake; `commit(text)` writes its app.txt. */
+function appLayersFlake() {
+  const root = mkdtempSync(path.join(tmpdir(), 'nca-bench-app-'))
+  const dir = path.join(root, 'flake')
+  cpSync(appLayersFixture, dir, { recursive: true })
+  return { root, dir, commit: text => writeFileSync(path.join(dir, 'app.txt'), `${text}\n`) }
+}
+
+/** A new docker daemon (its services dir also holds an unused registry), for one chain run. */
+function freshDaemon() {
+  const { dir, env } = startServices()
+  return { env, stop: () => spawnSync(services, ['stop', dir], { stdio: 'ignore' }) }
+}
+
+async function changedLayerBench(servicesDir, env) {
+  const flakeCopy = appLayersFlake()
+  try {
+    console.log(`\nChanged app layer: ${CHANGED_ATTRIBUTE}, ${changedRuns} runs of each\n`)
+    // The base layers are built once, untimed, like a warm builder's.
+    flakeCopy.commit('warm-up')
+    sh('nix', ['build', '--no-link', `${flakeCopy.dir}#${CHANGED_ATTRIBUTE}`], { env })
+    const names = [
+      '(a) nix build + docker load/tag/push, new daemon',
+      '(c) action, push-tool skopeo, load false',
+      '(c) unchanged re-push (the floor)'
+    ]
+    const times = names.map(() => [])
+    const record = (index, round, elapsed) => {
+      times[index].push(elapsed)
+      console.log(`round ${round} ${names[index].padEnd(48)} ${elapsed.toFixed(2)} s`)
+    }
+    // The registry holds the previous commit, pushed by the action (untimed) as a CI run would.
+    const previous = async (registry, tag) => {
+      flakeCopy.commit(`${tag} previous`)
+      forgetBlobInfo()
+      await theAction(registry, env, 'skopeo', { flakeDir: flakeCopy.dir, attr: CHANGED_ATTRIBUTE })
+    }
+    for (let round = 1; round <= changedRuns; round++) {
+      const chainRegistry = newRegistry(servicesDir, `c${round}-chain`)
+      await previous(chainRegistry, `r${round}-chain`)
+      // The chain's repository gets the same previous image, copied registry-side (untimed).
+      sh('skopeo', [
+        'copy',
+        '-q',
+        '--src-tls-verify=false',
+        '--dest-tls-verify=false',
+        `docker://${chainRegistry}/bench/action-skopeo:v1`,
+        `docker://${chainRegistry}/bench/changed-chain:v1`
+      ])
+      flakeCopy.commit(`r${round}-chain new`)
+      const daemon = freshDaemon()
+      try {
+        forgetBlobInfo()
+        const chainEnv = { ...env, DOCKER_HOST: daemon.env.DOCKER_HOST }
+        record(
+          0,
+          round,
+          await seconds(() =>
+            handWrittenChain(
+              chainRegistry,
+              chainEnv,
+              flakeCopy.dir,
+              CHANGED_ATTRIBUTE,
+              'bench/changed-chain'
+            )
+          )
+        )
+      } finally {
+        daemon.stop()
+      }
+
+      const actionRegistry = newRegistry(servicesDir, `c${round}-action`)
+      await previous(actionRegistry, `r${round}-action`)
+      flakeCopy.commit(`r${round}-action new`)
+      forgetBlobInfo()
+      const push = () =>
+        theAction(actionRegistry, env, 'skopeo', {
+          flakeDir: flakeCopy.dir,
+          attr: CHANGED_ATTRIBUTE
+        })
+      record(1, round, await seconds(push))
+      forgetBlobInfo()
+      record(2, round, await seconds(push))
+    }
+    console.log('\nMedians (seconds) and ratios:\n')
+    console.log('| variant | seconds | vs (a) | vs floor |')
+    console.log('| --- | ---: | ---: | ---: |')
+    const medians = times.map(median)
+    for (const [index, name] of names.entries()) {
+      const value = medians[index]
+      console.log(
+        `| ${name} | ${value.toFixed(2)} | ${(value / medians[0]).toFixed(2)} | ${(value / medians[2]).toFixed(2)} |`
+      )
+    }
+  } finally {
+    rmSync(flakeCopy.root, { recursive: true, force: true })
   }
 }
 

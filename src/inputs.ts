@@ -33,6 +33,8 @@ export interface Inputs {
   retries: number
   /** Write a CycloneDX SBOM of each image. */
   sbom: boolean
+  /** `reuse-from` entries: full references, or bare tags of `image`. */
+  reuseFrom: string[]
 }
 
 /** A bad input value: the message names the input and the value. */
@@ -113,7 +115,8 @@ export function parseInputs(read: InputReader = readActionInput): Inputs {
     username: text('username'),
     password,
     retries: parseRetries(text('retries') ?? '3'),
-    sbom: bool('sbom', true)
+    sbom: bool('sbom', true),
+    reuseFrom: splitList(read('reuse-from')).map(parseReuseFromEntry)
   }
   checkCombinations(inputs)
   return inputs
@@ -186,6 +189,20 @@ function parseTagEntry(value: string): string {
     validateTag(value)
   } catch (error) {
     throw new InputError('tags', value, `is not a valid tag: ${errorMessage(error)}`)
+  }
+  return value
+}
+
+/** A ref to take layers from: a full reference (a digest allowed), or a tag of `image`. */
+function parseReuseFromEntry(value: string): string {
+  if (isFullReference(value) || value.includes('@')) {
+    parseOrFail('reuse-from', value)
+    return value
+  }
+  try {
+    validateTag(value)
+  } catch (error) {
+    throw new InputError('reuse-from', value, `is not a reference or tag: ${errorMessage(error)}`)
   }
   return value
 }

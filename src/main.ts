@@ -18,7 +18,8 @@ import { buildImage, installable } from './stages/build.js'
 import { describeSource, setupNix } from './stages/install-nix.js'
 import { inspectImage, loadImage } from './stages/load.js'
 import { authFileOf, loginToRegistries } from './stages/login.js'
-import { pushImage } from './stages/push.js'
+import { describeTransfer, pushImage } from './stages/push.js'
+import { resolveReuseFrom } from './stages/push-reuse.js'
 import type { RefOutcome } from './stages/push.js'
 import { describeRestore, restoreStoreCache, storeCacheWorkDir } from './stages/store-cache.js'
 import { tagImage } from './stages/tag.js'
@@ -177,9 +178,12 @@ async function tagAndPush(
         archivePath: inputs.pushTool === 'skopeo' ? archivePath : null,
         tempDir: runnerTemp(),
         authFile: session ? authFileOf(session) : null,
+        reuseFrom: resolveReuseFrom(inputs.reuseFrom, resolved.refs[0] as string, inputs.registry),
         retry,
         onOutcome: o => {
-          report.refs[resolved.refs.indexOf(o.ref)] = `${o.ref} (${o.action})`
+          const transfer = describeTransfer(o)
+          report.refs[resolved.refs.indexOf(o.ref)] =
+            `${o.ref} (${o.action}${transfer ? `: ${transfer}` : ''})`
         }
       }),
     p => `${describeOutcomes(p.outcomes)} with ${inputs.pushTool}`

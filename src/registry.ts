@@ -81,19 +81,44 @@ export async function inspectManifest(
   ref: string,
   authFile: string | null
 ): Promise<RemoteManifest | null> {
+  const raw = await inspectRawManifest(ref, authFile)
+  return raw === null ? null : parseRemoteManifest(raw)
+}
+
+/** The manifest's bytes as the registry serves them, or null when there is no such ref. */
+export async function inspectRawManifest(
+  ref: string,
+  authFile: string | null
+): Promise<string | null> {
+  return skopeoInspect(['--raw'], ref, authFile)
+}
+
+/** The image config's bytes (`skopeo inspect --config --raw`), or null when there is no such ref. */
+export async function inspectRawConfig(
+  ref: string,
+  authFile: string | null
+): Promise<string | null> {
+  return skopeoInspect(['--config', '--raw'], ref, authFile)
+}
+
+async function skopeoInspect(
+  flags: string[],
+  ref: string,
+  authFile: string | null
+): Promise<string | null> {
   try {
     const { stdout } = await run(
       'skopeo',
       [
         'inspect',
-        '--raw',
+        ...flags,
         ...authArgs('--authfile', authFile),
         ...tlsArgs(null, ref),
         `docker://${ref}`
       ],
       { silent: true, timeoutSeconds: QUICK_OPERATION_SECONDS }
     )
-    return parseRemoteManifest(stdout)
+    return stdout
   } catch (error) {
     if (error instanceof CommandError && isMissingManifest(error.stderr)) return null
     throw error

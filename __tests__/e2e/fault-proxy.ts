@@ -23,6 +23,19 @@ export interface FaultOptions {
   port?: number
 }
 
+export interface PassedRequest {
+  method: string
+  path: string
+  bodyBytes: number
+}
+
+/** Body bytes of blob uploads (PATCH/PUT to /blobs/uploads/): what a push sent. */
+export function uploadedBlobBytes(passed: readonly PassedRequest[]): number {
+  return passed
+    .filter(r => (r.method === 'PATCH' || r.method === 'PUT') && r.path.includes('/blobs/uploads/'))
+    .reduce((sum, r) => sum + r.bodyBytes, 0)
+}
+
 export interface FaultProxy {
   /** host:port the action should push to. */
   address: string
@@ -30,6 +43,8 @@ export interface FaultProxy {
   faults: number[]
   /** The same requests: method, path and the client (User-Agent), for what met a fault. */
   faulted: string[]
+  /** Every request passed through: method, path and how many body bytes it carried. */
+  passed: PassedRequest[]
   listening: Promise<void>
   close(): Promise<void>
 }
@@ -65,6 +80,7 @@ export async function startFaultProxy(options: FaultOptions): Promise<FaultProxy
   const [targetHost, targetPort] = options.target.split(':') as [string, string]
   const faults: number[] = []
   const faulted: string[] = []
+  const passed: PassedRequest[] = []
   let firstRequestAt: number | null = null
   const failing = (request: http.IncomingMessage): boolean => {
     const only = options.failOnly
@@ -105,6 +121,15 @@ export async function startFaultProxy(options: FaultOptions): Promise<FaultProxy
       }
     )
     upstream.on('error', () => response.destroy())
+    const record: PassedRequest = {
+      method: request.method ?? '',
+      path: request.url ?? '',
+      bodyBytes: 0
+    }
+    passed.push(record)
+    request.on('data', (chunk: Buffer) => {
+      record.bodyBytes += chunk.length
+    })
     request.pipe(upstream)
   })
   const port = options.port ?? (await freePort())
@@ -116,6 +141,7 @@ export async function startFaultProxy(options: FaultOptions): Promise<FaultProxy
     address: `127.0.0.1:${port}`,
     faults,
     faulted,
+    passed,
     listening,
     close: async () => {
       await listening

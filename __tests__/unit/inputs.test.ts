@@ -27,8 +27,17 @@ describe('parseInputs', () => {
       tags: [],
       username: null,
       password: null,
-      retries: 3
+      retries: 3,
+      reuseFrom: []
     })
+  })
+
+  test('reuse-from: tags and full references, digests allowed', () => {
+    const digest = `sha256:${'a'.repeat(64)}`
+    const inputs = parseInputs(
+      reader({ ...pushable, 'reuse-from': `main\nghcr.io/o/base:v1, o/app@${digest}` })
+    )
+    expect(inputs.reuseFrom).toEqual(['main', 'ghcr.io/o/base:v1', `o/app@${digest}`])
   })
 
   test('lists: tags by newline or comma, nix-args one per line', () => {
@@ -77,7 +86,13 @@ describe('parseInputs', () => {
     [{ system: 'x86_64 linux' }, 'Input "system": "x86_64 linux" is not a Nix system'],
     [{ attribute: 'a b' }, 'Input "attribute": "a b" must not contain white space'],
     [{ username: 'me' }, 'Input "password": "" is empty but "username" is set'],
-    [{ password: 'secret' }, 'Input "username": "" is empty but "password" is set']
+    [{ password: 'secret' }, 'Input "username": "" is empty but "password" is set'],
+    [
+      { 'reuse-from': 'main, ghcr.io/o/app:bad tag' },
+      'Input "reuse-from": "ghcr.io/o/app:bad tag" is not a valid image reference'
+    ],
+    [{ 'reuse-from': '-main' }, 'Input "reuse-from": "-main" is not a reference or tag'],
+    [{ 'reuse-from': 'app@sha256:12' }, 'Input "reuse-from": "app@sha256:12" is not a valid']
   ])('bad input %j fails with a message naming it', (values, message) => {
     expect(() => parseInputs(reader({ ...pushable, ...values }))).toThrow(message)
   })

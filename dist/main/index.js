@@ -42573,7 +42573,8 @@ function parseInputs(read = readActionInput) {
         username: text('username'),
         password,
         retries: parseRetries(text('retries') ?? '3'),
-        sbom: bool('sbom', true)
+        sbom: bool('sbom', true),
+        reuseFrom: splitList(read('reuse-from')).map(parseReuseFromEntry)
     };
     checkCombinations(inputs);
     return inputs;
@@ -42642,6 +42643,20 @@ function parseTagEntry(value) {
     }
     catch (error) {
         throw new InputError('tags', value, `is not a valid tag: ${errors_errorMessage(error)}`);
+    }
+    return value;
+}
+/** A ref to take layers from: a full reference (a digest allowed), or a tag of `image`. */
+function parseReuseFromEntry(value) {
+    if (inputs_isFullReference(value) || value.includes('@')) {
+        parseOrFail('reuse-from', value);
+        return value;
+    }
+    try {
+        validateTag(value);
+    }
+    catch (error) {
+        throw new InputError('reuse-from', value, `is not a reference or tag: ${errors_errorMessage(error)}`);
     }
     return value;
 }
@@ -44595,15 +44610,27 @@ function isMissingManifest(stderr) {
 }
 /** The manifest a ref points at, or null when the registry has no such ref. */
 async function inspectManifest(ref, authFile) {
+    const raw = await inspectRawManifest(ref, authFile);
+    return raw === null ? null : parseRemoteManifest(raw);
+}
+/** The manifest's bytes as the registry serves them, or null when there is no such ref. */
+async function inspectRawManifest(ref, authFile) {
+    return skopeoInspect(['--raw'], ref, authFile);
+}
+/** The image config's bytes (`skopeo inspect --config --raw`), or null when there is no such ref. */
+async function inspectRawConfig(ref, authFile) {
+    return skopeoInspect(['--config', '--raw'], ref, authFile);
+}
+async function skopeoInspect(flags, ref, authFile) {
     try {
         const { stdout } = await exec_run('skopeo', [
             'inspect',
-            '--raw',
+            ...flags,
             ...authArgs('--authfile', authFile),
             ...tlsArgs(null, ref),
             `docker://${ref}`
         ], { silent: true, timeoutSeconds: QUICK_OPERATION_SECONDS });
-        return parseRemoteManifest(stdout);
+        return stdout;
     }
     catch (error) {
         if (error instanceof CommandError && isMissingManifest(error.stderr))
@@ -44818,12 +44845,494 @@ async function logoutOfRegistries(session) {
     await rm(session.configDir, { recursive: true, force: true });
 }
 
+;// CONCATENATED MODULE: ./src/image/layers.ts
+// An uncompressed docker archive, layer by layer: the image config names each layer by its
+// uncompressed digest (`rootfs.diff_ids`), so what a registry already holds can be known
+// without reading a layer. And the `dir:` layout skopeo copies from, whose manifest names the
+// registry's compressed blobs for reused layers and the archive's plain tars for new ones.
+
+
+
+
+
+
+const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
+const DOCKER_CONFIG = 'application/vnd.docker.container.image.v1+json';
+const DOCKER_LAYER_GZIP = 'application/vnd.docker.image.rootfs.diff.tar.gzip';
+/** An uncompressed layer: skopeo compresses it on the way to the registry. */
+const DOCKER_LAYER_TAR = 'application/vnd.docker.image.rootfs.diff.tar';
+/** `rootfs.diff_ids` of an image config (pure, for tests). */
+function diffIdsOf(config) {
+    const parsed = JSON.parse(config.toString());
+    const ids = parsed.rootfs?.diff_ids;
+    if (!Array.isArray(ids) || !ids.every(id => typeof id === 'string')) {
+        throw new Error('the image config has no rootfs.diff_ids');
+    }
+    return ids;
+}
+/** The config and each layer's place in an uncompressed archive file, by seeking. */
+async function readArchiveImage(path) {
+    const entries = await indexTar(path);
+    const manifestText = await readEntry(path, entries, 'manifest.json');
+    if (!manifestText)
+        throw new Error('the image archive has no manifest.json');
+    const first = parseManifest(manifestText.toString('utf8'))[0];
+    const config = first && (await readEntry(path, entries, first.Config));
+    if (!first || !config)
+        throw new Error(`the image archive has no config file ${first?.Config}`);
+    const diffIds = diffIdsOf(config);
+    if (diffIds.length !== first.Layers.length) {
+        throw new Error(`the image config lists ${diffIds.length} layers, manifest.json ${first.Layers.length}`);
+    }
+    const layers = first.Layers.map((name, index) => {
+        const entry = fileEntry(entries, name);
+        return { diffId: diffIds[index], offset: entry.offset, size: entry.size };
+    });
+    return { path, config, configDigest: sha256Digest(config), layers };
+}
+/** A file entry, following symbolic links within the archive (docker save links equal layers). */
+function fileEntry(entries, name) {
+    let entry = entries.get(entryName(name));
+    for (let hops = 0; entry?.type === 'SymbolicLink' && entry.linkpath && hops < 8; hops++) {
+        const target = entryName((0,external_node_path_.join)(name, '..', entry.linkpath));
+        entry = entries.get(target);
+        name = target;
+    }
+    if (!entry || entry.type !== 'File')
+        throw new Error(`the image archive has no layer ${name}`);
+    return entry;
+}
+/** The layout's manifest: the archive's config, each layer as planned (pure, for tests). */
+function layoutManifest(image, layers) {
+    return JSON.stringify({
+        schemaVersion: 2,
+        mediaType: DOCKER_MANIFEST,
+        config: { mediaType: DOCKER_CONFIG, size: image.config.length, digest: image.configDigest },
+        layers: layers.map(planned => planned.kind === 'reused'
+            ? { ...planned.descriptor, mediaType: DOCKER_LAYER_GZIP }
+            : { mediaType: DOCKER_LAYER_TAR, size: planned.layer.size, digest: planned.layer.diffId })
+    });
+}
+const hexOf = (digest) => digest.replace(/^sha256:/, '');
+/**
+ * Write a skopeo `dir:` layout: manifest, config and the new layers' plain tars (copied out of
+ * the archive, side by side). Reused blobs are named but absent: skopeo finds them in the
+ * destination repository before it would read them.
+ */
+async function writeDirLayout(image, layers, dir) {
+    await (0,promises_namespaceObject.mkdir)(dir, { recursive: true });
+    // An image may hold the same layer twice: one blob.
+    const newLayers = new Map();
+    for (const planned of layers) {
+        if (planned.kind === 'new')
+            newLayers.set(planned.layer.diffId, planned.layer);
+    }
+    const copies = [...newLayers.values()].map(layer => copyLayer(image.path, layer, dir));
+    await Promise.all([
+        ...copies,
+        (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(dir, 'version'), 'Directory Transport Version: 1.1\n'),
+        (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(dir, hexOf(image.configDigest)), image.config),
+        (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(dir, 'manifest.json'), layoutManifest(image, layers))
+    ]);
+}
+async function copyLayer(archivePath, layer, dir) {
+    const target = (0,external_node_path_.join)(dir, hexOf(layer.diffId));
+    if (layer.size === 0)
+        return (0,promises_namespaceObject.writeFile)(target, '');
+    const range = { start: layer.offset, end: layer.offset + layer.size - 1 };
+    await (0,external_node_stream_promises_namespaceObject.pipeline)((0,external_node_fs_.createReadStream)(archivePath, range), (0,external_node_fs_.createWriteStream)(target));
+}
+
+;// CONCATENATED MODULE: ./src/registry-layers.ts
+
+/** Gzip blobs, whichever manifest format listed them: the same bytes under either name. */
+const REUSABLE_LAYER_TYPES = [
+    'application/vnd.docker.image.rootfs.diff.tar.gzip',
+    'application/vnd.oci.image.layer.v1.tar+gzip'
+];
+const IMAGE_MANIFEST_TYPES = [
+    'application/vnd.docker.distribution.manifest.v2+json',
+    'application/vnd.oci.image.manifest.v1+json'
+];
+/** An image manifest's layer descriptors; null for an index or anything else (pure). */
+function manifestLayers(raw) {
+    const manifest = JSON.parse(raw);
+    const isImage = (manifest.mediaType === undefined || IMAGE_MANIFEST_TYPES.includes(manifest.mediaType)) &&
+        Array.isArray(manifest.layers);
+    if (!isImage)
+        return null;
+    return manifest.layers.map(layer => ({
+        mediaType: String(layer.mediaType ?? ''),
+        digest: String(layer.digest ?? ''),
+        size: Number(layer.size ?? 0)
+    }));
+}
+/**
+ * diff_id -> the gzip blob holding that layer, from one remote image (pure, for tests).
+ * Layers stored any other way (zstd, uncompressed, foreign) are not offered.
+ */
+function remoteLayersOf(ref, layers, diffIds) {
+    const found = new Map();
+    if (layers.length !== diffIds.length)
+        return found;
+    const repository = repositoryOf(parseReference(ref));
+    layers.forEach((descriptor, index) => {
+        if (REUSABLE_LAYER_TYPES.includes(descriptor.mediaType)) {
+            found.set(diffIds[index], { repository, descriptor });
+        }
+    });
+    return found;
+}
+/**
+ * For each archive layer, the remote blob to reuse: one in the target repository first (no
+ * mount needed), else the first other repository that has it; else the layer is new (pure).
+ */
+function planLayers(layers, remotes, targetRepository) {
+    return layers.map(layer => {
+        const candidates = remotes.flatMap(remote => remote.get(layer.diffId) ?? []);
+        const remote = candidates.find(candidate => candidate.repository === targetRepository) ?? candidates[0];
+        return remote ? { kind: 'reused', layer, remote } : { kind: 'new', layer };
+    });
+}
+
+;// CONCATENATED MODULE: ./src/registry-mount.ts
+// Cross-repository blob mount: one registry API call (POST /v2/<repo>/blobs/uploads/?mount=
+// <digest>&from=<other repo>) that makes a blob of another repository in the same registry
+// part of this one, without a byte moving. Hand-written because skopeo (containers/image)
+// mounts only blobs its blob-info cache remembers seeing there, and that cache is empty on a
+// fresh runner: it would compress and upload the layer instead. Credentials come from the same
+// Docker config files skopeo reads; Basic and token (Bearer) authentication are both spoken.
+
+
+
+
+
+/** A registry failure worth another attempt: the message names the status, as retry.ts reads it. */
+class TransientRegistryError extends Error {
+}
+/** Docker Hub's references say docker.io; its API lives elsewhere. */
+function apiHost(registry) {
+    return registry === 'docker.io' ? 'registry-1.docker.io' : registry;
+}
+function baseUrl(registry) {
+    return `${isLoopbackHost(registry) ? 'http' : 'https'}://${apiHost(registry)}`;
+}
+/** `Bearer realm="...",service="..."` -> scheme and parameters (pure, for tests). */
+function parseChallenge(header) {
+    if (!header)
+        return null;
+    const match = /^\s*(\w+)\s*(.*)$/.exec(header);
+    if (!match)
+        return null;
+    const params = {};
+    for (const [, key, quoted, bare] of (match[2] ?? '').matchAll(/(\w+)=(?:"([^"]*)"|([^,\s]*))/g)) {
+        params[key.toLowerCase()] = quoted ?? bare ?? '';
+    }
+    return { scheme: match[1].toLowerCase(), params };
+}
+/** The token URL for a Bearer challenge, asking for push here and pull there (pure, for tests). */
+function tokenUrl(params, request) {
+    if (!params.realm)
+        throw new Error('the registry asked for a token but named no realm');
+    const url = new URL(params.realm);
+    if (params.service)
+        url.searchParams.set('service', params.service);
+    url.searchParams.append('scope', `repository:${request.repository}:pull,push`);
+    url.searchParams.append('scope', `repository:${request.from}:pull`);
+    return url.toString();
+}
+function basicHeader(credentials) {
+    return `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`;
+}
+function failIfTransient(status, what) {
+    if (status === 429 || status >= 500) {
+        throw new TransientRegistryError(`${what}: HTTP ${status}`);
+    }
+}
+/** The Authorization header a 401 asks for, or null when there is no way to answer it. */
+async function authorize(challenge, request, credentials, fetchImpl) {
+    if (challenge?.scheme === 'basic')
+        return credentials ? basicHeader(credentials) : null;
+    if (challenge?.scheme !== 'bearer')
+        return null;
+    const response = await fetchImpl(tokenUrl(challenge.params, request), {
+        headers: credentials ? { Authorization: basicHeader(credentials) } : {},
+        signal: AbortSignal.timeout(QUICK_OPERATION_SECONDS * 1000)
+    });
+    failIfTransient(response.status, 'token request');
+    if (!response.ok) {
+        await response.body?.cancel();
+        return null;
+    }
+    const body = (await response.json());
+    const token = body.token ?? body.access_token;
+    if (!token)
+        return null;
+    lib_core/* setSecret */.Pq(token);
+    return `Bearer ${token}`;
+}
+/**
+ * Ask the registry to mount a blob from another repository. Not mounted (a registry that does
+ * not allow it, no permission to read the other repository) is an answer, not an error: the
+ * layer is then uploaded. Transient failures throw, for the caller's retries.
+ */
+async function mountBlob(request, credentials, fetchImpl = fetch) {
+    const url = `${baseUrl(request.registry)}/v2/${request.repository}/blobs/uploads/` +
+        `?mount=${encodeURIComponent(request.digest)}&from=${encodeURIComponent(request.from)}`;
+    const post = (authorization) => fetchImpl(url, {
+        method: 'POST',
+        headers: {
+            'Content-Length': '0',
+            ...(authorization ? { Authorization: authorization } : {})
+        },
+        redirect: 'manual',
+        signal: AbortSignal.timeout(QUICK_OPERATION_SECONDS * 1000)
+    });
+    let response = await post(null);
+    if (response.status === 401) {
+        await response.body?.cancel();
+        const challenge = parseChallenge(response.headers.get('www-authenticate'));
+        const authorization = await authorize(challenge, request, credentials, fetchImpl);
+        if (authorization === null)
+            return { mounted: false, reason: 'not authorized (HTTP 401)' };
+        response = await post(authorization);
+    }
+    await response.body?.cancel();
+    failIfTransient(response.status, `mount ${request.digest}`);
+    if (response.status === 201)
+        return { mounted: true };
+    if (response.status === 202) {
+        // The registry opened an upload instead of mounting: cancel it (best effort).
+        const location = response.headers.get('location');
+        if (location) {
+            await fetchImpl(new URL(location, url), { method: 'DELETE' })
+                .then(r => r.body?.cancel())
+                .catch(() => undefined);
+        }
+        return { mounted: false, reason: 'the registry did not mount it (HTTP 202)' };
+    }
+    return { mounted: false, reason: `HTTP ${response.status}` };
+}
+/** The Docker config files skopeo would read for credentials, in its order. */
+function credentialFiles(authFile) {
+    if (authFile)
+        return [authFile];
+    const files = [];
+    if (process.env.REGISTRY_AUTH_FILE)
+        files.push(process.env.REGISTRY_AUTH_FILE);
+    if (process.env.XDG_RUNTIME_DIR) {
+        files.push((0,external_node_path_.join)(process.env.XDG_RUNTIME_DIR, 'containers', 'auth.json'));
+    }
+    files.push((0,external_node_path_.join)((0,external_node_os_.homedir)(), '.config', 'containers', 'auth.json'));
+    files.push((0,external_node_path_.join)(process.env.DOCKER_CONFIG || (0,external_node_path_.join)((0,external_node_os_.homedir)(), '.docker'), 'config.json'));
+    return files;
+}
+/** `https://ghcr.io/v1/` and `ghcr.io` name the same registry. */
+function hostOfAuthKey(key) {
+    return key.replace(/^https?:\/\//, '').split('/')[0] ?? '';
+}
+/** The `auths` entry for a registry in a Docker config's text (pure, for tests). */
+function credentialsIn(configText, registry) {
+    const config = JSON.parse(configText);
+    const wanted = registry === 'docker.io' ? ['docker.io', 'index.docker.io'] : [registry];
+    for (const [key, entry] of Object.entries(config.auths ?? {})) {
+        if (!wanted.includes(hostOfAuthKey(key)))
+            continue;
+        if (entry.username && entry.password) {
+            return { username: entry.username, password: entry.password };
+        }
+        if (entry.auth) {
+            const decoded = Buffer.from(entry.auth, 'base64').toString('utf8');
+            const colon = decoded.indexOf(':');
+            if (colon > 0)
+                return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+        }
+    }
+    return null;
+}
+/** Credentials for a registry from the first config file that has them; null: anonymous. */
+async function findCredentials(registry, authFile) {
+    for (const file of credentialFiles(authFile)) {
+        const text = await (0,promises_namespaceObject.readFile)(file, 'utf8').catch(() => null);
+        if (text === null)
+            continue;
+        try {
+            const found = credentialsIn(text, registry);
+            if (found)
+                return found;
+        }
+        catch {
+            // Not JSON: skopeo would fail on it too; go on to the next file.
+        }
+    }
+    return null;
+}
+
+
+;// CONCATENATED MODULE: ./src/stages/push-reuse.ts
+// Push only what changed. Before the first push, the manifests and configs of what the refs
+// point at now and of the `reuse-from` refs say which of the archive's layers the registry
+// already holds, compressed, and as which blob. skopeo then copies a `dir:` layout whose
+// manifest names those blobs as they are and the new layers as plain tars: it finds the reused
+// blobs in the destination before it would read them, and compresses (on every core) and
+// uploads only the new layers. Blobs in another repository of the registry are mounted first.
+
+
+
+
+
+
+
+
+
+
+const domainOf = (ref) => parseReference(ref).domain;
+/**
+ * `reuse-from` entries as full references (pure, for tests): a bare tag names a tag of the
+ * first ref's repository; a reference without a registry gets `registry`, as `tags` entries do.
+ */
+function resolveReuseFrom(entries, firstRef, registry) {
+    const resolved = entries.map(entry => {
+        const isReference = entry.includes('/') || entry.includes(':') || entry.includes('@');
+        if (!isReference)
+            return `${repositoryOf(parseReference(firstRef))}:${entry}`;
+        const ref = parseReference(entry);
+        return ref.domain === null && registry !== null
+            ? formatReference({ ...ref, domain: registry })
+            : formatReference(ref);
+    });
+    return [...new Set(resolved)];
+}
+/** Whom to ask, in order: the ref itself, the other refs, then reuse-from; same registry only. */
+function reuseCandidates(ref, otherRefs, reuseFrom) {
+    const all = [...new Set([ref, ...otherRefs, ...reuseFrom])];
+    const domain = domainOf(ref);
+    return {
+        candidates: all.filter(candidate => domainOf(candidate) === domain),
+        elsewhere: reuseFrom.filter(candidate => domainOf(candidate) !== domain)
+    };
+}
+async function preparePush(options) {
+    const image = await readArchiveImage(options.archivePath);
+    const { candidates, elsewhere } = reuseCandidates(options.ref, options.otherRefs, options.reuseFrom);
+    for (const ref of elsewhere) {
+        lib_core/* notice */.lm(`reuse-from ${ref} is not in the registry of ${options.ref}: not used`);
+    }
+    const remotes = await Promise.all(candidates.map(candidate => remoteLayersFor(candidate, image, options).catch((error) => {
+        lib_core/* warning */.$e(`${candidate}: could not read its layers (${errors_errorMessage(error)}); not reused`);
+        return new Map();
+    })));
+    const targetRepository = repositoryOf(parseReference(options.ref));
+    const planned = await mountOtherRepositories(planLayers(image.layers, remotes, targetRepository), options);
+    const reusedLayers = planned.filter(layer => layer.kind === 'reused').length;
+    const mountedLayers = planned.filter(layer => layer.kind === 'reused' && layer.remote.repository !== targetRepository).length;
+    const newLayerIndexes = planned.flatMap((layer, index) => (layer.kind === 'new' ? [index] : []));
+    lib_core/* info */.pq(`${options.ref}: ${reusedLayers} of ${planned.length} layers are in the registry` +
+        (mountedLayers > 0 ? ` (${mountedLayers} mounted from other repositories)` : '') +
+        `; ${newLayerIndexes.length} to compress and upload`);
+    const nothingReused = { reusedLayers, mountedLayers, newLayerIndexes, cleanup: async () => { } };
+    if (reusedLayers === 0)
+        return { ...nothingReused, source: `docker-archive:${image.path}` };
+    const dir = (0,external_node_path_.join)(options.tempDir, `nix-container-layout-${process.pid}`);
+    await writeDirLayout(image, planned.map(toLayoutLayer), dir);
+    return {
+        ...nothingReused,
+        source: `dir:${dir}`,
+        cleanup: () => (0,promises_namespaceObject.rm)(dir, { recursive: true, force: true })
+    };
+}
+function toLayoutLayer(planned) {
+    return planned.kind === 'reused'
+        ? { kind: 'reused', descriptor: planned.remote.descriptor }
+        : { kind: 'new', layer: planned.layer };
+}
+/** diff_id -> blob for what `ref` points at; empty when it is nothing reusable. */
+async function remoteLayersFor(ref, image, options) {
+    const raw = await options.rawManifest(ref);
+    const isReuseFrom = options.reuseFrom.includes(ref) && ref !== options.ref;
+    if (raw === null) {
+        if (isReuseFrom)
+            lib_core/* notice */.lm(`reuse-from ${ref} does not exist in the registry: not used`);
+        return new Map();
+    }
+    const layers = manifestLayers(raw);
+    if (layers === null) {
+        if (isReuseFrom)
+            lib_core/* notice */.lm(`reuse-from ${ref} is not a single image manifest: not used`);
+        return new Map();
+    }
+    const manifest = parseRemoteManifest(raw);
+    // The same config is the same image: its diff_ids are the archive's.
+    const diffIds = manifest.configDigest === image.configDigest
+        ? image.layers.map(layer => layer.diffId)
+        : await configDiffIds(ref, manifest.digest, options);
+    return remoteLayersOf(ref, layers, diffIds);
+}
+async function configDiffIds(ref, manifestDigest, options) {
+    // By digest: the config of the very manifest read above, even if the tag moves meanwhile.
+    const pinned = `${repositoryOf(parseReference(ref))}@${manifestDigest}`;
+    const config = await options.retrying(`read the config of ${ref}`, () => inspectRawConfig(pinned, options.authFile));
+    return config === null ? [] : diffIdsOf(config);
+}
+/** Mount blobs from other repositories; a layer whose mount fails is uploaded instead. */
+async function mountOtherRepositories(planned, options) {
+    const target = parseReference(options.ref);
+    const foreign = planned.filter(layer => layer.kind === 'reused' && layer.remote.repository !== repositoryOf(target));
+    if (foreign.length === 0)
+        return planned;
+    const registry = target.domain ?? 'docker.io';
+    const credentials = await findCredentials(registry, options.authFile);
+    const fromPathOf = (repository) => parseReference(repository).path;
+    const outcomes = new Map();
+    const mount = (remote) => {
+        const digest = remote.descriptor.digest;
+        const request = {
+            registry,
+            repository: target.path,
+            from: fromPathOf(remote.repository),
+            digest
+        };
+        return options
+            .retrying(`mount ${digest} from ${remote.repository}`, () => mountBlob(request, credentials))
+            .then(result => {
+            if (!result.mounted)
+                lib_core/* info */.pq(`${digest} not mounted from ${remote.repository}: ${result.reason}; uploading it`);
+            return result.mounted;
+        })
+            .catch((error) => {
+            lib_core/* info */.pq(`${digest} not mounted from ${remote.repository}: ${errors_errorMessage(error)}; uploading it`);
+            return false;
+        });
+    };
+    for (const layer of foreign) {
+        if (layer.kind !== 'reused')
+            continue;
+        const digest = layer.remote.descriptor.digest;
+        if (!outcomes.has(digest))
+            outcomes.set(digest, mount(layer.remote));
+    }
+    const mounted = new Map(await Promise.all([...outcomes].map(async ([digest, outcome]) => [digest, await outcome])));
+    return planned.map(layer => layer.kind === 'reused' && mounted.get(layer.remote.descriptor.digest) === false
+        ? { kind: 'new', layer: layer.layer }
+        : layer);
+}
+/** Bytes of the blobs this push uploaded, from the manifest it wrote (pure, for tests). */
+function uploadedBytes(pushedManifest, newLayerIndexes) {
+    const layers = manifestLayers(pushedManifest) ?? [];
+    const blobs = new Map(newLayerIndexes.flatMap(index => {
+        const layer = layers[index];
+        return layer ? [[layer.digest, layer.size]] : [];
+    }));
+    return [...blobs.values()].reduce((sum, size) => sum + size, 0);
+}
+
 ;// CONCATENATED MODULE: ./src/stages/push.ts
 // The push stage: every ref ends up at the same manifest in its registry. A ref that already
 // points at this image (same config digest) is left alone; the first ref is pushed with the
 // chosen tool, and the others are copied from it registry-to-registry when skopeo is there,
 // which reuses every blob and keeps one manifest digest (docker and skopeo compress layers
 // differently, so the same image pushed by each gets two digests).
+
 
 
 
@@ -44852,11 +45361,17 @@ async function pushImage(options) {
     }
     if (!hasSkopeo)
         lib_core/* info */.pq('skopeo is not on PATH: every ref is pushed with docker, unchecked');
+    if (options.tool === 'docker' && (options.reuseFrom ?? []).length > 0) {
+        lib_core/* notice */.lm('reuse-from is used by push-tool: skopeo; with push-tool: docker the daemon decides which layers to upload');
+    }
     const pusher = makePusher(options, hasSkopeo);
     const outcomes = [];
     for (const ref of options.refs) {
         try {
             const outcome = await pushRef(ref, outcomes[0] ?? null, pusher, options);
+            if (outcome.reusedLayers !== undefined) {
+                lib_core/* info */.pq(`${ref}: ${describeTransfer(outcome)}`);
+            }
             lib_core/* info */.pq(`${ref}: ${outcome.action} (${outcome.digest})`);
             outcomes.push(outcome);
             options.onOutcome?.(outcome);
@@ -44877,6 +45392,23 @@ function partialPushMessage(error, done, refs) {
     const notDone = refs.filter(ref => !doneRefs.includes(ref));
     return `${reason}\nPushed: ${doneRefs.join(', ')}. Not pushed: ${notDone.join(', ')}`;
 }
+/** `3 layers reused, 1.2 MB uploaded` (pure, for tests). */
+function describeTransfer(outcome) {
+    const parts = [];
+    if (outcome.reusedLayers !== undefined) {
+        parts.push(`${outcome.reusedLayers} layer${outcome.reusedLayers === 1 ? '' : 's'} reused`);
+    }
+    if (outcome.uploadedBytes !== undefined)
+        parts.push(`${formatBytes(outcome.uploadedBytes)} uploaded`);
+    return parts.join(', ');
+}
+function formatBytes(bytes) {
+    if (bytes < 1000)
+        return `${bytes} B`;
+    if (bytes < 1e6)
+        return `${(bytes / 1e3).toFixed(1)} kB`;
+    return `${(bytes / 1e6).toFixed(1)} MB`;
+}
 /** Is what the registry has under a ref already this image (and the first ref's manifest)? */
 function isUpToDate(existing, configDigest, first) {
     if (!existing || existing.configDigest !== configDigest)
@@ -44885,9 +45417,8 @@ function isUpToDate(existing, configDigest, first) {
 }
 async function pushRef(ref, first, pusher, options) {
     const retrying = (what, operation) => withRetries(what, { ...options.retry, retryAfter: retryAfterFor(ref) }, operation);
-    const existing = pusher.canQuery
-        ? await retrying(`query ${ref}`, () => inspectManifest(ref, options.authFile))
-        : null;
+    const raw = pusher.canQuery ? await pusher.rawManifest(ref) : null;
+    const existing = raw === null ? null : parseRemoteManifest(raw);
     if (isUpToDate(existing, options.configDigest, first)) {
         return { ref, digest: existing.digest, action: 'up to date' };
     }
@@ -44896,7 +45427,7 @@ async function pushRef(ref, first, pusher, options) {
         const digest = await retrying(`copy ${first.ref} to ${ref}`, () => copyFrom(first.ref, ref));
         return { ref, digest, action: 'copied' };
     }
-    return { ref, digest: await retrying(`push ${ref}`, () => pusher.push(ref)), action: 'pushed' };
+    return { ref, ...(await pusher.push(ref, retrying)), action: 'pushed' };
 }
 /** For a 429, ask the ref's registry how long to wait. */
 function retryAfterFor(ref) {
@@ -44908,21 +45439,67 @@ function retryAfterFor(ref) {
         return probeRetryAfter(domain);
     };
 }
+/** Each ref's manifest asked once (retried), however many times it is needed. */
+function manifestQuery(options) {
+    const answers = new Map();
+    return ref => {
+        let answer = answers.get(ref);
+        if (!answer) {
+            answer = withRetries(`query ${ref}`, { ...options.retry, retryAfter: retryAfterFor(ref) }, () => inspectRawManifest(ref, options.authFile));
+            answers.set(ref, answer);
+        }
+        return answer;
+    };
+}
+async function pushWithDocker(ref, retrying) {
+    const digest = await retrying(`push ${ref}`, () => dockerPush(ref));
+    return { digest };
+}
 function makePusher(options, hasSkopeo) {
     const digestFile = (0,external_node_path_.join)(options.tempDir, `nix-container-digest-${process.pid}`);
     // containers/image puts big temporary files under TMPDIR (/var/tmp by default).
     const skopeoEnv = { TMPDIR: options.tempDir };
     const copy = (source, ref) => skopeoCopy(source, ref, digestFile, skopeoEnv, options.authFile);
+    const rawManifest = manifestQuery(options);
     // Without skopeo there is no way to ask the registry or copy within it: push every ref.
     if (!hasSkopeo)
-        return { push: dockerPush, copyFrom: null, canQuery: false };
+        return { push: pushWithDocker, copyFrom: null, canQuery: false, rawManifest };
     const copyFrom = (source, ref) => copy(`docker://${source}`, ref);
-    if (options.tool === 'docker')
-        return { push: dockerPush, copyFrom, canQuery: true };
+    if (options.tool === 'docker') {
+        return { push: pushWithDocker, copyFrom, canQuery: true, rawManifest };
+    }
     const archivePath = options.archivePath;
     if (!archivePath)
         throw new Error('push-tool: skopeo needs the image archive on disk');
-    return { push: ref => copy(`docker-archive:${archivePath}`, ref), copyFrom, canQuery: true };
+    const push = async (ref, retrying) => {
+        const prepared = await preparePush({
+            ref,
+            otherRefs: options.refs.filter(other => other !== ref),
+            reuseFrom: options.reuseFrom ?? [],
+            archivePath,
+            tempDir: options.tempDir,
+            authFile: options.authFile,
+            rawManifest,
+            retrying
+        });
+        try {
+            const digest = await retrying(`push ${ref}`, () => copy(prepared.source, ref));
+            // The manifest skopeo wrote says how big the uploaded blobs came out.
+            const pinned = imageRefFor(ref, digest);
+            const pushed = await retrying(`query ${pinned}`, () => inspectRawManifest(pinned, options.authFile));
+            return {
+                digest,
+                reusedLayers: prepared.reusedLayers,
+                ...(pushed === null
+                    ? {}
+                    : { uploadedBytes: uploadedBytes(pushed, prepared.newLayerIndexes) })
+            };
+        }
+        finally {
+            await prepared.cleanup();
+        }
+    };
+    return { push, copyFrom, canQuery: true, rawManifest };
 }
 
 ;// CONCATENATED MODULE: ./src/cache/nix-store.ts
@@ -45564,6 +46141,7 @@ async function tagImage(options) {
 
 
 
+
 async function main_run() {
     const report = new Report();
     try {
@@ -45669,9 +46247,12 @@ async function tagAndPush(inputs, report, metadata, dockerImage, archivePath) {
         archivePath: inputs.pushTool === 'skopeo' ? archivePath : null,
         tempDir: runnerTemp(),
         authFile: session ? authFileOf(session) : null,
+        reuseFrom: resolveReuseFrom(inputs.reuseFrom, resolved.refs[0], inputs.registry),
         retry,
         onOutcome: o => {
-            report.refs[resolved.refs.indexOf(o.ref)] = `${o.ref} (${o.action})`;
+            const transfer = describeTransfer(o);
+            report.refs[resolved.refs.indexOf(o.ref)] =
+                `${o.ref} (${o.action}${transfer ? `: ${transfer}` : ''})`;
         }
     }), p => `${describeOutcomes(p.outcomes)} with ${inputs.pushTool}`);
     report.digest = pushed.digest;

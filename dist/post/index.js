@@ -32880,15 +32880,27 @@ function isMissingManifest(stderr) {
 }
 /** The manifest a ref points at, or null when the registry has no such ref. */
 async function inspectManifest(ref, authFile) {
+    const raw = await inspectRawManifest(ref, authFile);
+    return raw === null ? null : parseRemoteManifest(raw);
+}
+/** The manifest's bytes as the registry serves them, or null when there is no such ref. */
+async function inspectRawManifest(ref, authFile) {
+    return skopeoInspect(['--raw'], ref, authFile);
+}
+/** The image config's bytes (`skopeo inspect --config --raw`), or null when there is no such ref. */
+async function inspectRawConfig(ref, authFile) {
+    return skopeoInspect(['--config', '--raw'], ref, authFile);
+}
+async function skopeoInspect(flags, ref, authFile) {
     try {
         const { stdout } = await run('skopeo', [
             'inspect',
-            '--raw',
+            ...flags,
             ...authArgs('--authfile', authFile),
             ...tlsArgs(null, ref),
             `docker://${ref}`
         ], { silent: true, timeoutSeconds: QUICK_OPERATION_SECONDS });
-        return parseRemoteManifest(stdout);
+        return stdout;
     }
     catch (error) {
         if (error instanceof CommandError && isMissingManifest(error.stderr))

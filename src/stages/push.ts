@@ -8,11 +8,18 @@ import * as io from '@actions/io'
 import { join } from 'node:path'
 import type { PushTool } from '../inputs.js'
 import { parseReference, repositoryOf } from '../reference.js'
-import { dockerPush, inspectManifest, probeRetryAfter, skopeoCopy } from '../registry.js'
+import {
+  dockerPush,
+  inspectRawManifest,
+  parseRemoteManifest,
+  probeRetryAfter,
+  skopeoCopy
+} from '../registry.js'
 import type { RemoteManifest } from '../registry.js'
 import { classifyFailure, withRetries } from '../retry.js'
 import type { RetryPolicy } from '../retry.js'
 import { errorMessage } from '../errors.js'
+import { preparePush, uploadedBytes } from './push-reuse.js'
 
 export interface PushOptions {
   refs: string[]
@@ -25,6 +32,8 @@ export interface PushOptions {
   tempDir: string
   /** The action's own Docker config after it logged in, for skopeo; null to use the defaults. */
   authFile: string | null
+  /** Full refs in the same registry whose layers the skopeo push may reuse (`reuse-from`). */
+  reuseFrom?: string[]
   retry: RetryPolicy
   /** Told about each ref as soon as it is done, so a partial push can be reported. */
   onOutcome?: (outcome: RefOutcome) => void
@@ -36,7 +45,16 @@ export interface RefOutcome {
   ref: string
   digest: string
   action: RefAction
+  /** Layers found in the registry instead of uploaded; absent when the tool does not say. */
+  reusedLayers?: number
+  /** Compressed bytes of the blobs uploaded; absent when the tool does not say. */
+  uploadedBytes?: number
 }
+
+/** What pushing the image to one ref did. */
+type Pushed = Pick<RefOutcome, 'digest' | 'reusedLayers' | 'uploadedBytes'>
+
+type Retrying = <T>(what: string, operation: () => Promise<T>) => Promise<T>
 
 export interface PushResult {
   /** `sha256:` manifest digest, the same for every ref. */
@@ -62,12 +80,14 @@ export function commonDigest(outcomes: readonly RefOutcome[]): string {
 }
 
 interface Pusher {
-  /** Push the image itself to `ref`. */
-  push(ref: string): Promise<string>
+  /** Push the image itself to `ref`, each registry operation retried. */
+  push(ref: string, retrying: Retrying): Promise<Pushed>
   /** Give `ref` the manifest `source` has; null when this needs a full push. */
   copyFrom: ((source: string, ref: string) => Promise<string>) | null
   /** Whether the registry can be asked what a ref holds (needs skopeo). */
   canQuery: boolean
+  /** What the registry holds under a ref, asked once. */
+  rawManifest: (ref: string) => Promise<string | null>
 }
 
 export async function pushImage(options: PushOptions): Promise<PushResult> {
@@ -79,11 +99,19 @@ export async function pushImage(options: PushOptions): Promise<PushResult> {
     )
   }
   if (!hasSkopeo) core.info('skopeo is not on PATH: every ref is pushed with docker, unchecked')
+  if (options.tool === 'docker' && (options.reuseFrom ?? []).length > 0) {
+    core.notice(
+      'reuse-from is used by push-tool: skopeo; with push-tool: docker the daemon decides which layers to upload'
+    )
+  }
   const pusher = makePusher(options, hasSkopeo)
   const outcomes: RefOutcome[] = []
   for (const ref of options.refs) {
     try {
       const outcome = await pushRef(ref, outcomes[0] ?? null, pusher, options)
+      if (outcome.reusedLayers !== undefined) {
+        core.info(`${ref}: ${describeTransfer(outcome)}`)
+      }
       core.info(`${ref}: ${outcome.action} (${outcome.digest})`)
       outcomes.push(outcome)
       options.onOutcome?.(outcome)
@@ -108,6 +136,25 @@ export function partialPushMessage(
   return `${reason}\nPushed: ${doneRefs.join(', ')}. Not pushed: ${notDone.join(', ')}`
 }
 
+/** `3 layers reused, 1.2 MB uploaded` (pure, for tests). */
+export function describeTransfer(
+  outcome: Pick<RefOutcome, 'reusedLayers' | 'uploadedBytes'>
+): string {
+  const parts: string[] = []
+  if (outcome.reusedLayers !== undefined) {
+    parts.push(`${outcome.reusedLayers} layer${outcome.reusedLayers === 1 ? '' : 's'} reused`)
+  }
+  if (outcome.uploadedBytes !== undefined)
+    parts.push(`${formatBytes(outcome.uploadedBytes)} uploaded`)
+  return parts.join(', ')
+}
+
+function formatBytes(bytes: number): string {
+  if (bytes < 1000) return `${bytes} B`
+  if (bytes < 1e6) return `${(bytes / 1e3).toFixed(1)} kB`
+  return `${(bytes / 1e6).toFixed(1)} MB`
+}
+
 /** Is what the registry has under a ref already this image (and the first ref's manifest)? */
 export function isUpToDate(
   existing: RemoteManifest | null,
@@ -124,11 +171,10 @@ async function pushRef(
   pusher: Pusher,
   options: PushOptions
 ): Promise<RefOutcome> {
-  const retrying = <T>(what: string, operation: () => Promise<T>): Promise<T> =>
+  const retrying: Retrying = (what, operation) =>
     withRetries(what, { ...options.retry, retryAfter: retryAfterFor(ref) }, operation)
-  const existing = pusher.canQuery
-    ? await retrying(`query ${ref}`, () => inspectManifest(ref, options.authFile))
-    : null
+  const raw = pusher.canQuery ? await pusher.rawManifest(ref) : null
+  const existing = raw === null ? null : parseRemoteManifest(raw)
   if (isUpToDate(existing, options.configDigest, first)) {
     return { ref, digest: existing.digest, action: 'up to date' }
   }
@@ -137,7 +183,7 @@ async function pushRef(
     const digest = await retrying(`copy ${first.ref} to ${ref}`, () => copyFrom(first.ref, ref))
     return { ref, digest, action: 'copied' }
   }
-  return { ref, digest: await retrying(`push ${ref}`, () => pusher.push(ref)), action: 'pushed' }
+  return { ref, ...(await pusher.push(ref, retrying)), action: 'pushed' }
 }
 
 /** For a 429, ask the ref's registry how long to wait. */
@@ -150,17 +196,71 @@ function retryAfterFor(ref: string): (error: unknown) => Promise<number | null> 
   }
 }
 
+/** Each ref's manifest asked once (retried), however many times it is needed. */
+function manifestQuery(options: PushOptions): (ref: string) => Promise<string | null> {
+  const answers = new Map<string, Promise<string | null>>()
+  return ref => {
+    let answer = answers.get(ref)
+    if (!answer) {
+      answer = withRetries(
+        `query ${ref}`,
+        { ...options.retry, retryAfter: retryAfterFor(ref) },
+        () => inspectRawManifest(ref, options.authFile)
+      )
+      answers.set(ref, answer)
+    }
+    return answer
+  }
+}
+
+async function pushWithDocker(ref: string, retrying: Retrying): Promise<Pushed> {
+  const digest = await retrying(`push ${ref}`, () => dockerPush(ref))
+  return { digest }
+}
+
 function makePusher(options: PushOptions, hasSkopeo: boolean): Pusher {
   const digestFile = join(options.tempDir, `nix-container-digest-${process.pid}`)
   // containers/image puts big temporary files under TMPDIR (/var/tmp by default).
   const skopeoEnv = { TMPDIR: options.tempDir }
   const copy = (source: string, ref: string): Promise<string> =>
     skopeoCopy(source, ref, digestFile, skopeoEnv, options.authFile)
+  const rawManifest = manifestQuery(options)
   // Without skopeo there is no way to ask the registry or copy within it: push every ref.
-  if (!hasSkopeo) return { push: dockerPush, copyFrom: null, canQuery: false }
+  if (!hasSkopeo) return { push: pushWithDocker, copyFrom: null, canQuery: false, rawManifest }
   const copyFrom = (source: string, ref: string): Promise<string> => copy(`docker://${source}`, ref)
-  if (options.tool === 'docker') return { push: dockerPush, copyFrom, canQuery: true }
+  if (options.tool === 'docker') {
+    return { push: pushWithDocker, copyFrom, canQuery: true, rawManifest }
+  }
   const archivePath = options.archivePath
   if (!archivePath) throw new Error('push-tool: skopeo needs the image archive on disk')
-  return { push: ref => copy(`docker-archive:${archivePath}`, ref), copyFrom, canQuery: true }
+  const push = async (ref: string, retrying: Retrying): Promise<Pushed> => {
+    const prepared = await preparePush({
+      ref,
+      otherRefs: options.refs.filter(other => other !== ref),
+      reuseFrom: options.reuseFrom ?? [],
+      archivePath,
+      tempDir: options.tempDir,
+      authFile: options.authFile,
+      rawManifest,
+      retrying
+    })
+    try {
+      const digest = await retrying(`push ${ref}`, () => copy(prepared.source, ref))
+      // The manifest skopeo wrote says how big the uploaded blobs came out.
+      const pinned = imageRefFor(ref, digest)
+      const pushed = await retrying(`query ${pinned}`, () =>
+        inspectRawManifest(pinned, options.authFile)
+      )
+      return {
+        digest,
+        reusedLayers: prepared.reusedLayers,
+        ...(pushed === null
+          ? {}
+          : { uploadedBytes: uploadedBytes(pushed, prepared.newLayerIndexes) })
+      }
+    } finally {
+      await prepared.cleanup()
+    }
+  }
+  return { push, copyFrom, canQuery: true, rawManifest }
 }
