@@ -81,11 +81,25 @@ export async function inspectManifest(
   ref: string,
   authFile: string | null
 ): Promise<RemoteManifest | null> {
+  const raw = await inspectRaw(ref, authFile, 'manifest')
+  return raw === null ? null : parseRemoteManifest(raw)
+}
+
+/**
+ * The raw manifest (or, for an image manifest, its config) a ref points at, exactly as the
+ * registry holds it; null when the registry has no such ref.
+ */
+export async function inspectRaw(
+  ref: string,
+  authFile: string | null,
+  what: 'manifest' | 'config'
+): Promise<string | null> {
   try {
     const { stdout } = await run(
       'skopeo',
       [
         'inspect',
+        ...(what === 'config' ? ['--config'] : []),
         '--raw',
         ...authArgs('--authfile', authFile),
         ...tlsArgs(null, ref),
@@ -93,7 +107,7 @@ export async function inspectManifest(
       ],
       { silent: true, timeoutSeconds: QUICK_OPERATION_SECONDS }
     )
-    return parseRemoteManifest(stdout)
+    return stdout
   } catch (error) {
     if (error instanceof CommandError && isMissingManifest(error.stderr)) return null
     throw error
@@ -106,7 +120,9 @@ export async function skopeoCopy(
   destRef: string,
   digestFile: string,
   env: Record<string, string>,
-  authFile: string | null
+  authFile: string | null,
+  /** More `skopeo copy` options, e.g. `--preserve-digests`. */
+  extraArgs: readonly string[] = []
 ): Promise<string> {
   const fromRegistry = source.startsWith('docker://')
   const sourceTls = fromRegistry ? tlsArgs('src', source.slice('docker://'.length)) : []
@@ -116,6 +132,7 @@ export async function skopeoCopy(
       'copy',
       '--digestfile',
       digestFile,
+      ...extraArgs,
       ...(fromRegistry ? authArgs('--src-authfile', authFile) : []),
       ...authArgs('--dest-authfile', authFile),
       ...sourceTls,

@@ -14,6 +14,8 @@ import { run, settleAll, spawnProducer } from '../exec.js'
 import type { Producer } from '../exec.js'
 import type { ImageFormat } from './format.js'
 import { entryName, indexTar, readEntry, sha256Digest } from './plain-archive.js'
+import { platformOfConfig } from './platform.js'
+import type { Platform } from './platform.js'
 
 /** One entry of a docker archive's manifest.json. */
 export interface ManifestEntry {
@@ -27,6 +29,8 @@ export interface ArchiveMetadata {
   /** `sha256:` digest of the image config: the image ID. */
   configDigest: string
   layerCount: number
+  /** What the config says the image runs on; null when it names no os or architecture. */
+  platform: Platform | null
 }
 
 // Configs and manifest.json are small; layers are not read into memory.
@@ -113,6 +117,8 @@ export function parseManifest(text: string): ManifestEntry[] {
 /** Read the metadata from an archive stream. The stream may be read by others at the same time. */
 export async function readArchiveMetadata(archive: Readable): Promise<ArchiveMetadata> {
   const digests = new Map<string, string>()
+  // Configs are JSON files; layers never are, so only these are kept.
+  const jsonFiles = new Map<string, Buffer>()
   let manifestText: string | null = null
   const parser = new Parser({
     onReadEntry: (entry: ReadEntry) => {
@@ -127,6 +133,7 @@ export async function readArchiveMetadata(archive: Readable): Promise<ArchiveMet
         const content = Buffer.concat(chunks)
         if (path === 'manifest.json') manifestText = content.toString('utf8')
         digests.set(path, sha256Digest(content))
+        if (path.endsWith('.json')) jsonFiles.set(path, content)
       })
     }
   })
@@ -137,7 +144,11 @@ export async function readArchiveMetadata(archive: Readable): Promise<ArchiveMet
   })
   archive.pipe(parser as unknown as Writable)
   await parsed
-  return metadataFrom(manifestText, config => digests.get(entryName(config)) ?? null)
+  return metadataFrom(manifestText, config => {
+    const content = jsonFiles.get(entryName(config))
+    const digest = digests.get(entryName(config))
+    return content && digest ? { digest, content } : null
+  })
 }
 
 /**
@@ -150,22 +161,32 @@ export async function readPlainArchiveMetadata(path: string): Promise<ArchiveMet
   const config = manifest && parseManifest(manifest.toString('utf8'))[0]?.Config
   const configContent = config ? await readEntry(path, entries, config) : null
   return metadataFrom(manifest?.toString('utf8') ?? null, () =>
-    configContent ? sha256Digest(configContent) : null
+    configContent ? { digest: sha256Digest(configContent), content: configContent } : null
   )
 }
 
 function metadataFrom(
   manifestText: string | null,
-  configDigestOf: (configPath: string) => string | null
+  configOf: (configPath: string) => { digest: string; content: Buffer } | null
 ): ArchiveMetadata {
   if (manifestText === null) throw new Error('the image archive has no manifest.json')
   const manifest = parseManifest(manifestText)
   const first = manifest[0] as ManifestEntry
-  const configDigest = configDigestOf(first.Config)
-  if (!configDigest) throw new Error(`the image archive has no config file ${first.Config}`)
+  const config = configOf(first.Config)
+  if (!config) throw new Error(`the image archive has no config file ${first.Config}`)
   return {
     repoTags: manifest.flatMap(entry => entry.RepoTags ?? []),
-    configDigest,
-    layerCount: first.Layers.length
+    configDigest: config.digest,
+    layerCount: first.Layers.length,
+    platform: platformOrNull(config.content.toString('utf8'))
+  }
+}
+
+/** A single-platform run does not need the platform: a config without one is not an error here. */
+function platformOrNull(configJson: string): Platform | null {
+  try {
+    return platformOfConfig(configJson)
+  } catch {
+    return null
   }
 }
