@@ -32,7 +32,7 @@ import { describeMergeImage, readMergeSources, resolveMergeRef } from './stages/
 import { pushImage } from './stages/push.js'
 import type { PushResult, RefOutcome } from './stages/push.js'
 import {
-  archiveToLayout,
+  archiveToManifestDir,
   pushIndex,
   pushManifestByDigest,
   repositoriesOf,
@@ -291,15 +291,15 @@ async function pushByDigest(
   refs: readonly string[],
   options: RegistryOptions
 ): Promise<IndexEntry & { outcomes: RepositoryOutcome[] }> {
-  const { layout, ...manifest } = await archiveToLayout(image.archivePath, options)
+  const { dir, ...manifest } = await archiveToManifestDir(image.archivePath, options)
   try {
     const outcomes: RepositoryOutcome[] = []
     for (const repository of repositoriesOf(refs)) {
-      outcomes.push(await pushManifestByDigest({ layout }, manifest.digest, repository, options))
+      outcomes.push(await pushManifestByDigest({ dir }, manifest.digest, repository, options))
     }
     return { ...manifest, platform: image.platform, outcomes }
   } finally {
-    await rm(layout, { recursive: true, force: true })
+    await rm(dir, { recursive: true, force: true })
   }
 }
 

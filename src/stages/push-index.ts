@@ -7,8 +7,8 @@ import * as io from '@actions/io'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { buildIndex, describeEntry, writeIndexLayout } from '../image/oci-index.js'
+import { sha256Digest } from '../image/plain-archive.js'
 import type { ImageIndex, IndexEntry } from '../image/oci-index.js'
-import type { Platform } from '../image/platform.js'
 import { parseReference, repositoryOf } from '../reference.js'
 import { run } from '../exec.js'
 import { inspectManifest, skopeoCopy, TRANSFER_SECONDS } from '../registry.js'
@@ -25,8 +25,8 @@ export interface RegistryOptions {
   retry: RetryPolicy
 }
 
-/** Where an image's manifest is pushed from: a local OCI layout or another registry ref. */
-export type ManifestSource = { layout: string } | { ref: string }
+/** Where an image's manifest is pushed from: a local `dir:` image or another registry ref. */
+export type ManifestSource = { dir: string } | { ref: string }
 
 export interface RepositoryOutcome {
   repository: string
@@ -62,27 +62,30 @@ function retrying<T>(
 }
 
 /**
- * Write a plain docker archive as an OCI layout with compressed layers: the manifest there
- * is the one the registry will hold, so its digest is known before the push.
+ * Write a plain docker archive as a `dir:` image with compressed layers: its manifest.json
+ * is the manifest the registry will hold (the same one a plain skopeo push writes: docker
+ * schema 2, the config as built), so its digest is known before the push.
  */
-export async function archiveToLayout(
+export async function archiveToManifestDir(
   archivePath: string,
   options: RegistryOptions
-): Promise<{ layout: string; mediaType: string; digest: string; size: number }> {
-  const layout = await mkdtemp(join(options.tempDir, 'nix-container-layout-'))
+): Promise<{ dir: string; mediaType: string; digest: string; size: number }> {
+  const dir = await mkdtemp(join(options.tempDir, 'nix-container-image-'))
   try {
-    await run('skopeo', ['copy', '-q', `docker-archive:${archivePath}`, `oci:${layout}`], {
-      env: skopeoEnv(options),
-      timeoutSeconds: TRANSFER_SECONDS
-    })
-    const index = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8')) as {
-      manifests?: { mediaType: string; digest: string; size: number }[]
-    }
-    const manifest = index.manifests?.[0]
-    if (!manifest) throw new Error(`skopeo wrote no manifest to ${layout}`)
-    return { layout, mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.size }
+    await run(
+      'skopeo',
+      ['copy', '-q', '--dest-compress', `docker-archive:${archivePath}`, `dir:${dir}`],
+      {
+        env: skopeoEnv(options),
+        timeoutSeconds: TRANSFER_SECONDS
+      }
+    )
+    const manifest = await readFile(join(dir, 'manifest.json'))
+    const mediaType = (JSON.parse(manifest.toString('utf8')) as { mediaType?: string }).mediaType
+    if (!mediaType) throw new Error(`skopeo wrote a manifest without mediaType to ${dir}`)
+    return { dir, mediaType, digest: sha256Digest(manifest), size: manifest.length }
   } catch (error) {
-    await rm(layout, { recursive: true, force: true })
+    await rm(dir, { recursive: true, force: true })
     throw error
   }
 }
@@ -102,8 +105,8 @@ export async function pushManifestByDigest(
     inspectManifest(target, options.authFile)
   )
   if (existing?.digest === digest) return { repository, action: 'up to date' }
-  const from = 'layout' in source ? `oci:${source.layout}` : `docker://${source.ref}`
-  const action: RefAction = 'layout' in source ? 'pushed' : 'copied'
+  const from = 'dir' in source ? `dir:${source.dir}` : `docker://${source.ref}`
+  const action: RefAction = 'dir' in source ? 'pushed' : 'copied'
   const digestFile = join(options.tempDir, `nix-container-digest-${process.pid}`)
   const written = await retrying(
     `${action === 'pushed' ? 'push' : 'copy'} ${target}`,
@@ -171,12 +174,4 @@ async function pushIndexTo(
     ])
   )
   return { ref, digest, action: 'pushed' }
-}
-
-/** An index entry for an image whose manifest and platform are known. */
-export function entryFor(
-  manifest: { mediaType: string; digest: string; size: number },
-  platform: Platform
-): IndexEntry {
-  return { ...manifest, platform }
 }
