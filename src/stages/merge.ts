@@ -20,6 +20,8 @@ export interface MergeImage {
   entry: IndexEntry
   /** `sha256:` of its config: the image ID. */
   configDigest: string
+  /** Whether `from` is an index that holds it. */
+  fromIndex: boolean
 }
 
 /**
@@ -90,12 +92,18 @@ export async function readMergeSources(
         ?.digest
       if (!configDigest) throw new Error(`merge: ${source} (from ${ref}) has no image config`)
       const platform = platformOfConfig(await inspect(source, 'config', options))
-      images.push({ from: ref, source, entry: { ...manifest, platform }, configDigest })
+      images.push({
+        from: ref,
+        source,
+        entry: { ...manifest, platform },
+        configDigest,
+        fromIndex: kind.kind === 'index'
+      })
     }
   }
   checkDistinctPlatforms(
     images.map(image => ({
-      name: image.source === image.from ? image.from : `${image.source} (from ${image.from})`,
+      name: image.fromIndex ? `${image.from} (its entry ${image.entry.digest})` : image.from,
       platform: image.entry.platform
     }))
   )
