@@ -35160,11 +35160,6 @@ function copyFile(srcFile, destFile, force) {
 /************************************************************************/
 var __webpack_exports__ = {};
 
-// EXPORTS
-__nccwpck_require__.d(__webpack_exports__, {
-  e: () => (/* binding */ main_run)
-});
-
 // EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 7 modules
 var lib_core = __nccwpck_require__(3838);
 ;// CONCATENATED MODULE: external "node:fs/promises"
@@ -35173,8 +35168,6 @@ const promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.ur
 var external_node_os_ = __nccwpck_require__(8161);
 // EXTERNAL MODULE: external "node:path"
 var external_node_path_ = __nccwpck_require__(6760);
-// EXTERNAL MODULE: external "node:url"
-var external_node_url_ = __nccwpck_require__(3136);
 // EXTERNAL MODULE: external "node:fs"
 var external_node_fs_ = __nccwpck_require__(3024);
 ;// CONCATENATED MODULE: external "node:stream/promises"
@@ -36688,19 +36681,35 @@ function getState(key) {
     return value === '' ? null : value;
 }
 
+;// CONCATENATED MODULE: ./src/nix/command.ts
+// Running `nix` with the action's own settings. Stages and the store cache both call Nix, so
+// this lives below them: neither has to import the other to get the same flags.
+
+/** The action's own Nix calls enable these without touching the user's nix.conf. */
+const NIX_FEATURE_ARGS = ['--extra-experimental-features', 'nix-command flakes'];
+/** `nix <args>` with the features the action relies on (flakes, the nix command). */
+function runNix(args, options) {
+    return exec_run('nix', [...NIX_FEATURE_ARGS, ...args], options);
+}
+/** The Nix system this machine builds for by default (`x86_64-linux`, ...). */
+async function currentSystem() {
+    const { stdout } = await runNix(['eval', '--impure', '--raw', '--expr', 'builtins.currentSystem'], {
+        silent: true
+    });
+    return stdout.trim();
+}
+
 ;// CONCATENATED MODULE: ./src/stages/build.ts
 // The build stage: `nix build <flake>#<attribute>`, reading the output path from --json
 // (Nix 2.8 has no --print-out-paths) and leaving no `result` link in the workspace.
 
 
-/** The action's own Nix calls enable these without touching the user's nix.conf. */
-const NIX_FEATURE_ARGS = ['--extra-experimental-features', 'nix-command flakes'];
+
 function installable(options) {
     return `${options.flake}#${options.attribute}`;
 }
 function buildArgs(options) {
     return [
-        ...NIX_FEATURE_ARGS,
         'build',
         installable(options),
         '--no-link',
@@ -36739,7 +36748,7 @@ function foreignSystemHint(system) {
 }
 async function buildImage(options) {
     try {
-        const { stdout } = await exec_run('nix', buildArgs(options));
+        const { stdout } = await runNix(buildArgs(options));
         const result = parseBuildJson(stdout);
         lib_core/* info */.pq(`Built ${result.storePath}`);
         return result;
@@ -36761,22 +36770,11 @@ async function buildImage(options) {
 async function missingAttributeMessage(options) {
     const system = options.system ?? (await currentSystem());
     const head = `flake ${options.flake} has no attribute "${options.attribute}" for ${system}`;
-    const offered = await exec_run('nix', [
-        ...NIX_FEATURE_ARGS,
-        'eval',
-        '--json',
-        `${options.flake}#packages.${system}`,
-        '--apply',
-        'builtins.attrNames'
-    ], { silent: true, allowFailure: true });
+    const offered = await runNix(['eval', '--json', `${options.flake}#packages.${system}`, '--apply', 'builtins.attrNames'], { silent: true, allowFailure: true });
     if (offered.exitCode !== 0)
         return `${head}, and it has no packages.${system}`;
     const names = JSON.parse(offered.stdout);
     return `${head}; packages.${system} offers: ${names.join(', ') || '(nothing)'}`;
-}
-async function currentSystem() {
-    const { stdout } = await exec_run('nix', [...NIX_FEATURE_ARGS, 'eval', '--impure', '--raw', '--expr', 'builtins.currentSystem'], { silent: true });
-    return stdout.trim();
 }
 
 // EXTERNAL MODULE: ./node_modules/@actions/io/lib/io.js
@@ -38639,11 +38637,17 @@ async function readMergeSources(refs, options) {
             if (!configDigest)
                 throw new Error(`merge: ${source} (from ${ref}) has no image config`);
             const platform = platformOfConfig(await inspect(source, 'config', options));
-            images.push({ from: ref, source, entry: { ...manifest, platform }, configDigest });
+            images.push({
+                from: ref,
+                source,
+                entry: { ...manifest, platform },
+                configDigest,
+                fromIndex: kind.kind === 'index'
+            });
         }
     }
     checkDistinctPlatforms(images.map(image => ({
-        name: image.source === image.from ? image.from : `${image.source} (from ${image.from})`,
+        name: image.fromIndex ? `${image.from} (its entry ${image.entry.digest})` : image.from,
         platform: image.entry.platform
     })));
     return images;
@@ -38790,14 +38794,8 @@ function parseFlakeMetadata(stdout) {
     return { sourceHash, lock: hasInputs ? JSON.stringify(json.locks) : null };
 }
 async function flakeMetadata(flake) {
-    const { stdout } = await exec_run('nix', [...NIX_FEATURE_ARGS, 'flake', 'metadata', '--json', flake], {
-        silent: true
-    });
+    const { stdout } = await runNix(['flake', 'metadata', '--json', flake], { silent: true });
     return parseFlakeMetadata(stdout);
-}
-async function nix_store_currentSystem() {
-    const { stdout } = await exec_run('nix', [...NIX_FEATURE_ARGS, 'eval', '--impure', '--raw', '--expr', 'builtins.currentSystem'], { silent: true });
-    return stdout.trim();
 }
 function isDerivation(storePath) {
     return storePath.endsWith('.drv');
@@ -38849,9 +38847,7 @@ async function copyPaths(direction, url, paths) {
         [derivations, ['--derivation']]
     ]) {
         for (const batch of batches(group)) {
-            await exec_run('nix', [...NIX_FEATURE_ARGS, 'copy', direction, url, ...checkSigs, ...extra, ...batch], {
-                silent: true
-            });
+            await runNix(['copy', direction, url, ...checkSigs, ...extra, ...batch], { silent: true });
         }
     }
 }
@@ -39158,6 +39154,7 @@ async function service_saveDirectory(parent, key) {
 
 
 
+
 // --- keys (pure) --------------------------------------------------------------------------
 const KEY_PREFIX = 'nix-container-store';
 /** Bump when the archive's layout changes, so old entries are never restored. */
@@ -39222,7 +39219,7 @@ function restoredPathsFile(workDir) {
 }
 async function computeKeys(options) {
     const [system, metadata] = await Promise.all([
-        options.system ?? nix_store_currentSystem(),
+        options.system ?? currentSystem(),
         flakeMetadata(options.flake)
     ]);
     return cacheKeys({ system, attribute: options.attribute, metadata, override: options.cacheKey });
@@ -39404,7 +39401,6 @@ async function tagImage(options) {
 
 ;// CONCATENATED MODULE: ./src/main.ts
 // run(): inputs -> each stage in order -> outputs + job summary. The one setFailed is here.
-
 
 
 
@@ -39799,10 +39795,11 @@ function describeOutcomes(outcomes) {
         counts.set(action, (counts.get(action) ?? 0) + 1);
     return [...counts].map(([action, count]) => `${count} ${action}`).join(', ');
 }
-// Run when executed as the action's entry point, not when imported by tests.
-if (import.meta.url === (0,external_node_url_.pathToFileURL)(process.argv[1] ?? '').href) {
-    void main_run();
-}
 
-var __webpack_exports__run = __webpack_exports__.e;
-export { __webpack_exports__run as run };
+;// CONCATENATED MODULE: ./src/entrypoints/main.ts
+// The main step's entry point: the file the runner starts (bundled to dist/main/index.js).
+// It runs unconditionally, so no path comparison (which symlinks defeat) can skip the step;
+// tests import ../main.ts, which has no side effects.
+
+void main_run();
+

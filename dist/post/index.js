@@ -31899,15 +31899,8 @@ function copyFile(srcFile, destFile, force) {
 /************************************************************************/
 var __webpack_exports__ = {};
 
-// EXPORTS
-__nccwpck_require__.d(__webpack_exports__, {
-  e: () => (/* binding */ post_run)
-});
-
 // EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 7 modules
 var lib_core = __nccwpck_require__(3838);
-// EXTERNAL MODULE: external "node:url"
-var external_node_url_ = __nccwpck_require__(3136);
 ;// CONCATENATED MODULE: ./src/state.ts
 // Typed state from main to post: the keys live in one place (as in actions/setup-node).
 
@@ -32096,94 +32089,21 @@ async function exec_settleAll(promises) {
     return results.map(result => result.value);
 }
 
-;// CONCATENATED MODULE: ./src/stages/build.ts
-// The build stage: `nix build <flake>#<attribute>`, reading the output path from --json
-// (Nix 2.8 has no --print-out-paths) and leaving no `result` link in the workspace.
-
+;// CONCATENATED MODULE: ./src/nix/command.ts
+// Running `nix` with the action's own settings. Stages and the store cache both call Nix, so
+// this lives below them: neither has to import the other to get the same flags.
 
 /** The action's own Nix calls enable these without touching the user's nix.conf. */
-const build_NIX_FEATURE_ARGS = ['--extra-experimental-features', 'nix-command flakes'];
-function installable(options) {
-    return `${options.flake}#${options.attribute}`;
+const NIX_FEATURE_ARGS = ['--extra-experimental-features', 'nix-command flakes'];
+/** `nix <args>` with the features the action relies on (flakes, the nix command). */
+function command_runNix(args, options) {
+    return exec_run('nix', [...NIX_FEATURE_ARGS, ...args], options);
 }
-function buildArgs(options) {
-    return [
-        ...build_NIX_FEATURE_ARGS,
-        'build',
-        installable(options),
-        '--no-link',
-        '--json',
-        '--print-build-logs',
-        ...(options.system ? ['--system', options.system] : []),
-        ...options.nixArgs
-    ];
-}
-/** The `out` path (or the only output) of the first built derivation. */
-function parseBuildJson(stdout) {
-    let entries;
-    try {
-        entries = JSON.parse(stdout);
-    }
-    catch {
-        throw new Error(`nix build --json printed something that is not JSON: ${stdout.slice(0, 200)}`);
-    }
-    const first = Array.isArray(entries) ? entries[0] : undefined;
-    const outputs = first?.outputs ?? {};
-    const storePath = outputs.out ?? Object.values(outputs)[0];
-    if (!first || !storePath)
-        throw new Error(`nix build --json named no output path: ${stdout}`);
-    return { storePath, drvPath: first.drvPath ?? '' };
-}
-const MISSING_ATTRIBUTE = /does not provide attribute/;
-// A builder for another architecture that this machine cannot run (no QEMU binfmt handler),
-// or a derivation Nix will not build here at all (no extra-platforms, no remote builder).
-const FOREIGN_SYSTEM = /Exec format error|is required to build '[^']*', but I am a/;
-/** What to set when a build for another system fails for want of an emulator or builder. */
-function foreignSystemHint(system) {
-    return (`Building for ${system} on this machine needs an emulator or a remote builder: ` +
-        'register QEMU with binfmt (docker/setup-qemu-action) and add ' +
-        `"extra-platforms = ${system}" to nix-conf, or add a "builders" line for a ${system} ` +
-        'machine to nix-conf, or build on a native runner and combine the images with merge');
-}
-async function buildImage(options) {
-    try {
-        const { stdout } = await run('nix', buildArgs(options));
-        const result = parseBuildJson(stdout);
-        core.info(`Built ${result.storePath}`);
-        return result;
-    }
-    catch (error) {
-        if (error instanceof CommandError && MISSING_ATTRIBUTE.test(error.stderr)) {
-            throw new Error(await missingAttributeMessage(options));
-        }
-        if (error instanceof CommandError) {
-            const hint = options.system !== null && FOREIGN_SYSTEM.test(error.stderr)
-                ? ` ${foreignSystemHint(options.system)}.`
-                : '';
-            throw new Error(`nix build ${installable(options)} failed.${hint} The end of its log:\n${error.tail()}`);
-        }
-        throw error;
-    }
-}
-/** Say what the flake offers instead, for the system the build was for. */
-async function missingAttributeMessage(options) {
-    const system = options.system ?? (await build_currentSystem());
-    const head = `flake ${options.flake} has no attribute "${options.attribute}" for ${system}`;
-    const offered = await run('nix', [
-        ...build_NIX_FEATURE_ARGS,
-        'eval',
-        '--json',
-        `${options.flake}#packages.${system}`,
-        '--apply',
-        'builtins.attrNames'
-    ], { silent: true, allowFailure: true });
-    if (offered.exitCode !== 0)
-        return `${head}, and it has no packages.${system}`;
-    const names = JSON.parse(offered.stdout);
-    return `${head}; packages.${system} offers: ${names.join(', ') || '(nothing)'}`;
-}
-async function build_currentSystem() {
-    const { stdout } = await run('nix', [...build_NIX_FEATURE_ARGS, 'eval', '--impure', '--raw', '--expr', 'builtins.currentSystem'], { silent: true });
+/** The Nix system this machine builds for by default (`x86_64-linux`, ...). */
+async function command_currentSystem() {
+    const { stdout } = await command_runNix(['eval', '--impure', '--raw', '--expr', 'builtins.currentSystem'], {
+        silent: true
+    });
     return stdout.trim();
 }
 
@@ -32209,14 +32129,8 @@ function parseFlakeMetadata(stdout) {
     return { sourceHash, lock: hasInputs ? JSON.stringify(json.locks) : null };
 }
 async function nix_store_flakeMetadata(flake) {
-    const { stdout } = await run('nix', [...NIX_FEATURE_ARGS, 'flake', 'metadata', '--json', flake], {
-        silent: true
-    });
+    const { stdout } = await runNix(['flake', 'metadata', '--json', flake], { silent: true });
     return parseFlakeMetadata(stdout);
-}
-async function nix_store_currentSystem() {
-    const { stdout } = await run('nix', [...NIX_FEATURE_ARGS, 'eval', '--impure', '--raw', '--expr', 'builtins.currentSystem'], { silent: true });
-    return stdout.trim();
 }
 function isDerivation(storePath) {
     return storePath.endsWith('.drv');
@@ -32268,9 +32182,7 @@ async function copyPaths(direction, url, paths) {
         [derivations, ['--derivation']]
     ]) {
         for (const batch of batches(group)) {
-            await exec_run('nix', [...build_NIX_FEATURE_ARGS, 'copy', direction, url, ...checkSigs, ...extra, ...batch], {
-                silent: true
-            });
+            await command_runNix(['copy', direction, url, ...checkSigs, ...extra, ...batch], { silent: true });
         }
     }
 }
@@ -32569,6 +32481,7 @@ async function saveDirectory(parent, key) {
 // their outputs), as a local binary cache directory archived by @actions/cache. It imports
 // through `nix copy`, so it works with any store and never overwrites a valid path: no tar of
 // /nix meets the store. The key decisions (keys, whether to save) are pure functions below.
+
 
 
 
@@ -33220,7 +33133,6 @@ async function logoutOfRegistries(session) {
 
 
 
-
 async function post_run() {
     try {
         if (getState(StateKey.MainRan) === null) {
@@ -33305,9 +33217,9 @@ async function appendSaveSummary(result, seconds) {
         .write()
         .catch((error) => lib_core/* warning */.$e(`could not write the job summary: ${String(error)}`));
 }
-if (import.meta.url === (0,external_node_url_.pathToFileURL)(process.argv[1] ?? '').href) {
-    void post_run();
-}
 
-var __webpack_exports__run = __webpack_exports__.e;
-export { __webpack_exports__run as run };
+;// CONCATENATED MODULE: ./src/entrypoints/post.ts
+// The post step's entry point (bundled to dist/post/index.js); see ./main.ts.
+
+void post_run();
+
