@@ -109,14 +109,14 @@ export function parseInputs(read: InputReader = readActionInput): Inputs {
     load: bool('load', true),
     image: parseImage(text('image')),
     registry: parseRegistry(text('registry')),
-    tags: splitList(read('tags')).map(parseTagEntry),
+    tags: splitList(read('tags')).map(entry => parseTagEntry('tags', entry)),
     push: bool('push', true),
     pushTool: parsePushTool(text('push-tool') ?? 'docker'),
     username: text('username'),
     password,
     retries: parseRetries(text('retries') ?? '3'),
     systems: parseSystems(read('systems')),
-    merge: splitList(read('merge')).map(parseMergeEntry)
+    merge: splitList(read('merge')).map(entry => parseTagEntry('merge', entry))
   }
   checkCombinations(inputs)
   return inputs
@@ -145,20 +145,6 @@ function parseSystems(value: string): string[] {
     }
   }
   return systems
-}
-
-/** A tag of `image`, or a full reference (by tag or by digest) of an image already pushed. */
-function parseMergeEntry(value: string): string {
-  if (isFullReference(value)) {
-    parseOrFail('merge', value)
-    return value
-  }
-  try {
-    validateTag(value)
-  } catch (error) {
-    throw new InputError('merge', value, `is not a valid tag or reference: ${errorMessage(error)}`)
-  }
-  return value
 }
 
 function parseNixVersionInput(value: string): string {
@@ -206,16 +192,19 @@ function parseRegistry(value: string | null): string | null {
   return value
 }
 
-/** A tags entry with `/` or `:` is a full reference, otherwise a tag for `image`. */
-function parseTagEntry(value: string): string {
+/**
+ * A `tags` or `merge` entry with `/` or `:` is a full reference (in `merge`, perhaps by
+ * digest), otherwise a tag for `image`.
+ */
+function parseTagEntry(name: 'tags' | 'merge', value: string): string {
   if (isFullReference(value)) {
-    parseOrFail('tags', value)
+    parseOrFail(name, value)
     return value
   }
   try {
     validateTag(value)
   } catch (error) {
-    throw new InputError('tags', value, `is not a valid tag: ${errorMessage(error)}`)
+    throw new InputError(name, value, `is not a valid tag: ${errorMessage(error)}`)
   }
   return value
 }

@@ -1,44 +1,20 @@
 // Multi-platform images through the bundled action: `systems` (x86_64-linux and aarch64-linux,
 // both built on this machine) and `merge`, each index read back over the registry's HTTP API.
-import { afterAll, describe, expect, test } from '@jest/globals'
+import { describe, expect, test } from '@jest/globals'
 import { existsSync } from 'node:fs'
-import { rm } from 'node:fs/promises'
-import { runAction } from '../../scripts/run-action.mjs'
-import type { RunOptions, RunResult } from '../../scripts/run-action.mjs'
+import type { RunResult } from '../../scripts/run-action.mjs'
+import { action, log, registry } from './action.js'
 import { getJsonBlob, getRawManifest, putManifest } from './registry.js'
 
-const registry = (): string => {
-  const value = process.env.REGISTRY
-  if (!value) throw new Error('REGISTRY is not set: the e2e global setup did not run')
-  return value
-}
 const multi = './__tests__/e2e/flakes/multi'
 const example = './examples/hello'
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json'
 const BOTH = 'x86_64-linux, aarch64-linux'
-const tempDirs: string[] = []
-
-async function action(
-  inputs: RunOptions['inputs'],
-  options: Partial<RunOptions> = {}
-): Promise<RunResult> {
-  const result = await runAction({ inputs, timeoutMs: 240_000, ...options })
-  tempDirs.push(result.tempDir)
-  return result
-}
-
-function log(result: RunResult): string {
-  return `${result.main.stdout}\n${result.main.stderr}`
-}
 
 function expectSuccess(result: RunResult): void {
   expect({ exit: result.main.exitCode, log: log(result) }).toMatchObject({ exit: 0 })
   expect(result.post?.exitCode).toBe(0)
 }
-
-afterAll(async () => {
-  await Promise.all(tempDirs.map(dir => rm(dir, { recursive: true, force: true })))
-})
 
 interface IndexJson {
   mediaType: string

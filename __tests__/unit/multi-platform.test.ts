@@ -214,7 +214,7 @@ describe('systems and merge inputs', () => {
     [{ systems: 'linux' }, 'Input "systems": "linux" is not a Nix system'],
     [{ systems: 'x86_64-linux', system: 'aarch64-linux' }, 'cannot go with "system"'],
     [{ merge: 'a', systems: 'x86_64-linux' }, 'Input "merge": "a" cannot go with "systems"'],
-    [{ merge: 'a;b' }, 'Input "merge": "a;b" is not a valid tag or reference'],
+    [{ merge: 'a;b' }, 'Input "merge": "a;b" is not a valid tag'],
     [{ merge: 'a', push: 'false' }, 'needs push: true'],
     [{ merge: 'a', image: '', tags: '' }, 'has nothing to push to'],
     [

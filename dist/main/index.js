@@ -36284,14 +36284,14 @@ function parseInputs(read = readActionInput) {
         load: bool('load', true),
         image: inputs_parseImage(text('image')),
         registry: parseRegistry(text('registry')),
-        tags: splitList(read('tags')).map(parseTagEntry),
+        tags: splitList(read('tags')).map(entry => parseTagEntry('tags', entry)),
         push: bool('push', true),
         pushTool: parsePushTool(text('push-tool') ?? 'docker'),
         username: text('username'),
         password,
         retries: parseRetries(text('retries') ?? '3'),
         systems: parseSystems(read('systems')),
-        merge: splitList(read('merge')).map(parseMergeEntry)
+        merge: splitList(read('merge')).map(entry => parseTagEntry('merge', entry))
     };
     checkCombinations(inputs);
     return inputs;
@@ -36318,20 +36318,6 @@ function parseSystems(value) {
         }
     }
     return systems;
-}
-/** A tag of `image`, or a full reference (by tag or by digest) of an image already pushed. */
-function parseMergeEntry(value) {
-    if (inputs_isFullReference(value)) {
-        parseOrFail('merge', value);
-        return value;
-    }
-    try {
-        validateTag(value);
-    }
-    catch (error) {
-        throw new InputError('merge', value, `is not a valid tag or reference: ${errors_errorMessage(error)}`);
-    }
-    return value;
 }
 function parseNixVersionInput(value) {
     if (!NIX_VERSION_PATTERN.test(value)) {
@@ -36375,17 +36361,20 @@ function parseRegistry(value) {
     }
     return value;
 }
-/** A tags entry with `/` or `:` is a full reference, otherwise a tag for `image`. */
-function parseTagEntry(value) {
+/**
+ * A `tags` or `merge` entry with `/` or `:` is a full reference (in `merge`, perhaps by
+ * digest), otherwise a tag for `image`.
+ */
+function parseTagEntry(name, value) {
     if (inputs_isFullReference(value)) {
-        parseOrFail('tags', value);
+        parseOrFail(name, value);
         return value;
     }
     try {
         validateTag(value);
     }
     catch (error) {
-        throw new InputError('tags', value, `is not a valid tag: ${errors_errorMessage(error)}`);
+        throw new InputError(name, value, `is not a valid tag: ${errors_errorMessage(error)}`);
     }
     return value;
 }
