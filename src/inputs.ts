@@ -35,6 +35,10 @@ export interface Inputs {
   sbom: boolean
   /** `reuse-from` entries: full references, or bare tags of `image`. */
   reuseFrom: string[]
+  /** Several Nix systems, one image each, pushed as one index; empty for a single image. */
+  systems: string[]
+  /** Refs of images already pushed, combined into one index; empty when not merging. */
+  merge: string[]
 }
 
 /** A bad input value: the message names the input and the value. */
@@ -109,14 +113,16 @@ export function parseInputs(read: InputReader = readActionInput): Inputs {
     load: bool('load', true),
     image: parseImage(text('image')),
     registry: parseRegistry(text('registry')),
-    tags: splitList(read('tags')).map(parseTagEntry),
+    tags: splitList(read('tags')).map(entry => parseTagEntry('tags', entry)),
     push: bool('push', true),
     pushTool: parsePushTool(text('push-tool') ?? 'docker'),
     username: text('username'),
     password,
     retries: parseRetries(text('retries') ?? '3'),
     sbom: bool('sbom', true),
-    reuseFrom: splitList(read('reuse-from')).map(parseReuseFromEntry)
+    reuseFrom: splitList(read('reuse-from')).map(parseReuseFromEntry),
+    systems: parseSystems(read('systems')),
+    merge: splitList(read('merge')).map(entry => parseTagEntry('merge', entry))
   }
   checkCombinations(inputs)
   return inputs
@@ -132,6 +138,19 @@ function parseSystem(value: string | null): string | null {
     throw new InputError('system', value, 'is not a Nix system such as x86_64-linux')
   }
   return value
+}
+
+function parseSystems(value: string): string[] {
+  const systems = splitList(value)
+  for (const [i, system] of systems.entries()) {
+    if (!SYSTEM_PATTERN.test(system)) {
+      throw new InputError('systems', system, 'is not a Nix system such as aarch64-linux')
+    }
+    if (systems.indexOf(system) !== i) {
+      throw new InputError('systems', value.trim(), `lists ${system} twice`)
+    }
+  }
+  return systems
 }
 
 function parseNixVersionInput(value: string): string {
@@ -179,16 +198,19 @@ function parseRegistry(value: string | null): string | null {
   return value
 }
 
-/** A tags entry with `/` or `:` is a full reference, otherwise a tag for `image`. */
-function parseTagEntry(value: string): string {
+/**
+ * A `tags` or `merge` entry with `/` or `:` is a full reference (in `merge`, perhaps by
+ * digest), otherwise a tag for `image`.
+ */
+function parseTagEntry(name: 'tags' | 'merge', value: string): string {
   if (isFullReference(value)) {
-    parseOrFail('tags', value)
+    parseOrFail(name, value)
     return value
   }
   try {
     validateTag(value)
   } catch (error) {
-    throw new InputError('tags', value, `is not a valid tag: ${errorMessage(error)}`)
+    throw new InputError(name, value, `is not a valid tag: ${errorMessage(error)}`)
   }
   return value
 }
@@ -244,7 +266,8 @@ function checkCombinations(inputs: Inputs): void {
       `is empty but "${given}" is set: give both to log in, or neither`
     )
   }
-  if (inputs.push && inputs.pushTool === 'docker' && !inputs.load) {
+  checkMultiPlatform(inputs)
+  if (inputs.push && inputs.pushTool === 'docker' && !inputs.load && inputs.systems.length === 0) {
     throw new InputError(
       'load',
       'false',
@@ -253,6 +276,55 @@ function checkCombinations(inputs: Inputs): void {
     )
   }
   if (inputs.push) checkPushDestination(inputs)
+}
+
+/** `systems` and `merge` each make an index: with `system`, each other, or nowhere to push. */
+function checkMultiPlatform(inputs: Inputs): void {
+  const systems = inputs.systems.join(', ')
+  if (inputs.systems.length > 0 && inputs.system !== null) {
+    throw new InputError(
+      'systems',
+      systems,
+      `cannot go with "system" (${JSON.stringify(inputs.system)}): list every system in "systems"`
+    )
+  }
+  if (inputs.merge.length === 0) return
+  const merge = inputs.merge.join(', ')
+  if (inputs.systems.length > 0) {
+    throw new InputError(
+      'merge',
+      merge,
+      `cannot go with "systems" (${JSON.stringify(systems)}): merge combines images already ` +
+        'pushed and builds nothing; build them in other steps or jobs'
+    )
+  }
+  if (!inputs.push) {
+    throw new InputError('merge', merge, 'needs push: true: it only pushes an index')
+  }
+  if (inputs.tags.length === 0 && inputs.image === null) {
+    throw new InputError(
+      'merge',
+      merge,
+      'has nothing to push to: set "tags" (and "image" for bare tags) for the index'
+    )
+  }
+  for (const entry of inputs.merge) {
+    if (isFullReference(entry)) {
+      if (inputs.registry === null && parseReference(entry).domain === null) {
+        throw new InputError(
+          'merge',
+          entry,
+          'names no registry: write it as registry/repository:tag (or @sha256:...) or set "registry"'
+        )
+      }
+    } else if (inputs.image === null) {
+      throw new InputError(
+        'merge',
+        entry,
+        'is a tag, but "image" is not set: give a full reference or set "image"'
+      )
+    }
+  }
 }
 
 /** Every ref that will be pushed must name a registry: no silent pushes to Docker Hub. */

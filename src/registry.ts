@@ -131,7 +131,9 @@ export async function skopeoCopy(
   destRef: string,
   digestFile: string,
   env: Record<string, string>,
-  authFile: string | null
+  authFile: string | null,
+  /** More `skopeo copy` options, e.g. `--preserve-digests`. */
+  extraArgs: readonly string[] = []
 ): Promise<string> {
   const fromRegistry = source.startsWith('docker://')
   const sourceTls = fromRegistry ? tlsArgs('src', source.slice('docker://'.length)) : []
@@ -141,6 +143,7 @@ export async function skopeoCopy(
       'copy',
       '--digestfile',
       digestFile,
+      ...extraArgs,
       ...(fromRegistry ? authArgs('--src-authfile', authFile) : []),
       ...authArgs('--dest-authfile', authFile),
       ...sourceTls,

@@ -12,6 +12,14 @@ export interface StageRecord {
   seconds: number
 }
 
+export interface PlatformRow {
+  system: string
+  platform: string
+  /** `sha256:` of the image's manifest, or what happened to it (`not pushed`). */
+  digest: string
+  imageId: string
+}
+
 export class Report {
   readonly stages: StageRecord[] = []
   refs: string[] = []
@@ -19,6 +27,8 @@ export class Report {
   imageRef: string | null = null
   /** Each SBOM written: its file and how many store paths it lists. */
   sboms: { path: string; componentCount: number }[] = []
+  /** The platform images of an index, one summary row each; empty for a single image. */
+  platforms: PlatformRow[] = []
 
   skip(name: string, why: string): void {
     core.info(`${name}: skipped (${why})`)
@@ -61,6 +71,17 @@ export function renderSummary(report: Report): string {
     ...rows,
     ''
   ]
+  if (report.platforms.length > 0) {
+    lines.push(
+      '| System | Platform | Manifest digest | Image ID |',
+      '| --- | --- | --- | --- |',
+      ...report.platforms.map(
+        p =>
+          `| ${escapeCell(p.system || '-')} | ${escapeCell(p.platform)} | \`${p.digest || 'not pushed'}\` | \`${p.imageId}\` |`
+      ),
+      ''
+    )
+  }
   if (report.refs.length > 0) {
     lines.push('**Refs**', '', ...report.refs.map(ref => `- \`${ref}\``), '')
   }

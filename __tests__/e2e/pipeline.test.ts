@@ -1,39 +1,13 @@
 // The whole pipeline through the bundled action (dist/), as the runner runs it, against the
 // real Nix, Docker daemon and registry started by global-setup.ts on 127.0.0.1.
-import { afterAll, describe, expect, test } from '@jest/globals'
+import { describe, expect, test } from '@jest/globals'
 import { existsSync, readdirSync } from 'node:fs'
-import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { runAction } from '../../scripts/run-action.mjs'
-import type { RunOptions, RunResult } from '../../scripts/run-action.mjs'
+import { action, log, registry } from './action.js'
 import { getManifest, splitRef } from './registry.js'
 
-const registry = (): string => {
-  const value = process.env.REGISTRY
-  if (!value) throw new Error('REGISTRY is not set: the e2e global setup did not run')
-  return value
-}
 const example = './examples/hello'
 const bad = './__tests__/e2e/flakes/bad'
-const tempDirs: string[] = []
-
-async function action(
-  inputs: RunOptions['inputs'],
-  options: Partial<RunOptions> = {}
-): Promise<RunResult> {
-  const result = await runAction({ inputs, timeoutMs: 240_000, ...options })
-  tempDirs.push(result.tempDir)
-  return result
-}
-
-/** What a failed run printed, for the assertion message. */
-function log(result: RunResult): string {
-  return `${result.main.stdout}\n${result.main.stderr}`
-}
-
-afterAll(async () => {
-  await Promise.all(tempDirs.map(dir => rm(dir, { recursive: true, force: true })))
-})
 
 const FORMATS: [attribute: string, format: string, layers: number][] = [
   ['container', 'docker-archive', 1],

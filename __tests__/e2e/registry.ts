@@ -61,3 +61,55 @@ export function splitRef(ref: string): { registry: string; name: string; tag: st
     tag: ref.slice(colon + 1)
   }
 }
+
+const INDEX_TYPES = [
+  'application/vnd.oci.image.index.v1+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json'
+]
+
+/** A manifest (or index) as the registry returns it: its content type and parsed body. */
+export async function getRawManifest(
+  registry: string,
+  name: string,
+  reference: string
+): Promise<{ status: number; contentType: string | null; digest: string | null; body: unknown }> {
+  const response = await fetch(`http://${registry}/v2/${name}/manifests/${reference}`, {
+    headers: { Accept: [...INDEX_TYPES, MANIFEST_TYPES].join(', ') }
+  })
+  const text = await response.text()
+  return {
+    status: response.status,
+    contentType: response.headers.get('content-type'),
+    digest: response.headers.get('docker-content-digest'),
+    body: response.status === 200 ? JSON.parse(text) : null
+  }
+}
+
+/** GET /v2/<name>/blobs/<digest>, parsed as JSON (an image config). */
+export async function getJsonBlob(
+  registry: string,
+  name: string,
+  digest: string
+): Promise<unknown> {
+  const response = await fetch(`http://${registry}/v2/${name}/blobs/${digest}`)
+  if (response.status !== 200) throw new Error(`blob ${name}@${digest}: HTTP ${response.status}`)
+  return response.json()
+}
+
+/** PUT /v2/<name>/manifests/<reference>: a manifest written by hand (as BuildKit writes indexes). */
+export async function putManifest(
+  registry: string,
+  name: string,
+  reference: string,
+  mediaType: string,
+  body: string
+): Promise<void> {
+  const response = await fetch(`http://${registry}/v2/${name}/manifests/${reference}`, {
+    method: 'PUT',
+    headers: { 'Content-Type': mediaType },
+    body
+  })
+  if (response.status !== 201) {
+    throw new Error(`PUT ${name}:${reference}: HTTP ${response.status} ${await response.text()}`)
+  }
+}

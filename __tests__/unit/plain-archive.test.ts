@@ -43,7 +43,12 @@ describe('readPlainArchiveMetadata reads by seeking what the stream reader reads
   test.each(['gnu', 'pax', 'ustar'] as const)('%s tar', async format => {
     const path = archive(format)
     const bySeeking = await readPlainArchiveMetadata(path)
-    expect(bySeeking).toEqual({ repoTags: ['hello:v1'], configDigest, layerCount: 1 })
+    expect(bySeeking).toEqual({
+      repoTags: ['hello:v1'],
+      configDigest,
+      layerCount: 1,
+      platform: { os: 'linux', architecture: 'amd64' }
+    })
     expect(await readArchiveMetadata(Readable.from([readFileSync(path)]))).toEqual(bySeeking)
   })
 

@@ -41813,9 +41813,112 @@ async function layerStorePathsBySeeking(archivePath, entries, layers) {
     return pathsOfLayers(layers, scans, links);
 }
 
+;// CONCATENATED MODULE: ./src/image/platform.ts
+// Platforms (os/architecture/variant) as OCI image configs and indexes name them, and how
+// they map to Nix systems: the index entry of each image is read from its own config, and a
+// config that names another architecture than the system it was built for is an error.
+// Nix system -> the platform an image built for it must declare (GOARCH names, as OCI uses).
+const SYSTEM_PLATFORMS = {
+    'x86_64-linux': { os: 'linux', architecture: 'amd64' },
+    'aarch64-linux': { os: 'linux', architecture: 'arm64' },
+    'i686-linux': { os: 'linux', architecture: '386' },
+    'armv7l-linux': { os: 'linux', architecture: 'arm', variant: 'v7' },
+    'armv6l-linux': { os: 'linux', architecture: 'arm', variant: 'v6' },
+    'riscv64-linux': { os: 'linux', architecture: 'riscv64' },
+    'powerpc64le-linux': { os: 'linux', architecture: 'ppc64le' },
+    's390x-linux': { os: 'linux', architecture: 's390x' },
+    'x86_64-darwin': { os: 'darwin', architecture: 'amd64' },
+    'aarch64-darwin': { os: 'darwin', architecture: 'arm64' }
+};
+// Node's process.arch -> the Nix system of a Linux runner.
+const NODE_ARCH_SYSTEMS = {
+    x64: 'x86_64-linux',
+    arm64: 'aarch64-linux',
+    ia32: 'i686-linux',
+    arm: 'armv7l-linux',
+    riscv64: 'riscv64-linux',
+    ppc64: 'powerpc64le-linux',
+    s390x: 's390x-linux'
+};
+/** `linux/arm64`, `linux/arm/v7` */
+function formatPlatform(platform) {
+    const { os, architecture, variant } = platform;
+    return variant ? `${os}/${architecture}/${variant}` : `${os}/${architecture}`;
+}
+/** The os, architecture and variant of an image config (pure, for tests). */
+function platformOfConfig(configJson) {
+    let config;
+    try {
+        config = JSON.parse(configJson);
+    }
+    catch {
+        throw new Error('the image config is not valid JSON');
+    }
+    const os = typeof config.os === 'string' ? config.os : '';
+    const architecture = typeof config.architecture === 'string' ? config.architecture : '';
+    if (os === '' || architecture === '') {
+        throw new Error(`the image config names no platform (os ${JSON.stringify(os)}, ` +
+            `architecture ${JSON.stringify(architecture)})`);
+    }
+    const variant = typeof config.variant === 'string' && config.variant ? config.variant : null;
+    return variant ? { os, architecture, variant } : { os, architecture };
+}
+/** The platform a Nix system's image declares, or null for a system this table lacks. */
+function platformOfSystem(system) {
+    return SYSTEM_PLATFORMS[system] ?? null;
+}
+/** The Nix system of a platform, or '' when no system in the table has it. */
+function systemOfPlatform(platform) {
+    const key = formatPlatform(normalise(platform));
+    const found = Object.entries(SYSTEM_PLATFORMS).find(([, p]) => formatPlatform(p) === key);
+    return found?.[0] ?? '';
+}
+/** The Nix system of the machine this runs on (a Linux runner). */
+function runnerSystem(arch = process.arch) {
+    return NODE_ARCH_SYSTEMS[arch] ?? null;
+}
+/** arm64's variant is v8 whether written or not; other variants are kept. */
+function normalise(platform) {
+    if (platform.architecture === 'arm64' && platform.variant === 'v8') {
+        return { os: platform.os, architecture: 'arm64' };
+    }
+    return platform;
+}
+function samePlatform(a, b) {
+    return formatPlatform(normalise(a)) === formatPlatform(normalise(b));
+}
+/**
+ * An image built for `system` must say so in its config (nixpkgs issues #106695, #87345: an
+ * image claiming the wrong architecture is pulled on machines that cannot run it).
+ */
+function checkPlatformOfSystem(system, platform, what) {
+    const expected = platformOfSystem(system);
+    if (expected === null)
+        return;
+    const sameArch = expected.os === platform.os &&
+        expected.architecture === platform.architecture &&
+        (expected.variant === undefined || samePlatform(expected, platform));
+    if (!sameArch) {
+        throw new Error(`${what} was built for ${system}, but its config says ${formatPlatform(platform)} ` +
+            `(an image for ${system} must say ${formatPlatform(expected)}): ` +
+            'set "architecture" (and "os") in the image config to match the system');
+    }
+}
+/** Two images of one platform cannot share an index: name both (pure, for tests). */
+function checkDistinctPlatforms(images) {
+    for (const [i, image] of images.entries()) {
+        const earlier = images.slice(0, i).find(other => samePlatform(other.platform, image.platform));
+        if (earlier) {
+            throw new Error(`${earlier.name} and ${image.name} are both ${formatPlatform(image.platform)}: ` +
+                'an image index holds one image per platform');
+        }
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/image/archive.ts
 // Reading a docker archive as a stream: manifest.json for the RepoTags and the config digest,
 // in the same single pass that feeds `docker load`, so a streamed image is never written to disk.
+
 
 
 
@@ -41916,6 +42019,8 @@ function parseManifest(text) {
 /** Read the metadata from an archive stream. The stream may be read by others at the same time. */
 async function readArchiveMetadata(archive, options = {}) {
     const digests = new Map();
+    // Configs are JSON files; layers never are, so only these are kept.
+    const jsonFiles = new Map();
     let manifestText = null;
     const layers = options.storePaths ? new StreamLayerScanner() : null;
     const parser = new rt({
@@ -41933,6 +42038,8 @@ async function readArchiveMetadata(archive, options = {}) {
                 if (path === 'manifest.json')
                     manifestText = content.toString('utf8');
                 digests.set(path, sha256Digest(content));
+                if (path.endsWith('.json'))
+                    jsonFiles.set(path, content);
             });
         }
     });
@@ -41944,7 +42051,11 @@ async function readArchiveMetadata(archive, options = {}) {
     archive.pipe(parser);
     await parsed;
     const manifest = manifestOf(manifestText);
-    const metadata = metadataFrom(manifest, config => digests.get(entryName(config)) ?? null);
+    const metadata = metadataFrom(manifest, config => {
+        const content = jsonFiles.get(entryName(config));
+        const digest = digests.get(entryName(config));
+        return content && digest ? { digest, content } : null;
+    });
     if (!layers)
         return metadata;
     return { ...metadata, storePaths: await listing(() => layers.layerStorePaths(manifest.Layers)) };
@@ -41959,7 +42070,7 @@ async function readPlainArchiveMetadata(path, options = {}) {
     const config = manifest && parseManifest(manifest.toString('utf8'))[0]?.Config;
     const configContent = config ? await readEntry(path, entries, config) : null;
     const first = manifestOf(manifest?.toString('utf8') ?? null);
-    const metadata = metadataFrom(first, () => (configContent ? sha256Digest(configContent) : null));
+    const metadata = metadataFrom(first, () => configContent ? { digest: sha256Digest(configContent), content: configContent } : null);
     if (!options.storePaths)
         return metadata;
     const storePaths = await listing(() => layerStorePathsBySeeking(path, entries, first.Layers));
@@ -41973,15 +42084,25 @@ function manifestOf(manifestText) {
     const allRepoTags = manifest.flatMap(entry => entry.RepoTags ?? []);
     return { ...manifest[0], allRepoTags };
 }
-function metadataFrom(first, configDigestOf) {
-    const configDigest = configDigestOf(first.Config);
-    if (!configDigest)
+function metadataFrom(first, configOf) {
+    const config = configOf(first.Config);
+    if (!config)
         throw new Error(`the image archive has no config file ${first.Config}`);
     return {
         repoTags: first.allRepoTags,
-        configDigest,
-        layerCount: first.Layers.length
+        configDigest: config.digest,
+        layerCount: first.Layers.length,
+        platform: platformOrNull(config.content.toString('utf8'))
     };
+}
+/** A single-platform run does not need the platform: a config without one is not an error here. */
+function platformOrNull(configJson) {
+    try {
+        return platformOfConfig(configJson);
+    }
+    catch {
+        return null;
+    }
 }
 
 ;// CONCATENATED MODULE: ./src/image/format.ts
@@ -42567,14 +42688,16 @@ function parseInputs(read = readActionInput) {
         load: bool('load', true),
         image: inputs_parseImage(text('image')),
         registry: parseRegistry(text('registry')),
-        tags: splitList(read('tags')).map(parseTagEntry),
+        tags: splitList(read('tags')).map(entry => parseTagEntry('tags', entry)),
         push: bool('push', true),
         pushTool: parsePushTool(text('push-tool') ?? 'docker'),
         username: text('username'),
         password,
         retries: parseRetries(text('retries') ?? '3'),
         sbom: bool('sbom', true),
-        reuseFrom: splitList(read('reuse-from')).map(parseReuseFromEntry)
+        reuseFrom: splitList(read('reuse-from')).map(parseReuseFromEntry),
+        systems: parseSystems(read('systems')),
+        merge: splitList(read('merge')).map(entry => parseTagEntry('merge', entry))
     };
     checkCombinations(inputs);
     return inputs;
@@ -42589,6 +42712,18 @@ function parseSystem(value) {
         throw new InputError('system', value, 'is not a Nix system such as x86_64-linux');
     }
     return value;
+}
+function parseSystems(value) {
+    const systems = splitList(value);
+    for (const [i, system] of systems.entries()) {
+        if (!SYSTEM_PATTERN.test(system)) {
+            throw new InputError('systems', system, 'is not a Nix system such as aarch64-linux');
+        }
+        if (systems.indexOf(system) !== i) {
+            throw new InputError('systems', value.trim(), `lists ${system} twice`);
+        }
+    }
+    return systems;
 }
 function parseNixVersionInput(value) {
     if (!NIX_VERSION_PATTERN.test(value)) {
@@ -42632,17 +42767,20 @@ function parseRegistry(value) {
     }
     return value;
 }
-/** A tags entry with `/` or `:` is a full reference, otherwise a tag for `image`. */
-function parseTagEntry(value) {
+/**
+ * A `tags` or `merge` entry with `/` or `:` is a full reference (in `merge`, perhaps by
+ * digest), otherwise a tag for `image`.
+ */
+function parseTagEntry(name, value) {
     if (inputs_isFullReference(value)) {
-        parseOrFail('tags', value);
+        parseOrFail(name, value);
         return value;
     }
     try {
         validateTag(value);
     }
     catch (error) {
-        throw new InputError('tags', value, `is not a valid tag: ${errors_errorMessage(error)}`);
+        throw new InputError(name, value, `is not a valid tag: ${errors_errorMessage(error)}`);
     }
     return value;
 }
@@ -42690,12 +42828,43 @@ function checkCombinations(inputs) {
         const [given, missing] = inputs.username === null ? ['password', 'username'] : ['username', 'password'];
         throw new InputError(missing, '', `is empty but "${given}" is set: give both to log in, or neither`);
     }
-    if (inputs.push && inputs.pushTool === 'docker' && !inputs.load) {
+    checkMultiPlatform(inputs);
+    if (inputs.push && inputs.pushTool === 'docker' && !inputs.load && inputs.systems.length === 0) {
         throw new InputError('load', 'false', 'cannot go with push: true and push-tool: docker, which pushes what docker loaded; ' +
             'set load: true, push: false, or push-tool: skopeo');
     }
     if (inputs.push)
         checkPushDestination(inputs);
+}
+/** `systems` and `merge` each make an index: with `system`, each other, or nowhere to push. */
+function checkMultiPlatform(inputs) {
+    const systems = inputs.systems.join(', ');
+    if (inputs.systems.length > 0 && inputs.system !== null) {
+        throw new InputError('systems', systems, `cannot go with "system" (${JSON.stringify(inputs.system)}): list every system in "systems"`);
+    }
+    if (inputs.merge.length === 0)
+        return;
+    const merge = inputs.merge.join(', ');
+    if (inputs.systems.length > 0) {
+        throw new InputError('merge', merge, `cannot go with "systems" (${JSON.stringify(systems)}): merge combines images already ` +
+            'pushed and builds nothing; build them in other steps or jobs');
+    }
+    if (!inputs.push) {
+        throw new InputError('merge', merge, 'needs push: true: it only pushes an index');
+    }
+    if (inputs.tags.length === 0 && inputs.image === null) {
+        throw new InputError('merge', merge, 'has nothing to push to: set "tags" (and "image" for bare tags) for the index');
+    }
+    for (const entry of inputs.merge) {
+        if (inputs_isFullReference(entry)) {
+            if (inputs.registry === null && parseReference(entry).domain === null) {
+                throw new InputError('merge', entry, 'names no registry: write it as registry/repository:tag (or @sha256:...) or set "registry"');
+            }
+        }
+        else if (inputs.image === null) {
+            throw new InputError('merge', entry, 'is a tag, but "image" is not set: give a full reference or set "image"');
+        }
+    }
 }
 /** Every ref that will be pushed must name a registry: no silent pushes to Docker Hub. */
 function checkPushDestination(inputs) {
@@ -42729,6 +42898,8 @@ class Report {
     imageRef = null;
     /** Each SBOM written: its file and how many store paths it lists. */
     sboms = [];
+    /** The platform images of an index, one summary row each; empty for a single image. */
+    platforms = [];
     skip(name, why) {
         lib_core/* info */.pq(`${name}: skipped (${why})`);
         this.stages.push({ name, status: 'skipped', detail: why, seconds: 0 });
@@ -42761,6 +42932,9 @@ function renderSummary(report) {
         ...rows,
         ''
     ];
+    if (report.platforms.length > 0) {
+        lines.push('| System | Platform | Manifest digest | Image ID |', '| --- | --- | --- | --- |', ...report.platforms.map(p => `| ${escapeCell(p.system || '-')} | ${escapeCell(p.platform)} | \`${p.digest || 'not pushed'}\` | \`${p.imageId}\` |`), '');
+    }
     if (report.refs.length > 0) {
         lines.push('**Refs**', '', ...report.refs.map(ref => `- \`${ref}\``), '');
     }
@@ -43226,6 +43400,16 @@ function parseBuildJson(stdout) {
     return { storePath, drvPath: first.drvPath ?? '' };
 }
 const MISSING_ATTRIBUTE = /does not provide attribute/;
+// A builder for another architecture that this machine cannot run (no QEMU binfmt handler),
+// or a derivation Nix will not build here at all (no extra-platforms, no remote builder).
+const FOREIGN_SYSTEM = /Exec format error|is required to build '[^']*', but I am a/;
+/** What to set when a build for another system fails for want of an emulator or builder. */
+function foreignSystemHint(system) {
+    return (`Building for ${system} on this machine needs an emulator or a remote builder: ` +
+        'register QEMU with binfmt (docker/setup-qemu-action) and add ' +
+        `"extra-platforms = ${system}" to nix-conf, or add a "builders" line for a ${system} ` +
+        'machine to nix-conf, or build on a native runner and combine the images with merge');
+}
 async function buildImage(options) {
     try {
         const { stdout } = await runNix(buildArgs(options));
@@ -43238,7 +43422,10 @@ async function buildImage(options) {
             throw new Error(await missingAttributeMessage(options));
         }
         if (error instanceof CommandError) {
-            throw new Error(`nix build ${installable(options)} failed. The end of its log:\n${error.tail()}`);
+            const hint = options.system !== null && FOREIGN_SYSTEM.test(error.stderr)
+                ? ` ${foreignSystemHint(options.system)}.`
+                : '';
+            throw new Error(`nix build ${installable(options)} failed.${hint} The end of its log:\n${error.tail()}`);
         }
         throw error;
     }
@@ -44639,13 +44826,16 @@ async function skopeoInspect(flags, ref, authFile) {
     }
 }
 /** `skopeo copy` to a registry; returns the manifest digest it wrote. */
-async function skopeoCopy(source, destRef, digestFile, env, authFile) {
+async function skopeoCopy(source, destRef, digestFile, env, authFile, 
+/** More `skopeo copy` options, e.g. `--preserve-digests`. */
+extraArgs = []) {
     const fromRegistry = source.startsWith('docker://');
     const sourceTls = fromRegistry ? tlsArgs('src', source.slice('docker://'.length)) : [];
     await exec_run('skopeo', [
         'copy',
         '--digestfile',
         digestFile,
+        ...extraArgs,
         ...(fromRegistry ? authArgs('--src-authfile', authFile) : []),
         ...authArgs('--dest-authfile', authFile),
         ...sourceTls,
@@ -44845,6 +45035,104 @@ async function logoutOfRegistries(session) {
     await rm(session.configDir, { recursive: true, force: true });
 }
 
+;// CONCATENATED MODULE: ./src/image/oci-index.ts
+// OCI image indexes: written here (a few lines of JSON, so its digest is known before any
+// push and an unchanged index is recognised as up to date), read back from registries (a ref
+// that already is an index contributes its images), and laid out as an OCI layout directory
+// that `skopeo copy --multi-arch index-only` pushes as it is.
+
+
+
+
+const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
+const DOCKER_MANIFEST_LIST = 'application/vnd.docker.distribution.manifest.list.v2+json';
+const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
+/** The index JSON for these images, in this order (pure, for tests). */
+function buildIndex(entries) {
+    const index = {
+        schemaVersion: 2,
+        mediaType: OCI_INDEX,
+        manifests: entries.map(entry => ({
+            mediaType: entry.mediaType,
+            digest: entry.digest,
+            size: entry.size,
+            platform: orderedPlatform(entry.platform)
+        }))
+    };
+    const bytes = Buffer.from(JSON.stringify(index), 'utf8');
+    return { bytes, digest: sha256Digest(bytes) };
+}
+/** Fixed key order, so that the same images always give the same bytes. */
+function orderedPlatform(platform) {
+    const { architecture, os, variant } = platform;
+    return variant ? { architecture, os, variant } : { architecture, os };
+}
+function isIndexMediaType(mediaType) {
+    return mediaType === OCI_INDEX || mediaType === DOCKER_MANIFEST_LIST;
+}
+/** What a raw manifest is: an index (its manifests) or one image (pure, for tests). */
+function parseManifestKind(raw) {
+    const manifest = JSON.parse(raw);
+    if (Array.isArray(manifest.manifests) || isIndexMediaType(manifest.mediaType ?? null)) {
+        return { kind: 'index', entries: manifest.manifests ?? [] };
+    }
+    // An OCI manifest may leave its mediaType out; it has a config either way.
+    return { kind: 'image', mediaType: manifest.mediaType ?? OCI_MANIFEST };
+}
+/**
+ * The image entries of an index, without attestation manifests (`unknown/unknown`, which
+ * BuildKit adds beside each image) (pure, for tests).
+ */
+function imageEntriesOf(raw, where) {
+    const parsed = parseManifestKind(raw);
+    if (parsed.kind !== 'index')
+        throw new Error(`${where} is not an image index`);
+    const images = [];
+    for (const entry of parsed.entries) {
+        const platform = entry.platform;
+        if (!platform?.os || !platform.architecture)
+            continue;
+        if (platform.os === 'unknown' && platform.architecture === 'unknown')
+            continue;
+        if (!entry.digest || entry.size === undefined || !entry.mediaType) {
+            throw new Error(`${where} has an entry without digest, size or mediaType`);
+        }
+        if (isIndexMediaType(entry.mediaType)) {
+            throw new Error(`${where} nests an index (${entry.digest}): give its images instead`);
+        }
+        const { os, architecture, variant } = platform;
+        images.push({
+            mediaType: entry.mediaType,
+            digest: entry.digest,
+            size: entry.size,
+            platform: variant ? { os, architecture, variant } : { os, architecture }
+        });
+    }
+    if (images.length === 0)
+        throw new Error(`${where} is an index without any platform image`);
+    return images;
+}
+/** `linux/amd64 sha256:...` for logs and errors. */
+function describeEntry(entry) {
+    return `${formatPlatform(entry.platform)} ${entry.digest}`;
+}
+/**
+ * An OCI layout whose only image is this index: `skopeo copy --multi-arch index-only
+ * oci:<dir>` then pushes the index bytes as they are, its images being in the registry already.
+ */
+async function writeIndexLayout(dir, index) {
+    const blobs = (0,external_node_path_.join)(dir, 'blobs', 'sha256');
+    await (0,promises_namespaceObject.mkdir)(blobs, { recursive: true });
+    await (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(blobs, index.digest.slice('sha256:'.length)), index.bytes);
+    await (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+    const layoutIndex = {
+        schemaVersion: 2,
+        manifests: [{ mediaType: OCI_INDEX, digest: index.digest, size: index.bytes.length }]
+    };
+    await (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(dir, 'index.json'), JSON.stringify(layoutIndex));
+}
+
 ;// CONCATENATED MODULE: ./src/image/layers.ts
 // An uncompressed docker archive, layer by layer: the image config names each layer by its
 // uncompressed digest (`rootfs.diff_ids`), so what a registry already holds can be known
@@ -44856,7 +45144,7 @@ async function logoutOfRegistries(session) {
 
 
 
-const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
+const layers_DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
 const DOCKER_CONFIG = 'application/vnd.docker.container.image.v1+json';
 const DOCKER_LAYER_GZIP = 'application/vnd.docker.image.rootfs.diff.tar.gzip';
 /** An uncompressed layer: skopeo compresses it on the way to the registry. */
@@ -44906,7 +45194,7 @@ function fileEntry(entries, name) {
 function layoutManifest(image, layers) {
     return JSON.stringify({
         schemaVersion: 2,
-        mediaType: DOCKER_MANIFEST,
+        mediaType: layers_DOCKER_MANIFEST,
         config: { mediaType: DOCKER_CONFIG, size: image.config.length, digest: image.configDigest },
         layers: layers.map(planned => planned.kind === 'reused'
             ? { ...planned.descriptor, mediaType: DOCKER_LAYER_GZIP }
@@ -45502,6 +45790,207 @@ function makePusher(options, hasSkopeo) {
     return { push, copyFrom, canQuery: true, rawManifest };
 }
 
+;// CONCATENATED MODULE: ./src/stages/merge.ts
+// The `merge` input: images already pushed (by tag or by digest, perhaps as indexes of their
+// own) become the entries of one new index. Nothing is built; every platform is read from the
+// image's own config in the registry.
+
+
+
+
+
+
+
+/**
+ * A `merge` entry as a full reference: a bare tag is a tag of `image`, a reference without
+ * a registry gets `registry` (pure, for tests).
+ */
+function resolveMergeRef(entry, image, registry) {
+    const isFull = entry.includes('/') || entry.includes(':');
+    if (!isFull && image === null) {
+        throw new Error(`merge entry ${JSON.stringify(entry)} is a tag, but "image" is not set`);
+    }
+    const parsed = parseReference(isFull ? entry : `${image}:${entry}`);
+    const domain = parsed.domain ?? registry;
+    if (domain === null) {
+        throw new Error(`merge entry ${JSON.stringify(entry)} names no registry: write it as ` +
+            'registry/repository:tag (or @sha256:...) or set "registry"');
+    }
+    return formatReference({ ...parsed, domain });
+}
+function sha256(text) {
+    return `sha256:${(0,external_node_crypto_.createHash)('sha256').update(text, 'utf8').digest('hex')}`;
+}
+async function inspect(ref, what, options) {
+    const raw = await withRetries(`read ${what} of ${ref}`, { ...options.retry, retryAfter: retryAfterFor(ref) }, () => what === 'config'
+        ? inspectRawConfig(ref, options.authFile)
+        : inspectRawManifest(ref, options.authFile));
+    if (raw === null)
+        throw new Error(`merge: ${ref} is not in the registry`);
+    return raw;
+}
+/** Every platform image the `merge` refs name, each checked against its config. */
+async function readMergeSources(refs, options) {
+    const images = [];
+    for (const ref of refs) {
+        const repository = repositoryOf(parseReference(ref));
+        const raw = await inspect(ref, 'manifest', options);
+        const kind = parseManifestKind(raw);
+        const manifests = kind.kind === 'index'
+            ? imageEntriesOf(raw, ref).map(entry => ({
+                ...entry,
+                source: `${repository}@${entry.digest}`
+            }))
+            : [
+                {
+                    mediaType: kind.mediaType,
+                    digest: sha256(raw),
+                    size: Buffer.byteLength(raw, 'utf8'),
+                    source: `${repository}@${sha256(raw)}`
+                }
+            ];
+        for (const { source, ...manifest } of manifests) {
+            const manifestRaw = kind.kind === 'index' ? await inspect(source, 'manifest', options) : raw;
+            const configDigest = JSON.parse(manifestRaw).config
+                ?.digest;
+            if (!configDigest)
+                throw new Error(`merge: ${source} (from ${ref}) has no image config`);
+            const platform = platformOfConfig(await inspect(source, 'config', options));
+            images.push({
+                from: ref,
+                source,
+                entry: { ...manifest, platform },
+                configDigest,
+                fromIndex: kind.kind === 'index'
+            });
+        }
+    }
+    checkDistinctPlatforms(images.map(image => ({
+        name: image.fromIndex ? `${image.from} (its entry ${image.entry.digest})` : image.from,
+        platform: image.entry.platform
+    })));
+    return images;
+}
+/** `linux/amd64 from app:amd64` for the log. */
+function describeMergeImage(image) {
+    return `${formatPlatform(image.entry.platform)} from ${image.from}`;
+}
+
+;// CONCATENATED MODULE: ./src/stages/push-index.ts
+// Multi-platform pushes, all with skopeo (docker can push neither an untagged image nor an
+// index): each platform image goes to every target repository by digest, with no tag, then
+// one OCI image index naming them goes under every ref. The index is written here, so its
+// digest is known before the push and a ref that already holds it is left alone.
+
+
+
+
+
+
+
+
+
+
+
+/** The distinct repositories of these refs, in order. */
+function repositoriesOf(refs) {
+    return [...new Set(refs.map(ref => repositoryOf(parseReference(ref))))];
+}
+async function requireSkopeo(why) {
+    if ((await lib_io/* which */.K7('skopeo', false)) === '') {
+        throw new Error(`${why} needs skopeo on PATH (preinstalled on GitHub-hosted Ubuntu runners; ` +
+            'apt-get install skopeo elsewhere)');
+    }
+}
+function skopeoEnv(options) {
+    // containers/image puts big temporary files under TMPDIR (/var/tmp by default).
+    return { TMPDIR: options.tempDir };
+}
+function retrying(what, ref, options, work) {
+    return withRetries(what, { ...options.retry, retryAfter: retryAfterFor(ref) }, work);
+}
+/**
+ * Write a plain docker archive as a `dir:` image with compressed layers: its manifest.json
+ * is the manifest the registry will hold (the same one a plain skopeo push writes: docker
+ * schema 2, the config as built), so its digest is known before the push.
+ */
+async function archiveToManifestDir(archivePath, options) {
+    const dir = await (0,promises_namespaceObject.mkdtemp)((0,external_node_path_.join)(options.tempDir, 'nix-container-image-'));
+    try {
+        await exec_run('skopeo', ['copy', '-q', '--dest-compress', `docker-archive:${archivePath}`, `dir:${dir}`], {
+            env: skopeoEnv(options),
+            timeoutSeconds: TRANSFER_SECONDS
+        });
+        const manifest = await (0,promises_namespaceObject.readFile)((0,external_node_path_.join)(dir, 'manifest.json'));
+        const mediaType = JSON.parse(manifest.toString('utf8')).mediaType;
+        if (!mediaType)
+            throw new Error(`skopeo wrote a manifest without mediaType to ${dir}`);
+        return { dir, mediaType, digest: sha256Digest(manifest), size: manifest.length };
+    }
+    catch (error) {
+        await (0,promises_namespaceObject.rm)(dir, { recursive: true, force: true });
+        throw error;
+    }
+}
+/**
+ * Make `repository@<digest>` hold the manifest: up to date when it already does, otherwise
+ * copied with its digest preserved.
+ */
+async function pushManifestByDigest(source, digest, repository, options) {
+    const target = `${repository}@${digest}`;
+    const existing = await retrying(`query ${target}`, target, options, () => inspectManifest(target, options.authFile));
+    if (existing?.digest === digest)
+        return { repository, action: 'up to date' };
+    const from = 'dir' in source ? `dir:${source.dir}` : `docker://${source.ref}`;
+    const action = 'dir' in source ? 'pushed' : 'copied';
+    const digestFile = (0,external_node_path_.join)(options.tempDir, `nix-container-digest-${process.pid}`);
+    const written = await retrying(`${action === 'pushed' ? 'push' : 'copy'} ${target}`, target, options, () => skopeoCopy(from, target, digestFile, skopeoEnv(options), options.authFile, [
+        '--preserve-digests'
+    ]));
+    if (written !== digest) {
+        throw new Error(`pushing ${target} wrote manifest ${written} instead`);
+    }
+    return { repository, action };
+}
+/** Push one index of `entries` (already in every ref's repository) under every ref. */
+async function pushIndex(options) {
+    const index = buildIndex(options.entries);
+    lib_core/* info */.pq(`Index ${index.digest}: ${options.entries.map(describeEntry).join(', ')}`);
+    const layout = await (0,promises_namespaceObject.mkdtemp)((0,external_node_path_.join)(options.tempDir, 'nix-container-index-'));
+    const outcomes = [];
+    try {
+        await writeIndexLayout(layout, index);
+        for (const ref of options.refs) {
+            try {
+                const outcome = await pushIndexTo(ref, index, layout, options);
+                lib_core/* info */.pq(`${ref}: ${outcome.action} (${outcome.digest})`);
+                outcomes.push(outcome);
+                options.onOutcome?.(outcome);
+            }
+            catch (error) {
+                throw new Error(partialPushMessage(error, outcomes, options.refs), { cause: error });
+            }
+        }
+    }
+    finally {
+        await (0,promises_namespaceObject.rm)(layout, { recursive: true, force: true });
+    }
+    const digest = commonDigest(outcomes);
+    return { ...index, digest, imageRef: imageRefFor(options.refs[0], digest), outcomes };
+}
+async function pushIndexTo(ref, index, layout, options) {
+    const existing = await retrying(`query ${ref}`, ref, options, () => inspectManifest(ref, options.authFile));
+    if (existing?.digest === index.digest)
+        return { ref, digest: index.digest, action: 'up to date' };
+    const digestFile = (0,external_node_path_.join)(options.tempDir, `nix-container-digest-${process.pid}`);
+    const digest = await retrying(`push index to ${ref}`, ref, options, () => skopeoCopy(`oci:${layout}`, ref, digestFile, skopeoEnv(options), options.authFile, [
+        '--multi-arch',
+        'index-only',
+        '--preserve-digests'
+    ]));
+    return { ref, digest, action: 'pushed' };
+}
+
 ;// CONCATENATED MODULE: ./src/cache/nix-store.ts
 // The Nix side of the store cache: which paths a build needs, and moving them through a local
 // binary cache directory (`file://`), a form that imports into any store (single-user or
@@ -46052,6 +46541,16 @@ function describeRestore(result) {
             return `failed (warning): ${result.reason ?? ''}`;
     }
 }
+/** The union of every build's closure. */
+async function closureOfBuilds(drvPaths, storePaths) {
+    const drvs = (drvPaths ?? '').split('\n');
+    const closure = new Set();
+    for (const [i, storePath] of storePaths.split('\n').filter(Boolean).entries()) {
+        for (const path of await buildClosure(drvs[i] || null, storePath))
+            closure.add(path);
+    }
+    return [...closure].sort();
+}
 async function readRestoredPaths(file) {
     if (file === null)
         return [];
@@ -46070,7 +46569,7 @@ async function saveStoreCache(options) {
     if (skip !== null || options.primaryKey === null || options.storePath === null) {
         return { saved: false, reason: skip ?? 'nothing to save' };
     }
-    const closure = await buildClosure(options.drvPath, options.storePath);
+    const closure = await closureOfBuilds(options.drvPath, options.storePath);
     const restored = await readRestoredPaths(options.restoredPathsFile);
     const noNewPaths = closureSkipReason(closure, restored);
     if (noNewPaths !== null)
@@ -46142,6 +46641,9 @@ async function tagImage(options) {
 
 
 
+
+
+
 async function main_run() {
     const report = new Report();
     try {
@@ -46159,6 +46661,10 @@ async function main_run() {
     }
 }
 async function runPipeline(inputs, report) {
+    if (inputs.merge.length > 0) {
+        await runMerge(inputs, report);
+        return;
+    }
     const nix = await report.stage('Nix', () => setupNix({
         installNix: inputs.installNix,
         nixVersion: inputs.nixVersion,
@@ -46173,6 +46679,10 @@ async function runPipeline(inputs, report) {
         report.skip('Build', 'build: false');
         return;
     }
+    if (inputs.systems.length > 0) {
+        await runSystems(inputs, report);
+        return;
+    }
     const built = await report.stage('Build', () => build(inputs), b => b.storePath);
     lib_core/* setOutput */.uH('store-path', built.storePath);
     // From here on, post may save the store cache.
@@ -46183,13 +46693,195 @@ async function runPipeline(inputs, report) {
     const archiveCopy = plainArchiveCopyFor(inputs, built);
     try {
         const { metadata, dockerImage } = await loadOrInspect(inputs, built, report, archiveCopy);
-        const tagged = await tagAndPush(inputs, report, metadata, dockerImage, archiveCopy ?? built.storePath);
-        await writeImageSbom(inputs, report, { ...tagged, metadata, storePath: built.storePath });
+        const { refs, pushed } = await tagAndPush(inputs, report, metadata, dockerImage, archiveCopy ?? built.storePath);
+        const digest = pushed?.digest ?? null;
+        const sbom = await writeImageSbom(inputs, report, { refs, digest, metadata, built });
+        setImagesOutput([
+            {
+                system: inputs.system ?? runnerSystem() ?? '',
+                platform: metadata.platform ? formatPlatform(metadata.platform) : '',
+                digest: digest ?? '',
+                imageId: metadata.configDigest,
+                sbom
+            }
+        ]);
     }
     finally {
         if (archiveCopy)
             await (0,promises_namespaceObject.rm)(archiveCopy, { force: true });
     }
+}
+function setImagesOutput(images) {
+    const entries = images.map(image => ({
+        system: image.system,
+        platform: image.platform,
+        digest: image.digest,
+        'image-id': image.imageId,
+        sbom: image.sbom
+    }));
+    lib_core/* setOutput */.uH('images', JSON.stringify(entries));
+}
+/**
+ * `systems`: build -> read (load the runner's own) -> push by digest, for each system in
+ * turn, then one index under every ref.
+ */
+async function runSystems(inputs, report) {
+    const images = [];
+    const copies = [];
+    const builds = [];
+    if (!inputs.load)
+        report.skip('Load', 'load: false');
+    try {
+        for (const system of inputs.systems) {
+            images.push(await buildAndRead(inputs, report, system, copies, builds));
+        }
+        lib_core/* setOutput */.uH('store-path', images.map(image => image.built.storePath).join('\n'));
+        lib_core/* setOutput */.uH('image-format', images.map(image => formatName(image.built.format)).join('\n'));
+        checkDistinctPlatforms(images.map(image => ({
+            name: `the image for ${image.system}`,
+            platform: image.platform
+        })));
+        const own = images.find(image => image.dockerImage !== null) ?? null;
+        lib_core/* setOutput */.uH('image-id', (own ?? images[0]).metadata.configDigest);
+        const refs = resolveTargets(inputs, report, images[0]?.metadata.repoTags[0] ?? null);
+        if (own?.dockerImage)
+            await report.stage(`Tag ${own.system}`, () => tagImage({ source: own.dockerImage, refs }), () => `${refs.length} refs`);
+        const results = images.map(image => systemResult(image, '', ''));
+        report.platforms = results.map(r => ({ ...r }));
+        if (!inputs.push) {
+            skipPush(report);
+            for (const [i, image] of images.entries()) {
+                const sbom = await writeImageSbom(inputs, report, { ...image, refs, digest: null });
+                results[i] = systemResult(image, '', sbom);
+            }
+            setImagesOutput(results);
+            return;
+        }
+        await requireSkopeo('systems (an image index)');
+        const registryOptions = await login(inputs, report, refs);
+        const entries = [];
+        for (const [i, image] of images.entries()) {
+            const entry = await report.stage(`Push ${image.system}`, () => pushByDigest(image, refs, registryOptions), e => `${e.digest}: ${describeRepositories(e.outcomes)}`);
+            entries.push(entry);
+            const sbom = await writeImageSbom(inputs, report, { ...image, refs, digest: entry.digest });
+            const result = systemResult(image, entry.digest, sbom);
+            results[i] = result;
+            report.platforms[i] = { ...result };
+        }
+        setImagesOutput(results);
+        await pushIndexStage(inputs, report, refs, entries, registryOptions);
+    }
+    finally {
+        await Promise.all(copies.map(copy => (0,promises_namespaceObject.rm)(copy, { force: true })));
+    }
+}
+function systemResult(image, digest, sbom) {
+    return {
+        system: image.system,
+        platform: formatPlatform(image.platform),
+        digest,
+        imageId: image.metadata.configDigest,
+        sbom
+    };
+}
+async function buildAndRead(inputs, report, system, copies, builds) {
+    const built = await report.stage(`Build ${system}`, () => build({ ...inputs, system }), b => b.storePath);
+    // From here on, post may save the store cache: of every image built so far.
+    builds.push(built);
+    saveState(StateKey.BuiltStorePath, builds.map(b => b.storePath).join('\n'));
+    saveState(StateKey.BuiltDrvPath, builds.map(b => b.drvPath).join('\n'));
+    const archiveCopy = inputs.push && needsPlainCopy(built.format)
+        ? (0,external_node_path_.join)(runnerTemp(), `nix-container-${process.pid}-${system}.tar`)
+        : null;
+    if (archiveCopy)
+        copies.push(archiveCopy);
+    // A daemon holds one platform per tag: only the runner's own image is loaded.
+    const ownSystem = runnerSystem();
+    const load = inputs.load && system === ownSystem;
+    if (inputs.load && !load)
+        report.skip(`Load ${system}`, `not the runner's system (${ownSystem})`);
+    const { metadata, dockerImage } = await loadOrInspect({ ...inputs, load }, built, report, archiveCopy, ` ${system}`);
+    const what = `${installable(inputs)} (${built.storePath})`;
+    const platform = metadata.platform;
+    if (!platform) {
+        throw new Error(`${what} was built for ${system}, but its config names no os or architecture`);
+    }
+    checkPlatformOfSystem(system, platform, what);
+    return {
+        system,
+        built,
+        metadata,
+        platform,
+        archivePath: archiveCopy ?? built.storePath,
+        dockerImage
+    };
+}
+/** Push one platform image, by digest, to every repository the refs name. */
+async function pushByDigest(image, refs, options) {
+    const { dir, ...manifest } = await archiveToManifestDir(image.archivePath, options);
+    try {
+        const outcomes = [];
+        for (const repository of repositoriesOf(refs)) {
+            outcomes.push(await pushManifestByDigest({ dir }, manifest.digest, repository, options));
+        }
+        return { ...manifest, platform: image.platform, outcomes };
+    }
+    finally {
+        await (0,promises_namespaceObject.rm)(dir, { recursive: true, force: true });
+    }
+}
+/** `merge`: images already pushed, combined under `tags`; no Nix, no build. */
+async function runMerge(inputs, report) {
+    const why = 'merge: nothing to build';
+    for (const stage of ['Nix', 'Store cache', 'Build', 'Load'])
+        report.skip(stage, why);
+    saveState(StateKey.CacheSkipped, why);
+    const refs = resolveTargets(inputs, report, null);
+    const sources = inputs.merge.map(entry => resolveMergeRef(entry, inputs.image, inputs.registry));
+    await requireSkopeo('merge');
+    const registryOptions = await login(inputs, report, [...refs, ...sources]);
+    const images = await report.stage('Read merge sources', () => readMergeSources(sources, registryOptions), found => found.map(describeMergeImage).join(', '));
+    const results = images.map(image => ({
+        system: systemOfPlatform(image.entry.platform),
+        platform: formatPlatform(image.entry.platform),
+        digest: image.entry.digest,
+        imageId: image.configDigest,
+        sbom: ''
+    }));
+    report.platforms = results.map(r => ({ ...r }));
+    setImagesOutput(results);
+    for (const image of images) {
+        await report.stage(`Copy ${formatPlatform(image.entry.platform)}`, async () => {
+            const outcomes = [];
+            for (const repository of repositoriesOf(refs)) {
+                outcomes.push(await pushManifestByDigest({ ref: image.source }, image.entry.digest, repository, registryOptions));
+            }
+            return outcomes;
+        }, describeRepositories);
+    }
+    await pushIndexStage(inputs, report, refs, images.map(image => image.entry), registryOptions);
+}
+async function pushIndexStage(inputs, report, refs, entries, options) {
+    report.refs = refs.map(ref => `${ref} (not pushed)`);
+    const pushed = await report.stage('Push index', () => pushIndex({
+        ...options,
+        refs,
+        entries,
+        onOutcome: o => {
+            report.refs[refs.indexOf(o.ref)] = `${o.ref} (${o.action})`;
+        }
+    }), p => `${entries.length} platforms: ${describeOutcomes(p.outcomes)}`);
+    setPushOutputs(report, pushed);
+}
+function setPushOutputs(report, pushed) {
+    report.digest = pushed.digest;
+    report.imageRef = pushed.imageRef;
+    lib_core/* setOutput */.uH('digest', pushed.digest);
+    lib_core/* setOutput */.uH('image-ref', pushed.imageRef);
+}
+/** `localhost:5000/app pushed, ghcr.io/o/app up to date` */
+function describeRepositories(outcomes) {
+    return outcomes.map(o => `${o.repository} ${o.action}`).join(', ');
 }
 /**
  * skopeo reads `docker-archive:` from a seekable, uncompressed file: a plain tar output is used
@@ -46205,28 +46897,84 @@ function runnerTemp() {
 }
 async function tagAndPush(inputs, report, metadata, dockerImage, archivePath) {
     lib_core/* setOutput */.uH('image-id', metadata.configDigest);
+    const refs = resolveTargets(inputs, report, metadata.repoTags[0] ?? null);
+    if (dockerImage === null)
+        report.skip('Tag', 'load: false');
+    else
+        await report.stage('Tag', () => tagImage({ source: dockerImage, refs }), () => `${refs.length} refs`);
+    if (!inputs.push) {
+        skipPush(report);
+        return { refs, pushed: null };
+    }
+    const options = await login(inputs, report, refs);
+    // Each ref is reported as it is done, so a partial push shows what made it.
+    report.refs = refs.map(ref => `${ref} (not pushed)`);
+    const pushed = await report.stage('Push', () => pushImage({
+        refs,
+        tool: inputs.pushTool,
+        configDigest: metadata.configDigest,
+        archivePath: inputs.pushTool === 'skopeo' ? archivePath : null,
+        tempDir: options.tempDir,
+        authFile: options.authFile,
+        reuseFrom: resolveReuseFrom(inputs.reuseFrom, refs[0], inputs.registry),
+        retry: options.retry,
+        onOutcome: o => {
+            const transfer = describeTransfer(o);
+            report.refs[refs.indexOf(o.ref)] =
+                `${o.ref} (${o.action}${transfer ? `: ${transfer}` : ''})`;
+        }
+    }), p => `${describeOutcomes(p.outcomes)} with ${inputs.pushTool}`);
+    setPushOutputs(report, pushed);
+    return { refs, pushed };
+}
+/**
+ * An image's SBOM, after its push so that it can name the digest; its path, or '' with
+ * `sbom: false`. By then the image itself is fine (a layer that cannot be read failed the load
+ * already), so a failure here is the SBOM's own, and fails the step: a workflow that attests
+ * the SBOM must not go on without it.
+ */
+async function writeImageSbom(inputs, report, image) {
+    const stageName = image.system ? `SBOM ${image.system}` : 'SBOM';
+    if (!inputs.sbom) {
+        report.skip(stageName, 'sbom: false');
+        return '';
+    }
+    const sbom = await report.stage(stageName, () => writeSbom({
+        image: imageSubject(image.refs, image.digest, image.built.storePath),
+        configDigest: image.metadata.configDigest,
+        storePaths: image.metadata.storePaths,
+        dir: runnerTemp()
+    }).catch((error) => {
+        const done = image.digest ? `was pushed (${image.digest})` : 'is fine';
+        throw new Error(`The image ${done}, but its SBOM failed: ${errors_errorMessage(error)}`);
+    }), s => `${s.componentCount} store paths: ${s.path}`);
+    report.sboms.push(sbom);
+    lib_core/* setOutput */.uH('sbom', report.sboms.map(s => s.path).join('\n'));
+    return sbom.path;
+}
+/** Every full reference to push, from `image`, `registry` and `tags`: the `refs` output. */
+function resolveTargets(inputs, report, archiveRepoTag) {
     const resolved = resolveRefs({
         image: inputs.image,
         registry: inputs.registry,
         tags: inputs.tags,
-        archiveRepoTag: metadata.repoTags[0] ?? null
+        archiveRepoTag
     });
     for (const notice of resolved.notices)
         lib_core/* notice */.lm(notice);
     report.refs = resolved.refs;
     lib_core/* setOutput */.uH('refs', resolved.refs.join('\n'));
-    if (dockerImage === null)
-        report.skip('Tag', 'load: false');
-    else
-        await report.stage('Tag', () => tagImage({ source: dockerImage, refs: resolved.refs }), () => `${resolved.refs.length} refs`);
-    if (!inputs.push) {
-        report.skip('Login', 'push: false');
-        report.skip('Push', 'push: false');
-        return { refs: resolved.refs, digest: null };
-    }
+    return resolved.refs;
+}
+function skipPush(report) {
+    report.skip('Login', 'push: false');
+    report.skip('Push', 'push: false');
+}
+/** Log in to the registries of `refs` when credentials are given; what pushes then need. */
+async function login(inputs, report, refs) {
     const retry = { attempts: inputs.retries, ...DEFAULT_DELAYS };
     const session = await report.stage('Login', () => loginToRegistries({
-        refs: resolved.refs,
+        refs,
         registry: inputs.registry,
         credentials: inputs.username && inputs.password
             ? { username: inputs.username, password: inputs.password }
@@ -46238,50 +46986,7 @@ async function tagAndPush(inputs, report, metadata, dockerImage, archivePath) {
         retry,
         saveSession: s => saveState(StateKey.LoginSession, JSON.stringify(s))
     }), s => (s ? `logged in to ${s.registries.join(', ')}` : 'no credentials given: existing logins'));
-    // Each ref is reported as it is done, so a partial push shows what made it.
-    report.refs = resolved.refs.map(ref => `${ref} (not pushed)`);
-    const pushed = await report.stage('Push', () => pushImage({
-        refs: resolved.refs,
-        tool: inputs.pushTool,
-        configDigest: metadata.configDigest,
-        archivePath: inputs.pushTool === 'skopeo' ? archivePath : null,
-        tempDir: runnerTemp(),
-        authFile: session ? authFileOf(session) : null,
-        reuseFrom: resolveReuseFrom(inputs.reuseFrom, resolved.refs[0], inputs.registry),
-        retry,
-        onOutcome: o => {
-            const transfer = describeTransfer(o);
-            report.refs[resolved.refs.indexOf(o.ref)] =
-                `${o.ref} (${o.action}${transfer ? `: ${transfer}` : ''})`;
-        }
-    }), p => `${describeOutcomes(p.outcomes)} with ${inputs.pushTool}`);
-    report.digest = pushed.digest;
-    report.imageRef = pushed.imageRef;
-    lib_core/* setOutput */.uH('digest', pushed.digest);
-    lib_core/* setOutput */.uH('image-ref', pushed.imageRef);
-    return { refs: resolved.refs, digest: pushed.digest };
-}
-/**
- * The image's SBOM, after the push so that it can name the digest. By then the image itself is
- * fine (a layer that cannot be read failed the load already), so a failure here is the SBOM's
- * own, and fails the step: a workflow that attests the SBOM must not go on without it.
- */
-async function writeImageSbom(inputs, report, image) {
-    if (!inputs.sbom) {
-        report.skip('SBOM', 'sbom: false');
-        return;
-    }
-    const sbom = await report.stage('SBOM', () => writeSbom({
-        image: imageSubject(image.refs, image.digest, image.storePath),
-        configDigest: image.metadata.configDigest,
-        storePaths: image.metadata.storePaths,
-        dir: runnerTemp()
-    }).catch((error) => {
-        const done = image.digest ? `was pushed (${image.digest})` : 'is fine';
-        throw new Error(`The image ${done}, but its SBOM failed: ${errors_errorMessage(error)}`);
-    }), s => `${s.componentCount} store paths: ${s.path}`);
-    report.sboms.push(sbom);
-    lib_core/* setOutput */.uH('sbom', report.sboms.map(s => s.path).join('\n'));
+    return { tempDir: runnerTemp(), authFile: session ? authFileOf(session) : null, retry };
 }
 async function build(inputs) {
     const { storePath, drvPath } = await buildImage({
@@ -46309,7 +47014,8 @@ async function restoreCache(inputs, report) {
     const restored = await report.stage('Store cache', () => restoreStoreCache({
         flake: inputs.flake,
         attribute: inputs.attribute,
-        system: inputs.system,
+        // A `systems` run builds other closures than a single-system one: its own key.
+        system: inputs.systems.length > 0 ? inputs.systems.join('+') : inputs.system,
         cacheKey: inputs.cacheKey,
         workDir
     }), describeRestore);
@@ -46325,13 +47031,16 @@ async function restoreCache(inputs, report) {
     lib_core/* setOutput */.uH('cache-restored-key', restored.restoredKey ?? '');
 }
 /** Load into docker when asked; otherwise only read the archive's metadata. */
-async function loadOrInspect(inputs, built, report, copyTo) {
+async function loadOrInspect(inputs, built, report, copyTo, 
+/** ` <system>` after each stage name in a `systems` run. */
+suffix = '') {
     if (!inputs.load) {
-        report.skip('Load', 'load: false');
-        const metadata = await report.stage('Read image', () => inspectImage({ ...built, copyTo, storePaths: inputs.sbom }), m => `${m.layerCount} layers, config ${m.configDigest}`);
+        if (suffix === '')
+            report.skip('Load', 'load: false');
+        const metadata = await report.stage(`Read image${suffix}`, () => inspectImage({ ...built, copyTo, storePaths: inputs.sbom }), m => `${m.layerCount} layers, config ${m.configDigest}`);
         return { metadata, dockerImage: null };
     }
-    const loaded = await report.stage('Load', () => loadImage({ ...built, copyTo, storePaths: inputs.sbom }), l => l.dockerImage);
+    const loaded = await report.stage(`Load${suffix}`, () => loadImage({ ...built, copyTo, storePaths: inputs.sbom }), l => l.dockerImage);
     lib_core/* setOutput */.uH('loaded-image', loaded.loadedImages[0] ?? '');
     return { metadata: loaded.metadata, dockerImage: loaded.dockerImage };
 }

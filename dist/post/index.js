@@ -32657,6 +32657,16 @@ function describeRestore(result) {
             return `failed (warning): ${result.reason ?? ''}`;
     }
 }
+/** The union of every build's closure. */
+async function closureOfBuilds(drvPaths, storePaths) {
+    const drvs = (drvPaths ?? '').split('\n');
+    const closure = new Set();
+    for (const [i, storePath] of storePaths.split('\n').filter(Boolean).entries()) {
+        for (const path of await buildClosure(drvs[i] || null, storePath))
+            closure.add(path);
+    }
+    return [...closure].sort();
+}
 async function readRestoredPaths(file) {
     if (file === null)
         return [];
@@ -32675,7 +32685,7 @@ async function saveStoreCache(options) {
     if (skip !== null || options.primaryKey === null || options.storePath === null) {
         return { saved: false, reason: skip ?? 'nothing to save' };
     }
-    const closure = await buildClosure(options.drvPath, options.storePath);
+    const closure = await closureOfBuilds(options.drvPath, options.storePath);
     const restored = await readRestoredPaths(options.restoredPathsFile);
     const noNewPaths = closureSkipReason(closure, restored);
     if (noNewPaths !== null)
@@ -32909,13 +32919,16 @@ async function skopeoInspect(flags, ref, authFile) {
     }
 }
 /** `skopeo copy` to a registry; returns the manifest digest it wrote. */
-async function skopeoCopy(source, destRef, digestFile, env, authFile) {
+async function skopeoCopy(source, destRef, digestFile, env, authFile, 
+/** More `skopeo copy` options, e.g. `--preserve-digests`. */
+extraArgs = []) {
     const fromRegistry = source.startsWith('docker://');
     const sourceTls = fromRegistry ? tlsArgs('src', source.slice('docker://'.length)) : [];
     await run('skopeo', [
         'copy',
         '--digestfile',
         digestFile,
+        ...extraArgs,
         ...(fromRegistry ? authArgs('--src-authfile', authFile) : []),
         ...authArgs('--dest-authfile', authFile),
         ...sourceTls,

@@ -16,6 +16,8 @@ import type { Producer } from '../exec.js'
 import type { ImageFormat } from './format.js'
 import { layerStorePathsBySeeking, StreamLayerScanner } from './layer-store-paths.js'
 import { entryName, indexTar, readEntry, sha256Digest } from './plain-archive.js'
+import { platformOfConfig } from './platform.js'
+import type { Platform } from './platform.js'
 
 /** One entry of a docker archive's manifest.json. */
 export interface ManifestEntry {
@@ -29,6 +31,8 @@ export interface ArchiveMetadata {
   /** `sha256:` digest of the image config: the image ID. */
   configDigest: string
   layerCount: number
+  /** What the config says the image runs on; null when it names no os or architecture. */
+  platform: Platform | null
   /** The Nix store paths the layers hold, when asked for (`ReadOptions.storePaths`). */
   storePaths?: StorePathsResult
 }
@@ -139,6 +143,8 @@ export async function readArchiveMetadata(
   options: ReadOptions = {}
 ): Promise<ArchiveMetadata> {
   const digests = new Map<string, string>()
+  // Configs are JSON files; layers never are, so only these are kept.
+  const jsonFiles = new Map<string, Buffer>()
   let manifestText: string | null = null
   const layers = options.storePaths ? new StreamLayerScanner() : null
   const parser = new Parser({
@@ -155,6 +161,7 @@ export async function readArchiveMetadata(
         const content = Buffer.concat(chunks)
         if (path === 'manifest.json') manifestText = content.toString('utf8')
         digests.set(path, sha256Digest(content))
+        if (path.endsWith('.json')) jsonFiles.set(path, content)
       })
     }
   })
@@ -166,7 +173,11 @@ export async function readArchiveMetadata(
   archive.pipe(parser as unknown as Writable)
   await parsed
   const manifest = manifestOf(manifestText)
-  const metadata = metadataFrom(manifest, config => digests.get(entryName(config)) ?? null)
+  const metadata = metadataFrom(manifest, config => {
+    const content = jsonFiles.get(entryName(config))
+    const digest = digests.get(entryName(config))
+    return content && digest ? { digest, content } : null
+  })
   if (!layers) return metadata
   return { ...metadata, storePaths: await listing(() => layers.layerStorePaths(manifest.Layers)) }
 }
@@ -184,7 +195,9 @@ export async function readPlainArchiveMetadata(
   const config = manifest && parseManifest(manifest.toString('utf8'))[0]?.Config
   const configContent = config ? await readEntry(path, entries, config) : null
   const first = manifestOf(manifest?.toString('utf8') ?? null)
-  const metadata = metadataFrom(first, () => (configContent ? sha256Digest(configContent) : null))
+  const metadata = metadataFrom(first, () =>
+    configContent ? { digest: sha256Digest(configContent), content: configContent } : null
+  )
   if (!options.storePaths) return metadata
   const storePaths = await listing(() => layerStorePathsBySeeking(path, entries, first.Layers))
   return { ...metadata, storePaths }
@@ -200,13 +213,23 @@ function manifestOf(manifestText: string | null): ManifestEntry & { allRepoTags:
 
 function metadataFrom(
   first: ReturnType<typeof manifestOf>,
-  configDigestOf: (configPath: string) => string | null
+  configOf: (configPath: string) => { digest: string; content: Buffer } | null
 ): ArchiveMetadata {
-  const configDigest = configDigestOf(first.Config)
-  if (!configDigest) throw new Error(`the image archive has no config file ${first.Config}`)
+  const config = configOf(first.Config)
+  if (!config) throw new Error(`the image archive has no config file ${first.Config}`)
   return {
     repoTags: first.allRepoTags,
-    configDigest,
-    layerCount: first.Layers.length
+    configDigest: config.digest,
+    layerCount: first.Layers.length,
+    platform: platformOrNull(config.content.toString('utf8'))
+  }
+}
+
+/** A single-platform run does not need the platform: a config without one is not an error here. */
+function platformOrNull(configJson: string): Platform | null {
+  try {
+    return platformOfConfig(configJson)
+  } catch {
+    return null
   }
 }

@@ -53,6 +53,19 @@ export function parseBuildJson(stdout: string): BuildResult {
 }
 
 const MISSING_ATTRIBUTE = /does not provide attribute/
+// A builder for another architecture that this machine cannot run (no QEMU binfmt handler),
+// or a derivation Nix will not build here at all (no extra-platforms, no remote builder).
+const FOREIGN_SYSTEM = /Exec format error|is required to build '[^']*', but I am a/
+
+/** What to set when a build for another system fails for want of an emulator or builder. */
+export function foreignSystemHint(system: string): string {
+  return (
+    `Building for ${system} on this machine needs an emulator or a remote builder: ` +
+    'register QEMU with binfmt (docker/setup-qemu-action) and add ' +
+    `"extra-platforms = ${system}" to nix-conf, or add a "builders" line for a ${system} ` +
+    'machine to nix-conf, or build on a native runner and combine the images with merge'
+  )
+}
 
 export async function buildImage(options: BuildOptions): Promise<BuildResult> {
   try {
@@ -65,8 +78,12 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
       throw new Error(await missingAttributeMessage(options))
     }
     if (error instanceof CommandError) {
+      const hint =
+        options.system !== null && FOREIGN_SYSTEM.test(error.stderr)
+          ? ` ${foreignSystemHint(options.system)}.`
+          : ''
       throw new Error(
-        `nix build ${installable(options)} failed. The end of its log:\n${error.tail()}`
+        `nix build ${installable(options)} failed.${hint} The end of its log:\n${error.tail()}`
       )
     }
     throw error

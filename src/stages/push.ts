@@ -187,7 +187,7 @@ async function pushRef(
 }
 
 /** For a 429, ask the ref's registry how long to wait. */
-function retryAfterFor(ref: string): (error: unknown) => Promise<number | null> {
+export function retryAfterFor(ref: string): (error: unknown) => Promise<number | null> {
   return async error => {
     const text = errorMessage(error)
     const domain = parseReference(ref).domain

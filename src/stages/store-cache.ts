@@ -282,9 +282,21 @@ export interface SaveOptions {
   primaryKey: string | null
   restoredKey: string | null
   restoredPathsFile: string | null
+  /** One a line, in `storePath` order ('' where unknown): a `systems` run builds several. */
   drvPath: string | null
+  /** One a line. */
   storePath: string | null
   workDir: string
+}
+
+/** The union of every build's closure. */
+async function closureOfBuilds(drvPaths: string | null, storePaths: string): Promise<string[]> {
+  const drvs = (drvPaths ?? '').split('\n')
+  const closure = new Set<string>()
+  for (const [i, storePath] of storePaths.split('\n').filter(Boolean).entries()) {
+    for (const path of await buildClosure(drvs[i] || null, storePath)) closure.add(path)
+  }
+  return [...closure].sort()
 }
 
 export type SaveResult =
@@ -310,7 +322,7 @@ export async function saveStoreCache(options: SaveOptions): Promise<SaveResult> 
   if (skip !== null || options.primaryKey === null || options.storePath === null) {
     return { saved: false, reason: skip ?? 'nothing to save' }
   }
-  const closure = await buildClosure(options.drvPath, options.storePath)
+  const closure = await closureOfBuilds(options.drvPath, options.storePath)
   const restored = await readRestoredPaths(options.restoredPathsFile)
   const noNewPaths = closureSkipReason(closure, restored)
   if (noNewPaths !== null) return { saved: false, reason: noNewPaths }

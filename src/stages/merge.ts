@@ -1,0 +1,119 @@
+// The `merge` input: images already pushed (by tag or by digest, perhaps as indexes of their
+// own) become the entries of one new index. Nothing is built; every platform is read from the
+// image's own config in the registry.
+import { createHash } from 'node:crypto'
+import { imageEntriesOf, parseManifestKind } from '../image/oci-index.js'
+import type { IndexEntry } from '../image/oci-index.js'
+import { checkDistinctPlatforms, formatPlatform, platformOfConfig } from '../image/platform.js'
+import { formatReference, parseReference, repositoryOf } from '../reference.js'
+import { inspectRawConfig, inspectRawManifest } from '../registry.js'
+import { withRetries } from '../retry.js'
+import { retryAfterFor } from './push.js'
+import type { RegistryOptions } from './push-index.js'
+
+/** One platform image found through a `merge` entry. */
+export interface MergeImage {
+  /** The `merge` entry it came from. */
+  from: string
+  /** `<repository>@<digest>` where it is now. */
+  source: string
+  entry: IndexEntry
+  /** `sha256:` of its config: the image ID. */
+  configDigest: string
+  /** Whether `from` is an index that holds it. */
+  fromIndex: boolean
+}
+
+/**
+ * A `merge` entry as a full reference: a bare tag is a tag of `image`, a reference without
+ * a registry gets `registry` (pure, for tests).
+ */
+export function resolveMergeRef(entry: string, image: string | null, registry: string | null) {
+  const isFull = entry.includes('/') || entry.includes(':')
+  if (!isFull && image === null) {
+    throw new Error(`merge entry ${JSON.stringify(entry)} is a tag, but "image" is not set`)
+  }
+  const parsed = parseReference(isFull ? entry : `${image}:${entry}`)
+  const domain = parsed.domain ?? registry
+  if (domain === null) {
+    throw new Error(
+      `merge entry ${JSON.stringify(entry)} names no registry: write it as ` +
+        'registry/repository:tag (or @sha256:...) or set "registry"'
+    )
+  }
+  return formatReference({ ...parsed, domain })
+}
+
+function sha256(text: string): string {
+  return `sha256:${createHash('sha256').update(text, 'utf8').digest('hex')}`
+}
+
+async function inspect(
+  ref: string,
+  what: 'manifest' | 'config',
+  options: RegistryOptions
+): Promise<string> {
+  const raw = await withRetries(
+    `read ${what} of ${ref}`,
+    { ...options.retry, retryAfter: retryAfterFor(ref) },
+    () =>
+      what === 'config'
+        ? inspectRawConfig(ref, options.authFile)
+        : inspectRawManifest(ref, options.authFile)
+  )
+  if (raw === null) throw new Error(`merge: ${ref} is not in the registry`)
+  return raw
+}
+
+/** Every platform image the `merge` refs name, each checked against its config. */
+export async function readMergeSources(
+  refs: readonly string[],
+  options: RegistryOptions
+): Promise<MergeImage[]> {
+  const images: MergeImage[] = []
+  for (const ref of refs) {
+    const repository = repositoryOf(parseReference(ref))
+    const raw = await inspect(ref, 'manifest', options)
+    const kind = parseManifestKind(raw)
+    const manifests =
+      kind.kind === 'index'
+        ? imageEntriesOf(raw, ref).map(entry => ({
+            ...entry,
+            source: `${repository}@${entry.digest}`
+          }))
+        : [
+            {
+              mediaType: kind.mediaType,
+              digest: sha256(raw),
+              size: Buffer.byteLength(raw, 'utf8'),
+              source: `${repository}@${sha256(raw)}`
+            }
+          ]
+    for (const { source, ...manifest } of manifests) {
+      const manifestRaw = kind.kind === 'index' ? await inspect(source, 'manifest', options) : raw
+      const configDigest = (JSON.parse(manifestRaw) as { config?: { digest?: string } }).config
+        ?.digest
+      if (!configDigest) throw new Error(`merge: ${source} (from ${ref}) has no image config`)
+      const platform = platformOfConfig(await inspect(source, 'config', options))
+      images.push({
+        from: ref,
+        source,
+        entry: { ...manifest, platform },
+        configDigest,
+        fromIndex: kind.kind === 'index'
+      })
+    }
+  }
+  checkDistinctPlatforms(
+    images.map(image => ({
+      name: image.fromIndex ? `${image.from} (its entry ${image.entry.digest})` : image.from,
+      platform: image.entry.platform
+    }))
+  )
+  return images
+}
+
+/** `linux/amd64 from app:amd64` for the log. */
+export function describeMergeImage(image: MergeImage): string {
+  return `${formatPlatform(image.entry.platform)} from ${image.from}`
+}
