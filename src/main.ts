@@ -21,8 +21,8 @@ import type { Inputs } from './inputs.js'
 import { resolveRefs } from './reference.js'
 import { Report, writeSummary } from './report.js'
 import { DEFAULT_DELAYS } from './retry.js'
-import type { RetryPolicy } from './retry.js'
 import { imageSubject, writeSbom } from './sbom/index.js'
+import type { RetryPolicy } from './retry.js'
 import { saveState, StateKey } from './state.js'
 import { buildImage, installable } from './stages/build.js'
 import { describeSource, setupNix } from './stages/install-nix.js'
@@ -32,6 +32,7 @@ import type { LoginSession } from './stages/login.js'
 import { describeMergeImage, readMergeSources, resolveMergeRef } from './stages/merge.js'
 import { describeTransfer, pushImage } from './stages/push.js'
 import type { PushResult, RefOutcome } from './stages/push.js'
+import { resolveReuseFrom } from './stages/push-reuse.js'
 import {
   archiveToManifestDir,
   pushIndex,
@@ -40,7 +41,6 @@ import {
   requireSkopeo
 } from './stages/push-index.js'
 import type { RegistryOptions, RepositoryOutcome } from './stages/push-index.js'
-import { resolveReuseFrom } from './stages/push-reuse.js'
 import { describeRestore, restoreStoreCache, storeCacheWorkDir } from './stages/store-cache.js'
 import { tagImage } from './stages/tag.js'
 import { errorMessage } from './errors.js'
@@ -139,20 +139,23 @@ async function runPipeline(inputs: Inputs, report: Report): Promise<void> {
   const archiveCopy = plainArchiveCopyFor(inputs, built)
   try {
     const { metadata, dockerImage } = await loadOrInspect(inputs, built, report, archiveCopy)
-    const { refs, pushed } = await tagAndPush(
+    const tagged = await tagAndPush(
       inputs,
       report,
       metadata,
       dockerImage,
       archiveCopy ?? built.storePath
     )
-    const digest = pushed?.digest ?? null
-    const sbom = await writeImageSbom(inputs, report, { refs, digest, metadata, built })
+    const sbom = await writeImageSbom(inputs, report, {
+      ...tagged,
+      metadata,
+      storePath: built.storePath
+    })
     setImagesOutput([
       {
         system: inputs.system ?? runnerSystem() ?? '',
         platform: metadata.platform ? formatPlatform(metadata.platform) : '',
-        digest: digest ?? '',
+        digest: tagged.digest ?? '',
         imageId: metadata.configDigest,
         sbom
       }
@@ -205,12 +208,22 @@ async function runSystems(inputs: Inputs, report: Report): Promise<void> {
       )
     const results = images.map(image => systemResult(image, '', ''))
     report.platforms = results.map(r => ({ ...r }))
+    // Each image's SBOM once its digest is known (after its push, or none without a push).
+    const finish = async (i: number, digest: string | null): Promise<void> => {
+      const image = images[i] as SystemImage
+      const sbom = await writeImageSbom(
+        inputs,
+        report,
+        { refs, digest, metadata: image.metadata, storePath: image.built.storePath },
+        ` ${image.system}`
+      )
+      const result = systemResult(image, digest ?? '', sbom)
+      results[i] = result
+      report.platforms[i] = { ...result }
+    }
     if (!inputs.push) {
       skipPush(report)
-      for (const [i, image] of images.entries()) {
-        const sbom = await writeImageSbom(inputs, report, { ...image, refs, digest: null })
-        results[i] = systemResult(image, '', sbom)
-      }
+      for (const i of images.keys()) await finish(i, null)
       setImagesOutput(results)
       return
     }
@@ -224,10 +237,7 @@ async function runSystems(inputs: Inputs, report: Report): Promise<void> {
         e => `${e.digest}: ${describeRepositories(e.outcomes)}`
       )
       entries.push(entry)
-      const sbom = await writeImageSbom(inputs, report, { ...image, refs, digest: entry.digest })
-      const result = systemResult(image, entry.digest, sbom)
-      results[i] = result
-      report.platforms[i] = { ...result }
+      await finish(i, entry.digest)
     }
     setImagesOutput(results)
     await pushIndexStage(inputs, report, refs, entries, registryOptions)
@@ -413,13 +423,19 @@ function runnerTemp(): string {
   return process.env.RUNNER_TEMP || tmpdir()
 }
 
+/** What an image ended up as: its refs, and its manifest digest when pushed. */
+interface TaggedImage {
+  refs: string[]
+  digest: string | null
+}
+
 async function tagAndPush(
   inputs: Inputs,
   report: Report,
   metadata: ArchiveMetadata,
   dockerImage: string | null,
   archivePath: string
-): Promise<{ refs: string[]; pushed: PushResult | null }> {
+): Promise<TaggedImage> {
   core.setOutput('image-id', metadata.configDigest)
   const refs = resolveTargets(inputs, report, metadata.repoTags[0] ?? null)
 
@@ -433,7 +449,7 @@ async function tagAndPush(
 
   if (!inputs.push) {
     skipPush(report)
-    return { refs, pushed: null }
+    return { refs, digest: null }
   }
   const options = await login(inputs, report, refs)
   // Each ref is reported as it is done, so a partial push shows what made it.
@@ -459,48 +475,7 @@ async function tagAndPush(
     p => `${describeOutcomes(p.outcomes)} with ${inputs.pushTool}`
   )
   setPushOutputs(report, pushed)
-  return { refs, pushed }
-}
-
-/**
- * An image's SBOM, after its push so that it can name the digest; its path, or '' with
- * `sbom: false`. By then the image itself is fine (a layer that cannot be read failed the load
- * already), so a failure here is the SBOM's own, and fails the step: a workflow that attests
- * the SBOM must not go on without it.
- */
-async function writeImageSbom(
-  inputs: Inputs,
-  report: Report,
-  image: {
-    refs: string[]
-    digest: string | null
-    metadata: ArchiveMetadata
-    built: BuiltImage
-    system?: string
-  }
-): Promise<string> {
-  const stageName = image.system ? `SBOM ${image.system}` : 'SBOM'
-  if (!inputs.sbom) {
-    report.skip(stageName, 'sbom: false')
-    return ''
-  }
-  const sbom = await report.stage(
-    stageName,
-    () =>
-      writeSbom({
-        image: imageSubject(image.refs, image.digest, image.built.storePath),
-        configDigest: image.metadata.configDigest,
-        storePaths: image.metadata.storePaths,
-        dir: runnerTemp()
-      }).catch((error: unknown) => {
-        const done = image.digest ? `was pushed (${image.digest})` : 'is fine'
-        throw new Error(`The image ${done}, but its SBOM failed: ${errorMessage(error)}`)
-      }),
-    s => `${s.componentCount} store paths: ${s.path}`
-  )
-  report.sboms.push(sbom)
-  core.setOutput('sbom', report.sboms.map(s => s.path).join('\n'))
-  return sbom.path
+  return { refs, digest: pushed.digest }
 }
 
 /** Every full reference to push, from `image`, `registry` and `tags`: the `refs` output. */
@@ -545,6 +520,41 @@ async function login(inputs: Inputs, report: Report, refs: string[]): Promise<Re
     s => (s ? `logged in to ${s.registries.join(', ')}` : 'no credentials given: existing logins')
   )
   return { tempDir: runnerTemp(), authFile: session ? authFileOf(session) : null, retry }
+}
+
+/**
+ * The image's SBOM, after the push so that it can name the digest. By then the image itself is
+ * fine (a layer that cannot be read failed the load already), so a failure here is the SBOM's
+ * own, and fails the step: a workflow that attests the SBOM must not go on without it.
+ */
+async function writeImageSbom(
+  inputs: Inputs,
+  report: Report,
+  image: TaggedImage & { metadata: ArchiveMetadata; storePath: string },
+  /** ` <system>` after the stage name in a `systems` run. */
+  suffix = ''
+): Promise<string> {
+  if (!inputs.sbom) {
+    report.skip(`SBOM${suffix}`, 'sbom: false')
+    return ''
+  }
+  const sbom = await report.stage(
+    `SBOM${suffix}`,
+    () =>
+      writeSbom({
+        image: imageSubject(image.refs, image.digest, image.storePath),
+        configDigest: image.metadata.configDigest,
+        storePaths: image.metadata.storePaths,
+        dir: runnerTemp()
+      }).catch((error: unknown) => {
+        const done = image.digest ? `was pushed (${image.digest})` : 'is fine'
+        throw new Error(`The image ${done}, but its SBOM failed: ${errorMessage(error)}`)
+      }),
+    s => `${s.componentCount} store paths: ${s.path}`
+  )
+  report.sboms.push(sbom)
+  core.setOutput('sbom', report.sboms.map(s => s.path).join('\n'))
+  return sbom.path
 }
 
 async function build(inputs: Inputs): Promise<BuiltImage> {

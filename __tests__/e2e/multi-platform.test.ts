@@ -1,7 +1,7 @@
 // Multi-platform images through the bundled action: `systems` (x86_64-linux and aarch64-linux,
 // both built on this machine) and `merge`, each index read back over the registry's HTTP API.
 import { describe, expect, test } from '@jest/globals'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import type { RunResult } from '../../scripts/run-action.mjs'
 import { action, log, registry } from './action.js'
 import { getJsonBlob, getRawManifest, putManifest } from './registry.js'
@@ -62,7 +62,12 @@ async function expectIndex(
 }
 
 /** The index's entries as the `images` output should list them. */
-function expectImagesOutput(result: RunResult, index: IndexJson, systems: string[]): void {
+function expectImagesOutput(
+  result: RunResult,
+  index: IndexJson,
+  systems: string[],
+  built: boolean
+): void {
   const images = JSON.parse(result.outputs.images ?? '[]') as ImagesEntry[]
   expect(images.map(image => image.system)).toEqual(systems)
   expect(images.map(image => image.platform)).toEqual(
@@ -71,7 +76,23 @@ function expectImagesOutput(result: RunResult, index: IndexJson, systems: string
   expect(images.map(image => image.digest)).toEqual(index.manifests.map(m => m.digest))
   for (const image of images) {
     expect(image['image-id']).toMatch(/^sha256:[a-f0-9]{64}$/)
-    expect(image.sbom).toBe('')
+  }
+  // Built images each get their SBOM (sbom: true by default), listed in `images` order.
+  // A merge builds nothing, so it has no SBOM to name.
+  const sboms = images.map(image => image.sbom)
+  if (built) {
+    expect(result.outputs.sbom?.split('\n')).toEqual(sboms)
+    for (const path of sboms) expect(existsSync(path)).toBe(true)
+    expect(new Set(sboms).size).toBe(images.length)
+    // Each platform's SBOM names that platform's manifest digest, not the index's.
+    for (const [i, path] of sboms.entries()) {
+      const bom = JSON.parse(readFileSync(path, 'utf8')) as {
+        metadata: { component: { version?: string } }
+      }
+      expect(bom.metadata.component.version).toBe(index.manifests[i]?.digest)
+    }
+  } else {
+    expect(sboms).toEqual(images.map(() => ''))
   }
 }
 
@@ -112,7 +133,7 @@ describe('systems', () => {
     expect((await getRawManifest(registry(), 'e2e/systems-skopeo', 'latest')).digest).toBe(digest)
     expect(result.outputs.digest).toBe(digest)
     expect(result.outputs['image-ref']).toBe(`${registry()}/e2e/systems-skopeo@${digest}`)
-    expectImagesOutput(result, index, ['x86_64-linux', 'aarch64-linux'])
+    expectImagesOutput(result, index, ['x86_64-linux', 'aarch64-linux'], true)
     expect(result.outputs['store-path']?.split('\n')).toHaveLength(2)
     // Pushed by digest: no tag but the two asked for.
     const tags = await fetch(`http://${registry()}/v2/e2e/systems-skopeo/tags/list`)
@@ -144,7 +165,9 @@ describe('systems', () => {
     const again = await action(inputs, { watch: ['skopeo'] })
     expectSuccess(again)
     expect(again.outputs.digest).toBe(digest)
-    expect(again.outputs.images).toBe(first.outputs.images)
+    const withoutSbom = (images: string | undefined) =>
+      (JSON.parse(images ?? '[]') as ImagesEntry[]).map(image => ({ ...image, sbom: '' }))
+    expect(withoutSbom(again.outputs.images)).toEqual(withoutSbom(first.outputs.images))
     // Only local conversions and queries: nothing copied to the registry.
     const pushes = again.commands.filter(
       argv => argv[1] === 'copy' && argv.some(arg => arg.startsWith('docker://'))
@@ -206,7 +229,7 @@ describe('merge', () => {
     const { digest, index } = await expectIndex('e2e/matrix', 'v1', ['linux/amd64', 'linux/arm64'])
     expect(index.manifests.map(m => m.digest)).toEqual([amd64.outputs.digest, arm64.outputs.digest])
     expect(result.outputs.digest).toBe(digest)
-    expectImagesOutput(result, index, ['x86_64-linux', 'aarch64-linux'])
+    expectImagesOutput(result, index, ['x86_64-linux', 'aarch64-linux'], false)
     expect(result.summary).toMatch(/\| Nix \| .* skipped \| merge: nothing to build \|/)
   })
 

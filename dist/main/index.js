@@ -46693,14 +46693,17 @@ async function runPipeline(inputs, report) {
     const archiveCopy = plainArchiveCopyFor(inputs, built);
     try {
         const { metadata, dockerImage } = await loadOrInspect(inputs, built, report, archiveCopy);
-        const { refs, pushed } = await tagAndPush(inputs, report, metadata, dockerImage, archiveCopy ?? built.storePath);
-        const digest = pushed?.digest ?? null;
-        const sbom = await writeImageSbom(inputs, report, { refs, digest, metadata, built });
+        const tagged = await tagAndPush(inputs, report, metadata, dockerImage, archiveCopy ?? built.storePath);
+        const sbom = await writeImageSbom(inputs, report, {
+            ...tagged,
+            metadata,
+            storePath: built.storePath
+        });
         setImagesOutput([
             {
                 system: inputs.system ?? runnerSystem() ?? '',
                 platform: metadata.platform ? formatPlatform(metadata.platform) : '',
-                digest: digest ?? '',
+                digest: tagged.digest ?? '',
                 imageId: metadata.configDigest,
                 sbom
             }
@@ -46748,12 +46751,18 @@ async function runSystems(inputs, report) {
             await report.stage(`Tag ${own.system}`, () => tagImage({ source: own.dockerImage, refs }), () => `${refs.length} refs`);
         const results = images.map(image => systemResult(image, '', ''));
         report.platforms = results.map(r => ({ ...r }));
+        // Each image's SBOM once its digest is known (after its push, or none without a push).
+        const finish = async (i, digest) => {
+            const image = images[i];
+            const sbom = await writeImageSbom(inputs, report, { refs, digest, metadata: image.metadata, storePath: image.built.storePath }, ` ${image.system}`);
+            const result = systemResult(image, digest ?? '', sbom);
+            results[i] = result;
+            report.platforms[i] = { ...result };
+        };
         if (!inputs.push) {
             skipPush(report);
-            for (const [i, image] of images.entries()) {
-                const sbom = await writeImageSbom(inputs, report, { ...image, refs, digest: null });
-                results[i] = systemResult(image, '', sbom);
-            }
+            for (const i of images.keys())
+                await finish(i, null);
             setImagesOutput(results);
             return;
         }
@@ -46763,10 +46772,7 @@ async function runSystems(inputs, report) {
         for (const [i, image] of images.entries()) {
             const entry = await report.stage(`Push ${image.system}`, () => pushByDigest(image, refs, registryOptions), e => `${e.digest}: ${describeRepositories(e.outcomes)}`);
             entries.push(entry);
-            const sbom = await writeImageSbom(inputs, report, { ...image, refs, digest: entry.digest });
-            const result = systemResult(image, entry.digest, sbom);
-            results[i] = result;
-            report.platforms[i] = { ...result };
+            await finish(i, entry.digest);
         }
         setImagesOutput(results);
         await pushIndexStage(inputs, report, refs, entries, registryOptions);
@@ -46904,7 +46910,7 @@ async function tagAndPush(inputs, report, metadata, dockerImage, archivePath) {
         await report.stage('Tag', () => tagImage({ source: dockerImage, refs }), () => `${refs.length} refs`);
     if (!inputs.push) {
         skipPush(report);
-        return { refs, pushed: null };
+        return { refs, digest: null };
     }
     const options = await login(inputs, report, refs);
     // Each ref is reported as it is done, so a partial push shows what made it.
@@ -46925,32 +46931,7 @@ async function tagAndPush(inputs, report, metadata, dockerImage, archivePath) {
         }
     }), p => `${describeOutcomes(p.outcomes)} with ${inputs.pushTool}`);
     setPushOutputs(report, pushed);
-    return { refs, pushed };
-}
-/**
- * An image's SBOM, after its push so that it can name the digest; its path, or '' with
- * `sbom: false`. By then the image itself is fine (a layer that cannot be read failed the load
- * already), so a failure here is the SBOM's own, and fails the step: a workflow that attests
- * the SBOM must not go on without it.
- */
-async function writeImageSbom(inputs, report, image) {
-    const stageName = image.system ? `SBOM ${image.system}` : 'SBOM';
-    if (!inputs.sbom) {
-        report.skip(stageName, 'sbom: false');
-        return '';
-    }
-    const sbom = await report.stage(stageName, () => writeSbom({
-        image: imageSubject(image.refs, image.digest, image.built.storePath),
-        configDigest: image.metadata.configDigest,
-        storePaths: image.metadata.storePaths,
-        dir: runnerTemp()
-    }).catch((error) => {
-        const done = image.digest ? `was pushed (${image.digest})` : 'is fine';
-        throw new Error(`The image ${done}, but its SBOM failed: ${errors_errorMessage(error)}`);
-    }), s => `${s.componentCount} store paths: ${s.path}`);
-    report.sboms.push(sbom);
-    lib_core/* setOutput */.uH('sbom', report.sboms.map(s => s.path).join('\n'));
-    return sbom.path;
+    return { refs, digest: pushed.digest };
 }
 /** Every full reference to push, from `image`, `registry` and `tags`: the `refs` output. */
 function resolveTargets(inputs, report, archiveRepoTag) {
@@ -46987,6 +46968,31 @@ async function login(inputs, report, refs) {
         saveSession: s => saveState(StateKey.LoginSession, JSON.stringify(s))
     }), s => (s ? `logged in to ${s.registries.join(', ')}` : 'no credentials given: existing logins'));
     return { tempDir: runnerTemp(), authFile: session ? authFileOf(session) : null, retry };
+}
+/**
+ * The image's SBOM, after the push so that it can name the digest. By then the image itself is
+ * fine (a layer that cannot be read failed the load already), so a failure here is the SBOM's
+ * own, and fails the step: a workflow that attests the SBOM must not go on without it.
+ */
+async function writeImageSbom(inputs, report, image, 
+/** ` <system>` after the stage name in a `systems` run. */
+suffix = '') {
+    if (!inputs.sbom) {
+        report.skip(`SBOM${suffix}`, 'sbom: false');
+        return '';
+    }
+    const sbom = await report.stage(`SBOM${suffix}`, () => writeSbom({
+        image: imageSubject(image.refs, image.digest, image.storePath),
+        configDigest: image.metadata.configDigest,
+        storePaths: image.metadata.storePaths,
+        dir: runnerTemp()
+    }).catch((error) => {
+        const done = image.digest ? `was pushed (${image.digest})` : 'is fine';
+        throw new Error(`The image ${done}, but its SBOM failed: ${errors_errorMessage(error)}`);
+    }), s => `${s.componentCount} store paths: ${s.path}`);
+    report.sboms.push(sbom);
+    lib_core/* setOutput */.uH('sbom', report.sboms.map(s => s.path).join('\n'));
+    return sbom.path;
 }
 async function build(inputs) {
     const { storePath, drvPath } = await buildImage({

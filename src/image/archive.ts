@@ -31,10 +31,10 @@ export interface ArchiveMetadata {
   /** `sha256:` digest of the image config: the image ID. */
   configDigest: string
   layerCount: number
-  /** What the config says the image runs on; null when it names no os or architecture. */
-  platform: Platform | null
   /** The Nix store paths the layers hold, when asked for (`ReadOptions.storePaths`). */
   storePaths?: StorePathsResult
+  /** What the config says the image runs on; null when it names no os or architecture. */
+  platform: Platform | null
 }
 
 /**
