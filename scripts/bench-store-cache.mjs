@@ -49,7 +49,11 @@ const NIX_CONFIG = [
 
 const lines = text => text.split('\n').filter(Boolean)
 const nixStore = (...args) =>
-  execFileSync('nix-store', args, { encoding: 'utf8', env: { ...process.env, NIX_CONFIG } })
+  execFileSync('nix-store', args, {
+    encoding: 'utf8',
+    env: { ...process.env, NIX_CONFIG },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
 const mb = bytes => `${(bytes / 1024 / 1024).toFixed(1)} MB`
 
 /** The Seconds column of a job summary row. */

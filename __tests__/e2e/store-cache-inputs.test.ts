@@ -249,7 +249,7 @@ const builds = (built: Built) => lines(readFileSync(built.counter, 'utf8'))
 
 test('a NAR that differs from its registered hash: the whole archive is discarded, nothing left', async () => {
   const built = await buildAndSave()
-  // Flip one byte in the middle of the payload's file inside the (valid) tar.zst.
+  // Flip one byte of the payload inside the (valid) tar.zst: in whichever path holds it first.
   const tarball = execFileSync('zstd', ['-d', '--long=30', '-c', built.archive], {
     maxBuffer: 1 << 28
   })
@@ -265,7 +265,7 @@ test('a NAR that differs from its registered hash: the whole archive is discarde
   const run2 = await action(built.ref)
   expectGreen(run2)
   expect(run2.main.stdout).toMatch(
-    /::warning::Store cache: restore failed, building without the cache: the archive did not import cleanly and was discarded: 1 path\(s\) differ from their registered NAR hash, e\.g\. \/nix\/store\/[0-9a-z]{32}-cache-test-payload/
+    /::warning::Store cache: restore failed, building without the cache: the archive did not import cleanly and was discarded: 1 path\(s\) differ from their registered NAR hash, e\.g\. \/nix\/store\/[0-9a-z]{32}-cache-test-/
   )
   expect(run2.outputs['cache-restored-key']).toBe('')
   // Not one path of the archive was kept: every step built again.
