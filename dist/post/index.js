@@ -32132,15 +32132,7 @@ async function nix_store_flakeMetadata(flake) {
     const { stdout } = await runNix(['flake', 'metadata', '--json', flake], { silent: true });
     return parseFlakeMetadata(stdout);
 }
-<<<<<<< HEAD
-function isDerivation(storePath) {
-=======
-async function nix_store_currentSystem() {
-    const { stdout } = await run('nix', [...NIX_FEATURE_ARGS, 'eval', '--impure', '--raw', '--expr', 'builtins.currentSystem'], { silent: true });
-    return stdout.trim();
-}
 function nix_store_isDerivation(storePath) {
->>>>>>> 8fc7372 (Store cache: archive the store paths with their registration; restore = extract beside the store, check NAR hashes, rename, one load-db; cache the flake inputs' sources)
     return storePath.endsWith('.drv');
 }
 function nix_store_batches(items, size = PATHS_PER_COMMAND) {
@@ -32186,7 +32178,9 @@ function parseFlakeArchive(stdout) {
  * lock file instead of fetching them (after a build they are in the store anyway).
  */
 async function flakeInputPaths(flake) {
-    const { stdout } = await exec_run('nix', [...build_NIX_FEATURE_ARGS, 'flake', 'archive', '--json', '--dry-run', flake], { silent: true });
+    const { stdout } = await command_runNix(['flake', 'archive', '--json', '--dry-run', flake], {
+        silent: true
+    });
     return parseFlakeArchive(stdout);
 }
 /** The paths that are not valid in the local store. */
@@ -32200,212 +32194,6 @@ async function nix_store_invalidPaths(paths) {
     }
     return invalid;
 }
-<<<<<<< HEAD
-/**
- * `nix copy` in both directions. A `.drv` given to `nix copy` stands for its outputs unless
- * `--derivation` is given, and with `--derivation` other paths are left out (Nix 2.8), so
- * derivations and other paths go in separate calls: sources and outputs first, since
- * derivations refer to their sources.
- */
-async function copyPaths(direction, url, paths) {
-    const others = paths.filter(p => !isDerivation(p));
-    const derivations = paths.filter(isDerivation);
-    const checkSigs = direction === '--from' ? ['--no-check-sigs'] : [];
-    for (const [group, extra] of [
-        [others, []],
-        [derivations, ['--derivation']]
-    ]) {
-        for (const batch of batches(group)) {
-            await command_runNix(['copy', direction, url, ...checkSigs, ...extra, ...batch], { silent: true });
-        }
-    }
-}
-/** NARs uncompressed: the cache archive is compressed once, as a whole, by @actions/cache. */
-function binaryCacheUrl(dir) {
-    return `file://${dir}?compression=none`;
-}
-async function exportPaths(dir, paths) {
-    await copyPaths('--to', binaryCacheUrl(dir), paths);
-}
-/** Parse a .narinfo (pure); null when it names no store path. */
-function parseNarInfo(text) {
-    const fields = new Map();
-    for (const line of text.split('\n')) {
-        const at = line.indexOf(': ');
-        if (at > 0)
-            fields.set(line.slice(0, at), line.slice(at + 2).trim());
-    }
-    const storePath = fields.get('StorePath');
-    if (!storePath)
-        return null;
-    const storeDir = dirname(storePath);
-    const references = (fields.get('References') ?? '')
-        .split(' ')
-        .filter(name => name !== '')
-        .map(name => `${storeDir}/${name}`);
-    return { storePath, references, narSize: Number(fields.get('NarSize') ?? 0) || 0 };
-}
-/** The .narinfo of each of `paths` in a binary cache directory; a path without one is left out. */
-async function nix_store_readNarInfos(dir, paths) {
-    const infos = new Map();
-    await Promise.all(paths.map(async (path) => {
-        const file = join(dir, `${basename(path).slice(0, 32)}.narinfo`);
-        const info = parseNarInfo(await readFile(file, 'utf8').catch(() => ''));
-        if (info?.storePath === path)
-            infos.set(path, info);
-    }));
-    return infos;
-}
-/**
- * How many `nix` processes import (and verify) side by side: one per core, at most 4. One
- * `nix copy` imports its paths one after the other on one core (Nix 2.8 streams them into the
- * store in sequence), and most of that time is hashing.
- */
-function importLanes() {
-    return Math.max(1, Math.min(4, availableParallelism()));
-}
-/**
- * Below this many bytes saved by splitting a level across lanes, the level goes with its
- * neighbours into one sequential `nix copy`: another round costs a process start or two.
- */
-const PARALLEL_MIN_BYTES = (/* unused pure expression or super */ null && (32 * 1024 * 1024));
-/** Each path's level: 0 without references among `paths`, else 1 + its deepest reference's. */
-function topologicalLevels(paths, infos) {
-    const inSet = new Set(paths);
-    const level = new Map();
-    const visiting = new Set();
-    const visit = (path) => {
-        const known = level.get(path);
-        if (known !== undefined)
-            return known;
-        if (visiting.has(path))
-            return null; // a cycle: no order exists
-        visiting.add(path);
-        let deepest = -1;
-        for (const ref of infos.get(path)?.references ?? []) {
-            if (ref === path || !inSet.has(ref))
-                continue;
-            const refLevel = visit(ref);
-            if (refLevel === null)
-                return null;
-            deepest = Math.max(deepest, refLevel);
-        }
-        visiting.delete(path);
-        level.set(path, deepest + 1);
-        return deepest + 1;
-    };
-    const levels = [];
-    for (const path of paths) {
-        const at = visit(path);
-        if (at === null)
-            return null;
-        (levels[at] ??= []).push(path);
-    }
-    return levels;
-}
-/** Split paths into at most `lanes` groups of about equal NAR bytes (largest first). */
-function balance(paths, infos, lanes) {
-    const size = (path) => infos.get(path)?.narSize ?? 0;
-    const groups = Array.from({ length: Math.max(1, lanes) }, () => ({
-        bytes: 0,
-        paths: []
-    }));
-    for (const path of [...paths].sort((a, b) => size(b) - size(a) || a.localeCompare(b))) {
-        const lightest = groups.reduce((best, group) => group.bytes < best.bytes ||
-            (group.bytes === best.bytes && group.paths.length < best.paths.length)
-            ? group
-            : best);
-        lightest.bytes += size(path);
-        lightest.paths.push(path);
-    }
-    return groups.filter(group => group.paths.length > 0).map(group => group.paths.sort());
-}
-function bytesOf(paths, infos) {
-    return paths.reduce((sum, path) => sum + (infos.get(path)?.narSize ?? 0), 0);
-}
-/**
- * The import as rounds, one after the other; a round's groups run side by side, each as its own
- * `nix copy` calls (pure). A level of the reference graph whose paths are big enough to gain from
- * it is split across the lanes: its paths refer to none of each other, and everything they refer
- * to was imported in an earlier round, so no two concurrent calls ever import the same path (Nix
- * 2.8's `nix copy` fails when a path it meant to copy turns valid under it). The levels between
- * go, merged, into one sequential call, which orders them itself. Without a .narinfo for every
- * path (to read references and sizes from), one sequential round: the plain `nix copy`.
- */
-function importSchedule(paths, infos, lanes) {
-    const sequential = paths.length > 0 ? [[[...paths]]] : [];
-    if (lanes < 2 || paths.length < 2 || paths.some(path => !infos.has(path)))
-        return sequential;
-    const levels = topologicalLevels(paths, infos);
-    if (levels === null)
-        return sequential;
-    const rounds = [];
-    let pending = [];
-    for (const level of levels) {
-        const groups = balance(level.filter(path => !isDerivation(path)), infos, lanes);
-        const saved = bytesOf(level, infos) - Math.max(0, ...groups.map(g => bytesOf(g, infos)));
-        if (groups.length < 2 || saved < PARALLEL_MIN_BYTES) {
-            pending.push(...level);
-            continue;
-        }
-        // Derivations (small, and `nix copy --derivation` calls of their own) import beside them.
-        const derivations = level.filter(isDerivation);
-        if (derivations.length > 0)
-            groups.push(derivations);
-        if (pending.length > 0)
-            rounds.push([pending]);
-        pending = [];
-        rounds.push(groups);
-    }
-    if (pending.length > 0)
-        rounds.push([pending]);
-    return rounds;
-}
-function asError(error) {
-    return error instanceof Error ? error : new Error(String(error));
-}
-/**
- * Import from a binary cache directory, in rounds of parallel `nix copy` calls (importSchedule),
- * and verify what was imported: each round's paths are rehashed (verifyPaths) while the later
- * rounds import. Throws the first failure, but only once every import and verification has
- * ended, so that the caller can roll back a store nothing writes to any more.
- *
- * Our own cache is unsigned, so signatures are not checked: what protects the store is the NAR
- * hash in each .narinfo, which Nix checks while it adds the path (a mismatch is never registered
- * as valid), and then the rehash of what was written.
- */
-async function nix_store_importAndVerify(dir, paths, infos = new Map(), lanes = importLanes()) {
-    // Each verification settles to its error (or undefined): none is ever left unhandled.
-    const verifying = [];
-    let importError = undefined;
-    try {
-        for (const round of importSchedule(paths, infos, lanes)) {
-            await settleAll(round.map(group => copyPaths('--from', `file://${dir}`, group)));
-            verifying.push(verifyPaths(round.flat(), infos, lanes).then(() => undefined, (error) => error ?? new Error('nix-store --verify-path failed')));
-        }
-    }
-    catch (error) {
-        importError = error ?? new Error('nix copy failed');
-    }
-    const verifyError = (await Promise.all(verifying)).find(error => error !== undefined);
-    const failed = importError ?? verifyError;
-    if (failed !== undefined)
-        throw asError(failed);
-}
-/**
- * Rehash the paths' contents against the store's database; throws when one differs. Big sets
- * are split across lanes by NAR size (from `infos`), each lane its own `nix-store` process.
- */
-async function verifyPaths(paths, infos = new Map(), lanes = importLanes()) {
-    const groups = bytesOf(paths, infos) >= PARALLEL_MIN_BYTES ? balance(paths, infos, lanes) : [[...paths]];
-    await settleAll(groups.map(async (group) => {
-        for (const batch of batches(group)) {
-            await run('nix-store', ['--verify-path', ...batch], { silent: true });
-        }
-    }));
-}
-=======
->>>>>>> 8fc7372 (Store cache: archive the store paths with their registration; restore = extract beside the store, check NAR hashes, rename, one load-db; cache the flake inputs' sources)
 /** Delete paths that nothing else keeps alive (never forced). */
 async function nix_store_deletePaths(paths) {
     if (paths.length === 0)
@@ -32580,7 +32368,7 @@ async function store_archive_checkStagedHashes(stagedStore, entries, lanes = has
     await settleAll(balance(entries, lanes).map(async (group) => {
         for (const batch of batches(group)) {
             const staged = batch.map(e => join(stagedStore, basename(e.path)));
-            const { stdout } = await run('nix', [...NIX_FEATURE_ARGS, 'hash', 'path', '--type', 'sha256', '--base16', ...staged], { silent: true });
+            const { stdout } = await runNix(['hash', 'path', '--type', 'sha256', '--base16', ...staged], { silent: true });
             const bad = hashMismatches(batch, lines(stdout));
             if (bad.length > 0) {
                 throw new Error(`${bad.length} path(s) differ from their registered NAR hash, e.g. ${bad[0]?.path ?? ''}`);
@@ -32640,7 +32428,9 @@ async function store_archive_importThroughNix(chrootDir, stagedStore, storeDir, 
         [paths.filter(isDerivation), ['--derivation']]
     ]) {
         for (const batch of batches(group)) {
-            await run('nix', [...NIX_FEATURE_ARGS, 'copy', '--from', from, '--no-check-sigs', ...extra, ...batch], { silent: true });
+            await runNix(['copy', '--from', from, '--no-check-sigs', ...extra, ...batch], {
+                silent: true
+            });
         }
     }
 }
@@ -32659,8 +32449,7 @@ const loadCacheClient = () => __nccwpck_require__.e(/* import() */ 641).then(__n
  * (an absolute path would differ between runners and between RUNNER_TEMPs). Its suffix changes
  * with the archive's layout, so that entries of an older layout are not even found.
  */
-<<<<<<< HEAD
-const service_CACHE_DIR_NAME = 'nix-container-action-store';
+const service_CACHE_DIR_NAME = 'nix-container-action-store-v2';
 /**
  * The protocol @actions/cache speaks, decided as its config does: v2 (Twirp at
  * ACTIONS_RESULTS_URL, archives in Azure Blob storage) when ACTIONS_CACHE_SERVICE_V2 is set,
@@ -32693,11 +32482,6 @@ function missingCacheService(env, urlAvailable) {
 /** Why there is no cache service to use (see missingCacheService), or null. */
 async function service_cacheServiceMissing() {
     return missingCacheService(process.env, (await loadCacheClient()).isFeatureAvailable());
-=======
-const service_CACHE_DIR_NAME = 'nix-container-action-store-v2';
-async function service_cacheServiceAvailable() {
-    return (await loadCacheClient()).isFeatureAvailable();
->>>>>>> 8fc7372 (Store cache: archive the store paths with their registration; restore = extract beside the store, check NAR hashes, rename, one load-db; cache the flake inputs' sources)
 }
 /**
  * @actions/cache archives paths relative to GITHUB_WORKSPACE and resolves them from the working
@@ -32853,35 +32637,20 @@ async function restoreStoreCache(options) {
     try {
         await mkdir(options.workDir, { recursive: true });
         await writeFile(pathsFile, '');
-<<<<<<< HEAD
-        result.keys = await computeKeys(options);
-        core.info(`Primary key: ${result.keys.primary}`);
-        core.info(`Restore keys: ${result.keys.restore.join(', ')}`);
-        const missingService = await cacheServiceMissing();
-        if (missingService !== null)
-            return { ...result, outcome: 'unavailable', reason: missingService };
-        await rm(dir, { recursive: true, force: true });
-        const key = await restoreDirectory(options.workDir, result.keys.primary, result.keys.restore);
-=======
         const storeDir = storeDirectory();
         const [keys, access] = await Promise.all([computeKeys(options), storeAccess(storeDir)]);
         result.keys = keys;
         core.info(`Primary key: ${keys.primary}`);
         core.info(`Restore keys: ${keys.restore.join(', ')}`);
-        if (!(await cacheServiceAvailable())) {
-            return {
-                ...result,
-                outcome: 'unavailable',
-                reason: 'no cache service (ACTIONS_CACHE_URL is not set)'
-            };
-        }
+        const missingService = await cacheServiceMissing();
+        if (missingService !== null)
+            return { ...result, outcome: 'unavailable', reason: missingService };
         const method = restoreMethod(access);
         if (!method.fast)
             core.info(`Paths will be imported through nix copy: ${method.reason}`);
         staging = stagingDirFor(method.fast, storeDir, options.workDir);
         await mkdir(staging);
         const key = await restoreDirectory(staging, keys.primary, keys.restore);
->>>>>>> 8fc7372 (Store cache: archive the store paths with their registration; restore = extract beside the store, check NAR hashes, rename, one load-db; cache the flake inputs' sources)
         if (key === null)
             return { ...result, reason: `no entry for ${keys.primary} or its restore keys` };
         const dir = join(staging, CACHE_DIR_NAME);
