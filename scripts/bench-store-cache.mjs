@@ -305,7 +305,8 @@ async function compared(work, server, wantedPaths, compareDist) {
   fs.rmSync(run1.tempDir, { recursive: true, force: true })
   const paths = lines(nixStore('-qR', '--include-outputs', run1.state['built-drv-path']))
   const deleteAll = () => {
-    for (let i = 0; i < paths.length; i += 500) nixStore('--delete', ...paths.slice(i, i + 500))
+    // One call: a batch would fail on paths that a later batch's paths still refer to.
+    nixStore('--delete', ...paths)
   }
   const sample = async () => {
     deleteAll()
@@ -333,10 +334,11 @@ async function measure(work, server, wantedPaths, { timed }) {
       const valid = paths.filter(
         p => lines(nixStore('--check-validity', '--print-invalid', p)).length === 0
       )
-      for (let i = 0; i < valid.length; i += 500) nixStore('--delete', ...valid.slice(i, i + 500))
+      if (valid.length) nixStore('--delete', ...valid)
     })
     const deleteAll = () => {
-      for (let i = 0; i < paths.length; i += 500) nixStore('--delete', ...paths.slice(i, i + 500))
+      // One call: a batch would fail on paths that a later batch's paths still refer to.
+      nixStore('--delete', ...paths)
     }
     const entry = server.entries().find(e => e.key === run1.outputs['cache-key'])
     if (!entry?.size) throw new Error('bench: run 1 saved no cache entry')
@@ -455,6 +457,7 @@ async function main() {
     for (const [i, count] of counts.entries()) {
       process.stdout.write(`bench: ${count} paths (${BLOBS} blobs of ${BLOB_MB} MB)\n`)
       results.push(await measure(work, server, count, { timed: i === counts.length - 1 }))
+      printTable(results.slice(-1))
     }
     printTable(results)
     const last = results[results.length - 1]
