@@ -1,21 +1,25 @@
 #!/usr/bin/env node
 // Benchmark of the store cache, through the bundled action (dist/) and the real @actions/cache
-// client against the v1 cache API server on 127.0.0.1 (cache-server.mjs). One run, side by side:
-//   run 1       builds a closure of BENCH_MB (default 300) of incompressible data and saves it;
+// client against the v1 cache API server on 127.0.0.1 (cache-server.mjs). For each closure size
+// asked for (`--paths 14,500,2000`), in one run, side by side:
+//   run 1       builds a closure of that many paths (6 blobs of 50 MB of incompressible data,
+//               the rest small paths of 5-50 KB with their derivations) and saves it;
 //   run 2       on a store without those paths: restores, and must build nothing;
-//   baseline 1  a plain `tar -xf` of the same paths (uncompressed tar, prepared beforehand);
-//   baseline 2  the same paths as a plain tar through @actions/cache (download, unzstd,
-//               extract), in a node process of its own: what caches that tar /nix/store do,
-//               here extracted beside the store, not into it.
-// Run 2 and the baselines are taken BENCH_RUNS times (default 3), interleaved; medians shown.
-// Prints the save's seconds (job summary), the restore's (its log group, to the millisecond),
-// the archive's size against the closure's (`nix path-info -S`), the restore against each
-// baseline (the issue's goal: within 1.5x), and where the restore's time goes: one more restore
-// with every command it runs (nix, nix-store, tar, zstd) wrapped to log its start and end,
-// measured from outside the action.
-// Needs: nix, tar, zstd, and `npm run bundle` first. Usage: npm run bench:store-cache
-// Environment: BENCH_MB (closure size, default 300), BENCH_RUNS (samples, default 3),
-// BENCH_DIST (the dist/ directory to measure, an action.yml beside it; default this repo's).
+//   baseline    the same paths as a plain tar through @actions/cache (look-up, download,
+//               unzstd, extract), in a node process of its own: what caches that tar /nix/store
+//               do, here extracted beside the store, not into it.
+// Run 2 and the baseline are taken BENCH_RUNS times (default 3), interleaved; medians shown.
+// Prints one row per size: the restore's seconds (its log group, to the millisecond), the
+// baseline's, their ratio (the goal: within 1.3x), ms per path, and the archive's size against
+// the closure's (`nix path-info -S`). Then, for the last size, where the restore's time goes:
+// one more restore with every command it runs (nix, nix-store, tar, zstd) wrapped to log its
+// start and end, measured from outside the action.
+// Needs: nix, tar, zstd, and `npm run bundle` first.
+// Usage: npm run bench:store-cache -- --paths 14,500,2000   (default: --paths 14)
+// Environment: BENCH_RUNS (samples, default 3), BENCH_DIST (the dist/ directory to measure, an
+// action.yml beside it; default this repo's), BENCH_COMPARE_DIST (another build of the action,
+// say the last release's dist/: its restore is measured too, on its own copy of the flake,
+// interleaved with the others, in an extra column).
 import { execFile, execFileSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import fs from 'node:fs'
@@ -31,8 +35,9 @@ const execFileAsync = promisify(execFile)
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const fixture = path.join(repoRoot, '__tests__/e2e/flakes/cache-bench')
 const BLOB_MB = 50
-const megabytes = Number(process.env.BENCH_MB ?? 300)
-const blobCount = Math.max(1, Math.round(megabytes / BLOB_MB))
+const BLOBS = 6
+/** The image, its derivation, and each blob's derivation and output. */
+const FIXED_PATHS = 2 + 2 * BLOBS
 /** Samples of the restore and of each baseline; the median is reported. */
 const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 3))
 
@@ -44,14 +49,12 @@ const NIX_CONFIG = [
 
 const lines = text => text.split('\n').filter(Boolean)
 const nixStore = (...args) =>
-  execFileSync('nix-store', args, { encoding: 'utf8', env: { ...process.env, NIX_CONFIG } })
+  execFileSync('nix-store', args, {
+    encoding: 'utf8',
+    env: { ...process.env, NIX_CONFIG },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
 const mb = bytes => `${(bytes / 1024 / 1024).toFixed(1)} MB`
-
-function seconds(work) {
-  const started = process.hrtime.bigint()
-  work()
-  return Number(process.hrtime.bigint() - started) / 1e9
-}
 
 /** The Seconds column of a job summary row. */
 function summarySeconds(summary, row) {
@@ -66,7 +69,7 @@ function summarySeconds(summary, row) {
  * `::group::` and `::endgroup::` lines arrived here: the step's output is streamed to this
  * process (and swallowed), and a group ends as its stage does.
  */
-async function runOnce(flakeRef, server, extraEnv = {}) {
+async function runOnce(flakeRef, server, extraEnv = {}, distDir = process.env.BENCH_DIST) {
   const lines = []
   const swallow = chunk => {
     lines.push({ at: process.hrtime.bigint(), text: String(chunk) })
@@ -84,7 +87,7 @@ async function runOnce(flakeRef, server, extraEnv = {}) {
       timeoutMs: 1_200_000,
       stream: true,
       // Another build of the action (say, a commit's dist/ and action.yml), to compare.
-      ...(process.env.BENCH_DIST ? { distDir: process.env.BENCH_DIST } : {})
+      ...(distDir ? { distDir } : {})
     })
   } finally {
     process.stdout.write = out
@@ -203,8 +206,9 @@ function printBreakdown(timings, total) {
 // that already restored once, a second restore runs up to twice as fast (measured here), which
 // would flatter the baseline. Times restoreCache() alone, its module already loaded.
 const RESTORE_CHILD = `
+const fs = await import('node:fs')
 const cache = await import(process.env.BENCH_CACHE_MODULE)
-const paths = JSON.parse(process.env.BENCH_PATHS)
+const paths = JSON.parse(fs.readFileSync(process.env.BENCH_PATHS_FILE, 'utf8'))
 const started = process.hrtime.bigint()
 const key = await cache.restoreCache(paths, process.env.BENCH_KEY)
 const seconds = Number(process.hrtime.bigint() - started) / 1e9
@@ -215,12 +219,13 @@ process.stderr.write(JSON.stringify({ key: key ?? null, seconds }))
  * \`paths\` as a plain tar through @actions/cache: save() once (the paths must be valid), then
  * restoreSeconds(dir) times a restore (download, unzstd, extract) into an empty directory.
  */
-async function actionsCacheTar(server, work, paths) {
+async function actionsCacheTar(server, work, paths, key) {
   const cache = await import('@actions/cache')
-  const key = 'bench-plain-tar'
   const env = { ...cacheEnv(server), RUNNER_TEMP: path.join(work, 'runner-temp') }
-  fs.mkdirSync(env.RUNNER_TEMP)
+  fs.mkdirSync(env.RUNNER_TEMP, { recursive: true })
   const relative = paths.map(p => p.slice(1))
+  const pathsFile = path.join(work, `${key}.json`)
+  fs.writeFileSync(pathsFile, JSON.stringify(relative))
   const save = async () => {
     const saved = { ...process.env }
     const cwd = process.cwd()
@@ -250,7 +255,8 @@ async function actionsCacheTar(server, work, paths) {
           ...env,
           GITHUB_WORKSPACE: extractDir,
           BENCH_CACHE_MODULE: import.meta.resolve('@actions/cache'),
-          BENCH_PATHS: JSON.stringify(relative),
+          // A file: 2,000 paths are more than one environment variable may hold.
+          BENCH_PATHS_FILE: pathsFile,
           BENCH_KEY: key
         },
         maxBuffer: 1 << 24
@@ -265,18 +271,62 @@ async function actionsCacheTar(server, work, paths) {
 
 const median = values => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]
 
-async function main() {
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'nca-bench-'))
-  const server = await startCacheServer()
+/** `--paths 14,500,2000`: closure sizes to measure, each at least the fixed 14 paths. */
+function pathCounts(argv) {
+  const at = argv.indexOf('--paths')
+  const value = at === -1 ? String(FIXED_PATHS) : (argv[at + 1] ?? '')
+  const counts = value.split(',').map(Number)
+  if (counts.some(n => !Number.isInteger(n) || n < FIXED_PATHS)) {
+    throw new Error(`bench: --paths takes closure sizes of ${FIXED_PATHS} or more, not ${value}`)
+  }
+  return counts
+}
+
+/** Measure one closure size; returns its row and what the breakdown needs. */
+function makeFlake(flakeDir, wantedPaths) {
+  fs.cpSync(fixture, flakeDir, { recursive: true })
+  fs.writeFileSync(path.join(flakeDir, 'salt'), randomUUID())
+  fs.writeFileSync(path.join(flakeDir, 'blobs'), String(BLOBS))
+  // Each small path comes with its derivation.
+  fs.writeFileSync(
+    path.join(flakeDir, 'smalls'),
+    String(Math.round((wantedPaths - FIXED_PATHS) / 2))
+  )
+  return `path:${flakeDir}`
+}
+
+/**
+ * The other build's restore (BENCH_COMPARE_DIST), on a flake of its own (its own paths, its
+ * own entry): save once, then `sample()` deletes its paths and times one restore.
+ */
+async function compared(work, server, wantedPaths, compareDist) {
+  const flakeRef = makeFlake(path.join(work, `flake-compare-${wantedPaths}`), wantedPaths)
+  const run1 = await runOnce(flakeRef, server, {}, compareDist)
+  fs.rmSync(run1.tempDir, { recursive: true, force: true })
+  const paths = lines(nixStore('-qR', '--include-outputs', run1.state['built-drv-path']))
+  const deleteAll = () => {
+    // One call: a batch would fail on paths that a later batch's paths still refer to.
+    nixStore('--delete', ...paths)
+  }
+  const sample = async () => {
+    deleteAll()
+    execFileSync('sync')
+    const run2 = await runOnce(flakeRef, server, {}, compareDist)
+    fs.rmSync(run2.tempDir, { recursive: true, force: true })
+    if (run2.outputs['cache-hit'] !== 'true') throw new Error('bench: compared run 2 missed')
+    return run2.stageSeconds('Store cache')
+  }
+  return { sample, cleanup: deleteAll }
+}
+
+async function measure(work, server, wantedPaths, { timed }) {
+  const flakeDir = path.join(work, `flake-${wantedPaths}`)
+  const flakeRef = makeFlake(flakeDir, wantedPaths)
   const cleanup = []
   try {
-    const flakeDir = path.join(work, 'flake')
-    fs.cpSync(fixture, flakeDir, { recursive: true })
-    fs.writeFileSync(path.join(flakeDir, 'salt'), randomUUID())
-    fs.writeFileSync(path.join(flakeDir, 'blobs'), String(blobCount))
-    const flakeRef = `path:${flakeDir}`
-    process.stdout.write(`bench: ${blobCount} blobs of ${BLOB_MB} MB of random data\n`)
-
+    const compareDist = process.env.BENCH_COMPARE_DIST
+    const other = compareDist ? await compared(work, server, wantedPaths, compareDist) : null
+    if (other) cleanup.push(other.cleanup)
     const run1 = await runOnce(flakeRef, server)
     const storePath = run1.outputs['store-path']
     const paths = lines(nixStore('-qR', '--include-outputs', run1.state['built-drv-path']))
@@ -286,6 +336,10 @@ async function main() {
       )
       if (valid.length) nixStore('--delete', ...valid)
     })
+    const deleteAll = () => {
+      // One call: a batch would fail on paths that a later batch's paths still refer to.
+      nixStore('--delete', ...paths)
+    }
     const entry = server.entries().find(e => e.key === run1.outputs['cache-key'])
     if (!entry?.size) throw new Error('bench: run 1 saved no cache entry')
     const closureSize = Number(
@@ -296,23 +350,15 @@ async function main() {
         .trim()
         .split(/\s+/)[1]
     )
-    const narTotal = lines(nixStore('-q', '--size', ...paths)).reduce(
-      (sum, n) => sum + Number(n),
-      0
-    )
-
-    // The baseline's tar, made while the paths are there (not timed).
-    const baselineTar = path.join(work, 'closure.tar')
-    execFileSync('tar', ['-cf', baselineTar, ...paths])
 
     // Each measurement starts with nothing left to write back from the one before (the disk is
     // the same for all of them): `sync`, not timed. Each is taken RUNS times, interleaved, and
     // the median reported: one sample of a 300 MB download varies by a third from run to run.
     const settle = () => execFileSync('sync')
-    const cacheTar = await actionsCacheTar(server, work, paths)
-    const samples = { restore: [], tar: [], cacheTar: [] }
+    const cacheTar = await actionsCacheTar(server, work, paths, `bench-plain-tar-${wantedPaths}`)
+    const samples = { restore: [], cacheTar: [], compared: [] }
     for (let i = 0; i < RUNS; i++) {
-      nixStore('--delete', ...paths)
+      deleteAll()
       settle()
       const run2 = await runOnce(flakeRef, server)
       if (run2.outputs['cache-hit'] !== 'true') throw new Error('bench: run 2 was not a cache hit')
@@ -322,75 +368,101 @@ async function main() {
       samples.restore.push(run2.stageSeconds('Store cache'))
       fs.rmSync(run2.tempDir, { recursive: true, force: true })
 
-      // Baseline 1: a plain `tar -xf` of the same paths, the tar local and in the page cache.
-      const extractDir = path.join(work, 'extract')
-      fs.rmSync(extractDir, { recursive: true, force: true })
-      fs.mkdirSync(extractDir)
-      settle()
-      samples.tar.push(seconds(() => execFileSync('tar', ['-xf', baselineTar, '-C', extractDir])))
-      fs.rmSync(extractDir, { recursive: true, force: true })
-
-      // Baseline 2: the same paths as a plain tar through @actions/cache (download, unzstd, tar).
+      // The baseline: the same paths as a plain tar through @actions/cache.
       if (i === 0) await cacheTar.save()
       const cacheTarDir = path.join(work, 'extract-cache-tar')
       fs.rmSync(cacheTarDir, { recursive: true, force: true })
       fs.mkdirSync(cacheTarDir)
       samples.cacheTar.push(await cacheTar.restoreSeconds(cacheTarDir, settle))
       fs.rmSync(cacheTarDir, { recursive: true, force: true })
+      if (other) samples.compared.push(await other.sample())
     }
 
-    // The same restore again, with every command timed: where its seconds go.
-    nixStore('--delete', ...paths)
-    settle()
-    const timingLog = path.join(work, 'timings.log')
-    const wrappers = timingWrappers(path.join(work, 'timed-bin'), timingLog)
-    const run2timed = await runOnce(flakeRef, server, {
-      PATH: `${wrappers}:${process.env.PATH ?? ''}`
-    })
-    if (run2timed.outputs['cache-hit'] !== 'true') throw new Error('bench: the timed run missed')
-    const timedRestore = run2timed.stageSeconds('Store cache')
-
-    const restore = median(samples.restore)
-    const tarSeconds = median(samples.tar)
-    const cacheTarSeconds = median(samples.cacheTar)
-    const all = list => `(${list.map(x => x.toFixed(2)).join(', ')})`
-    const save = summarySeconds(run1.summary, 'Store cache save')
-    const ratio = baseline => {
-      const r = restore / baseline
-      return `${r.toFixed(2)}x (goal 1.5x: ${r <= 1.5 ? 'met' : 'not met'})`
+    let breakdown = null
+    if (timed) {
+      // The same restore again, with every command timed: where its seconds go.
+      deleteAll()
+      settle()
+      const timingLog = path.join(work, `timings-${wantedPaths}.log`)
+      const wrappers = timingWrappers(path.join(work, `timed-bin-${wantedPaths}`), timingLog)
+      const run2timed = await runOnce(flakeRef, server, {
+        PATH: `${wrappers}:${process.env.PATH ?? ''}`
+      })
+      if (run2timed.outputs['cache-hit'] !== 'true') throw new Error('bench: the timed run missed')
+      breakdown = { timings: readTimings(timingLog), total: run2timed.stageSeconds('Store cache') }
+      fs.rmSync(run2timed.tempDir, { recursive: true, force: true })
     }
-    const rows = [
-      ['closure (nix path-info -S)', mb(closureSize)],
-      ['cached paths, NAR total', `${mb(narTotal)} (${paths.length} paths)`],
-      ['cache archive', mb(entry.size)],
-      ['archive / closure', (entry.size / closureSize).toFixed(3)],
-      ['save seconds (run 1 post)', save.toFixed(2)],
-      ['restore seconds (run 2)', `${restore.toFixed(2)} ${all(samples.restore)}`],
-      ['baseline 1: plain tar -xf seconds', `${tarSeconds.toFixed(2)} ${all(samples.tar)}`],
-      ['restore / baseline 1', ratio(tarSeconds)],
-      [
-        'baseline 2: tar via @actions/cache s',
-        `${cacheTarSeconds.toFixed(2)} ${all(samples.cacheTar)}`
-      ],
-      ['restore / baseline 2', ratio(cacheTarSeconds)],
-      ['run 2 built', 'nothing']
-    ]
-    const width = Math.max(...rows.map(([name]) => name.length))
-    process.stdout.write(`\n${rows.map(([n, v]) => `${n.padEnd(width)}  ${v}`).join('\n')}\n`)
-    process.stdout.write(
-      [
-        '',
-        'baseline 1: the tar is uncompressed, local and in the page cache: extraction only.',
-        'baseline 2: what a cache that tars the store paths costs: the download, unzstd and the',
-        '            extraction, through the same @actions/cache client and server as the restore.',
-        ''
-      ].join('\n')
-    )
-    printBreakdown(readTimings(timingLog), timedRestore)
-    for (const dir of [run1.tempDir, run2timed.tempDir])
-      fs.rmSync(dir, { recursive: true, force: true })
+    fs.rmSync(run1.tempDir, { recursive: true, force: true })
+    return {
+      paths: paths.length,
+      closureSize,
+      archiveSize: entry.size,
+      save: summarySeconds(run1.summary, 'Store cache save'),
+      restore: samples.restore,
+      cacheTar: samples.cacheTar,
+      compared: samples.compared,
+      breakdown
+    }
   } finally {
     for (const step of cleanup) step()
+    fs.rmSync(flakeDir, { recursive: true, force: true })
+  }
+}
+
+function printTable(results) {
+  const all = list => list.map(x => x.toFixed(2)).join(', ')
+  const rows = results.map(r => {
+    const restore = median(r.restore)
+    const tar = median(r.cacheTar)
+    return [
+      String(r.paths),
+      `${restore.toFixed(2)} (${all(r.restore)})`,
+      `${tar.toFixed(2)} (${all(r.cacheTar)})`,
+      `${(restore / tar).toFixed(2)}x`,
+      `${((restore * 1000) / r.paths).toFixed(2)} / ${((tar * 1000) / r.paths).toFixed(2)}`,
+      `${mb(r.archiveSize)} / ${mb(r.closureSize)} = ${(r.archiveSize / r.closureSize).toFixed(3)}`,
+      r.save.toFixed(1),
+      ...(r.compared.length ? [`${median(r.compared).toFixed(2)} (${all(r.compared)})`] : [])
+    ]
+  })
+  const head = [
+    'paths',
+    'restore s (samples)',
+    'tar via @actions/cache s (samples)',
+    'ratio',
+    'ms/path restore / tar',
+    'archive / closure',
+    'save s',
+    ...(process.env.BENCH_COMPARE_DIST ? ['BENCH_COMPARE_DIST restore s (samples)'] : [])
+  ]
+  const table = [head, head.map(() => '---'), ...rows].map(row => `| ${row.join(' | ')} |`)
+  process.stdout.write(`\n${table.join('\n')}\n`)
+  process.stdout.write(
+    [
+      '',
+      `medians of ${RUNS} samples, interleaved; the goal: ratio <= 1.3x at 2,000 paths.`,
+      'tar via @actions/cache: the same paths as one tar through the same client and server',
+      '(look-up, download, unzstd, extract) in a node process of its own.',
+      ''
+    ].join('\n')
+  )
+}
+
+async function main() {
+  const counts = pathCounts(process.argv.slice(2))
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'nca-bench-'))
+  const server = await startCacheServer()
+  try {
+    const results = []
+    for (const [i, count] of counts.entries()) {
+      process.stdout.write(`bench: ${count} paths (${BLOBS} blobs of ${BLOB_MB} MB)\n`)
+      results.push(await measure(work, server, count, { timed: i === counts.length - 1 }))
+      printTable(results.slice(-1))
+    }
+    printTable(results)
+    const last = results[results.length - 1]
+    if (last?.breakdown) printBreakdown(last.breakdown.timings, last.breakdown.total)
+  } finally {
     await server.close()
     fs.rmSync(work, { recursive: true, force: true })
   }

@@ -595,6 +595,7 @@ async function restoreCache(inputs: Inputs, report: Report): Promise<void> {
     describeRestore
   )
   saveState(StateKey.CacheSave, String(inputs.cacheSave))
+  saveState(StateKey.CacheFlake, inputs.flake)
   saveState(StateKey.CacheWorkDir, workDir)
   saveState(StateKey.CacheRestoredPaths, restored.restoredPathsFile)
   if (restored.keys) saveState(StateKey.CachePrimaryKey, restored.keys.primary)

@@ -49,6 +49,7 @@ async function saveCache(): Promise<void> {
   try {
     result = await core.group('Store cache save', () =>
       saveStoreCache({
+        flake: getState(StateKey.CacheFlake) ?? '.',
         cacheSave: getState(StateKey.CacheSave) !== 'false',
         primaryKey: getState(StateKey.CachePrimaryKey),
         restoredKey: getState(StateKey.CacheRestoredKey),

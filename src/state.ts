@@ -12,6 +12,8 @@ export enum StateKey {
   /** File listing the restored entry's store paths: post saves only when the closure has more. */
   CacheRestoredPaths = 'cache-restored-paths',
   CacheSave = 'cache-save',
+  /** The flake reference: post caches the sources of its inputs too. */
+  CacheFlake = 'cache-flake',
   CacheWorkDir = 'cache-work-dir',
   /** Set once the build finished: post saves nothing without it. */
   BuiltDrvPath = 'built-drv-path',

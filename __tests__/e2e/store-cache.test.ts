@@ -8,16 +8,7 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals'
 import { execFileSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import {
-  closeSync,
-  existsSync,
-  openSync,
-  readFileSync,
-  readSync,
-  readdirSync,
-  statSync,
-  writeSync
-} from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { appendFile, cp, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { runAction } from '../../scripts/run-action.mjs'
@@ -271,79 +262,6 @@ test('a corrupt archive is discarded with a warning, never half-imported', async
   // The post step tries to save under the same key, which exists: a warning, still green.
   expect(run2.post?.stdout).toMatch(/Unable to reserve cache with key/)
   expect(run2.post?.stdout).toContain('::warning::Store cache save failed, the job goes on')
-})
-
-test('big paths import side by side, and a corrupt one discards the whole archive', async () => {
-  // Two 50 MB blobs: independent, big enough to import (and verify) in two lanes.
-  const fixture = await makeBenchFixture(2)
-  const run1 = await action(fixture)
-  expectGreen(run1)
-  const key = run1.outputs['cache-key'] ?? ''
-  const entry = server.entries().find(e => e.key === key)
-  if (!entry) throw new Error(`no cache entry ${key}`)
-  const paths = closure(run1.state['built-drv-path'] ?? '')
-  const blobs = paths.filter(p => /-bench-blob-\d$/.test(p))
-  expect(blobs).toHaveLength(2)
-
-  // Intact, the blobs import in two `nix copy` calls side by side, one blob each.
-  deleteFromStore(paths)
-  const run2 = await action(fixture, server, ['nix'])
-  expectGreen(run2)
-  expect(run2.outputs['cache-hit']).toBe('true')
-  expect(invalid(paths)).toEqual([])
-  const copies = run2.commands.filter(argv => argv.includes('copy') && argv.includes('--from'))
-  for (const blob of blobs) {
-    expect(
-      copies.filter(argv => argv.includes(blob)).map(argv => argv.filter(a => blobs.includes(a)))
-    ).toEqual([[blob]])
-  }
-  expect(run2.main.stdout).not.toMatch(/building '/)
-
-  // One blob's NAR corrupted: its lane fails, the other lane's blob was imported meanwhile, and
-  // both are gone again before the build, which builds every blob anew.
-  const work = await mkdtemp('/tmp/nca-cache-e2e-corrupt-')
-  tempDirs.push(work)
-  execFileSync('sh', [
-    '-c',
-    'zstd -d --long=30 -c "$1" | tar -xf - -C "$2"',
-    'sh',
-    entry.file,
-    work
-  ])
-  const nars = join(work, 'nix-container-action-store', 'nar')
-  const biggest = readdirSync(nars)
-    .map(name => join(nars, name))
-    .sort((a, b) => statSync(b).size - statSync(a).size)[0]
-  if (!biggest) throw new Error('no NAR in the archive')
-  const fd = openSync(biggest, 'r+')
-  const at = Math.floor(statSync(biggest).size / 2)
-  const byte = Buffer.alloc(1)
-  readSync(fd, byte, 0, 1, at)
-  byte[0] = (byte[0] ?? 0) ^ 0xff
-  writeSync(fd, byte, 0, 1, at)
-  closeSync(fd)
-  const archive = join(work, 'archive.tar.zst')
-  execFileSync('sh', [
-    '-c',
-    'tar -cf - -C "$1" nix-container-action-store | zstd -q -c > "$2"',
-    'sh',
-    work,
-    archive
-  ])
-  server.replaceArchive(key, readFileSync(archive))
-
-  deleteFromStore(paths)
-  const run3 = await action(fixture)
-  expectGreen(run3)
-  expect(run3.main.stdout).toMatch(
-    /::warning::Store cache: restore failed, building without the cache: the archive did not import cleanly and was discarded: .*hash mismatch importing path/
-  )
-  expect(run3.main.stdout).toMatch(/Removed the [1-9]\d* paths this import had added/)
-  expect(run3.outputs['cache-restored-key']).toBe('')
-  for (const blob of blobs) {
-    const drv = paths.find(p => p.endsWith(`${blob.slice(44)}.drv`))
-    expect(run3.main.stdout).toContain(`building '${drv}'`)
-  }
 })
 
 describe('cache service v2 only', () => {

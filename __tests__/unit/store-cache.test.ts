@@ -1,11 +1,11 @@
 import { afterEach, beforeEach, describe, expect, jest, test } from '@jest/globals'
-import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type * as actionsCache from '@actions/cache'
 import * as core from '../../__fixtures__/core.js'
 import type { SaveFacts } from '../../src/stages/store-cache.js'
-import type { NarInfo } from '../../src/cache/nix-store.js'
+import type { Registration } from '../../src/cache/store-archive.js'
 import * as exec from '../../__fixtures__/exec.js'
 
 const cache = {
@@ -28,26 +28,24 @@ const {
   saveStoreCache,
   shortHash
 } = await import('../../src/stages/store-cache.js')
-const {
-  PARALLEL_MIN_BYTES,
-  balance,
-  importSchedule,
-  parseFlakeMetadata,
-  parseNarInfo,
-  topologicalLevels
-} = await import('../../src/cache/nix-store.js')
+const { parseFlakeArchive, parseFlakeMetadata } = await import('../../src/cache/nix-store.js')
+const { balance, formatRegistrations, hashMismatches, parseRegistrations, restoreMethod } =
+  await import('../../src/cache/store-archive.js')
 
 const ok = (stdout = '') => ({ exitCode: 0, stdout, stderr: '' })
 const p = (name: string) => `/nix/store/${'a'.repeat(32)}-${name}`
 const noInputs = { sourceHash: 'sha256-src', lock: null }
 /** A store path with a hash part of its own: `h('img', 1)`. */
 const h = (name: string, n: number) => `/nix/store/${String(n).padStart(32, '0')}-${name}`
-const MB = 1024 * 1024
-/** NarInfos from [path, MB, references]. */
-const infosOf = (...rows: [string, number, string[]?][]) =>
-  new Map<string, NarInfo>(
-    rows.map(([path, mb, refs]) => [path, { narSize: mb * MB, references: refs ?? [] }])
-  )
+const HASH = 'ab'.repeat(32)
+/** A registration of `size` bytes with the given references. */
+const reg = (path: string, narSize = 0, references: string[] = []): Registration => ({
+  path,
+  narHash: HASH,
+  narSize,
+  deriver: '',
+  references
+})
 
 let workDir: string
 // The v1 service as the runner sets it up, but for the URL: each test says whether the client
@@ -171,57 +169,91 @@ describe('pathsNotRestored and closureSkipReason', () => {
 
 describe('parseManifest', () => {
   test('a manifest of store paths', () => {
-    expect(parseManifest(JSON.stringify({ version: 1, paths: [p('x'), p('y.drv')] }))).toEqual({
-      version: 1,
+    expect(parseManifest(JSON.stringify({ version: 2, paths: [p('x'), p('y.drv')] }))).toEqual({
+      version: 2,
       paths: [p('x'), p('y.drv')]
     })
   })
   test.each([
-    ['another version', { version: 2, paths: [] }, 'version 2'],
-    ['not a store path', { version: 1, paths: ['/etc/passwd'] }, 'not a store path'],
-    ['a newline in a path', { version: 1, paths: [`${p('x')}\n${p('y')}`] }, 'not a store path']
+    ['an older layout', { version: 1, paths: [] }, 'version 1'],
+    ['not a store path', { version: 2, paths: ['/etc/passwd'] }, 'not a store path'],
+    ['a newline in a path', { version: 2, paths: [`${p('x')}\n${p('y')}`] }, 'not a store path']
   ])('%s is refused', (_name, json, message) => {
     expect(() => parseManifest(JSON.stringify(json))).toThrow(message)
   })
 })
 
-describe('parseNarInfo', () => {
-  test('the store path, its references as full paths, the NAR size', () => {
-    const text = [
-      `StorePath: ${h('img', 9)}`,
-      'URL: nar/1fq6.nar',
-      'Compression: none',
-      'NarHash: sha256:1fq6',
-      'NarSize: 20592',
-      `References: ${h('blob', 1).slice(11)} ${h('img', 9).slice(11)}`,
-      `Deriver: ${h('img.drv', 8).slice(11)}`,
-      ''
-    ].join('\n')
-    expect(parseNarInfo(text)).toEqual({
-      storePath: h('img', 9),
-      references: [h('blob', 1), h('img', 9)],
-      narSize: 20592
-    })
+describe('parseRegistrations and formatRegistrations', () => {
+  // As `nix-store --dump-db` prints them: the second path has a deriver and two references.
+  const text = [
+    h('src', 1),
+    HASH,
+    '120',
+    '',
+    '0',
+    h('img', 2),
+    'cd'.repeat(32),
+    '4096',
+    h('img.drv', 3),
+    '2',
+    h('img', 2),
+    h('src', 1),
+    ''
+  ].join('\n')
+
+  test('each path with its hash, size, deriver and references; and back', () => {
+    const parsed = parseRegistrations(text)
+    expect(parsed).toEqual([
+      reg(h('src', 1), 120),
+      {
+        path: h('img', 2),
+        narHash: 'cd'.repeat(32),
+        narSize: 4096,
+        deriver: h('img.drv', 3),
+        references: [h('img', 2), h('src', 1)]
+      }
+    ])
+    expect(formatRegistrations(parsed)).toBe(text)
   })
-  test('no references; no store path is no narinfo', () => {
-    expect(parseNarInfo(`StorePath: ${h('a', 1)}\nNarSize: 5\nReferences: \n`)).toEqual({
-      storePath: h('a', 1),
-      references: [],
-      narSize: 5
-    })
-    expect(parseNarInfo('garbage')).toBeNull()
+
+  test.each([
+    ['a hash that is not base16 sha256', text.replace(HASH, 'sha256:xyz')],
+    ['a truncated entry', text.split('\n').slice(0, 11).join('\n')]
+  ])('%s is refused', (_name, bad) => {
+    expect(() => parseRegistrations(bad)).toThrow(/registration/)
   })
 })
 
-describe('topologicalLevels', () => {
-  test('a level is one more than the deepest reference among the paths', () => {
-    const [a, b, c, d, out] = [h('a', 1), h('b', 2), h('c', 3), h('d', 4), h('outside', 5)]
-    const infos = infosOf([a, 1, [a, out]], [b, 1, [a]], [c, 1, [a, b]], [d, 1])
-    expect(topologicalLevels([c, b, a, d], infos)).toEqual([[a, d], [b], [c]])
+describe('restoreMethod', () => {
+  const local = { nixRemote: null, storeWritable: true, dbWritable: true }
+  test.each([
+    ['a store this process owns', local, { fast: true }],
+    ['NIX_REMOTE=local', { ...local, nixRemote: 'local' }, { fast: true }],
+    [
+      'NIX_REMOTE=daemon',
+      { ...local, nixRemote: 'daemon' },
+      { fast: false, reason: expect.stringContaining('NIX_REMOTE=daemon') }
+    ],
+    [
+      'a read-only store',
+      { ...local, storeWritable: false },
+      { fast: false, reason: expect.stringContaining('not writable') }
+    ],
+    [
+      'a database of another user',
+      { ...local, dbWritable: false },
+      { fast: false, reason: expect.stringContaining('daemon store') }
+    ]
+  ])('%s', (_name, facts, expected) => {
+    expect(restoreMethod(facts)).toEqual(expected)
   })
-  test('a cycle has no order', () => {
-    const [a, b] = [h('a', 1), h('b', 2)]
-    expect(topologicalLevels([a, b], infosOf([a, 1, [b]], [b, 1, [a]]))).toBeNull()
+})
+
+describe('hashMismatches', () => {
+  test('a different or missing hash is a mismatch', () => {
+    const entries = [reg(h('a', 1)), reg(h('b', 2)), reg(h('c', 3))]
+    expect(hashMismatches(entries, [HASH, 'ff'.repeat(32)])).toEqual([entries[1], entries[2]])
+    expect(hashMismatches(entries, [HASH, HASH, `${HASH}\n`])).toEqual([])
   })
 })
 
@@ -238,79 +270,24 @@ describe('balance', () => {
     ],
     ['one big, many small', [100, 10, 10, 10], 2, [[0], [1, 2, 3]]],
     ['more lanes than paths', [5, 5], 4, [[0], [1]]],
-    ['one lane', [1, 2], 1, [[0, 1]]]
+    ['one lane', [1, 2], 1, [[1, 0]]]
   ])('%s', (_name, sizes, lanes, expected) => {
-    const paths = sizes.map((_, i) => h(`p${i}`, i))
-    const infos = infosOf(...sizes.map((mb, i): [string, number] => [paths[i] ?? '', mb]))
-    expect(balance(paths, infos, lanes)).toEqual(expected.map(g => g.map(i => paths[i])))
+    const entries = sizes.map((size, i) => reg(h(`p${i}`, i), size))
+    expect(balance(entries, lanes)).toEqual(expected.map(g => g.map(i => entries[i])))
   })
 })
 
-describe('importSchedule', () => {
-  // The benchmark's closure: six 50 MB blobs, the image naming them, and their derivations.
-  const blobs = [0, 1, 2, 3, 4, 5].map(i => h(`blob-${i}`, i))
-  const blobDrvs = [0, 1, 2, 3, 4, 5].map(i => h(`blob-${i}.drv`, 10 + i))
-  const [img, imgDrv] = [h('img', 20), h('img.drv', 21)]
-  const infos = infosOf(
-    ...blobs.map((b): [string, number] => [b, 50]),
-    ...blobDrvs.map((d): [string, number] => [d, 0]),
-    [img, 0, blobs],
-    [imgDrv, 0, blobDrvs]
-  )
-  const all = [...blobs, ...blobDrvs, img, imgDrv]
-
-  test('big independent paths side by side, derivations beside them, then the rest', () => {
-    expect(importSchedule(all, infos, 2)).toEqual([
-      [[blobs[0], blobs[2], blobs[4]], [blobs[1], blobs[3], blobs[5]], blobDrvs],
-      [[img, imgDrv]]
-    ])
-  })
-
-  test('no concurrent group ever holds a path that another one refers to', () => {
-    for (const round of importSchedule(all, infos, 3)) {
-      for (const group of round) {
-        const others = new Set(round.filter(g => g !== group).flat())
-        const refs = group.flatMap(path => infos.get(path)?.references ?? [])
-        expect(refs.filter(ref => others.has(ref))).toEqual([])
+describe('parseFlakeArchive', () => {
+  test("every input's source, however deep, without the flake's own", () => {
+    const json = {
+      path: h('source', 1),
+      inputs: {
+        a: { path: h('source', 2), inputs: { b: { path: h('source', 3), inputs: {} } } },
+        c: { path: h('source', 3), inputs: {} }
       }
     }
-  })
-
-  test.each<[string, string[], Map<string, NarInfo>, number]>([
-    ['one lane', all, infos, 1],
-    ['a path without its narinfo', [...all, h('unknown', 30)], infos, 2],
-    [
-      'small paths: nothing to gain',
-      [h('a', 1), h('b', 2)],
-      infosOf([h('a', 1), 1], [h('b', 2), 1]),
-      2
-    ],
-    ['one big path', [h('a', 1), h('b', 2)], infosOf([h('a', 1), 500], [h('b', 2), 1]), 2]
-  ])('%s: one sequential round', (_name, paths, narinfos, lanes) => {
-    expect(importSchedule(paths, narinfos, lanes)).toEqual([[paths]])
-  })
-
-  test('light levels around a heavy one are merged into sequential rounds', () => {
-    const [base, x, y, top, topper] = [
-      h('base', 1),
-      h('x', 2),
-      h('y', 3),
-      h('top', 4),
-      h('topper', 5)
-    ]
-    const big = PARALLEL_MIN_BYTES / MB
-    const levels = infosOf(
-      [base, 1],
-      [x, big, [base]],
-      [y, big, [base]],
-      [top, 1, [x, y]],
-      [topper, 1, [top]]
-    )
-    expect(importSchedule([topper, top, y, x, base], levels, 2)).toEqual([
-      [[base]],
-      [[x], [y]],
-      [[top, topper]]
-    ])
+    expect(parseFlakeArchive(JSON.stringify(json))).toEqual([h('source', 2), h('source', 3)])
+    expect(parseFlakeArchive(JSON.stringify({ path: h('source', 1), inputs: {} }))).toEqual([])
   })
 })
 
@@ -345,22 +322,29 @@ function scriptNix(...results: { exitCode: number; stdout: string; stderr: strin
   for (const result of results) exec.run.mockResolvedValueOnce(result)
 }
 
-/** What restoreCache would have extracted: a manifest listing paths, and with `mb`, a .narinfo
- * of that size for each. */
-function restoresEntry(key: string, paths: string[], mb?: number) {
+/** What restoreCache would have extracted: a manifest (of `version`) listing paths, and their
+ * registration. */
+function restoresEntry(key: string, paths: string[], version = 2) {
   cache.restoreCache.mockImplementationOnce(async () => {
-    const dir = join(process.cwd(), 'nix-container-action-store')
-    await mkdir(dir, { recursive: true })
-    await writeFile(join(dir, 'nix-container-action.json'), JSON.stringify({ version: 1, paths }))
-    for (const path of mb === undefined ? [] : paths) {
-      const narinfo = `StorePath: ${path}\nNarSize: ${(mb ?? 0) * MB}\nReferences: \n`
-      await writeFile(join(dir, `${path.slice(11, 43)}.narinfo`), narinfo)
-    }
+    const dir = join(process.cwd(), 'nix-container-action-store-v2')
+    await mkdir(join(dir, 'store'), { recursive: true })
+    await writeFile(join(dir, 'nix-container-action.json'), JSON.stringify({ version, paths }))
+    await writeFile(join(dir, 'registration'), formatRegistrations(paths.map(path => reg(path))))
     return key
   })
 }
 
 describe('restoreStoreCache', () => {
+  beforeEach(() => {
+    // A store of its own, writable: the archive is staged beside it.
+    process.env.NIX_STORE_DIR = join(workDir, 'store')
+    process.env.NIX_STATE_DIR = workDir
+  })
+  afterEach(() => {
+    delete process.env.NIX_STORE_DIR
+    delete process.env.NIX_STATE_DIR
+  })
+
   test('no cache service: keys are computed, nothing is restored', async () => {
     scriptNix()
     cache.isFeatureAvailable.mockReturnValue(false)
@@ -382,96 +366,37 @@ describe('restoreStoreCache', () => {
     expect(process.cwd()).not.toContain(workDir)
   })
 
-  test('an exact hit imports only the missing paths, then verifies them', async () => {
+  test('an archive of an older layout is a warning and a miss; its staging directory goes', async () => {
+    await mkdir(join(workDir, 'store'))
+    scriptNix()
     cache.isFeatureAvailable.mockReturnValue(true)
-    scriptNix(ok(`${p('b')}\n`), ok(), ok())
-    const primary = cacheKeys({ ...options(), metadata: noInputs, override: null }).primary
-    restoresEntry(primary, [p('a'), p('b')])
-    const result = await restoreStoreCache(options())
-    expect(result).toMatchObject({ outcome: 'restored', hit: true, pathCount: 2, importedCount: 1 })
-    const commands = exec.run.mock.calls.map(([command, args]) => [command, ...args].join(' '))
-    expect(commands[2]).toContain(
-      `copy --from file://${workDir}/nix-container-action-store --no-check-sigs ${p('b')}`
-    )
-    expect(commands[3]).toBe(`nix-store --verify-path ${p('b')}`)
-    expect(await readFile(result.restoredPathsFile, 'utf8')).toBe(`${p('a')}\n${p('b')}\n`)
-  })
-
-  test('an import that fails is rolled back and is a warning, not an error', async () => {
-    cache.isFeatureAvailable.mockReturnValue(true)
-    scriptNix(ok(`${p('a')}\n${p('b')}\n`))
-    exec.run
-      .mockRejectedValueOnce(
-        new CommandError(['nix', 'copy'], 1, 'error: hash mismatch importing path')
-      )
-      .mockResolvedValueOnce(ok(`${p('b')}\n`)) // after the failure, a is valid, b is not
-      .mockResolvedValueOnce(ok()) // nix-store --delete
-    restoresEntry('older', [p('a'), p('b')])
+    restoresEntry('older', [p('a')], 1)
     const result = await restoreStoreCache(options())
     expect(result).toMatchObject({ outcome: 'failed', restoredKey: null, hit: false })
-    expect(exec.run).toHaveBeenLastCalledWith('nix-store', ['--delete', p('a')], { silent: true })
-    expect(core.warning).toHaveBeenCalledWith(expect.stringContaining('discarded'))
-    expect(await readFile(result.restoredPathsFile, 'utf8')).toBe('')
+    expect(core.warning).toHaveBeenCalledWith(expect.stringContaining('version 1, not 2'))
+    expect(await readdir(join(workDir, 'store'))).toEqual([])
   })
 
-  test('big independent paths import side by side; a failure rolls back only after every lane ended', async () => {
+  test('paths all valid already: nothing is hashed, moved or registered', async () => {
+    const storeDir = join(workDir, 'store')
+    await mkdir(storeDir)
+    const paths = [`${storeDir}/${'a'.repeat(32)}-x`, `${storeDir}/${'b'.repeat(32)}-y`]
+    scriptNix(ok()) // --check-validity --print-invalid: none
     cache.isFeatureAvailable.mockReturnValue(true)
-    const [a, b] = [h('blob-a', 1), h('blob-b', 2)]
-    restoresEntry('older', [a, b], 50)
-    const events: string[] = []
-    exec.run.mockImplementation(async (command, args) => {
-      if (args.includes('metadata'))
-        return ok(JSON.stringify({ locked: { narHash: 'sha256-src' } }))
-      if (args.includes('--check-validity')) {
-        return ok(events.includes(`imported ${a}`) ? `${b}\n` : `${a}\n${b}\n`)
-      }
-      if (args.includes('copy') && args.includes(b)) {
-        events.push(`failed ${b}`)
-        throw new CommandError(['nix', 'copy'], 1, 'error: hash mismatch importing path')
-      }
-      if (args.includes('copy') && args.includes(a)) {
-        await new Promise(resolve => setTimeout(resolve, 50))
-        events.push(`imported ${a}`)
-        return ok()
-      }
-      if (args.includes('--delete')) events.push(`deleted ${args.slice(1).join(' ')}`)
-      return ok()
-    })
+    restoresEntry(primaryKey(), paths)
     const result = await restoreStoreCache(options())
-    expect(result).toMatchObject({ outcome: 'failed', restoredKey: null })
-    // Two lanes, one path each; the rollback waited for the slow one, then removed its path.
-    expect(events).toEqual([`failed ${b}`, `imported ${a}`, `deleted ${a}`])
-    expect(core.warning).toHaveBeenCalledWith(expect.stringContaining('discarded'))
-    const verify = exec.run.mock.calls.filter(([, args]) => args.includes('--verify-path'))
-    expect(verify).toEqual([])
-  })
-
-  test('big independent paths are verified side by side too', async () => {
-    cache.isFeatureAvailable.mockReturnValue(true)
-    const [a, b] = [h('blob-a', 1), h('blob-b', 2)]
-    restoresEntry('older', [a, b], 50)
-    exec.run.mockImplementation((_command, args) => {
-      if (args.includes('metadata')) {
-        return Promise.resolve(ok(JSON.stringify({ locked: { narHash: 'sha256-src' } })))
-      }
-      return Promise.resolve(ok(args.includes('--check-validity') ? `${a}\n${b}\n` : ''))
-    })
-    const result = await restoreStoreCache(options())
-    expect(result).toMatchObject({ outcome: 'restored', importedCount: 2 })
-    const commands = exec.run.mock.calls.map(([command, args]) => [command, ...args].join(' '))
-    expect(commands.filter(c => c.includes(' copy '))).toEqual([
-      expect.stringMatching(new RegExp(`--no-check-sigs ${a}$`)),
-      expect.stringMatching(new RegExp(`--no-check-sigs ${b}$`))
-    ])
-    expect(commands.filter(c => c.includes('--verify-path'))).toEqual([
-      `nix-store --verify-path ${a}`,
-      `nix-store --verify-path ${b}`
-    ])
+    expect(result).toMatchObject({ outcome: 'restored', hit: true, pathCount: 2, importedCount: 0 })
+    expect(exec.run).toHaveBeenCalledTimes(2)
+    expect(await readFile(result.restoredPathsFile, 'utf8')).toBe(`${paths.join('\n')}\n`)
+    expect(await readdir(storeDir)).toEqual([])
   })
 })
 
+const primaryKey = () => cacheKeys({ ...options(), metadata: noInputs, override: null }).primary
+
 describe('saveStoreCache', () => {
   const save = {
+    flake: '.',
     cacheSave: true,
     primaryKey: 'new-key',
     restoredKey: 'old-key',
@@ -480,23 +405,48 @@ describe('saveStoreCache', () => {
     storePath: p('img'),
     workDir: ''
   }
+  const input = h('source', 7)
 
-  test('skips, saying why, when the closure has nothing the restored entry lacked', async () => {
+  /** The closure is img + img.drv; the flake has one input, valid in the store. */
+  function scriptStore() {
+    exec.run.mockImplementation((_command, args) => {
+      if (args.includes('-qR')) return Promise.resolve(ok(`${p('img.drv')}\n${p('img')}\n`))
+      if (args.includes('archive')) {
+        const json = { path: h('source', 1), inputs: { dep: { path: input, inputs: {} } } }
+        return Promise.resolve(ok(JSON.stringify(json)))
+      }
+      return Promise.resolve(ok())
+    })
+  }
+
+  test('skips, saying why, when the closure and inputs hold nothing the restored entry lacked', async () => {
     cache.isFeatureAvailable.mockReturnValue(true)
+    scriptStore()
     const restoredPathsFile = join(workDir, 'restored')
-    await writeFile(restoredPathsFile, `${p('img')}\n${p('img.drv')}\n`)
-    exec.run.mockResolvedValueOnce(ok(`${p('img.drv')}\n${p('img')}\n`))
+    await writeFile(restoredPathsFile, `${p('img')}\n${p('img.drv')}\n${input}\n`)
     const result = await saveStoreCache({ ...save, restoredPathsFile, workDir })
     expect(result).toEqual({
       saved: false,
-      reason: 'the closure holds no path that the restored cache did not already have (2 paths)'
+      reason: 'the closure holds no path that the restored cache did not already have (3 paths)'
     })
     expect(cache.saveCache).not.toHaveBeenCalled()
   })
 
+  test("the flake's inputs are saved with the closure", async () => {
+    cache.isFeatureAvailable.mockReturnValue(true)
+    scriptStore()
+    const restoredPathsFile = join(workDir, 'restored')
+    await writeFile(restoredPathsFile, `${p('img')}\n${p('img.drv')}\n`)
+    cache.saveCache.mockResolvedValueOnce(1)
+    const result = await saveStoreCache({ ...save, restoredPathsFile, workDir })
+    expect(result).toMatchObject({ saved: true, pathCount: 3, newCount: 1 })
+    const dumpDb = exec.run.mock.calls.find(([, args]) => args.includes('--dump-db'))
+    expect(dumpDb?.[1]).toEqual(['--dump-db', input, p('img'), p('img.drv')])
+  })
+
   test('a service that does not take the entry is a failure to warn about', async () => {
     cache.isFeatureAvailable.mockReturnValue(true)
-    exec.run.mockResolvedValue(ok(`${p('img.drv')}\n${p('img')}\n`))
+    scriptStore()
     cache.saveCache.mockResolvedValueOnce(-1)
     const result = await saveStoreCache({ ...save, restoredPathsFile: null, workDir })
     expect(result).toMatchObject({ saved: false, failed: true })

@@ -31916,6 +31916,8 @@ var StateKey;
     /** File listing the restored entry's store paths: post saves only when the closure has more. */
     StateKey["CacheRestoredPaths"] = "cache-restored-paths";
     StateKey["CacheSave"] = "cache-save";
+    /** The flake reference: post caches the sources of its inputs too. */
+    StateKey["CacheFlake"] = "cache-flake";
     StateKey["CacheWorkDir"] = "cache-work-dir";
     /** Set once the build finished: post saves nothing without it. */
     StateKey["BuiltDrvPath"] = "built-drv-path";
@@ -32108,10 +32110,8 @@ async function command_currentSystem() {
 }
 
 ;// CONCATENATED MODULE: ./src/cache/nix-store.ts
-// The Nix side of the store cache: which paths a build needs, and moving them through a local
-// binary cache directory (`file://`), a form that imports into any store (single-user or
-// daemon, root-owned or not) through Nix itself, with every NAR checked against its hash.
-
+// The Nix side of the store cache: what a flake's key is made of, which paths a build and the
+// flake's inputs need, and which of them the store lacks.
 
 
 
@@ -32132,16 +32132,16 @@ async function nix_store_flakeMetadata(flake) {
     const { stdout } = await runNix(['flake', 'metadata', '--json', flake], { silent: true });
     return parseFlakeMetadata(stdout);
 }
-function isDerivation(storePath) {
+function nix_store_isDerivation(storePath) {
     return storePath.endsWith('.drv');
 }
-function batches(items, size = PATHS_PER_COMMAND) {
+function nix_store_batches(items, size = PATHS_PER_COMMAND) {
     const result = [];
     for (let i = 0; i < items.length; i += size)
         result.push(items.slice(i, i + size));
     return result;
 }
-function lines(text) {
+function nix_store_lines(text) {
     return text
         .split('\n')
         .map(line => line.trim())
@@ -32154,221 +32154,45 @@ function lines(text) {
 async function buildClosure(drvPath, storePath) {
     const args = drvPath ? ['-qR', '--include-outputs', drvPath] : ['-qR', storePath];
     const { stdout } = await exec_run('nix-store', args, { silent: true });
-    return [...new Set([...lines(stdout), storePath])].sort();
+    return [...new Set([...nix_store_lines(stdout), storePath])].sort();
+}
+/**
+ * The store paths of a flake's inputs, however deep, from `nix flake archive --json --dry-run`
+ * (pure). The flake's own source is left out: it is the checkout, copied into the store anew
+ * by every evaluation of it.
+ */
+function parseFlakeArchive(stdout) {
+    const found = new Set();
+    const visit = (node) => {
+        for (const input of Object.values(node.inputs ?? {})) {
+            if (input.path)
+                found.add(input.path);
+            visit(input);
+        }
+    };
+    visit(JSON.parse(stdout));
+    return [...found].sort();
+}
+/**
+ * The sources of the flake's locked inputs. `--dry-run` computes their store paths from the
+ * lock file instead of fetching them (after a build they are in the store anyway).
+ */
+async function flakeInputPaths(flake) {
+    const { stdout } = await command_runNix(['flake', 'archive', '--json', '--dry-run', flake], {
+        silent: true
+    });
+    return parseFlakeArchive(stdout);
 }
 /** The paths that are not valid in the local store. */
 async function nix_store_invalidPaths(paths) {
     const invalid = [];
-    for (const batch of batches(paths)) {
-        const { stdout } = await run('nix-store', ['--check-validity', '--print-invalid', ...batch], {
+    for (const batch of nix_store_batches(paths)) {
+        const { stdout } = await exec_run('nix-store', ['--check-validity', '--print-invalid', ...batch], {
             silent: true
         });
-        invalid.push(...lines(stdout));
+        invalid.push(...nix_store_lines(stdout));
     }
     return invalid;
-}
-/**
- * `nix copy` in both directions. A `.drv` given to `nix copy` stands for its outputs unless
- * `--derivation` is given, and with `--derivation` other paths are left out (Nix 2.8), so
- * derivations and other paths go in separate calls: sources and outputs first, since
- * derivations refer to their sources.
- */
-async function copyPaths(direction, url, paths) {
-    const others = paths.filter(p => !isDerivation(p));
-    const derivations = paths.filter(isDerivation);
-    const checkSigs = direction === '--from' ? ['--no-check-sigs'] : [];
-    for (const [group, extra] of [
-        [others, []],
-        [derivations, ['--derivation']]
-    ]) {
-        for (const batch of batches(group)) {
-            await command_runNix(['copy', direction, url, ...checkSigs, ...extra, ...batch], { silent: true });
-        }
-    }
-}
-/** NARs uncompressed: the cache archive is compressed once, as a whole, by @actions/cache. */
-function binaryCacheUrl(dir) {
-    return `file://${dir}?compression=none`;
-}
-async function exportPaths(dir, paths) {
-    await copyPaths('--to', binaryCacheUrl(dir), paths);
-}
-/** Parse a .narinfo (pure); null when it names no store path. */
-function parseNarInfo(text) {
-    const fields = new Map();
-    for (const line of text.split('\n')) {
-        const at = line.indexOf(': ');
-        if (at > 0)
-            fields.set(line.slice(0, at), line.slice(at + 2).trim());
-    }
-    const storePath = fields.get('StorePath');
-    if (!storePath)
-        return null;
-    const storeDir = dirname(storePath);
-    const references = (fields.get('References') ?? '')
-        .split(' ')
-        .filter(name => name !== '')
-        .map(name => `${storeDir}/${name}`);
-    return { storePath, references, narSize: Number(fields.get('NarSize') ?? 0) || 0 };
-}
-/** The .narinfo of each of `paths` in a binary cache directory; a path without one is left out. */
-async function nix_store_readNarInfos(dir, paths) {
-    const infos = new Map();
-    await Promise.all(paths.map(async (path) => {
-        const file = join(dir, `${basename(path).slice(0, 32)}.narinfo`);
-        const info = parseNarInfo(await readFile(file, 'utf8').catch(() => ''));
-        if (info?.storePath === path)
-            infos.set(path, info);
-    }));
-    return infos;
-}
-/**
- * How many `nix` processes import (and verify) side by side: one per core, at most 4. One
- * `nix copy` imports its paths one after the other on one core (Nix 2.8 streams them into the
- * store in sequence), and most of that time is hashing.
- */
-function importLanes() {
-    return Math.max(1, Math.min(4, availableParallelism()));
-}
-/**
- * Below this many bytes saved by splitting a level across lanes, the level goes with its
- * neighbours into one sequential `nix copy`: another round costs a process start or two.
- */
-const PARALLEL_MIN_BYTES = (/* unused pure expression or super */ null && (32 * 1024 * 1024));
-/** Each path's level: 0 without references among `paths`, else 1 + its deepest reference's. */
-function topologicalLevels(paths, infos) {
-    const inSet = new Set(paths);
-    const level = new Map();
-    const visiting = new Set();
-    const visit = (path) => {
-        const known = level.get(path);
-        if (known !== undefined)
-            return known;
-        if (visiting.has(path))
-            return null; // a cycle: no order exists
-        visiting.add(path);
-        let deepest = -1;
-        for (const ref of infos.get(path)?.references ?? []) {
-            if (ref === path || !inSet.has(ref))
-                continue;
-            const refLevel = visit(ref);
-            if (refLevel === null)
-                return null;
-            deepest = Math.max(deepest, refLevel);
-        }
-        visiting.delete(path);
-        level.set(path, deepest + 1);
-        return deepest + 1;
-    };
-    const levels = [];
-    for (const path of paths) {
-        const at = visit(path);
-        if (at === null)
-            return null;
-        (levels[at] ??= []).push(path);
-    }
-    return levels;
-}
-/** Split paths into at most `lanes` groups of about equal NAR bytes (largest first). */
-function balance(paths, infos, lanes) {
-    const size = (path) => infos.get(path)?.narSize ?? 0;
-    const groups = Array.from({ length: Math.max(1, lanes) }, () => ({
-        bytes: 0,
-        paths: []
-    }));
-    for (const path of [...paths].sort((a, b) => size(b) - size(a) || a.localeCompare(b))) {
-        const lightest = groups.reduce((best, group) => group.bytes < best.bytes ||
-            (group.bytes === best.bytes && group.paths.length < best.paths.length)
-            ? group
-            : best);
-        lightest.bytes += size(path);
-        lightest.paths.push(path);
-    }
-    return groups.filter(group => group.paths.length > 0).map(group => group.paths.sort());
-}
-function bytesOf(paths, infos) {
-    return paths.reduce((sum, path) => sum + (infos.get(path)?.narSize ?? 0), 0);
-}
-/**
- * The import as rounds, one after the other; a round's groups run side by side, each as its own
- * `nix copy` calls (pure). A level of the reference graph whose paths are big enough to gain from
- * it is split across the lanes: its paths refer to none of each other, and everything they refer
- * to was imported in an earlier round, so no two concurrent calls ever import the same path (Nix
- * 2.8's `nix copy` fails when a path it meant to copy turns valid under it). The levels between
- * go, merged, into one sequential call, which orders them itself. Without a .narinfo for every
- * path (to read references and sizes from), one sequential round: the plain `nix copy`.
- */
-function importSchedule(paths, infos, lanes) {
-    const sequential = paths.length > 0 ? [[[...paths]]] : [];
-    if (lanes < 2 || paths.length < 2 || paths.some(path => !infos.has(path)))
-        return sequential;
-    const levels = topologicalLevels(paths, infos);
-    if (levels === null)
-        return sequential;
-    const rounds = [];
-    let pending = [];
-    for (const level of levels) {
-        const groups = balance(level.filter(path => !isDerivation(path)), infos, lanes);
-        const saved = bytesOf(level, infos) - Math.max(0, ...groups.map(g => bytesOf(g, infos)));
-        if (groups.length < 2 || saved < PARALLEL_MIN_BYTES) {
-            pending.push(...level);
-            continue;
-        }
-        // Derivations (small, and `nix copy --derivation` calls of their own) import beside them.
-        const derivations = level.filter(isDerivation);
-        if (derivations.length > 0)
-            groups.push(derivations);
-        if (pending.length > 0)
-            rounds.push([pending]);
-        pending = [];
-        rounds.push(groups);
-    }
-    if (pending.length > 0)
-        rounds.push([pending]);
-    return rounds;
-}
-function asError(error) {
-    return error instanceof Error ? error : new Error(String(error));
-}
-/**
- * Import from a binary cache directory, in rounds of parallel `nix copy` calls (importSchedule),
- * and verify what was imported: each round's paths are rehashed (verifyPaths) while the later
- * rounds import. Throws the first failure, but only once every import and verification has
- * ended, so that the caller can roll back a store nothing writes to any more.
- *
- * Our own cache is unsigned, so signatures are not checked: what protects the store is the NAR
- * hash in each .narinfo, which Nix checks while it adds the path (a mismatch is never registered
- * as valid), and then the rehash of what was written.
- */
-async function nix_store_importAndVerify(dir, paths, infos = new Map(), lanes = importLanes()) {
-    // Each verification settles to its error (or undefined): none is ever left unhandled.
-    const verifying = [];
-    let importError = undefined;
-    try {
-        for (const round of importSchedule(paths, infos, lanes)) {
-            await settleAll(round.map(group => copyPaths('--from', `file://${dir}`, group)));
-            verifying.push(verifyPaths(round.flat(), infos, lanes).then(() => undefined, (error) => error ?? new Error('nix-store --verify-path failed')));
-        }
-    }
-    catch (error) {
-        importError = error ?? new Error('nix copy failed');
-    }
-    const verifyError = (await Promise.all(verifying)).find(error => error !== undefined);
-    const failed = importError ?? verifyError;
-    if (failed !== undefined)
-        throw asError(failed);
-}
-/**
- * Rehash the paths' contents against the store's database; throws when one differs. Big sets
- * are split across lanes by NAR size (from `infos`), each lane its own `nix-store` process.
- */
-async function verifyPaths(paths, infos = new Map(), lanes = importLanes()) {
-    const groups = bytesOf(paths, infos) >= PARALLEL_MIN_BYTES ? balance(paths, infos, lanes) : [[...paths]];
-    await settleAll(groups.map(async (group) => {
-        for (const batch of batches(group)) {
-            await run('nix-store', ['--verify-path', ...batch], { silent: true });
-        }
-    }));
 }
 /** Delete paths that nothing else keeps alive (never forced). */
 async function nix_store_deletePaths(paths) {
@@ -32386,6 +32210,231 @@ async function nix_store_directorySize(dir) {
     return total;
 }
 
+;// CONCATENATED MODULE: ./src/cache/store-archive.ts
+// The store cache's archive: the store paths themselves (as files, under `store/`) and their
+// registration in the form `nix-store --dump-db` writes and `--load-db` reads (the release
+// tarball's `.reginfo`). Restoring is one extraction into a staging directory on the store's
+// filesystem, a NAR hash check of every path against its registration, a rename of each missing
+// path into the store and one `nix-store --load-db` for them: no byte is written twice, and no
+// path is registered valid before it is whole and checked.
+
+
+
+
+
+
+/** The directory (under the archive's root) holding the store paths' files. */
+const store_archive_STORE_SUBDIR = 'store';
+const store_archive_REGISTRATION_FILE = 'registration';
+/**
+ * Parse `nix-store --dump-db` output: per path, its path, NAR hash, NAR size, deriver (maybe
+ * empty), the number of references and the references, one a line.
+ */
+function store_archive_parseRegistrations(text) {
+    const rows = text.split('\n');
+    const result = [];
+    let at = 0;
+    while (at < rows.length && rows[at] !== '') {
+        const [path = '', narHash = '', size = '', deriver = '', count = ''] = rows.slice(at, at + 5);
+        const refCount = Number(count);
+        if (!/^[0-9a-f]{64}$/.test(narHash) || !Number.isInteger(refCount) || refCount < 0) {
+            throw new Error(`the registration of ${JSON.stringify(path)} is not in --dump-db form`);
+        }
+        const references = rows.slice(at + 5, at + 5 + refCount);
+        if (references.length !== refCount)
+            throw new Error(`the registration ends inside ${path}`);
+        result.push({ path, narHash, narSize: Number(size) || 0, deriver, references });
+        at += 5 + refCount;
+    }
+    return result;
+}
+/** The inverse of parseRegistrations, for `nix-store --load-db`. */
+function formatRegistrations(entries) {
+    return entries
+        .map(e => [
+        e.path,
+        e.narHash,
+        String(e.narSize),
+        e.deriver,
+        String(e.references.length),
+        ...e.references
+    ]
+        .map(row => `${row}\n`)
+        .join(''))
+        .join('');
+}
+/**
+ * Extract into the store and register directly when this process may write both the store and
+ * its database, as Nix would open it (a single-user store, or root); otherwise let Nix import
+ * the paths (`nix copy`, through the daemon), which is slower but needs no rights.
+ */
+function store_archive_restoreMethod(facts) {
+    if (facts.nixRemote !== null && !['', 'local', 'auto'].includes(facts.nixRemote)) {
+        return { fast: false, reason: `NIX_REMOTE=${facts.nixRemote}: the store is not local` };
+    }
+    if (!facts.storeWritable)
+        return { fast: false, reason: 'the store directory is not writable' };
+    if (!facts.dbWritable) {
+        return { fast: false, reason: 'the Nix database is not writable (a daemon store)' };
+    }
+    return { fast: true };
+}
+async function writable(path) {
+    return access(path, constants.W_OK).then(() => true, () => false);
+}
+function store_archive_storeDirectory() {
+    return process.env.NIX_STORE_DIR ?? '/nix/store';
+}
+async function store_archive_storeAccess(storeDir = store_archive_storeDirectory()) {
+    const stateDir = process.env.NIX_STATE_DIR ?? '/nix/var/nix';
+    const [storeWritable, dbWritable] = await Promise.all([
+        writable(storeDir),
+        writable(join(stateDir, 'db'))
+    ]);
+    return { nixRemote: process.env.NIX_REMOTE ?? null, storeWritable, dbWritable };
+}
+// --- save ------------------------------------------------------------------------------------
+/**
+ * Write the archive's contents into `dir`: the registration, and the paths under `store/` as
+ * hard links (no copy: the files are read-only and nothing writes to them) where the filesystem
+ * and the kernel allow it, else as a copy.
+ */
+async function writeArchive(dir, paths) {
+    const registrations = [];
+    for (const batch of nix_store_batches(paths)) {
+        registrations.push((await exec_run('nix-store', ['--dump-db', ...batch], { silent: true })).stdout);
+    }
+    await (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(dir, store_archive_REGISTRATION_FILE), registrations.join(''));
+    const storeCopy = (0,external_node_path_.join)(dir, store_archive_STORE_SUBDIR);
+    try {
+        await copyInto(storeCopy, paths, '-al');
+    }
+    catch {
+        // Another filesystem, or fs.protected_hardlinks with a store someone else owns.
+        await store_archive_removeTree(storeCopy);
+        await copyInto(storeCopy, paths, '-a');
+    }
+}
+async function copyInto(target, paths, mode) {
+    await exec_run('mkdir', ['-p', target], { silent: true });
+    for (const batch of nix_store_batches(paths)) {
+        await exec_run('cp', [mode, '--', ...batch, target], { silent: true });
+    }
+}
+/**
+ * Remove a tree whose directories may be read-only (store paths' are). Only directories are
+ * made writable: files may be hard links to the store's own, whose mode must not change.
+ */
+async function store_archive_removeTree(dir) {
+    const dirs = await (0,promises_namespaceObject.readdir)(dir, { withFileTypes: true, recursive: true }).catch(() => null);
+    if (dirs === null)
+        return;
+    await (0,promises_namespaceObject.chmod)(dir, 0o755).catch(() => undefined);
+    for (const entry of dirs) {
+        if (entry.isDirectory()) {
+            await (0,promises_namespaceObject.chmod)((0,external_node_path_.join)(entry.parentPath, entry.name), 0o755).catch(() => undefined);
+        }
+    }
+    await (0,promises_namespaceObject.rm)(dir, { recursive: true, force: true });
+}
+// --- restore ---------------------------------------------------------------------------------
+/** How many hashing processes run side by side: one per core, at most 4. */
+function hashLanes() {
+    return Math.max(1, Math.min(4, availableParallelism()));
+}
+/** Split paths into at most `lanes` groups of about equal NAR bytes (largest first). */
+function balance(entries, lanes) {
+    const groups = Array.from({ length: Math.max(1, lanes) }, () => ({
+        bytes: 0,
+        entries: []
+    }));
+    const bySize = [...entries].sort((a, b) => b.narSize - a.narSize || a.path.localeCompare(b.path));
+    for (const entry of bySize) {
+        const lightest = groups.reduce((best, group) => (group.bytes < best.bytes ? group : best));
+        lightest.bytes += entry.narSize;
+        lightest.entries.push(entry);
+    }
+    return groups.filter(group => group.entries.length > 0).map(group => group.entries);
+}
+/** The entries whose staged copy's NAR hash differs from the registration (pure). */
+function hashMismatches(entries, hashes) {
+    return entries.filter((entry, i) => hashes[i]?.trim() !== entry.narHash);
+}
+/**
+ * Hash each staged path's NAR (`nix hash path`, one process per lane) and throw when one is
+ * missing or differs from its registration.
+ */
+async function store_archive_checkStagedHashes(stagedStore, entries, lanes = hashLanes()) {
+    await settleAll(balance(entries, lanes).map(async (group) => {
+        for (const batch of batches(group)) {
+            const staged = batch.map(e => join(stagedStore, basename(e.path)));
+            const { stdout } = await runNix(['hash', 'path', '--type', 'sha256', '--base16', ...staged], { silent: true });
+            const bad = hashMismatches(batch, lines(stdout));
+            if (bad.length > 0) {
+                throw new Error(`${bad.length} path(s) differ from their registered NAR hash, e.g. ${bad[0]?.path ?? ''}`);
+            }
+        }
+    }));
+}
+async function exists(path) {
+    return access(path).then(() => true, () => false);
+}
+/**
+ * Move the checked paths from the staging store into the store and register them in one
+ * `nix-store --load-db`. A leftover of an earlier, unregistered path of the same name (invalid,
+ * so Nix's own garbage) is moved aside into the staging directory first. When registering
+ * fails, the moved paths go back to the staging directory: nothing of the archive stays.
+ */
+async function store_archive_moveIntoStore(stagingDir, stagedStore, entries) {
+    const trash = join(stagingDir, 'trash');
+    const moved = [];
+    try {
+        for (const entry of entries) {
+            if (await exists(entry.path)) {
+                await run('mkdir', ['-p', trash], { silent: true });
+                await rename(entry.path, join(trash, basename(entry.path)));
+            }
+            await rename(join(stagedStore, basename(entry.path)), entry.path);
+            moved.push(entry.path);
+        }
+        await run('nix-store', ['--load-db'], { input: formatRegistrations(entries), silent: true });
+    }
+    catch (error) {
+        for (const path of moved) {
+            await rename(path, join(stagedStore, basename(path))).catch(() => undefined);
+        }
+        throw error;
+    }
+}
+/**
+ * Where Nix must do the writing (a daemon store): register the staged paths in a store of their
+ * own (`local?root=`, the staged files in its store directory), then `nix copy` them from there,
+ * which checks each NAR hash as it adds the path.
+ */
+async function store_archive_importThroughNix(chrootDir, stagedStore, storeDir, registrations, missing) {
+    const chrootStore = join(chrootDir, storeDir);
+    await run('mkdir', ['-p', dirname(chrootStore)], { silent: true });
+    await rename(stagedStore, chrootStore);
+    const from = `local?root=${chrootDir}`;
+    await run('nix-store', ['--store', from, '--load-db'], {
+        input: formatRegistrations(registrations),
+        silent: true
+    });
+    const paths = missing.map(e => e.path);
+    // A `.drv` given to `nix copy` stands for its outputs unless `--derivation` is given, and with
+    // `--derivation` other paths are left out (Nix 2.8): two calls, sources and outputs first.
+    for (const [group, extra] of [
+        [paths.filter(p => !isDerivation(p)), []],
+        [paths.filter(isDerivation), ['--derivation']]
+    ]) {
+        for (const batch of batches(group)) {
+            await runNix(['copy', '--from', from, '--no-check-sigs', ...extra, ...batch], {
+                silent: true
+            });
+        }
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/cache/service.ts
 // The GitHub cache service through @actions/cache, for one directory.
 
@@ -32397,9 +32446,10 @@ const loadCacheClient = () => __nccwpck_require__.e(/* import() */ 641).then(__n
 /**
  * The directory's name is all @actions/cache sees of it: the entry's "version" is a hash of the
  * paths as given, so a name relative to a fixed parent keeps entries restorable on every runner
- * (an absolute path would differ between runners and between RUNNER_TEMPs).
+ * (an absolute path would differ between runners and between RUNNER_TEMPs). Its suffix changes
+ * with the archive's layout, so that entries of an older layout are not even found.
  */
-const service_CACHE_DIR_NAME = 'nix-container-action-store';
+const service_CACHE_DIR_NAME = 'nix-container-action-store-v2';
 /**
  * The protocol @actions/cache speaks, decided as its config does: v2 (Twirp at
  * ACTIONS_RESULTS_URL, archives in Azure Blob storage) when ACTIONS_CACHE_SERVICE_V2 is set,
@@ -32477,10 +32527,12 @@ async function saveDirectory(parent, key) {
 ;// CONCATENATED MODULE: ./src/stages/store-cache.ts
 // The store cache stage: restore before the build (main), save after it (post).
 //
-// What is cached is exactly the build closure of the image (the derivation's requisites with
-// their outputs), as a local binary cache directory archived by @actions/cache. It imports
-// through `nix copy`, so it works with any store and never overwrites a valid path: no tar of
-// /nix meets the store. The key decisions (keys, whether to save) are pure functions below.
+// What is cached is the build closure of the image (the derivation's requisites with their
+// outputs) and the sources of the flake's locked inputs, so that an exact hit needs the network
+// for nothing. The archive (src/cache/store-archive.ts) holds the paths' files and their
+// registration; a restore extracts them beside the store, checks every NAR hash, and moves only
+// the missing paths in. The key decisions (keys, whether to save) are pure functions below.
+
 
 
 
@@ -32493,7 +32545,7 @@ async function saveDirectory(parent, key) {
 // --- keys (pure) --------------------------------------------------------------------------
 const KEY_PREFIX = 'nix-container-store';
 /** Bump when the archive's layout changes, so old entries are never restored. */
-const MANIFEST_VERSION = 1;
+const MANIFEST_VERSION = 2;
 const MANIFEST_FILE = 'nix-container-action.json';
 function shortHash(text) {
     return createHash('sha256').update(text).digest('hex').slice(0, 16);
@@ -32559,6 +32611,14 @@ async function computeKeys(options) {
     ]);
     return cacheKeys({ system, attribute: options.attribute, metadata, override: options.cacheKey });
 }
+/**
+ * Where the archive is extracted: beside the store (same filesystem, so that moving a path in
+ * is a rename) when the paths go straight in, else the scratch directory.
+ */
+function stagingDirFor(fast, storeDir, workDir) {
+    const name = `.nca-staging-${randomBytes(6).toString('hex')}`;
+    return fast ? join(storeDir, name) : join(workDir, name);
+}
 /** Restore the store cache; never throws: a failed restore is a warning and a miss. */
 async function restoreStoreCache(options) {
     const pathsFile = restoredPathsFile(options.workDir);
@@ -32573,30 +32633,37 @@ async function restoreStoreCache(options) {
         bytes: 0,
         reason: null
     };
-    const dir = join(options.workDir, CACHE_DIR_NAME);
+    let staging = null;
     try {
         await mkdir(options.workDir, { recursive: true });
         await writeFile(pathsFile, '');
-        result.keys = await computeKeys(options);
-        core.info(`Primary key: ${result.keys.primary}`);
-        core.info(`Restore keys: ${result.keys.restore.join(', ')}`);
+        const storeDir = storeDirectory();
+        const [keys, access] = await Promise.all([computeKeys(options), storeAccess(storeDir)]);
+        result.keys = keys;
+        core.info(`Primary key: ${keys.primary}`);
+        core.info(`Restore keys: ${keys.restore.join(', ')}`);
         const missingService = await cacheServiceMissing();
         if (missingService !== null)
             return { ...result, outcome: 'unavailable', reason: missingService };
-        await rm(dir, { recursive: true, force: true });
-        const key = await restoreDirectory(options.workDir, result.keys.primary, result.keys.restore);
+        const method = restoreMethod(access);
+        if (!method.fast)
+            core.info(`Paths will be imported through nix copy: ${method.reason}`);
+        staging = stagingDirFor(method.fast, storeDir, options.workDir);
+        await mkdir(staging);
+        const key = await restoreDirectory(staging, keys.primary, keys.restore);
         if (key === null)
-            return { ...result, reason: `no entry for ${result.keys.primary} or its restore keys` };
+            return { ...result, reason: `no entry for ${keys.primary} or its restore keys` };
+        const dir = join(staging, CACHE_DIR_NAME);
         const bytes = await directorySize(dir);
         const manifest = parseManifest(await readFile(join(dir, MANIFEST_FILE), 'utf8'));
-        const imported = await importAll(dir, manifest.paths);
+        const imported = await importAll({ archiveDir: dir, staging, storeDir, method, manifest });
         await writeFile(pathsFile, manifest.paths.join('\n') + '\n');
         core.info(`Restored ${key}: ${manifest.paths.length} paths (${megabytes(bytes)}), ${imported} imported, the rest already valid`);
         return {
             ...result,
             outcome: 'restored',
             restoredKey: key,
-            hit: key === result.keys.primary,
+            hit: key === keys.primary,
             pathCount: manifest.paths.length,
             importedCount: imported,
             bytes
@@ -32608,26 +32675,52 @@ async function restoreStoreCache(options) {
         return { ...result, outcome: 'failed', reason: firstLine(reason) };
     }
     finally {
-        // The paths are in the store now (or not at all): the archive's copy only takes disk.
-        await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+        // What was moved into the store is no longer here; the rest (a discarded archive, paths
+        // that were valid already) only takes disk.
+        if (staging !== null)
+            await removeTree(staging).catch(() => undefined);
     }
 }
+/** Every path of the manifest with its registration, or an error naming what is wrong. */
+function registrationsOf(manifest, text, storeDir) {
+    const registrations = parseRegistrations(text);
+    const registered = new Set(registrations.map(r => r.path));
+    const unregistered = manifest.paths.find(p => !registered.has(p));
+    if (unregistered !== undefined)
+        throw new Error(`the archive does not register ${unregistered}`);
+    const elsewhere = registrations.find(r => dirname(r.path) !== storeDir);
+    if (elsewhere !== undefined)
+        throw new Error(`${elsewhere.path} is not in the store ${storeDir}`);
+    return registrations;
+}
 /**
- * Import the paths the store lacks, then verify them. A failure removes whatever this import
- * added, so an archive is imported whole or not at all.
+ * Bring in the paths the store lacks, each checked against its NAR hash before it is
+ * registered. A failure leaves the store as it was: the archive is imported whole or not at all.
  */
-async function importAll(dir, paths) {
-    const missing = await invalidPaths(paths);
-    if (missing.length === 0)
+async function importAll(o) {
+    const text = await readFile(join(o.archiveDir, REGISTRATION_FILE), 'utf8');
+    const registrations = registrationsOf(o.manifest, text, o.storeDir);
+    const invalid = new Set(await invalidPaths(o.manifest.paths));
+    if (invalid.size === 0)
         return 0;
-    core.info(`Importing ${missing.length} of ${paths.length} paths`);
+    const missing = registrations.filter(r => invalid.has(r.path));
+    core.info(`Importing ${missing.length} of ${o.manifest.paths.length} paths`);
+    const stagedStore = join(o.archiveDir, STORE_SUBDIR);
     try {
-        // References and sizes, to import (and verify) independent paths side by side.
-        await importAndVerify(dir, missing, await readNarInfos(dir, missing));
+        if (o.method.fast) {
+            await checkStagedHashes(stagedStore, missing);
+            await moveIntoStore(o.staging, stagedStore, missing);
+        }
+        else {
+            const chroot = join(o.staging, 'chroot');
+            await importThroughNix(chroot, stagedStore, o.storeDir, registrations, missing);
+        }
         return missing.length;
     }
     catch (error) {
-        await rollBack(missing);
+        // Nix checked each path it added; still, the archive goes whole or not at all.
+        if (!o.method.fast)
+            await rollBack(missing.map(r => r.path));
         throw new Error(`the archive did not import cleanly and was discarded: ${errorMessage(error)}`);
     }
 }
@@ -32673,7 +32766,17 @@ async function readRestoredPaths(file) {
     const text = await (0,promises_namespaceObject.readFile)(file, 'utf8').catch(() => '');
     return text.split('\n').filter(line => line !== '');
 }
-/** Save the build closure under the primary key, unless a rule says there is no point. */
+/** The build closures (one per system built) and the sources of the flake's inputs (sorted). */
+async function pathsToCache(options, storePaths) {
+    const [closure, inputs] = await Promise.all([
+        closureOfBuilds(options.drvPath, storePaths),
+        flakeInputPaths(options.flake)
+    ]);
+    // An input the evaluation never needed may not be in the store: nothing to keep of it.
+    const absent = new Set(await nix_store_invalidPaths(inputs));
+    return [...new Set([...closure, ...inputs.filter(p => !absent.has(p))])].sort();
+}
+/** Save the build closure and the inputs under the primary key, unless there is no point. */
 async function saveStoreCache(options) {
     const skip = saveSkipReason({
         cacheSave: options.cacheSave,
@@ -32685,18 +32788,18 @@ async function saveStoreCache(options) {
     if (skip !== null || options.primaryKey === null || options.storePath === null) {
         return { saved: false, reason: skip ?? 'nothing to save' };
     }
-    const closure = await closureOfBuilds(options.drvPath, options.storePath);
+    const closure = await pathsToCache(options, options.storePath);
     const restored = await readRestoredPaths(options.restoredPathsFile);
     const noNewPaths = closureSkipReason(closure, restored);
     if (noNewPaths !== null)
         return { saved: false, reason: noNewPaths };
     const newCount = pathsNotRestored(closure, restored).length;
     const dir = (0,external_node_path_.join)(options.workDir, service_CACHE_DIR_NAME);
-    await (0,promises_namespaceObject.rm)(dir, { recursive: true, force: true });
+    await store_archive_removeTree(dir);
     await (0,promises_namespaceObject.mkdir)(dir, { recursive: true });
     try {
         lib_core/* info */.pq(`Saving ${closure.length} paths (${newCount} not in the restored cache) as ${options.primaryKey}`);
-        await exportPaths(dir, closure);
+        await writeArchive(dir, closure);
         const manifest = { version: MANIFEST_VERSION, paths: closure };
         await (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(dir, MANIFEST_FILE), JSON.stringify(manifest));
         const bytes = await nix_store_directorySize(dir);
@@ -32710,7 +32813,7 @@ async function saveStoreCache(options) {
         return { saved: true, key: options.primaryKey, pathCount: closure.length, newCount, bytes };
     }
     finally {
-        await (0,promises_namespaceObject.rm)(dir, { recursive: true, force: true }).catch(() => undefined);
+        await store_archive_removeTree(dir).catch(() => undefined);
     }
 }
 function describeSave(result) {
@@ -33178,6 +33281,7 @@ async function saveCache() {
     let result;
     try {
         result = await lib_core/* group */.Os('Store cache save', () => saveStoreCache({
+            flake: getState(StateKey.CacheFlake) ?? '.',
             cacheSave: getState(StateKey.CacheSave) !== 'false',
             primaryKey: getState(StateKey.CachePrimaryKey),
             restoredKey: getState(StateKey.CacheRestoredKey),

@@ -10,9 +10,10 @@ const loadCacheClient = () => import('@actions/cache')
 /**
  * The directory's name is all @actions/cache sees of it: the entry's "version" is a hash of the
  * paths as given, so a name relative to a fixed parent keeps entries restorable on every runner
- * (an absolute path would differ between runners and between RUNNER_TEMPs).
+ * (an absolute path would differ between runners and between RUNNER_TEMPs). Its suffix changes
+ * with the archive's layout, so that entries of an older layout are not even found.
  */
-export const CACHE_DIR_NAME = 'nix-container-action-store'
+export const CACHE_DIR_NAME = 'nix-container-action-store-v2'
 
 type Env = Record<string, string | undefined>
 

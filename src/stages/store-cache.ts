@@ -1,25 +1,38 @@
 // The store cache stage: restore before the build (main), save after it (post).
 //
-// What is cached is exactly the build closure of the image (the derivation's requisites with
-// their outputs), as a local binary cache directory archived by @actions/cache. It imports
-// through `nix copy`, so it works with any store and never overwrites a valid path: no tar of
-// /nix meets the store. The key decisions (keys, whether to save) are pure functions below.
+// What is cached is the build closure of the image (the derivation's requisites with their
+// outputs) and the sources of the flake's locked inputs, so that an exact hit needs the network
+// for nothing. The archive (src/cache/store-archive.ts) holds the paths' files and their
+// registration; a restore extracts them beside the store, checks every NAR hash, and moves only
+// the missing paths in. The key decisions (keys, whether to save) are pure functions below.
 import * as core from '@actions/core'
-import { createHash } from 'node:crypto'
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { createHash, randomBytes } from 'node:crypto'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { currentSystem } from '../nix/command.js'
 import {
   buildClosure,
   deletePaths,
   directorySize,
-  exportPaths,
+  flakeInputPaths,
   flakeMetadata,
-  importAndVerify,
-  invalidPaths,
-  readNarInfos
+  invalidPaths
 } from '../cache/nix-store.js'
+import {
+  checkStagedHashes,
+  importThroughNix,
+  moveIntoStore,
+  parseRegistrations,
+  REGISTRATION_FILE,
+  removeTree,
+  restoreMethod,
+  storeAccess,
+  storeDirectory,
+  STORE_SUBDIR,
+  writeArchive
+} from '../cache/store-archive.js'
+import type { Registration } from '../cache/store-archive.js'
 import type { FlakeMetadata } from '../cache/nix-store.js'
 import {
   CACHE_DIR_NAME,
@@ -33,7 +46,7 @@ import { errorMessage, firstLine } from '../errors.js'
 
 export const KEY_PREFIX = 'nix-container-store'
 /** Bump when the archive's layout changes, so old entries are never restored. */
-export const MANIFEST_VERSION = 1
+export const MANIFEST_VERSION = 2
 const MANIFEST_FILE = 'nix-container-action.json'
 
 export interface KeyFacts {
@@ -175,6 +188,15 @@ async function computeKeys(options: RestoreOptions): Promise<CacheKeys> {
   return cacheKeys({ system, attribute: options.attribute, metadata, override: options.cacheKey })
 }
 
+/**
+ * Where the archive is extracted: beside the store (same filesystem, so that moving a path in
+ * is a rename) when the paths go straight in, else the scratch directory.
+ */
+function stagingDirFor(fast: boolean, storeDir: string, workDir: string): string {
+  const name = `.nca-staging-${randomBytes(6).toString('hex')}`
+  return fast ? join(storeDir, name) : join(workDir, name)
+}
+
 /** Restore the store cache; never throws: a failed restore is a warning and a miss. */
 export async function restoreStoreCache(options: RestoreOptions): Promise<RestoreResult> {
   const pathsFile = restoredPathsFile(options.workDir)
@@ -189,23 +211,29 @@ export async function restoreStoreCache(options: RestoreOptions): Promise<Restor
     bytes: 0,
     reason: null
   }
-  const dir = join(options.workDir, CACHE_DIR_NAME)
+  let staging: string | null = null
   try {
     await mkdir(options.workDir, { recursive: true })
     await writeFile(pathsFile, '')
-    result.keys = await computeKeys(options)
-    core.info(`Primary key: ${result.keys.primary}`)
-    core.info(`Restore keys: ${result.keys.restore.join(', ')}`)
+    const storeDir = storeDirectory()
+    const [keys, access] = await Promise.all([computeKeys(options), storeAccess(storeDir)])
+    result.keys = keys
+    core.info(`Primary key: ${keys.primary}`)
+    core.info(`Restore keys: ${keys.restore.join(', ')}`)
     const missingService = await cacheServiceMissing()
     if (missingService !== null)
       return { ...result, outcome: 'unavailable', reason: missingService }
-    await rm(dir, { recursive: true, force: true })
-    const key = await restoreDirectory(options.workDir, result.keys.primary, result.keys.restore)
+    const method = restoreMethod(access)
+    if (!method.fast) core.info(`Paths will be imported through nix copy: ${method.reason}`)
+    staging = stagingDirFor(method.fast, storeDir, options.workDir)
+    await mkdir(staging)
+    const key = await restoreDirectory(staging, keys.primary, keys.restore)
     if (key === null)
-      return { ...result, reason: `no entry for ${result.keys.primary} or its restore keys` }
+      return { ...result, reason: `no entry for ${keys.primary} or its restore keys` }
+    const dir = join(staging, CACHE_DIR_NAME)
     const bytes = await directorySize(dir)
     const manifest = parseManifest(await readFile(join(dir, MANIFEST_FILE), 'utf8'))
-    const imported = await importAll(dir, manifest.paths)
+    const imported = await importAll({ archiveDir: dir, staging, storeDir, method, manifest })
     await writeFile(pathsFile, manifest.paths.join('\n') + '\n')
     core.info(
       `Restored ${key}: ${manifest.paths.length} paths (${megabytes(bytes)}), ${imported} imported, the rest already valid`
@@ -214,7 +242,7 @@ export async function restoreStoreCache(options: RestoreOptions): Promise<Restor
       ...result,
       outcome: 'restored',
       restoredKey: key,
-      hit: key === result.keys.primary,
+      hit: key === keys.primary,
       pathCount: manifest.paths.length,
       importedCount: imported,
       bytes
@@ -224,25 +252,55 @@ export async function restoreStoreCache(options: RestoreOptions): Promise<Restor
     core.warning(`Store cache: restore failed, building without the cache: ${reason}`)
     return { ...result, outcome: 'failed', reason: firstLine(reason) }
   } finally {
-    // The paths are in the store now (or not at all): the archive's copy only takes disk.
-    await rm(dir, { recursive: true, force: true }).catch(() => undefined)
+    // What was moved into the store is no longer here; the rest (a discarded archive, paths
+    // that were valid already) only takes disk.
+    if (staging !== null) await removeTree(staging).catch(() => undefined)
   }
 }
 
+interface ImportOptions {
+  archiveDir: string
+  staging: string
+  storeDir: string
+  method: ReturnType<typeof restoreMethod>
+  manifest: Manifest
+}
+
+/** Every path of the manifest with its registration, or an error naming what is wrong. */
+function registrationsOf(manifest: Manifest, text: string, storeDir: string): Registration[] {
+  const registrations = parseRegistrations(text)
+  const registered = new Set(registrations.map(r => r.path))
+  const unregistered = manifest.paths.find(p => !registered.has(p))
+  if (unregistered !== undefined) throw new Error(`the archive does not register ${unregistered}`)
+  const elsewhere = registrations.find(r => dirname(r.path) !== storeDir)
+  if (elsewhere !== undefined) throw new Error(`${elsewhere.path} is not in the store ${storeDir}`)
+  return registrations
+}
+
 /**
- * Import the paths the store lacks, then verify them. A failure removes whatever this import
- * added, so an archive is imported whole or not at all.
+ * Bring in the paths the store lacks, each checked against its NAR hash before it is
+ * registered. A failure leaves the store as it was: the archive is imported whole or not at all.
  */
-async function importAll(dir: string, paths: readonly string[]): Promise<number> {
-  const missing = await invalidPaths(paths)
-  if (missing.length === 0) return 0
-  core.info(`Importing ${missing.length} of ${paths.length} paths`)
+async function importAll(o: ImportOptions): Promise<number> {
+  const text = await readFile(join(o.archiveDir, REGISTRATION_FILE), 'utf8')
+  const registrations = registrationsOf(o.manifest, text, o.storeDir)
+  const invalid = new Set(await invalidPaths(o.manifest.paths))
+  if (invalid.size === 0) return 0
+  const missing = registrations.filter(r => invalid.has(r.path))
+  core.info(`Importing ${missing.length} of ${o.manifest.paths.length} paths`)
+  const stagedStore = join(o.archiveDir, STORE_SUBDIR)
   try {
-    // References and sizes, to import (and verify) independent paths side by side.
-    await importAndVerify(dir, missing, await readNarInfos(dir, missing))
+    if (o.method.fast) {
+      await checkStagedHashes(stagedStore, missing)
+      await moveIntoStore(o.staging, stagedStore, missing)
+    } else {
+      const chroot = join(o.staging, 'chroot')
+      await importThroughNix(chroot, stagedStore, o.storeDir, registrations, missing)
+    }
     return missing.length
   } catch (error) {
-    await rollBack(missing)
+    // Nix checked each path it added; still, the archive goes whole or not at all.
+    if (!o.method.fast) await rollBack(missing.map(r => r.path))
     throw new Error(`the archive did not import cleanly and was discarded: ${errorMessage(error)}`)
   }
 }
@@ -278,6 +336,8 @@ export function describeRestore(result: RestoreResult): string {
 // --- save (post) --------------------------------------------------------------------------
 
 export interface SaveOptions {
+  /** The flake reference, for the store paths of its inputs. */
+  flake: string
   cacheSave: boolean
   primaryKey: string | null
   restoredKey: string | null
@@ -310,7 +370,18 @@ async function readRestoredPaths(file: string | null): Promise<string[]> {
   return text.split('\n').filter(line => line !== '')
 }
 
-/** Save the build closure under the primary key, unless a rule says there is no point. */
+/** The build closures (one per system built) and the sources of the flake's inputs (sorted). */
+async function pathsToCache(options: SaveOptions, storePaths: string): Promise<string[]> {
+  const [closure, inputs] = await Promise.all([
+    closureOfBuilds(options.drvPath, storePaths),
+    flakeInputPaths(options.flake)
+  ])
+  // An input the evaluation never needed may not be in the store: nothing to keep of it.
+  const absent = new Set(await invalidPaths(inputs))
+  return [...new Set([...closure, ...inputs.filter(p => !absent.has(p))])].sort()
+}
+
+/** Save the build closure and the inputs under the primary key, unless there is no point. */
 export async function saveStoreCache(options: SaveOptions): Promise<SaveResult> {
   const skip = saveSkipReason({
     cacheSave: options.cacheSave,
@@ -322,20 +393,20 @@ export async function saveStoreCache(options: SaveOptions): Promise<SaveResult> 
   if (skip !== null || options.primaryKey === null || options.storePath === null) {
     return { saved: false, reason: skip ?? 'nothing to save' }
   }
-  const closure = await closureOfBuilds(options.drvPath, options.storePath)
+  const closure = await pathsToCache(options, options.storePath)
   const restored = await readRestoredPaths(options.restoredPathsFile)
   const noNewPaths = closureSkipReason(closure, restored)
   if (noNewPaths !== null) return { saved: false, reason: noNewPaths }
   const newCount = pathsNotRestored(closure, restored).length
 
   const dir = join(options.workDir, CACHE_DIR_NAME)
-  await rm(dir, { recursive: true, force: true })
+  await removeTree(dir)
   await mkdir(dir, { recursive: true })
   try {
     core.info(
       `Saving ${closure.length} paths (${newCount} not in the restored cache) as ${options.primaryKey}`
     )
-    await exportPaths(dir, closure)
+    await writeArchive(dir, closure)
     const manifest: Manifest = { version: MANIFEST_VERSION, paths: closure }
     await writeFile(join(dir, MANIFEST_FILE), JSON.stringify(manifest))
     const bytes = await directorySize(dir)
@@ -348,7 +419,7 @@ export async function saveStoreCache(options: SaveOptions): Promise<SaveResult> 
     }
     return { saved: true, key: options.primaryKey, pathCount: closure.length, newCount, bytes }
   } finally {
-    await rm(dir, { recursive: true, force: true }).catch(() => undefined)
+    await removeTree(dir).catch(() => undefined)
   }
 }
 

@@ -1,8 +1,9 @@
 # The store cache benchmark's image (scripts/bench-store-cache.mjs): a closure of a few hundred
 # MB of incompressible data. The script copies this directory to a temp dir and writes `salt`
-# (so every run builds new paths) and `blobs` (how many 50 MB blobs). The image's layer names
-# every blob's store path, so the blobs are in its runtime closure (`nix path-info -S`) as well
-# as in its build closure. No inputs, no nixpkgs: /bin/sh and the host's tools, sandbox off.
+# (so every run builds new paths), `blobs` (how many 50 MB blobs) and `smalls` (how many small
+# paths of 5-50 KB, as most of a real closure's are). The image's layer names every blob's and
+# small path's store path, so they are in its runtime closure (`nix path-info -S`) as well as in
+# its build closure. No inputs, no nixpkgs: /bin/sh and the host's tools, sandbox off.
 {
   outputs = { self }:
     let
@@ -11,6 +12,8 @@
       trim = s: builtins.replaceStrings [ "\n" ] [ "" ] s;
       salt = trim (builtins.readFile ./salt);
       count = builtins.fromJSON (trim (builtins.readFile ./blobs));
+      smallCount = if builtins.pathExists ./smalls
+        then builtins.fromJSON (trim (builtins.readFile ./smalls)) else 0;
       run = system: name: script: attrs: derivation ({
         inherit name system salt;
         builder = "/bin/sh";
@@ -23,7 +26,11 @@
             mkdir "$out"
             head -c 50M /dev/urandom > "$out/data"
           '' { };
-          blobs = builtins.genList blob count;
+          # 5 to 50 KB each, spread over that range.
+          small = i: run system "bench-small-${toString i}" ''
+            head -c "$size" /dev/urandom > "$out"
+          '' { size = toString (5120 + (i * 7919) - (i * 7919) / 46080 * 46080); };
+          blobs = builtins.genList blob count ++ builtins.genList small smallCount;
         in
         run system "bench-image.tar" ''
           mkdir rootfs

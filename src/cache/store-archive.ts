@@ -1,0 +1,289 @@
+// The store cache's archive: the store paths themselves (as files, under `store/`) and their
+// registration in the form `nix-store --dump-db` writes and `--load-db` reads (the release
+// tarball's `.reginfo`). Restoring is one extraction into a staging directory on the store's
+// filesystem, a NAR hash check of every path against its registration, a rename of each missing
+// path into the store and one `nix-store --load-db` for them: no byte is written twice, and no
+// path is registered valid before it is whole and checked.
+import { access, chmod, constants, readdir, rename, rm, writeFile } from 'node:fs/promises'
+import { availableParallelism } from 'node:os'
+import { basename, dirname, join } from 'node:path'
+import { run, settleAll } from '../exec.js'
+import { runNix } from '../nix/command.js'
+import { batches, isDerivation, lines } from './nix-store.js'
+
+/** The directory (under the archive's root) holding the store paths' files. */
+export const STORE_SUBDIR = 'store'
+export const REGISTRATION_FILE = 'registration'
+
+// --- the registration (pure) ---------------------------------------------------------------
+
+export interface Registration {
+  path: string
+  /** sha256 of the path's NAR, base16, as `nix-store --dump-db` writes it. */
+  narHash: string
+  narSize: number
+  deriver: string
+  references: string[]
+}
+
+/**
+ * Parse `nix-store --dump-db` output: per path, its path, NAR hash, NAR size, deriver (maybe
+ * empty), the number of references and the references, one a line.
+ */
+export function parseRegistrations(text: string): Registration[] {
+  const rows = text.split('\n')
+  const result: Registration[] = []
+  let at = 0
+  while (at < rows.length && rows[at] !== '') {
+    const [path = '', narHash = '', size = '', deriver = '', count = ''] = rows.slice(at, at + 5)
+    const refCount = Number(count)
+    if (!/^[0-9a-f]{64}$/.test(narHash) || !Number.isInteger(refCount) || refCount < 0) {
+      throw new Error(`the registration of ${JSON.stringify(path)} is not in --dump-db form`)
+    }
+    const references = rows.slice(at + 5, at + 5 + refCount)
+    if (references.length !== refCount) throw new Error(`the registration ends inside ${path}`)
+    result.push({ path, narHash, narSize: Number(size) || 0, deriver, references })
+    at += 5 + refCount
+  }
+  return result
+}
+
+/** The inverse of parseRegistrations, for `nix-store --load-db`. */
+export function formatRegistrations(entries: readonly Registration[]): string {
+  return entries
+    .map(e =>
+      [
+        e.path,
+        e.narHash,
+        String(e.narSize),
+        e.deriver,
+        String(e.references.length),
+        ...e.references
+      ]
+        .map(row => `${row}\n`)
+        .join('')
+    )
+    .join('')
+}
+
+// --- how to restore (pure) -----------------------------------------------------------------
+
+export interface StoreAccess {
+  /** NIX_REMOTE, or null: a daemon or remote store means Nix must do the writing. */
+  nixRemote: string | null
+  storeWritable: boolean
+  /** The Nix database directory is writable: Nix itself opens the store as local then. */
+  dbWritable: boolean
+}
+
+export type RestoreMethod = { fast: true } | { fast: false; reason: string }
+
+/**
+ * Extract into the store and register directly when this process may write both the store and
+ * its database, as Nix would open it (a single-user store, or root); otherwise let Nix import
+ * the paths (`nix copy`, through the daemon), which is slower but needs no rights.
+ */
+export function restoreMethod(facts: StoreAccess): RestoreMethod {
+  if (facts.nixRemote !== null && !['', 'local', 'auto'].includes(facts.nixRemote)) {
+    return { fast: false, reason: `NIX_REMOTE=${facts.nixRemote}: the store is not local` }
+  }
+  if (!facts.storeWritable) return { fast: false, reason: 'the store directory is not writable' }
+  if (!facts.dbWritable) {
+    return { fast: false, reason: 'the Nix database is not writable (a daemon store)' }
+  }
+  return { fast: true }
+}
+
+async function writable(path: string): Promise<boolean> {
+  return access(path, constants.W_OK).then(
+    () => true,
+    () => false
+  )
+}
+
+export function storeDirectory(): string {
+  return process.env.NIX_STORE_DIR ?? '/nix/store'
+}
+
+export async function storeAccess(storeDir = storeDirectory()): Promise<StoreAccess> {
+  const stateDir = process.env.NIX_STATE_DIR ?? '/nix/var/nix'
+  const [storeWritable, dbWritable] = await Promise.all([
+    writable(storeDir),
+    writable(join(stateDir, 'db'))
+  ])
+  return { nixRemote: process.env.NIX_REMOTE ?? null, storeWritable, dbWritable }
+}
+
+// --- save ------------------------------------------------------------------------------------
+
+/**
+ * Write the archive's contents into `dir`: the registration, and the paths under `store/` as
+ * hard links (no copy: the files are read-only and nothing writes to them) where the filesystem
+ * and the kernel allow it, else as a copy.
+ */
+export async function writeArchive(dir: string, paths: readonly string[]): Promise<void> {
+  const registrations: string[] = []
+  for (const batch of batches(paths)) {
+    registrations.push((await run('nix-store', ['--dump-db', ...batch], { silent: true })).stdout)
+  }
+  await writeFile(join(dir, REGISTRATION_FILE), registrations.join(''))
+  const storeCopy = join(dir, STORE_SUBDIR)
+  try {
+    await copyInto(storeCopy, paths, '-al')
+  } catch {
+    // Another filesystem, or fs.protected_hardlinks with a store someone else owns.
+    await removeTree(storeCopy)
+    await copyInto(storeCopy, paths, '-a')
+  }
+}
+
+async function copyInto(target: string, paths: readonly string[], mode: '-a' | '-al') {
+  await run('mkdir', ['-p', target], { silent: true })
+  for (const batch of batches(paths)) {
+    await run('cp', [mode, '--', ...batch, target], { silent: true })
+  }
+}
+
+/**
+ * Remove a tree whose directories may be read-only (store paths' are). Only directories are
+ * made writable: files may be hard links to the store's own, whose mode must not change.
+ */
+export async function removeTree(dir: string): Promise<void> {
+  const dirs = await readdir(dir, { withFileTypes: true, recursive: true }).catch(() => null)
+  if (dirs === null) return
+  await chmod(dir, 0o755).catch(() => undefined)
+  for (const entry of dirs) {
+    if (entry.isDirectory()) {
+      await chmod(join(entry.parentPath, entry.name), 0o755).catch(() => undefined)
+    }
+  }
+  await rm(dir, { recursive: true, force: true })
+}
+
+// --- restore ---------------------------------------------------------------------------------
+
+/** How many hashing processes run side by side: one per core, at most 4. */
+export function hashLanes(): number {
+  return Math.max(1, Math.min(4, availableParallelism()))
+}
+
+/** Split paths into at most `lanes` groups of about equal NAR bytes (largest first). */
+export function balance(entries: readonly Registration[], lanes: number): Registration[][] {
+  const groups = Array.from({ length: Math.max(1, lanes) }, () => ({
+    bytes: 0,
+    entries: [] as Registration[]
+  }))
+  const bySize = [...entries].sort((a, b) => b.narSize - a.narSize || a.path.localeCompare(b.path))
+  for (const entry of bySize) {
+    const lightest = groups.reduce((best, group) => (group.bytes < best.bytes ? group : best))
+    lightest.bytes += entry.narSize
+    lightest.entries.push(entry)
+  }
+  return groups.filter(group => group.entries.length > 0).map(group => group.entries)
+}
+
+/** The entries whose staged copy's NAR hash differs from the registration (pure). */
+export function hashMismatches(entries: readonly Registration[], hashes: readonly string[]) {
+  return entries.filter((entry, i) => hashes[i]?.trim() !== entry.narHash)
+}
+
+/**
+ * Hash each staged path's NAR (`nix hash path`, one process per lane) and throw when one is
+ * missing or differs from its registration.
+ */
+export async function checkStagedHashes(
+  stagedStore: string,
+  entries: readonly Registration[],
+  lanes = hashLanes()
+): Promise<void> {
+  await settleAll(
+    balance(entries, lanes).map(async group => {
+      for (const batch of batches(group)) {
+        const staged = batch.map(e => join(stagedStore, basename(e.path)))
+        const { stdout } = await runNix(
+          ['hash', 'path', '--type', 'sha256', '--base16', ...staged],
+          { silent: true }
+        )
+        const bad = hashMismatches(batch, lines(stdout))
+        if (bad.length > 0) {
+          throw new Error(
+            `${bad.length} path(s) differ from their registered NAR hash, e.g. ${bad[0]?.path ?? ''}`
+          )
+        }
+      }
+    })
+  )
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false
+  )
+}
+
+/**
+ * Move the checked paths from the staging store into the store and register them in one
+ * `nix-store --load-db`. A leftover of an earlier, unregistered path of the same name (invalid,
+ * so Nix's own garbage) is moved aside into the staging directory first. When registering
+ * fails, the moved paths go back to the staging directory: nothing of the archive stays.
+ */
+export async function moveIntoStore(
+  stagingDir: string,
+  stagedStore: string,
+  entries: readonly Registration[]
+): Promise<void> {
+  const trash = join(stagingDir, 'trash')
+  const moved: string[] = []
+  try {
+    for (const entry of entries) {
+      if (await exists(entry.path)) {
+        await run('mkdir', ['-p', trash], { silent: true })
+        await rename(entry.path, join(trash, basename(entry.path)))
+      }
+      await rename(join(stagedStore, basename(entry.path)), entry.path)
+      moved.push(entry.path)
+    }
+    await run('nix-store', ['--load-db'], { input: formatRegistrations(entries), silent: true })
+  } catch (error) {
+    for (const path of moved) {
+      await rename(path, join(stagedStore, basename(path))).catch(() => undefined)
+    }
+    throw error
+  }
+}
+
+/**
+ * Where Nix must do the writing (a daemon store): register the staged paths in a store of their
+ * own (`local?root=`, the staged files in its store directory), then `nix copy` them from there,
+ * which checks each NAR hash as it adds the path.
+ */
+export async function importThroughNix(
+  chrootDir: string,
+  stagedStore: string,
+  storeDir: string,
+  registrations: readonly Registration[],
+  missing: readonly Registration[]
+): Promise<void> {
+  const chrootStore = join(chrootDir, storeDir)
+  await run('mkdir', ['-p', dirname(chrootStore)], { silent: true })
+  await rename(stagedStore, chrootStore)
+  const from = `local?root=${chrootDir}`
+  await run('nix-store', ['--store', from, '--load-db'], {
+    input: formatRegistrations(registrations),
+    silent: true
+  })
+  const paths = missing.map(e => e.path)
+  // A `.drv` given to `nix copy` stands for its outputs unless `--derivation` is given, and with
+  // `--derivation` other paths are left out (Nix 2.8): two calls, sources and outputs first.
+  for (const [group, extra] of [
+    [paths.filter(p => !isDerivation(p)), []],
+    [paths.filter(isDerivation), ['--derivation']]
+  ] as const) {
+    for (const batch of batches(group)) {
+      await runNix(['copy', '--from', from, '--no-check-sigs', ...extra, ...batch], {
+        silent: true
+      })
+    }
+  }
+}
