@@ -45037,6 +45037,104 @@ async function logoutOfRegistries(session) {
     await rm(session.configDir, { recursive: true, force: true });
 }
 
+;// CONCATENATED MODULE: ./src/image/layers.ts
+// An uncompressed docker archive, layer by layer: the image config names each layer by its
+// uncompressed digest (`rootfs.diff_ids`), so what a registry already holds can be known
+// without reading a layer. And the `dir:` layout skopeo copies from, whose manifest names the
+// registry's compressed blobs for reused layers and the archive's plain tars for new ones.
+
+
+
+
+
+
+const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
+const DOCKER_CONFIG = 'application/vnd.docker.container.image.v1+json';
+const DOCKER_LAYER_GZIP = 'application/vnd.docker.image.rootfs.diff.tar.gzip';
+/** An uncompressed layer: skopeo compresses it on the way to the registry. */
+const DOCKER_LAYER_TAR = 'application/vnd.docker.image.rootfs.diff.tar';
+/** `rootfs.diff_ids` of an image config (pure, for tests). */
+function diffIdsOf(config) {
+    const parsed = JSON.parse(config.toString());
+    const ids = parsed.rootfs?.diff_ids;
+    if (!Array.isArray(ids) || !ids.every(id => typeof id === 'string')) {
+        throw new Error('the image config has no rootfs.diff_ids');
+    }
+    return ids;
+}
+/** The config and each layer's place in an uncompressed archive file, by seeking. */
+async function readArchiveImage(path) {
+    const entries = await indexTar(path);
+    const manifestText = await readEntry(path, entries, 'manifest.json');
+    if (!manifestText)
+        throw new Error('the image archive has no manifest.json');
+    const first = parseManifest(manifestText.toString('utf8'))[0];
+    const config = first && (await readEntry(path, entries, first.Config));
+    if (!first || !config)
+        throw new Error(`the image archive has no config file ${first?.Config}`);
+    const diffIds = diffIdsOf(config);
+    if (diffIds.length !== first.Layers.length) {
+        throw new Error(`the image config lists ${diffIds.length} layers, manifest.json ${first.Layers.length}`);
+    }
+    const layers = first.Layers.map((name, index) => {
+        const entry = fileEntry(entries, name);
+        return { diffId: diffIds[index], offset: entry.offset, size: entry.size };
+    });
+    return { path, config, configDigest: sha256Digest(config), layers };
+}
+/** A file entry, following symbolic links within the archive (docker save links equal layers). */
+function fileEntry(entries, name) {
+    let entry = entries.get(entryName(name));
+    for (let hops = 0; entry?.type === 'SymbolicLink' && entry.linkpath && hops < 8; hops++) {
+        const target = entryName((0,external_node_path_.join)(name, '..', entry.linkpath));
+        entry = entries.get(target);
+        name = target;
+    }
+    if (!entry || entry.type !== 'File')
+        throw new Error(`the image archive has no layer ${name}`);
+    return entry;
+}
+/** The layout's manifest: the archive's config, each layer as planned (pure, for tests). */
+function layoutManifest(image, layers) {
+    return JSON.stringify({
+        schemaVersion: 2,
+        mediaType: DOCKER_MANIFEST,
+        config: { mediaType: DOCKER_CONFIG, size: image.config.length, digest: image.configDigest },
+        layers: layers.map(planned => planned.kind === 'reused'
+            ? { ...planned.descriptor, mediaType: DOCKER_LAYER_GZIP }
+            : { mediaType: DOCKER_LAYER_TAR, size: planned.layer.size, digest: planned.layer.diffId })
+    });
+}
+const hexOf = (digest) => digest.replace(/^sha256:/, '');
+/**
+ * Write a skopeo `dir:` layout: manifest, config and the new layers' plain tars (copied out of
+ * the archive, side by side). Reused blobs are named but absent: skopeo finds them in the
+ * destination repository before it would read them.
+ */
+async function writeDirLayout(image, layers, dir) {
+    await (0,promises_namespaceObject.mkdir)(dir, { recursive: true });
+    // An image may hold the same layer twice: one blob.
+    const newLayers = new Map();
+    for (const planned of layers) {
+        if (planned.kind === 'new')
+            newLayers.set(planned.layer.diffId, planned.layer);
+    }
+    const copies = [...newLayers.values()].map(layer => copyLayer(image.path, layer, dir));
+    await Promise.all([
+        ...copies,
+        (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(dir, 'version'), 'Directory Transport Version: 1.1\n'),
+        (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(dir, hexOf(image.configDigest)), image.config),
+        (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(dir, 'manifest.json'), layoutManifest(image, layers))
+    ]);
+}
+async function copyLayer(archivePath, layer, dir) {
+    const target = (0,external_node_path_.join)(dir, hexOf(layer.diffId));
+    if (layer.size === 0)
+        return (0,promises_namespaceObject.writeFile)(target, '');
+    const range = { start: layer.offset, end: layer.offset + layer.size - 1 };
+    await (0,external_node_stream_promises_namespaceObject.pipeline)((0,external_node_fs_.createReadStream)(archivePath, range), (0,external_node_fs_.createWriteStream)(target));
+}
+
 ;// CONCATENATED MODULE: ./src/image/oci-index.ts
 // OCI image indexes: written here (a few lines of JSON, so its digest is known before any
 // push and an unchanged index is recognised as up to date), read back from registries (a ref
@@ -45049,7 +45147,8 @@ async function logoutOfRegistries(session) {
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
 const DOCKER_MANIFEST_LIST = 'application/vnd.docker.distribution.manifest.list.v2+json';
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
-const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
+// One definition of the image manifest type, shared with the layer code.
+
 /** The index JSON for these images, in this order (pure, for tests). */
 function buildIndex(entries) {
     const index = {
@@ -45133,104 +45232,6 @@ async function writeIndexLayout(dir, index) {
         manifests: [{ mediaType: OCI_INDEX, digest: index.digest, size: index.bytes.length }]
     };
     await (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(dir, 'index.json'), JSON.stringify(layoutIndex));
-}
-
-;// CONCATENATED MODULE: ./src/image/layers.ts
-// An uncompressed docker archive, layer by layer: the image config names each layer by its
-// uncompressed digest (`rootfs.diff_ids`), so what a registry already holds can be known
-// without reading a layer. And the `dir:` layout skopeo copies from, whose manifest names the
-// registry's compressed blobs for reused layers and the archive's plain tars for new ones.
-
-
-
-
-
-
-const layers_DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
-const DOCKER_CONFIG = 'application/vnd.docker.container.image.v1+json';
-const DOCKER_LAYER_GZIP = 'application/vnd.docker.image.rootfs.diff.tar.gzip';
-/** An uncompressed layer: skopeo compresses it on the way to the registry. */
-const DOCKER_LAYER_TAR = 'application/vnd.docker.image.rootfs.diff.tar';
-/** `rootfs.diff_ids` of an image config (pure, for tests). */
-function diffIdsOf(config) {
-    const parsed = JSON.parse(config.toString());
-    const ids = parsed.rootfs?.diff_ids;
-    if (!Array.isArray(ids) || !ids.every(id => typeof id === 'string')) {
-        throw new Error('the image config has no rootfs.diff_ids');
-    }
-    return ids;
-}
-/** The config and each layer's place in an uncompressed archive file, by seeking. */
-async function readArchiveImage(path) {
-    const entries = await indexTar(path);
-    const manifestText = await readEntry(path, entries, 'manifest.json');
-    if (!manifestText)
-        throw new Error('the image archive has no manifest.json');
-    const first = parseManifest(manifestText.toString('utf8'))[0];
-    const config = first && (await readEntry(path, entries, first.Config));
-    if (!first || !config)
-        throw new Error(`the image archive has no config file ${first?.Config}`);
-    const diffIds = diffIdsOf(config);
-    if (diffIds.length !== first.Layers.length) {
-        throw new Error(`the image config lists ${diffIds.length} layers, manifest.json ${first.Layers.length}`);
-    }
-    const layers = first.Layers.map((name, index) => {
-        const entry = fileEntry(entries, name);
-        return { diffId: diffIds[index], offset: entry.offset, size: entry.size };
-    });
-    return { path, config, configDigest: sha256Digest(config), layers };
-}
-/** A file entry, following symbolic links within the archive (docker save links equal layers). */
-function fileEntry(entries, name) {
-    let entry = entries.get(entryName(name));
-    for (let hops = 0; entry?.type === 'SymbolicLink' && entry.linkpath && hops < 8; hops++) {
-        const target = entryName((0,external_node_path_.join)(name, '..', entry.linkpath));
-        entry = entries.get(target);
-        name = target;
-    }
-    if (!entry || entry.type !== 'File')
-        throw new Error(`the image archive has no layer ${name}`);
-    return entry;
-}
-/** The layout's manifest: the archive's config, each layer as planned (pure, for tests). */
-function layoutManifest(image, layers) {
-    return JSON.stringify({
-        schemaVersion: 2,
-        mediaType: layers_DOCKER_MANIFEST,
-        config: { mediaType: DOCKER_CONFIG, size: image.config.length, digest: image.configDigest },
-        layers: layers.map(planned => planned.kind === 'reused'
-            ? { ...planned.descriptor, mediaType: DOCKER_LAYER_GZIP }
-            : { mediaType: DOCKER_LAYER_TAR, size: planned.layer.size, digest: planned.layer.diffId })
-    });
-}
-const hexOf = (digest) => digest.replace(/^sha256:/, '');
-/**
- * Write a skopeo `dir:` layout: manifest, config and the new layers' plain tars (copied out of
- * the archive, side by side). Reused blobs are named but absent: skopeo finds them in the
- * destination repository before it would read them.
- */
-async function writeDirLayout(image, layers, dir) {
-    await (0,promises_namespaceObject.mkdir)(dir, { recursive: true });
-    // An image may hold the same layer twice: one blob.
-    const newLayers = new Map();
-    for (const planned of layers) {
-        if (planned.kind === 'new')
-            newLayers.set(planned.layer.diffId, planned.layer);
-    }
-    const copies = [...newLayers.values()].map(layer => copyLayer(image.path, layer, dir));
-    await Promise.all([
-        ...copies,
-        (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(dir, 'version'), 'Directory Transport Version: 1.1\n'),
-        (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(dir, hexOf(image.configDigest)), image.config),
-        (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(dir, 'manifest.json'), layoutManifest(image, layers))
-    ]);
-}
-async function copyLayer(archivePath, layer, dir) {
-    const target = (0,external_node_path_.join)(dir, hexOf(layer.diffId));
-    if (layer.size === 0)
-        return (0,promises_namespaceObject.writeFile)(target, '');
-    const range = { start: layer.offset, end: layer.offset + layer.size - 1 };
-    await (0,external_node_stream_promises_namespaceObject.pipeline)((0,external_node_fs_.createReadStream)(archivePath, range), (0,external_node_fs_.createWriteStream)(target));
 }
 
 ;// CONCATENATED MODULE: ./src/registry-layers.ts

@@ -11,7 +11,8 @@ import type { Platform } from './platform.js'
 export const OCI_INDEX = 'application/vnd.oci.image.index.v1+json'
 export const DOCKER_MANIFEST_LIST = 'application/vnd.docker.distribution.manifest.list.v2+json'
 export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json'
-export const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json'
+// One definition of the image manifest type, shared with the layer code.
+export { DOCKER_MANIFEST } from './layers.js'
 
 /** One image of an index: its manifest, as a descriptor with the platform. */
 export interface IndexEntry {
