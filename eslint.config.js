@@ -28,8 +28,25 @@ export default tseslint.config(
         {
           patterns: [
             {
-              group: ['**/stages/*', '**/main.js', '**/post.js', '**/inputs.js'],
-              message: 'a lower layer must not import a stage, main, post or inputs'
+              group: ['**/stages/*', '**/pipeline/*', '**/main.js', '**/post.js', '**/inputs.js'],
+              message: 'a lower layer must not import a stage, a pipeline, main, post or inputs'
+            }
+          ]
+        }
+      ]
+    }
+  },
+  {
+    // Stages are the pipelines' steps: they never reach up into a pipeline or the entry points.
+    files: ['src/stages/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/pipeline/*', '**/main.js', '**/post.js'],
+              message: 'a stage must not import a pipeline, main or post'
             }
           ]
         }

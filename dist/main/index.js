@@ -41356,47 +41356,6 @@ var __webpack_exports__ = {};
 
 // EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 7 modules
 var lib_core = __nccwpck_require__(3838);
-;// CONCATENATED MODULE: external "node:fs/promises"
-const promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs/promises");
-// EXTERNAL MODULE: external "node:os"
-var external_node_os_ = __nccwpck_require__(8161);
-// EXTERNAL MODULE: external "node:path"
-var external_node_path_ = __nccwpck_require__(6760);
-// EXTERNAL MODULE: external "node:fs"
-var external_node_fs_ = __nccwpck_require__(3024);
-;// CONCATENATED MODULE: external "node:stream/promises"
-const external_node_stream_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream/promises");
-// EXTERNAL MODULE: external "node:zlib"
-var external_node_zlib_ = __nccwpck_require__(8522);
-// EXTERNAL MODULE: external "events"
-var external_events_ = __nccwpck_require__(4434);
-// EXTERNAL MODULE: external "fs"
-var external_fs_ = __nccwpck_require__(9896);
-// EXTERNAL MODULE: external "node:events"
-var external_node_events_ = __nccwpck_require__(8474);
-// EXTERNAL MODULE: external "node:stream"
-var external_node_stream_ = __nccwpck_require__(7075);
-;// CONCATENATED MODULE: external "node:string_decoder"
-const external_node_string_decoder_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:string_decoder");
-// EXTERNAL MODULE: external "path"
-var external_path_ = __nccwpck_require__(6928);
-// EXTERNAL MODULE: external "assert"
-var external_assert_ = __nccwpck_require__(2613);
-// EXTERNAL MODULE: external "buffer"
-var external_buffer_ = __nccwpck_require__(181);
-;// CONCATENATED MODULE: external "zlib"
-const external_zlib_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("zlib");
-var external_zlib_namespaceObject_0 = /*#__PURE__*/__nccwpck_require__.t(external_zlib_namespaceObject, 2);
-// EXTERNAL MODULE: external "node:assert"
-var external_node_assert_ = __nccwpck_require__(4589);
-// EXTERNAL MODULE: external "node:crypto"
-var external_node_crypto_ = __nccwpck_require__(7598);
-;// CONCATENATED MODULE: ./node_modules/tar/dist/esm/index.min.js
-var zr=Object.defineProperty;var Ur=(s,t)=>{for(var e in t)zr(s,e,{get:t[e],enumerable:!0})};var Ds=typeof process=="object"&&process?process:{stdout:null,stderr:null},Wr=s=>!!s&&typeof s=="object"&&(s instanceof A||s instanceof external_node_stream_||Gr(s)||Zr(s)),Gr=s=>!!s&&typeof s=="object"&&s instanceof external_node_events_.EventEmitter&&typeof s.pipe=="function"&&s.pipe!==external_node_stream_.Writable.prototype.pipe,Zr=s=>!!s&&typeof s=="object"&&s instanceof external_node_events_.EventEmitter&&typeof s.write=="function"&&typeof s.end=="function",Q=Symbol("EOF"),J=Symbol("maybeEmitEnd"),nt=Symbol("emittedEnd"),De=Symbol("emittingEnd"),qt=Symbol("emittedError"),Ne=Symbol("closed"),Ns=Symbol("read"),Ae=Symbol("flush"),As=Symbol("flushChunk"),z=Symbol("encoding"),Mt=Symbol("decoder"),g=Symbol("flowing"),Qt=Symbol("paused"),Bt=Symbol("resume"),b=Symbol("buffer"),N=Symbol("pipes"),_=Symbol("bufferLength"),bi=Symbol("bufferPush"),Ie=Symbol("bufferShift"),L=Symbol("objectMode"),S=Symbol("destroyed"),_i=Symbol("error"),Oi=Symbol("emitData"),Is=Symbol("emitEnd"),Ti=Symbol("emitEnd2"),Z=Symbol("async"),xi=Symbol("abort"),Ce=Symbol("aborted"),Jt=Symbol("signal"),Rt=Symbol("dataListeners"),C=Symbol("discarded"),jt=s=>Promise.resolve().then(s),Yr=s=>s(),Kr=s=>s==="end"||s==="finish"||s==="prefinish",Vr=s=>s instanceof ArrayBuffer||!!s&&typeof s=="object"&&s.constructor&&s.constructor.name==="ArrayBuffer"&&s.byteLength>=0,$r=s=>!Buffer.isBuffer(s)&&ArrayBuffer.isView(s),Fe=class{src;dest;opts;ondrain;constructor(t,e,i){this.src=t,this.dest=e,this.opts=i,this.ondrain=()=>t[Bt](),this.dest.on("drain",this.ondrain)}unpipe(){this.dest.removeListener("drain",this.ondrain)}proxyErrors(t){}end(){this.unpipe(),this.opts.end&&this.dest.end()}},Li=class extends Fe{unpipe(){this.src.removeListener("error",this.proxyErrors),super.unpipe()}constructor(t,e,i){super(t,e,i),this.proxyErrors=r=>this.dest.emit("error",r),t.on("error",this.proxyErrors)}},Xr=s=>!!s.objectMode,qr=s=>!s.objectMode&&!!s.encoding&&s.encoding!=="buffer",A=class extends external_node_events_.EventEmitter{[g]=!1;[Qt]=!1;[N]=[];[b]=[];[L];[z];[Z];[Mt];[Q]=!1;[nt]=!1;[De]=!1;[Ne]=!1;[qt]=null;[_]=0;[S]=!1;[Jt];[Ce]=!1;[Rt]=0;[C]=!1;writable=!0;readable=!0;constructor(...t){let e=t[0]||{};if(super(),e.objectMode&&typeof e.encoding=="string")throw new TypeError("Encoding and objectMode may not be used together");Xr(e)?(this[L]=!0,this[z]=null):qr(e)?(this[z]=e.encoding,this[L]=!1):(this[L]=!1,this[z]=null),this[Z]=!!e.async,this[Mt]=this[z]?new external_node_string_decoder_namespaceObject.StringDecoder(this[z]):null,e&&e.debugExposeBuffer===!0&&Object.defineProperty(this,"buffer",{get:()=>this[b]}),e&&e.debugExposePipes===!0&&Object.defineProperty(this,"pipes",{get:()=>this[N]});let{signal:i}=e;i&&(this[Jt]=i,i.aborted?this[xi]():i.addEventListener("abort",()=>this[xi]()))}get bufferLength(){return this[_]}get encoding(){return this[z]}set encoding(t){throw new Error("Encoding must be set at instantiation time")}setEncoding(t){throw new Error("Encoding must be set at instantiation time")}get objectMode(){return this[L]}set objectMode(t){throw new Error("objectMode must be set at instantiation time")}get async(){return this[Z]}set async(t){this[Z]=this[Z]||!!t}[xi](){this[Ce]=!0,this.emit("abort",this[Jt]?.reason),this.destroy(this[Jt]?.reason)}get aborted(){return this[Ce]}set aborted(t){}write(t,e,i){if(this[Ce])return!1;if(this[Q])throw new Error("write after end");if(this[S])return this.emit("error",Object.assign(new Error("Cannot call write after a stream was destroyed"),{code:"ERR_STREAM_DESTROYED"})),!0;typeof e=="function"&&(i=e,e="utf8"),e||(e="utf8");let r=this[Z]?jt:Yr;if(!this[L]&&!Buffer.isBuffer(t)){if($r(t))t=Buffer.from(t.buffer,t.byteOffset,t.byteLength);else if(Vr(t))t=Buffer.from(t);else if(typeof t!="string")throw new Error("Non-contiguous data written to non-objectMode stream")}return this[L]?(this[g]&&this[_]!==0&&this[Ae](!0),this[g]?this.emit("data",t):this[bi](t),this[_]!==0&&this.emit("readable"),i&&r(i),this[g]):t.length?(typeof t=="string"&&!(e===this[z]&&!this[Mt]?.lastNeed)&&(t=Buffer.from(t,e)),Buffer.isBuffer(t)&&this[z]&&(t=this[Mt].write(t)),this[g]&&this[_]!==0&&this[Ae](!0),this[g]?this.emit("data",t):this[bi](t),this[_]!==0&&this.emit("readable"),i&&r(i),this[g]):(this[_]!==0&&this.emit("readable"),i&&r(i),this[g])}read(t){if(this[S])return null;if(this[C]=!1,this[_]===0||t===0||t&&t>this[_])return this[J](),null;this[L]&&(t=null),this[b].length>1&&!this[L]&&(this[b]=[this[z]?this[b].join(""):Buffer.concat(this[b],this[_])]);let e=this[Ns](t||null,this[b][0]);return this[J](),e}[Ns](t,e){if(this[L])this[Ie]();else{let i=e;t===i.length||t===null?this[Ie]():typeof i=="string"?(this[b][0]=i.slice(t),e=i.slice(0,t),this[_]-=t):(this[b][0]=i.subarray(t),e=i.subarray(0,t),this[_]-=t)}return this.emit("data",e),!this[b].length&&!this[Q]&&this.emit("drain"),e}end(t,e,i){return typeof t=="function"&&(i=t,t=void 0),typeof e=="function"&&(i=e,e="utf8"),t!==void 0&&this.write(t,e),i&&this.once("end",i),this[Q]=!0,this.writable=!1,(this[g]||!this[Qt])&&this[J](),this}[Bt](){this[S]||(!this[Rt]&&!this[N].length&&(this[C]=!0),this[Qt]=!1,this[g]=!0,this.emit("resume"),this[b].length?this[Ae]():this[Q]?this[J]():this.emit("drain"))}resume(){return this[Bt]()}pause(){this[g]=!1,this[Qt]=!0,this[C]=!1}get destroyed(){return this[S]}get flowing(){return this[g]}get paused(){return this[Qt]}[bi](t){this[L]?this[_]+=1:this[_]+=t.length,this[b].push(t)}[Ie](){return this[L]?this[_]-=1:this[_]-=this[b][0].length,this[b].shift()}[Ae](t=!1){do;while(this[As](this[Ie]())&&this[b].length);!t&&!this[b].length&&!this[Q]&&this.emit("drain")}[As](t){return this.emit("data",t),this[g]}pipe(t,e){if(this[S])return t;this[C]=!1;let i=this[nt];return e=e||{},t===Ds.stdout||t===Ds.stderr?e.end=!1:e.end=e.end!==!1,e.proxyErrors=!!e.proxyErrors,i?e.end&&t.end():(this[N].push(e.proxyErrors?new Li(this,t,e):new Fe(this,t,e)),this[Z]?jt(()=>this[Bt]()):this[Bt]()),t}unpipe(t){let e=this[N].find(i=>i.dest===t);e&&(this[N].length===1?(this[g]&&this[Rt]===0&&(this[g]=!1),this[N]=[]):this[N].splice(this[N].indexOf(e),1),e.unpipe())}addListener(t,e){return this.on(t,e)}on(t,e){let i=super.on(t,e);if(t==="data")this[C]=!1,this[Rt]++,!this[N].length&&!this[g]&&this[Bt]();else if(t==="readable"&&this[_]!==0)super.emit("readable");else if(Kr(t)&&this[nt])super.emit(t),this.removeAllListeners(t);else if(t==="error"&&this[qt]){let r=e;this[Z]?jt(()=>r.call(this,this[qt])):r.call(this,this[qt])}return i}removeListener(t,e){return this.off(t,e)}off(t,e){let i=super.off(t,e);return t==="data"&&(this[Rt]=this.listeners("data").length,this[Rt]===0&&!this[C]&&!this[N].length&&(this[g]=!1)),i}removeAllListeners(t){let e=super.removeAllListeners(t);return(t==="data"||t===void 0)&&(this[Rt]=0,!this[C]&&!this[N].length&&(this[g]=!1)),e}get emittedEnd(){return this[nt]}[J](){!this[De]&&!this[nt]&&!this[S]&&this[b].length===0&&this[Q]&&(this[De]=!0,this.emit("end"),this.emit("prefinish"),this.emit("finish"),this[Ne]&&this.emit("close"),this[De]=!1)}emit(t,...e){let i=e[0];if(t!=="error"&&t!=="close"&&t!==S&&this[S])return!1;if(t==="data")return!this[L]&&!i?!1:this[Z]?(jt(()=>this[Oi](i)),!0):this[Oi](i);if(t==="end")return this[Is]();if(t==="close"){if(this[Ne]=!0,!this[nt]&&!this[S])return!1;let n=super.emit("close");return this.removeAllListeners("close"),n}else if(t==="error"){this[qt]=i,super.emit(_i,i);let n=!this[Jt]||this.listeners("error").length?super.emit("error",i):!1;return this[J](),n}else if(t==="resume"){let n=super.emit("resume");return this[J](),n}else if(t==="finish"||t==="prefinish"){let n=super.emit(t);return this.removeAllListeners(t),n}let r=super.emit(t,...e);return this[J](),r}[Oi](t){for(let i of this[N])i.dest.write(t)===!1&&this.pause();let e=this[C]?!1:super.emit("data",t);return this[J](),e}[Is](){return this[nt]?!1:(this[nt]=!0,this.readable=!1,this[Z]?(jt(()=>this[Ti]()),!0):this[Ti]())}[Ti](){if(this[Mt]){let e=this[Mt].end();if(e){for(let i of this[N])i.dest.write(e);this[C]||super.emit("data",e)}}for(let e of this[N])e.end();let t=super.emit("end");return this.removeAllListeners("end"),t}async collect(){let t=Object.assign([],{dataLength:0});this[L]||(t.dataLength=0);let e=this.promise();return this.on("data",i=>{t.push(i),this[L]||(t.dataLength+=i.length)}),await e,t}async concat(){if(this[L])throw new Error("cannot concat in objectMode");let t=await this.collect();return this[z]?t.join(""):Buffer.concat(t,t.dataLength)}async promise(){return new Promise((t,e)=>{this.on(S,()=>e(new Error("stream destroyed"))),this.on("error",i=>e(i)),this.on("end",()=>t())})}[Symbol.asyncIterator](){this[C]=!1;let t=!1,e=async()=>(this.pause(),t=!0,{value:void 0,done:!0});return{next:()=>{if(t)return e();let r=this.read();if(r!==null)return Promise.resolve({done:!1,value:r});if(this[Q])return e();let n,o,h=d=>{this.off("data",a),this.off("end",l),this.off(S,c),e(),o(d)},a=d=>{this.off("error",h),this.off("end",l),this.off(S,c),this.pause(),n({value:d,done:!!this[Q]})},l=()=>{this.off("error",h),this.off("data",a),this.off(S,c),e(),n({done:!0,value:void 0})},c=()=>h(new Error("stream destroyed"));return new Promise((d,y)=>{o=y,n=d,this.once(S,c),this.once("error",h),this.once("end",l),this.once("data",a)})},throw:e,return:e,[Symbol.asyncIterator](){return this},[Symbol.asyncDispose]:async()=>{}}}[Symbol.iterator](){this[C]=!1;let t=!1,e=()=>(this.pause(),this.off(_i,e),this.off(S,e),this.off("end",e),t=!0,{done:!0,value:void 0}),i=()=>{if(t)return e();let r=this.read();return r===null?e():{done:!1,value:r}};return this.once("end",e),this.once(_i,e),this.once(S,e),{next:i,throw:e,return:e,[Symbol.iterator](){return this},[Symbol.dispose]:()=>{}}}destroy(t){if(this[S])return t?this.emit("error",t):this.emit(S),this;this[S]=!0,this[C]=!0,this[b].length=0,this[_]=0;let e=this;return typeof e.close=="function"&&!this[Ne]&&e.close(),t?this.emit("error",t):this.emit(S),this}static get isStream(){return Wr}};var Jr=external_fs_.writev,ht=Symbol("_autoClose"),H=Symbol("_close"),te=Symbol("_ended"),m=Symbol("_fd"),Ni=Symbol("_finished"),tt=Symbol("_flags"),Ai=Symbol("_flush"),ki=Symbol("_handleChunk"),vi=Symbol("_makeBuf"),ie=Symbol("_mode"),ke=Symbol("_needDrain"),Ut=Symbol("_onerror"),Ht=Symbol("_onopen"),Ii=Symbol("_onread"),Pt=Symbol("_onwrite"),at=Symbol("_open"),U=Symbol("_path"),ot=Symbol("_pos"),Y=Symbol("_queue"),zt=Symbol("_read"),Ci=Symbol("_readSize"),j=Symbol("_reading"),ee=Symbol("_remain"),Fi=Symbol("_size"),ve=Symbol("_write"),gt=Symbol("_writing"),Me=Symbol("_defaultFlag"),bt=Symbol("_errored"),_t=class extends A{[bt]=!1;[m];[U];[Ci];[j]=!1;[Fi];[ee];[ht];constructor(t,e){if(e=e||{},super(e),this.readable=!0,this.writable=!1,typeof t!="string")throw new TypeError("path must be a string");this[bt]=!1,this[m]=typeof e.fd=="number"?e.fd:void 0,this[U]=t,this[Ci]=e.readSize||16*1024*1024,this[j]=!1,this[Fi]=typeof e.size=="number"?e.size:1/0,this[ee]=this[Fi],this[ht]=typeof e.autoClose=="boolean"?e.autoClose:!0,typeof this[m]=="number"?this[zt]():this[at]()}get fd(){return this[m]}get path(){return this[U]}write(){throw new TypeError("this is a readable stream")}end(){throw new TypeError("this is a readable stream")}[at](){external_fs_.open(this[U],"r",(t,e)=>this[Ht](t,e))}[Ht](t,e){t?this[Ut](t):(this[m]=e,this.emit("open",e),this[zt]())}[vi](){return Buffer.allocUnsafe(Math.min(this[Ci],this[ee]))}[zt](){if(!this[j]){this[j]=!0;let t=this[vi]();if(t.length===0)return process.nextTick(()=>this[Ii](null,0,t));external_fs_.read(this[m],t,0,t.length,null,(e,i,r)=>this[Ii](e,i,r))}}[Ii](t,e,i){this[j]=!1,t?this[Ut](t):this[ki](e,i)&&this[zt]()}[H](){if(this[ht]&&typeof this[m]=="number"){let t=this[m];this[m]=void 0,external_fs_.close(t,e=>e?this.emit("error",e):this.emit("close"))}}[Ut](t){this[j]=!0,this[H](),this.emit("error",t)}[ki](t,e){let i=!1;return this[ee]-=t,t>0&&(i=super.write(t<e.length?e.subarray(0,t):e)),(t===0||this[ee]<=0)&&(i=!1,this[H](),super.end()),i}emit(t,...e){switch(t){case"prefinish":case"finish":return!1;case"drain":return typeof this[m]=="number"&&this[zt](),!1;case"error":return this[bt]?!1:(this[bt]=!0,super.emit(t,...e));default:return super.emit(t,...e)}}},Be=class extends _t{[at](){let t=!0;try{this[Ht](null,external_fs_.openSync(this[U],"r")),t=!1}finally{t&&this[H]()}}[zt](){let t=!0;try{if(!this[j]){this[j]=!0;do{let e=this[vi](),i=e.length===0?0:external_fs_.readSync(this[m],e,0,e.length,null);if(!this[ki](i,e))break}while(!0);this[j]=!1}t=!1}finally{t&&this[H]()}}[H](){if(this[ht]&&typeof this[m]=="number"){let t=this[m];this[m]=void 0,external_fs_.closeSync(t),this.emit("close")}}},et=class extends external_events_{readable=!1;writable=!0;[bt]=!1;[gt]=!1;[te]=!1;[Y]=[];[ke]=!1;[U];[ie];[ht];[m];[Me];[tt];[Ni]=!1;[ot];constructor(t,e){e=e||{},super(e),this[U]=t,this[m]=typeof e.fd=="number"?e.fd:void 0,this[ie]=e.mode===void 0?438:e.mode,this[ot]=typeof e.start=="number"?e.start:void 0,this[ht]=typeof e.autoClose=="boolean"?e.autoClose:!0;let i=this[ot]!==void 0?"r+":"w";this[Me]=e.flags===void 0,this[tt]=e.flags===void 0?i:e.flags,this[m]===void 0&&this[at]()}emit(t,...e){if(t==="error"){if(this[bt])return!1;this[bt]=!0}return super.emit(t,...e)}get fd(){return this[m]}get path(){return this[U]}[Ut](t){this[H](),this[gt]=!0,this.emit("error",t)}[at](){external_fs_.open(this[U],this[tt],this[ie],(t,e)=>this[Ht](t,e))}[Ht](t,e){this[Me]&&this[tt]==="r+"&&t&&t.code==="ENOENT"?(this[tt]="w",this[at]()):t?this[Ut](t):(this[m]=e,this.emit("open",e),this[gt]||this[Ai]())}end(t,e){return t&&this.write(t,e),this[te]=!0,!this[gt]&&!this[Y].length&&typeof this[m]=="number"&&this[Pt](null,0),this}write(t,e){return typeof t=="string"&&(t=Buffer.from(t,e)),this[te]?(this.emit("error",new Error("write() after end()")),!1):this[m]===void 0||this[gt]||this[Y].length?(this[Y].push(t),this[ke]=!0,!1):(this[gt]=!0,this[ve](t),!0)}[ve](t){external_fs_.write(this[m],t,0,t.length,this[ot],(e,i)=>this[Pt](e,i))}[Pt](t,e){t?this[Ut](t):(this[ot]!==void 0&&typeof e=="number"&&(this[ot]+=e),this[Y].length?this[Ai]():(this[gt]=!1,this[te]&&!this[Ni]?(this[Ni]=!0,this[H](),this.emit("finish")):this[ke]&&(this[ke]=!1,this.emit("drain"))))}[Ai](){if(this[Y].length===0)this[te]&&this[Pt](null,0);else if(this[Y].length===1)this[ve](this[Y].pop());else{let t=this[Y];this[Y]=[],Jr(this[m],t,this[ot],(e,i)=>this[Pt](e,i))}}[H](){if(this[ht]&&typeof this[m]=="number"){let t=this[m];this[m]=void 0,external_fs_.close(t,e=>e?this.emit("error",e):this.emit("close"))}}},Wt=class extends et{[at](){let t;if(this[Me]&&this[tt]==="r+")try{t=external_fs_.openSync(this[U],this[tt],this[ie])}catch(e){if(e?.code==="ENOENT")return this[tt]="w",this[at]();throw e}else t=external_fs_.openSync(this[U],this[tt],this[ie]);this[Ht](null,t)}[H](){if(this[ht]&&typeof this[m]=="number"){let t=this[m];this[m]=void 0,external_fs_.closeSync(t),this.emit("close")}}[ve](t){let e=!0;try{this[Pt](null,external_fs_.writeSync(this[m],t,0,t.length,this[ot])),e=!1}finally{if(e)try{this[H]()}catch{}}}};var jr=new Map([["C","cwd"],["f","file"],["z","gzip"],["P","preservePaths"],["U","unlink"],["strip-components","strip"],["stripComponents","strip"],["keep-newer","newer"],["keepNewer","newer"],["keep-newer-files","newer"],["keepNewerFiles","newer"],["k","keep"],["keep-existing","keep"],["keepExisting","keep"],["m","noMtime"],["no-mtime","noMtime"],["p","preserveOwner"],["L","follow"],["h","follow"],["onentry","onReadEntry"]]),Fs=s=>!!s.sync&&!!s.file,ks=s=>!s.sync&&!!s.file,vs=s=>!!s.sync&&!s.file,Ms=s=>!s.sync&&!s.file;var Bs=s=>!!s.file;var tn=s=>{let t=jr.get(s);return t||s},se=(s={})=>{if(!s)return{};let t={};for(let[e,i]of Object.entries(s)){let r=tn(e);t[r]=i}return t.chmod===void 0&&t.noChmod===!1&&(t.chmod=!0),delete t.noChmod,t};var K=(s,t,e,i,r)=>Object.assign((n=[],o,h)=>{Array.isArray(n)&&(o=n,n={}),typeof o=="function"&&(h=o,o=void 0),o=o?Array.from(o):[];let a=se(n);if(r?.(a,o),Fs(a)){if(typeof h=="function")throw new TypeError("callback not supported for sync tar functions");return s(a,o)}else if(ks(a)){let l=t(a,o);return h?l.then(()=>h(),h):l}else if(vs(a)){if(typeof h=="function")throw new TypeError("callback not supported for sync tar functions");return e(a,o)}else if(Ms(a)){if(typeof h=="function")throw new TypeError("callback only supported with file option");return i(a,o)}throw new Error("impossible options??")},{syncFile:s,asyncFile:t,syncNoFile:e,asyncNoFile:i,validate:r});var sn=external_zlib_namespaceObject.constants||{ZLIB_VERNUM:4736},M=Object.freeze(Object.assign(Object.create(null),{Z_NO_FLUSH:0,Z_PARTIAL_FLUSH:1,Z_SYNC_FLUSH:2,Z_FULL_FLUSH:3,Z_FINISH:4,Z_BLOCK:5,Z_OK:0,Z_STREAM_END:1,Z_NEED_DICT:2,Z_ERRNO:-1,Z_STREAM_ERROR:-2,Z_DATA_ERROR:-3,Z_MEM_ERROR:-4,Z_BUF_ERROR:-5,Z_VERSION_ERROR:-6,Z_NO_COMPRESSION:0,Z_BEST_SPEED:1,Z_BEST_COMPRESSION:9,Z_DEFAULT_COMPRESSION:-1,Z_FILTERED:1,Z_HUFFMAN_ONLY:2,Z_RLE:3,Z_FIXED:4,Z_DEFAULT_STRATEGY:0,DEFLATE:1,INFLATE:2,GZIP:3,GUNZIP:4,DEFLATERAW:5,INFLATERAW:6,UNZIP:7,BROTLI_DECODE:8,BROTLI_ENCODE:9,Z_MIN_WINDOWBITS:8,Z_MAX_WINDOWBITS:15,Z_DEFAULT_WINDOWBITS:15,Z_MIN_CHUNK:64,Z_MAX_CHUNK:1/0,Z_DEFAULT_CHUNK:16384,Z_MIN_MEMLEVEL:1,Z_MAX_MEMLEVEL:9,Z_DEFAULT_MEMLEVEL:8,Z_MIN_LEVEL:-1,Z_MAX_LEVEL:9,Z_DEFAULT_LEVEL:-1,BROTLI_OPERATION_PROCESS:0,BROTLI_OPERATION_FLUSH:1,BROTLI_OPERATION_FINISH:2,BROTLI_OPERATION_EMIT_METADATA:3,BROTLI_MODE_GENERIC:0,BROTLI_MODE_TEXT:1,BROTLI_MODE_FONT:2,BROTLI_DEFAULT_MODE:0,BROTLI_MIN_QUALITY:0,BROTLI_MAX_QUALITY:11,BROTLI_DEFAULT_QUALITY:11,BROTLI_MIN_WINDOW_BITS:10,BROTLI_MAX_WINDOW_BITS:24,BROTLI_LARGE_MAX_WINDOW_BITS:30,BROTLI_DEFAULT_WINDOW:22,BROTLI_MIN_INPUT_BLOCK_BITS:16,BROTLI_MAX_INPUT_BLOCK_BITS:24,BROTLI_PARAM_MODE:0,BROTLI_PARAM_QUALITY:1,BROTLI_PARAM_LGWIN:2,BROTLI_PARAM_LGBLOCK:3,BROTLI_PARAM_DISABLE_LITERAL_CONTEXT_MODELING:4,BROTLI_PARAM_SIZE_HINT:5,BROTLI_PARAM_LARGE_WINDOW:6,BROTLI_PARAM_NPOSTFIX:7,BROTLI_PARAM_NDIRECT:8,BROTLI_DECODER_RESULT_ERROR:0,BROTLI_DECODER_RESULT_SUCCESS:1,BROTLI_DECODER_RESULT_NEEDS_MORE_INPUT:2,BROTLI_DECODER_RESULT_NEEDS_MORE_OUTPUT:3,BROTLI_DECODER_PARAM_DISABLE_RING_BUFFER_REALLOCATION:0,BROTLI_DECODER_PARAM_LARGE_WINDOW:1,BROTLI_DECODER_NO_ERROR:0,BROTLI_DECODER_SUCCESS:1,BROTLI_DECODER_NEEDS_MORE_INPUT:2,BROTLI_DECODER_NEEDS_MORE_OUTPUT:3,BROTLI_DECODER_ERROR_FORMAT_EXUBERANT_NIBBLE:-1,BROTLI_DECODER_ERROR_FORMAT_RESERVED:-2,BROTLI_DECODER_ERROR_FORMAT_EXUBERANT_META_NIBBLE:-3,BROTLI_DECODER_ERROR_FORMAT_SIMPLE_HUFFMAN_ALPHABET:-4,BROTLI_DECODER_ERROR_FORMAT_SIMPLE_HUFFMAN_SAME:-5,BROTLI_DECODER_ERROR_FORMAT_CL_SPACE:-6,BROTLI_DECODER_ERROR_FORMAT_HUFFMAN_SPACE:-7,BROTLI_DECODER_ERROR_FORMAT_CONTEXT_MAP_REPEAT:-8,BROTLI_DECODER_ERROR_FORMAT_BLOCK_LENGTH_1:-9,BROTLI_DECODER_ERROR_FORMAT_BLOCK_LENGTH_2:-10,BROTLI_DECODER_ERROR_FORMAT_TRANSFORM:-11,BROTLI_DECODER_ERROR_FORMAT_DICTIONARY:-12,BROTLI_DECODER_ERROR_FORMAT_WINDOW_BITS:-13,BROTLI_DECODER_ERROR_FORMAT_PADDING_1:-14,BROTLI_DECODER_ERROR_FORMAT_PADDING_2:-15,BROTLI_DECODER_ERROR_FORMAT_DISTANCE:-16,BROTLI_DECODER_ERROR_DICTIONARY_NOT_SET:-19,BROTLI_DECODER_ERROR_INVALID_ARGUMENTS:-20,BROTLI_DECODER_ERROR_ALLOC_CONTEXT_MODES:-21,BROTLI_DECODER_ERROR_ALLOC_TREE_GROUPS:-22,BROTLI_DECODER_ERROR_ALLOC_CONTEXT_MAP:-25,BROTLI_DECODER_ERROR_ALLOC_RING_BUFFER_1:-26,BROTLI_DECODER_ERROR_ALLOC_RING_BUFFER_2:-27,BROTLI_DECODER_ERROR_ALLOC_BLOCK_TYPE_TREES:-30,BROTLI_DECODER_ERROR_UNREACHABLE:-31},sn));var rn=external_buffer_.Buffer.concat,zs=Object.getOwnPropertyDescriptor(external_buffer_.Buffer,"concat"),nn=s=>s,Bi=zs?.writable===!0||zs?.set!==void 0?s=>{external_buffer_.Buffer.concat=s?nn:rn}:s=>{},Tt=Symbol("_superWrite"),Gt=class extends Error{code;errno;constructor(t,e){super("zlib: "+t.message,{cause:t}),this.code=t.code,this.errno=t.errno,this.code||(this.code="ZLIB_ERROR"),this.message="zlib: "+t.message,Error.captureStackTrace(this,e??this.constructor)}get name(){return"ZlibError"}},Pi=Symbol("flushFlag"),re=class extends A{#t=!1;#i=!1;#s;#n;#r;#e;#o;get sawError(){return this.#t}get handle(){return this.#e}get flushFlag(){return this.#s}constructor(t,e){if(!t||typeof t!="object")throw new TypeError("invalid options for ZlibBase constructor");if(super(t),this.#s=t.flush??0,this.#n=t.finishFlush??0,this.#r=t.fullFlushFlag??0,typeof external_zlib_namespaceObject_0[e]!="function")throw new TypeError("Compression method not supported: "+e);try{this.#e=new external_zlib_namespaceObject_0[e](t)}catch(i){throw new Gt(i,this.constructor)}this.#o=i=>{this.#t||(this.#t=!0,this.close(),this.emit("error",i))},this.#e?.on("error",i=>this.#o(new Gt(i))),this.once("end",()=>this.close)}close(){this.#e&&(this.#e.close(),this.#e=void 0,this.emit("close"))}reset(){if(!this.#t)return external_assert_(this.#e,"zlib binding closed"),this.#e.reset?.()}flush(t){this.ended||(typeof t!="number"&&(t=this.#r),this.write(Object.assign(external_buffer_.Buffer.alloc(0),{[Pi]:t})))}end(t,e,i){return typeof t=="function"&&(i=t,e=void 0,t=void 0),typeof e=="function"&&(i=e,e=void 0),t&&(e?this.write(t,e):this.write(t)),this.flush(this.#n),this.#i=!0,super.end(i)}get ended(){return this.#i}[Tt](t){return super.write(t)}write(t,e,i){if(typeof e=="function"&&(i=e,e="utf8"),typeof t=="string"&&(t=external_buffer_.Buffer.from(t,e)),this.#t)return;external_assert_(this.#e,"zlib binding closed");let r=this.#e._handle,n=r.close;r.close=()=>{};let o=this.#e.close;this.#e.close=()=>{},Bi(!0);let h;try{let l=typeof t[Pi]=="number"?t[Pi]:this.#s;h=this.#e._processChunk(t,l),Bi(!1)}catch(l){Bi(!1),this.#o(new Gt(l,this.write))}finally{this.#e&&(this.#e._handle=r,r.close=n,this.#e.close=o,this.#e.removeAllListeners("error"))}this.#e&&this.#e.on("error",l=>this.#o(new Gt(l,this.write)));let a;if(h)if(Array.isArray(h)&&h.length>0){let l=h[0];a=this[Tt](external_buffer_.Buffer.from(l));for(let c=1;c<h.length;c++)a=this[Tt](h[c])}else a=this[Tt](external_buffer_.Buffer.from(h));return i&&i(),a}},Pe=class extends re{#t;#i;constructor(t,e){t=t||{},t.flush=t.flush||M.Z_NO_FLUSH,t.finishFlush=t.finishFlush||M.Z_FINISH,t.fullFlushFlag=M.Z_FULL_FLUSH,super(t,e),this.#t=t.level,this.#i=t.strategy}params(t,e){if(!this.sawError){if(!this.handle)throw new Error("cannot switch params when binding is closed");if(!this.handle.params)throw new Error("not supported in this implementation");if(this.#t!==t||this.#i!==e){this.flush(M.Z_SYNC_FLUSH),external_assert_(this.handle,"zlib binding closed");let i=this.handle.flush;this.handle.flush=(r,n)=>{typeof r=="function"&&(n=r,r=this.flushFlag),this.flush(r),n?.()};try{this.handle.params(t,e)}finally{this.handle.flush=i}this.handle&&(this.#t=t,this.#i=e)}}}};var ze=class extends Pe{#t;constructor(t){super(t,"Gzip"),this.#t=t&&!!t.portable}[Tt](t){return this.#t?(this.#t=!1,t[9]=255,super[Tt](t)):super[Tt](t)}};var Ue=class extends Pe{constructor(t){super(t,"Unzip")}},He=class extends re{constructor(t,e){t=t||{},t.flush=t.flush||M.BROTLI_OPERATION_PROCESS,t.finishFlush=t.finishFlush||M.BROTLI_OPERATION_FINISH,t.fullFlushFlag=M.BROTLI_OPERATION_FLUSH,super(t,e)}},We=class extends He{constructor(t){super(t,"BrotliCompress")}},Ge=class extends He{constructor(t){super(t,"BrotliDecompress")}},Ze=class extends re{constructor(t,e){t=t||{},t.flush=t.flush||M.ZSTD_e_continue,t.finishFlush=t.finishFlush||M.ZSTD_e_end,t.fullFlushFlag=M.ZSTD_e_flush,super(t,e)}},Ye=class extends Ze{constructor(t){super(t,"ZstdCompress")}},Ke=class extends Ze{constructor(t){super(t,"ZstdDecompress")}};var Us=(s,t)=>{if(Number.isSafeInteger(s))s<0?an(s,t):hn(s,t);else throw Error("cannot encode number outside of javascript safe integer range");return t},hn=(s,t)=>{t[0]=128;for(var e=t.length;e>1;e--)t[e-1]=s&255,s=Math.floor(s/256)},an=(s,t)=>{t[0]=255;var e=!1;s=s*-1;for(var i=t.length;i>1;i--){var r=s&255;s=Math.floor(s/256),e?t[i-1]=Ws(r):r===0?t[i-1]=0:(e=!0,t[i-1]=Gs(r))}},Hs=s=>{let t=s[0],e=t===128?cn(s.subarray(1,s.length)):t===255?ln(s):null;if(e===null)throw Error("invalid base256 encoding");if(!Number.isSafeInteger(e))throw Error("parsed number outside of javascript safe integer range");return e},ln=s=>{for(var t=s.length,e=0,i=!1,r=t-1;r>-1;r--){var n=Number(s[r]),o;i?o=Ws(n):n===0?o=n:(i=!0,o=Gs(n)),o!==0&&(e-=o*Math.pow(256,t-r-1))}return e},cn=s=>{for(var t=s.length,e=0,i=t-1;i>-1;i--){var r=Number(s[i]);r!==0&&(e+=r*Math.pow(256,t-i-1))}return e},Ws=s=>(255^s)&255,Gs=s=>(255^s)+1&255;var Hi={};Ur(Hi,{code:()=>Ve,isCode:()=>ne,isName:()=>dn,name:()=>oe,normalFsTypes:()=>Ui});var ne=s=>oe.has(s),dn=s=>Ve.has(s),Ui=new Set(["0","","1","2","3","4","5","6","7","D"]),oe=new Map([["0","File"],["","OldFile"],["1","Link"],["2","SymbolicLink"],["3","CharacterDevice"],["4","BlockDevice"],["5","Directory"],["6","FIFO"],["7","ContiguousFile"],["g","GlobalExtendedHeader"],["x","ExtendedHeader"],["A","SolarisACL"],["D","GNUDumpDir"],["I","Inode"],["K","NextFileHasLongLinkpath"],["L","NextFileHasLongPath"],["M","ContinuationFile"],["N","OldGnuLongPath"],["S","SparseFile"],["V","TapeVolumeHeader"],["X","OldExtendedHeader"]]),Ve=new Map(Array.from(oe).map(s=>[s[1],s[0]]));var un=s=>s===void 0||s<0?void 0:s,F=class{cksumValid=!1;needPax=!1;nullBlock=!1;block;path;mode;uid;gid;size;cksum;#t="Unsupported";linkpath;uname;gname;devmaj=0;devmin=0;atime;ctime;mtime;charset;comment;constructor(t,e=0,i,r){Buffer.isBuffer(t)?this.decode(t,e||0,i,r):t&&this.#i(t)}decode(t,e,i,r){if(e||(e=0),!t||!(t.length>=e+512))throw new Error("need 512 bytes for header");let n=xt(t,e+156,1),o=Ui.has(n),h=o?i:void 0,a=o?r:void 0;if(this.path=h?.path??xt(t,e,100),this.mode=h?.mode??a?.mode??lt(t,e+100,8),this.uid=h?.uid??a?.uid??lt(t,e+108,8),this.gid=h?.gid??a?.gid??lt(t,e+116,8),this.size=un(h?.size??a?.size??lt(t,e+124,12)),this.mtime=h?.mtime??a?.mtime??Wi(t,e+136,12),this.cksum=lt(t,e+148,12),a&&this.#i(a,!0),h&&this.#i(h),ne(n)&&(this.#t=n||"0"),this.#t==="0"&&this.path.slice(-1)==="/"&&(this.#t="5"),this.#t==="5"&&(this.size=0),this.linkpath=xt(t,e+157,100),t.subarray(e+257,e+265).toString()==="ustar\x0000")if(this.uname=h?.uname??a?.uname??xt(t,e+265,32),this.gname=h?.gname??a?.gname??xt(t,e+297,32),this.devmaj=h?.devmaj??a?.devmaj??lt(t,e+329,8)??0,this.devmin=h?.devmin??a?.devmin??lt(t,e+337,8)??0,t[e+475]!==0){let c=xt(t,e+345,155);this.path=c+"/"+this.path}else{let c=xt(t,e+345,130);c&&(this.path=c+"/"+this.path),this.atime=i?.atime??r?.atime??Wi(t,e+476,12),this.ctime=i?.ctime??r?.ctime??Wi(t,e+488,12)}let l=256;for(let c=e;c<e+148;c++)l+=t[c];for(let c=e+156;c<e+512;c++)l+=t[c];this.cksumValid=l===this.cksum,this.cksum===void 0&&l===256&&(this.nullBlock=!0)}#i(t,e=!1){Object.assign(this,Object.fromEntries(Object.entries(t).filter(([i,r])=>!(r==null||i==="size"&&Number(r)<0||i==="path"&&e||i==="linkpath"&&e||i==="global"))))}encode(t,e=0){if(t||(t=this.block=Buffer.alloc(512)),this.#t==="Unsupported"&&(this.#t="0"),!(t.length>=e+512))throw new Error("need 512 bytes for header");let i=this.ctime||this.atime?130:155,r=mn(this.path||"",i),n=r[0],o=r[1];this.needPax=!!r[2],this.needPax=Lt(t,e,100,n)||this.needPax,this.needPax=ct(t,e+100,8,this.mode)||this.needPax,this.needPax=ct(t,e+108,8,this.uid)||this.needPax,this.needPax=ct(t,e+116,8,this.gid)||this.needPax,this.needPax=ct(t,e+124,12,this.size)||this.needPax,this.needPax=Gi(t,e+136,12,this.mtime)||this.needPax,t[e+156]=Number(this.#t.codePointAt(0)),this.needPax=Lt(t,e+157,100,this.linkpath)||this.needPax,t.write("ustar\x0000",e+257,8),this.needPax=Lt(t,e+265,32,this.uname)||this.needPax,this.needPax=Lt(t,e+297,32,this.gname)||this.needPax,this.needPax=ct(t,e+329,8,this.devmaj)||this.needPax,this.needPax=ct(t,e+337,8,this.devmin)||this.needPax,this.needPax=Lt(t,e+345,i,o)||this.needPax,t[e+475]!==0?this.needPax=Lt(t,e+345,155,o)||this.needPax:(this.needPax=Lt(t,e+345,130,o)||this.needPax,this.needPax=Gi(t,e+476,12,this.atime)||this.needPax,this.needPax=Gi(t,e+488,12,this.ctime)||this.needPax);let h=256;for(let a=e;a<e+148;a++)h+=t[a];for(let a=e+156;a<e+512;a++)h+=t[a];return this.cksum=h,ct(t,e+148,8,this.cksum),this.cksumValid=!0,this.needPax}get type(){return this.#t==="Unsupported"?this.#t:oe.get(this.#t)}get typeKey(){return this.#t}set type(t){let e=String(Ve.get(t));if(ne(e)||e==="Unsupported")this.#t=e;else if(ne(t))this.#t=t;else throw new TypeError("invalid entry type: "+t)}},mn=(s,t)=>{let i=s,r="",n,o=external_node_path_.posix.parse(s).root||".";if(Buffer.byteLength(i)<100)n=[i,r,!1];else{r=external_node_path_.posix.dirname(i),i=external_node_path_.posix.basename(i);do Buffer.byteLength(i)<=100&&Buffer.byteLength(r)<=t?n=[i,r,!1]:Buffer.byteLength(i)>100&&Buffer.byteLength(r)<=t?n=[i.slice(0,99),r,!0]:(i=external_node_path_.posix.join(external_node_path_.posix.basename(r),i),r=external_node_path_.posix.dirname(r));while(r!==o&&n===void 0);n||(n=[s.slice(0,99),"",!0])}return n},xt=(s,t,e)=>s.subarray(t,t+e).toString("utf8").replace(/\0.*/,""),Wi=(s,t,e)=>pn(lt(s,t,e)),pn=s=>s===void 0?void 0:new Date(s*1e3),lt=(s,t,e)=>Number(s[t])&128?Hs(s.subarray(t,t+e)):wn(s,t,e),En=s=>isNaN(s)?void 0:s,wn=(s,t,e)=>En(parseInt(s.subarray(t,t+e).toString("utf8").replace(/\0.*$/,"").trim(),8)),Sn={12:8589934591,8:2097151},ct=(s,t,e,i)=>i===void 0?!1:i>Sn[e]||i<0?(Us(i,s.subarray(t,t+e)),!0):(yn(s,t,e,i),!1),yn=(s,t,e,i)=>s.write(Rn(i,e),t,e,"ascii"),Rn=(s,t)=>gn(Math.floor(s).toString(8),t),gn=(s,t)=>(s.length===t-1?s:new Array(t-s.length-1).join("0")+s+" ")+"\0",Gi=(s,t,e,i)=>i===void 0?!1:ct(s,t,e,i.getTime()/1e3),bn=new Array(156).join("\0"),Lt=(s,t,e,i)=>i===void 0?!1:(s.write(i+bn,t,e,"utf8"),i.length!==Buffer.byteLength(i)||i.length>e);var ft=class s{atime;mtime;ctime;charset;comment;gid;uid;gname;uname;linkpath;dev;ino;nlink;path;size;mode;global;constructor(t,e=!1){this.atime=t.atime,this.charset=t.charset,this.comment=t.comment,this.ctime=t.ctime,this.dev=t.dev,this.gid=t.gid,this.global=e,this.gname=t.gname,this.ino=t.ino,this.linkpath=t.linkpath,this.mtime=t.mtime,this.nlink=t.nlink,this.path=t.path,this.size=t.size,this.uid=t.uid,this.uname=t.uname}encode(){let t=this.encodeBody();if(t==="")return Buffer.allocUnsafe(0);let e=Buffer.byteLength(t),i=512*Math.ceil(1+e/512),r=Buffer.allocUnsafe(i);for(let n=0;n<512;n++)r[n]=0;new F({path:("PaxHeader/"+(0,external_node_path_.basename)(this.path??"")).slice(0,99),mode:this.mode||420,uid:this.uid,gid:this.gid,size:e,mtime:this.mtime,type:this.global?"GlobalExtendedHeader":"ExtendedHeader",linkpath:"",uname:this.uname||"",gname:this.gname||"",devmaj:0,devmin:0,atime:this.atime,ctime:this.ctime}).encode(r),r.write(t,512,e,"utf8");for(let n=e+512;n<r.length;n++)r[n]=0;return r}encodeBody(){return this.encodeField("path")+this.encodeField("ctime")+this.encodeField("atime")+this.encodeField("dev")+this.encodeField("ino")+this.encodeField("nlink")+this.encodeField("charset")+this.encodeField("comment")+this.encodeField("gid")+this.encodeField("gname")+this.encodeField("linkpath")+this.encodeField("mtime")+this.encodeField("size")+this.encodeField("uid")+this.encodeField("uname")}encodeField(t){if(this[t]===void 0)return"";let e=this[t],i=e instanceof Date?e.getTime()/1e3:e,r=" "+(t==="dev"||t==="ino"||t==="nlink"?"SCHILY.":"")+t+"="+i+`
-`,n=Buffer.byteLength(r),o=Math.floor(Math.log(n)/Math.log(10))+1;return n+o>=Math.pow(10,o)&&(o+=1),o+n+r}static parse(t,e,i=!1){return new s(On(Tn(t),e),i)}},On=(s,t)=>t?Object.assign({},t,s):s,Tn=s=>s.replace(/\n$/,"").split(`
-`).reduce(xn,Object.create(null)),xn=(s,t)=>{let e=parseInt(t,10);if(e!==Buffer.byteLength(t)+1)return s;t=t.slice((e+" ").length);let i=t.split("="),r=i.shift();if(!r)return s;let n=r.replace(/^SCHILY\.(dev|ino|nlink)/,"$1"),o=i.join("=").replace(/\0.*/,"");switch(n){case"path":case"linkpath":case"type":case"charset":case"comment":case"gname":case"uname":s[n]=o;break;case"ctime":case"atime":case"mtime":s[n]=new Date(Number(o)*1e3);break;case"size":let h=+o;h>=0&&(s[n]=h);break;case"gid":case"uid":case"dev":case"ino":case"nlink":case"mode":s[n]=+o;break}return s};var Ln=process.env.TESTING_TAR_FAKE_PLATFORM||process.platform,f=Ln!=="win32"?s=>String(s):s=>String(s).replaceAll(/\\/g,"/");var $e=class extends A{extended;globalExtended;header;startBlockSize;blockRemain;remain;type;meta=!1;ignore=!1;path;mode;uid;gid;uname;gname;size=0;mtime;atime;ctime;linkpath;dev;ino;nlink;invalid=!1;absolute;unsupported=!1;constructor(t,e,i){switch(super({}),this.pause(),this.extended=e,this.globalExtended=i,this.header=t,this.remain=t.size??0,this.startBlockSize=512*Math.ceil(this.remain/512),this.blockRemain=this.startBlockSize,this.type=t.type,this.type){case"File":case"OldFile":case"Link":case"SymbolicLink":case"CharacterDevice":case"BlockDevice":case"Directory":case"FIFO":case"ContiguousFile":case"GNUDumpDir":break;case"NextFileHasLongLinkpath":case"NextFileHasLongPath":case"OldGnuLongPath":case"GlobalExtendedHeader":case"ExtendedHeader":case"OldExtendedHeader":this.meta=!0;break;default:this.ignore=!0}if(!t.path)throw new Error("no path provided for tar.ReadEntry");this.path=f(t.path),this.mode=t.mode,this.mode&&(this.mode=this.mode&4095),this.uid=t.uid,this.gid=t.gid,this.uname=t.uname,this.gname=t.gname,this.size=this.remain,this.mtime=t.mtime,this.atime=t.atime,this.ctime=t.ctime,this.linkpath=t.linkpath?f(t.linkpath):void 0,this.uname=t.uname,this.gname=t.gname,e&&this.#t(e),i&&this.#t(i,!0)}write(t){let e=t.length;if(e>this.blockRemain)throw new Error("writing more to entry than is appropriate");let i=this.remain,r=this.blockRemain;return this.remain=Math.max(0,i-e),this.blockRemain=Math.max(0,r-e),this.ignore?!0:i>=e?super.write(t):super.write(t.subarray(0,i))}#t(t,e=!1){t.path&&(t.path=f(t.path)),t.linkpath&&(t.linkpath=f(t.linkpath)),Object.assign(this,Object.fromEntries(Object.entries(t).filter(([i,r])=>!(r==null||i==="path"&&e))))}};var Dt=(s,t,e,i={})=>{s.file&&(i.file=s.file),s.cwd&&(i.cwd=s.cwd),i.code=e instanceof Error&&e.code||t,i.tarCode=t,!s.strict&&i.recoverable!==!1?(e instanceof Error&&(i=Object.assign(e,i),e=e.message),s.emit("warn",t,e,i)):e instanceof Error?s.emit("error",Object.assign(e,i)):s.emit("error",Object.assign(new Error(`${t}: ${e}`),i))};var Nn=1024*1024,Xi=Buffer.from([31,139]),qi=Buffer.from([40,181,47,253]),An=Math.max(Xi.length,qi.length),B=Symbol("state"),Nt=Symbol("writeEntry"),it=Symbol("readEntry"),Zi=Symbol("nextEntry"),Zs=Symbol("processEntry"),V=Symbol("extendedHeader"),he=Symbol("globalExtendedHeader"),dt=Symbol("meta"),Ys=Symbol("emitMeta"),p=Symbol("buffer"),st=Symbol("queue"),ut=Symbol("ended"),Yi=Symbol("emittedEnd"),At=Symbol("emit"),w=Symbol("unzip"),Xe=Symbol("consumeChunk"),qe=Symbol("consumeChunkSub"),Ki=Symbol("consumeBody"),Ks=Symbol("consumeMeta"),Vs=Symbol("consumeHeader"),ae=Symbol("consuming"),Vi=Symbol("bufferConcat"),Qe=Symbol("maybeEnd"),Yt=Symbol("writing"),$=Symbol("aborted"),Je=Symbol("onDone"),It=Symbol("sawValidEntry"),je=Symbol("sawNullBlock"),ti=Symbol("sawEOF"),$s=Symbol("closeStream"),In=1e3,le=Symbol("compressedBytesRead"),$i=Symbol("decompressedBytesRead"),Xs=Symbol("checkDecompressionRatio"),Cn=()=>!0,rt=class extends external_events_.EventEmitter{file;strict;maxMetaEntrySize;filter;brotli;zstd;maxDecompressionRatio;writable=!0;readable=!1;[st]=[];[p];[it];[Nt];[B]="begin";[dt]="";[V];[he];[ut]=!1;[w];[$]=!1;[It];[je]=!1;[ti]=!1;[Yt]=!1;[ae]=!1;[Yi]=!1;[le]=0;[$i]=0;constructor(t={}){super(),this.file=t.file||"",this.on(Je,()=>{(this[B]==="begin"||this[It]===!1)&&this.warn("TAR_BAD_ARCHIVE","Unrecognized archive format")}),t.ondone?this.on(Je,t.ondone):this.on(Je,()=>{this.emit("prefinish"),this.emit("finish"),this.emit("end")}),this.strict=!!t.strict,this.maxDecompressionRatio=typeof t.maxDecompressionRatio=="number"?t.maxDecompressionRatio:In,this.maxMetaEntrySize=t.maxMetaEntrySize||Nn,this.filter=typeof t.filter=="function"?t.filter:Cn;let e=t.file&&(t.file.endsWith(".tar.br")||t.file.endsWith(".tbr"));this.brotli=!(t.gzip||t.zstd)&&t.brotli!==void 0?t.brotli:e?void 0:!1;let i=t.file&&(t.file.endsWith(".tar.zst")||t.file.endsWith(".tzst"));this.zstd=!(t.gzip||t.brotli)&&t.zstd!==void 0?t.zstd:i?!0:void 0,this.on("end",()=>this[$s]()),typeof t.onwarn=="function"&&this.on("warn",t.onwarn),typeof t.onReadEntry=="function"&&this.on("entry",t.onReadEntry)}warn(t,e,i={}){Dt(this,t,e,i)}[Vs](t,e){this[It]===void 0&&(this[It]=!1);let i;try{i=new F(t,e,this[V],this[he])}catch(r){return this.warn("TAR_ENTRY_INVALID",r)}if(i.nullBlock)this[je]?(this[ti]=!0,this[B]==="begin"&&(this[B]="header"),this[At]("eof")):(this[je]=!0,this[At]("nullBlock"));else if(this[je]=!1,!i.cksumValid)this.warn("TAR_ENTRY_INVALID","checksum failure",{header:i});else if(!i.path)this.warn("TAR_ENTRY_INVALID","path is required",{header:i});else{let r=i.type;if(/^(Symbolic)?Link$/.test(r)&&!i.linkpath)this.warn("TAR_ENTRY_INVALID","linkpath required",{header:i});else if(!/^(Symbolic)?Link$/.test(r)&&!/^(Global)?ExtendedHeader$/.test(r)&&i.linkpath)this.warn("TAR_ENTRY_INVALID","linkpath forbidden",{header:i});else{let n=this[Nt]=new $e(i,this[V],this[he]);if(!this[It])if(n.remain){let o=()=>{n.invalid||(this[It]=!0)};n.on("end",o)}else this[It]=!0;n.meta?n.size>this.maxMetaEntrySize?(n.ignore=!0,this[At]("ignoredEntry",n),this[B]="ignore",n.resume()):n.size>0&&(this[dt]="",n.on("data",o=>this[dt]+=o),this[B]="meta"):(this[V]=void 0,n.ignore=n.ignore||!this.filter(n.path,n),n.ignore?(this[At]("ignoredEntry",n),this[B]=n.remain?"ignore":"header",n.resume()):(n.remain?this[B]="body":(this[B]="header",n.end()),this[it]?this[st].push(n):(this[st].push(n),this[Zi]())))}}}[$s](){queueMicrotask(()=>this.emit("close"))}[Zs](t){let e=!0;if(!t)this[it]=void 0,e=!1;else if(Array.isArray(t)){let[i,...r]=t;this.emit(i,...r)}else this[it]=t,this.emit("entry",t),t.emittedEnd||(t.on("end",()=>this[Zi]()),e=!1);return e}[Zi](){do;while(this[Zs](this[st].shift()));if(this[st].length===0){let t=this[it];!t||t.flowing||t.size===t.remain?this[Yt]||this.emit("drain"):t.once("drain",()=>this.emit("drain"))}}[Ki](t,e){let i=this[Nt];if(!i)throw new Error("attempt to consume body without entry??");let r=i.blockRemain??0,n=r>=t.length&&e===0?t:t.subarray(e,e+r);return i.write(n),i.blockRemain||(this[B]="header",this[Nt]=void 0,i.end()),n.length}[Ks](t,e){let i=this[Nt],r=this[Ki](t,e);return!this[Nt]&&i&&this[Ys](i),r}[At](t,e,i){this[st].length===0&&!this[it]?this.emit(t,e,i):this[st].push([t,e,i])}[Ys](t){switch(this[At]("meta",this[dt]),t.type){case"ExtendedHeader":case"OldExtendedHeader":this[V]=ft.parse(this[dt],this[V],!1);break;case"GlobalExtendedHeader":this[he]=ft.parse(this[dt],this[he],!0);break;case"NextFileHasLongPath":case"OldGnuLongPath":{let e=this[V]??Object.create(null);this[V]=e,e.path=this[dt].replace(/\0.*/,"");break}case"NextFileHasLongLinkpath":{let e=this[V]||Object.create(null);this[V]=e,e.linkpath=this[dt].replace(/\0.*/,"");break}default:throw new Error("unknown meta: "+t.type)}}abort(t){if(!this[$]){if(this[w]){let e=this[w];e.write=()=>!0,e.end=()=>e,e.emit=()=>!1,e.destroy?.()}this[$]=!0,this.emit("abort",t),this.warn("TAR_ABORT",t,{recoverable:!1})}}[Xs](t){this[$i]+=t.length;let e=this[$i]/this[le];return e>this.maxDecompressionRatio?(this.abort(new Error(`max decompression ratio exceeded: ${e.toFixed(2)} > ${this.maxDecompressionRatio}`)),!1):!0}write(t,e,i){if(typeof e=="function"&&(i=e,e=void 0),typeof t=="string"&&(t=Buffer.from(t,typeof e=="string"?e:"utf8")),this[$])return i?.(),!1;if((this[w]===void 0||this.brotli===void 0&&this[w]===!1)&&t){if(this[p]&&(t=Buffer.concat([this[p],t]),this[p]=void 0),t.length<An)return this[p]=t,i?.(),!0;for(let a=0;this[w]===void 0&&a<Xi.length;a++)t[a]!==Xi[a]&&(this[w]=!1);let o=!1;if(this[w]===!1&&this.zstd!==!1){o=!0;for(let a=0;a<qi.length;a++)if(t[a]!==qi[a]){o=!1;break}}let h=this.brotli===void 0&&!o;if(this[w]===!1&&h)if(t.length<512)if(this[ut])this.brotli=!0;else return this[p]=t,i?.(),!0;else try{new F(t.subarray(0,512)),this.brotli=!1}catch{this.brotli=!0}if(this[w]===void 0||this[w]===!1&&(this.brotli||o)){let a=this[ut];this[ut]=!1,this[w]=this[w]===void 0?new Ue({}):o?new Ke({}):new Ge({}),this[w].on("data",c=>{this[Xs](c)&&this[Xe](c)}),this[w].on("error",c=>{this[$]||this.abort(c)}),this[w].on("end",()=>{this[ut]=!0,this[Xe]()}),this[Yt]=!0,this[le]+=t.length;let l=!!this[w][a?"end":"write"](t);return this[Yt]=!1,i?.(),l}}this[Yt]=!0,this[w]?(this[le]+=t.length,this[w].write(t)):this[Xe](t),this[Yt]=!1;let n=this[st].length>0?!1:this[it]?this[it].flowing:!0;return!n&&this[st].length===0&&this[it]?.once("drain",()=>this.emit("drain")),i?.(),n}[Vi](t){t&&!this[$]&&(this[p]=this[p]?Buffer.concat([this[p],t]):t)}[Qe](){if(this[ut]&&!this[Yi]&&!this[$]&&!this[ae]){this[Yi]=!0;let t=this[Nt];if(t?.blockRemain){let e=this[p]?this[p].length:0;this.warn("TAR_BAD_ARCHIVE",`Truncated input (needed ${t.blockRemain} more bytes, only ${e} available)`,{entry:t}),this[p]&&t.write(this[p]),t.end()}this[At](Je)}}[Xe](t){if(this[ae]&&t)this[Vi](t);else if(!t&&!this[p])this[Qe]();else if(t){if(this[ae]=!0,this[p]){this[Vi](t);let e=this[p];this[p]=void 0,this[qe](e)}else this[qe](t);for(;this[p]&&this[p]?.length>=512&&!this[$]&&!this[ti];){let e=this[p];this[p]=void 0,this[qe](e)}this[ae]=!1}(!this[p]||this[ut])&&this[Qe]()}[qe](t){let e=0,i=t.length;for(;e+512<=i&&!this[$]&&!this[ti];)switch(this[B]){case"begin":case"header":this[Vs](t,e),e+=512;break;case"ignore":case"body":e+=this[Ki](t,e);break;case"meta":e+=this[Ks](t,e);break;default:throw new Error("invalid state: "+this[B])}e<i&&(this[p]=this[p]?Buffer.concat([t.subarray(e),this[p]]):t.subarray(e))}end(t,e,i){return typeof t=="function"&&(i=t,e=void 0,t=void 0),typeof e=="function"&&(i=e,e=void 0),typeof t=="string"&&(t=Buffer.from(t,e)),i&&this.once("finish",i),this[$]||(this[w]?(t&&(this[le]+=t.length,this[w].write(t)),this[w].end()):(this[ut]=!0,(this.brotli===void 0||this.zstd===void 0)&&(t=t||Buffer.alloc(0)),t&&this.write(t),this[Qe]())),this}};var mt=s=>{let t=s.length-1,e=-1;for(;t>-1&&s.charAt(t)==="/";)e=t,t--;return e===-1?s:s.slice(0,e)};var vn=s=>{let t=s.onReadEntry;s.onReadEntry=t?e=>{t(e),e.resume()}:e=>e.resume()},Qi=(s,t)=>{let e=new Map(t.map(o=>[mt(o),!0])),i=s.filter,r=100,n=(o,h="",a=0)=>{if(a>=r)return e.set(o,!1),!1;let l=h||(0,external_path_.parse)(o).root||".",c;if(o===l)c=!1;else{let d=e.get(o);c=d!==void 0?d:n((0,external_path_.dirname)(o),l,a+1)}return e.set(o,c),c};s.filter=i?(o,h)=>i(o,h)&&n(mt(o)):o=>n(mt(o))},Mn=s=>{let t=new rt(s),e=s.file,i;try{i=external_node_fs_.openSync(e,"r");let r=external_node_fs_.fstatSync(i),n=s.maxReadSize||16*1024*1024;if(r.size<n){let o=Buffer.allocUnsafe(r.size),h=external_node_fs_.readSync(i,o,0,r.size,0);t.end(h===o.byteLength?o:o.subarray(0,h))}else{let o=0,h=Buffer.allocUnsafe(n);for(;o<r.size;){let a=external_node_fs_.readSync(i,h,0,n,o);if(a===0)break;o+=a,t.write(h.subarray(0,a))}t.end()}}finally{if(typeof i=="number")try{external_node_fs_.closeSync(i)}catch{}}},Bn=(s,t)=>{let e=new rt(s),i=s.maxReadSize||16*1024*1024,r=s.file;return new Promise((o,h)=>{e.on("error",h),e.on("end",o),external_node_fs_.stat(r,(a,l)=>{if(a)h(a);else{let c=new _t(r,{readSize:i,size:l.size});c.on("error",h),c.pipe(e)}})})},Ct=K(Mn,Bn,s=>new rt(s),s=>new rt(s),(s,t)=>{t?.length&&Qi(s,t),s.noResume||vn(s)});var Ji=(s,t,e)=>(s&=4095,e&&(s=(s|384)&-19),t&&(s&256&&(s|=64),s&32&&(s|=8),s&4&&(s|=1)),s);var{isAbsolute:zn,parse:qs}=external_node_path_.win32,ce=s=>{let t="",e=qs(s);for(;zn(s)||e.root;){let i=s.charAt(0)==="/"&&s.slice(0,4)!=="//?/"?"/":e.root;s=s.slice(i.length),t+=i,e=qs(s)}return[t,s]};var ei=["|","<",">","?",":"],ji=ei.map(s=>String.fromCodePoint(61440+Number(s.codePointAt(0)))),Un=new Map(ei.map((s,t)=>[s,ji[t]])),Hn=new Map(ji.map((s,t)=>[s,ei[t]])),ts=s=>ei.reduce((t,e)=>t.split(e).join(Un.get(e)),s),Qs=s=>ji.reduce((t,e)=>t.split(e).join(Hn.get(e)),s);var rr=(s,t)=>t?(s=f(s).replace(/^\.(\/|$)/,""),mt(t)+"/"+s):f(s),Wn=16*1024*1024,tr=Symbol("process"),er=Symbol("file"),ir=Symbol("directory"),is=Symbol("symlink"),sr=Symbol("hardlink"),fe=Symbol("header"),ii=Symbol("read"),ss=Symbol("lstat"),si=Symbol("onlstat"),rs=Symbol("onread"),ns=Symbol("onreadlink"),index_min_os=Symbol("openfile"),hs=Symbol("onopenfile"),pt=Symbol("close"),ri=Symbol("mode"),as=Symbol("awaitDrain"),es=Symbol("ondrain"),q=Symbol("prefix"),de=class extends A{path;portable;myuid=process.getuid&&process.getuid()||0;myuser=process.env.USER||"";maxReadSize;linkCache;statCache;preservePaths;cwd;strict;mtime;noPax;noMtime;prefix;fd;blockLen=0;blockRemain=0;buf;pos=0;remain=0;length=0;offset=0;win32;absolute;header;type;linkpath;stat;onWriteEntry;#t=!1;constructor(t,e={}){let i=se(e);super(),this.path=f(t),this.portable=!!i.portable,this.maxReadSize=i.maxReadSize||Wn,this.linkCache=i.linkCache||new Map,this.statCache=i.statCache||new Map,this.preservePaths=!!i.preservePaths,this.cwd=f(i.cwd||process.cwd()),this.strict=!!i.strict,this.noPax=!!i.noPax,this.noMtime=!!i.noMtime,this.mtime=i.mtime,this.prefix=i.prefix?f(i.prefix):void 0,this.onWriteEntry=i.onWriteEntry,typeof i.onwarn=="function"&&this.on("warn",i.onwarn);let r=!1;if(!this.preservePaths){let[o,h]=ce(this.path);o&&typeof h=="string"&&(this.path=h,r=o)}this.win32=!!i.win32||process.platform==="win32",this.win32&&(this.path=Qs(this.path.replaceAll(/\\/g,"/")),t=t.replaceAll(/\\/g,"/")),this.absolute=f(i.absolute||external_path_.resolve(this.cwd,t)),this.path===""&&(this.path="./"),r&&this.warn("TAR_ENTRY_INFO",`stripping ${r} from absolute path`,{entry:this,path:r+this.path});let n=this.statCache.get(this.absolute);n?this[si](n):this[ss]()}warn(t,e,i={}){return Dt(this,t,e,i)}emit(t,...e){return t==="error"&&(this.#t=!0),super.emit(t,...e)}[ss](){external_fs_.lstat(this.absolute,(t,e)=>{if(t)return this.emit("error",t);this[si](e)})}[si](t){this.statCache.set(this.absolute,t),this.stat=t,t.isFile()||(t.size=0),this.type=Gn(t),this.emit("stat",t),this[tr]()}[tr](){switch(this.type){case"File":return this[er]();case"Directory":return this[ir]();case"SymbolicLink":return this[is]();default:return this.end()}}[ri](t){return Ji(t,this.type==="Directory",this.portable)}[q](t){return rr(t,this.prefix)}[fe](){if(!this.stat)throw new Error("cannot write header before stat");this.type==="Directory"&&this.portable&&(this.noMtime=!0),this.onWriteEntry?.(this),this.header=new F({path:this[q](this.path),linkpath:this.type==="Link"&&this.linkpath!==void 0?this[q](this.linkpath):this.linkpath,mode:this[ri](this.stat.mode),uid:this.portable?void 0:this.stat.uid,gid:this.portable?void 0:this.stat.gid,size:this.stat.size,mtime:this.noMtime?void 0:this.mtime||this.stat.mtime,type:this.type==="Unsupported"?void 0:this.type,uname:this.portable?void 0:this.stat.uid===this.myuid?this.myuser:"",atime:this.portable?void 0:this.stat.atime,ctime:this.portable?void 0:this.stat.ctime}),this.header.encode()&&!this.noPax&&super.write(new ft({atime:this.portable?void 0:this.header.atime,ctime:this.portable?void 0:this.header.ctime,gid:this.portable?void 0:this.header.gid,mtime:this.noMtime?void 0:this.mtime||this.header.mtime,path:this[q](this.path),linkpath:this.type==="Link"&&this.linkpath!==void 0?this[q](this.linkpath):this.linkpath,size:this.header.size,uid:this.portable?void 0:this.header.uid,uname:this.portable?void 0:this.header.uname,dev:this.portable?void 0:this.stat.dev,ino:this.portable?void 0:this.stat.ino,nlink:this.portable?void 0:this.stat.nlink}).encode());let t=this.header?.block;if(!t)throw new Error("failed to encode header");super.write(t)}[ir](){if(!this.stat)throw new Error("cannot create directory entry without stat");this.path.slice(-1)!=="/"&&(this.path+="/"),this.stat.size=0,this[fe](),this.end()}[is](){external_fs_.readlink(this.absolute,(t,e)=>{if(t)return this.emit("error",t);this[ns](e)})}[ns](t){this.linkpath=f(t),this[fe](),this.end()}[sr](t){if(!this.stat)throw new Error("cannot create link entry without stat");this.type="Link",this.linkpath=f(external_path_.relative(this.cwd,t)),this.stat.size=0,this[fe](),this.end()}[er](){if(!this.stat)throw new Error("cannot create file entry without stat");if(this.stat.nlink>1){let t=`${this.stat.dev}:${this.stat.ino}`,e=this.linkCache.get(t);if(e?.indexOf(this.cwd)===0)return this[sr](e);this.linkCache.set(t,this.absolute)}if(this[fe](),this.stat.size===0)return this.end();this[index_min_os]()}[index_min_os](){external_fs_.open(this.absolute,"r",(t,e)=>{if(t)return this.emit("error",t);this[hs](e)})}[hs](t){if(this.fd=t,this.#t)return this[pt]();if(!this.stat)throw new Error("should stat before calling onopenfile");this.blockLen=512*Math.ceil(this.stat.size/512),this.blockRemain=this.blockLen;let e=Math.min(this.blockLen,this.maxReadSize);this.buf=Buffer.allocUnsafe(e),this.offset=0,this.pos=0,this.remain=this.stat.size,this.length=this.buf.length,this[ii]()}[ii](){let{fd:t,buf:e,offset:i,length:r,pos:n}=this;if(t===void 0||e===void 0)throw new Error("cannot read file without first opening");external_fs_.read(t,e,i,r,n,(o,h)=>{if(o)return this[pt](()=>this.emit("error",o));this[rs](h)})}[pt](t=()=>{}){this.fd!==void 0&&external_fs_.close(this.fd,t)}[rs](t){if(t<=0&&this.remain>0){let r=Object.assign(new Error("encountered unexpected EOF"),{path:this.absolute,syscall:"read",code:"EOF"});return this[pt](()=>this.emit("error",r))}if(t>this.remain){let r=Object.assign(new Error("did not encounter expected EOF"),{path:this.absolute,syscall:"read",code:"EOF"});return this[pt](()=>this.emit("error",r))}if(!this.buf)throw new Error("should have created buffer prior to reading");if(t===this.remain)for(let r=t;r<this.length&&t<this.blockRemain;r++)this.buf[r+this.offset]=0,t++,this.remain++;let e=this.offset===0&&t===this.buf.length?this.buf:this.buf.subarray(this.offset,this.offset+t);this.write(e)?this[es]():this[as](()=>this[es]())}[as](t){this.once("drain",t)}write(t,e,i){if(typeof e=="function"&&(i=e,e=void 0),typeof t=="string"&&(t=Buffer.from(t,typeof e=="string"?e:"utf8")),this.blockRemain<t.length){let r=Object.assign(new Error("writing more data than expected"),{path:this.absolute});return this.emit("error",r)}return this.remain-=t.length,this.blockRemain-=t.length,this.pos+=t.length,this.offset+=t.length,super.write(t,null,i)}[es](){if(!this.remain)return this.blockRemain&&super.write(Buffer.alloc(this.blockRemain)),this[pt](t=>t?this.emit("error",t):this.end());if(!this.buf)throw new Error("buffer lost somehow in ONDRAIN");this.offset>=this.length&&(this.buf=Buffer.allocUnsafe(Math.min(this.blockRemain,this.buf.length)),this.offset=0),this.length=this.buf.length-this.offset,this[ii]()}},ni=class extends de{sync=!0;[ss](){this[si](external_fs_.lstatSync(this.absolute))}[is](){this[ns](external_fs_.readlinkSync(this.absolute))}[index_min_os](){this[hs](external_fs_.openSync(this.absolute,"r"))}[ii](){let t=!0;try{let{fd:e,buf:i,offset:r,length:n,pos:o}=this;if(e===void 0||i===void 0)throw new Error("fd and buf must be set in READ method");let h=external_fs_.readSync(e,i,r,n,o);this[rs](h),t=!1}finally{if(t)try{this[pt](()=>{})}catch{}}}[as](t){t()}[pt](t=()=>{}){this.fd!==void 0&&external_fs_.closeSync(this.fd),t()}},oi=class extends A{blockLen=0;blockRemain=0;buf=0;pos=0;remain=0;length=0;preservePaths;portable;strict;noPax;noMtime;readEntry;type;prefix;path;mode;uid;gid;uname;gname;header;mtime;atime;ctime;linkpath;size;onWriteEntry;warn(t,e,i={}){return Dt(this,t,e,i)}constructor(t,e={}){let i=se(e);super(),this.preservePaths=!!i.preservePaths,this.portable=!!i.portable,this.strict=!!i.strict,this.noPax=!!i.noPax,this.noMtime=!!i.noMtime,this.onWriteEntry=i.onWriteEntry,this.readEntry=t;let{type:r}=t;if(r==="Unsupported")throw new Error("writing entry that should be ignored");this.type=r,this.type==="Directory"&&this.portable&&(this.noMtime=!0),this.prefix=i.prefix,this.path=f(t.path),this.mode=t.mode!==void 0?this[ri](t.mode):void 0,this.uid=this.portable?void 0:t.uid,this.gid=this.portable?void 0:t.gid,this.uname=this.portable?void 0:t.uname,this.gname=this.portable?void 0:t.gname,this.size=t.size,this.mtime=this.noMtime?void 0:i.mtime||t.mtime,this.atime=this.portable?void 0:t.atime,this.ctime=this.portable?void 0:t.ctime,this.linkpath=t.linkpath!==void 0?f(t.linkpath):void 0,typeof i.onwarn=="function"&&this.on("warn",i.onwarn);let n=!1;if(!this.preservePaths){let[h,a]=ce(this.path);h&&typeof a=="string"&&(this.path=a,n=h)}this.remain=t.size,this.blockRemain=t.startBlockSize,this.onWriteEntry?.(this),this.header=new F({path:this[q](this.path),linkpath:this.type==="Link"&&this.linkpath!==void 0?this[q](this.linkpath):this.linkpath,mode:this.mode,uid:this.portable?void 0:this.uid,gid:this.portable?void 0:this.gid,size:this.size,mtime:this.noMtime?void 0:this.mtime,type:this.type,uname:this.portable?void 0:this.uname,atime:this.portable?void 0:this.atime,ctime:this.portable?void 0:this.ctime}),n&&this.warn("TAR_ENTRY_INFO",`stripping ${n} from absolute path`,{entry:this,path:n+this.path}),this.header.encode()&&!this.noPax&&super.write(new ft({atime:this.portable?void 0:this.atime,ctime:this.portable?void 0:this.ctime,gid:this.portable?void 0:this.gid,mtime:this.noMtime?void 0:this.mtime,path:this[q](this.path),linkpath:this.type==="Link"&&this.linkpath!==void 0?this[q](this.linkpath):this.linkpath,size:this.size,uid:this.portable?void 0:this.uid,uname:this.portable?void 0:this.uname,dev:this.portable?void 0:this.readEntry.dev,ino:this.portable?void 0:this.readEntry.ino,nlink:this.portable?void 0:this.readEntry.nlink}).encode());let o=this.header?.block;if(!o)throw new Error("failed to encode header");super.write(o),t.pipe(this)}[q](t){return rr(t,this.prefix)}[ri](t){return Ji(t,this.type==="Directory",this.portable)}write(t,e,i){typeof e=="function"&&(i=e,e=void 0),typeof t=="string"&&(t=Buffer.from(t,typeof e=="string"?e:"utf8"));let r=t.length;if(r>this.blockRemain)throw new Error("writing more to entry than is appropriate");return this.blockRemain-=r,super.write(t,i)}end(t,e,i){return this.blockRemain&&super.write(Buffer.alloc(this.blockRemain)),typeof t=="function"&&(i=t,e=void 0,t=void 0),typeof e=="function"&&(i=e,e=void 0),typeof t=="string"&&(t=Buffer.from(t,e??"utf8")),i&&this.once("finish",i),t?super.end(t,i):super.end(i),this}},Gn=s=>s.isFile()?"File":s.isDirectory()?"Directory":s.isSymbolicLink()?"SymbolicLink":"Unsupported";var hi=class s{tail;head;length=0;static create(t=[]){return new s(t)}constructor(t=[]){for(let e of t)this.push(e)}*[Symbol.iterator](){for(let t=this.head;t;t=t.next)yield t.value}removeNode(t){if(t.list!==this)throw new Error("removing node which does not belong to this list");let e=t.next,i=t.prev;return e&&(e.prev=i),i&&(i.next=e),t===this.head&&(this.head=e),t===this.tail&&(this.tail=i),this.length--,t.next=void 0,t.prev=void 0,t.list=void 0,e}unshiftNode(t){if(t===this.head)return;t.list&&t.list.removeNode(t);let e=this.head;t.list=this,t.next=e,e&&(e.prev=t),this.head=t,this.tail||(this.tail=t),this.length++}pushNode(t){if(t===this.tail)return;t.list&&t.list.removeNode(t);let e=this.tail;t.list=this,t.prev=e,e&&(e.next=t),this.tail=t,this.head||(this.head=t),this.length++}push(...t){for(let e=0,i=t.length;e<i;e++)Yn(this,t[e]);return this.length}unshift(...t){for(var e=0,i=t.length;e<i;e++)Kn(this,t[e]);return this.length}pop(){if(!this.tail)return;let t=this.tail.value,e=this.tail;return this.tail=this.tail.prev,this.tail?this.tail.next=void 0:this.head=void 0,e.list=void 0,this.length--,t}shift(){if(!this.head)return;let t=this.head.value,e=this.head;return this.head=this.head.next,this.head?this.head.prev=void 0:this.tail=void 0,e.list=void 0,this.length--,t}forEach(t,e){e=e||this;for(let i=this.head,r=0;i;r++)t.call(e,i.value,r,this),i=i.next}forEachReverse(t,e){e=e||this;for(let i=this.tail,r=this.length-1;i;r--)t.call(e,i.value,r,this),i=i.prev}get(t){let e=0,i=this.head;for(;i&&e<t;e++)i=i.next;if(e===t&&i)return i.value}getReverse(t){let e=0,i=this.tail;for(;i&&e<t;e++)i=i.prev;if(e===t&&i)return i.value}map(t,e){e=e||this;let i=new s;for(let r=this.head;r;)i.push(t.call(e,r.value,this)),r=r.next;return i}mapReverse(t,e){e=e||this;var i=new s;for(let r=this.tail;r;)i.push(t.call(e,r.value,this)),r=r.prev;return i}reduce(t,e){let i,r=this.head;if(arguments.length>1)i=e;else if(this.head)r=this.head.next,i=this.head.value;else throw new TypeError("Reduce of empty list with no initial value");for(var n=0;r;n++)i=t(i,r.value,n),r=r.next;return i}reduceReverse(t,e){let i,r=this.tail;if(arguments.length>1)i=e;else if(this.tail)r=this.tail.prev,i=this.tail.value;else throw new TypeError("Reduce of empty list with no initial value");for(let n=this.length-1;r;n--)i=t(i,r.value,n),r=r.prev;return i}toArray(){let t=new Array(this.length);for(let e=0,i=this.head;i;e++)t[e]=i.value,i=i.next;return t}toArrayReverse(){let t=new Array(this.length);for(let e=0,i=this.tail;i;e++)t[e]=i.value,i=i.prev;return t}slice(t=0,e=this.length){e<0&&(e+=this.length),t<0&&(t+=this.length);let i=new s;if(e<t||e<0)return i;t<0&&(t=0),e>this.length&&(e=this.length);let r=this.head,n=0;for(n=0;r&&n<t;n++)r=r.next;for(;r&&n<e;n++,r=r.next)i.push(r.value);return i}sliceReverse(t=0,e=this.length){e<0&&(e+=this.length),t<0&&(t+=this.length);let i=new s;if(e<t||e<0)return i;t<0&&(t=0),e>this.length&&(e=this.length);let r=this.length,n=this.tail;for(;n&&r>e;r--)n=n.prev;for(;n&&r>t;r--,n=n.prev)i.push(n.value);return i}splice(t,e=0,...i){t>this.length&&(t=this.length-1),t<0&&(t=this.length+t);let r=this.head;for(let o=0;r&&o<t;o++)r=r.next;let n=[];for(let o=0;r&&o<e;o++)n.push(r.value),r=this.removeNode(r);r?r!==this.tail&&(r=r.prev):r=this.tail;for(let o of i)r=Zn(this,r,o);return n}reverse(){let t=this.head,e=this.tail;for(let i=t;i;i=i.prev){let r=i.prev;i.prev=i.next,i.next=r}return this.head=e,this.tail=t,this}};function Zn(s,t,e){let i=t,r=t?t.next:s.head,n=new ue(e,i,r,s);return n.next===void 0&&(s.tail=n),n.prev===void 0&&(s.head=n),s.length++,n}function Yn(s,t){s.tail=new ue(t,s.tail,void 0,s),s.head||(s.head=s.tail),s.length++}function Kn(s,t){s.head=new ue(t,void 0,s.head,s),s.tail||(s.tail=s.head),s.length++}var ue=class{list;next;prev;value;constructor(t,e,i,r){this.list=r,this.value=t,e?(e.next=this,this.prev=e):this.prev=void 0,i?(i.prev=this,this.next=i):this.next=void 0}};var pi=class{path;absolute;entry;stat;readdir;pending=!1;pendingLink=!1;ignore=!1;piped=!1;constructor(t,e){this.path=t||"./",this.absolute=e}},nr=Buffer.alloc(1024),li=Symbol("onStat"),me=Symbol("ended"),W=Symbol("queue"),pe=Symbol("pendingLinks"),Et=Symbol("current"),Ft=Symbol("process"),Ee=Symbol("processing"),ai=Symbol("processJob"),G=Symbol("jobs"),ls=Symbol("jobDone"),ci=Symbol("addFSEntry"),or=Symbol("addTarEntry"),ds=Symbol("stat"),us=Symbol("readdir"),fi=Symbol("onreaddir"),di=Symbol("pipe"),hr=Symbol("entry"),cs=Symbol("entryOpt"),ui=Symbol("writeEntryClass"),lr=Symbol("write"),index_min_fs=Symbol("ondrain"),wt=class extends A{sync=!1;opt;cwd;maxReadSize;preservePaths;strict;noPax;prefix;linkCache;statCache;file;portable;zip;readdirCache;noDirRecurse;follow;noMtime;mtime;filter;jobs;[ui];onWriteEntry;[W];[pe]=new Map;[G]=0;[Ee]=!1;[me]=!1;constructor(t={}){if(super(),this.opt=t,this.file=t.file||"",this.cwd=t.cwd||process.cwd(),this.maxReadSize=t.maxReadSize,this.preservePaths=!!t.preservePaths,this.strict=!!t.strict,this.noPax=!!t.noPax,this.prefix=f(t.prefix||""),this.linkCache=t.linkCache||new Map,this.statCache=t.statCache||new Map,this.readdirCache=t.readdirCache||new Map,this.onWriteEntry=t.onWriteEntry,this[ui]=de,typeof t.onwarn=="function"&&this.on("warn",t.onwarn),this.portable=!!t.portable,t.gzip||t.brotli||t.zstd){if((t.gzip?1:0)+(t.brotli?1:0)+(t.zstd?1:0)>1)throw new TypeError("gzip, brotli, zstd are mutually exclusive");if(t.gzip&&(typeof t.gzip!="object"&&(t.gzip={}),this.portable&&(t.gzip.portable=!0),this.zip=new ze(t.gzip)),t.brotli&&(typeof t.brotli!="object"&&(t.brotli={}),this.zip=new We(t.brotli)),t.zstd&&(typeof t.zstd!="object"&&(t.zstd={}),this.zip=new Ye(t.zstd)),!this.zip)throw new Error("impossible");let e=this.zip;e.on("data",i=>super.write(i)),e.on("end",()=>super.end()),e.on("drain",()=>this[index_min_fs]()),this.on("resume",()=>e.resume())}else this.on("drain",this[index_min_fs]);this.noDirRecurse=!!t.noDirRecurse,this.follow=!!t.follow,this.noMtime=!!t.noMtime,t.mtime&&(this.mtime=t.mtime),this.filter=typeof t.filter=="function"?t.filter:()=>!0,this[W]=new hi,this[G]=0,this.jobs=Number(t.jobs)||4,this[Ee]=!1,this[me]=!1}[lr](t){return super.write(t)}add(t){return this.write(t),this}end(t,e,i){return typeof t=="function"&&(i=t,t=void 0),typeof e=="function"&&(i=e,e=void 0),t&&this.add(t),this[me]=!0,this[Ft](),i&&i(),this}write(t){if(this[me])throw new Error("write after end");return typeof t=="string"?this[ci](t):this[or](t),this.flowing}[or](t){let e=f(external_path_.resolve(this.cwd,t.path));if(!this.filter(t.path,t))t.resume();else{let i=new pi(t.path,e);i.entry=new oi(t,this[cs](i)),i.entry.on("end",()=>this[ls](i)),this[G]+=1,this[W].push(i)}this[Ft]()}[ci](t){let e=f(external_path_.resolve(this.cwd,t));this[W].push(new pi(t,e)),this[Ft]()}[ds](t){t.pending=!0,this[G]+=1;let e=this.follow?"stat":"lstat";external_fs_[e](t.absolute,(i,r)=>{t.pending=!1,this[G]-=1,i?this.emit("error",i):this[li](t,r)})}[li](t,e){if(this.statCache.set(t.absolute,e),t.stat=e,!this.filter(t.path,e))t.ignore=!0;else if(e.isFile()&&e.nlink>1&&!this.linkCache.get(`${e.dev}:${e.ino}`)&&!this.sync)if(t===this[Et])this[ai](t);else{let i=`${e.dev}:${e.ino}`,r=this[pe].get(i);r?r.push(t):this[pe].set(i,[t]),t.pendingLink=!0,t.pending=!0}this[Ft]()}[us](t){t.pending=!0,this[G]+=1,external_fs_.readdir(t.absolute,(e,i)=>{if(t.pending=!1,this[G]-=1,e)return this.emit("error",e);this[fi](t,i)})}[fi](t,e){this.readdirCache.set(t.absolute,e),t.readdir=e,this[Ft]()}[Ft](){if(!this[Ee]){this[Ee]=!0;for(let t=this[W].head;t&&this[G]<this.jobs;t=t.next)if(this[ai](t.value),t.value.ignore){let e=t.next;this[W].removeNode(t),t.next=e}this[Ee]=!1,this[me]&&this[W].length===0&&this[G]===0&&(this.zip?this.zip.end(nr):(super.write(nr),super.end()))}}get[Et](){return this[W]&&this[W].head&&this[W].head.value}[ls](t){this[W].shift(),this[G]-=1;let{stat:e}=t;if(e&&e.isFile()&&e.nlink>1){let i=`${e.dev}:${e.ino}`,r=this[pe].get(i);if(r){this[pe].delete(i);for(let n of r)n.pending=!1,this[ai](n)}}this[Ft]()}[ai](t){if(t.pending&&t.pendingLink&&t===this[Et]&&(t.pending=!1,t.pendingLink=!1),!t.pending){if(t.entry){t===this[Et]&&!t.piped&&this[di](t);return}if(!t.stat){let e=this.statCache.get(t.absolute);e?this[li](t,e):this[ds](t)}if(t.stat&&!t.ignore){if(!this.noDirRecurse&&t.stat.isDirectory()&&!t.readdir){let e=this.readdirCache.get(t.absolute);if(e?this[fi](t,e):this[us](t),!t.readdir)return}if(t.entry=this[hr](t),!t.entry){t.ignore=!0;return}t===this[Et]&&!t.piped&&this[di](t)}}}[cs](t){return{onwarn:(e,i,r)=>this.warn(e,i,r),noPax:this.noPax,cwd:this.cwd,absolute:t.absolute,preservePaths:this.preservePaths,maxReadSize:this.maxReadSize,strict:this.strict,portable:this.portable,linkCache:this.linkCache,statCache:this.statCache,noMtime:this.noMtime,mtime:this.mtime,prefix:this.prefix,onWriteEntry:this.onWriteEntry}}[hr](t){this[G]+=1;try{return new this[ui](t.path,this[cs](t)).on("end",()=>this[ls](t)).on("error",i=>this.emit("error",i))}catch(e){this.emit("error",e)}}[index_min_fs](){this[Et]&&this[Et].entry&&this[Et].entry.resume()}[di](t){t.piped=!0,t.readdir&&t.readdir.forEach(r=>{let n=t.path,o=n==="./"?"":n.replace(/\/*$/,"/");this[ci](o+r)});let e=t.entry,i=this.zip;if(!e)throw new Error("cannot pipe without source");i?e.on("data",r=>{i.write(r)||e.pause()}):e.on("data",r=>{super.write(r)||e.pause()})}pause(){return this.zip&&this.zip.pause(),super.pause()}warn(t,e,i={}){Dt(this,t,e,i)}},kt=class extends wt{sync=!0;constructor(t){super(t),this[ui]=ni}pause(){}resume(){}[ds](t){let e=this.follow?"statSync":"lstatSync";this[li](t,external_fs_[e](t.absolute))}[us](t){this[fi](t,external_fs_.readdirSync(t.absolute))}[di](t){let e=t.entry,i=this.zip;if(t.readdir&&t.readdir.forEach(r=>{let n=t.path,o=n==="./"?"":n.replace(/\/*$/,"/");this[ci](o+r)}),!e)throw new Error("Cannot pipe without source");i?e.on("data",r=>{i.write(r)}):e.on("data",r=>{super[lr](r)})}};var Vn=(s,t)=>{let e=new kt(s),i=new Wt(s.file,{mode:s.mode||438});e.pipe(i),fr(e,t)},$n=(s,t)=>{let e=new wt(s),i=new et(s.file,{mode:s.mode||438});e.pipe(i);let r=new Promise((n,o)=>{i.on("error",o),i.on("close",n),e.on("error",o)});return dr(e,t).catch(n=>e.emit("error",n)),r},fr=(s,t)=>{t.forEach(e=>{e.charAt(0)==="@"?Ct({file:external_node_path_.resolve(s.cwd,e.slice(1)),sync:!0,noResume:!0,onReadEntry:i=>s.add(i)}):s.add(e)}),s.end()},dr=async(s,t)=>{for(let e of t)e.charAt(0)==="@"?await Ct({file:external_node_path_.resolve(String(s.cwd),e.slice(1)),noResume:!0,onReadEntry:i=>{s.add(i)}}):s.add(e);s.end()},Xn=(s,t)=>{let e=new kt(s);return fr(e,t),e},qn=(s,t)=>{let e=new wt(s);return dr(e,t).catch(i=>e.emit("error",i)),e},Qn=K(Vn,$n,Xn,qn,(s,t)=>{if(!t?.length)throw new TypeError("no paths specified to add to archive")});var Jn=process.env.__FAKE_PLATFORM__||process.platform,Er=Jn==="win32",{O_CREAT:wr,O_NOFOLLOW:ur,O_TRUNC:Sr,O_WRONLY:yr}=external_fs_.constants,Rr=Number(process.env.__FAKE_FS_O_FILENAME__)||external_fs_.constants.UV_FS_O_FILEMAP||0,jn=Er&&!!Rr,to=512*1024,eo=Rr|Sr|wr|yr,mr=!Er&&typeof ur=="number"?ur|Sr|wr|yr:null,ms=mr!==null?()=>mr:jn?s=>s<to?eo:"w":()=>"w";var ps=(s,t,e)=>{try{return external_node_fs_.lchownSync(s,t,e)}catch(i){if(i?.code!=="ENOENT")throw i}},Ei=(s,t,e,i)=>{external_node_fs_.lchown(s,t,e,r=>{i(r&&r?.code!=="ENOENT"?r:null)})},index_min_io=(s,t,e,i,r)=>{if(t.isDirectory())Es(external_node_path_.resolve(s,t.name),e,i,n=>{if(n)return r(n);let o=external_node_path_.resolve(s,t.name);Ei(o,e,i,r)});else{let n=external_node_path_.resolve(s,t.name);Ei(n,e,i,r)}},Es=(s,t,e,i)=>{external_node_fs_.readdir(s,{withFileTypes:!0},(r,n)=>{if(r){if(r.code==="ENOENT")return i();if(r.code!=="ENOTDIR"&&r.code!=="ENOTSUP")return i(r)}if(r||!n.length)return Ei(s,t,e,i);let o=n.length,h=null,a=l=>{if(!h){if(l)return i(h=l);if(--o===0)return Ei(s,t,e,i)}};for(let l of n)index_min_io(s,l,t,e,a)})},so=(s,t,e,i)=>{t.isDirectory()&&ws(external_node_path_.resolve(s,t.name),e,i),ps(external_node_path_.resolve(s,t.name),e,i)},ws=(s,t,e)=>{let i;try{i=external_node_fs_.readdirSync(s,{withFileTypes:!0})}catch(r){let n=r;if(n?.code==="ENOENT")return;if(n?.code==="ENOTDIR"||n?.code==="ENOTSUP")return ps(s,t,e);throw n}for(let r of i)so(s,r,t,e);return ps(s,t,e)};var Se=class extends Error{path;code;syscall="chdir";constructor(t,e){super(`${e}: Cannot cd into '${t}'`),this.path=t,this.code=e}get name(){return"CwdError"}};var St=class extends Error{path;symlink;syscall="symlink";code="TAR_SYMLINK_ERROR";constructor(t,e){super("TAR_SYMLINK_ERROR: Cannot extract through symbolic link"),this.symlink=t,this.path=e}get name(){return"SymlinkError"}};var no=(s,t)=>{external_node_fs_.stat(s,(e,i)=>{(e||!i.isDirectory())&&(e=new Se(s,e?.code||"ENOTDIR")),t(e)})},gr=(s,t,e)=>{s=f(s);let i=t.umask??18,r=t.mode|448,n=(r&i)!==0,o=t.uid,h=t.gid,a=typeof o=="number"&&typeof h=="number"&&(o!==t.processUid||h!==t.processGid),l=t.preserve,c=t.unlink,d=f(t.cwd),y=(E,x)=>{E?e(E):x&&a?Es(x,o,h,Le=>y(Le)):n?external_node_fs_.chmod(s,r,e):e()};if(s===d)return no(s,y);if(l)return promises_namespaceObject.mkdir(s,{mode:r,recursive:!0}).then(E=>y(null,E??void 0),y);let D=f(external_node_path_.relative(d,s)).split("/");Ss(d,D,r,c,d,void 0,y)},Ss=(s,t,e,i,r,n,o)=>{if(t.length===0)return o(null,n);let h=t.shift(),a=f(external_node_path_.resolve(s+"/"+h));external_node_fs_.mkdir(a,e,br(a,t,e,i,r,n,o))},br=(s,t,e,i,r,n,o)=>h=>{h?external_node_fs_.lstat(s,(a,l)=>{if(a)a.path=a.path&&f(a.path),o(a);else if(l.isDirectory())Ss(s,t,e,i,r,n,o);else if(i)external_node_fs_.unlink(s,c=>{if(c)return o(c);external_node_fs_.mkdir(s,e,br(s,t,e,i,r,n,o))});else{if(l.isSymbolicLink())return o(new St(s,s+"/"+t.join("/")));o(h)}}):(n=n||s,Ss(s,t,e,i,r,n,o))},oo=s=>{let t=!1,e;try{t=external_node_fs_.statSync(s).isDirectory()}catch(i){e=i?.code}finally{if(!t)throw new Se(s,e??"ENOTDIR")}},_r=(s,t)=>{s=f(s);let e=t.umask??18,i=t.mode|448,r=(i&e)!==0,n=t.uid,o=t.gid,h=typeof n=="number"&&typeof o=="number"&&(n!==t.processUid||o!==t.processGid),a=t.preserve,l=t.unlink,c=f(t.cwd),d=E=>{E&&h&&ws(E,n,o),r&&external_node_fs_.chmodSync(s,i)};if(s===c)return oo(c),d();if(a)return d(external_node_fs_.mkdirSync(s,{mode:i,recursive:!0})??void 0);let T=f(external_node_path_.relative(c,s)).split("/"),D;for(let E=T.shift(),x=c;E&&(x+="/"+E);E=T.shift()){x=f(external_node_path_.resolve(x));try{external_node_fs_.mkdirSync(x,i),D=D||x}catch{let Le=external_node_fs_.lstatSync(x);if(Le.isDirectory())continue;if(l){external_node_fs_.unlinkSync(x),external_node_fs_.mkdirSync(x,i),D=D||x;continue}else if(Le.isSymbolicLink())return new St(x,x+"/"+T.join("/"))}}return d(D)};var ys=Object.create(null),Or=1e4,Vt=new Set,Tr=s=>{Vt.has(s)?Vt.delete(s):ys[s]=s.normalize("NFD").toLocaleLowerCase("en").toLocaleUpperCase("en"),Vt.add(s);let t=ys[s],e=Vt.size-Or;if(e>Or/10){for(let i of Vt)if(Vt.delete(i),delete ys[i],--e<=0)break}return t};var ho=process.env.TESTING_TAR_FAKE_PLATFORM||process.platform,ao=ho==="win32",lo=s=>s.split("/").slice(0,-1).reduce((e,i)=>{let r=e.at(-1);return r!==void 0&&(i=(0,external_node_path_.join)(r,i)),e.push(i||"/"),e},[]),yi=class{#t=new Map;#i=new Map;#s=new Set;reserve(t,e){t=ao?["win32 parallelization disabled"]:t.map(r=>mt((0,external_node_path_.join)(Tr(r))));let i=new Set(t.map(r=>lo(r)).reduce((r,n)=>r.concat(n)));this.#i.set(e,{dirs:i,paths:t});for(let r of t){let n=this.#t.get(r);n?n.push(e):this.#t.set(r,[e])}for(let r of i){let n=this.#t.get(r);if(!n)this.#t.set(r,[new Set([e])]);else{let o=n.at(-1);o instanceof Set?o.add(e):n.push(new Set([e]))}}return this.#r(e)}#n(t){let e=this.#i.get(t);if(!e)throw new Error("function does not have any path reservations");return{paths:e.paths.map(i=>this.#t.get(i)),dirs:[...e.dirs].map(i=>this.#t.get(i))}}check(t){let{paths:e,dirs:i}=this.#n(t);return e.every(r=>r&&r[0]===t)&&i.every(r=>r&&r[0]instanceof Set&&r[0].has(t))}#r(t){return this.#s.has(t)||!this.check(t)?!1:(this.#s.add(t),t(()=>this.#e(t)),!0)}#e(t){if(!this.#s.has(t))return!1;let e=this.#i.get(t);if(!e)throw new Error("invalid reservation");let{paths:i,dirs:r}=e,n=new Set;for(let o of i){let h=this.#t.get(o);if(!h||h?.[0]!==t)continue;let a=h[1];if(!a){this.#t.delete(o);continue}if(h.shift(),typeof a=="function")n.add(a);else for(let l of a)n.add(l)}for(let o of r){let h=this.#t.get(o),a=h?.[0];if(!(!h||!(a instanceof Set)))if(a.size===1&&h.length===1){this.#t.delete(o);continue}else if(a.size===1){h.shift();let l=h[0];typeof l=="function"&&n.add(l)}else a.delete(t)}return this.#s.delete(t),n.forEach(o=>this.#r(o)),!0}};var Lr=()=>process.umask();var Dr=Symbol("onEntry"),_s=Symbol("checkFs"),Nr=Symbol("checkFs2"),Os=Symbol("isReusable"),P=Symbol("makeFs"),Ts=Symbol("file"),xs=Symbol("directory"),gi=Symbol("link"),Ar=Symbol("symlink"),Ir=Symbol("hardlink"),Re=Symbol("ensureNoSymlink"),Cr=Symbol("unsupported"),Fr=Symbol("checkPath"),Rs=Symbol("stripAbsolutePath"),yt=Symbol("mkdir"),O=Symbol("onError"),Ri=Symbol("pending"),kr=Symbol("pend"),$t=Symbol("unpend"),gs=Symbol("ended"),bs=Symbol("maybeClose"),Ls=Symbol("skip"),ge=Symbol("doChown"),be=Symbol("uid"),_e=Symbol("gid"),Oe=Symbol("checkedCwd"),fo=process.env.TESTING_TAR_FAKE_PLATFORM||process.platform,Te=fo==="win32",uo=1024,mo=(s,t)=>{if(!Te)return external_node_fs_.unlink(s,t);let e=s+".DELETE."+(0,external_node_crypto_.randomBytes)(16).toString("hex");external_node_fs_.rename(s,e,i=>{if(i)return t(i);external_node_fs_.unlink(e,t)})},po=s=>{if(!Te)return external_node_fs_.unlinkSync(s);let t=s+".DELETE."+(0,external_node_crypto_.randomBytes)(16).toString("hex");external_node_fs_.renameSync(s,t),external_node_fs_.unlinkSync(t)},vr=(s,t,e)=>s!==void 0&&s===s>>>0?s:t!==void 0&&t===t>>>0?t:e,Xt=class extends rt{[gs]=!1;[Oe]=!1;[Ri]=0;reservations=new yi;transform;writable=!0;readable=!1;uid;gid;setOwner;preserveOwner;processGid;processUid;maxDepth;forceChown;win32;newer;keep;noMtime;preservePaths;unlink;cwd;strip;processUmask;umask;dmode;fmode;chmod;constructor(t={}){if(t.ondone=()=>{this[gs]=!0,this[bs]()},super(t),this.transform=t.transform,this.chmod=!!t.chmod,typeof t.uid=="number"||typeof t.gid=="number"){if(typeof t.uid!="number"||typeof t.gid!="number")throw new TypeError("cannot set owner without number uid and gid");if(t.preserveOwner)throw new TypeError("cannot preserve owner in archive and also set owner explicitly");this.uid=t.uid,this.gid=t.gid,this.setOwner=!0}else this.uid=void 0,this.gid=void 0,this.setOwner=!1;this.preserveOwner=t.preserveOwner===void 0&&typeof t.uid!="number"?process.getuid?.()===0:!!t.preserveOwner,this.processUid=(this.preserveOwner||this.setOwner)&&process.getuid?process.getuid():void 0,this.processGid=(this.preserveOwner||this.setOwner)&&process.getgid?process.getgid():void 0,this.maxDepth=typeof t.maxDepth=="number"?t.maxDepth:uo,this.forceChown=t.forceChown===!0,this.win32=!!t.win32||Te,this.newer=!!t.newer,this.keep=!!t.keep,this.noMtime=!!t.noMtime,this.preservePaths=!!t.preservePaths,this.unlink=!!t.unlink,this.cwd=f(external_node_path_.resolve(t.cwd||process.cwd())),this.strip=Number(t.strip)||0,this.processUmask=this.chmod?typeof t.processUmask=="number"?t.processUmask:Lr():0,this.umask=typeof t.umask=="number"?t.umask:this.processUmask,this.dmode=t.dmode||511&~this.umask,this.fmode=t.fmode||438&~this.umask,this.on("entry",e=>this[Dr](e))}warn(t,e,i={}){return(t==="TAR_BAD_ARCHIVE"||t==="TAR_ABORT")&&(i.recoverable=!1),super.warn(t,e,i)}[bs](){this[gs]&&this[Ri]===0&&(this.emit("prefinish"),this.emit("finish"),this.emit("end"))}[Rs](t,e){let i=t[e],{type:r}=t;if(!i||this.preservePaths)return!0;let[n,o]=ce(i),h=o.replaceAll(/\\/g,"/").split("/");if(h.includes("..")||Te&&/^[a-z]:\.\.$/i.test(h[0]??"")){if(e==="path"||r==="Link")return this.warn("TAR_ENTRY_ERROR",`${e} contains '..'`,{entry:t,[e]:i}),!1;let a=external_node_path_.posix.dirname(t.path),l=external_node_path_.posix.normalize(external_node_path_.posix.join(a,h.join("/")));if(l.startsWith("../")||l==="..")return this.warn("TAR_ENTRY_ERROR",`${e} escapes extraction directory`,{entry:t,[e]:i}),!1}return n&&(t[e]=String(o),this.warn("TAR_ENTRY_INFO",`stripping ${n} from absolute ${e}`,{entry:t,[e]:i})),!0}[Fr](t){let e=f(t.path),i=e.split("/");if(this.strip){if(i.length<this.strip)return!1;if(t.type==="Link"){let r=f(String(t.linkpath)).split("/");if(r.length>=this.strip)t.linkpath=r.slice(this.strip).join("/");else return!1}i.splice(0,this.strip),t.path=i.join("/")}if(isFinite(this.maxDepth)&&i.length>this.maxDepth)return this.warn("TAR_ENTRY_ERROR","path excessively deep",{entry:t,path:e,depth:i.length,maxDepth:this.maxDepth}),!1;if(!this[Rs](t,"path")||!this[Rs](t,"linkpath"))return!1;if(t.absolute=external_node_path_.isAbsolute(t.path)?f(external_node_path_.resolve(t.path)):f(external_node_path_.resolve(this.cwd,t.path)),!this.preservePaths&&typeof t.absolute=="string"&&t.absolute.indexOf(this.cwd+"/")!==0&&t.absolute!==this.cwd)return this.warn("TAR_ENTRY_ERROR","path escaped extraction target",{entry:t,path:f(t.path),resolvedPath:t.absolute,cwd:this.cwd}),!1;if(t.absolute===this.cwd&&t.type!=="Directory"&&t.type!=="GNUDumpDir")return!1;if(this.win32){let{root:r}=external_node_path_.win32.parse(String(t.absolute));t.absolute=r+ts(String(t.absolute).slice(r.length));let{root:n}=external_node_path_.win32.parse(t.path);t.path=n+ts(t.path.slice(n.length))}return!0}[Dr](t){if(!this[Fr](t))return t.resume();switch(external_node_assert_.equal(typeof t.absolute,"string"),t.type){case"Directory":case"GNUDumpDir":t.mode&&(t.mode=t.mode|448);case"File":case"OldFile":case"ContiguousFile":case"Link":case"SymbolicLink":return this[_s](t);default:return this[Cr](t)}}[O](t,e){t.name==="CwdError"?this.emit("error",t):(this.warn("TAR_ENTRY_ERROR",t,{entry:e}),this[$t](),e.resume())}[yt](t,e,i){gr(f(t),{uid:this.uid,gid:this.gid,processUid:this.processUid,processGid:this.processGid,umask:this.processUmask,preserve:this.preservePaths,unlink:this.unlink,cwd:this.cwd,mode:e},i)}[ge](t){return this.forceChown||this.preserveOwner&&(typeof t.uid=="number"&&t.uid!==this.processUid||typeof t.gid=="number"&&t.gid!==this.processGid)||typeof this.uid=="number"&&this.uid!==this.processUid||typeof this.gid=="number"&&this.gid!==this.processGid}[be](t){return vr(this.uid,t.uid,this.processUid)}[_e](t){return vr(this.gid,t.gid,this.processGid)}[Ts](t,e){let i=typeof t.mode=="number"?t.mode&4095:this.fmode,r=new et(String(t.absolute),{flags:ms(t.size),mode:i,autoClose:!1});r.on("error",a=>{r.fd&&external_node_fs_.close(r.fd,()=>{}),r.write=()=>!0,this[O](a,t),e()});let n=1,o=a=>{if(a){r.fd&&external_node_fs_.close(r.fd,()=>{}),this[O](a,t),e();return}--n===0&&r.fd!==void 0&&external_node_fs_.close(r.fd,l=>{l?this[O](l,t):this[$t](),e()})};r.on("finish",()=>{let a=String(t.absolute),l=r.fd;if(typeof l=="number"&&t.mtime&&!this.noMtime){n++;let c=t.atime||new Date,d=t.mtime;external_node_fs_.futimes(l,c,d,y=>y?external_node_fs_.utimes(a,c,d,T=>o(T&&y)):o())}if(typeof l=="number"&&this[ge](t)){n++;let c=this[be](t),d=this[_e](t);typeof c=="number"&&typeof d=="number"&&external_node_fs_.fchown(l,c,d,y=>y?external_node_fs_.chown(a,c,d,T=>o(T&&y)):o())}o()});let h=this.transform&&this.transform(t)||t;h!==t&&(h.on("error",a=>{this[O](a,t),e()}),t.pipe(h)),h.pipe(r)}[xs](t,e){let i=typeof t.mode=="number"?t.mode&4095:this.dmode;this[yt](String(t.absolute),i,r=>{if(r){this[O](r,t),e();return}let n=1,o=()=>{--n===0&&(e(),this[$t](),t.resume())};t.mtime&&!this.noMtime&&(n++,external_node_fs_.utimes(String(t.absolute),t.atime||new Date,t.mtime,o)),this[ge](t)&&(n++,external_node_fs_.chown(String(t.absolute),Number(this[be](t)),Number(this[_e](t)),o)),o()})}[Cr](t){t.unsupported=!0,this.warn("TAR_ENTRY_UNSUPPORTED",`unsupported entry type: ${t.type}`,{entry:t}),t.resume()}[Ar](t,e){let i=f(external_node_path_.relative(this.cwd,external_node_path_.resolve(external_node_path_.dirname(String(t.absolute)),String(t.linkpath)))).split("/");this[Re](t,this.cwd,i,()=>this[gi](t,String(t.linkpath),"symlink",e),r=>{this[O](r,t),e()})}[Ir](t,e){let i=f(external_node_path_.resolve(this.cwd,String(t.linkpath))),r=f(String(t.linkpath)).split("/");this[Re](t,this.cwd,r,()=>this[gi](t,i,"link",e),n=>{this[O](n,t),e()})}[Re](t,e,i,r,n){let o=i.shift();if(this.preservePaths||o===void 0)return r();let h=external_node_path_.resolve(e,o);external_node_fs_.lstat(h,(a,l)=>{if(a)return r();if(l?.isSymbolicLink())return n(new St(h,external_node_path_.resolve(h,i.join("/"))));this[Re](t,h,i,r,n)})}[kr](){this[Ri]++}[$t](){this[Ri]--,this[bs]()}[Ls](t){this[$t](),t.resume()}[Os](t,e){return t.type==="File"&&!this.unlink&&e.isFile()&&e.nlink<=1&&!Te}[_s](t){this[kr]();let e=[t.path];t.linkpath&&e.push(t.linkpath),this.reservations.reserve(e,i=>this[Nr](t,i))}[Nr](t,e){let i=h=>{e(h)},r=()=>{this[yt](this.cwd,this.dmode,h=>{if(h){this[O](h,t),i();return}this[Oe]=!0,n()})},n=()=>{if(t.absolute!==this.cwd){let h=f(external_node_path_.dirname(String(t.absolute)));if(h!==this.cwd)return this[yt](h,this.dmode,a=>{if(a){this[O](a,t),i();return}o()})}o()},o=()=>{external_node_fs_.lstat(String(t.absolute),(h,a)=>{if(a&&(this.keep||this.newer&&a.mtime>(t.mtime??a.mtime))){this[Ls](t),i();return}if(h||this[Os](t,a))return this[P](null,t,i);if(a.isDirectory()){if(t.type==="Directory"){let l=this.chmod&&t.mode&&(a.mode&4095)!==t.mode,c=d=>this[P](d??null,t,i);return l?external_node_fs_.chmod(String(t.absolute),Number(t.mode),c):c()}if(t.absolute!==this.cwd)return external_node_fs_.rmdir(String(t.absolute),l=>this[P](l??null,t,i))}if(t.absolute===this.cwd)return this[P](null,t,i);mo(String(t.absolute),l=>this[P](l??null,t,i))})};this[Oe]?n():r()}[P](t,e,i){if(t){this[O](t,e),i();return}switch(e.type){case"File":case"OldFile":case"ContiguousFile":return this[Ts](e,i);case"Link":return this[Ir](e,i);case"SymbolicLink":return this[Ar](e,i);case"Directory":case"GNUDumpDir":return this[xs](e,i)}}[gi](t,e,i,r){external_node_fs_[i](e,String(t.absolute),n=>{n?this[O](n,t):(this[$t](),t.resume()),r()})}},ye=s=>{try{return[null,s()]}catch(t){return[t,null]}},xe=class extends Xt{sync=!0;[P](t,e){return super[P](t,e,()=>{})}[_s](t){if(!this[Oe]){let n=this[yt](this.cwd,this.dmode);if(n)return this[O](n,t);this[Oe]=!0}if(t.absolute!==this.cwd){let n=f(external_node_path_.dirname(String(t.absolute)));if(n!==this.cwd){let o=this[yt](n,this.dmode);if(o)return this[O](o,t)}}let[e,i]=ye(()=>external_node_fs_.lstatSync(String(t.absolute)));if(i&&(this.keep||this.newer&&i.mtime>(t.mtime??i.mtime)))return this[Ls](t);if(e||this[Os](t,i))return this[P](null,t);if(i.isDirectory()){if(t.type==="Directory"){let o=this.chmod&&t.mode&&(i.mode&4095)!==t.mode,[h]=o?ye(()=>{external_node_fs_.chmodSync(String(t.absolute),Number(t.mode))}):[];return this[P](h,t)}let[n]=ye(()=>external_node_fs_.rmdirSync(String(t.absolute)));this[P](n,t)}let[r]=t.absolute===this.cwd?[]:ye(()=>po(String(t.absolute)));this[P](r,t)}[Ts](t,e){let i=typeof t.mode=="number"?t.mode&4095:this.fmode,r=h=>{let a;try{external_node_fs_.closeSync(n)}catch(l){a=l}(h||a)&&this[O](h||a,t),e()},n;try{n=external_node_fs_.openSync(String(t.absolute),ms(t.size),i)}catch(h){return r(h)}let o=this.transform&&this.transform(t)||t;o!==t&&(o.on("error",h=>this[O](h,t)),t.pipe(o)),o.on("data",h=>{try{external_node_fs_.writeSync(n,h,0,h.length)}catch(a){r(a)}}),o.on("end",()=>{let h=null;if(t.mtime&&!this.noMtime){let a=t.atime||new Date,l=t.mtime;try{external_node_fs_.futimesSync(n,a,l)}catch(c){try{external_node_fs_.utimesSync(String(t.absolute),a,l)}catch{h=c}}}if(this[ge](t)){let a=this[be](t),l=this[_e](t);try{external_node_fs_.fchownSync(n,Number(a),Number(l))}catch(c){try{external_node_fs_.chownSync(String(t.absolute),Number(a),Number(l))}catch{h=h||c}}}r(h)})}[xs](t,e){let i=typeof t.mode=="number"?t.mode&4095:this.dmode,r=this[yt](String(t.absolute),i);if(r){this[O](r,t),e();return}if(t.mtime&&!this.noMtime)try{external_node_fs_.utimesSync(String(t.absolute),t.atime||new Date,t.mtime)}catch{}if(this[ge](t))try{external_node_fs_.chownSync(String(t.absolute),Number(this[be](t)),Number(this[_e](t)))}catch{}e(),t.resume()}[yt](t,e){try{return _r(f(t),{uid:this.uid,gid:this.gid,processUid:this.processUid,processGid:this.processGid,umask:this.processUmask,preserve:this.preservePaths,unlink:this.unlink,cwd:this.cwd,mode:e})}catch(i){return i}}[Re](t,e,i,r,n){if(this.preservePaths||i.length===0)return r();let o=e;for(let h of i){o=external_node_path_.resolve(o,h);let[a,l]=ye(()=>external_node_fs_.lstatSync(o));if(a)return r();if(l.isSymbolicLink())return n(new St(o,external_node_path_.resolve(e,i.join("/"))))}r()}[gi](t,e,i,r){let n=`${i}Sync`;try{external_node_fs_[n](e,String(t.absolute)),r(),t.resume()}catch(o){return this[O](o,t)}}};var Eo=s=>{let t=new xe(s),e=s.file,i=external_node_fs_.statSync(e),r=s.maxReadSize||16*1024*1024;new Be(e,{readSize:r,size:i.size}).pipe(t)},wo=(s,t)=>{let e=new Xt(s),i=s.maxReadSize||16*1024*1024,r=s.file;return new Promise((o,h)=>{e.on("error",h),e.on("close",o),external_node_fs_.stat(r,(a,l)=>{if(a)h(a);else{let c=new _t(r,{readSize:i,size:l.size});c.on("error",h),c.pipe(e)}})})},So=K(Eo,wo,s=>new xe(s),s=>new Xt(s),(s,t)=>{t?.length&&Qi(s,t)});var yo=(s,t)=>{let e=new kt(s),i=!0,r,n;try{try{r=external_node_fs_.openSync(s.file,"r+")}catch(a){if(a?.code==="ENOENT")r=external_node_fs_.openSync(s.file,"w+");else throw a}let o=external_node_fs_.fstatSync(r),h=Buffer.alloc(512);t:for(n=0;n<o.size;n+=512){for(let c=0,d=0;c<512;c+=d){if(d=external_node_fs_.readSync(r,h,c,h.length-c,n+c),n===0&&h[0]===31&&h[1]===139)throw new Error("cannot append to compressed archives");if(!d)break t}let a=new F(h);if(!a.cksumValid)break;let l=512*Math.ceil((a.size||0)/512);if(n+l+512>o.size)break;n+=l,s.mtimeCache&&a.mtime&&s.mtimeCache.set(String(a.path),a.mtime)}i=!1,Ro(s,e,n,r,t)}finally{if(i)try{external_node_fs_.closeSync(r)}catch{}}},Ro=(s,t,e,i,r)=>{let n=new Wt(s.file,{fd:i,start:e});t.pipe(n),bo(t,r)},go=(s,t)=>{t=Array.from(t);let e=new wt(s),i=(n,o,h)=>{let a=(T,D)=>{T?external_node_fs_.close(n,E=>h(T)):h(null,D)},l=0;if(o===0)return a(null,0);let c=0,d=Buffer.alloc(512),y=(T,D)=>{if(T||D===void 0)return a(T);if(c+=D,c<512&&D)return external_node_fs_.read(n,d,c,d.length-c,l+c,y);if(l===0&&d[0]===31&&d[1]===139)return a(new Error("cannot append to compressed archives"));if(c<512)return a(null,l);let E=new F(d);if(!E.cksumValid)return a(null,l);let x=512*Math.ceil((E.size??0)/512);if(l+x+512>o||(l+=x+512,l>=o))return a(null,l);s.mtimeCache&&E.mtime&&s.mtimeCache.set(String(E.path),E.mtime),c=0,external_node_fs_.read(n,d,0,512,l,y)};external_node_fs_.read(n,d,0,512,l,y)};return new Promise((n,o)=>{e.on("error",o);let h="r+",a=(l,c)=>{if(l&&l.code==="ENOENT"&&h==="r+")return h="w+",external_node_fs_.open(s.file,h,a);if(l||!c)return o(l);external_node_fs_.fstat(c,(d,y)=>{if(d)return external_node_fs_.close(c,()=>o(d));i(c,y.size,(T,D)=>{if(T)return o(T);let E=new et(s.file,{fd:c,start:D});e.pipe(E),E.on("error",o),E.on("close",n),_o(e,t)})})};external_node_fs_.open(s.file,h,a)})},bo=(s,t)=>{t.forEach(e=>{e.charAt(0)==="@"?Ct({file:external_node_path_.resolve(s.cwd,e.slice(1)),sync:!0,noResume:!0,onReadEntry:i=>s.add(i)}):s.add(e)}),s.end()},_o=async(s,t)=>{for(let e of t)e.charAt(0)==="@"?await Ct({file:external_node_path_.resolve(String(s.cwd),e.slice(1)),noResume:!0,onReadEntry:i=>s.add(i)}):s.add(e);s.end()},vt=K(yo,go,()=>{throw new TypeError("file is required")},()=>{throw new TypeError("file is required")},(s,t)=>{if(!Bs(s))throw new TypeError("file is required");if(s.gzip||s.brotli||s.zstd||s.file.endsWith(".br")||s.file.endsWith(".tbr"))throw new TypeError("cannot append to compressed archives");if(!t?.length)throw new TypeError("no paths specified to add/replace")});var Oo=K(vt.syncFile,vt.asyncFile,vt.syncNoFile,vt.asyncNoFile,(s,t=[])=>{vt.validate?.(s,t),To(s)}),To=s=>{let t=s.filter;s.mtimeCache||(s.mtimeCache=new Map),s.filter=t?(e,i)=>t(e,i)&&!((s.mtimeCache?.get(e)??i.mtime??0)>(i.mtime??0)):(e,i)=>!((s.mtimeCache?.get(e)??i.mtime??0)>(i.mtime??0))};
-//# sourceMappingURL=index.min.js.map
-
 ;// CONCATENATED MODULE: ./src/errors.ts
 // What an error says, whatever was thrown.
 function errors_errorMessage(error) {
@@ -41404,781 +41363,6 @@ function errors_errorMessage(error) {
 }
 function firstLine(text) {
     return text.split('\n')[0] ?? '';
-}
-
-// EXTERNAL MODULE: ./node_modules/@actions/exec/lib/exec.js + 2 modules
-var lib_exec = __nccwpck_require__(5260);
-;// CONCATENATED MODULE: external "node:child_process"
-const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
-;// CONCATENATED MODULE: ./src/exec.ts
-// The one place that runs programs. Every command is an argument array: no value from a
-// workflow ever reaches a shell. Failures carry the command and the tail of its stderr.
-
-
-
-const STDERR_TAIL_LINES = 25;
-/** coreutils `timeout`'s exit code when it stopped the command. */
-const TIMED_OUT = 124;
-/** A command that exited non-zero (or could not start). */
-class CommandError extends Error {
-    command;
-    exitCode;
-    stderr;
-    constructor(command, exitCode, stderr) {
-        const tail = tailLines(stderr, STDERR_TAIL_LINES);
-        const status = exitCode === null ? 'could not run' : `failed with exit code ${exitCode}`;
-        super(`\`${command.join(' ')}\` ${status}${tail ? `:\n${tail}` : ''}`);
-        this.command = command;
-        this.exitCode = exitCode;
-        this.stderr = stderr;
-        this.name = 'CommandError';
-    }
-    /** The last lines of stderr, for one-line error messages. */
-    tail(lines = STDERR_TAIL_LINES) {
-        return tailLines(this.stderr, lines);
-    }
-}
-function tailLines(text, lines) {
-    return text.trimEnd().split('\n').slice(-lines).join('\n').trim();
-}
-/** Run a command and capture its output; throws CommandError on a non-zero exit. */
-async function exec_run(command, args, options = {}) {
-    const argv = [command, ...args];
-    const limit = options.timeoutSeconds;
-    const [program, programArgs] = limit
-        ? ['timeout', ['--kill-after=5', String(limit), ...argv]]
-        : [command, [...args]];
-    let result;
-    try {
-        result = await lib_exec/* getExecOutput */.H(program, programArgs, {
-            input: typeof options.input === 'string' ? Buffer.from(options.input) : options.input,
-            env: options.env ? { ...processEnv(), ...options.env } : undefined,
-            cwd: options.cwd,
-            silent: options.silent ?? false,
-            ignoreReturnCode: true
-        });
-    }
-    catch (error) {
-        // @actions/exec throws when the program cannot be found or started.
-        throw new CommandError(argv, null, errors_errorMessage(error));
-    }
-    if (result.exitCode !== 0 && !options.allowFailure) {
-        const stderr = limit && result.exitCode === TIMED_OUT
-            ? `${result.stderr}\ntimed out after ${limit} s`
-            : result.stderr;
-        throw new CommandError(argv, result.exitCode, stderr);
-    }
-    return result;
-}
-/** The current environment without undefined values, as @actions/exec wants it. */
-function processEnv() {
-    const env = {};
-    for (const [name, value] of Object.entries(process.env)) {
-        if (value !== undefined)
-            env[name] = value;
-    }
-    return env;
-}
-/**
- * Start a command whose stdout is consumed as a stream (an image stream script, `zstd -dc`).
- * @actions/exec only takes a Buffer on stdin and collects stdout, so streams need spawn.
- */
-function spawnProducer(command, args, stdin) {
-    const argv = [command, ...args];
-    const child = (0,external_node_child_process_namespaceObject.spawn)(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    if (stdin)
-        stdin.pipe(child.stdin);
-    else
-        child.stdin.end();
-    let stderr = '';
-    child.stderr.on('data', (chunk) => {
-        stderr = tailLines(stderr + chunk.toString(), STDERR_TAIL_LINES * 4);
-    });
-    const done = new Promise((resolve, reject) => {
-        child.on('error', error => reject(new CommandError(argv, null, error.message)));
-        child.on('close', code => {
-            if (code === 0)
-                resolve();
-            else
-                reject(new CommandError(argv, code, stderr));
-        });
-    });
-    return { stdout: child.stdout, done };
-}
-/**
- * Run a command with a stream on its stdin and capture its output (e.g. `docker load`).
- * The command line is echoed like @actions/exec does, so the log reads the same.
- */
-async function runWithStdin(command, args, stdin) {
-    const argv = [command, ...args];
-    process.stdout.write(`[command]${argv.join(' ')}\n`);
-    const child = (0,external_node_child_process_namespaceObject.spawn)(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => {
-        stdout += chunk.toString();
-        process.stdout.write(chunk);
-    });
-    child.stderr.on('data', (chunk) => {
-        stderr += chunk.toString();
-        process.stderr.write(chunk);
-    });
-    // The consumer may exit early (bad archive): don't let EPIPE crash the action.
-    child.stdin.on('error', () => undefined);
-    stdin.pipe(child.stdin);
-    const exitCode = await new Promise((resolve, reject) => {
-        child.on('error', error => reject(new CommandError(argv, null, error.message)));
-        child.on('close', resolve);
-    });
-    if (exitCode !== 0)
-        throw new CommandError(argv, exitCode, stderr);
-    return { exitCode, stdout, stderr };
-}
-/**
- * Wait for every promise, then throw the first failure. Unlike Promise.all, a second failure
- * (a producer that dies of EPIPE after its consumer failed) is never left unhandled.
- */
-async function settleAll(promises) {
-    const results = await Promise.allSettled(promises);
-    for (const result of results) {
-        if (result.status === 'rejected')
-            throw result.reason;
-    }
-    return results.map(result => result.value);
-}
-
-;// CONCATENATED MODULE: ./src/image/plain-archive.ts
-// Reading an uncompressed docker archive by seeking: tar has no index, but each header says
-// how far to skip, so manifest.json and the config are found without reading the layers.
-// (node-tar parses the headers; only the skipping is done here.)
-
-
-
-
-const BLOCK = 512;
-/** `./a/b` and `a/b` are the same entry. */
-function entryName(path) {
-    return external_node_path_.posix.normalize(path).replace(/^\.\//, '').replace(/\/$/, '');
-}
-async function readAt(file, offset, length) {
-    const buffer = Buffer.alloc(length);
-    const { bytesRead } = await file.read(buffer, 0, length, offset);
-    return buffer.subarray(0, bytesRead);
-}
-// Headers of small files lie close together: read ahead, so a layer of many small files
-// costs one read per window rather than one per header.
-const READ_AHEAD = 64 * 1024;
-/** Reads at offsets through a read-ahead window. */
-class WindowReader {
-    file;
-    window = Buffer.alloc(0);
-    windowOffset = 0;
-    constructor(file) {
-        this.file = file;
-    }
-    async read(offset, length) {
-        const start = offset - this.windowOffset;
-        if (start < 0 || start + length > this.window.length) {
-            this.window = await readAt(this.file, offset, Math.max(length, READ_AHEAD));
-            this.windowOffset = offset;
-            return this.window.subarray(0, length);
-        }
-        return this.window.subarray(start, start + length);
-    }
-}
-/** Every entry of an uncompressed tar file (or of a tar inside it), by name, with where its data is. */
-async function indexTar(path, region) {
-    const entries = new Map();
-    const file = await (0,promises_namespaceObject.open)(path, 'r');
-    const reader = new WindowReader(file);
-    const end = region ? region.offset + region.size : Infinity;
-    try {
-        let offset = region?.offset ?? 0;
-        // A pax header or GNU long name describes the entry after it.
-        let extended;
-        while (offset < end) {
-            if (offset + BLOCK > end)
-                throw new Error(`not a tar archive (cut short at byte ${offset})`);
-            const block = await reader.read(offset, BLOCK);
-            if (block.length < BLOCK)
-                break;
-            const header = new F(block, 0, extended);
-            if (header.nullBlock)
-                break;
-            if (!header.cksumValid)
-                throw new Error(`not a tar archive (bad header at byte ${offset})`);
-            const size = header.size ?? 0;
-            const dataOffset = offset + BLOCK;
-            if (header.type === 'ExtendedHeader') {
-                extended = ft.parse((await reader.read(dataOffset, size)).toString('utf8'));
-            }
-            else if (header.type === 'NextFileHasLongPath') {
-                const longPath = (await reader.read(dataOffset, size)).toString('utf8').replace(/\0+$/, '');
-                extended = { path: longPath };
-            }
-            else if (header.type !== 'GlobalExtendedHeader') {
-                entries.set(entryName(header.path ?? ''), {
-                    offset: dataOffset,
-                    size,
-                    type: header.type,
-                    linkpath: header.linkpath ?? null
-                });
-                extended = undefined;
-            }
-            offset = dataOffset + Math.ceil(size / BLOCK) * BLOCK;
-        }
-    }
-    finally {
-        await file.close();
-    }
-    return entries;
-}
-/** The content of an entry, following a symbolic link within the archive. */
-async function readEntry(path, entries, name) {
-    let entry = entries.get(entryName(name));
-    if (entry?.type === 'SymbolicLink' && entry.linkpath) {
-        entry = entries.get(entryName(external_node_path_.posix.join(external_node_path_.posix.dirname(entryName(name)), entry.linkpath)));
-    }
-    if (!entry || entry.type !== 'File')
-        return null;
-    const file = await (0,promises_namespaceObject.open)(path, 'r');
-    try {
-        return await readAt(file, entry.offset, entry.size);
-    }
-    finally {
-        await file.close();
-    }
-}
-function sha256Digest(content) {
-    return `sha256:${(0,external_node_crypto_.createHash)('sha256').update(content).digest('hex')}`;
-}
-
-;// CONCATENATED MODULE: ./src/image/layer-store-paths.ts
-// The Nix store paths an image's layers hold (`nix/store/<hash>-<name>` entries), for the SBOM.
-// Read in the pass the action already makes over the image: from the archive stream while it
-// feeds `docker load`, or, for an uncompressed archive file, by seeking over the layers' headers.
-
-
-
-
-
-
-
-const STORE_DIR = '/nix/store';
-// A store path's base name: 32 characters of Nix's base32, `-`, a name.
-const STORE_ENTRY = /^nix\/store\/([0-9a-df-np-sv-z]{32}-[^/]+)/;
-/** `nix/store/<hash>-<name>/...` (with or without `./` or `/`) -> `/nix/store/<hash>-<name>`. */
-function storePathOfEntry(path) {
-    const match = STORE_ENTRY.exec(path.replace(/^(\.?\/)+/, ''));
-    return match ? `${STORE_DIR}/${match[1]}` : null;
-}
-/**
- * The store paths of the layers `manifest.json` names, in first-seen order. A layer that could
- * not be read as a tar is an error: the SBOM would be incomplete.
- */
-function pathsOfLayers(layers, scans, links) {
-    const paths = new Set();
-    for (const layer of layers) {
-        const name = resolveLink(entryName(layer), links);
-        const scan = scans.get(name);
-        if (!scan)
-            throw new Error(`the image archive has no layer ${layer}`);
-        if (scan.error !== null)
-            throw new Error(`cannot list layer ${layer}: ${scan.error}`);
-        for (const path of scan.paths)
-            paths.add(path);
-    }
-    return [...paths];
-}
-/** A layer may be a symbolic link to another entry (docker save and skopeo share layers so). */
-function resolveLink(name, links) {
-    let current = name;
-    for (let hops = 0; hops < 8; hops++) {
-        const target = links.get(current);
-        if (target === undefined)
-            return current;
-        current = entryName(external_node_path_.posix.join(external_node_path_.posix.dirname(current), target));
-    }
-    return current;
-}
-/** A tar parser that only lists the store paths its entries name, skipping their data. */
-function storePathLister(paths) {
-    return new rt({
-        strict: true,
-        // Returning false makes node-tar skip the entry's data.
-        filter: path => {
-            const storePath = storePathOfEntry(path);
-            if (storePath !== null)
-                paths.add(storePath);
-            return false;
-        }
-    });
-}
-/** One layer of an uncompressed archive file, by seeking, or read through when compressed. */
-async function scanLayerAt(archivePath, layer) {
-    const scan = { paths: new Set(), error: null };
-    try {
-        const inner = await indexTar(archivePath, { offset: layer.offset, size: layer.size });
-        for (const path of inner.keys()) {
-            const storePath = storePathOfEntry(path);
-            if (storePath !== null)
-                scan.paths.add(storePath);
-        }
-    }
-    catch (error) {
-        if (!(await isGzipAt(archivePath, layer.offset))) {
-            scan.error = errors_errorMessage(error);
-            return scan;
-        }
-        const end = layer.offset + layer.size - 1;
-        const lister = storePathLister(scan.paths);
-        await (0,external_node_stream_promises_namespaceObject.pipeline)((0,external_node_fs_.createReadStream)(archivePath, { start: layer.offset, end }), lister).catch((failure) => {
-            scan.error = errors_errorMessage(failure);
-        });
-    }
-    return scan;
-}
-async function isGzipAt(path, offset) {
-    const file = await (0,promises_namespaceObject.open)(path, 'r');
-    try {
-        const magic = Buffer.alloc(2);
-        await file.read(magic, 0, 2, offset);
-        return magic[0] === 0x1f && magic[1] === 0x8b;
-    }
-    finally {
-        await file.close();
-    }
-}
-/**
- * Collects the store paths of every file entry of an archive stream, to be fed each entry as
- * node-tar's outer parser reads it. Which entries are layers is only known from manifest.json,
- * which may come last, so every file that parses as a tar is listed; `layerStorePaths` then
- * keeps the layers'. A layer's own data is parsed as it streams (node-tar also unpacks a
- * gzip layer); nothing is buffered.
- */
-class StreamLayerScanner {
-    scans = new Map();
-    links = new Map();
-    /** Call for each outer entry before anything else consumes it. */
-    onEntry(entry) {
-        const name = entryName(entry.path);
-        if (entry.type === 'SymbolicLink' && entry.linkpath)
-            this.links.set(name, entry.linkpath);
-        if (entry.type !== 'File' || name.endsWith('.json'))
-            return;
-        const scan = { paths: new Set(), error: null };
-        this.scans.set(name, scan);
-        const fail = (error) => {
-            scan.error ??= errors_errorMessage(error);
-        };
-        const inner = storePathLister(scan.paths);
-        inner.on('error', fail);
-        entry.on('data', (chunk) => {
-            if (scan.error !== null)
-                return;
-            try {
-                inner.write(chunk);
-            }
-            catch (error) {
-                fail(error);
-            }
-        });
-        entry.on('end', () => {
-            if (scan.error === null)
-                inner.end();
-        });
-    }
-    layerStorePaths(layers) {
-        return pathsOfLayers(layers, this.scans, this.links);
-    }
-}
-/**
- * The same for an uncompressed archive file, by seeking: each layer's tar headers are read,
- * its file data skipped. A compressed layer inside it cannot be seeked, and is read in full.
- */
-async function layerStorePathsBySeeking(archivePath, entries, layers) {
-    const scans = new Map();
-    const links = new Map();
-    for (const [name, entry] of entries) {
-        if (entry.type === 'SymbolicLink' && entry.linkpath)
-            links.set(name, entry.linkpath);
-    }
-    for (const layer of layers) {
-        const name = resolveLink(entryName(layer), links);
-        const entry = entries.get(name);
-        if (!entry || entry.type !== 'File' || scans.has(name))
-            continue;
-        scans.set(name, await scanLayerAt(archivePath, entry));
-    }
-    return pathsOfLayers(layers, scans, links);
-}
-
-;// CONCATENATED MODULE: ./src/image/platform.ts
-// Platforms (os/architecture/variant) as OCI image configs and indexes name them, and how
-// they map to Nix systems: the index entry of each image is read from its own config, and a
-// config that names another architecture than the system it was built for is an error.
-// Nix system -> the platform an image built for it must declare (GOARCH names, as OCI uses).
-const SYSTEM_PLATFORMS = {
-    'x86_64-linux': { os: 'linux', architecture: 'amd64' },
-    'aarch64-linux': { os: 'linux', architecture: 'arm64' },
-    'i686-linux': { os: 'linux', architecture: '386' },
-    'armv7l-linux': { os: 'linux', architecture: 'arm', variant: 'v7' },
-    'armv6l-linux': { os: 'linux', architecture: 'arm', variant: 'v6' },
-    'riscv64-linux': { os: 'linux', architecture: 'riscv64' },
-    'powerpc64le-linux': { os: 'linux', architecture: 'ppc64le' },
-    's390x-linux': { os: 'linux', architecture: 's390x' },
-    'x86_64-darwin': { os: 'darwin', architecture: 'amd64' },
-    'aarch64-darwin': { os: 'darwin', architecture: 'arm64' }
-};
-// Node's process.arch -> the Nix system of a Linux runner.
-const NODE_ARCH_SYSTEMS = {
-    x64: 'x86_64-linux',
-    arm64: 'aarch64-linux',
-    ia32: 'i686-linux',
-    arm: 'armv7l-linux',
-    riscv64: 'riscv64-linux',
-    ppc64: 'powerpc64le-linux',
-    s390x: 's390x-linux'
-};
-/** `linux/arm64`, `linux/arm/v7` */
-function formatPlatform(platform) {
-    const { os, architecture, variant } = platform;
-    return variant ? `${os}/${architecture}/${variant}` : `${os}/${architecture}`;
-}
-/** The os, architecture and variant of an image config (pure, for tests). */
-function platformOfConfig(configJson) {
-    let config;
-    try {
-        config = JSON.parse(configJson);
-    }
-    catch {
-        throw new Error('the image config is not valid JSON');
-    }
-    const os = typeof config.os === 'string' ? config.os : '';
-    const architecture = typeof config.architecture === 'string' ? config.architecture : '';
-    if (os === '' || architecture === '') {
-        throw new Error(`the image config names no platform (os ${JSON.stringify(os)}, ` +
-            `architecture ${JSON.stringify(architecture)})`);
-    }
-    const variant = typeof config.variant === 'string' && config.variant ? config.variant : null;
-    return variant ? { os, architecture, variant } : { os, architecture };
-}
-/** The platform a Nix system's image declares, or null for a system this table lacks. */
-function platformOfSystem(system) {
-    return SYSTEM_PLATFORMS[system] ?? null;
-}
-/** The Nix system of a platform, or '' when no system in the table has it. */
-function systemOfPlatform(platform) {
-    const key = formatPlatform(normalise(platform));
-    const found = Object.entries(SYSTEM_PLATFORMS).find(([, p]) => formatPlatform(p) === key);
-    return found?.[0] ?? '';
-}
-/** The Nix system of the machine this runs on (a Linux runner). */
-function runnerSystem(arch = process.arch) {
-    return NODE_ARCH_SYSTEMS[arch] ?? null;
-}
-/** arm64's variant is v8 whether written or not; other variants are kept. */
-function normalise(platform) {
-    if (platform.architecture === 'arm64' && platform.variant === 'v8') {
-        return { os: platform.os, architecture: 'arm64' };
-    }
-    return platform;
-}
-function samePlatform(a, b) {
-    return formatPlatform(normalise(a)) === formatPlatform(normalise(b));
-}
-/**
- * An image built for `system` must say so in its config (nixpkgs issues #106695, #87345: an
- * image claiming the wrong architecture is pulled on machines that cannot run it).
- */
-function checkPlatformOfSystem(system, platform, what) {
-    const expected = platformOfSystem(system);
-    if (expected === null)
-        return;
-    const sameArch = expected.os === platform.os &&
-        expected.architecture === platform.architecture &&
-        (expected.variant === undefined || samePlatform(expected, platform));
-    if (!sameArch) {
-        throw new Error(`${what} was built for ${system}, but its config says ${formatPlatform(platform)} ` +
-            `(an image for ${system} must say ${formatPlatform(expected)}): ` +
-            'set "architecture" (and "os") in the image config to match the system');
-    }
-}
-/** Two images of one platform cannot share an index: name both (pure, for tests). */
-function checkDistinctPlatforms(images) {
-    for (const [i, image] of images.entries()) {
-        const earlier = images.slice(0, i).find(other => samePlatform(other.platform, image.platform));
-        if (earlier) {
-            throw new Error(`${earlier.name} and ${image.name} are both ${formatPlatform(image.platform)}: ` +
-                'an image index holds one image per platform');
-        }
-    }
-}
-
-;// CONCATENATED MODULE: ./src/image/archive.ts
-// Reading a docker archive as a stream: manifest.json for the RepoTags and the config digest,
-// in the same single pass that feeds `docker load`, so a streamed image is never written to disk.
-
-
-
-
-
-
-
-
-
-
-
-
-
-async function listing(read) {
-    try {
-        return { paths: await read() };
-    }
-    catch (error) {
-        return { error: errors_errorMessage(error) };
-    }
-}
-// Configs and manifest.json are small; layers are not read into memory.
-const SMALL_ENTRY_LIMIT = 4 * 1024 * 1024;
-/**
- * The archive as a plain tar stream: the file, decompressed, or the stream script's output.
- * Always uncompressed, so every consumer (docker load, skopeo, the parser) reads the same
- * thing: docker 20.10 cannot load zstd, and skopeo 1.9 cannot read a gzip docker-archive.
- */
-function openArchive(storePath, format) {
-    if (format.kind === 'stream')
-        return spawnProducer(storePath, []);
-    if (format.kind === 'oci-layout')
-        return streamOciLayout(storePath);
-    if (format.compression === 'zstd')
-        return spawnProducer('zstd', ['-dc', '--', storePath]);
-    const file = (0,external_node_fs_.createReadStream)(storePath);
-    if (format.compression === 'none')
-        return { stdout: file, done: (0,external_node_stream_promises_namespaceObject.finished)(file) };
-    const gunzip = (0,external_node_zlib_.createGunzip)();
-    return { stdout: gunzip, done: (0,external_node_stream_promises_namespaceObject.pipeline)(file, gunzip) };
-}
-/**
- * An OCI layout as a docker archive stream (docker 20.10 cannot load an OCI layout). skopeo
- * writes a docker archive sequentially, so it can write into a FIFO that is read as it goes;
- * it cannot open /dev/stdout when that is node's socket pair.
- */
-function streamOciLayout(layoutDir) {
-    const archive = new external_node_stream_.PassThrough();
-    const done = (async () => {
-        const fifoDir = await (0,promises_namespaceObject.mkdtemp)((0,external_node_path_.join)((0,external_node_os_.tmpdir)(), 'nix-container-oci-'));
-        const fifo = (0,external_node_path_.join)(fifoDir, 'archive.tar');
-        try {
-            await exec_run('mkfifo', [fifo], { silent: true });
-            const skopeo = spawnProducer('skopeo', [
-                'copy',
-                '-q',
-                `oci:${layoutDir}`,
-                `docker-archive:${fifo}`
-            ]);
-            skopeo.stdout.resume();
-            await settleAll([(0,external_node_stream_promises_namespaceObject.pipeline)((0,external_node_fs_.createReadStream)(fifo), archive), skopeo.done]);
-        }
-        finally {
-            await (0,promises_namespaceObject.rm)(fifoDir, { recursive: true, force: true });
-        }
-    })();
-    return { stdout: archive, done };
-}
-/** An uncompressed docker archive: docker, skopeo and the metadata reader use the file itself. */
-function isPlainArchive(format) {
-    return format.kind === 'docker-archive' && format.compression === 'none';
-}
-/** A path skopeo can read as `docker-archive:`: seekable and uncompressed. */
-function needsPlainCopy(format) {
-    return !isPlainArchive(format);
-}
-/** Also write the plain archive to `path` while others read it. */
-function copyArchiveTo(archive, path) {
-    const file = (0,external_node_fs_.createWriteStream)(path);
-    archive.pipe(file);
-    return (0,external_node_stream_promises_namespaceObject.finished)(file);
-}
-/** Parse manifest.json (pure, for tests). */
-function parseManifest(text) {
-    let parsed;
-    try {
-        parsed = JSON.parse(text);
-    }
-    catch {
-        throw new Error('manifest.json in the image archive is not valid JSON');
-    }
-    const valid = Array.isArray(parsed) &&
-        parsed.length > 0 &&
-        parsed.every((entry) => typeof entry?.Config === 'string' && Array.isArray(entry.Layers));
-    if (!valid)
-        throw new Error('manifest.json in the image archive has no image (Config, Layers)');
-    return parsed;
-}
-/** Read the metadata from an archive stream. The stream may be read by others at the same time. */
-async function readArchiveMetadata(archive, options = {}) {
-    const digests = new Map();
-    // Configs are JSON files; layers never are, so only these are kept.
-    const jsonFiles = new Map();
-    let manifestText = null;
-    const layers = options.storePaths ? new StreamLayerScanner() : null;
-    const parser = new rt({
-        onReadEntry: (entry) => {
-            layers?.onEntry(entry);
-            const path = entryName(entry.path);
-            if (entry.type !== 'File' || entry.size > SMALL_ENTRY_LIMIT) {
-                entry.resume();
-                return;
-            }
-            const chunks = [];
-            entry.on('data', (chunk) => chunks.push(chunk));
-            entry.on('end', () => {
-                const content = Buffer.concat(chunks);
-                if (path === 'manifest.json')
-                    manifestText = content.toString('utf8');
-                digests.set(path, sha256Digest(content));
-                if (path.endsWith('.json'))
-                    jsonFiles.set(path, content);
-            });
-        }
-    });
-    const parsed = new Promise((resolve, reject) => {
-        parser.on('end', resolve);
-        parser.on('error', reject);
-        archive.on('error', reject);
-    });
-    archive.pipe(parser);
-    await parsed;
-    const manifest = manifestOf(manifestText);
-    const metadata = metadataFrom(manifest, config => {
-        const content = jsonFiles.get(entryName(config));
-        const digest = digests.get(entryName(config));
-        return content && digest ? { digest, content } : null;
-    });
-    if (!layers)
-        return metadata;
-    return { ...metadata, storePaths: await listing(() => layers.layerStorePaths(manifest.Layers)) };
-}
-/**
- * The same from an uncompressed archive file, by seeking: milliseconds instead of a read of
- * every layer.
- */
-async function readPlainArchiveMetadata(path, options = {}) {
-    const entries = await indexTar(path);
-    const manifest = await readEntry(path, entries, 'manifest.json');
-    const config = manifest && parseManifest(manifest.toString('utf8'))[0]?.Config;
-    const configContent = config ? await readEntry(path, entries, config) : null;
-    const first = manifestOf(manifest?.toString('utf8') ?? null);
-    const metadata = metadataFrom(first, () => configContent ? { digest: sha256Digest(configContent), content: configContent } : null);
-    if (!options.storePaths)
-        return metadata;
-    const storePaths = await listing(() => layerStorePathsBySeeking(path, entries, first.Layers));
-    return { ...metadata, storePaths };
-}
-/** The image manifest.json describes (its first entry), with every entry's RepoTags. */
-function manifestOf(manifestText) {
-    if (manifestText === null)
-        throw new Error('the image archive has no manifest.json');
-    const manifest = parseManifest(manifestText);
-    const allRepoTags = manifest.flatMap(entry => entry.RepoTags ?? []);
-    return { ...manifest[0], allRepoTags };
-}
-function metadataFrom(first, configOf) {
-    const config = configOf(first.Config);
-    if (!config)
-        throw new Error(`the image archive has no config file ${first.Config}`);
-    return {
-        repoTags: first.allRepoTags,
-        configDigest: config.digest,
-        layerCount: first.Layers.length,
-        platform: platformOrNull(config.content.toString('utf8'))
-    };
-}
-/** A single-platform run does not need the platform: a config without one is not an error here. */
-function platformOrNull(configJson) {
-    try {
-        return platformOfConfig(configJson);
-    }
-    catch {
-        return null;
-    }
-}
-
-;// CONCATENATED MODULE: ./src/image/format.ts
-// What a Nix build output is, decided by its content rather than its name: dockerTools
-// names outputs freely (`image.tar.gz`, `stream-app`, ...).
-
-
-/** The `image-format` output. */
-function formatName(format) {
-    return format.kind;
-}
-function describeFormat(format) {
-    if (format.kind === 'stream')
-        return 'an executable that streams a docker archive';
-    if (format.kind === 'oci-layout')
-        return 'an OCI image layout directory';
-    const compression = { none: 'uncompressed', gzip: 'gzip', zstd: 'zstd' }[format.compression];
-    return `a docker archive (${compression})`;
-}
-const HEADER_BYTES = 512;
-const EXECUTABLE_BITS = 0o111;
-/** Classify the first bytes of a regular file (pure, for tests). */
-function classifyHeader(header, executable) {
-    const startsWith = (...bytes) => bytes.every((b, i) => header[i] === b);
-    if (startsWith(0x1f, 0x8b))
-        return { kind: 'docker-archive', compression: 'gzip' };
-    if (startsWith(0x28, 0xb5, 0x2f, 0xfd))
-        return { kind: 'docker-archive', compression: 'zstd' };
-    // POSIX and GNU tar both put "ustar" at offset 257.
-    if (header.subarray(257, 262).toString('latin1') === 'ustar') {
-        return { kind: 'docker-archive', compression: 'none' };
-    }
-    const isScript = startsWith(0x23, 0x21); // "#!"
-    const isElf = startsWith(0x7f, 0x45, 0x4c, 0x46);
-    if (executable && (isScript || isElf))
-        return { kind: 'stream' };
-    return null;
-}
-/** Detect the format of a build output, or throw an error that says what was found. */
-async function detectFormat(path) {
-    const info = await (0,promises_namespaceObject.stat)(path);
-    if (info.isDirectory())
-        return detectDirectoryFormat(path);
-    const header = Buffer.alloc(HEADER_BYTES);
-    const file = await (0,promises_namespaceObject.open)(path, 'r');
-    try {
-        await file.read(header, 0, HEADER_BYTES, 0);
-    }
-    finally {
-        await file.close();
-    }
-    const format = classifyHeader(header, (info.mode & EXECUTABLE_BITS) !== 0);
-    if (format)
-        return format;
-    if (looksLikeNix2container(header)) {
-        throw new Error(`${path} looks like nix2container's image JSON, whose layers stay in the Nix store: ` +
-            "it needs nix2container's own skopeo (the nix: transport). Push it with its " +
-            '`copyToRegistry` app, or build a docker archive (dockerTools) for this action');
-    }
-    const preview = JSON.stringify(header.subarray(0, 16).toString('latin1'));
-    throw new Error(`${path} is not a container image: expected a docker archive (tar, tar.gz, tar.zst), an ` +
-        `executable that streams one, or an OCI layout directory, but it starts with ${preview}. ` +
-        'Does the flake attribute build an image (dockerTools.buildImage, buildLayeredImage, ' +
-        'streamLayeredImage)?');
-}
-async function detectDirectoryFormat(path) {
-    const isOciLayout = await (0,promises_namespaceObject.access)((0,external_node_path_.join)(path, 'oci-layout')).then(() => true, () => false);
-    if (isOciLayout)
-        return { kind: 'oci-layout' };
-    throw new Error(`${path} is a directory without an oci-layout file; expected a docker archive ` +
-        '(tar, tar.gz, tar.zst), an executable that streams one, or an OCI image layout');
-}
-/** nix2container's image JSON: `{"version": 1, "image-config": {...}, "layers": [...]}`. */
-function looksLikeNix2container(header) {
-    const start = header.toString('utf8').trimStart();
-    return start.startsWith('{') && start.includes('"image-config"');
 }
 
 ;// CONCATENATED MODULE: ./src/reference.ts
@@ -42886,74 +42070,973 @@ function checkPushDestination(inputs) {
     }
 }
 
-;// CONCATENATED MODULE: ./src/report.ts
-// What each stage did, kept for the job summary: the log reads as the pipeline, and the
-// summary shows it at a glance.
-
-
-class Report {
-    stages = [];
-    refs = [];
-    digest = null;
-    imageRef = null;
-    /** Each SBOM written: its file and how many store paths it lists. */
-    sboms = [];
-    /** The platform images of an index, one summary row each; empty for a single image. */
-    platforms = [];
-    skip(name, why) {
-        lib_core/* info */.pq(`${name}: skipped (${why})`);
-        this.stages.push({ name, status: 'skipped', detail: why, seconds: 0 });
-    }
-    /** Run one stage in a log group, timing it and recording how it ended. */
-    async stage(name, work, describe) {
-        const started = performance.now();
-        const seconds = () => (performance.now() - started) / 1000;
-        try {
-            const result = await lib_core/* group */.Os(name, work);
-            this.stages.push({ name, status: 'done', detail: describe(result), seconds: seconds() });
-            return result;
-        }
-        catch (error) {
-            const message = errors_errorMessage(error);
-            this.stages.push({ name, status: 'failed', detail: firstLine(message), seconds: seconds() });
-            throw error;
-        }
-    }
+;// CONCATENATED MODULE: ./src/image/platform.ts
+// Platforms (os/architecture/variant) as OCI image configs and indexes name them, and how
+// they map to Nix systems: the index entry of each image is read from its own config, and a
+// config that names another architecture than the system it was built for is an error.
+// Nix system -> the platform an image built for it must declare (GOARCH names, as OCI uses).
+const SYSTEM_PLATFORMS = {
+    'x86_64-linux': { os: 'linux', architecture: 'amd64' },
+    'aarch64-linux': { os: 'linux', architecture: 'arm64' },
+    'i686-linux': { os: 'linux', architecture: '386' },
+    'armv7l-linux': { os: 'linux', architecture: 'arm', variant: 'v7' },
+    'armv6l-linux': { os: 'linux', architecture: 'arm', variant: 'v6' },
+    'riscv64-linux': { os: 'linux', architecture: 'riscv64' },
+    'powerpc64le-linux': { os: 'linux', architecture: 'ppc64le' },
+    's390x-linux': { os: 'linux', architecture: 's390x' },
+    'x86_64-darwin': { os: 'darwin', architecture: 'amd64' },
+    'aarch64-darwin': { os: 'darwin', architecture: 'arm64' }
+};
+// Node's process.arch -> the Nix system of a Linux runner.
+const NODE_ARCH_SYSTEMS = {
+    x64: 'x86_64-linux',
+    arm64: 'aarch64-linux',
+    ia32: 'i686-linux',
+    arm: 'armv7l-linux',
+    riscv64: 'riscv64-linux',
+    ppc64: 'powerpc64le-linux',
+    s390x: 's390x-linux'
+};
+/** `linux/arm64`, `linux/arm/v7` */
+function formatPlatform(platform) {
+    const { os, architecture, variant } = platform;
+    return variant ? `${os}/${architecture}/${variant}` : `${os}/${architecture}`;
 }
-const STATUS_ICON = { done: '✅', skipped: '⏭️', failed: '❌' };
-/** The job summary as markdown (pure, for tests). */
-function renderSummary(report) {
-    const rows = report.stages.map(s => `| ${s.name} | ${STATUS_ICON[s.status]} ${s.status} | ${escapeCell(s.detail)} | ${s.seconds.toFixed(1)} |`);
-    const lines = [
-        '## Nix container',
-        '',
-        '| Stage | Status | Result | Seconds |',
-        '| --- | --- | --- | ---: |',
-        ...rows,
-        ''
-    ];
-    if (report.platforms.length > 0) {
-        lines.push('| System | Platform | Manifest digest | Image ID |', '| --- | --- | --- | --- |', ...report.platforms.map(p => `| ${escapeCell(p.system || '-')} | ${escapeCell(p.platform)} | \`${p.digest || 'not pushed'}\` | \`${p.imageId}\` |`), '');
+/** The os, architecture and variant of an image config (pure, for tests). */
+function platformOfConfig(configJson) {
+    let config;
+    try {
+        config = JSON.parse(configJson);
     }
-    if (report.refs.length > 0) {
-        lines.push('**Refs**', '', ...report.refs.map(ref => `- \`${ref}\``), '');
+    catch {
+        throw new Error('the image config is not valid JSON');
     }
-    if (report.digest)
-        lines.push(`**Digest:** \`${report.digest}\``, '');
-    if (report.imageRef)
-        lines.push(`**Image ref:** \`${report.imageRef}\``, '');
-    for (const sbom of report.sboms) {
-        lines.push(`**SBOM:** \`${sbom.path}\` (CycloneDX, ${sbom.componentCount} components)`, '');
+    const os = typeof config.os === 'string' ? config.os : '';
+    const architecture = typeof config.architecture === 'string' ? config.architecture : '';
+    if (os === '' || architecture === '') {
+        throw new Error(`the image config names no platform (os ${JSON.stringify(os)}, ` +
+            `architecture ${JSON.stringify(architecture)})`);
     }
-    return lines.join('\n');
+    const variant = typeof config.variant === 'string' && config.variant ? config.variant : null;
+    return variant ? { os, architecture, variant } : { os, architecture };
 }
-function escapeCell(text) {
-    return text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+/** The platform a Nix system's image declares, or null for a system this table lacks. */
+function platformOfSystem(system) {
+    return SYSTEM_PLATFORMS[system] ?? null;
 }
-async function writeSummary(report) {
-    if (!process.env.GITHUB_STEP_SUMMARY)
+/** The Nix system of a platform, or '' when no system in the table has it. */
+function systemOfPlatform(platform) {
+    const key = formatPlatform(normalise(platform));
+    const found = Object.entries(SYSTEM_PLATFORMS).find(([, p]) => formatPlatform(p) === key);
+    return found?.[0] ?? '';
+}
+/** The Nix system of the machine this runs on (a Linux runner). */
+function runnerSystem(arch = process.arch) {
+    return NODE_ARCH_SYSTEMS[arch] ?? null;
+}
+/** arm64's variant is v8 whether written or not; other variants are kept. */
+function normalise(platform) {
+    if (platform.architecture === 'arm64' && platform.variant === 'v8') {
+        return { os: platform.os, architecture: 'arm64' };
+    }
+    return platform;
+}
+function samePlatform(a, b) {
+    return formatPlatform(normalise(a)) === formatPlatform(normalise(b));
+}
+/**
+ * An image built for `system` must say so in its config (nixpkgs issues #106695, #87345: an
+ * image claiming the wrong architecture is pulled on machines that cannot run it).
+ */
+function checkPlatformOfSystem(system, platform, what) {
+    const expected = platformOfSystem(system);
+    if (expected === null)
         return;
-    await lib_core/* summary */.z.addRaw(renderSummary(report)).write();
+    const sameArch = expected.os === platform.os &&
+        expected.architecture === platform.architecture &&
+        (expected.variant === undefined || samePlatform(expected, platform));
+    if (!sameArch) {
+        throw new Error(`${what} was built for ${system}, but its config says ${formatPlatform(platform)} ` +
+            `(an image for ${system} must say ${formatPlatform(expected)}): ` +
+            'set "architecture" (and "os") in the image config to match the system');
+    }
+}
+/** Two images of one platform cannot share an index: name both (pure, for tests). */
+function checkDistinctPlatforms(images) {
+    for (const [i, image] of images.entries()) {
+        const earlier = images.slice(0, i).find(other => samePlatform(other.platform, image.platform));
+        if (earlier) {
+            throw new Error(`${earlier.name} and ${image.name} are both ${formatPlatform(image.platform)}: ` +
+                'an image index holds one image per platform');
+        }
+    }
+}
+
+;// CONCATENATED MODULE: ./src/state.ts
+// Typed state from main to post: the keys live in one place (as in actions/setup-node).
+
+var StateKey;
+(function (StateKey) {
+    /** Set by main so that post knows main ran at all (a post after a crash has nothing to do). */
+    StateKey["MainRan"] = "main-ran";
+    /** Why main did not use the store cache (cache: false, build: false); post says it too. */
+    StateKey["CacheSkipped"] = "cache-skipped";
+    StateKey["CachePrimaryKey"] = "cache-primary-key";
+    /** The key main restored and imported; unset on a miss. */
+    StateKey["CacheRestoredKey"] = "cache-restored-key";
+    /** File listing the restored entry's store paths: post saves only when the closure has more. */
+    StateKey["CacheRestoredPaths"] = "cache-restored-paths";
+    StateKey["CacheSave"] = "cache-save";
+    /** The flake reference: post caches the sources of its inputs too. */
+    StateKey["CacheFlake"] = "cache-flake";
+    StateKey["CacheWorkDir"] = "cache-work-dir";
+    /** Set once the build finished: post saves nothing without it. */
+    StateKey["BuiltDrvPath"] = "built-drv-path";
+    StateKey["BuiltStorePath"] = "built-store-path";
+    /** JSON of the push stage's LoginSession (no secrets): what post logs out of. */
+    StateKey["LoginSession"] = "login-session";
+})(StateKey || (StateKey = {}));
+function saveState(key, value) {
+    lib_core/* saveState */.LZ(key, value);
+}
+function getState(key) {
+    const value = core.getState(key);
+    return value === '' ? null : value;
+}
+
+// EXTERNAL MODULE: external "node:crypto"
+var external_node_crypto_ = __nccwpck_require__(7598);
+;// CONCATENATED MODULE: external "node:fs/promises"
+const promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs/promises");
+// EXTERNAL MODULE: external "node:path"
+var external_node_path_ = __nccwpck_require__(6760);
+// EXTERNAL MODULE: external "events"
+var external_events_ = __nccwpck_require__(4434);
+// EXTERNAL MODULE: external "fs"
+var external_fs_ = __nccwpck_require__(9896);
+// EXTERNAL MODULE: external "node:events"
+var external_node_events_ = __nccwpck_require__(8474);
+// EXTERNAL MODULE: external "node:stream"
+var external_node_stream_ = __nccwpck_require__(7075);
+;// CONCATENATED MODULE: external "node:string_decoder"
+const external_node_string_decoder_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:string_decoder");
+// EXTERNAL MODULE: external "node:fs"
+var external_node_fs_ = __nccwpck_require__(3024);
+// EXTERNAL MODULE: external "path"
+var external_path_ = __nccwpck_require__(6928);
+// EXTERNAL MODULE: external "assert"
+var external_assert_ = __nccwpck_require__(2613);
+// EXTERNAL MODULE: external "buffer"
+var external_buffer_ = __nccwpck_require__(181);
+;// CONCATENATED MODULE: external "zlib"
+const external_zlib_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("zlib");
+var external_zlib_namespaceObject_0 = /*#__PURE__*/__nccwpck_require__.t(external_zlib_namespaceObject, 2);
+// EXTERNAL MODULE: external "node:assert"
+var external_node_assert_ = __nccwpck_require__(4589);
+;// CONCATENATED MODULE: ./node_modules/tar/dist/esm/index.min.js
+var zr=Object.defineProperty;var Ur=(s,t)=>{for(var e in t)zr(s,e,{get:t[e],enumerable:!0})};var Ds=typeof process=="object"&&process?process:{stdout:null,stderr:null},Wr=s=>!!s&&typeof s=="object"&&(s instanceof A||s instanceof external_node_stream_||Gr(s)||Zr(s)),Gr=s=>!!s&&typeof s=="object"&&s instanceof external_node_events_.EventEmitter&&typeof s.pipe=="function"&&s.pipe!==external_node_stream_.Writable.prototype.pipe,Zr=s=>!!s&&typeof s=="object"&&s instanceof external_node_events_.EventEmitter&&typeof s.write=="function"&&typeof s.end=="function",Q=Symbol("EOF"),J=Symbol("maybeEmitEnd"),nt=Symbol("emittedEnd"),De=Symbol("emittingEnd"),qt=Symbol("emittedError"),Ne=Symbol("closed"),Ns=Symbol("read"),Ae=Symbol("flush"),As=Symbol("flushChunk"),z=Symbol("encoding"),Mt=Symbol("decoder"),g=Symbol("flowing"),Qt=Symbol("paused"),Bt=Symbol("resume"),b=Symbol("buffer"),N=Symbol("pipes"),_=Symbol("bufferLength"),bi=Symbol("bufferPush"),Ie=Symbol("bufferShift"),L=Symbol("objectMode"),S=Symbol("destroyed"),_i=Symbol("error"),Oi=Symbol("emitData"),Is=Symbol("emitEnd"),Ti=Symbol("emitEnd2"),Z=Symbol("async"),xi=Symbol("abort"),Ce=Symbol("aborted"),Jt=Symbol("signal"),Rt=Symbol("dataListeners"),C=Symbol("discarded"),jt=s=>Promise.resolve().then(s),Yr=s=>s(),Kr=s=>s==="end"||s==="finish"||s==="prefinish",Vr=s=>s instanceof ArrayBuffer||!!s&&typeof s=="object"&&s.constructor&&s.constructor.name==="ArrayBuffer"&&s.byteLength>=0,$r=s=>!Buffer.isBuffer(s)&&ArrayBuffer.isView(s),Fe=class{src;dest;opts;ondrain;constructor(t,e,i){this.src=t,this.dest=e,this.opts=i,this.ondrain=()=>t[Bt](),this.dest.on("drain",this.ondrain)}unpipe(){this.dest.removeListener("drain",this.ondrain)}proxyErrors(t){}end(){this.unpipe(),this.opts.end&&this.dest.end()}},Li=class extends Fe{unpipe(){this.src.removeListener("error",this.proxyErrors),super.unpipe()}constructor(t,e,i){super(t,e,i),this.proxyErrors=r=>this.dest.emit("error",r),t.on("error",this.proxyErrors)}},Xr=s=>!!s.objectMode,qr=s=>!s.objectMode&&!!s.encoding&&s.encoding!=="buffer",A=class extends external_node_events_.EventEmitter{[g]=!1;[Qt]=!1;[N]=[];[b]=[];[L];[z];[Z];[Mt];[Q]=!1;[nt]=!1;[De]=!1;[Ne]=!1;[qt]=null;[_]=0;[S]=!1;[Jt];[Ce]=!1;[Rt]=0;[C]=!1;writable=!0;readable=!0;constructor(...t){let e=t[0]||{};if(super(),e.objectMode&&typeof e.encoding=="string")throw new TypeError("Encoding and objectMode may not be used together");Xr(e)?(this[L]=!0,this[z]=null):qr(e)?(this[z]=e.encoding,this[L]=!1):(this[L]=!1,this[z]=null),this[Z]=!!e.async,this[Mt]=this[z]?new external_node_string_decoder_namespaceObject.StringDecoder(this[z]):null,e&&e.debugExposeBuffer===!0&&Object.defineProperty(this,"buffer",{get:()=>this[b]}),e&&e.debugExposePipes===!0&&Object.defineProperty(this,"pipes",{get:()=>this[N]});let{signal:i}=e;i&&(this[Jt]=i,i.aborted?this[xi]():i.addEventListener("abort",()=>this[xi]()))}get bufferLength(){return this[_]}get encoding(){return this[z]}set encoding(t){throw new Error("Encoding must be set at instantiation time")}setEncoding(t){throw new Error("Encoding must be set at instantiation time")}get objectMode(){return this[L]}set objectMode(t){throw new Error("objectMode must be set at instantiation time")}get async(){return this[Z]}set async(t){this[Z]=this[Z]||!!t}[xi](){this[Ce]=!0,this.emit("abort",this[Jt]?.reason),this.destroy(this[Jt]?.reason)}get aborted(){return this[Ce]}set aborted(t){}write(t,e,i){if(this[Ce])return!1;if(this[Q])throw new Error("write after end");if(this[S])return this.emit("error",Object.assign(new Error("Cannot call write after a stream was destroyed"),{code:"ERR_STREAM_DESTROYED"})),!0;typeof e=="function"&&(i=e,e="utf8"),e||(e="utf8");let r=this[Z]?jt:Yr;if(!this[L]&&!Buffer.isBuffer(t)){if($r(t))t=Buffer.from(t.buffer,t.byteOffset,t.byteLength);else if(Vr(t))t=Buffer.from(t);else if(typeof t!="string")throw new Error("Non-contiguous data written to non-objectMode stream")}return this[L]?(this[g]&&this[_]!==0&&this[Ae](!0),this[g]?this.emit("data",t):this[bi](t),this[_]!==0&&this.emit("readable"),i&&r(i),this[g]):t.length?(typeof t=="string"&&!(e===this[z]&&!this[Mt]?.lastNeed)&&(t=Buffer.from(t,e)),Buffer.isBuffer(t)&&this[z]&&(t=this[Mt].write(t)),this[g]&&this[_]!==0&&this[Ae](!0),this[g]?this.emit("data",t):this[bi](t),this[_]!==0&&this.emit("readable"),i&&r(i),this[g]):(this[_]!==0&&this.emit("readable"),i&&r(i),this[g])}read(t){if(this[S])return null;if(this[C]=!1,this[_]===0||t===0||t&&t>this[_])return this[J](),null;this[L]&&(t=null),this[b].length>1&&!this[L]&&(this[b]=[this[z]?this[b].join(""):Buffer.concat(this[b],this[_])]);let e=this[Ns](t||null,this[b][0]);return this[J](),e}[Ns](t,e){if(this[L])this[Ie]();else{let i=e;t===i.length||t===null?this[Ie]():typeof i=="string"?(this[b][0]=i.slice(t),e=i.slice(0,t),this[_]-=t):(this[b][0]=i.subarray(t),e=i.subarray(0,t),this[_]-=t)}return this.emit("data",e),!this[b].length&&!this[Q]&&this.emit("drain"),e}end(t,e,i){return typeof t=="function"&&(i=t,t=void 0),typeof e=="function"&&(i=e,e="utf8"),t!==void 0&&this.write(t,e),i&&this.once("end",i),this[Q]=!0,this.writable=!1,(this[g]||!this[Qt])&&this[J](),this}[Bt](){this[S]||(!this[Rt]&&!this[N].length&&(this[C]=!0),this[Qt]=!1,this[g]=!0,this.emit("resume"),this[b].length?this[Ae]():this[Q]?this[J]():this.emit("drain"))}resume(){return this[Bt]()}pause(){this[g]=!1,this[Qt]=!0,this[C]=!1}get destroyed(){return this[S]}get flowing(){return this[g]}get paused(){return this[Qt]}[bi](t){this[L]?this[_]+=1:this[_]+=t.length,this[b].push(t)}[Ie](){return this[L]?this[_]-=1:this[_]-=this[b][0].length,this[b].shift()}[Ae](t=!1){do;while(this[As](this[Ie]())&&this[b].length);!t&&!this[b].length&&!this[Q]&&this.emit("drain")}[As](t){return this.emit("data",t),this[g]}pipe(t,e){if(this[S])return t;this[C]=!1;let i=this[nt];return e=e||{},t===Ds.stdout||t===Ds.stderr?e.end=!1:e.end=e.end!==!1,e.proxyErrors=!!e.proxyErrors,i?e.end&&t.end():(this[N].push(e.proxyErrors?new Li(this,t,e):new Fe(this,t,e)),this[Z]?jt(()=>this[Bt]()):this[Bt]()),t}unpipe(t){let e=this[N].find(i=>i.dest===t);e&&(this[N].length===1?(this[g]&&this[Rt]===0&&(this[g]=!1),this[N]=[]):this[N].splice(this[N].indexOf(e),1),e.unpipe())}addListener(t,e){return this.on(t,e)}on(t,e){let i=super.on(t,e);if(t==="data")this[C]=!1,this[Rt]++,!this[N].length&&!this[g]&&this[Bt]();else if(t==="readable"&&this[_]!==0)super.emit("readable");else if(Kr(t)&&this[nt])super.emit(t),this.removeAllListeners(t);else if(t==="error"&&this[qt]){let r=e;this[Z]?jt(()=>r.call(this,this[qt])):r.call(this,this[qt])}return i}removeListener(t,e){return this.off(t,e)}off(t,e){let i=super.off(t,e);return t==="data"&&(this[Rt]=this.listeners("data").length,this[Rt]===0&&!this[C]&&!this[N].length&&(this[g]=!1)),i}removeAllListeners(t){let e=super.removeAllListeners(t);return(t==="data"||t===void 0)&&(this[Rt]=0,!this[C]&&!this[N].length&&(this[g]=!1)),e}get emittedEnd(){return this[nt]}[J](){!this[De]&&!this[nt]&&!this[S]&&this[b].length===0&&this[Q]&&(this[De]=!0,this.emit("end"),this.emit("prefinish"),this.emit("finish"),this[Ne]&&this.emit("close"),this[De]=!1)}emit(t,...e){let i=e[0];if(t!=="error"&&t!=="close"&&t!==S&&this[S])return!1;if(t==="data")return!this[L]&&!i?!1:this[Z]?(jt(()=>this[Oi](i)),!0):this[Oi](i);if(t==="end")return this[Is]();if(t==="close"){if(this[Ne]=!0,!this[nt]&&!this[S])return!1;let n=super.emit("close");return this.removeAllListeners("close"),n}else if(t==="error"){this[qt]=i,super.emit(_i,i);let n=!this[Jt]||this.listeners("error").length?super.emit("error",i):!1;return this[J](),n}else if(t==="resume"){let n=super.emit("resume");return this[J](),n}else if(t==="finish"||t==="prefinish"){let n=super.emit(t);return this.removeAllListeners(t),n}let r=super.emit(t,...e);return this[J](),r}[Oi](t){for(let i of this[N])i.dest.write(t)===!1&&this.pause();let e=this[C]?!1:super.emit("data",t);return this[J](),e}[Is](){return this[nt]?!1:(this[nt]=!0,this.readable=!1,this[Z]?(jt(()=>this[Ti]()),!0):this[Ti]())}[Ti](){if(this[Mt]){let e=this[Mt].end();if(e){for(let i of this[N])i.dest.write(e);this[C]||super.emit("data",e)}}for(let e of this[N])e.end();let t=super.emit("end");return this.removeAllListeners("end"),t}async collect(){let t=Object.assign([],{dataLength:0});this[L]||(t.dataLength=0);let e=this.promise();return this.on("data",i=>{t.push(i),this[L]||(t.dataLength+=i.length)}),await e,t}async concat(){if(this[L])throw new Error("cannot concat in objectMode");let t=await this.collect();return this[z]?t.join(""):Buffer.concat(t,t.dataLength)}async promise(){return new Promise((t,e)=>{this.on(S,()=>e(new Error("stream destroyed"))),this.on("error",i=>e(i)),this.on("end",()=>t())})}[Symbol.asyncIterator](){this[C]=!1;let t=!1,e=async()=>(this.pause(),t=!0,{value:void 0,done:!0});return{next:()=>{if(t)return e();let r=this.read();if(r!==null)return Promise.resolve({done:!1,value:r});if(this[Q])return e();let n,o,h=d=>{this.off("data",a),this.off("end",l),this.off(S,c),e(),o(d)},a=d=>{this.off("error",h),this.off("end",l),this.off(S,c),this.pause(),n({value:d,done:!!this[Q]})},l=()=>{this.off("error",h),this.off("data",a),this.off(S,c),e(),n({done:!0,value:void 0})},c=()=>h(new Error("stream destroyed"));return new Promise((d,y)=>{o=y,n=d,this.once(S,c),this.once("error",h),this.once("end",l),this.once("data",a)})},throw:e,return:e,[Symbol.asyncIterator](){return this},[Symbol.asyncDispose]:async()=>{}}}[Symbol.iterator](){this[C]=!1;let t=!1,e=()=>(this.pause(),this.off(_i,e),this.off(S,e),this.off("end",e),t=!0,{done:!0,value:void 0}),i=()=>{if(t)return e();let r=this.read();return r===null?e():{done:!1,value:r}};return this.once("end",e),this.once(_i,e),this.once(S,e),{next:i,throw:e,return:e,[Symbol.iterator](){return this},[Symbol.dispose]:()=>{}}}destroy(t){if(this[S])return t?this.emit("error",t):this.emit(S),this;this[S]=!0,this[C]=!0,this[b].length=0,this[_]=0;let e=this;return typeof e.close=="function"&&!this[Ne]&&e.close(),t?this.emit("error",t):this.emit(S),this}static get isStream(){return Wr}};var Jr=external_fs_.writev,ht=Symbol("_autoClose"),H=Symbol("_close"),te=Symbol("_ended"),m=Symbol("_fd"),Ni=Symbol("_finished"),tt=Symbol("_flags"),Ai=Symbol("_flush"),ki=Symbol("_handleChunk"),vi=Symbol("_makeBuf"),ie=Symbol("_mode"),ke=Symbol("_needDrain"),Ut=Symbol("_onerror"),Ht=Symbol("_onopen"),Ii=Symbol("_onread"),Pt=Symbol("_onwrite"),at=Symbol("_open"),U=Symbol("_path"),ot=Symbol("_pos"),Y=Symbol("_queue"),zt=Symbol("_read"),Ci=Symbol("_readSize"),j=Symbol("_reading"),ee=Symbol("_remain"),Fi=Symbol("_size"),ve=Symbol("_write"),gt=Symbol("_writing"),Me=Symbol("_defaultFlag"),bt=Symbol("_errored"),_t=class extends A{[bt]=!1;[m];[U];[Ci];[j]=!1;[Fi];[ee];[ht];constructor(t,e){if(e=e||{},super(e),this.readable=!0,this.writable=!1,typeof t!="string")throw new TypeError("path must be a string");this[bt]=!1,this[m]=typeof e.fd=="number"?e.fd:void 0,this[U]=t,this[Ci]=e.readSize||16*1024*1024,this[j]=!1,this[Fi]=typeof e.size=="number"?e.size:1/0,this[ee]=this[Fi],this[ht]=typeof e.autoClose=="boolean"?e.autoClose:!0,typeof this[m]=="number"?this[zt]():this[at]()}get fd(){return this[m]}get path(){return this[U]}write(){throw new TypeError("this is a readable stream")}end(){throw new TypeError("this is a readable stream")}[at](){external_fs_.open(this[U],"r",(t,e)=>this[Ht](t,e))}[Ht](t,e){t?this[Ut](t):(this[m]=e,this.emit("open",e),this[zt]())}[vi](){return Buffer.allocUnsafe(Math.min(this[Ci],this[ee]))}[zt](){if(!this[j]){this[j]=!0;let t=this[vi]();if(t.length===0)return process.nextTick(()=>this[Ii](null,0,t));external_fs_.read(this[m],t,0,t.length,null,(e,i,r)=>this[Ii](e,i,r))}}[Ii](t,e,i){this[j]=!1,t?this[Ut](t):this[ki](e,i)&&this[zt]()}[H](){if(this[ht]&&typeof this[m]=="number"){let t=this[m];this[m]=void 0,external_fs_.close(t,e=>e?this.emit("error",e):this.emit("close"))}}[Ut](t){this[j]=!0,this[H](),this.emit("error",t)}[ki](t,e){let i=!1;return this[ee]-=t,t>0&&(i=super.write(t<e.length?e.subarray(0,t):e)),(t===0||this[ee]<=0)&&(i=!1,this[H](),super.end()),i}emit(t,...e){switch(t){case"prefinish":case"finish":return!1;case"drain":return typeof this[m]=="number"&&this[zt](),!1;case"error":return this[bt]?!1:(this[bt]=!0,super.emit(t,...e));default:return super.emit(t,...e)}}},Be=class extends _t{[at](){let t=!0;try{this[Ht](null,external_fs_.openSync(this[U],"r")),t=!1}finally{t&&this[H]()}}[zt](){let t=!0;try{if(!this[j]){this[j]=!0;do{let e=this[vi](),i=e.length===0?0:external_fs_.readSync(this[m],e,0,e.length,null);if(!this[ki](i,e))break}while(!0);this[j]=!1}t=!1}finally{t&&this[H]()}}[H](){if(this[ht]&&typeof this[m]=="number"){let t=this[m];this[m]=void 0,external_fs_.closeSync(t),this.emit("close")}}},et=class extends external_events_{readable=!1;writable=!0;[bt]=!1;[gt]=!1;[te]=!1;[Y]=[];[ke]=!1;[U];[ie];[ht];[m];[Me];[tt];[Ni]=!1;[ot];constructor(t,e){e=e||{},super(e),this[U]=t,this[m]=typeof e.fd=="number"?e.fd:void 0,this[ie]=e.mode===void 0?438:e.mode,this[ot]=typeof e.start=="number"?e.start:void 0,this[ht]=typeof e.autoClose=="boolean"?e.autoClose:!0;let i=this[ot]!==void 0?"r+":"w";this[Me]=e.flags===void 0,this[tt]=e.flags===void 0?i:e.flags,this[m]===void 0&&this[at]()}emit(t,...e){if(t==="error"){if(this[bt])return!1;this[bt]=!0}return super.emit(t,...e)}get fd(){return this[m]}get path(){return this[U]}[Ut](t){this[H](),this[gt]=!0,this.emit("error",t)}[at](){external_fs_.open(this[U],this[tt],this[ie],(t,e)=>this[Ht](t,e))}[Ht](t,e){this[Me]&&this[tt]==="r+"&&t&&t.code==="ENOENT"?(this[tt]="w",this[at]()):t?this[Ut](t):(this[m]=e,this.emit("open",e),this[gt]||this[Ai]())}end(t,e){return t&&this.write(t,e),this[te]=!0,!this[gt]&&!this[Y].length&&typeof this[m]=="number"&&this[Pt](null,0),this}write(t,e){return typeof t=="string"&&(t=Buffer.from(t,e)),this[te]?(this.emit("error",new Error("write() after end()")),!1):this[m]===void 0||this[gt]||this[Y].length?(this[Y].push(t),this[ke]=!0,!1):(this[gt]=!0,this[ve](t),!0)}[ve](t){external_fs_.write(this[m],t,0,t.length,this[ot],(e,i)=>this[Pt](e,i))}[Pt](t,e){t?this[Ut](t):(this[ot]!==void 0&&typeof e=="number"&&(this[ot]+=e),this[Y].length?this[Ai]():(this[gt]=!1,this[te]&&!this[Ni]?(this[Ni]=!0,this[H](),this.emit("finish")):this[ke]&&(this[ke]=!1,this.emit("drain"))))}[Ai](){if(this[Y].length===0)this[te]&&this[Pt](null,0);else if(this[Y].length===1)this[ve](this[Y].pop());else{let t=this[Y];this[Y]=[],Jr(this[m],t,this[ot],(e,i)=>this[Pt](e,i))}}[H](){if(this[ht]&&typeof this[m]=="number"){let t=this[m];this[m]=void 0,external_fs_.close(t,e=>e?this.emit("error",e):this.emit("close"))}}},Wt=class extends et{[at](){let t;if(this[Me]&&this[tt]==="r+")try{t=external_fs_.openSync(this[U],this[tt],this[ie])}catch(e){if(e?.code==="ENOENT")return this[tt]="w",this[at]();throw e}else t=external_fs_.openSync(this[U],this[tt],this[ie]);this[Ht](null,t)}[H](){if(this[ht]&&typeof this[m]=="number"){let t=this[m];this[m]=void 0,external_fs_.closeSync(t),this.emit("close")}}[ve](t){let e=!0;try{this[Pt](null,external_fs_.writeSync(this[m],t,0,t.length,this[ot])),e=!1}finally{if(e)try{this[H]()}catch{}}}};var jr=new Map([["C","cwd"],["f","file"],["z","gzip"],["P","preservePaths"],["U","unlink"],["strip-components","strip"],["stripComponents","strip"],["keep-newer","newer"],["keepNewer","newer"],["keep-newer-files","newer"],["keepNewerFiles","newer"],["k","keep"],["keep-existing","keep"],["keepExisting","keep"],["m","noMtime"],["no-mtime","noMtime"],["p","preserveOwner"],["L","follow"],["h","follow"],["onentry","onReadEntry"]]),Fs=s=>!!s.sync&&!!s.file,ks=s=>!s.sync&&!!s.file,vs=s=>!!s.sync&&!s.file,Ms=s=>!s.sync&&!s.file;var Bs=s=>!!s.file;var tn=s=>{let t=jr.get(s);return t||s},se=(s={})=>{if(!s)return{};let t={};for(let[e,i]of Object.entries(s)){let r=tn(e);t[r]=i}return t.chmod===void 0&&t.noChmod===!1&&(t.chmod=!0),delete t.noChmod,t};var K=(s,t,e,i,r)=>Object.assign((n=[],o,h)=>{Array.isArray(n)&&(o=n,n={}),typeof o=="function"&&(h=o,o=void 0),o=o?Array.from(o):[];let a=se(n);if(r?.(a,o),Fs(a)){if(typeof h=="function")throw new TypeError("callback not supported for sync tar functions");return s(a,o)}else if(ks(a)){let l=t(a,o);return h?l.then(()=>h(),h):l}else if(vs(a)){if(typeof h=="function")throw new TypeError("callback not supported for sync tar functions");return e(a,o)}else if(Ms(a)){if(typeof h=="function")throw new TypeError("callback only supported with file option");return i(a,o)}throw new Error("impossible options??")},{syncFile:s,asyncFile:t,syncNoFile:e,asyncNoFile:i,validate:r});var sn=external_zlib_namespaceObject.constants||{ZLIB_VERNUM:4736},M=Object.freeze(Object.assign(Object.create(null),{Z_NO_FLUSH:0,Z_PARTIAL_FLUSH:1,Z_SYNC_FLUSH:2,Z_FULL_FLUSH:3,Z_FINISH:4,Z_BLOCK:5,Z_OK:0,Z_STREAM_END:1,Z_NEED_DICT:2,Z_ERRNO:-1,Z_STREAM_ERROR:-2,Z_DATA_ERROR:-3,Z_MEM_ERROR:-4,Z_BUF_ERROR:-5,Z_VERSION_ERROR:-6,Z_NO_COMPRESSION:0,Z_BEST_SPEED:1,Z_BEST_COMPRESSION:9,Z_DEFAULT_COMPRESSION:-1,Z_FILTERED:1,Z_HUFFMAN_ONLY:2,Z_RLE:3,Z_FIXED:4,Z_DEFAULT_STRATEGY:0,DEFLATE:1,INFLATE:2,GZIP:3,GUNZIP:4,DEFLATERAW:5,INFLATERAW:6,UNZIP:7,BROTLI_DECODE:8,BROTLI_ENCODE:9,Z_MIN_WINDOWBITS:8,Z_MAX_WINDOWBITS:15,Z_DEFAULT_WINDOWBITS:15,Z_MIN_CHUNK:64,Z_MAX_CHUNK:1/0,Z_DEFAULT_CHUNK:16384,Z_MIN_MEMLEVEL:1,Z_MAX_MEMLEVEL:9,Z_DEFAULT_MEMLEVEL:8,Z_MIN_LEVEL:-1,Z_MAX_LEVEL:9,Z_DEFAULT_LEVEL:-1,BROTLI_OPERATION_PROCESS:0,BROTLI_OPERATION_FLUSH:1,BROTLI_OPERATION_FINISH:2,BROTLI_OPERATION_EMIT_METADATA:3,BROTLI_MODE_GENERIC:0,BROTLI_MODE_TEXT:1,BROTLI_MODE_FONT:2,BROTLI_DEFAULT_MODE:0,BROTLI_MIN_QUALITY:0,BROTLI_MAX_QUALITY:11,BROTLI_DEFAULT_QUALITY:11,BROTLI_MIN_WINDOW_BITS:10,BROTLI_MAX_WINDOW_BITS:24,BROTLI_LARGE_MAX_WINDOW_BITS:30,BROTLI_DEFAULT_WINDOW:22,BROTLI_MIN_INPUT_BLOCK_BITS:16,BROTLI_MAX_INPUT_BLOCK_BITS:24,BROTLI_PARAM_MODE:0,BROTLI_PARAM_QUALITY:1,BROTLI_PARAM_LGWIN:2,BROTLI_PARAM_LGBLOCK:3,BROTLI_PARAM_DISABLE_LITERAL_CONTEXT_MODELING:4,BROTLI_PARAM_SIZE_HINT:5,BROTLI_PARAM_LARGE_WINDOW:6,BROTLI_PARAM_NPOSTFIX:7,BROTLI_PARAM_NDIRECT:8,BROTLI_DECODER_RESULT_ERROR:0,BROTLI_DECODER_RESULT_SUCCESS:1,BROTLI_DECODER_RESULT_NEEDS_MORE_INPUT:2,BROTLI_DECODER_RESULT_NEEDS_MORE_OUTPUT:3,BROTLI_DECODER_PARAM_DISABLE_RING_BUFFER_REALLOCATION:0,BROTLI_DECODER_PARAM_LARGE_WINDOW:1,BROTLI_DECODER_NO_ERROR:0,BROTLI_DECODER_SUCCESS:1,BROTLI_DECODER_NEEDS_MORE_INPUT:2,BROTLI_DECODER_NEEDS_MORE_OUTPUT:3,BROTLI_DECODER_ERROR_FORMAT_EXUBERANT_NIBBLE:-1,BROTLI_DECODER_ERROR_FORMAT_RESERVED:-2,BROTLI_DECODER_ERROR_FORMAT_EXUBERANT_META_NIBBLE:-3,BROTLI_DECODER_ERROR_FORMAT_SIMPLE_HUFFMAN_ALPHABET:-4,BROTLI_DECODER_ERROR_FORMAT_SIMPLE_HUFFMAN_SAME:-5,BROTLI_DECODER_ERROR_FORMAT_CL_SPACE:-6,BROTLI_DECODER_ERROR_FORMAT_HUFFMAN_SPACE:-7,BROTLI_DECODER_ERROR_FORMAT_CONTEXT_MAP_REPEAT:-8,BROTLI_DECODER_ERROR_FORMAT_BLOCK_LENGTH_1:-9,BROTLI_DECODER_ERROR_FORMAT_BLOCK_LENGTH_2:-10,BROTLI_DECODER_ERROR_FORMAT_TRANSFORM:-11,BROTLI_DECODER_ERROR_FORMAT_DICTIONARY:-12,BROTLI_DECODER_ERROR_FORMAT_WINDOW_BITS:-13,BROTLI_DECODER_ERROR_FORMAT_PADDING_1:-14,BROTLI_DECODER_ERROR_FORMAT_PADDING_2:-15,BROTLI_DECODER_ERROR_FORMAT_DISTANCE:-16,BROTLI_DECODER_ERROR_DICTIONARY_NOT_SET:-19,BROTLI_DECODER_ERROR_INVALID_ARGUMENTS:-20,BROTLI_DECODER_ERROR_ALLOC_CONTEXT_MODES:-21,BROTLI_DECODER_ERROR_ALLOC_TREE_GROUPS:-22,BROTLI_DECODER_ERROR_ALLOC_CONTEXT_MAP:-25,BROTLI_DECODER_ERROR_ALLOC_RING_BUFFER_1:-26,BROTLI_DECODER_ERROR_ALLOC_RING_BUFFER_2:-27,BROTLI_DECODER_ERROR_ALLOC_BLOCK_TYPE_TREES:-30,BROTLI_DECODER_ERROR_UNREACHABLE:-31},sn));var rn=external_buffer_.Buffer.concat,zs=Object.getOwnPropertyDescriptor(external_buffer_.Buffer,"concat"),nn=s=>s,Bi=zs?.writable===!0||zs?.set!==void 0?s=>{external_buffer_.Buffer.concat=s?nn:rn}:s=>{},Tt=Symbol("_superWrite"),Gt=class extends Error{code;errno;constructor(t,e){super("zlib: "+t.message,{cause:t}),this.code=t.code,this.errno=t.errno,this.code||(this.code="ZLIB_ERROR"),this.message="zlib: "+t.message,Error.captureStackTrace(this,e??this.constructor)}get name(){return"ZlibError"}},Pi=Symbol("flushFlag"),re=class extends A{#t=!1;#i=!1;#s;#n;#r;#e;#o;get sawError(){return this.#t}get handle(){return this.#e}get flushFlag(){return this.#s}constructor(t,e){if(!t||typeof t!="object")throw new TypeError("invalid options for ZlibBase constructor");if(super(t),this.#s=t.flush??0,this.#n=t.finishFlush??0,this.#r=t.fullFlushFlag??0,typeof external_zlib_namespaceObject_0[e]!="function")throw new TypeError("Compression method not supported: "+e);try{this.#e=new external_zlib_namespaceObject_0[e](t)}catch(i){throw new Gt(i,this.constructor)}this.#o=i=>{this.#t||(this.#t=!0,this.close(),this.emit("error",i))},this.#e?.on("error",i=>this.#o(new Gt(i))),this.once("end",()=>this.close)}close(){this.#e&&(this.#e.close(),this.#e=void 0,this.emit("close"))}reset(){if(!this.#t)return external_assert_(this.#e,"zlib binding closed"),this.#e.reset?.()}flush(t){this.ended||(typeof t!="number"&&(t=this.#r),this.write(Object.assign(external_buffer_.Buffer.alloc(0),{[Pi]:t})))}end(t,e,i){return typeof t=="function"&&(i=t,e=void 0,t=void 0),typeof e=="function"&&(i=e,e=void 0),t&&(e?this.write(t,e):this.write(t)),this.flush(this.#n),this.#i=!0,super.end(i)}get ended(){return this.#i}[Tt](t){return super.write(t)}write(t,e,i){if(typeof e=="function"&&(i=e,e="utf8"),typeof t=="string"&&(t=external_buffer_.Buffer.from(t,e)),this.#t)return;external_assert_(this.#e,"zlib binding closed");let r=this.#e._handle,n=r.close;r.close=()=>{};let o=this.#e.close;this.#e.close=()=>{},Bi(!0);let h;try{let l=typeof t[Pi]=="number"?t[Pi]:this.#s;h=this.#e._processChunk(t,l),Bi(!1)}catch(l){Bi(!1),this.#o(new Gt(l,this.write))}finally{this.#e&&(this.#e._handle=r,r.close=n,this.#e.close=o,this.#e.removeAllListeners("error"))}this.#e&&this.#e.on("error",l=>this.#o(new Gt(l,this.write)));let a;if(h)if(Array.isArray(h)&&h.length>0){let l=h[0];a=this[Tt](external_buffer_.Buffer.from(l));for(let c=1;c<h.length;c++)a=this[Tt](h[c])}else a=this[Tt](external_buffer_.Buffer.from(h));return i&&i(),a}},Pe=class extends re{#t;#i;constructor(t,e){t=t||{},t.flush=t.flush||M.Z_NO_FLUSH,t.finishFlush=t.finishFlush||M.Z_FINISH,t.fullFlushFlag=M.Z_FULL_FLUSH,super(t,e),this.#t=t.level,this.#i=t.strategy}params(t,e){if(!this.sawError){if(!this.handle)throw new Error("cannot switch params when binding is closed");if(!this.handle.params)throw new Error("not supported in this implementation");if(this.#t!==t||this.#i!==e){this.flush(M.Z_SYNC_FLUSH),external_assert_(this.handle,"zlib binding closed");let i=this.handle.flush;this.handle.flush=(r,n)=>{typeof r=="function"&&(n=r,r=this.flushFlag),this.flush(r),n?.()};try{this.handle.params(t,e)}finally{this.handle.flush=i}this.handle&&(this.#t=t,this.#i=e)}}}};var ze=class extends Pe{#t;constructor(t){super(t,"Gzip"),this.#t=t&&!!t.portable}[Tt](t){return this.#t?(this.#t=!1,t[9]=255,super[Tt](t)):super[Tt](t)}};var Ue=class extends Pe{constructor(t){super(t,"Unzip")}},He=class extends re{constructor(t,e){t=t||{},t.flush=t.flush||M.BROTLI_OPERATION_PROCESS,t.finishFlush=t.finishFlush||M.BROTLI_OPERATION_FINISH,t.fullFlushFlag=M.BROTLI_OPERATION_FLUSH,super(t,e)}},We=class extends He{constructor(t){super(t,"BrotliCompress")}},Ge=class extends He{constructor(t){super(t,"BrotliDecompress")}},Ze=class extends re{constructor(t,e){t=t||{},t.flush=t.flush||M.ZSTD_e_continue,t.finishFlush=t.finishFlush||M.ZSTD_e_end,t.fullFlushFlag=M.ZSTD_e_flush,super(t,e)}},Ye=class extends Ze{constructor(t){super(t,"ZstdCompress")}},Ke=class extends Ze{constructor(t){super(t,"ZstdDecompress")}};var Us=(s,t)=>{if(Number.isSafeInteger(s))s<0?an(s,t):hn(s,t);else throw Error("cannot encode number outside of javascript safe integer range");return t},hn=(s,t)=>{t[0]=128;for(var e=t.length;e>1;e--)t[e-1]=s&255,s=Math.floor(s/256)},an=(s,t)=>{t[0]=255;var e=!1;s=s*-1;for(var i=t.length;i>1;i--){var r=s&255;s=Math.floor(s/256),e?t[i-1]=Ws(r):r===0?t[i-1]=0:(e=!0,t[i-1]=Gs(r))}},Hs=s=>{let t=s[0],e=t===128?cn(s.subarray(1,s.length)):t===255?ln(s):null;if(e===null)throw Error("invalid base256 encoding");if(!Number.isSafeInteger(e))throw Error("parsed number outside of javascript safe integer range");return e},ln=s=>{for(var t=s.length,e=0,i=!1,r=t-1;r>-1;r--){var n=Number(s[r]),o;i?o=Ws(n):n===0?o=n:(i=!0,o=Gs(n)),o!==0&&(e-=o*Math.pow(256,t-r-1))}return e},cn=s=>{for(var t=s.length,e=0,i=t-1;i>-1;i--){var r=Number(s[i]);r!==0&&(e+=r*Math.pow(256,t-i-1))}return e},Ws=s=>(255^s)&255,Gs=s=>(255^s)+1&255;var Hi={};Ur(Hi,{code:()=>Ve,isCode:()=>ne,isName:()=>dn,name:()=>oe,normalFsTypes:()=>Ui});var ne=s=>oe.has(s),dn=s=>Ve.has(s),Ui=new Set(["0","","1","2","3","4","5","6","7","D"]),oe=new Map([["0","File"],["","OldFile"],["1","Link"],["2","SymbolicLink"],["3","CharacterDevice"],["4","BlockDevice"],["5","Directory"],["6","FIFO"],["7","ContiguousFile"],["g","GlobalExtendedHeader"],["x","ExtendedHeader"],["A","SolarisACL"],["D","GNUDumpDir"],["I","Inode"],["K","NextFileHasLongLinkpath"],["L","NextFileHasLongPath"],["M","ContinuationFile"],["N","OldGnuLongPath"],["S","SparseFile"],["V","TapeVolumeHeader"],["X","OldExtendedHeader"]]),Ve=new Map(Array.from(oe).map(s=>[s[1],s[0]]));var un=s=>s===void 0||s<0?void 0:s,F=class{cksumValid=!1;needPax=!1;nullBlock=!1;block;path;mode;uid;gid;size;cksum;#t="Unsupported";linkpath;uname;gname;devmaj=0;devmin=0;atime;ctime;mtime;charset;comment;constructor(t,e=0,i,r){Buffer.isBuffer(t)?this.decode(t,e||0,i,r):t&&this.#i(t)}decode(t,e,i,r){if(e||(e=0),!t||!(t.length>=e+512))throw new Error("need 512 bytes for header");let n=xt(t,e+156,1),o=Ui.has(n),h=o?i:void 0,a=o?r:void 0;if(this.path=h?.path??xt(t,e,100),this.mode=h?.mode??a?.mode??lt(t,e+100,8),this.uid=h?.uid??a?.uid??lt(t,e+108,8),this.gid=h?.gid??a?.gid??lt(t,e+116,8),this.size=un(h?.size??a?.size??lt(t,e+124,12)),this.mtime=h?.mtime??a?.mtime??Wi(t,e+136,12),this.cksum=lt(t,e+148,12),a&&this.#i(a,!0),h&&this.#i(h),ne(n)&&(this.#t=n||"0"),this.#t==="0"&&this.path.slice(-1)==="/"&&(this.#t="5"),this.#t==="5"&&(this.size=0),this.linkpath=xt(t,e+157,100),t.subarray(e+257,e+265).toString()==="ustar\x0000")if(this.uname=h?.uname??a?.uname??xt(t,e+265,32),this.gname=h?.gname??a?.gname??xt(t,e+297,32),this.devmaj=h?.devmaj??a?.devmaj??lt(t,e+329,8)??0,this.devmin=h?.devmin??a?.devmin??lt(t,e+337,8)??0,t[e+475]!==0){let c=xt(t,e+345,155);this.path=c+"/"+this.path}else{let c=xt(t,e+345,130);c&&(this.path=c+"/"+this.path),this.atime=i?.atime??r?.atime??Wi(t,e+476,12),this.ctime=i?.ctime??r?.ctime??Wi(t,e+488,12)}let l=256;for(let c=e;c<e+148;c++)l+=t[c];for(let c=e+156;c<e+512;c++)l+=t[c];this.cksumValid=l===this.cksum,this.cksum===void 0&&l===256&&(this.nullBlock=!0)}#i(t,e=!1){Object.assign(this,Object.fromEntries(Object.entries(t).filter(([i,r])=>!(r==null||i==="size"&&Number(r)<0||i==="path"&&e||i==="linkpath"&&e||i==="global"))))}encode(t,e=0){if(t||(t=this.block=Buffer.alloc(512)),this.#t==="Unsupported"&&(this.#t="0"),!(t.length>=e+512))throw new Error("need 512 bytes for header");let i=this.ctime||this.atime?130:155,r=mn(this.path||"",i),n=r[0],o=r[1];this.needPax=!!r[2],this.needPax=Lt(t,e,100,n)||this.needPax,this.needPax=ct(t,e+100,8,this.mode)||this.needPax,this.needPax=ct(t,e+108,8,this.uid)||this.needPax,this.needPax=ct(t,e+116,8,this.gid)||this.needPax,this.needPax=ct(t,e+124,12,this.size)||this.needPax,this.needPax=Gi(t,e+136,12,this.mtime)||this.needPax,t[e+156]=Number(this.#t.codePointAt(0)),this.needPax=Lt(t,e+157,100,this.linkpath)||this.needPax,t.write("ustar\x0000",e+257,8),this.needPax=Lt(t,e+265,32,this.uname)||this.needPax,this.needPax=Lt(t,e+297,32,this.gname)||this.needPax,this.needPax=ct(t,e+329,8,this.devmaj)||this.needPax,this.needPax=ct(t,e+337,8,this.devmin)||this.needPax,this.needPax=Lt(t,e+345,i,o)||this.needPax,t[e+475]!==0?this.needPax=Lt(t,e+345,155,o)||this.needPax:(this.needPax=Lt(t,e+345,130,o)||this.needPax,this.needPax=Gi(t,e+476,12,this.atime)||this.needPax,this.needPax=Gi(t,e+488,12,this.ctime)||this.needPax);let h=256;for(let a=e;a<e+148;a++)h+=t[a];for(let a=e+156;a<e+512;a++)h+=t[a];return this.cksum=h,ct(t,e+148,8,this.cksum),this.cksumValid=!0,this.needPax}get type(){return this.#t==="Unsupported"?this.#t:oe.get(this.#t)}get typeKey(){return this.#t}set type(t){let e=String(Ve.get(t));if(ne(e)||e==="Unsupported")this.#t=e;else if(ne(t))this.#t=t;else throw new TypeError("invalid entry type: "+t)}},mn=(s,t)=>{let i=s,r="",n,o=external_node_path_.posix.parse(s).root||".";if(Buffer.byteLength(i)<100)n=[i,r,!1];else{r=external_node_path_.posix.dirname(i),i=external_node_path_.posix.basename(i);do Buffer.byteLength(i)<=100&&Buffer.byteLength(r)<=t?n=[i,r,!1]:Buffer.byteLength(i)>100&&Buffer.byteLength(r)<=t?n=[i.slice(0,99),r,!0]:(i=external_node_path_.posix.join(external_node_path_.posix.basename(r),i),r=external_node_path_.posix.dirname(r));while(r!==o&&n===void 0);n||(n=[s.slice(0,99),"",!0])}return n},xt=(s,t,e)=>s.subarray(t,t+e).toString("utf8").replace(/\0.*/,""),Wi=(s,t,e)=>pn(lt(s,t,e)),pn=s=>s===void 0?void 0:new Date(s*1e3),lt=(s,t,e)=>Number(s[t])&128?Hs(s.subarray(t,t+e)):wn(s,t,e),En=s=>isNaN(s)?void 0:s,wn=(s,t,e)=>En(parseInt(s.subarray(t,t+e).toString("utf8").replace(/\0.*$/,"").trim(),8)),Sn={12:8589934591,8:2097151},ct=(s,t,e,i)=>i===void 0?!1:i>Sn[e]||i<0?(Us(i,s.subarray(t,t+e)),!0):(yn(s,t,e,i),!1),yn=(s,t,e,i)=>s.write(Rn(i,e),t,e,"ascii"),Rn=(s,t)=>gn(Math.floor(s).toString(8),t),gn=(s,t)=>(s.length===t-1?s:new Array(t-s.length-1).join("0")+s+" ")+"\0",Gi=(s,t,e,i)=>i===void 0?!1:ct(s,t,e,i.getTime()/1e3),bn=new Array(156).join("\0"),Lt=(s,t,e,i)=>i===void 0?!1:(s.write(i+bn,t,e,"utf8"),i.length!==Buffer.byteLength(i)||i.length>e);var ft=class s{atime;mtime;ctime;charset;comment;gid;uid;gname;uname;linkpath;dev;ino;nlink;path;size;mode;global;constructor(t,e=!1){this.atime=t.atime,this.charset=t.charset,this.comment=t.comment,this.ctime=t.ctime,this.dev=t.dev,this.gid=t.gid,this.global=e,this.gname=t.gname,this.ino=t.ino,this.linkpath=t.linkpath,this.mtime=t.mtime,this.nlink=t.nlink,this.path=t.path,this.size=t.size,this.uid=t.uid,this.uname=t.uname}encode(){let t=this.encodeBody();if(t==="")return Buffer.allocUnsafe(0);let e=Buffer.byteLength(t),i=512*Math.ceil(1+e/512),r=Buffer.allocUnsafe(i);for(let n=0;n<512;n++)r[n]=0;new F({path:("PaxHeader/"+(0,external_node_path_.basename)(this.path??"")).slice(0,99),mode:this.mode||420,uid:this.uid,gid:this.gid,size:e,mtime:this.mtime,type:this.global?"GlobalExtendedHeader":"ExtendedHeader",linkpath:"",uname:this.uname||"",gname:this.gname||"",devmaj:0,devmin:0,atime:this.atime,ctime:this.ctime}).encode(r),r.write(t,512,e,"utf8");for(let n=e+512;n<r.length;n++)r[n]=0;return r}encodeBody(){return this.encodeField("path")+this.encodeField("ctime")+this.encodeField("atime")+this.encodeField("dev")+this.encodeField("ino")+this.encodeField("nlink")+this.encodeField("charset")+this.encodeField("comment")+this.encodeField("gid")+this.encodeField("gname")+this.encodeField("linkpath")+this.encodeField("mtime")+this.encodeField("size")+this.encodeField("uid")+this.encodeField("uname")}encodeField(t){if(this[t]===void 0)return"";let e=this[t],i=e instanceof Date?e.getTime()/1e3:e,r=" "+(t==="dev"||t==="ino"||t==="nlink"?"SCHILY.":"")+t+"="+i+`
+`,n=Buffer.byteLength(r),o=Math.floor(Math.log(n)/Math.log(10))+1;return n+o>=Math.pow(10,o)&&(o+=1),o+n+r}static parse(t,e,i=!1){return new s(On(Tn(t),e),i)}},On=(s,t)=>t?Object.assign({},t,s):s,Tn=s=>s.replace(/\n$/,"").split(`
+`).reduce(xn,Object.create(null)),xn=(s,t)=>{let e=parseInt(t,10);if(e!==Buffer.byteLength(t)+1)return s;t=t.slice((e+" ").length);let i=t.split("="),r=i.shift();if(!r)return s;let n=r.replace(/^SCHILY\.(dev|ino|nlink)/,"$1"),o=i.join("=").replace(/\0.*/,"");switch(n){case"path":case"linkpath":case"type":case"charset":case"comment":case"gname":case"uname":s[n]=o;break;case"ctime":case"atime":case"mtime":s[n]=new Date(Number(o)*1e3);break;case"size":let h=+o;h>=0&&(s[n]=h);break;case"gid":case"uid":case"dev":case"ino":case"nlink":case"mode":s[n]=+o;break}return s};var Ln=process.env.TESTING_TAR_FAKE_PLATFORM||process.platform,f=Ln!=="win32"?s=>String(s):s=>String(s).replaceAll(/\\/g,"/");var $e=class extends A{extended;globalExtended;header;startBlockSize;blockRemain;remain;type;meta=!1;ignore=!1;path;mode;uid;gid;uname;gname;size=0;mtime;atime;ctime;linkpath;dev;ino;nlink;invalid=!1;absolute;unsupported=!1;constructor(t,e,i){switch(super({}),this.pause(),this.extended=e,this.globalExtended=i,this.header=t,this.remain=t.size??0,this.startBlockSize=512*Math.ceil(this.remain/512),this.blockRemain=this.startBlockSize,this.type=t.type,this.type){case"File":case"OldFile":case"Link":case"SymbolicLink":case"CharacterDevice":case"BlockDevice":case"Directory":case"FIFO":case"ContiguousFile":case"GNUDumpDir":break;case"NextFileHasLongLinkpath":case"NextFileHasLongPath":case"OldGnuLongPath":case"GlobalExtendedHeader":case"ExtendedHeader":case"OldExtendedHeader":this.meta=!0;break;default:this.ignore=!0}if(!t.path)throw new Error("no path provided for tar.ReadEntry");this.path=f(t.path),this.mode=t.mode,this.mode&&(this.mode=this.mode&4095),this.uid=t.uid,this.gid=t.gid,this.uname=t.uname,this.gname=t.gname,this.size=this.remain,this.mtime=t.mtime,this.atime=t.atime,this.ctime=t.ctime,this.linkpath=t.linkpath?f(t.linkpath):void 0,this.uname=t.uname,this.gname=t.gname,e&&this.#t(e),i&&this.#t(i,!0)}write(t){let e=t.length;if(e>this.blockRemain)throw new Error("writing more to entry than is appropriate");let i=this.remain,r=this.blockRemain;return this.remain=Math.max(0,i-e),this.blockRemain=Math.max(0,r-e),this.ignore?!0:i>=e?super.write(t):super.write(t.subarray(0,i))}#t(t,e=!1){t.path&&(t.path=f(t.path)),t.linkpath&&(t.linkpath=f(t.linkpath)),Object.assign(this,Object.fromEntries(Object.entries(t).filter(([i,r])=>!(r==null||i==="path"&&e))))}};var Dt=(s,t,e,i={})=>{s.file&&(i.file=s.file),s.cwd&&(i.cwd=s.cwd),i.code=e instanceof Error&&e.code||t,i.tarCode=t,!s.strict&&i.recoverable!==!1?(e instanceof Error&&(i=Object.assign(e,i),e=e.message),s.emit("warn",t,e,i)):e instanceof Error?s.emit("error",Object.assign(e,i)):s.emit("error",Object.assign(new Error(`${t}: ${e}`),i))};var Nn=1024*1024,Xi=Buffer.from([31,139]),qi=Buffer.from([40,181,47,253]),An=Math.max(Xi.length,qi.length),B=Symbol("state"),Nt=Symbol("writeEntry"),it=Symbol("readEntry"),Zi=Symbol("nextEntry"),Zs=Symbol("processEntry"),V=Symbol("extendedHeader"),he=Symbol("globalExtendedHeader"),dt=Symbol("meta"),Ys=Symbol("emitMeta"),p=Symbol("buffer"),st=Symbol("queue"),ut=Symbol("ended"),Yi=Symbol("emittedEnd"),At=Symbol("emit"),w=Symbol("unzip"),Xe=Symbol("consumeChunk"),qe=Symbol("consumeChunkSub"),Ki=Symbol("consumeBody"),Ks=Symbol("consumeMeta"),Vs=Symbol("consumeHeader"),ae=Symbol("consuming"),Vi=Symbol("bufferConcat"),Qe=Symbol("maybeEnd"),Yt=Symbol("writing"),$=Symbol("aborted"),Je=Symbol("onDone"),It=Symbol("sawValidEntry"),je=Symbol("sawNullBlock"),ti=Symbol("sawEOF"),$s=Symbol("closeStream"),In=1e3,le=Symbol("compressedBytesRead"),$i=Symbol("decompressedBytesRead"),Xs=Symbol("checkDecompressionRatio"),Cn=()=>!0,rt=class extends external_events_.EventEmitter{file;strict;maxMetaEntrySize;filter;brotli;zstd;maxDecompressionRatio;writable=!0;readable=!1;[st]=[];[p];[it];[Nt];[B]="begin";[dt]="";[V];[he];[ut]=!1;[w];[$]=!1;[It];[je]=!1;[ti]=!1;[Yt]=!1;[ae]=!1;[Yi]=!1;[le]=0;[$i]=0;constructor(t={}){super(),this.file=t.file||"",this.on(Je,()=>{(this[B]==="begin"||this[It]===!1)&&this.warn("TAR_BAD_ARCHIVE","Unrecognized archive format")}),t.ondone?this.on(Je,t.ondone):this.on(Je,()=>{this.emit("prefinish"),this.emit("finish"),this.emit("end")}),this.strict=!!t.strict,this.maxDecompressionRatio=typeof t.maxDecompressionRatio=="number"?t.maxDecompressionRatio:In,this.maxMetaEntrySize=t.maxMetaEntrySize||Nn,this.filter=typeof t.filter=="function"?t.filter:Cn;let e=t.file&&(t.file.endsWith(".tar.br")||t.file.endsWith(".tbr"));this.brotli=!(t.gzip||t.zstd)&&t.brotli!==void 0?t.brotli:e?void 0:!1;let i=t.file&&(t.file.endsWith(".tar.zst")||t.file.endsWith(".tzst"));this.zstd=!(t.gzip||t.brotli)&&t.zstd!==void 0?t.zstd:i?!0:void 0,this.on("end",()=>this[$s]()),typeof t.onwarn=="function"&&this.on("warn",t.onwarn),typeof t.onReadEntry=="function"&&this.on("entry",t.onReadEntry)}warn(t,e,i={}){Dt(this,t,e,i)}[Vs](t,e){this[It]===void 0&&(this[It]=!1);let i;try{i=new F(t,e,this[V],this[he])}catch(r){return this.warn("TAR_ENTRY_INVALID",r)}if(i.nullBlock)this[je]?(this[ti]=!0,this[B]==="begin"&&(this[B]="header"),this[At]("eof")):(this[je]=!0,this[At]("nullBlock"));else if(this[je]=!1,!i.cksumValid)this.warn("TAR_ENTRY_INVALID","checksum failure",{header:i});else if(!i.path)this.warn("TAR_ENTRY_INVALID","path is required",{header:i});else{let r=i.type;if(/^(Symbolic)?Link$/.test(r)&&!i.linkpath)this.warn("TAR_ENTRY_INVALID","linkpath required",{header:i});else if(!/^(Symbolic)?Link$/.test(r)&&!/^(Global)?ExtendedHeader$/.test(r)&&i.linkpath)this.warn("TAR_ENTRY_INVALID","linkpath forbidden",{header:i});else{let n=this[Nt]=new $e(i,this[V],this[he]);if(!this[It])if(n.remain){let o=()=>{n.invalid||(this[It]=!0)};n.on("end",o)}else this[It]=!0;n.meta?n.size>this.maxMetaEntrySize?(n.ignore=!0,this[At]("ignoredEntry",n),this[B]="ignore",n.resume()):n.size>0&&(this[dt]="",n.on("data",o=>this[dt]+=o),this[B]="meta"):(this[V]=void 0,n.ignore=n.ignore||!this.filter(n.path,n),n.ignore?(this[At]("ignoredEntry",n),this[B]=n.remain?"ignore":"header",n.resume()):(n.remain?this[B]="body":(this[B]="header",n.end()),this[it]?this[st].push(n):(this[st].push(n),this[Zi]())))}}}[$s](){queueMicrotask(()=>this.emit("close"))}[Zs](t){let e=!0;if(!t)this[it]=void 0,e=!1;else if(Array.isArray(t)){let[i,...r]=t;this.emit(i,...r)}else this[it]=t,this.emit("entry",t),t.emittedEnd||(t.on("end",()=>this[Zi]()),e=!1);return e}[Zi](){do;while(this[Zs](this[st].shift()));if(this[st].length===0){let t=this[it];!t||t.flowing||t.size===t.remain?this[Yt]||this.emit("drain"):t.once("drain",()=>this.emit("drain"))}}[Ki](t,e){let i=this[Nt];if(!i)throw new Error("attempt to consume body without entry??");let r=i.blockRemain??0,n=r>=t.length&&e===0?t:t.subarray(e,e+r);return i.write(n),i.blockRemain||(this[B]="header",this[Nt]=void 0,i.end()),n.length}[Ks](t,e){let i=this[Nt],r=this[Ki](t,e);return!this[Nt]&&i&&this[Ys](i),r}[At](t,e,i){this[st].length===0&&!this[it]?this.emit(t,e,i):this[st].push([t,e,i])}[Ys](t){switch(this[At]("meta",this[dt]),t.type){case"ExtendedHeader":case"OldExtendedHeader":this[V]=ft.parse(this[dt],this[V],!1);break;case"GlobalExtendedHeader":this[he]=ft.parse(this[dt],this[he],!0);break;case"NextFileHasLongPath":case"OldGnuLongPath":{let e=this[V]??Object.create(null);this[V]=e,e.path=this[dt].replace(/\0.*/,"");break}case"NextFileHasLongLinkpath":{let e=this[V]||Object.create(null);this[V]=e,e.linkpath=this[dt].replace(/\0.*/,"");break}default:throw new Error("unknown meta: "+t.type)}}abort(t){if(!this[$]){if(this[w]){let e=this[w];e.write=()=>!0,e.end=()=>e,e.emit=()=>!1,e.destroy?.()}this[$]=!0,this.emit("abort",t),this.warn("TAR_ABORT",t,{recoverable:!1})}}[Xs](t){this[$i]+=t.length;let e=this[$i]/this[le];return e>this.maxDecompressionRatio?(this.abort(new Error(`max decompression ratio exceeded: ${e.toFixed(2)} > ${this.maxDecompressionRatio}`)),!1):!0}write(t,e,i){if(typeof e=="function"&&(i=e,e=void 0),typeof t=="string"&&(t=Buffer.from(t,typeof e=="string"?e:"utf8")),this[$])return i?.(),!1;if((this[w]===void 0||this.brotli===void 0&&this[w]===!1)&&t){if(this[p]&&(t=Buffer.concat([this[p],t]),this[p]=void 0),t.length<An)return this[p]=t,i?.(),!0;for(let a=0;this[w]===void 0&&a<Xi.length;a++)t[a]!==Xi[a]&&(this[w]=!1);let o=!1;if(this[w]===!1&&this.zstd!==!1){o=!0;for(let a=0;a<qi.length;a++)if(t[a]!==qi[a]){o=!1;break}}let h=this.brotli===void 0&&!o;if(this[w]===!1&&h)if(t.length<512)if(this[ut])this.brotli=!0;else return this[p]=t,i?.(),!0;else try{new F(t.subarray(0,512)),this.brotli=!1}catch{this.brotli=!0}if(this[w]===void 0||this[w]===!1&&(this.brotli||o)){let a=this[ut];this[ut]=!1,this[w]=this[w]===void 0?new Ue({}):o?new Ke({}):new Ge({}),this[w].on("data",c=>{this[Xs](c)&&this[Xe](c)}),this[w].on("error",c=>{this[$]||this.abort(c)}),this[w].on("end",()=>{this[ut]=!0,this[Xe]()}),this[Yt]=!0,this[le]+=t.length;let l=!!this[w][a?"end":"write"](t);return this[Yt]=!1,i?.(),l}}this[Yt]=!0,this[w]?(this[le]+=t.length,this[w].write(t)):this[Xe](t),this[Yt]=!1;let n=this[st].length>0?!1:this[it]?this[it].flowing:!0;return!n&&this[st].length===0&&this[it]?.once("drain",()=>this.emit("drain")),i?.(),n}[Vi](t){t&&!this[$]&&(this[p]=this[p]?Buffer.concat([this[p],t]):t)}[Qe](){if(this[ut]&&!this[Yi]&&!this[$]&&!this[ae]){this[Yi]=!0;let t=this[Nt];if(t?.blockRemain){let e=this[p]?this[p].length:0;this.warn("TAR_BAD_ARCHIVE",`Truncated input (needed ${t.blockRemain} more bytes, only ${e} available)`,{entry:t}),this[p]&&t.write(this[p]),t.end()}this[At](Je)}}[Xe](t){if(this[ae]&&t)this[Vi](t);else if(!t&&!this[p])this[Qe]();else if(t){if(this[ae]=!0,this[p]){this[Vi](t);let e=this[p];this[p]=void 0,this[qe](e)}else this[qe](t);for(;this[p]&&this[p]?.length>=512&&!this[$]&&!this[ti];){let e=this[p];this[p]=void 0,this[qe](e)}this[ae]=!1}(!this[p]||this[ut])&&this[Qe]()}[qe](t){let e=0,i=t.length;for(;e+512<=i&&!this[$]&&!this[ti];)switch(this[B]){case"begin":case"header":this[Vs](t,e),e+=512;break;case"ignore":case"body":e+=this[Ki](t,e);break;case"meta":e+=this[Ks](t,e);break;default:throw new Error("invalid state: "+this[B])}e<i&&(this[p]=this[p]?Buffer.concat([t.subarray(e),this[p]]):t.subarray(e))}end(t,e,i){return typeof t=="function"&&(i=t,e=void 0,t=void 0),typeof e=="function"&&(i=e,e=void 0),typeof t=="string"&&(t=Buffer.from(t,e)),i&&this.once("finish",i),this[$]||(this[w]?(t&&(this[le]+=t.length,this[w].write(t)),this[w].end()):(this[ut]=!0,(this.brotli===void 0||this.zstd===void 0)&&(t=t||Buffer.alloc(0)),t&&this.write(t),this[Qe]())),this}};var mt=s=>{let t=s.length-1,e=-1;for(;t>-1&&s.charAt(t)==="/";)e=t,t--;return e===-1?s:s.slice(0,e)};var vn=s=>{let t=s.onReadEntry;s.onReadEntry=t?e=>{t(e),e.resume()}:e=>e.resume()},Qi=(s,t)=>{let e=new Map(t.map(o=>[mt(o),!0])),i=s.filter,r=100,n=(o,h="",a=0)=>{if(a>=r)return e.set(o,!1),!1;let l=h||(0,external_path_.parse)(o).root||".",c;if(o===l)c=!1;else{let d=e.get(o);c=d!==void 0?d:n((0,external_path_.dirname)(o),l,a+1)}return e.set(o,c),c};s.filter=i?(o,h)=>i(o,h)&&n(mt(o)):o=>n(mt(o))},Mn=s=>{let t=new rt(s),e=s.file,i;try{i=external_node_fs_.openSync(e,"r");let r=external_node_fs_.fstatSync(i),n=s.maxReadSize||16*1024*1024;if(r.size<n){let o=Buffer.allocUnsafe(r.size),h=external_node_fs_.readSync(i,o,0,r.size,0);t.end(h===o.byteLength?o:o.subarray(0,h))}else{let o=0,h=Buffer.allocUnsafe(n);for(;o<r.size;){let a=external_node_fs_.readSync(i,h,0,n,o);if(a===0)break;o+=a,t.write(h.subarray(0,a))}t.end()}}finally{if(typeof i=="number")try{external_node_fs_.closeSync(i)}catch{}}},Bn=(s,t)=>{let e=new rt(s),i=s.maxReadSize||16*1024*1024,r=s.file;return new Promise((o,h)=>{e.on("error",h),e.on("end",o),external_node_fs_.stat(r,(a,l)=>{if(a)h(a);else{let c=new _t(r,{readSize:i,size:l.size});c.on("error",h),c.pipe(e)}})})},Ct=K(Mn,Bn,s=>new rt(s),s=>new rt(s),(s,t)=>{t?.length&&Qi(s,t),s.noResume||vn(s)});var Ji=(s,t,e)=>(s&=4095,e&&(s=(s|384)&-19),t&&(s&256&&(s|=64),s&32&&(s|=8),s&4&&(s|=1)),s);var{isAbsolute:zn,parse:qs}=external_node_path_.win32,ce=s=>{let t="",e=qs(s);for(;zn(s)||e.root;){let i=s.charAt(0)==="/"&&s.slice(0,4)!=="//?/"?"/":e.root;s=s.slice(i.length),t+=i,e=qs(s)}return[t,s]};var ei=["|","<",">","?",":"],ji=ei.map(s=>String.fromCodePoint(61440+Number(s.codePointAt(0)))),Un=new Map(ei.map((s,t)=>[s,ji[t]])),Hn=new Map(ji.map((s,t)=>[s,ei[t]])),ts=s=>ei.reduce((t,e)=>t.split(e).join(Un.get(e)),s),Qs=s=>ji.reduce((t,e)=>t.split(e).join(Hn.get(e)),s);var rr=(s,t)=>t?(s=f(s).replace(/^\.(\/|$)/,""),mt(t)+"/"+s):f(s),Wn=16*1024*1024,tr=Symbol("process"),er=Symbol("file"),ir=Symbol("directory"),is=Symbol("symlink"),sr=Symbol("hardlink"),fe=Symbol("header"),ii=Symbol("read"),ss=Symbol("lstat"),si=Symbol("onlstat"),rs=Symbol("onread"),ns=Symbol("onreadlink"),index_min_os=Symbol("openfile"),hs=Symbol("onopenfile"),pt=Symbol("close"),ri=Symbol("mode"),as=Symbol("awaitDrain"),es=Symbol("ondrain"),q=Symbol("prefix"),de=class extends A{path;portable;myuid=process.getuid&&process.getuid()||0;myuser=process.env.USER||"";maxReadSize;linkCache;statCache;preservePaths;cwd;strict;mtime;noPax;noMtime;prefix;fd;blockLen=0;blockRemain=0;buf;pos=0;remain=0;length=0;offset=0;win32;absolute;header;type;linkpath;stat;onWriteEntry;#t=!1;constructor(t,e={}){let i=se(e);super(),this.path=f(t),this.portable=!!i.portable,this.maxReadSize=i.maxReadSize||Wn,this.linkCache=i.linkCache||new Map,this.statCache=i.statCache||new Map,this.preservePaths=!!i.preservePaths,this.cwd=f(i.cwd||process.cwd()),this.strict=!!i.strict,this.noPax=!!i.noPax,this.noMtime=!!i.noMtime,this.mtime=i.mtime,this.prefix=i.prefix?f(i.prefix):void 0,this.onWriteEntry=i.onWriteEntry,typeof i.onwarn=="function"&&this.on("warn",i.onwarn);let r=!1;if(!this.preservePaths){let[o,h]=ce(this.path);o&&typeof h=="string"&&(this.path=h,r=o)}this.win32=!!i.win32||process.platform==="win32",this.win32&&(this.path=Qs(this.path.replaceAll(/\\/g,"/")),t=t.replaceAll(/\\/g,"/")),this.absolute=f(i.absolute||external_path_.resolve(this.cwd,t)),this.path===""&&(this.path="./"),r&&this.warn("TAR_ENTRY_INFO",`stripping ${r} from absolute path`,{entry:this,path:r+this.path});let n=this.statCache.get(this.absolute);n?this[si](n):this[ss]()}warn(t,e,i={}){return Dt(this,t,e,i)}emit(t,...e){return t==="error"&&(this.#t=!0),super.emit(t,...e)}[ss](){external_fs_.lstat(this.absolute,(t,e)=>{if(t)return this.emit("error",t);this[si](e)})}[si](t){this.statCache.set(this.absolute,t),this.stat=t,t.isFile()||(t.size=0),this.type=Gn(t),this.emit("stat",t),this[tr]()}[tr](){switch(this.type){case"File":return this[er]();case"Directory":return this[ir]();case"SymbolicLink":return this[is]();default:return this.end()}}[ri](t){return Ji(t,this.type==="Directory",this.portable)}[q](t){return rr(t,this.prefix)}[fe](){if(!this.stat)throw new Error("cannot write header before stat");this.type==="Directory"&&this.portable&&(this.noMtime=!0),this.onWriteEntry?.(this),this.header=new F({path:this[q](this.path),linkpath:this.type==="Link"&&this.linkpath!==void 0?this[q](this.linkpath):this.linkpath,mode:this[ri](this.stat.mode),uid:this.portable?void 0:this.stat.uid,gid:this.portable?void 0:this.stat.gid,size:this.stat.size,mtime:this.noMtime?void 0:this.mtime||this.stat.mtime,type:this.type==="Unsupported"?void 0:this.type,uname:this.portable?void 0:this.stat.uid===this.myuid?this.myuser:"",atime:this.portable?void 0:this.stat.atime,ctime:this.portable?void 0:this.stat.ctime}),this.header.encode()&&!this.noPax&&super.write(new ft({atime:this.portable?void 0:this.header.atime,ctime:this.portable?void 0:this.header.ctime,gid:this.portable?void 0:this.header.gid,mtime:this.noMtime?void 0:this.mtime||this.header.mtime,path:this[q](this.path),linkpath:this.type==="Link"&&this.linkpath!==void 0?this[q](this.linkpath):this.linkpath,size:this.header.size,uid:this.portable?void 0:this.header.uid,uname:this.portable?void 0:this.header.uname,dev:this.portable?void 0:this.stat.dev,ino:this.portable?void 0:this.stat.ino,nlink:this.portable?void 0:this.stat.nlink}).encode());let t=this.header?.block;if(!t)throw new Error("failed to encode header");super.write(t)}[ir](){if(!this.stat)throw new Error("cannot create directory entry without stat");this.path.slice(-1)!=="/"&&(this.path+="/"),this.stat.size=0,this[fe](),this.end()}[is](){external_fs_.readlink(this.absolute,(t,e)=>{if(t)return this.emit("error",t);this[ns](e)})}[ns](t){this.linkpath=f(t),this[fe](),this.end()}[sr](t){if(!this.stat)throw new Error("cannot create link entry without stat");this.type="Link",this.linkpath=f(external_path_.relative(this.cwd,t)),this.stat.size=0,this[fe](),this.end()}[er](){if(!this.stat)throw new Error("cannot create file entry without stat");if(this.stat.nlink>1){let t=`${this.stat.dev}:${this.stat.ino}`,e=this.linkCache.get(t);if(e?.indexOf(this.cwd)===0)return this[sr](e);this.linkCache.set(t,this.absolute)}if(this[fe](),this.stat.size===0)return this.end();this[index_min_os]()}[index_min_os](){external_fs_.open(this.absolute,"r",(t,e)=>{if(t)return this.emit("error",t);this[hs](e)})}[hs](t){if(this.fd=t,this.#t)return this[pt]();if(!this.stat)throw new Error("should stat before calling onopenfile");this.blockLen=512*Math.ceil(this.stat.size/512),this.blockRemain=this.blockLen;let e=Math.min(this.blockLen,this.maxReadSize);this.buf=Buffer.allocUnsafe(e),this.offset=0,this.pos=0,this.remain=this.stat.size,this.length=this.buf.length,this[ii]()}[ii](){let{fd:t,buf:e,offset:i,length:r,pos:n}=this;if(t===void 0||e===void 0)throw new Error("cannot read file without first opening");external_fs_.read(t,e,i,r,n,(o,h)=>{if(o)return this[pt](()=>this.emit("error",o));this[rs](h)})}[pt](t=()=>{}){this.fd!==void 0&&external_fs_.close(this.fd,t)}[rs](t){if(t<=0&&this.remain>0){let r=Object.assign(new Error("encountered unexpected EOF"),{path:this.absolute,syscall:"read",code:"EOF"});return this[pt](()=>this.emit("error",r))}if(t>this.remain){let r=Object.assign(new Error("did not encounter expected EOF"),{path:this.absolute,syscall:"read",code:"EOF"});return this[pt](()=>this.emit("error",r))}if(!this.buf)throw new Error("should have created buffer prior to reading");if(t===this.remain)for(let r=t;r<this.length&&t<this.blockRemain;r++)this.buf[r+this.offset]=0,t++,this.remain++;let e=this.offset===0&&t===this.buf.length?this.buf:this.buf.subarray(this.offset,this.offset+t);this.write(e)?this[es]():this[as](()=>this[es]())}[as](t){this.once("drain",t)}write(t,e,i){if(typeof e=="function"&&(i=e,e=void 0),typeof t=="string"&&(t=Buffer.from(t,typeof e=="string"?e:"utf8")),this.blockRemain<t.length){let r=Object.assign(new Error("writing more data than expected"),{path:this.absolute});return this.emit("error",r)}return this.remain-=t.length,this.blockRemain-=t.length,this.pos+=t.length,this.offset+=t.length,super.write(t,null,i)}[es](){if(!this.remain)return this.blockRemain&&super.write(Buffer.alloc(this.blockRemain)),this[pt](t=>t?this.emit("error",t):this.end());if(!this.buf)throw new Error("buffer lost somehow in ONDRAIN");this.offset>=this.length&&(this.buf=Buffer.allocUnsafe(Math.min(this.blockRemain,this.buf.length)),this.offset=0),this.length=this.buf.length-this.offset,this[ii]()}},ni=class extends de{sync=!0;[ss](){this[si](external_fs_.lstatSync(this.absolute))}[is](){this[ns](external_fs_.readlinkSync(this.absolute))}[index_min_os](){this[hs](external_fs_.openSync(this.absolute,"r"))}[ii](){let t=!0;try{let{fd:e,buf:i,offset:r,length:n,pos:o}=this;if(e===void 0||i===void 0)throw new Error("fd and buf must be set in READ method");let h=external_fs_.readSync(e,i,r,n,o);this[rs](h),t=!1}finally{if(t)try{this[pt](()=>{})}catch{}}}[as](t){t()}[pt](t=()=>{}){this.fd!==void 0&&external_fs_.closeSync(this.fd),t()}},oi=class extends A{blockLen=0;blockRemain=0;buf=0;pos=0;remain=0;length=0;preservePaths;portable;strict;noPax;noMtime;readEntry;type;prefix;path;mode;uid;gid;uname;gname;header;mtime;atime;ctime;linkpath;size;onWriteEntry;warn(t,e,i={}){return Dt(this,t,e,i)}constructor(t,e={}){let i=se(e);super(),this.preservePaths=!!i.preservePaths,this.portable=!!i.portable,this.strict=!!i.strict,this.noPax=!!i.noPax,this.noMtime=!!i.noMtime,this.onWriteEntry=i.onWriteEntry,this.readEntry=t;let{type:r}=t;if(r==="Unsupported")throw new Error("writing entry that should be ignored");this.type=r,this.type==="Directory"&&this.portable&&(this.noMtime=!0),this.prefix=i.prefix,this.path=f(t.path),this.mode=t.mode!==void 0?this[ri](t.mode):void 0,this.uid=this.portable?void 0:t.uid,this.gid=this.portable?void 0:t.gid,this.uname=this.portable?void 0:t.uname,this.gname=this.portable?void 0:t.gname,this.size=t.size,this.mtime=this.noMtime?void 0:i.mtime||t.mtime,this.atime=this.portable?void 0:t.atime,this.ctime=this.portable?void 0:t.ctime,this.linkpath=t.linkpath!==void 0?f(t.linkpath):void 0,typeof i.onwarn=="function"&&this.on("warn",i.onwarn);let n=!1;if(!this.preservePaths){let[h,a]=ce(this.path);h&&typeof a=="string"&&(this.path=a,n=h)}this.remain=t.size,this.blockRemain=t.startBlockSize,this.onWriteEntry?.(this),this.header=new F({path:this[q](this.path),linkpath:this.type==="Link"&&this.linkpath!==void 0?this[q](this.linkpath):this.linkpath,mode:this.mode,uid:this.portable?void 0:this.uid,gid:this.portable?void 0:this.gid,size:this.size,mtime:this.noMtime?void 0:this.mtime,type:this.type,uname:this.portable?void 0:this.uname,atime:this.portable?void 0:this.atime,ctime:this.portable?void 0:this.ctime}),n&&this.warn("TAR_ENTRY_INFO",`stripping ${n} from absolute path`,{entry:this,path:n+this.path}),this.header.encode()&&!this.noPax&&super.write(new ft({atime:this.portable?void 0:this.atime,ctime:this.portable?void 0:this.ctime,gid:this.portable?void 0:this.gid,mtime:this.noMtime?void 0:this.mtime,path:this[q](this.path),linkpath:this.type==="Link"&&this.linkpath!==void 0?this[q](this.linkpath):this.linkpath,size:this.size,uid:this.portable?void 0:this.uid,uname:this.portable?void 0:this.uname,dev:this.portable?void 0:this.readEntry.dev,ino:this.portable?void 0:this.readEntry.ino,nlink:this.portable?void 0:this.readEntry.nlink}).encode());let o=this.header?.block;if(!o)throw new Error("failed to encode header");super.write(o),t.pipe(this)}[q](t){return rr(t,this.prefix)}[ri](t){return Ji(t,this.type==="Directory",this.portable)}write(t,e,i){typeof e=="function"&&(i=e,e=void 0),typeof t=="string"&&(t=Buffer.from(t,typeof e=="string"?e:"utf8"));let r=t.length;if(r>this.blockRemain)throw new Error("writing more to entry than is appropriate");return this.blockRemain-=r,super.write(t,i)}end(t,e,i){return this.blockRemain&&super.write(Buffer.alloc(this.blockRemain)),typeof t=="function"&&(i=t,e=void 0,t=void 0),typeof e=="function"&&(i=e,e=void 0),typeof t=="string"&&(t=Buffer.from(t,e??"utf8")),i&&this.once("finish",i),t?super.end(t,i):super.end(i),this}},Gn=s=>s.isFile()?"File":s.isDirectory()?"Directory":s.isSymbolicLink()?"SymbolicLink":"Unsupported";var hi=class s{tail;head;length=0;static create(t=[]){return new s(t)}constructor(t=[]){for(let e of t)this.push(e)}*[Symbol.iterator](){for(let t=this.head;t;t=t.next)yield t.value}removeNode(t){if(t.list!==this)throw new Error("removing node which does not belong to this list");let e=t.next,i=t.prev;return e&&(e.prev=i),i&&(i.next=e),t===this.head&&(this.head=e),t===this.tail&&(this.tail=i),this.length--,t.next=void 0,t.prev=void 0,t.list=void 0,e}unshiftNode(t){if(t===this.head)return;t.list&&t.list.removeNode(t);let e=this.head;t.list=this,t.next=e,e&&(e.prev=t),this.head=t,this.tail||(this.tail=t),this.length++}pushNode(t){if(t===this.tail)return;t.list&&t.list.removeNode(t);let e=this.tail;t.list=this,t.prev=e,e&&(e.next=t),this.tail=t,this.head||(this.head=t),this.length++}push(...t){for(let e=0,i=t.length;e<i;e++)Yn(this,t[e]);return this.length}unshift(...t){for(var e=0,i=t.length;e<i;e++)Kn(this,t[e]);return this.length}pop(){if(!this.tail)return;let t=this.tail.value,e=this.tail;return this.tail=this.tail.prev,this.tail?this.tail.next=void 0:this.head=void 0,e.list=void 0,this.length--,t}shift(){if(!this.head)return;let t=this.head.value,e=this.head;return this.head=this.head.next,this.head?this.head.prev=void 0:this.tail=void 0,e.list=void 0,this.length--,t}forEach(t,e){e=e||this;for(let i=this.head,r=0;i;r++)t.call(e,i.value,r,this),i=i.next}forEachReverse(t,e){e=e||this;for(let i=this.tail,r=this.length-1;i;r--)t.call(e,i.value,r,this),i=i.prev}get(t){let e=0,i=this.head;for(;i&&e<t;e++)i=i.next;if(e===t&&i)return i.value}getReverse(t){let e=0,i=this.tail;for(;i&&e<t;e++)i=i.prev;if(e===t&&i)return i.value}map(t,e){e=e||this;let i=new s;for(let r=this.head;r;)i.push(t.call(e,r.value,this)),r=r.next;return i}mapReverse(t,e){e=e||this;var i=new s;for(let r=this.tail;r;)i.push(t.call(e,r.value,this)),r=r.prev;return i}reduce(t,e){let i,r=this.head;if(arguments.length>1)i=e;else if(this.head)r=this.head.next,i=this.head.value;else throw new TypeError("Reduce of empty list with no initial value");for(var n=0;r;n++)i=t(i,r.value,n),r=r.next;return i}reduceReverse(t,e){let i,r=this.tail;if(arguments.length>1)i=e;else if(this.tail)r=this.tail.prev,i=this.tail.value;else throw new TypeError("Reduce of empty list with no initial value");for(let n=this.length-1;r;n--)i=t(i,r.value,n),r=r.prev;return i}toArray(){let t=new Array(this.length);for(let e=0,i=this.head;i;e++)t[e]=i.value,i=i.next;return t}toArrayReverse(){let t=new Array(this.length);for(let e=0,i=this.tail;i;e++)t[e]=i.value,i=i.prev;return t}slice(t=0,e=this.length){e<0&&(e+=this.length),t<0&&(t+=this.length);let i=new s;if(e<t||e<0)return i;t<0&&(t=0),e>this.length&&(e=this.length);let r=this.head,n=0;for(n=0;r&&n<t;n++)r=r.next;for(;r&&n<e;n++,r=r.next)i.push(r.value);return i}sliceReverse(t=0,e=this.length){e<0&&(e+=this.length),t<0&&(t+=this.length);let i=new s;if(e<t||e<0)return i;t<0&&(t=0),e>this.length&&(e=this.length);let r=this.length,n=this.tail;for(;n&&r>e;r--)n=n.prev;for(;n&&r>t;r--,n=n.prev)i.push(n.value);return i}splice(t,e=0,...i){t>this.length&&(t=this.length-1),t<0&&(t=this.length+t);let r=this.head;for(let o=0;r&&o<t;o++)r=r.next;let n=[];for(let o=0;r&&o<e;o++)n.push(r.value),r=this.removeNode(r);r?r!==this.tail&&(r=r.prev):r=this.tail;for(let o of i)r=Zn(this,r,o);return n}reverse(){let t=this.head,e=this.tail;for(let i=t;i;i=i.prev){let r=i.prev;i.prev=i.next,i.next=r}return this.head=e,this.tail=t,this}};function Zn(s,t,e){let i=t,r=t?t.next:s.head,n=new ue(e,i,r,s);return n.next===void 0&&(s.tail=n),n.prev===void 0&&(s.head=n),s.length++,n}function Yn(s,t){s.tail=new ue(t,s.tail,void 0,s),s.head||(s.head=s.tail),s.length++}function Kn(s,t){s.head=new ue(t,void 0,s.head,s),s.tail||(s.tail=s.head),s.length++}var ue=class{list;next;prev;value;constructor(t,e,i,r){this.list=r,this.value=t,e?(e.next=this,this.prev=e):this.prev=void 0,i?(i.prev=this,this.next=i):this.next=void 0}};var pi=class{path;absolute;entry;stat;readdir;pending=!1;pendingLink=!1;ignore=!1;piped=!1;constructor(t,e){this.path=t||"./",this.absolute=e}},nr=Buffer.alloc(1024),li=Symbol("onStat"),me=Symbol("ended"),W=Symbol("queue"),pe=Symbol("pendingLinks"),Et=Symbol("current"),Ft=Symbol("process"),Ee=Symbol("processing"),ai=Symbol("processJob"),G=Symbol("jobs"),ls=Symbol("jobDone"),ci=Symbol("addFSEntry"),or=Symbol("addTarEntry"),ds=Symbol("stat"),us=Symbol("readdir"),fi=Symbol("onreaddir"),di=Symbol("pipe"),hr=Symbol("entry"),cs=Symbol("entryOpt"),ui=Symbol("writeEntryClass"),lr=Symbol("write"),index_min_fs=Symbol("ondrain"),wt=class extends A{sync=!1;opt;cwd;maxReadSize;preservePaths;strict;noPax;prefix;linkCache;statCache;file;portable;zip;readdirCache;noDirRecurse;follow;noMtime;mtime;filter;jobs;[ui];onWriteEntry;[W];[pe]=new Map;[G]=0;[Ee]=!1;[me]=!1;constructor(t={}){if(super(),this.opt=t,this.file=t.file||"",this.cwd=t.cwd||process.cwd(),this.maxReadSize=t.maxReadSize,this.preservePaths=!!t.preservePaths,this.strict=!!t.strict,this.noPax=!!t.noPax,this.prefix=f(t.prefix||""),this.linkCache=t.linkCache||new Map,this.statCache=t.statCache||new Map,this.readdirCache=t.readdirCache||new Map,this.onWriteEntry=t.onWriteEntry,this[ui]=de,typeof t.onwarn=="function"&&this.on("warn",t.onwarn),this.portable=!!t.portable,t.gzip||t.brotli||t.zstd){if((t.gzip?1:0)+(t.brotli?1:0)+(t.zstd?1:0)>1)throw new TypeError("gzip, brotli, zstd are mutually exclusive");if(t.gzip&&(typeof t.gzip!="object"&&(t.gzip={}),this.portable&&(t.gzip.portable=!0),this.zip=new ze(t.gzip)),t.brotli&&(typeof t.brotli!="object"&&(t.brotli={}),this.zip=new We(t.brotli)),t.zstd&&(typeof t.zstd!="object"&&(t.zstd={}),this.zip=new Ye(t.zstd)),!this.zip)throw new Error("impossible");let e=this.zip;e.on("data",i=>super.write(i)),e.on("end",()=>super.end()),e.on("drain",()=>this[index_min_fs]()),this.on("resume",()=>e.resume())}else this.on("drain",this[index_min_fs]);this.noDirRecurse=!!t.noDirRecurse,this.follow=!!t.follow,this.noMtime=!!t.noMtime,t.mtime&&(this.mtime=t.mtime),this.filter=typeof t.filter=="function"?t.filter:()=>!0,this[W]=new hi,this[G]=0,this.jobs=Number(t.jobs)||4,this[Ee]=!1,this[me]=!1}[lr](t){return super.write(t)}add(t){return this.write(t),this}end(t,e,i){return typeof t=="function"&&(i=t,t=void 0),typeof e=="function"&&(i=e,e=void 0),t&&this.add(t),this[me]=!0,this[Ft](),i&&i(),this}write(t){if(this[me])throw new Error("write after end");return typeof t=="string"?this[ci](t):this[or](t),this.flowing}[or](t){let e=f(external_path_.resolve(this.cwd,t.path));if(!this.filter(t.path,t))t.resume();else{let i=new pi(t.path,e);i.entry=new oi(t,this[cs](i)),i.entry.on("end",()=>this[ls](i)),this[G]+=1,this[W].push(i)}this[Ft]()}[ci](t){let e=f(external_path_.resolve(this.cwd,t));this[W].push(new pi(t,e)),this[Ft]()}[ds](t){t.pending=!0,this[G]+=1;let e=this.follow?"stat":"lstat";external_fs_[e](t.absolute,(i,r)=>{t.pending=!1,this[G]-=1,i?this.emit("error",i):this[li](t,r)})}[li](t,e){if(this.statCache.set(t.absolute,e),t.stat=e,!this.filter(t.path,e))t.ignore=!0;else if(e.isFile()&&e.nlink>1&&!this.linkCache.get(`${e.dev}:${e.ino}`)&&!this.sync)if(t===this[Et])this[ai](t);else{let i=`${e.dev}:${e.ino}`,r=this[pe].get(i);r?r.push(t):this[pe].set(i,[t]),t.pendingLink=!0,t.pending=!0}this[Ft]()}[us](t){t.pending=!0,this[G]+=1,external_fs_.readdir(t.absolute,(e,i)=>{if(t.pending=!1,this[G]-=1,e)return this.emit("error",e);this[fi](t,i)})}[fi](t,e){this.readdirCache.set(t.absolute,e),t.readdir=e,this[Ft]()}[Ft](){if(!this[Ee]){this[Ee]=!0;for(let t=this[W].head;t&&this[G]<this.jobs;t=t.next)if(this[ai](t.value),t.value.ignore){let e=t.next;this[W].removeNode(t),t.next=e}this[Ee]=!1,this[me]&&this[W].length===0&&this[G]===0&&(this.zip?this.zip.end(nr):(super.write(nr),super.end()))}}get[Et](){return this[W]&&this[W].head&&this[W].head.value}[ls](t){this[W].shift(),this[G]-=1;let{stat:e}=t;if(e&&e.isFile()&&e.nlink>1){let i=`${e.dev}:${e.ino}`,r=this[pe].get(i);if(r){this[pe].delete(i);for(let n of r)n.pending=!1,this[ai](n)}}this[Ft]()}[ai](t){if(t.pending&&t.pendingLink&&t===this[Et]&&(t.pending=!1,t.pendingLink=!1),!t.pending){if(t.entry){t===this[Et]&&!t.piped&&this[di](t);return}if(!t.stat){let e=this.statCache.get(t.absolute);e?this[li](t,e):this[ds](t)}if(t.stat&&!t.ignore){if(!this.noDirRecurse&&t.stat.isDirectory()&&!t.readdir){let e=this.readdirCache.get(t.absolute);if(e?this[fi](t,e):this[us](t),!t.readdir)return}if(t.entry=this[hr](t),!t.entry){t.ignore=!0;return}t===this[Et]&&!t.piped&&this[di](t)}}}[cs](t){return{onwarn:(e,i,r)=>this.warn(e,i,r),noPax:this.noPax,cwd:this.cwd,absolute:t.absolute,preservePaths:this.preservePaths,maxReadSize:this.maxReadSize,strict:this.strict,portable:this.portable,linkCache:this.linkCache,statCache:this.statCache,noMtime:this.noMtime,mtime:this.mtime,prefix:this.prefix,onWriteEntry:this.onWriteEntry}}[hr](t){this[G]+=1;try{return new this[ui](t.path,this[cs](t)).on("end",()=>this[ls](t)).on("error",i=>this.emit("error",i))}catch(e){this.emit("error",e)}}[index_min_fs](){this[Et]&&this[Et].entry&&this[Et].entry.resume()}[di](t){t.piped=!0,t.readdir&&t.readdir.forEach(r=>{let n=t.path,o=n==="./"?"":n.replace(/\/*$/,"/");this[ci](o+r)});let e=t.entry,i=this.zip;if(!e)throw new Error("cannot pipe without source");i?e.on("data",r=>{i.write(r)||e.pause()}):e.on("data",r=>{super.write(r)||e.pause()})}pause(){return this.zip&&this.zip.pause(),super.pause()}warn(t,e,i={}){Dt(this,t,e,i)}},kt=class extends wt{sync=!0;constructor(t){super(t),this[ui]=ni}pause(){}resume(){}[ds](t){let e=this.follow?"statSync":"lstatSync";this[li](t,external_fs_[e](t.absolute))}[us](t){this[fi](t,external_fs_.readdirSync(t.absolute))}[di](t){let e=t.entry,i=this.zip;if(t.readdir&&t.readdir.forEach(r=>{let n=t.path,o=n==="./"?"":n.replace(/\/*$/,"/");this[ci](o+r)}),!e)throw new Error("Cannot pipe without source");i?e.on("data",r=>{i.write(r)}):e.on("data",r=>{super[lr](r)})}};var Vn=(s,t)=>{let e=new kt(s),i=new Wt(s.file,{mode:s.mode||438});e.pipe(i),fr(e,t)},$n=(s,t)=>{let e=new wt(s),i=new et(s.file,{mode:s.mode||438});e.pipe(i);let r=new Promise((n,o)=>{i.on("error",o),i.on("close",n),e.on("error",o)});return dr(e,t).catch(n=>e.emit("error",n)),r},fr=(s,t)=>{t.forEach(e=>{e.charAt(0)==="@"?Ct({file:external_node_path_.resolve(s.cwd,e.slice(1)),sync:!0,noResume:!0,onReadEntry:i=>s.add(i)}):s.add(e)}),s.end()},dr=async(s,t)=>{for(let e of t)e.charAt(0)==="@"?await Ct({file:external_node_path_.resolve(String(s.cwd),e.slice(1)),noResume:!0,onReadEntry:i=>{s.add(i)}}):s.add(e);s.end()},Xn=(s,t)=>{let e=new kt(s);return fr(e,t),e},qn=(s,t)=>{let e=new wt(s);return dr(e,t).catch(i=>e.emit("error",i)),e},Qn=K(Vn,$n,Xn,qn,(s,t)=>{if(!t?.length)throw new TypeError("no paths specified to add to archive")});var Jn=process.env.__FAKE_PLATFORM__||process.platform,Er=Jn==="win32",{O_CREAT:wr,O_NOFOLLOW:ur,O_TRUNC:Sr,O_WRONLY:yr}=external_fs_.constants,Rr=Number(process.env.__FAKE_FS_O_FILENAME__)||external_fs_.constants.UV_FS_O_FILEMAP||0,jn=Er&&!!Rr,to=512*1024,eo=Rr|Sr|wr|yr,mr=!Er&&typeof ur=="number"?ur|Sr|wr|yr:null,ms=mr!==null?()=>mr:jn?s=>s<to?eo:"w":()=>"w";var ps=(s,t,e)=>{try{return external_node_fs_.lchownSync(s,t,e)}catch(i){if(i?.code!=="ENOENT")throw i}},Ei=(s,t,e,i)=>{external_node_fs_.lchown(s,t,e,r=>{i(r&&r?.code!=="ENOENT"?r:null)})},index_min_io=(s,t,e,i,r)=>{if(t.isDirectory())Es(external_node_path_.resolve(s,t.name),e,i,n=>{if(n)return r(n);let o=external_node_path_.resolve(s,t.name);Ei(o,e,i,r)});else{let n=external_node_path_.resolve(s,t.name);Ei(n,e,i,r)}},Es=(s,t,e,i)=>{external_node_fs_.readdir(s,{withFileTypes:!0},(r,n)=>{if(r){if(r.code==="ENOENT")return i();if(r.code!=="ENOTDIR"&&r.code!=="ENOTSUP")return i(r)}if(r||!n.length)return Ei(s,t,e,i);let o=n.length,h=null,a=l=>{if(!h){if(l)return i(h=l);if(--o===0)return Ei(s,t,e,i)}};for(let l of n)index_min_io(s,l,t,e,a)})},so=(s,t,e,i)=>{t.isDirectory()&&ws(external_node_path_.resolve(s,t.name),e,i),ps(external_node_path_.resolve(s,t.name),e,i)},ws=(s,t,e)=>{let i;try{i=external_node_fs_.readdirSync(s,{withFileTypes:!0})}catch(r){let n=r;if(n?.code==="ENOENT")return;if(n?.code==="ENOTDIR"||n?.code==="ENOTSUP")return ps(s,t,e);throw n}for(let r of i)so(s,r,t,e);return ps(s,t,e)};var Se=class extends Error{path;code;syscall="chdir";constructor(t,e){super(`${e}: Cannot cd into '${t}'`),this.path=t,this.code=e}get name(){return"CwdError"}};var St=class extends Error{path;symlink;syscall="symlink";code="TAR_SYMLINK_ERROR";constructor(t,e){super("TAR_SYMLINK_ERROR: Cannot extract through symbolic link"),this.symlink=t,this.path=e}get name(){return"SymlinkError"}};var no=(s,t)=>{external_node_fs_.stat(s,(e,i)=>{(e||!i.isDirectory())&&(e=new Se(s,e?.code||"ENOTDIR")),t(e)})},gr=(s,t,e)=>{s=f(s);let i=t.umask??18,r=t.mode|448,n=(r&i)!==0,o=t.uid,h=t.gid,a=typeof o=="number"&&typeof h=="number"&&(o!==t.processUid||h!==t.processGid),l=t.preserve,c=t.unlink,d=f(t.cwd),y=(E,x)=>{E?e(E):x&&a?Es(x,o,h,Le=>y(Le)):n?external_node_fs_.chmod(s,r,e):e()};if(s===d)return no(s,y);if(l)return promises_namespaceObject.mkdir(s,{mode:r,recursive:!0}).then(E=>y(null,E??void 0),y);let D=f(external_node_path_.relative(d,s)).split("/");Ss(d,D,r,c,d,void 0,y)},Ss=(s,t,e,i,r,n,o)=>{if(t.length===0)return o(null,n);let h=t.shift(),a=f(external_node_path_.resolve(s+"/"+h));external_node_fs_.mkdir(a,e,br(a,t,e,i,r,n,o))},br=(s,t,e,i,r,n,o)=>h=>{h?external_node_fs_.lstat(s,(a,l)=>{if(a)a.path=a.path&&f(a.path),o(a);else if(l.isDirectory())Ss(s,t,e,i,r,n,o);else if(i)external_node_fs_.unlink(s,c=>{if(c)return o(c);external_node_fs_.mkdir(s,e,br(s,t,e,i,r,n,o))});else{if(l.isSymbolicLink())return o(new St(s,s+"/"+t.join("/")));o(h)}}):(n=n||s,Ss(s,t,e,i,r,n,o))},oo=s=>{let t=!1,e;try{t=external_node_fs_.statSync(s).isDirectory()}catch(i){e=i?.code}finally{if(!t)throw new Se(s,e??"ENOTDIR")}},_r=(s,t)=>{s=f(s);let e=t.umask??18,i=t.mode|448,r=(i&e)!==0,n=t.uid,o=t.gid,h=typeof n=="number"&&typeof o=="number"&&(n!==t.processUid||o!==t.processGid),a=t.preserve,l=t.unlink,c=f(t.cwd),d=E=>{E&&h&&ws(E,n,o),r&&external_node_fs_.chmodSync(s,i)};if(s===c)return oo(c),d();if(a)return d(external_node_fs_.mkdirSync(s,{mode:i,recursive:!0})??void 0);let T=f(external_node_path_.relative(c,s)).split("/"),D;for(let E=T.shift(),x=c;E&&(x+="/"+E);E=T.shift()){x=f(external_node_path_.resolve(x));try{external_node_fs_.mkdirSync(x,i),D=D||x}catch{let Le=external_node_fs_.lstatSync(x);if(Le.isDirectory())continue;if(l){external_node_fs_.unlinkSync(x),external_node_fs_.mkdirSync(x,i),D=D||x;continue}else if(Le.isSymbolicLink())return new St(x,x+"/"+T.join("/"))}}return d(D)};var ys=Object.create(null),Or=1e4,Vt=new Set,Tr=s=>{Vt.has(s)?Vt.delete(s):ys[s]=s.normalize("NFD").toLocaleLowerCase("en").toLocaleUpperCase("en"),Vt.add(s);let t=ys[s],e=Vt.size-Or;if(e>Or/10){for(let i of Vt)if(Vt.delete(i),delete ys[i],--e<=0)break}return t};var ho=process.env.TESTING_TAR_FAKE_PLATFORM||process.platform,ao=ho==="win32",lo=s=>s.split("/").slice(0,-1).reduce((e,i)=>{let r=e.at(-1);return r!==void 0&&(i=(0,external_node_path_.join)(r,i)),e.push(i||"/"),e},[]),yi=class{#t=new Map;#i=new Map;#s=new Set;reserve(t,e){t=ao?["win32 parallelization disabled"]:t.map(r=>mt((0,external_node_path_.join)(Tr(r))));let i=new Set(t.map(r=>lo(r)).reduce((r,n)=>r.concat(n)));this.#i.set(e,{dirs:i,paths:t});for(let r of t){let n=this.#t.get(r);n?n.push(e):this.#t.set(r,[e])}for(let r of i){let n=this.#t.get(r);if(!n)this.#t.set(r,[new Set([e])]);else{let o=n.at(-1);o instanceof Set?o.add(e):n.push(new Set([e]))}}return this.#r(e)}#n(t){let e=this.#i.get(t);if(!e)throw new Error("function does not have any path reservations");return{paths:e.paths.map(i=>this.#t.get(i)),dirs:[...e.dirs].map(i=>this.#t.get(i))}}check(t){let{paths:e,dirs:i}=this.#n(t);return e.every(r=>r&&r[0]===t)&&i.every(r=>r&&r[0]instanceof Set&&r[0].has(t))}#r(t){return this.#s.has(t)||!this.check(t)?!1:(this.#s.add(t),t(()=>this.#e(t)),!0)}#e(t){if(!this.#s.has(t))return!1;let e=this.#i.get(t);if(!e)throw new Error("invalid reservation");let{paths:i,dirs:r}=e,n=new Set;for(let o of i){let h=this.#t.get(o);if(!h||h?.[0]!==t)continue;let a=h[1];if(!a){this.#t.delete(o);continue}if(h.shift(),typeof a=="function")n.add(a);else for(let l of a)n.add(l)}for(let o of r){let h=this.#t.get(o),a=h?.[0];if(!(!h||!(a instanceof Set)))if(a.size===1&&h.length===1){this.#t.delete(o);continue}else if(a.size===1){h.shift();let l=h[0];typeof l=="function"&&n.add(l)}else a.delete(t)}return this.#s.delete(t),n.forEach(o=>this.#r(o)),!0}};var Lr=()=>process.umask();var Dr=Symbol("onEntry"),_s=Symbol("checkFs"),Nr=Symbol("checkFs2"),Os=Symbol("isReusable"),P=Symbol("makeFs"),Ts=Symbol("file"),xs=Symbol("directory"),gi=Symbol("link"),Ar=Symbol("symlink"),Ir=Symbol("hardlink"),Re=Symbol("ensureNoSymlink"),Cr=Symbol("unsupported"),Fr=Symbol("checkPath"),Rs=Symbol("stripAbsolutePath"),yt=Symbol("mkdir"),O=Symbol("onError"),Ri=Symbol("pending"),kr=Symbol("pend"),$t=Symbol("unpend"),gs=Symbol("ended"),bs=Symbol("maybeClose"),Ls=Symbol("skip"),ge=Symbol("doChown"),be=Symbol("uid"),_e=Symbol("gid"),Oe=Symbol("checkedCwd"),fo=process.env.TESTING_TAR_FAKE_PLATFORM||process.platform,Te=fo==="win32",uo=1024,mo=(s,t)=>{if(!Te)return external_node_fs_.unlink(s,t);let e=s+".DELETE."+(0,external_node_crypto_.randomBytes)(16).toString("hex");external_node_fs_.rename(s,e,i=>{if(i)return t(i);external_node_fs_.unlink(e,t)})},po=s=>{if(!Te)return external_node_fs_.unlinkSync(s);let t=s+".DELETE."+(0,external_node_crypto_.randomBytes)(16).toString("hex");external_node_fs_.renameSync(s,t),external_node_fs_.unlinkSync(t)},vr=(s,t,e)=>s!==void 0&&s===s>>>0?s:t!==void 0&&t===t>>>0?t:e,Xt=class extends rt{[gs]=!1;[Oe]=!1;[Ri]=0;reservations=new yi;transform;writable=!0;readable=!1;uid;gid;setOwner;preserveOwner;processGid;processUid;maxDepth;forceChown;win32;newer;keep;noMtime;preservePaths;unlink;cwd;strip;processUmask;umask;dmode;fmode;chmod;constructor(t={}){if(t.ondone=()=>{this[gs]=!0,this[bs]()},super(t),this.transform=t.transform,this.chmod=!!t.chmod,typeof t.uid=="number"||typeof t.gid=="number"){if(typeof t.uid!="number"||typeof t.gid!="number")throw new TypeError("cannot set owner without number uid and gid");if(t.preserveOwner)throw new TypeError("cannot preserve owner in archive and also set owner explicitly");this.uid=t.uid,this.gid=t.gid,this.setOwner=!0}else this.uid=void 0,this.gid=void 0,this.setOwner=!1;this.preserveOwner=t.preserveOwner===void 0&&typeof t.uid!="number"?process.getuid?.()===0:!!t.preserveOwner,this.processUid=(this.preserveOwner||this.setOwner)&&process.getuid?process.getuid():void 0,this.processGid=(this.preserveOwner||this.setOwner)&&process.getgid?process.getgid():void 0,this.maxDepth=typeof t.maxDepth=="number"?t.maxDepth:uo,this.forceChown=t.forceChown===!0,this.win32=!!t.win32||Te,this.newer=!!t.newer,this.keep=!!t.keep,this.noMtime=!!t.noMtime,this.preservePaths=!!t.preservePaths,this.unlink=!!t.unlink,this.cwd=f(external_node_path_.resolve(t.cwd||process.cwd())),this.strip=Number(t.strip)||0,this.processUmask=this.chmod?typeof t.processUmask=="number"?t.processUmask:Lr():0,this.umask=typeof t.umask=="number"?t.umask:this.processUmask,this.dmode=t.dmode||511&~this.umask,this.fmode=t.fmode||438&~this.umask,this.on("entry",e=>this[Dr](e))}warn(t,e,i={}){return(t==="TAR_BAD_ARCHIVE"||t==="TAR_ABORT")&&(i.recoverable=!1),super.warn(t,e,i)}[bs](){this[gs]&&this[Ri]===0&&(this.emit("prefinish"),this.emit("finish"),this.emit("end"))}[Rs](t,e){let i=t[e],{type:r}=t;if(!i||this.preservePaths)return!0;let[n,o]=ce(i),h=o.replaceAll(/\\/g,"/").split("/");if(h.includes("..")||Te&&/^[a-z]:\.\.$/i.test(h[0]??"")){if(e==="path"||r==="Link")return this.warn("TAR_ENTRY_ERROR",`${e} contains '..'`,{entry:t,[e]:i}),!1;let a=external_node_path_.posix.dirname(t.path),l=external_node_path_.posix.normalize(external_node_path_.posix.join(a,h.join("/")));if(l.startsWith("../")||l==="..")return this.warn("TAR_ENTRY_ERROR",`${e} escapes extraction directory`,{entry:t,[e]:i}),!1}return n&&(t[e]=String(o),this.warn("TAR_ENTRY_INFO",`stripping ${n} from absolute ${e}`,{entry:t,[e]:i})),!0}[Fr](t){let e=f(t.path),i=e.split("/");if(this.strip){if(i.length<this.strip)return!1;if(t.type==="Link"){let r=f(String(t.linkpath)).split("/");if(r.length>=this.strip)t.linkpath=r.slice(this.strip).join("/");else return!1}i.splice(0,this.strip),t.path=i.join("/")}if(isFinite(this.maxDepth)&&i.length>this.maxDepth)return this.warn("TAR_ENTRY_ERROR","path excessively deep",{entry:t,path:e,depth:i.length,maxDepth:this.maxDepth}),!1;if(!this[Rs](t,"path")||!this[Rs](t,"linkpath"))return!1;if(t.absolute=external_node_path_.isAbsolute(t.path)?f(external_node_path_.resolve(t.path)):f(external_node_path_.resolve(this.cwd,t.path)),!this.preservePaths&&typeof t.absolute=="string"&&t.absolute.indexOf(this.cwd+"/")!==0&&t.absolute!==this.cwd)return this.warn("TAR_ENTRY_ERROR","path escaped extraction target",{entry:t,path:f(t.path),resolvedPath:t.absolute,cwd:this.cwd}),!1;if(t.absolute===this.cwd&&t.type!=="Directory"&&t.type!=="GNUDumpDir")return!1;if(this.win32){let{root:r}=external_node_path_.win32.parse(String(t.absolute));t.absolute=r+ts(String(t.absolute).slice(r.length));let{root:n}=external_node_path_.win32.parse(t.path);t.path=n+ts(t.path.slice(n.length))}return!0}[Dr](t){if(!this[Fr](t))return t.resume();switch(external_node_assert_.equal(typeof t.absolute,"string"),t.type){case"Directory":case"GNUDumpDir":t.mode&&(t.mode=t.mode|448);case"File":case"OldFile":case"ContiguousFile":case"Link":case"SymbolicLink":return this[_s](t);default:return this[Cr](t)}}[O](t,e){t.name==="CwdError"?this.emit("error",t):(this.warn("TAR_ENTRY_ERROR",t,{entry:e}),this[$t](),e.resume())}[yt](t,e,i){gr(f(t),{uid:this.uid,gid:this.gid,processUid:this.processUid,processGid:this.processGid,umask:this.processUmask,preserve:this.preservePaths,unlink:this.unlink,cwd:this.cwd,mode:e},i)}[ge](t){return this.forceChown||this.preserveOwner&&(typeof t.uid=="number"&&t.uid!==this.processUid||typeof t.gid=="number"&&t.gid!==this.processGid)||typeof this.uid=="number"&&this.uid!==this.processUid||typeof this.gid=="number"&&this.gid!==this.processGid}[be](t){return vr(this.uid,t.uid,this.processUid)}[_e](t){return vr(this.gid,t.gid,this.processGid)}[Ts](t,e){let i=typeof t.mode=="number"?t.mode&4095:this.fmode,r=new et(String(t.absolute),{flags:ms(t.size),mode:i,autoClose:!1});r.on("error",a=>{r.fd&&external_node_fs_.close(r.fd,()=>{}),r.write=()=>!0,this[O](a,t),e()});let n=1,o=a=>{if(a){r.fd&&external_node_fs_.close(r.fd,()=>{}),this[O](a,t),e();return}--n===0&&r.fd!==void 0&&external_node_fs_.close(r.fd,l=>{l?this[O](l,t):this[$t](),e()})};r.on("finish",()=>{let a=String(t.absolute),l=r.fd;if(typeof l=="number"&&t.mtime&&!this.noMtime){n++;let c=t.atime||new Date,d=t.mtime;external_node_fs_.futimes(l,c,d,y=>y?external_node_fs_.utimes(a,c,d,T=>o(T&&y)):o())}if(typeof l=="number"&&this[ge](t)){n++;let c=this[be](t),d=this[_e](t);typeof c=="number"&&typeof d=="number"&&external_node_fs_.fchown(l,c,d,y=>y?external_node_fs_.chown(a,c,d,T=>o(T&&y)):o())}o()});let h=this.transform&&this.transform(t)||t;h!==t&&(h.on("error",a=>{this[O](a,t),e()}),t.pipe(h)),h.pipe(r)}[xs](t,e){let i=typeof t.mode=="number"?t.mode&4095:this.dmode;this[yt](String(t.absolute),i,r=>{if(r){this[O](r,t),e();return}let n=1,o=()=>{--n===0&&(e(),this[$t](),t.resume())};t.mtime&&!this.noMtime&&(n++,external_node_fs_.utimes(String(t.absolute),t.atime||new Date,t.mtime,o)),this[ge](t)&&(n++,external_node_fs_.chown(String(t.absolute),Number(this[be](t)),Number(this[_e](t)),o)),o()})}[Cr](t){t.unsupported=!0,this.warn("TAR_ENTRY_UNSUPPORTED",`unsupported entry type: ${t.type}`,{entry:t}),t.resume()}[Ar](t,e){let i=f(external_node_path_.relative(this.cwd,external_node_path_.resolve(external_node_path_.dirname(String(t.absolute)),String(t.linkpath)))).split("/");this[Re](t,this.cwd,i,()=>this[gi](t,String(t.linkpath),"symlink",e),r=>{this[O](r,t),e()})}[Ir](t,e){let i=f(external_node_path_.resolve(this.cwd,String(t.linkpath))),r=f(String(t.linkpath)).split("/");this[Re](t,this.cwd,r,()=>this[gi](t,i,"link",e),n=>{this[O](n,t),e()})}[Re](t,e,i,r,n){let o=i.shift();if(this.preservePaths||o===void 0)return r();let h=external_node_path_.resolve(e,o);external_node_fs_.lstat(h,(a,l)=>{if(a)return r();if(l?.isSymbolicLink())return n(new St(h,external_node_path_.resolve(h,i.join("/"))));this[Re](t,h,i,r,n)})}[kr](){this[Ri]++}[$t](){this[Ri]--,this[bs]()}[Ls](t){this[$t](),t.resume()}[Os](t,e){return t.type==="File"&&!this.unlink&&e.isFile()&&e.nlink<=1&&!Te}[_s](t){this[kr]();let e=[t.path];t.linkpath&&e.push(t.linkpath),this.reservations.reserve(e,i=>this[Nr](t,i))}[Nr](t,e){let i=h=>{e(h)},r=()=>{this[yt](this.cwd,this.dmode,h=>{if(h){this[O](h,t),i();return}this[Oe]=!0,n()})},n=()=>{if(t.absolute!==this.cwd){let h=f(external_node_path_.dirname(String(t.absolute)));if(h!==this.cwd)return this[yt](h,this.dmode,a=>{if(a){this[O](a,t),i();return}o()})}o()},o=()=>{external_node_fs_.lstat(String(t.absolute),(h,a)=>{if(a&&(this.keep||this.newer&&a.mtime>(t.mtime??a.mtime))){this[Ls](t),i();return}if(h||this[Os](t,a))return this[P](null,t,i);if(a.isDirectory()){if(t.type==="Directory"){let l=this.chmod&&t.mode&&(a.mode&4095)!==t.mode,c=d=>this[P](d??null,t,i);return l?external_node_fs_.chmod(String(t.absolute),Number(t.mode),c):c()}if(t.absolute!==this.cwd)return external_node_fs_.rmdir(String(t.absolute),l=>this[P](l??null,t,i))}if(t.absolute===this.cwd)return this[P](null,t,i);mo(String(t.absolute),l=>this[P](l??null,t,i))})};this[Oe]?n():r()}[P](t,e,i){if(t){this[O](t,e),i();return}switch(e.type){case"File":case"OldFile":case"ContiguousFile":return this[Ts](e,i);case"Link":return this[Ir](e,i);case"SymbolicLink":return this[Ar](e,i);case"Directory":case"GNUDumpDir":return this[xs](e,i)}}[gi](t,e,i,r){external_node_fs_[i](e,String(t.absolute),n=>{n?this[O](n,t):(this[$t](),t.resume()),r()})}},ye=s=>{try{return[null,s()]}catch(t){return[t,null]}},xe=class extends Xt{sync=!0;[P](t,e){return super[P](t,e,()=>{})}[_s](t){if(!this[Oe]){let n=this[yt](this.cwd,this.dmode);if(n)return this[O](n,t);this[Oe]=!0}if(t.absolute!==this.cwd){let n=f(external_node_path_.dirname(String(t.absolute)));if(n!==this.cwd){let o=this[yt](n,this.dmode);if(o)return this[O](o,t)}}let[e,i]=ye(()=>external_node_fs_.lstatSync(String(t.absolute)));if(i&&(this.keep||this.newer&&i.mtime>(t.mtime??i.mtime)))return this[Ls](t);if(e||this[Os](t,i))return this[P](null,t);if(i.isDirectory()){if(t.type==="Directory"){let o=this.chmod&&t.mode&&(i.mode&4095)!==t.mode,[h]=o?ye(()=>{external_node_fs_.chmodSync(String(t.absolute),Number(t.mode))}):[];return this[P](h,t)}let[n]=ye(()=>external_node_fs_.rmdirSync(String(t.absolute)));this[P](n,t)}let[r]=t.absolute===this.cwd?[]:ye(()=>po(String(t.absolute)));this[P](r,t)}[Ts](t,e){let i=typeof t.mode=="number"?t.mode&4095:this.fmode,r=h=>{let a;try{external_node_fs_.closeSync(n)}catch(l){a=l}(h||a)&&this[O](h||a,t),e()},n;try{n=external_node_fs_.openSync(String(t.absolute),ms(t.size),i)}catch(h){return r(h)}let o=this.transform&&this.transform(t)||t;o!==t&&(o.on("error",h=>this[O](h,t)),t.pipe(o)),o.on("data",h=>{try{external_node_fs_.writeSync(n,h,0,h.length)}catch(a){r(a)}}),o.on("end",()=>{let h=null;if(t.mtime&&!this.noMtime){let a=t.atime||new Date,l=t.mtime;try{external_node_fs_.futimesSync(n,a,l)}catch(c){try{external_node_fs_.utimesSync(String(t.absolute),a,l)}catch{h=c}}}if(this[ge](t)){let a=this[be](t),l=this[_e](t);try{external_node_fs_.fchownSync(n,Number(a),Number(l))}catch(c){try{external_node_fs_.chownSync(String(t.absolute),Number(a),Number(l))}catch{h=h||c}}}r(h)})}[xs](t,e){let i=typeof t.mode=="number"?t.mode&4095:this.dmode,r=this[yt](String(t.absolute),i);if(r){this[O](r,t),e();return}if(t.mtime&&!this.noMtime)try{external_node_fs_.utimesSync(String(t.absolute),t.atime||new Date,t.mtime)}catch{}if(this[ge](t))try{external_node_fs_.chownSync(String(t.absolute),Number(this[be](t)),Number(this[_e](t)))}catch{}e(),t.resume()}[yt](t,e){try{return _r(f(t),{uid:this.uid,gid:this.gid,processUid:this.processUid,processGid:this.processGid,umask:this.processUmask,preserve:this.preservePaths,unlink:this.unlink,cwd:this.cwd,mode:e})}catch(i){return i}}[Re](t,e,i,r,n){if(this.preservePaths||i.length===0)return r();let o=e;for(let h of i){o=external_node_path_.resolve(o,h);let[a,l]=ye(()=>external_node_fs_.lstatSync(o));if(a)return r();if(l.isSymbolicLink())return n(new St(o,external_node_path_.resolve(e,i.join("/"))))}r()}[gi](t,e,i,r){let n=`${i}Sync`;try{external_node_fs_[n](e,String(t.absolute)),r(),t.resume()}catch(o){return this[O](o,t)}}};var Eo=s=>{let t=new xe(s),e=s.file,i=external_node_fs_.statSync(e),r=s.maxReadSize||16*1024*1024;new Be(e,{readSize:r,size:i.size}).pipe(t)},wo=(s,t)=>{let e=new Xt(s),i=s.maxReadSize||16*1024*1024,r=s.file;return new Promise((o,h)=>{e.on("error",h),e.on("close",o),external_node_fs_.stat(r,(a,l)=>{if(a)h(a);else{let c=new _t(r,{readSize:i,size:l.size});c.on("error",h),c.pipe(e)}})})},So=K(Eo,wo,s=>new xe(s),s=>new Xt(s),(s,t)=>{t?.length&&Qi(s,t)});var yo=(s,t)=>{let e=new kt(s),i=!0,r,n;try{try{r=external_node_fs_.openSync(s.file,"r+")}catch(a){if(a?.code==="ENOENT")r=external_node_fs_.openSync(s.file,"w+");else throw a}let o=external_node_fs_.fstatSync(r),h=Buffer.alloc(512);t:for(n=0;n<o.size;n+=512){for(let c=0,d=0;c<512;c+=d){if(d=external_node_fs_.readSync(r,h,c,h.length-c,n+c),n===0&&h[0]===31&&h[1]===139)throw new Error("cannot append to compressed archives");if(!d)break t}let a=new F(h);if(!a.cksumValid)break;let l=512*Math.ceil((a.size||0)/512);if(n+l+512>o.size)break;n+=l,s.mtimeCache&&a.mtime&&s.mtimeCache.set(String(a.path),a.mtime)}i=!1,Ro(s,e,n,r,t)}finally{if(i)try{external_node_fs_.closeSync(r)}catch{}}},Ro=(s,t,e,i,r)=>{let n=new Wt(s.file,{fd:i,start:e});t.pipe(n),bo(t,r)},go=(s,t)=>{t=Array.from(t);let e=new wt(s),i=(n,o,h)=>{let a=(T,D)=>{T?external_node_fs_.close(n,E=>h(T)):h(null,D)},l=0;if(o===0)return a(null,0);let c=0,d=Buffer.alloc(512),y=(T,D)=>{if(T||D===void 0)return a(T);if(c+=D,c<512&&D)return external_node_fs_.read(n,d,c,d.length-c,l+c,y);if(l===0&&d[0]===31&&d[1]===139)return a(new Error("cannot append to compressed archives"));if(c<512)return a(null,l);let E=new F(d);if(!E.cksumValid)return a(null,l);let x=512*Math.ceil((E.size??0)/512);if(l+x+512>o||(l+=x+512,l>=o))return a(null,l);s.mtimeCache&&E.mtime&&s.mtimeCache.set(String(E.path),E.mtime),c=0,external_node_fs_.read(n,d,0,512,l,y)};external_node_fs_.read(n,d,0,512,l,y)};return new Promise((n,o)=>{e.on("error",o);let h="r+",a=(l,c)=>{if(l&&l.code==="ENOENT"&&h==="r+")return h="w+",external_node_fs_.open(s.file,h,a);if(l||!c)return o(l);external_node_fs_.fstat(c,(d,y)=>{if(d)return external_node_fs_.close(c,()=>o(d));i(c,y.size,(T,D)=>{if(T)return o(T);let E=new et(s.file,{fd:c,start:D});e.pipe(E),E.on("error",o),E.on("close",n),_o(e,t)})})};external_node_fs_.open(s.file,h,a)})},bo=(s,t)=>{t.forEach(e=>{e.charAt(0)==="@"?Ct({file:external_node_path_.resolve(s.cwd,e.slice(1)),sync:!0,noResume:!0,onReadEntry:i=>s.add(i)}):s.add(e)}),s.end()},_o=async(s,t)=>{for(let e of t)e.charAt(0)==="@"?await Ct({file:external_node_path_.resolve(String(s.cwd),e.slice(1)),noResume:!0,onReadEntry:i=>s.add(i)}):s.add(e);s.end()},vt=K(yo,go,()=>{throw new TypeError("file is required")},()=>{throw new TypeError("file is required")},(s,t)=>{if(!Bs(s))throw new TypeError("file is required");if(s.gzip||s.brotli||s.zstd||s.file.endsWith(".br")||s.file.endsWith(".tbr"))throw new TypeError("cannot append to compressed archives");if(!t?.length)throw new TypeError("no paths specified to add/replace")});var Oo=K(vt.syncFile,vt.asyncFile,vt.syncNoFile,vt.asyncNoFile,(s,t=[])=>{vt.validate?.(s,t),To(s)}),To=s=>{let t=s.filter;s.mtimeCache||(s.mtimeCache=new Map),s.filter=t?(e,i)=>t(e,i)&&!((s.mtimeCache?.get(e)??i.mtime??0)>(i.mtime??0)):(e,i)=>!((s.mtimeCache?.get(e)??i.mtime??0)>(i.mtime??0))};
+//# sourceMappingURL=index.min.js.map
+
+;// CONCATENATED MODULE: ./src/image/plain-archive.ts
+// Reading an uncompressed docker archive by seeking: tar has no index, but each header says
+// how far to skip, so manifest.json and the config are found without reading the layers.
+// (node-tar parses the headers; only the skipping is done here.)
+
+
+
+
+const BLOCK = 512;
+/** `./a/b` and `a/b` are the same entry. */
+function entryName(path) {
+    return external_node_path_.posix.normalize(path).replace(/^\.\//, '').replace(/\/$/, '');
+}
+async function readAt(file, offset, length) {
+    const buffer = Buffer.alloc(length);
+    const { bytesRead } = await file.read(buffer, 0, length, offset);
+    return buffer.subarray(0, bytesRead);
+}
+// Headers of small files lie close together: read ahead, so a layer of many small files
+// costs one read per window rather than one per header.
+const READ_AHEAD = 64 * 1024;
+/** Reads at offsets through a read-ahead window. */
+class WindowReader {
+    file;
+    window = Buffer.alloc(0);
+    windowOffset = 0;
+    constructor(file) {
+        this.file = file;
+    }
+    async read(offset, length) {
+        const start = offset - this.windowOffset;
+        if (start < 0 || start + length > this.window.length) {
+            this.window = await readAt(this.file, offset, Math.max(length, READ_AHEAD));
+            this.windowOffset = offset;
+            return this.window.subarray(0, length);
+        }
+        return this.window.subarray(start, start + length);
+    }
+}
+/** Every entry of an uncompressed tar file (or of a tar inside it), by name, with where its data is. */
+async function indexTar(path, region) {
+    const entries = new Map();
+    const file = await (0,promises_namespaceObject.open)(path, 'r');
+    const reader = new WindowReader(file);
+    const end = region ? region.offset + region.size : Infinity;
+    try {
+        let offset = region?.offset ?? 0;
+        // A pax header or GNU long name describes the entry after it.
+        let extended;
+        while (offset < end) {
+            if (offset + BLOCK > end)
+                throw new Error(`not a tar archive (cut short at byte ${offset})`);
+            const block = await reader.read(offset, BLOCK);
+            if (block.length < BLOCK)
+                break;
+            const header = new F(block, 0, extended);
+            if (header.nullBlock)
+                break;
+            if (!header.cksumValid)
+                throw new Error(`not a tar archive (bad header at byte ${offset})`);
+            const size = header.size ?? 0;
+            const dataOffset = offset + BLOCK;
+            if (header.type === 'ExtendedHeader') {
+                extended = ft.parse((await reader.read(dataOffset, size)).toString('utf8'));
+            }
+            else if (header.type === 'NextFileHasLongPath') {
+                const longPath = (await reader.read(dataOffset, size)).toString('utf8').replace(/\0+$/, '');
+                extended = { path: longPath };
+            }
+            else if (header.type !== 'GlobalExtendedHeader') {
+                entries.set(entryName(header.path ?? ''), {
+                    offset: dataOffset,
+                    size,
+                    type: header.type,
+                    linkpath: header.linkpath ?? null
+                });
+                extended = undefined;
+            }
+            offset = dataOffset + Math.ceil(size / BLOCK) * BLOCK;
+        }
+    }
+    finally {
+        await file.close();
+    }
+    return entries;
+}
+/** The content of an entry, following a symbolic link within the archive. */
+async function readEntry(path, entries, name) {
+    let entry = entries.get(entryName(name));
+    if (entry?.type === 'SymbolicLink' && entry.linkpath) {
+        entry = entries.get(entryName(external_node_path_.posix.join(external_node_path_.posix.dirname(entryName(name)), entry.linkpath)));
+    }
+    if (!entry || entry.type !== 'File')
+        return null;
+    const file = await (0,promises_namespaceObject.open)(path, 'r');
+    try {
+        return await readAt(file, entry.offset, entry.size);
+    }
+    finally {
+        await file.close();
+    }
+}
+function sha256Digest(content) {
+    return `sha256:${(0,external_node_crypto_.createHash)('sha256').update(content).digest('hex')}`;
+}
+
+;// CONCATENATED MODULE: external "node:stream/promises"
+const external_node_stream_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream/promises");
+// EXTERNAL MODULE: external "node:zlib"
+var external_node_zlib_ = __nccwpck_require__(8522);
+// EXTERNAL MODULE: external "node:os"
+var external_node_os_ = __nccwpck_require__(8161);
+// EXTERNAL MODULE: ./node_modules/@actions/exec/lib/exec.js + 2 modules
+var lib_exec = __nccwpck_require__(5260);
+;// CONCATENATED MODULE: external "node:child_process"
+const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
+;// CONCATENATED MODULE: ./src/exec.ts
+// The one place that runs programs. Every command is an argument array: no value from a
+// workflow ever reaches a shell. Failures carry the command and the tail of its stderr.
+
+
+
+const STDERR_TAIL_LINES = 25;
+/** coreutils `timeout`'s exit code when it stopped the command. */
+const TIMED_OUT = 124;
+/** A command that exited non-zero (or could not start). */
+class CommandError extends Error {
+    command;
+    exitCode;
+    stderr;
+    constructor(command, exitCode, stderr) {
+        const tail = tailLines(stderr, STDERR_TAIL_LINES);
+        const status = exitCode === null ? 'could not run' : `failed with exit code ${exitCode}`;
+        super(`\`${command.join(' ')}\` ${status}${tail ? `:\n${tail}` : ''}`);
+        this.command = command;
+        this.exitCode = exitCode;
+        this.stderr = stderr;
+        this.name = 'CommandError';
+    }
+    /** The last lines of stderr, for one-line error messages. */
+    tail(lines = STDERR_TAIL_LINES) {
+        return tailLines(this.stderr, lines);
+    }
+}
+function tailLines(text, lines) {
+    return text.trimEnd().split('\n').slice(-lines).join('\n').trim();
+}
+/** Run a command and capture its output; throws CommandError on a non-zero exit. */
+async function exec_run(command, args, options = {}) {
+    const argv = [command, ...args];
+    const limit = options.timeoutSeconds;
+    const [program, programArgs] = limit
+        ? ['timeout', ['--kill-after=5', String(limit), ...argv]]
+        : [command, [...args]];
+    let result;
+    try {
+        result = await lib_exec/* getExecOutput */.H(program, programArgs, {
+            input: typeof options.input === 'string' ? Buffer.from(options.input) : options.input,
+            env: options.env ? { ...processEnv(), ...options.env } : undefined,
+            cwd: options.cwd,
+            silent: options.silent ?? false,
+            ignoreReturnCode: true
+        });
+    }
+    catch (error) {
+        // @actions/exec throws when the program cannot be found or started.
+        throw new CommandError(argv, null, errors_errorMessage(error));
+    }
+    if (result.exitCode !== 0 && !options.allowFailure) {
+        const stderr = limit && result.exitCode === TIMED_OUT
+            ? `${result.stderr}\ntimed out after ${limit} s`
+            : result.stderr;
+        throw new CommandError(argv, result.exitCode, stderr);
+    }
+    return result;
+}
+/** The current environment without undefined values, as @actions/exec wants it. */
+function processEnv() {
+    const env = {};
+    for (const [name, value] of Object.entries(process.env)) {
+        if (value !== undefined)
+            env[name] = value;
+    }
+    return env;
+}
+/**
+ * Start a command whose stdout is consumed as a stream (an image stream script, `zstd -dc`).
+ * @actions/exec only takes a Buffer on stdin and collects stdout, so streams need spawn.
+ */
+function spawnProducer(command, args, stdin) {
+    const argv = [command, ...args];
+    const child = (0,external_node_child_process_namespaceObject.spawn)(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    if (stdin)
+        stdin.pipe(child.stdin);
+    else
+        child.stdin.end();
+    let stderr = '';
+    child.stderr.on('data', (chunk) => {
+        stderr = tailLines(stderr + chunk.toString(), STDERR_TAIL_LINES * 4);
+    });
+    const done = new Promise((resolve, reject) => {
+        child.on('error', error => reject(new CommandError(argv, null, error.message)));
+        child.on('close', code => {
+            if (code === 0)
+                resolve();
+            else
+                reject(new CommandError(argv, code, stderr));
+        });
+    });
+    return { stdout: child.stdout, done };
+}
+/**
+ * Run a command with a stream on its stdin and capture its output (e.g. `docker load`).
+ * The command line is echoed like @actions/exec does, so the log reads the same.
+ */
+async function runWithStdin(command, args, stdin) {
+    const argv = [command, ...args];
+    process.stdout.write(`[command]${argv.join(' ')}\n`);
+    const child = (0,external_node_child_process_namespaceObject.spawn)(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk) => {
+        stdout += chunk.toString();
+        process.stdout.write(chunk);
+    });
+    child.stderr.on('data', (chunk) => {
+        stderr += chunk.toString();
+        process.stderr.write(chunk);
+    });
+    // The consumer may exit early (bad archive): don't let EPIPE crash the action.
+    child.stdin.on('error', () => undefined);
+    stdin.pipe(child.stdin);
+    const exitCode = await new Promise((resolve, reject) => {
+        child.on('error', error => reject(new CommandError(argv, null, error.message)));
+        child.on('close', resolve);
+    });
+    if (exitCode !== 0)
+        throw new CommandError(argv, exitCode, stderr);
+    return { exitCode, stdout, stderr };
+}
+/**
+ * Wait for every promise, then throw the first failure. Unlike Promise.all, a second failure
+ * (a producer that dies of EPIPE after its consumer failed) is never left unhandled.
+ */
+async function settleAll(promises) {
+    const results = await Promise.allSettled(promises);
+    for (const result of results) {
+        if (result.status === 'rejected')
+            throw result.reason;
+    }
+    return results.map(result => result.value);
+}
+
+;// CONCATENATED MODULE: ./src/image/layer-store-paths.ts
+// The Nix store paths an image's layers hold (`nix/store/<hash>-<name>` entries), for the SBOM.
+// Read in the pass the action already makes over the image: from the archive stream while it
+// feeds `docker load`, or, for an uncompressed archive file, by seeking over the layers' headers.
+
+
+
+
+
+
+
+const STORE_DIR = '/nix/store';
+// A store path's base name: 32 characters of Nix's base32, `-`, a name.
+const STORE_ENTRY = /^nix\/store\/([0-9a-df-np-sv-z]{32}-[^/]+)/;
+/** `nix/store/<hash>-<name>/...` (with or without `./` or `/`) -> `/nix/store/<hash>-<name>`. */
+function storePathOfEntry(path) {
+    const match = STORE_ENTRY.exec(path.replace(/^(\.?\/)+/, ''));
+    return match ? `${STORE_DIR}/${match[1]}` : null;
+}
+/**
+ * The store paths of the layers `manifest.json` names, in first-seen order. A layer that could
+ * not be read as a tar is an error: the SBOM would be incomplete.
+ */
+function pathsOfLayers(layers, scans, links) {
+    const paths = new Set();
+    for (const layer of layers) {
+        const name = resolveLink(entryName(layer), links);
+        const scan = scans.get(name);
+        if (!scan)
+            throw new Error(`the image archive has no layer ${layer}`);
+        if (scan.error !== null)
+            throw new Error(`cannot list layer ${layer}: ${scan.error}`);
+        for (const path of scan.paths)
+            paths.add(path);
+    }
+    return [...paths];
+}
+/** A layer may be a symbolic link to another entry (docker save and skopeo share layers so). */
+function resolveLink(name, links) {
+    let current = name;
+    for (let hops = 0; hops < 8; hops++) {
+        const target = links.get(current);
+        if (target === undefined)
+            return current;
+        current = entryName(external_node_path_.posix.join(external_node_path_.posix.dirname(current), target));
+    }
+    return current;
+}
+/** A tar parser that only lists the store paths its entries name, skipping their data. */
+function storePathLister(paths) {
+    return new rt({
+        strict: true,
+        // Returning false makes node-tar skip the entry's data.
+        filter: path => {
+            const storePath = storePathOfEntry(path);
+            if (storePath !== null)
+                paths.add(storePath);
+            return false;
+        }
+    });
+}
+/** One layer of an uncompressed archive file, by seeking, or read through when compressed. */
+async function scanLayerAt(archivePath, layer) {
+    const scan = { paths: new Set(), error: null };
+    try {
+        const inner = await indexTar(archivePath, { offset: layer.offset, size: layer.size });
+        for (const path of inner.keys()) {
+            const storePath = storePathOfEntry(path);
+            if (storePath !== null)
+                scan.paths.add(storePath);
+        }
+    }
+    catch (error) {
+        if (!(await isGzipAt(archivePath, layer.offset))) {
+            scan.error = errors_errorMessage(error);
+            return scan;
+        }
+        const end = layer.offset + layer.size - 1;
+        const lister = storePathLister(scan.paths);
+        await (0,external_node_stream_promises_namespaceObject.pipeline)((0,external_node_fs_.createReadStream)(archivePath, { start: layer.offset, end }), lister).catch((failure) => {
+            scan.error = errors_errorMessage(failure);
+        });
+    }
+    return scan;
+}
+async function isGzipAt(path, offset) {
+    const file = await (0,promises_namespaceObject.open)(path, 'r');
+    try {
+        const magic = Buffer.alloc(2);
+        await file.read(magic, 0, 2, offset);
+        return magic[0] === 0x1f && magic[1] === 0x8b;
+    }
+    finally {
+        await file.close();
+    }
+}
+/**
+ * Collects the store paths of every file entry of an archive stream, to be fed each entry as
+ * node-tar's outer parser reads it. Which entries are layers is only known from manifest.json,
+ * which may come last, so every file that parses as a tar is listed; `layerStorePaths` then
+ * keeps the layers'. A layer's own data is parsed as it streams (node-tar also unpacks a
+ * gzip layer); nothing is buffered.
+ */
+class StreamLayerScanner {
+    scans = new Map();
+    links = new Map();
+    /** Call for each outer entry before anything else consumes it. */
+    onEntry(entry) {
+        const name = entryName(entry.path);
+        if (entry.type === 'SymbolicLink' && entry.linkpath)
+            this.links.set(name, entry.linkpath);
+        if (entry.type !== 'File' || name.endsWith('.json'))
+            return;
+        const scan = { paths: new Set(), error: null };
+        this.scans.set(name, scan);
+        const fail = (error) => {
+            scan.error ??= errors_errorMessage(error);
+        };
+        const inner = storePathLister(scan.paths);
+        inner.on('error', fail);
+        entry.on('data', (chunk) => {
+            if (scan.error !== null)
+                return;
+            try {
+                inner.write(chunk);
+            }
+            catch (error) {
+                fail(error);
+            }
+        });
+        entry.on('end', () => {
+            if (scan.error === null)
+                inner.end();
+        });
+    }
+    layerStorePaths(layers) {
+        return pathsOfLayers(layers, this.scans, this.links);
+    }
+}
+/**
+ * The same for an uncompressed archive file, by seeking: each layer's tar headers are read,
+ * its file data skipped. A compressed layer inside it cannot be seeked, and is read in full.
+ */
+async function layerStorePathsBySeeking(archivePath, entries, layers) {
+    const scans = new Map();
+    const links = new Map();
+    for (const [name, entry] of entries) {
+        if (entry.type === 'SymbolicLink' && entry.linkpath)
+            links.set(name, entry.linkpath);
+    }
+    for (const layer of layers) {
+        const name = resolveLink(entryName(layer), links);
+        const entry = entries.get(name);
+        if (!entry || entry.type !== 'File' || scans.has(name))
+            continue;
+        scans.set(name, await scanLayerAt(archivePath, entry));
+    }
+    return pathsOfLayers(layers, scans, links);
+}
+
+;// CONCATENATED MODULE: ./src/image/archive.ts
+// Reading a docker archive as a stream: manifest.json for the RepoTags and the config digest,
+// in the same single pass that feeds `docker load`, so a streamed image is never written to disk.
+
+
+
+
+
+
+
+
+
+
+
+
+
+async function listing(read) {
+    try {
+        return { paths: await read() };
+    }
+    catch (error) {
+        return { error: errors_errorMessage(error) };
+    }
+}
+// Configs and manifest.json are small; layers are not read into memory.
+const SMALL_ENTRY_LIMIT = 4 * 1024 * 1024;
+/**
+ * The archive as a plain tar stream: the file, decompressed, or the stream script's output.
+ * Always uncompressed, so every consumer (docker load, skopeo, the parser) reads the same
+ * thing: docker 20.10 cannot load zstd, and skopeo 1.9 cannot read a gzip docker-archive.
+ */
+function openArchive(storePath, format) {
+    if (format.kind === 'stream')
+        return spawnProducer(storePath, []);
+    if (format.kind === 'oci-layout')
+        return streamOciLayout(storePath);
+    if (format.compression === 'zstd')
+        return spawnProducer('zstd', ['-dc', '--', storePath]);
+    const file = (0,external_node_fs_.createReadStream)(storePath);
+    if (format.compression === 'none')
+        return { stdout: file, done: (0,external_node_stream_promises_namespaceObject.finished)(file) };
+    const gunzip = (0,external_node_zlib_.createGunzip)();
+    return { stdout: gunzip, done: (0,external_node_stream_promises_namespaceObject.pipeline)(file, gunzip) };
+}
+/**
+ * An OCI layout as a docker archive stream (docker 20.10 cannot load an OCI layout). skopeo
+ * writes a docker archive sequentially, so it can write into a FIFO that is read as it goes;
+ * it cannot open /dev/stdout when that is node's socket pair.
+ */
+function streamOciLayout(layoutDir) {
+    const archive = new external_node_stream_.PassThrough();
+    const done = (async () => {
+        const fifoDir = await (0,promises_namespaceObject.mkdtemp)((0,external_node_path_.join)((0,external_node_os_.tmpdir)(), 'nix-container-oci-'));
+        const fifo = (0,external_node_path_.join)(fifoDir, 'archive.tar');
+        try {
+            await exec_run('mkfifo', [fifo], { silent: true });
+            const skopeo = spawnProducer('skopeo', [
+                'copy',
+                '-q',
+                `oci:${layoutDir}`,
+                `docker-archive:${fifo}`
+            ]);
+            skopeo.stdout.resume();
+            await settleAll([(0,external_node_stream_promises_namespaceObject.pipeline)((0,external_node_fs_.createReadStream)(fifo), archive), skopeo.done]);
+        }
+        finally {
+            await (0,promises_namespaceObject.rm)(fifoDir, { recursive: true, force: true });
+        }
+    })();
+    return { stdout: archive, done };
+}
+/** An uncompressed docker archive: docker, skopeo and the metadata reader use the file itself. */
+function isPlainArchive(format) {
+    return format.kind === 'docker-archive' && format.compression === 'none';
+}
+/** A path skopeo can read as `docker-archive:`: seekable and uncompressed. */
+function needsPlainCopy(format) {
+    return !isPlainArchive(format);
+}
+/** Also write the plain archive to `path` while others read it. */
+function copyArchiveTo(archive, path) {
+    const file = (0,external_node_fs_.createWriteStream)(path);
+    archive.pipe(file);
+    return (0,external_node_stream_promises_namespaceObject.finished)(file);
+}
+/** Parse manifest.json (pure, for tests). */
+function parseManifest(text) {
+    let parsed;
+    try {
+        parsed = JSON.parse(text);
+    }
+    catch {
+        throw new Error('manifest.json in the image archive is not valid JSON');
+    }
+    const valid = Array.isArray(parsed) &&
+        parsed.length > 0 &&
+        parsed.every((entry) => typeof entry?.Config === 'string' && Array.isArray(entry.Layers));
+    if (!valid)
+        throw new Error('manifest.json in the image archive has no image (Config, Layers)');
+    return parsed;
+}
+/** Read the metadata from an archive stream. The stream may be read by others at the same time. */
+async function readArchiveMetadata(archive, options = {}) {
+    const digests = new Map();
+    // Configs are JSON files; layers never are, so only these are kept.
+    const jsonFiles = new Map();
+    let manifestText = null;
+    const layers = options.storePaths ? new StreamLayerScanner() : null;
+    const parser = new rt({
+        onReadEntry: (entry) => {
+            layers?.onEntry(entry);
+            const path = entryName(entry.path);
+            if (entry.type !== 'File' || entry.size > SMALL_ENTRY_LIMIT) {
+                entry.resume();
+                return;
+            }
+            const chunks = [];
+            entry.on('data', (chunk) => chunks.push(chunk));
+            entry.on('end', () => {
+                const content = Buffer.concat(chunks);
+                if (path === 'manifest.json')
+                    manifestText = content.toString('utf8');
+                digests.set(path, sha256Digest(content));
+                if (path.endsWith('.json'))
+                    jsonFiles.set(path, content);
+            });
+        }
+    });
+    const parsed = new Promise((resolve, reject) => {
+        parser.on('end', resolve);
+        parser.on('error', reject);
+        archive.on('error', reject);
+    });
+    archive.pipe(parser);
+    await parsed;
+    const manifest = manifestOf(manifestText);
+    const metadata = metadataFrom(manifest, config => {
+        const content = jsonFiles.get(entryName(config));
+        const digest = digests.get(entryName(config));
+        return content && digest ? { digest, content } : null;
+    });
+    if (!layers)
+        return metadata;
+    return { ...metadata, storePaths: await listing(() => layers.layerStorePaths(manifest.Layers)) };
+}
+/**
+ * The same from an uncompressed archive file, by seeking: milliseconds instead of a read of
+ * every layer.
+ */
+async function readPlainArchiveMetadata(path, options = {}) {
+    const entries = await indexTar(path);
+    const manifest = await readEntry(path, entries, 'manifest.json');
+    const config = manifest && parseManifest(manifest.toString('utf8'))[0]?.Config;
+    const configContent = config ? await readEntry(path, entries, config) : null;
+    const first = manifestOf(manifest?.toString('utf8') ?? null);
+    const metadata = metadataFrom(first, () => configContent ? { digest: sha256Digest(configContent), content: configContent } : null);
+    if (!options.storePaths)
+        return metadata;
+    const storePaths = await listing(() => layerStorePathsBySeeking(path, entries, first.Layers));
+    return { ...metadata, storePaths };
+}
+/** The image manifest.json describes (its first entry), with every entry's RepoTags. */
+function manifestOf(manifestText) {
+    if (manifestText === null)
+        throw new Error('the image archive has no manifest.json');
+    const manifest = parseManifest(manifestText);
+    const allRepoTags = manifest.flatMap(entry => entry.RepoTags ?? []);
+    return { ...manifest[0], allRepoTags };
+}
+function metadataFrom(first, configOf) {
+    const config = configOf(first.Config);
+    if (!config)
+        throw new Error(`the image archive has no config file ${first.Config}`);
+    return {
+        repoTags: first.allRepoTags,
+        configDigest: config.digest,
+        layerCount: first.Layers.length,
+        platform: platformOrNull(config.content.toString('utf8'))
+    };
+}
+/** A single-platform run does not need the platform: a config without one is not an error here. */
+function platformOrNull(configJson) {
+    try {
+        return platformOfConfig(configJson);
+    }
+    catch {
+        return null;
+    }
+}
+
+;// CONCATENATED MODULE: ./src/image/layers.ts
+// An uncompressed docker archive, layer by layer: the image config names each layer by its
+// uncompressed digest (`rootfs.diff_ids`), so what a registry already holds can be known
+// without reading a layer. And the `dir:` layout skopeo copies from, whose manifest names the
+// registry's compressed blobs for reused layers and the archive's plain tars for new ones.
+
+
+
+
+
+
+const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
+const DOCKER_CONFIG = 'application/vnd.docker.container.image.v1+json';
+const DOCKER_LAYER_GZIP = 'application/vnd.docker.image.rootfs.diff.tar.gzip';
+/** An uncompressed layer: skopeo compresses it on the way to the registry. */
+const DOCKER_LAYER_TAR = 'application/vnd.docker.image.rootfs.diff.tar';
+/** `rootfs.diff_ids` of an image config (pure, for tests). */
+function diffIdsOf(config) {
+    const parsed = JSON.parse(config.toString());
+    const ids = parsed.rootfs?.diff_ids;
+    if (!Array.isArray(ids) || !ids.every(id => typeof id === 'string')) {
+        throw new Error('the image config has no rootfs.diff_ids');
+    }
+    return ids;
+}
+/** The config and each layer's place in an uncompressed archive file, by seeking. */
+async function readArchiveImage(path) {
+    const entries = await indexTar(path);
+    const manifestText = await readEntry(path, entries, 'manifest.json');
+    if (!manifestText)
+        throw new Error('the image archive has no manifest.json');
+    const first = parseManifest(manifestText.toString('utf8'))[0];
+    const config = first && (await readEntry(path, entries, first.Config));
+    if (!first || !config)
+        throw new Error(`the image archive has no config file ${first?.Config}`);
+    const diffIds = diffIdsOf(config);
+    if (diffIds.length !== first.Layers.length) {
+        throw new Error(`the image config lists ${diffIds.length} layers, manifest.json ${first.Layers.length}`);
+    }
+    const layers = first.Layers.map((name, index) => {
+        const entry = fileEntry(entries, name);
+        return { diffId: diffIds[index], offset: entry.offset, size: entry.size };
+    });
+    return { path, config, configDigest: sha256Digest(config), layers };
+}
+/** A file entry, following symbolic links within the archive (docker save links equal layers). */
+function fileEntry(entries, name) {
+    let entry = entries.get(entryName(name));
+    for (let hops = 0; entry?.type === 'SymbolicLink' && entry.linkpath && hops < 8; hops++) {
+        const target = entryName((0,external_node_path_.join)(name, '..', entry.linkpath));
+        entry = entries.get(target);
+        name = target;
+    }
+    if (!entry || entry.type !== 'File')
+        throw new Error(`the image archive has no layer ${name}`);
+    return entry;
+}
+/** The layout's manifest: the archive's config, each layer as planned (pure, for tests). */
+function layoutManifest(image, layers) {
+    return JSON.stringify({
+        schemaVersion: 2,
+        mediaType: DOCKER_MANIFEST,
+        config: { mediaType: DOCKER_CONFIG, size: image.config.length, digest: image.configDigest },
+        layers: layers.map(planned => planned.kind === 'reused'
+            ? { ...planned.descriptor, mediaType: DOCKER_LAYER_GZIP }
+            : { mediaType: DOCKER_LAYER_TAR, size: planned.layer.size, digest: planned.layer.diffId })
+    });
+}
+const hexOf = (digest) => digest.replace(/^sha256:/, '');
+/**
+ * Write a skopeo `dir:` layout: manifest, config and the new layers' plain tars (copied out of
+ * the archive, side by side). Reused blobs are named but absent: skopeo finds them in the
+ * destination repository before it would read them.
+ */
+async function writeDirLayout(image, layers, dir) {
+    await (0,promises_namespaceObject.mkdir)(dir, { recursive: true });
+    // An image may hold the same layer twice: one blob.
+    const newLayers = new Map();
+    for (const planned of layers) {
+        if (planned.kind === 'new')
+            newLayers.set(planned.layer.diffId, planned.layer);
+    }
+    const copies = [...newLayers.values()].map(layer => copyLayer(image.path, layer, dir));
+    await Promise.all([
+        ...copies,
+        (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(dir, 'version'), 'Directory Transport Version: 1.1\n'),
+        (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(dir, hexOf(image.configDigest)), image.config),
+        (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(dir, 'manifest.json'), layoutManifest(image, layers))
+    ]);
+}
+async function copyLayer(archivePath, layer, dir) {
+    const target = (0,external_node_path_.join)(dir, hexOf(layer.diffId));
+    if (layer.size === 0)
+        return (0,promises_namespaceObject.writeFile)(target, '');
+    const range = { start: layer.offset, end: layer.offset + layer.size - 1 };
+    await (0,external_node_stream_promises_namespaceObject.pipeline)((0,external_node_fs_.createReadStream)(archivePath, range), (0,external_node_fs_.createWriteStream)(target));
+}
+
+;// CONCATENATED MODULE: ./src/image/oci-index.ts
+// OCI image indexes: written here (a few lines of JSON, so its digest is known before any
+// push and an unchanged index is recognised as up to date), read back from registries (a ref
+// that already is an index contributes its images), and laid out as an OCI layout directory
+// that `skopeo copy --multi-arch index-only` pushes as it is.
+
+
+
+
+const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
+const DOCKER_MANIFEST_LIST = 'application/vnd.docker.distribution.manifest.list.v2+json';
+const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+// One definition of the image manifest type, shared with the layer code.
+
+/** The index JSON for these images, in this order (pure, for tests). */
+function buildIndex(entries) {
+    const index = {
+        schemaVersion: 2,
+        mediaType: OCI_INDEX,
+        manifests: entries.map(entry => ({
+            mediaType: entry.mediaType,
+            digest: entry.digest,
+            size: entry.size,
+            platform: orderedPlatform(entry.platform)
+        }))
+    };
+    const bytes = Buffer.from(JSON.stringify(index), 'utf8');
+    return { bytes, digest: sha256Digest(bytes) };
+}
+/** Fixed key order, so that the same images always give the same bytes. */
+function orderedPlatform(platform) {
+    const { architecture, os, variant } = platform;
+    return variant ? { architecture, os, variant } : { architecture, os };
+}
+function isIndexMediaType(mediaType) {
+    return mediaType === OCI_INDEX || mediaType === DOCKER_MANIFEST_LIST;
+}
+/** What a raw manifest is: an index (its manifests) or one image (pure, for tests). */
+function parseManifestKind(raw) {
+    const manifest = JSON.parse(raw);
+    if (Array.isArray(manifest.manifests) || isIndexMediaType(manifest.mediaType ?? null)) {
+        return { kind: 'index', entries: manifest.manifests ?? [] };
+    }
+    // An OCI manifest may leave its mediaType out; it has a config either way.
+    return { kind: 'image', mediaType: manifest.mediaType ?? OCI_MANIFEST };
+}
+/**
+ * The image entries of an index, without attestation manifests (`unknown/unknown`, which
+ * BuildKit adds beside each image) (pure, for tests).
+ */
+function imageEntriesOf(raw, where) {
+    const parsed = parseManifestKind(raw);
+    if (parsed.kind !== 'index')
+        throw new Error(`${where} is not an image index`);
+    const images = [];
+    for (const entry of parsed.entries) {
+        const platform = entry.platform;
+        if (!platform?.os || !platform.architecture)
+            continue;
+        if (platform.os === 'unknown' && platform.architecture === 'unknown')
+            continue;
+        if (!entry.digest || entry.size === undefined || !entry.mediaType) {
+            throw new Error(`${where} has an entry without digest, size or mediaType`);
+        }
+        if (isIndexMediaType(entry.mediaType)) {
+            throw new Error(`${where} nests an index (${entry.digest}): give its images instead`);
+        }
+        const { os, architecture, variant } = platform;
+        images.push({
+            mediaType: entry.mediaType,
+            digest: entry.digest,
+            size: entry.size,
+            platform: variant ? { os, architecture, variant } : { os, architecture }
+        });
+    }
+    if (images.length === 0)
+        throw new Error(`${where} is an index without any platform image`);
+    return images;
+}
+/** `linux/amd64 sha256:...` for logs and errors. */
+function describeEntry(entry) {
+    return `${formatPlatform(entry.platform)} ${entry.digest}`;
+}
+/**
+ * An OCI layout whose only image is this index: `skopeo copy --multi-arch index-only
+ * oci:<dir>` then pushes the index bytes as they are, its images being in the registry already.
+ */
+async function writeIndexLayout(dir, index) {
+    const blobs = (0,external_node_path_.join)(dir, 'blobs', 'sha256');
+    await (0,promises_namespaceObject.mkdir)(blobs, { recursive: true });
+    await (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(blobs, index.digest.slice('sha256:'.length)), index.bytes);
+    await (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+    const layoutIndex = {
+        schemaVersion: 2,
+        manifests: [{ mediaType: OCI_INDEX, digest: index.digest, size: index.bytes.length }]
+    };
+    await (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(dir, 'index.json'), JSON.stringify(layoutIndex));
 }
 
 ;// CONCATENATED MODULE: ./src/retry.ts
@@ -43063,6 +43146,1010 @@ async function withRetries(what, policy, operation) {
             await sleep(delay);
         }
     }
+}
+
+;// CONCATENATED MODULE: ./src/registry.ts
+// Talking to registries through the standard tools on GitHub runners: skopeo for manifest
+// queries and daemonless copies, docker for pushes through the daemon.
+
+
+
+
+
+/** Queries and logins answer in seconds; a registry that has not answered by then never will. */
+const QUICK_OPERATION_SECONDS = 30;
+/** Pushes and copies move whole images: bounded, but generously. */
+const TRANSFER_SECONDS = 3600;
+// Docker treats 127.0.0.0/8 as an insecure registry (plain HTTP allowed); skopeo needs to be
+// told, and only loopback gets that treatment here too.
+const LOOPBACK_HOST = /^(localhost|127(\.\d{1,3}){3}|\[::1\])(:\d+)?$/i;
+function isLoopbackHost(registry) {
+    return LOOPBACK_HOST.test(registry);
+}
+function isLoopbackRegistry(ref) {
+    const domain = parseReference(ref).domain;
+    return domain !== null && isLoopbackHost(domain);
+}
+/** skopeo's TLS flag for one side of a copy (`--src-`, `--dest-` or plain for inspect). */
+function tlsArgs(side, ref) {
+    if (!isLoopbackRegistry(ref))
+        return [];
+    return [side ? `--${side}-tls-verify=false` : '--tls-verify=false'];
+}
+/** skopeo's credentials file: the action's own Docker config after it logged in. */
+function authArgs(flag, authFile) {
+    return authFile ? [flag, authFile] : [];
+}
+/** Parse a raw manifest (pure, for tests). */
+function parseRemoteManifest(raw) {
+    const manifest = JSON.parse(raw);
+    return {
+        digest: `sha256:${(0,external_node_crypto_.createHash)('sha256').update(raw, 'utf8').digest('hex')}`,
+        mediaType: manifest.mediaType ?? null,
+        configDigest: manifest.config?.digest ?? null
+    };
+}
+// What skopeo says when a registry has no such manifest or repository. Matched as phrases, not
+// as a bare `404`: the ref in the same text (a port such as 127.0.0.1:34045) may hold those
+// digits, and a 503 taken for "not there" would skip the retry and push blind.
+const NOT_FOUND = new RegExp([
+    'manifest unknown',
+    'name unknown',
+    'repository name not known',
+    '404 not found',
+    httpStatusPattern('404').source
+].join('|'), 'i');
+/** Does skopeo's stderr say the registry has no such manifest (pure, for tests)? */
+function isMissingManifest(stderr) {
+    return NOT_FOUND.test(stderr);
+}
+/** The manifest a ref points at, or null when the registry has no such ref. */
+async function inspectManifest(ref, authFile) {
+    const raw = await inspectRawManifest(ref, authFile);
+    return raw === null ? null : parseRemoteManifest(raw);
+}
+/** The manifest's bytes as the registry serves them, or null when there is no such ref. */
+async function inspectRawManifest(ref, authFile) {
+    return skopeoInspect(['--raw'], ref, authFile);
+}
+/** The image config's bytes (`skopeo inspect --config --raw`), or null when there is no such ref. */
+async function inspectRawConfig(ref, authFile) {
+    return skopeoInspect(['--config', '--raw'], ref, authFile);
+}
+async function skopeoInspect(flags, ref, authFile) {
+    try {
+        const { stdout } = await exec_run('skopeo', [
+            'inspect',
+            ...flags,
+            ...authArgs('--authfile', authFile),
+            ...tlsArgs(null, ref),
+            `docker://${ref}`
+        ], { silent: true, timeoutSeconds: QUICK_OPERATION_SECONDS });
+        return stdout;
+    }
+    catch (error) {
+        if (error instanceof CommandError && isMissingManifest(error.stderr))
+            return null;
+        throw error;
+    }
+}
+/** `skopeo copy` to a registry; returns the manifest digest it wrote. */
+async function skopeoCopy(source, destRef, digestFile, env, authFile, 
+/** More `skopeo copy` options, e.g. `--preserve-digests`. */
+extraArgs = []) {
+    const fromRegistry = source.startsWith('docker://');
+    const sourceTls = fromRegistry ? tlsArgs('src', source.slice('docker://'.length)) : [];
+    await exec_run('skopeo', [
+        'copy',
+        '--digestfile',
+        digestFile,
+        ...extraArgs,
+        ...(fromRegistry ? authArgs('--src-authfile', authFile) : []),
+        ...authArgs('--dest-authfile', authFile),
+        ...sourceTls,
+        ...tlsArgs('dest', destRef),
+        source,
+        `docker://${destRef}`
+    ], { env, timeoutSeconds: TRANSFER_SECONDS });
+    return (await (0,promises_namespaceObject.readFile)(digestFile, 'utf8')).trim();
+}
+/** `v1: digest: sha256:... size: 528` -> the digest. */
+function parsePushDigest(stdout) {
+    return /digest:\s*(sha256:[a-f0-9]{64})/.exec(stdout)?.[1] ?? null;
+}
+/** `docker push`; returns the manifest digest it reported. */
+async function dockerPush(ref) {
+    const { stdout } = await exec_run('docker', ['push', ref], { timeoutSeconds: TRANSFER_SECONDS });
+    const digest = parsePushDigest(stdout);
+    if (!digest)
+        throw new Error(`docker push ${ref} reported no digest:\n${stdout}`);
+    return digest;
+}
+/** `docker login` with the password on stdin (never in argv). */
+async function dockerLogin(registry, credentials) {
+    await exec_run('docker', ['login', '--username', credentials.username, '--password-stdin', registry], {
+        input: credentials.password,
+        timeoutSeconds: QUICK_OPERATION_SECONDS
+    });
+}
+async function registry_dockerLogout(registry) {
+    await run('docker', ['logout', registry], { timeoutSeconds: QUICK_OPERATION_SECONDS });
+}
+/** `skopeo login` into the given credentials file, password on stdin. */
+async function skopeoLogin(registry, credentials, authFile) {
+    const tls = isLoopbackHost(registry) ? ['--tls-verify=false'] : [];
+    await exec_run('skopeo', [
+        'login',
+        '--authfile',
+        authFile,
+        ...tls,
+        '--username',
+        credentials.username,
+        '--password-stdin',
+        registry
+    ], { input: credentials.password, timeoutSeconds: QUICK_OPERATION_SECONDS });
+}
+async function registry_skopeoLogout(registry, authFile) {
+    await run('skopeo', ['logout', '--authfile', authFile, registry], {
+        timeoutSeconds: QUICK_OPERATION_SECONDS
+    });
+}
+/**
+ * How long a registry that answered 429 asks to wait: its Retry-After on the API root, which
+ * docker and skopeo do not print. Seconds, or null when it does not say.
+ */
+async function probeRetryAfter(registry) {
+    const scheme = isLoopbackHost(registry) ? 'http' : 'https';
+    const response = await fetch(`${scheme}://${registry}/v2/`, { signal: AbortSignal.timeout(5000) });
+    await response.body?.cancel();
+    return response.status === 429 ? parseRetryAfter(response.headers.get('retry-after')) : null;
+}
+/** `Retry-After: 3` or an HTTP date -> seconds (pure, for tests). */
+function parseRetryAfter(value, now = Date.now()) {
+    if (value === null || value.trim() === '')
+        return null;
+    if (/^\d+$/.test(value.trim()))
+        return Number(value.trim());
+    const date = Date.parse(value);
+    return Number.isNaN(date) ? null : Math.max(0, Math.ceil((date - now) / 1000));
+}
+
+// EXTERNAL MODULE: ./node_modules/@actions/io/lib/io.js
+var lib_io = __nccwpck_require__(8701);
+;// CONCATENATED MODULE: ./src/registry-layers.ts
+
+/** Gzip blobs, whichever manifest format listed them: the same bytes under either name. */
+const REUSABLE_LAYER_TYPES = [
+    'application/vnd.docker.image.rootfs.diff.tar.gzip',
+    'application/vnd.oci.image.layer.v1.tar+gzip'
+];
+const IMAGE_MANIFEST_TYPES = [
+    'application/vnd.docker.distribution.manifest.v2+json',
+    'application/vnd.oci.image.manifest.v1+json'
+];
+/** An image manifest's layer descriptors; null for an index or anything else (pure). */
+function manifestLayers(raw) {
+    const manifest = JSON.parse(raw);
+    const isImage = (manifest.mediaType === undefined || IMAGE_MANIFEST_TYPES.includes(manifest.mediaType)) &&
+        Array.isArray(manifest.layers);
+    if (!isImage)
+        return null;
+    return manifest.layers.map(layer => ({
+        mediaType: String(layer.mediaType ?? ''),
+        digest: String(layer.digest ?? ''),
+        size: Number(layer.size ?? 0)
+    }));
+}
+/**
+ * diff_id -> the gzip blob holding that layer, from one remote image (pure, for tests).
+ * Layers stored any other way (zstd, uncompressed, foreign) are not offered.
+ */
+function remoteLayersOf(ref, layers, diffIds) {
+    const found = new Map();
+    if (layers.length !== diffIds.length)
+        return found;
+    const repository = repositoryOf(parseReference(ref));
+    layers.forEach((descriptor, index) => {
+        if (REUSABLE_LAYER_TYPES.includes(descriptor.mediaType)) {
+            found.set(diffIds[index], { repository, descriptor });
+        }
+    });
+    return found;
+}
+/**
+ * For each archive layer, the remote blob to reuse: one in the target repository first (no
+ * mount needed), else the first other repository that has it; else the layer is new (pure).
+ */
+function planLayers(layers, remotes, targetRepository) {
+    return layers.map(layer => {
+        const candidates = remotes.flatMap(remote => remote.get(layer.diffId) ?? []);
+        const remote = candidates.find(candidate => candidate.repository === targetRepository) ?? candidates[0];
+        return remote ? { kind: 'reused', layer, remote } : { kind: 'new', layer };
+    });
+}
+
+;// CONCATENATED MODULE: ./src/registry-mount.ts
+// Cross-repository blob mount: one registry API call (POST /v2/<repo>/blobs/uploads/?mount=
+// <digest>&from=<other repo>) that makes a blob of another repository in the same registry
+// part of this one, without a byte moving. Hand-written because skopeo (containers/image)
+// mounts only blobs its blob-info cache remembers seeing there, and that cache is empty on a
+// fresh runner: it would compress and upload the layer instead. Credentials come from the same
+// Docker config files skopeo reads; Basic and token (Bearer) authentication are both spoken.
+
+
+
+
+
+/** A registry failure worth another attempt: the message names the status, as retry.ts reads it. */
+class TransientRegistryError extends Error {
+}
+/** Docker Hub's references say docker.io; its API lives elsewhere. */
+function apiHost(registry) {
+    return registry === 'docker.io' ? 'registry-1.docker.io' : registry;
+}
+function baseUrl(registry) {
+    return `${isLoopbackHost(registry) ? 'http' : 'https'}://${apiHost(registry)}`;
+}
+/** `Bearer realm="...",service="..."` -> scheme and parameters (pure, for tests). */
+function parseChallenge(header) {
+    if (!header)
+        return null;
+    const match = /^\s*(\w+)\s*(.*)$/.exec(header);
+    if (!match)
+        return null;
+    const params = {};
+    for (const [, key, quoted, bare] of (match[2] ?? '').matchAll(/(\w+)=(?:"([^"]*)"|([^,\s]*))/g)) {
+        params[key.toLowerCase()] = quoted ?? bare ?? '';
+    }
+    return { scheme: match[1].toLowerCase(), params };
+}
+/** The token URL for a Bearer challenge, asking for push here and pull there (pure, for tests). */
+function tokenUrl(params, request) {
+    if (!params.realm)
+        throw new Error('the registry asked for a token but named no realm');
+    const url = new URL(params.realm);
+    if (params.service)
+        url.searchParams.set('service', params.service);
+    url.searchParams.append('scope', `repository:${request.repository}:pull,push`);
+    url.searchParams.append('scope', `repository:${request.from}:pull`);
+    return url.toString();
+}
+function basicHeader(credentials) {
+    return `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`;
+}
+function failIfTransient(status, what) {
+    if (status === 429 || status >= 500) {
+        throw new TransientRegistryError(`${what}: HTTP ${status}`);
+    }
+}
+/** The Authorization header a 401 asks for, or null when there is no way to answer it. */
+async function authorize(challenge, request, credentials, fetchImpl) {
+    if (challenge?.scheme === 'basic')
+        return credentials ? basicHeader(credentials) : null;
+    if (challenge?.scheme !== 'bearer')
+        return null;
+    const response = await fetchImpl(tokenUrl(challenge.params, request), {
+        headers: credentials ? { Authorization: basicHeader(credentials) } : {},
+        signal: AbortSignal.timeout(QUICK_OPERATION_SECONDS * 1000)
+    });
+    failIfTransient(response.status, 'token request');
+    if (!response.ok) {
+        await response.body?.cancel();
+        return null;
+    }
+    const body = (await response.json());
+    const token = body.token ?? body.access_token;
+    if (!token)
+        return null;
+    lib_core/* setSecret */.Pq(token);
+    return `Bearer ${token}`;
+}
+/**
+ * Ask the registry to mount a blob from another repository. Not mounted (a registry that does
+ * not allow it, no permission to read the other repository) is an answer, not an error: the
+ * layer is then uploaded. Transient failures throw, for the caller's retries.
+ */
+async function mountBlob(request, credentials, fetchImpl = fetch) {
+    const url = `${baseUrl(request.registry)}/v2/${request.repository}/blobs/uploads/` +
+        `?mount=${encodeURIComponent(request.digest)}&from=${encodeURIComponent(request.from)}`;
+    const post = (authorization) => fetchImpl(url, {
+        method: 'POST',
+        headers: {
+            'Content-Length': '0',
+            ...(authorization ? { Authorization: authorization } : {})
+        },
+        redirect: 'manual',
+        signal: AbortSignal.timeout(QUICK_OPERATION_SECONDS * 1000)
+    });
+    let response = await post(null);
+    if (response.status === 401) {
+        await response.body?.cancel();
+        const challenge = parseChallenge(response.headers.get('www-authenticate'));
+        const authorization = await authorize(challenge, request, credentials, fetchImpl);
+        if (authorization === null)
+            return { mounted: false, reason: 'not authorized (HTTP 401)' };
+        response = await post(authorization);
+    }
+    await response.body?.cancel();
+    failIfTransient(response.status, `mount ${request.digest}`);
+    if (response.status === 201)
+        return { mounted: true };
+    if (response.status === 202) {
+        // The registry opened an upload instead of mounting: cancel it (best effort).
+        const location = response.headers.get('location');
+        if (location) {
+            await fetchImpl(new URL(location, url), { method: 'DELETE' })
+                .then(r => r.body?.cancel())
+                .catch(() => undefined);
+        }
+        return { mounted: false, reason: 'the registry did not mount it (HTTP 202)' };
+    }
+    return { mounted: false, reason: `HTTP ${response.status}` };
+}
+/** The Docker config files skopeo would read for credentials, in its order. */
+function credentialFiles(authFile) {
+    if (authFile)
+        return [authFile];
+    const files = [];
+    if (process.env.REGISTRY_AUTH_FILE)
+        files.push(process.env.REGISTRY_AUTH_FILE);
+    if (process.env.XDG_RUNTIME_DIR) {
+        files.push((0,external_node_path_.join)(process.env.XDG_RUNTIME_DIR, 'containers', 'auth.json'));
+    }
+    files.push((0,external_node_path_.join)((0,external_node_os_.homedir)(), '.config', 'containers', 'auth.json'));
+    files.push((0,external_node_path_.join)(process.env.DOCKER_CONFIG || (0,external_node_path_.join)((0,external_node_os_.homedir)(), '.docker'), 'config.json'));
+    return files;
+}
+/** `https://ghcr.io/v1/` and `ghcr.io` name the same registry. */
+function hostOfAuthKey(key) {
+    return key.replace(/^https?:\/\//, '').split('/')[0] ?? '';
+}
+/** The `auths` entry for a registry in a Docker config's text (pure, for tests). */
+function credentialsIn(configText, registry) {
+    const config = JSON.parse(configText);
+    const wanted = registry === 'docker.io' ? ['docker.io', 'index.docker.io'] : [registry];
+    for (const [key, entry] of Object.entries(config.auths ?? {})) {
+        if (!wanted.includes(hostOfAuthKey(key)))
+            continue;
+        if (entry.username && entry.password) {
+            return { username: entry.username, password: entry.password };
+        }
+        if (entry.auth) {
+            const decoded = Buffer.from(entry.auth, 'base64').toString('utf8');
+            const colon = decoded.indexOf(':');
+            if (colon > 0)
+                return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+        }
+    }
+    return null;
+}
+/** Credentials for a registry from the first config file that has them; null: anonymous. */
+async function findCredentials(registry, authFile) {
+    for (const file of credentialFiles(authFile)) {
+        const text = await (0,promises_namespaceObject.readFile)(file, 'utf8').catch(() => null);
+        if (text === null)
+            continue;
+        try {
+            const found = credentialsIn(text, registry);
+            if (found)
+                return found;
+        }
+        catch {
+            // Not JSON: skopeo would fail on it too; go on to the next file.
+        }
+    }
+    return null;
+}
+
+
+;// CONCATENATED MODULE: ./src/stages/push-reuse.ts
+// Push only what changed. Before the first push, the manifests and configs of what the refs
+// point at now and of the `reuse-from` refs say which of the archive's layers the registry
+// already holds, compressed, and as which blob. skopeo then copies a `dir:` layout whose
+// manifest names those blobs as they are and the new layers as plain tars: it finds the reused
+// blobs in the destination before it would read them, and compresses (on every core) and
+// uploads only the new layers. Blobs in another repository of the registry are mounted first.
+
+
+
+
+
+
+
+
+
+
+const domainOf = (ref) => parseReference(ref).domain;
+/**
+ * `reuse-from` entries as full references (pure, for tests): a bare tag names a tag of the
+ * first ref's repository; a reference without a registry gets `registry`, as `tags` entries do.
+ */
+function resolveReuseFrom(entries, firstRef, registry) {
+    const resolved = entries.map(entry => {
+        const isReference = entry.includes('/') || entry.includes(':') || entry.includes('@');
+        if (!isReference)
+            return `${repositoryOf(parseReference(firstRef))}:${entry}`;
+        const ref = parseReference(entry);
+        return ref.domain === null && registry !== null
+            ? formatReference({ ...ref, domain: registry })
+            : formatReference(ref);
+    });
+    return [...new Set(resolved)];
+}
+/** Whom to ask, in order: the ref itself, the other refs, then reuse-from; same registry only. */
+function reuseCandidates(ref, otherRefs, reuseFrom) {
+    const all = [...new Set([ref, ...otherRefs, ...reuseFrom])];
+    const domain = domainOf(ref);
+    return {
+        candidates: all.filter(candidate => domainOf(candidate) === domain),
+        elsewhere: reuseFrom.filter(candidate => domainOf(candidate) !== domain)
+    };
+}
+async function preparePush(options) {
+    const image = await readArchiveImage(options.archivePath);
+    const { candidates, elsewhere } = reuseCandidates(options.ref, options.otherRefs, options.reuseFrom);
+    for (const ref of elsewhere) {
+        lib_core/* notice */.lm(`reuse-from ${ref} is not in the registry of ${options.ref}: not used`);
+    }
+    const remotes = await Promise.all(candidates.map(candidate => remoteLayersFor(candidate, image, options).catch((error) => {
+        lib_core/* warning */.$e(`${candidate}: could not read its layers (${errors_errorMessage(error)}); not reused`);
+        return new Map();
+    })));
+    const targetRepository = repositoryOf(parseReference(options.ref));
+    const planned = await mountOtherRepositories(planLayers(image.layers, remotes, targetRepository), options);
+    const reusedLayers = planned.filter(layer => layer.kind === 'reused').length;
+    const mountedLayers = planned.filter(layer => layer.kind === 'reused' && layer.remote.repository !== targetRepository).length;
+    const newLayerIndexes = planned.flatMap((layer, index) => (layer.kind === 'new' ? [index] : []));
+    lib_core/* info */.pq(`${options.ref}: ${reusedLayers} of ${planned.length} layers are in the registry` +
+        (mountedLayers > 0 ? ` (${mountedLayers} mounted from other repositories)` : '') +
+        `; ${newLayerIndexes.length} to compress and upload`);
+    const nothingReused = { reusedLayers, mountedLayers, newLayerIndexes, cleanup: async () => { } };
+    if (reusedLayers === 0)
+        return { ...nothingReused, source: `docker-archive:${image.path}` };
+    const dir = (0,external_node_path_.join)(options.tempDir, `nix-container-layout-${process.pid}`);
+    await writeDirLayout(image, planned.map(toLayoutLayer), dir);
+    return {
+        ...nothingReused,
+        source: `dir:${dir}`,
+        cleanup: () => (0,promises_namespaceObject.rm)(dir, { recursive: true, force: true })
+    };
+}
+function toLayoutLayer(planned) {
+    return planned.kind === 'reused'
+        ? { kind: 'reused', descriptor: planned.remote.descriptor }
+        : { kind: 'new', layer: planned.layer };
+}
+/** diff_id -> blob for what `ref` points at; empty when it is nothing reusable. */
+async function remoteLayersFor(ref, image, options) {
+    const raw = await options.rawManifest(ref);
+    const isReuseFrom = options.reuseFrom.includes(ref) && ref !== options.ref;
+    if (raw === null) {
+        if (isReuseFrom)
+            lib_core/* notice */.lm(`reuse-from ${ref} does not exist in the registry: not used`);
+        return new Map();
+    }
+    const layers = manifestLayers(raw);
+    if (layers === null) {
+        if (isReuseFrom)
+            lib_core/* notice */.lm(`reuse-from ${ref} is not a single image manifest: not used`);
+        return new Map();
+    }
+    const manifest = parseRemoteManifest(raw);
+    // The same config is the same image: its diff_ids are the archive's.
+    const diffIds = manifest.configDigest === image.configDigest
+        ? image.layers.map(layer => layer.diffId)
+        : await configDiffIds(ref, manifest.digest, options);
+    return remoteLayersOf(ref, layers, diffIds);
+}
+async function configDiffIds(ref, manifestDigest, options) {
+    // By digest: the config of the very manifest read above, even if the tag moves meanwhile.
+    const pinned = `${repositoryOf(parseReference(ref))}@${manifestDigest}`;
+    const config = await options.retrying(`read the config of ${ref}`, () => inspectRawConfig(pinned, options.authFile));
+    return config === null ? [] : diffIdsOf(config);
+}
+/** Mount blobs from other repositories; a layer whose mount fails is uploaded instead. */
+async function mountOtherRepositories(planned, options) {
+    const target = parseReference(options.ref);
+    const foreign = planned.filter(layer => layer.kind === 'reused' && layer.remote.repository !== repositoryOf(target));
+    if (foreign.length === 0)
+        return planned;
+    const registry = target.domain ?? 'docker.io';
+    const credentials = await findCredentials(registry, options.authFile);
+    const fromPathOf = (repository) => parseReference(repository).path;
+    const outcomes = new Map();
+    const mount = (remote) => {
+        const digest = remote.descriptor.digest;
+        const request = {
+            registry,
+            repository: target.path,
+            from: fromPathOf(remote.repository),
+            digest
+        };
+        return options
+            .retrying(`mount ${digest} from ${remote.repository}`, () => mountBlob(request, credentials))
+            .then(result => {
+            if (!result.mounted)
+                lib_core/* info */.pq(`${digest} not mounted from ${remote.repository}: ${result.reason}; uploading it`);
+            return result.mounted;
+        })
+            .catch((error) => {
+            lib_core/* info */.pq(`${digest} not mounted from ${remote.repository}: ${errors_errorMessage(error)}; uploading it`);
+            return false;
+        });
+    };
+    for (const layer of foreign) {
+        if (layer.kind !== 'reused')
+            continue;
+        const digest = layer.remote.descriptor.digest;
+        if (!outcomes.has(digest))
+            outcomes.set(digest, mount(layer.remote));
+    }
+    const mounted = new Map(await Promise.all([...outcomes].map(async ([digest, outcome]) => [digest, await outcome])));
+    return planned.map(layer => layer.kind === 'reused' && mounted.get(layer.remote.descriptor.digest) === false
+        ? { kind: 'new', layer: layer.layer }
+        : layer);
+}
+/** Bytes of the blobs this push uploaded, from the manifest it wrote (pure, for tests). */
+function uploadedBytes(pushedManifest, newLayerIndexes) {
+    const layers = manifestLayers(pushedManifest) ?? [];
+    const blobs = new Map(newLayerIndexes.flatMap(index => {
+        const layer = layers[index];
+        return layer ? [[layer.digest, layer.size]] : [];
+    }));
+    return [...blobs.values()].reduce((sum, size) => sum + size, 0);
+}
+
+;// CONCATENATED MODULE: ./src/stages/push.ts
+// The push stage: every ref ends up at the same manifest in its registry. A ref that already
+// points at this image (same config digest) is left alone; the first ref is pushed with the
+// chosen tool, and the others are copied from it registry-to-registry when skopeo is there,
+// which reuses every blob and keeps one manifest digest (docker and skopeo compress layers
+// differently, so the same image pushed by each gets two digests).
+
+
+
+
+
+
+
+
+/** `<repository>@<digest>` for a full reference. */
+function imageRefFor(ref, digest) {
+    return `${repositoryOf(parseReference(ref))}@${digest}`;
+}
+/** One digest for all refs, or an error that lists them. */
+function commonDigest(outcomes) {
+    const distinct = [...new Set(outcomes.map(outcome => outcome.digest))];
+    if (distinct.length !== 1) {
+        const list = outcomes.map(outcome => `${outcome.ref} -> ${outcome.digest}`).join(', ');
+        throw new Error(`the refs ended up at different manifest digests: ${list}`);
+    }
+    return distinct[0];
+}
+async function pushImage(options) {
+    const hasSkopeo = (await lib_io/* which */.K7('skopeo', false)) !== '';
+    if (options.tool === 'skopeo' && !hasSkopeo) {
+        throw new Error('push-tool: skopeo needs skopeo on PATH (preinstalled on GitHub-hosted Ubuntu runners; ' +
+            'apt-get install skopeo elsewhere), or use push-tool: docker');
+    }
+    if (!hasSkopeo)
+        lib_core/* info */.pq('skopeo is not on PATH: every ref is pushed with docker, unchecked');
+    if (options.tool === 'docker' && (options.reuseFrom ?? []).length > 0) {
+        lib_core/* notice */.lm('reuse-from is used by push-tool: skopeo; with push-tool: docker the daemon decides which layers to upload');
+    }
+    const pusher = makePusher(options, hasSkopeo);
+    const outcomes = [];
+    for (const ref of options.refs) {
+        try {
+            const outcome = await pushRef(ref, outcomes[0] ?? null, pusher, options);
+            if (outcome.reusedLayers !== undefined) {
+                lib_core/* info */.pq(`${ref}: ${describeTransfer(outcome)}`);
+            }
+            lib_core/* info */.pq(`${ref}: ${outcome.action} (${outcome.digest})`);
+            outcomes.push(outcome);
+            options.onOutcome?.(outcome);
+        }
+        catch (error) {
+            throw new Error(partialPushMessage(error, outcomes, options.refs), { cause: error });
+        }
+    }
+    const digest = commonDigest(outcomes);
+    return { digest, imageRef: imageRefFor(options.refs[0], digest), outcomes };
+}
+/** The failure, and which refs made it before it (pure, for tests). */
+function partialPushMessage(error, done, refs) {
+    const reason = errors_errorMessage(error);
+    if (done.length === 0)
+        return reason;
+    const doneRefs = done.map(outcome => outcome.ref);
+    const notDone = refs.filter(ref => !doneRefs.includes(ref));
+    return `${reason}\nPushed: ${doneRefs.join(', ')}. Not pushed: ${notDone.join(', ')}`;
+}
+/** `3 layers reused, 1.2 MB uploaded` (pure, for tests). */
+function describeTransfer(outcome) {
+    const parts = [];
+    if (outcome.reusedLayers !== undefined) {
+        parts.push(`${outcome.reusedLayers} layer${outcome.reusedLayers === 1 ? '' : 's'} reused`);
+    }
+    if (outcome.uploadedBytes !== undefined)
+        parts.push(`${formatBytes(outcome.uploadedBytes)} uploaded`);
+    return parts.join(', ');
+}
+function formatBytes(bytes) {
+    if (bytes < 1000)
+        return `${bytes} B`;
+    if (bytes < 1e6)
+        return `${(bytes / 1e3).toFixed(1)} kB`;
+    return `${(bytes / 1e6).toFixed(1)} MB`;
+}
+/** Is what the registry has under a ref already this image (and the first ref's manifest)? */
+function isUpToDate(existing, configDigest, first) {
+    if (!existing || existing.configDigest !== configDigest)
+        return false;
+    return first === null || existing.digest === first.digest;
+}
+async function pushRef(ref, first, pusher, options) {
+    const retrying = (what, operation) => withRetries(what, { ...options.retry, retryAfter: retryAfterFor(ref) }, operation);
+    const raw = pusher.canQuery ? await pusher.rawManifest(ref) : null;
+    const existing = raw === null ? null : parseRemoteManifest(raw);
+    if (isUpToDate(existing, options.configDigest, first)) {
+        return { ref, digest: existing.digest, action: 'up to date' };
+    }
+    const copyFrom = pusher.copyFrom;
+    if (first !== null && copyFrom) {
+        const digest = await retrying(`copy ${first.ref} to ${ref}`, () => copyFrom(first.ref, ref));
+        return { ref, digest, action: 'copied' };
+    }
+    return { ref, ...(await pusher.push(ref, retrying)), action: 'pushed' };
+}
+/** For a 429, ask the ref's registry how long to wait. */
+function retryAfterFor(ref) {
+    return async (error) => {
+        const text = errors_errorMessage(error);
+        const domain = parseReference(ref).domain;
+        if (!domain || !classifyFailure(text).reason.startsWith('429'))
+            return null;
+        return probeRetryAfter(domain);
+    };
+}
+/** Each ref's manifest asked once (retried), however many times it is needed. */
+function manifestQuery(options) {
+    const answers = new Map();
+    return ref => {
+        let answer = answers.get(ref);
+        if (!answer) {
+            answer = withRetries(`query ${ref}`, { ...options.retry, retryAfter: retryAfterFor(ref) }, () => inspectRawManifest(ref, options.authFile));
+            answers.set(ref, answer);
+        }
+        return answer;
+    };
+}
+async function pushWithDocker(ref, retrying) {
+    const digest = await retrying(`push ${ref}`, () => dockerPush(ref));
+    return { digest };
+}
+function makePusher(options, hasSkopeo) {
+    const digestFile = (0,external_node_path_.join)(options.tempDir, `nix-container-digest-${process.pid}`);
+    // containers/image puts big temporary files under TMPDIR (/var/tmp by default).
+    const skopeoEnv = { TMPDIR: options.tempDir };
+    const copy = (source, ref) => skopeoCopy(source, ref, digestFile, skopeoEnv, options.authFile);
+    const rawManifest = manifestQuery(options);
+    // Without skopeo there is no way to ask the registry or copy within it: push every ref.
+    if (!hasSkopeo)
+        return { push: pushWithDocker, copyFrom: null, canQuery: false, rawManifest };
+    const copyFrom = (source, ref) => copy(`docker://${source}`, ref);
+    if (options.tool === 'docker') {
+        return { push: pushWithDocker, copyFrom, canQuery: true, rawManifest };
+    }
+    const archivePath = options.archivePath;
+    if (!archivePath)
+        throw new Error('push-tool: skopeo needs the image archive on disk');
+    const push = async (ref, retrying) => {
+        const prepared = await preparePush({
+            ref,
+            otherRefs: options.refs.filter(other => other !== ref),
+            reuseFrom: options.reuseFrom ?? [],
+            archivePath,
+            tempDir: options.tempDir,
+            authFile: options.authFile,
+            rawManifest,
+            retrying
+        });
+        try {
+            const digest = await retrying(`push ${ref}`, () => copy(prepared.source, ref));
+            // The manifest skopeo wrote says how big the uploaded blobs came out.
+            const pinned = imageRefFor(ref, digest);
+            const pushed = await retrying(`query ${pinned}`, () => inspectRawManifest(pinned, options.authFile));
+            return {
+                digest,
+                reusedLayers: prepared.reusedLayers,
+                ...(pushed === null
+                    ? {}
+                    : { uploadedBytes: uploadedBytes(pushed, prepared.newLayerIndexes) })
+            };
+        }
+        finally {
+            await prepared.cleanup();
+        }
+    };
+    return { push, copyFrom, canQuery: true, rawManifest };
+}
+
+;// CONCATENATED MODULE: ./src/stages/merge.ts
+// The `merge` input: images already pushed (by tag or by digest, perhaps as indexes of their
+// own) become the entries of one new index. Nothing is built; every platform is read from the
+// image's own config in the registry.
+
+
+
+
+
+
+
+/**
+ * A `merge` entry as a full reference: a bare tag is a tag of `image`, a reference without
+ * a registry gets `registry` (pure, for tests).
+ */
+function resolveMergeRef(entry, image, registry) {
+    const isFull = entry.includes('/') || entry.includes(':');
+    if (!isFull && image === null) {
+        throw new Error(`merge entry ${JSON.stringify(entry)} is a tag, but "image" is not set`);
+    }
+    const parsed = parseReference(isFull ? entry : `${image}:${entry}`);
+    const domain = parsed.domain ?? registry;
+    if (domain === null) {
+        throw new Error(`merge entry ${JSON.stringify(entry)} names no registry: write it as ` +
+            'registry/repository:tag (or @sha256:...) or set "registry"');
+    }
+    return formatReference({ ...parsed, domain });
+}
+function sha256(text) {
+    return `sha256:${(0,external_node_crypto_.createHash)('sha256').update(text, 'utf8').digest('hex')}`;
+}
+async function inspect(ref, what, options) {
+    const raw = await withRetries(`read ${what} of ${ref}`, { ...options.retry, retryAfter: retryAfterFor(ref) }, () => what === 'config'
+        ? inspectRawConfig(ref, options.authFile)
+        : inspectRawManifest(ref, options.authFile));
+    if (raw === null)
+        throw new Error(`merge: ${ref} is not in the registry`);
+    return raw;
+}
+/** Every platform image the `merge` refs name, each checked against its config. */
+async function readMergeSources(refs, options) {
+    const images = [];
+    for (const ref of refs) {
+        const repository = repositoryOf(parseReference(ref));
+        const raw = await inspect(ref, 'manifest', options);
+        const kind = parseManifestKind(raw);
+        const manifests = kind.kind === 'index'
+            ? imageEntriesOf(raw, ref).map(entry => ({
+                ...entry,
+                source: `${repository}@${entry.digest}`
+            }))
+            : [
+                {
+                    mediaType: kind.mediaType,
+                    digest: sha256(raw),
+                    size: Buffer.byteLength(raw, 'utf8'),
+                    source: `${repository}@${sha256(raw)}`
+                }
+            ];
+        for (const { source, ...manifest } of manifests) {
+            const manifestRaw = kind.kind === 'index' ? await inspect(source, 'manifest', options) : raw;
+            const configDigest = JSON.parse(manifestRaw).config
+                ?.digest;
+            if (!configDigest)
+                throw new Error(`merge: ${source} (from ${ref}) has no image config`);
+            const platform = platformOfConfig(await inspect(source, 'config', options));
+            images.push({
+                from: ref,
+                source,
+                entry: { ...manifest, platform },
+                configDigest,
+                fromIndex: kind.kind === 'index'
+            });
+        }
+    }
+    checkDistinctPlatforms(images.map(image => ({
+        name: image.fromIndex ? `${image.from} (its entry ${image.entry.digest})` : image.from,
+        platform: image.entry.platform
+    })));
+    return images;
+}
+/** `linux/amd64 from app:amd64` for the log. */
+function describeMergeImage(image) {
+    return `${formatPlatform(image.entry.platform)} from ${image.from}`;
+}
+
+;// CONCATENATED MODULE: ./src/stages/push-index.ts
+// Multi-platform pushes, all with skopeo (docker can push neither an untagged image nor an
+// index): each platform image goes to every target repository by digest, with no tag, then
+// one OCI image index naming them goes under every ref. The index is written here, so its
+// digest is known before the push and a ref that already holds it is left alone.
+
+
+
+
+
+
+
+
+
+
+
+/** The distinct repositories of these refs, in order. */
+function repositoriesOf(refs) {
+    return [...new Set(refs.map(ref => repositoryOf(parseReference(ref))))];
+}
+async function requireSkopeo(why) {
+    if ((await lib_io/* which */.K7('skopeo', false)) === '') {
+        throw new Error(`${why} needs skopeo on PATH (preinstalled on GitHub-hosted Ubuntu runners; ` +
+            'apt-get install skopeo elsewhere)');
+    }
+}
+function skopeoEnv(options) {
+    // containers/image puts big temporary files under TMPDIR (/var/tmp by default).
+    return { TMPDIR: options.tempDir };
+}
+function retrying(what, ref, options, work) {
+    return withRetries(what, { ...options.retry, retryAfter: retryAfterFor(ref) }, work);
+}
+/**
+ * Write a plain docker archive as a `dir:` image with compressed layers: its manifest.json
+ * is the manifest the registry will hold (the same one a plain skopeo push writes: docker
+ * schema 2, the config as built), so its digest is known before the push.
+ */
+async function archiveToManifestDir(archivePath, options) {
+    const dir = await (0,promises_namespaceObject.mkdtemp)((0,external_node_path_.join)(options.tempDir, 'nix-container-image-'));
+    try {
+        await exec_run('skopeo', ['copy', '-q', '--dest-compress', `docker-archive:${archivePath}`, `dir:${dir}`], {
+            env: skopeoEnv(options),
+            timeoutSeconds: TRANSFER_SECONDS
+        });
+        const manifest = await (0,promises_namespaceObject.readFile)((0,external_node_path_.join)(dir, 'manifest.json'));
+        const mediaType = JSON.parse(manifest.toString('utf8')).mediaType;
+        if (!mediaType)
+            throw new Error(`skopeo wrote a manifest without mediaType to ${dir}`);
+        return { dir, mediaType, digest: sha256Digest(manifest), size: manifest.length };
+    }
+    catch (error) {
+        await (0,promises_namespaceObject.rm)(dir, { recursive: true, force: true });
+        throw error;
+    }
+}
+/**
+ * Make `repository@<digest>` hold the manifest: up to date when it already does, otherwise
+ * copied with its digest preserved.
+ */
+async function pushManifestByDigest(source, digest, repository, options) {
+    const target = `${repository}@${digest}`;
+    const existing = await retrying(`query ${target}`, target, options, () => inspectManifest(target, options.authFile));
+    if (existing?.digest === digest)
+        return { repository, action: 'up to date' };
+    const from = 'dir' in source ? `dir:${source.dir}` : `docker://${source.ref}`;
+    const action = 'dir' in source ? 'pushed' : 'copied';
+    const digestFile = (0,external_node_path_.join)(options.tempDir, `nix-container-digest-${process.pid}`);
+    const written = await retrying(`${action === 'pushed' ? 'push' : 'copy'} ${target}`, target, options, () => skopeoCopy(from, target, digestFile, skopeoEnv(options), options.authFile, [
+        '--preserve-digests'
+    ]));
+    if (written !== digest) {
+        throw new Error(`pushing ${target} wrote manifest ${written} instead`);
+    }
+    return { repository, action };
+}
+/** Push one index of `entries` (already in every ref's repository) under every ref. */
+async function pushIndex(options) {
+    const index = buildIndex(options.entries);
+    lib_core/* info */.pq(`Index ${index.digest}: ${options.entries.map(describeEntry).join(', ')}`);
+    const layout = await (0,promises_namespaceObject.mkdtemp)((0,external_node_path_.join)(options.tempDir, 'nix-container-index-'));
+    const outcomes = [];
+    try {
+        await writeIndexLayout(layout, index);
+        for (const ref of options.refs) {
+            try {
+                const outcome = await pushIndexTo(ref, index, layout, options);
+                lib_core/* info */.pq(`${ref}: ${outcome.action} (${outcome.digest})`);
+                outcomes.push(outcome);
+                options.onOutcome?.(outcome);
+            }
+            catch (error) {
+                throw new Error(partialPushMessage(error, outcomes, options.refs), { cause: error });
+            }
+        }
+    }
+    finally {
+        await (0,promises_namespaceObject.rm)(layout, { recursive: true, force: true });
+    }
+    const digest = commonDigest(outcomes);
+    return { ...index, digest, imageRef: imageRefFor(options.refs[0], digest), outcomes };
+}
+async function pushIndexTo(ref, index, layout, options) {
+    const existing = await retrying(`query ${ref}`, ref, options, () => inspectManifest(ref, options.authFile));
+    if (existing?.digest === index.digest)
+        return { ref, digest: index.digest, action: 'up to date' };
+    const digestFile = (0,external_node_path_.join)(options.tempDir, `nix-container-digest-${process.pid}`);
+    const digest = await retrying(`push index to ${ref}`, ref, options, () => skopeoCopy(`oci:${layout}`, ref, digestFile, skopeoEnv(options), options.authFile, [
+        '--multi-arch',
+        'index-only',
+        '--preserve-digests'
+    ]));
+    return { ref, digest, action: 'pushed' };
+}
+
+;// CONCATENATED MODULE: ./src/image/format.ts
+// What a Nix build output is, decided by its content rather than its name: dockerTools
+// names outputs freely (`image.tar.gz`, `stream-app`, ...).
+
+
+/** The `image-format` output. */
+function formatName(format) {
+    return format.kind;
+}
+function describeFormat(format) {
+    if (format.kind === 'stream')
+        return 'an executable that streams a docker archive';
+    if (format.kind === 'oci-layout')
+        return 'an OCI image layout directory';
+    const compression = { none: 'uncompressed', gzip: 'gzip', zstd: 'zstd' }[format.compression];
+    return `a docker archive (${compression})`;
+}
+const HEADER_BYTES = 512;
+const EXECUTABLE_BITS = 0o111;
+/** Classify the first bytes of a regular file (pure, for tests). */
+function classifyHeader(header, executable) {
+    const startsWith = (...bytes) => bytes.every((b, i) => header[i] === b);
+    if (startsWith(0x1f, 0x8b))
+        return { kind: 'docker-archive', compression: 'gzip' };
+    if (startsWith(0x28, 0xb5, 0x2f, 0xfd))
+        return { kind: 'docker-archive', compression: 'zstd' };
+    // POSIX and GNU tar both put "ustar" at offset 257.
+    if (header.subarray(257, 262).toString('latin1') === 'ustar') {
+        return { kind: 'docker-archive', compression: 'none' };
+    }
+    const isScript = startsWith(0x23, 0x21); // "#!"
+    const isElf = startsWith(0x7f, 0x45, 0x4c, 0x46);
+    if (executable && (isScript || isElf))
+        return { kind: 'stream' };
+    return null;
+}
+/** Detect the format of a build output, or throw an error that says what was found. */
+async function detectFormat(path) {
+    const info = await (0,promises_namespaceObject.stat)(path);
+    if (info.isDirectory())
+        return detectDirectoryFormat(path);
+    const header = Buffer.alloc(HEADER_BYTES);
+    const file = await (0,promises_namespaceObject.open)(path, 'r');
+    try {
+        await file.read(header, 0, HEADER_BYTES, 0);
+    }
+    finally {
+        await file.close();
+    }
+    const format = classifyHeader(header, (info.mode & EXECUTABLE_BITS) !== 0);
+    if (format)
+        return format;
+    if (looksLikeNix2container(header)) {
+        throw new Error(`${path} looks like nix2container's image JSON, whose layers stay in the Nix store: ` +
+            "it needs nix2container's own skopeo (the nix: transport). Push it with its " +
+            '`copyToRegistry` app, or build a docker archive (dockerTools) for this action');
+    }
+    const preview = JSON.stringify(header.subarray(0, 16).toString('latin1'));
+    throw new Error(`${path} is not a container image: expected a docker archive (tar, tar.gz, tar.zst), an ` +
+        `executable that streams one, or an OCI layout directory, but it starts with ${preview}. ` +
+        'Does the flake attribute build an image (dockerTools.buildImage, buildLayeredImage, ' +
+        'streamLayeredImage)?');
+}
+async function detectDirectoryFormat(path) {
+    const isOciLayout = await (0,promises_namespaceObject.access)((0,external_node_path_.join)(path, 'oci-layout')).then(() => true, () => false);
+    if (isOciLayout)
+        return { kind: 'oci-layout' };
+    throw new Error(`${path} is a directory without an oci-layout file; expected a docker archive ` +
+        '(tar, tar.gz, tar.zst), an executable that streams one, or an OCI image layout');
+}
+/** nix2container's image JSON: `{"version": 1, "image-config": {...}, "layers": [...]}`. */
+function looksLikeNix2container(header) {
+    const start = header.toString('utf8').trimStart();
+    return start.startsWith('{') && start.includes('"image-config"');
 }
 
 // EXTERNAL MODULE: ./node_modules/@cyclonedx/cyclonedx-library/dist.node/enums/index.js
@@ -43333,38 +44420,6 @@ function sbomFileId(configDigest) {
     return `${configDigest.replace(/^sha256:/, '').slice(0, 12)}-${process.pid}`;
 }
 
-;// CONCATENATED MODULE: ./src/state.ts
-// Typed state from main to post: the keys live in one place (as in actions/setup-node).
-
-var StateKey;
-(function (StateKey) {
-    /** Set by main so that post knows main ran at all (a post after a crash has nothing to do). */
-    StateKey["MainRan"] = "main-ran";
-    /** Why main did not use the store cache (cache: false, build: false); post says it too. */
-    StateKey["CacheSkipped"] = "cache-skipped";
-    StateKey["CachePrimaryKey"] = "cache-primary-key";
-    /** The key main restored and imported; unset on a miss. */
-    StateKey["CacheRestoredKey"] = "cache-restored-key";
-    /** File listing the restored entry's store paths: post saves only when the closure has more. */
-    StateKey["CacheRestoredPaths"] = "cache-restored-paths";
-    StateKey["CacheSave"] = "cache-save";
-    /** The flake reference: post caches the sources of its inputs too. */
-    StateKey["CacheFlake"] = "cache-flake";
-    StateKey["CacheWorkDir"] = "cache-work-dir";
-    /** Set once the build finished: post saves nothing without it. */
-    StateKey["BuiltDrvPath"] = "built-drv-path";
-    StateKey["BuiltStorePath"] = "built-store-path";
-    /** JSON of the push stage's LoginSession (no secrets): what post logs out of. */
-    StateKey["LoginSession"] = "login-session";
-})(StateKey || (StateKey = {}));
-function saveState(key, value) {
-    lib_core/* saveState */.LZ(key, value);
-}
-function getState(key) {
-    const value = core.getState(key);
-    return value === '' ? null : value;
-}
-
 ;// CONCATENATED MODULE: ./src/stages/build.ts
 // The build stage: `nix build <flake>#<attribute>`, reading the output path from --json
 // (Nix 2.8 has no --print-out-paths) and leaving no `result` link in the workspace.
@@ -43443,8 +44498,681 @@ async function missingAttributeMessage(options) {
     return `${head}; packages.${system} offers: ${names.join(', ') || '(nothing)'}`;
 }
 
-// EXTERNAL MODULE: ./node_modules/@actions/io/lib/io.js
-var lib_io = __nccwpck_require__(8701);
+;// CONCATENATED MODULE: ./src/stages/load.ts
+// The load stage: `docker load` the build output, reading its manifest in the same pass.
+// Also `inspectImage`, the same metadata without docker, for runs that do not load.
+
+
+
+/** Parse every `Loaded image:` and `Loaded image ID:` line of `docker load`. */
+function parseDockerLoad(stdout) {
+    const images = [];
+    const imageIds = [];
+    for (const line of stdout.split('\n')) {
+        const id = /^Loaded image ID:\s*(\S+)/.exec(line)?.[1];
+        const image = /^Loaded image:\s*(\S+)/.exec(line)?.[1];
+        if (id)
+            imageIds.push(id);
+        else if (image)
+            images.push(image);
+    }
+    return { images, imageIds };
+}
+async function loadImage(options) {
+    const [metadata, load] = isPlainArchive(options.format)
+        ? // docker reads the file itself while the metadata is read by seeking.
+            await settleAll([
+                readPlainArchiveMetadata(options.storePath, options),
+                exec_run('docker', ['load', '--input', options.storePath])
+            ])
+        : await loadStream(options);
+    const loaded = parseDockerLoad(load.stdout);
+    const dockerImage = loaded.images[0] ?? loaded.imageIds[0];
+    if (!dockerImage)
+        throw new Error(`docker load reported no image:\n${load.stdout}`);
+    await crossCheckImageId(dockerImage, metadata.configDigest);
+    return { metadata, loadedImages: loaded.images, dockerImage };
+}
+/** Stream the archive, as plain tar, into docker load, reading its metadata (and copying it) on the way. */
+async function loadStream(options) {
+    const archive = openArchive(options.storePath, options.format);
+    const [metadata, load] = await settleAll([
+        readArchiveMetadata(archive.stdout, options),
+        runWithStdin('docker', ['load'], archive.stdout),
+        archive.done,
+        options.copyTo ? copyArchiveTo(archive.stdout, options.copyTo) : Promise.resolve()
+    ]);
+    return [metadata, load];
+}
+/** The daemon's image ID should be the archive's config digest; say so when it is not. */
+async function crossCheckImageId(dockerImage, configDigest) {
+    const { stdout } = await exec_run('docker', ['image', 'inspect', '--format', '{{.Id}}', dockerImage], {
+        silent: true
+    });
+    const daemonId = stdout.trim();
+    if (daemonId !== configDigest) {
+        // The containerd image store reports the manifest digest as the ID.
+        lib_core/* warning */.$e(`docker reports image ID ${daemonId} for ${dockerImage}, the archive's config is ${configDigest}`);
+    }
+}
+/** The archive's metadata without loading it into docker. */
+async function inspectImage(options) {
+    if (isPlainArchive(options.format))
+        return readPlainArchiveMetadata(options.storePath, options);
+    const archive = openArchive(options.storePath, options.format);
+    const [metadata] = await settleAll([
+        readArchiveMetadata(archive.stdout, options),
+        archive.done,
+        options.copyTo ? copyArchiveTo(archive.stdout, options.copyTo) : Promise.resolve()
+    ]);
+    return metadata;
+}
+
+;// CONCATENATED MODULE: ./src/stages/login.ts
+// Registry login for the push stage. The action logs in through a private copy of the Docker
+// config under RUNNER_TEMP: the user's own config is never written, logins made earlier in the
+// job (docker/login-action) are used as they are, and the post step's logout plus the removal
+// of that directory leave no credentials behind, whatever happened in between.
+
+
+
+
+
+
+
+
+const GHCR = 'ghcr.io';
+/** The Docker config the user's docker commands read. */
+function userDockerConfigDir() {
+    return process.env.DOCKER_CONFIG || (0,external_node_path_.join)((0,external_node_os_.homedir)(), '.docker');
+}
+function authFileOf(session) {
+    return (0,external_node_path_.join)(session.configDir, 'config.json');
+}
+/** Which registries to log in to, with which credentials (pure, for tests). */
+function planLogins(options, existingLogins) {
+    const domains = [...new Set(options.refs.map(ref => parseReference(ref).domain ?? 'docker.io'))];
+    if (options.credentials) {
+        const registries = options.registry ? [options.registry] : domains;
+        return registries.map(registry => ({
+            registry,
+            credentials: options.credentials,
+            as: options.credentials?.username ?? ''
+        }));
+    }
+    // ghcr.io with no credentials given: the workflow's own token, unless already logged in.
+    const { githubToken, githubActor } = options;
+    if (!githubToken || !githubActor || !domains.includes(GHCR) || existingLogins.includes(GHCR)) {
+        return [];
+    }
+    return [
+        {
+            registry: GHCR,
+            credentials: { username: githubActor, password: githubToken },
+            as: `${githubActor} with github-token`
+        }
+    ];
+}
+/** Registries the user's Docker config already holds credentials for. */
+async function existingLogins(configDir) {
+    const config = await readDockerConfig(configDir);
+    return [...Object.keys(config.auths ?? {}), ...Object.keys(config.credHelpers ?? {})];
+}
+async function readDockerConfig(configDir) {
+    try {
+        return JSON.parse(await (0,promises_namespaceObject.readFile)((0,external_node_path_.join)(configDir, 'config.json'), 'utf8'));
+    }
+    catch {
+        return {};
+    }
+}
+/**
+ * A private copy of the user's Docker config, without credential helpers, so that the logins
+ * made here land in this file alone (and leave with it).
+ */
+async function makePrivateConfig(configDir) {
+    const config = await readDockerConfig(userDockerConfigDir());
+    delete config.credsStore;
+    delete config.credHelpers;
+    await (0,promises_namespaceObject.mkdir)(configDir, { recursive: true, mode: 0o700 });
+    await (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(configDir, 'config.json'), JSON.stringify(config, null, 2), { mode: 0o600 });
+}
+function loginHint(registry) {
+    return registry === GHCR
+        ? 'Check that the token has packages: write (permissions: packages: write in the workflow)'
+        : 'Check the username and password';
+}
+/** Log in where needed; null when nothing needed a login (earlier logins are used as they are). */
+async function loginToRegistries(options) {
+    const plan = planLogins(options, await existingLogins(userDockerConfigDir()));
+    if (plan.length === 0) {
+        lib_core/* info */.pq('No credentials given: using the logins already in the Docker config, if any');
+        return null;
+    }
+    const session = {
+        configDir: (0,external_node_path_.join)(options.tempDir, 'nix-container-action', 'docker-config'),
+        tool: options.tool,
+        registries: []
+    };
+    await makePrivateConfig(session.configDir);
+    // From here on, this process's docker commands read the private config.
+    process.env.DOCKER_CONFIG = session.configDir;
+    options.saveSession(session);
+    for (const login of plan) {
+        lib_core/* info */.pq(`Logging in to ${login.registry} as ${login.as}`);
+        session.registries.push(login.registry);
+        options.saveSession(session);
+        await loginOnce(login, session, options.retry);
+    }
+    return session;
+}
+async function loginOnce(login, session, retry) {
+    try {
+        await withRetries(`login to ${login.registry}`, retry, () => session.tool === 'skopeo'
+            ? skopeoLogin(login.registry, login.credentials, authFileOf(session))
+            : dockerLogin(login.registry, login.credentials));
+    }
+    catch (error) {
+        if (error instanceof OperationError && !error.failure.transient) {
+            throw new Error(`${error.message}. ${loginHint(login.registry)}`);
+        }
+        throw error;
+    }
+}
+/** Undo a session: log out of each registry, then remove the private config. Never throws. */
+async function logoutOfRegistries(session) {
+    process.env.DOCKER_CONFIG = session.configDir;
+    for (const registry of session.registries) {
+        try {
+            if (session.tool === 'skopeo')
+                await skopeoLogout(registry, authFileOf(session));
+            else
+                await dockerLogout(registry);
+            core.info(`Logged out of ${registry}`);
+        }
+        catch (error) {
+            core.warning(`logout of ${registry}: ${errorMessage(error)}`);
+        }
+    }
+    await rm(session.configDir, { recursive: true, force: true });
+}
+
+;// CONCATENATED MODULE: ./src/pipeline/common.ts
+// What the single-image, `systems` and `merge` pipelines share: the build, the load or read,
+// the refs, the login, the SBOM, the index push, and the outputs they set on the way.
+
+
+
+
+
+
+
+
+
+
+
+
+function runnerTemp() {
+    return process.env.RUNNER_TEMP || (0,external_node_os_.tmpdir)();
+}
+async function build(inputs) {
+    const { storePath, drvPath } = await buildImage({
+        flake: inputs.flake,
+        attribute: inputs.attribute,
+        system: inputs.system,
+        nixArgs: inputs.nixArgs
+    });
+    const format = await detectFormat(storePath).catch((error) => {
+        const reason = errors_errorMessage(error);
+        throw new Error(`${installable(inputs)} built ${reason}`);
+    });
+    lib_core/* info */.pq(`${storePath} is ${describeFormat(format)}`);
+    return { storePath, drvPath, format };
+}
+/** Load into docker when asked; otherwise only read the archive's metadata. */
+async function loadOrInspect(inputs, built, report, copyTo, 
+/** ` <system>` after each stage name in a `systems` run. */
+suffix = '') {
+    if (!inputs.load) {
+        if (suffix === '')
+            report.skip('Load', 'load: false');
+        const metadata = await report.stage(`Read image${suffix}`, () => inspectImage({ ...built, copyTo, storePaths: inputs.sbom }), m => `${m.layerCount} layers, config ${m.configDigest}`);
+        return { metadata, dockerImage: null };
+    }
+    const loaded = await report.stage(`Load${suffix}`, () => loadImage({ ...built, copyTo, storePaths: inputs.sbom }), l => l.dockerImage);
+    lib_core/* setOutput */.uH('loaded-image', loaded.loadedImages[0] ?? '');
+    return { metadata: loaded.metadata, dockerImage: loaded.dockerImage };
+}
+/** Every full reference to push, from `image`, `registry` and `tags`: the `refs` output. */
+function resolveTargets(inputs, report, archiveRepoTag) {
+    const resolved = resolveRefs({
+        image: inputs.image,
+        registry: inputs.registry,
+        tags: inputs.tags,
+        archiveRepoTag
+    });
+    for (const notice of resolved.notices)
+        lib_core/* notice */.lm(notice);
+    report.refs = resolved.refs;
+    lib_core/* setOutput */.uH('refs', resolved.refs.join('\n'));
+    return resolved.refs;
+}
+function skipPush(report) {
+    report.skip('Login', 'push: false');
+    report.skip('Push', 'push: false');
+}
+/** Log in to the registries of `refs` when credentials are given; what pushes then need. */
+async function login(inputs, report, refs) {
+    const retry = { attempts: inputs.retries, ...DEFAULT_DELAYS };
+    const session = await report.stage('Login', () => loginToRegistries({
+        refs,
+        registry: inputs.registry,
+        credentials: inputs.username && inputs.password
+            ? { username: inputs.username, password: inputs.password }
+            : null,
+        githubToken: inputs.githubToken,
+        githubActor: process.env.GITHUB_ACTOR ?? null,
+        tool: inputs.pushTool,
+        tempDir: runnerTemp(),
+        retry,
+        saveSession: s => saveState(StateKey.LoginSession, JSON.stringify(s))
+    }), s => (s ? `logged in to ${s.registries.join(', ')}` : 'no credentials given: existing logins'));
+    return { tempDir: runnerTemp(), authFile: session ? authFileOf(session) : null, retry };
+}
+/**
+ * The image's SBOM, after the push so that it can name the digest. By then the image itself is
+ * fine (a layer that cannot be read failed the load already), so a failure here is the SBOM's
+ * own, and fails the step: a workflow that attests the SBOM must not go on without it.
+ */
+async function writeImageSbom(inputs, report, image, 
+/** ` <system>` after the stage name in a `systems` run. */
+suffix = '') {
+    if (!inputs.sbom) {
+        report.skip(`SBOM${suffix}`, 'sbom: false');
+        return '';
+    }
+    const sbom = await report.stage(`SBOM${suffix}`, () => writeSbom({
+        image: imageSubject(image.refs, image.digest, image.storePath),
+        configDigest: image.metadata.configDigest,
+        storePaths: image.metadata.storePaths,
+        dir: runnerTemp()
+    }).catch((error) => {
+        const done = image.digest ? `was pushed (${image.digest})` : 'is fine';
+        throw new Error(`The image ${done}, but its SBOM failed: ${errors_errorMessage(error)}`);
+    }), s => `${s.componentCount} store paths: ${s.path}`);
+    report.sboms.push(sbom);
+    lib_core/* setOutput */.uH('sbom', report.sboms.map(s => s.path).join('\n'));
+    return sbom.path;
+}
+/** One index of `entries` under every ref (`systems` and `merge`). */
+async function pushIndexStage(report, refs, entries, options) {
+    report.refs = refs.map(ref => `${ref} (not pushed)`);
+    const pushed = await report.stage('Push index', () => pushIndex({
+        ...options,
+        refs,
+        entries,
+        onOutcome: o => {
+            report.refs[refs.indexOf(o.ref)] = `${o.ref} (${o.action})`;
+        }
+    }), p => `${entries.length} platforms: ${describeOutcomes(p.outcomes)}`);
+    setPushOutputs(report, pushed);
+}
+function setPushOutputs(report, pushed) {
+    report.digest = pushed.digest;
+    report.imageRef = pushed.imageRef;
+    lib_core/* setOutput */.uH('digest', pushed.digest);
+    lib_core/* setOutput */.uH('image-ref', pushed.imageRef);
+}
+function setImagesOutput(images) {
+    const entries = images.map(image => ({
+        system: image.system,
+        platform: image.platform,
+        digest: image.digest,
+        'image-id': image.imageId,
+        sbom: image.sbom
+    }));
+    lib_core/* setOutput */.uH('images', JSON.stringify(entries));
+}
+/** `2 pushed, 1 up to date` */
+function describeOutcomes(outcomes) {
+    const counts = new Map();
+    for (const { action } of outcomes)
+        counts.set(action, (counts.get(action) ?? 0) + 1);
+    return [...counts].map(([action, count]) => `${count} ${action}`).join(', ');
+}
+/** `localhost:5000/app pushed, ghcr.io/o/app up to date` */
+function describeRepositories(outcomes) {
+    return outcomes.map(o => `${o.repository} ${o.action}`).join(', ');
+}
+
+;// CONCATENATED MODULE: ./src/pipeline/merge.ts
+// `merge`: images already pushed, combined under `tags`; no Nix, no build.
+
+
+
+
+
+async function runMerge(inputs, report) {
+    const why = 'merge: nothing to build';
+    for (const stage of ['Nix', 'Store cache', 'Build', 'Load'])
+        report.skip(stage, why);
+    saveState(StateKey.CacheSkipped, why);
+    const refs = resolveTargets(inputs, report, null);
+    const sources = inputs.merge.map(entry => resolveMergeRef(entry, inputs.image, inputs.registry));
+    await requireSkopeo('merge');
+    const registryOptions = await login(inputs, report, [...refs, ...sources]);
+    const images = await report.stage('Read merge sources', () => readMergeSources(sources, registryOptions), found => found.map(describeMergeImage).join(', '));
+    const results = images.map(image => ({
+        system: systemOfPlatform(image.entry.platform),
+        platform: formatPlatform(image.entry.platform),
+        digest: image.entry.digest,
+        imageId: image.configDigest,
+        sbom: ''
+    }));
+    report.platforms = results.map(r => ({ ...r }));
+    setImagesOutput(results);
+    for (const image of images) {
+        await report.stage(`Copy ${formatPlatform(image.entry.platform)}`, async () => {
+            const outcomes = [];
+            for (const repository of repositoriesOf(refs)) {
+                outcomes.push(await pushManifestByDigest({ ref: image.source }, image.entry.digest, repository, registryOptions));
+            }
+            return outcomes;
+        }, describeRepositories);
+    }
+    await pushIndexStage(report, refs, images.map(image => image.entry), registryOptions);
+}
+
+;// CONCATENATED MODULE: ./src/stages/tag.ts
+// The tag stage: give the loaded image every reference it will be pushed as.
+
+async function tagImage(options) {
+    for (const ref of options.refs) {
+        if (ref !== options.source)
+            await exec_run('docker', ['tag', options.source, ref]);
+    }
+}
+
+;// CONCATENATED MODULE: ./src/pipeline/single.ts
+// One image: build -> load (or read) -> tag -> push -> SBOM.
+
+
+
+
+
+
+
+
+
+
+
+async function runSingleImage(inputs, report) {
+    const built = await report.stage('Build', () => build(inputs), b => b.storePath);
+    lib_core/* setOutput */.uH('store-path', built.storePath);
+    // From here on, post may save the store cache.
+    saveState(StateKey.BuiltStorePath, built.storePath);
+    if (built.drvPath)
+        saveState(StateKey.BuiltDrvPath, built.drvPath);
+    lib_core/* setOutput */.uH('image-format', formatName(built.format));
+    const archiveCopy = plainArchiveCopyFor(inputs, built);
+    try {
+        const { metadata, dockerImage } = await loadOrInspect(inputs, built, report, archiveCopy);
+        const tagged = await tagAndPush(inputs, report, metadata, dockerImage, archiveCopy ?? built.storePath);
+        const sbom = await writeImageSbom(inputs, report, {
+            ...tagged,
+            metadata,
+            storePath: built.storePath
+        });
+        setImagesOutput([
+            {
+                system: inputs.system ?? runnerSystem() ?? '',
+                platform: metadata.platform ? formatPlatform(metadata.platform) : '',
+                digest: tagged.digest ?? '',
+                imageId: metadata.configDigest,
+                sbom
+            }
+        ]);
+    }
+    finally {
+        if (archiveCopy)
+            await (0,promises_namespaceObject.rm)(archiveCopy, { force: true });
+    }
+}
+/**
+ * skopeo reads `docker-archive:` from a seekable, uncompressed file: a plain tar output is used
+ * as it is, anything else is written out once, under RUNNER_TEMP, in the pass that loads it.
+ */
+function plainArchiveCopyFor(inputs, built) {
+    if (!inputs.push || inputs.pushTool !== 'skopeo' || !needsPlainCopy(built.format))
+        return null;
+    return (0,external_node_path_.join)(runnerTemp(), `nix-container-${process.pid}.tar`);
+}
+async function tagAndPush(inputs, report, metadata, dockerImage, archivePath) {
+    lib_core/* setOutput */.uH('image-id', metadata.configDigest);
+    const refs = resolveTargets(inputs, report, metadata.repoTags[0] ?? null);
+    if (dockerImage === null)
+        report.skip('Tag', 'load: false');
+    else
+        await report.stage('Tag', () => tagImage({ source: dockerImage, refs }), () => `${refs.length} refs`);
+    if (!inputs.push) {
+        skipPush(report);
+        return { refs, digest: null };
+    }
+    const options = await login(inputs, report, refs);
+    // Each ref is reported as it is done, so a partial push shows what made it.
+    report.refs = refs.map(ref => `${ref} (not pushed)`);
+    const pushed = await report.stage('Push', () => pushImage({
+        refs,
+        tool: inputs.pushTool,
+        configDigest: metadata.configDigest,
+        archivePath: inputs.pushTool === 'skopeo' ? archivePath : null,
+        tempDir: options.tempDir,
+        authFile: options.authFile,
+        reuseFrom: resolveReuseFrom(inputs.reuseFrom, refs[0], inputs.registry),
+        retry: options.retry,
+        onOutcome: o => {
+            const transfer = describeTransfer(o);
+            report.refs[refs.indexOf(o.ref)] =
+                `${o.ref} (${o.action}${transfer ? `: ${transfer}` : ''})`;
+        }
+    }), p => `${describeOutcomes(p.outcomes)} with ${inputs.pushTool}`);
+    setPushOutputs(report, pushed);
+    return { refs, digest: pushed.digest };
+}
+
+;// CONCATENATED MODULE: ./src/pipeline/systems.ts
+// `systems`: build -> read (load the runner's own) -> push by digest, for each system in turn,
+// then one index under every ref.
+
+
+
+
+
+
+
+
+
+
+
+async function runSystems(inputs, report) {
+    const images = [];
+    const copies = [];
+    const builds = [];
+    if (!inputs.load)
+        report.skip('Load', 'load: false');
+    try {
+        for (const system of inputs.systems) {
+            images.push(await buildAndRead(inputs, report, system, copies, builds));
+        }
+        lib_core/* setOutput */.uH('store-path', images.map(image => image.built.storePath).join('\n'));
+        lib_core/* setOutput */.uH('image-format', images.map(image => formatName(image.built.format)).join('\n'));
+        checkDistinctPlatforms(images.map(image => ({
+            name: `the image for ${image.system}`,
+            platform: image.platform
+        })));
+        const own = images.find(image => image.dockerImage !== null) ?? null;
+        lib_core/* setOutput */.uH('image-id', (own ?? images[0]).metadata.configDigest);
+        const refs = resolveTargets(inputs, report, images[0]?.metadata.repoTags[0] ?? null);
+        if (own?.dockerImage)
+            await report.stage(`Tag ${own.system}`, () => tagImage({ source: own.dockerImage, refs }), () => `${refs.length} refs`);
+        const results = images.map(image => systemResult(image, '', ''));
+        report.platforms = results.map(r => ({ ...r }));
+        // Each image's SBOM once its digest is known (after its push, or none without a push).
+        const finish = async (i, digest) => {
+            const image = images[i];
+            const sbom = await writeImageSbom(inputs, report, { refs, digest, metadata: image.metadata, storePath: image.built.storePath }, ` ${image.system}`);
+            const result = systemResult(image, digest ?? '', sbom);
+            results[i] = result;
+            report.platforms[i] = { ...result };
+        };
+        if (!inputs.push) {
+            skipPush(report);
+            for (const i of images.keys())
+                await finish(i, null);
+            setImagesOutput(results);
+            return;
+        }
+        await requireSkopeo('systems (an image index)');
+        const registryOptions = await login(inputs, report, refs);
+        const entries = [];
+        for (const [i, image] of images.entries()) {
+            const entry = await report.stage(`Push ${image.system}`, () => pushByDigest(image, refs, registryOptions), e => `${e.digest}: ${describeRepositories(e.outcomes)}`);
+            entries.push(entry);
+            await finish(i, entry.digest);
+        }
+        setImagesOutput(results);
+        await pushIndexStage(report, refs, entries, registryOptions);
+    }
+    finally {
+        await Promise.all(copies.map(copy => (0,promises_namespaceObject.rm)(copy, { force: true })));
+    }
+}
+function systemResult(image, digest, sbom) {
+    return {
+        system: image.system,
+        platform: formatPlatform(image.platform),
+        digest,
+        imageId: image.metadata.configDigest,
+        sbom
+    };
+}
+async function buildAndRead(inputs, report, system, copies, builds) {
+    const built = await report.stage(`Build ${system}`, () => build({ ...inputs, system }), b => b.storePath);
+    // From here on, post may save the store cache: of every image built so far.
+    builds.push(built);
+    saveState(StateKey.BuiltStorePath, builds.map(b => b.storePath).join('\n'));
+    saveState(StateKey.BuiltDrvPath, builds.map(b => b.drvPath).join('\n'));
+    const archiveCopy = inputs.push && needsPlainCopy(built.format)
+        ? (0,external_node_path_.join)(runnerTemp(), `nix-container-${process.pid}-${system}.tar`)
+        : null;
+    if (archiveCopy)
+        copies.push(archiveCopy);
+    // A daemon holds one platform per tag: only the runner's own image is loaded.
+    const ownSystem = runnerSystem();
+    const load = inputs.load && system === ownSystem;
+    if (inputs.load && !load)
+        report.skip(`Load ${system}`, `not the runner's system (${ownSystem})`);
+    const { metadata, dockerImage } = await loadOrInspect({ ...inputs, load }, built, report, archiveCopy, ` ${system}`);
+    const what = `${installable(inputs)} (${built.storePath})`;
+    const platform = metadata.platform;
+    if (!platform) {
+        throw new Error(`${what} was built for ${system}, but its config names no os or architecture`);
+    }
+    checkPlatformOfSystem(system, platform, what);
+    return {
+        system,
+        built,
+        metadata,
+        platform,
+        archivePath: archiveCopy ?? built.storePath,
+        dockerImage
+    };
+}
+/** Push one platform image, by digest, to every repository the refs name. */
+async function pushByDigest(image, refs, options) {
+    const { dir, ...manifest } = await archiveToManifestDir(image.archivePath, options);
+    try {
+        const outcomes = [];
+        for (const repository of repositoriesOf(refs)) {
+            outcomes.push(await pushManifestByDigest({ dir }, manifest.digest, repository, options));
+        }
+        return { ...manifest, platform: image.platform, outcomes };
+    }
+    finally {
+        await (0,promises_namespaceObject.rm)(dir, { recursive: true, force: true });
+    }
+}
+
+;// CONCATENATED MODULE: ./src/report.ts
+// What each stage did, kept for the job summary: the log reads as the pipeline, and the
+// summary shows it at a glance.
+
+
+class Report {
+    stages = [];
+    refs = [];
+    digest = null;
+    imageRef = null;
+    /** Each SBOM written: its file and how many store paths it lists. */
+    sboms = [];
+    /** The platform images of an index, one summary row each; empty for a single image. */
+    platforms = [];
+    skip(name, why) {
+        lib_core/* info */.pq(`${name}: skipped (${why})`);
+        this.stages.push({ name, status: 'skipped', detail: why, seconds: 0 });
+    }
+    /** Run one stage in a log group, timing it and recording how it ended. */
+    async stage(name, work, describe) {
+        const started = performance.now();
+        const seconds = () => (performance.now() - started) / 1000;
+        try {
+            const result = await lib_core/* group */.Os(name, work);
+            this.stages.push({ name, status: 'done', detail: describe(result), seconds: seconds() });
+            return result;
+        }
+        catch (error) {
+            const message = errors_errorMessage(error);
+            this.stages.push({ name, status: 'failed', detail: firstLine(message), seconds: seconds() });
+            throw error;
+        }
+    }
+}
+const STATUS_ICON = { done: '✅', skipped: '⏭️', failed: '❌' };
+/** The job summary as markdown (pure, for tests). */
+function renderSummary(report) {
+    const rows = report.stages.map(s => `| ${s.name} | ${STATUS_ICON[s.status]} ${s.status} | ${escapeCell(s.detail)} | ${s.seconds.toFixed(1)} |`);
+    const lines = [
+        '## Nix container',
+        '',
+        '| Stage | Status | Result | Seconds |',
+        '| --- | --- | --- | ---: |',
+        ...rows,
+        ''
+    ];
+    if (report.platforms.length > 0) {
+        lines.push('| System | Platform | Manifest digest | Image ID |', '| --- | --- | --- | --- |', ...report.platforms.map(p => `| ${escapeCell(p.system || '-')} | ${escapeCell(p.platform)} | \`${p.digest || 'not pushed'}\` | \`${p.imageId}\` |`), '');
+    }
+    if (report.refs.length > 0) {
+        lines.push('**Refs**', '', ...report.refs.map(ref => `- \`${ref}\``), '');
+    }
+    if (report.digest)
+        lines.push(`**Digest:** \`${report.digest}\``, '');
+    if (report.imageRef)
+        lines.push(`**Image ref:** \`${report.imageRef}\``, '');
+    for (const sbom of report.sboms) {
+        lines.push(`**SBOM:** \`${sbom.path}\` (CycloneDX, ${sbom.componentCount} components)`, '');
+    }
+    return lines.join('\n');
+}
+function escapeCell(text) {
+    return text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+}
+async function writeSummary(report) {
+    if (!process.env.GITHUB_STEP_SUMMARY)
+        return;
+    await lib_core/* summary */.z.addRaw(renderSummary(report)).write();
+}
+
 ;// CONCATENATED MODULE: ./src/nix/conf.ts
 // The nix.conf this action writes for the rest of the job, and where Nix finds it: pure.
 
@@ -44672,1328 +46400,6 @@ async function writeJobConf(options) {
     lib_core/* exportVariable */.dN('NIX_USER_CONF_FILES', userConfFiles(file, process.env, (0,external_node_os_.homedir)()));
 }
 
-;// CONCATENATED MODULE: ./src/stages/load.ts
-// The load stage: `docker load` the build output, reading its manifest in the same pass.
-// Also `inspectImage`, the same metadata without docker, for runs that do not load.
-
-
-
-/** Parse every `Loaded image:` and `Loaded image ID:` line of `docker load`. */
-function parseDockerLoad(stdout) {
-    const images = [];
-    const imageIds = [];
-    for (const line of stdout.split('\n')) {
-        const id = /^Loaded image ID:\s*(\S+)/.exec(line)?.[1];
-        const image = /^Loaded image:\s*(\S+)/.exec(line)?.[1];
-        if (id)
-            imageIds.push(id);
-        else if (image)
-            images.push(image);
-    }
-    return { images, imageIds };
-}
-async function loadImage(options) {
-    const [metadata, load] = isPlainArchive(options.format)
-        ? // docker reads the file itself while the metadata is read by seeking.
-            await settleAll([
-                readPlainArchiveMetadata(options.storePath, options),
-                exec_run('docker', ['load', '--input', options.storePath])
-            ])
-        : await loadStream(options);
-    const loaded = parseDockerLoad(load.stdout);
-    const dockerImage = loaded.images[0] ?? loaded.imageIds[0];
-    if (!dockerImage)
-        throw new Error(`docker load reported no image:\n${load.stdout}`);
-    await crossCheckImageId(dockerImage, metadata.configDigest);
-    return { metadata, loadedImages: loaded.images, dockerImage };
-}
-/** Stream the archive, as plain tar, into docker load, reading its metadata (and copying it) on the way. */
-async function loadStream(options) {
-    const archive = openArchive(options.storePath, options.format);
-    const [metadata, load] = await settleAll([
-        readArchiveMetadata(archive.stdout, options),
-        runWithStdin('docker', ['load'], archive.stdout),
-        archive.done,
-        options.copyTo ? copyArchiveTo(archive.stdout, options.copyTo) : Promise.resolve()
-    ]);
-    return [metadata, load];
-}
-/** The daemon's image ID should be the archive's config digest; say so when it is not. */
-async function crossCheckImageId(dockerImage, configDigest) {
-    const { stdout } = await exec_run('docker', ['image', 'inspect', '--format', '{{.Id}}', dockerImage], {
-        silent: true
-    });
-    const daemonId = stdout.trim();
-    if (daemonId !== configDigest) {
-        // The containerd image store reports the manifest digest as the ID.
-        lib_core/* warning */.$e(`docker reports image ID ${daemonId} for ${dockerImage}, the archive's config is ${configDigest}`);
-    }
-}
-/** The archive's metadata without loading it into docker. */
-async function inspectImage(options) {
-    if (isPlainArchive(options.format))
-        return readPlainArchiveMetadata(options.storePath, options);
-    const archive = openArchive(options.storePath, options.format);
-    const [metadata] = await settleAll([
-        readArchiveMetadata(archive.stdout, options),
-        archive.done,
-        options.copyTo ? copyArchiveTo(archive.stdout, options.copyTo) : Promise.resolve()
-    ]);
-    return metadata;
-}
-
-;// CONCATENATED MODULE: ./src/registry.ts
-// Talking to registries through the standard tools on GitHub runners: skopeo for manifest
-// queries and daemonless copies, docker for pushes through the daemon.
-
-
-
-
-
-/** Queries and logins answer in seconds; a registry that has not answered by then never will. */
-const QUICK_OPERATION_SECONDS = 30;
-/** Pushes and copies move whole images: bounded, but generously. */
-const TRANSFER_SECONDS = 3600;
-// Docker treats 127.0.0.0/8 as an insecure registry (plain HTTP allowed); skopeo needs to be
-// told, and only loopback gets that treatment here too.
-const LOOPBACK_HOST = /^(localhost|127(\.\d{1,3}){3}|\[::1\])(:\d+)?$/i;
-function isLoopbackHost(registry) {
-    return LOOPBACK_HOST.test(registry);
-}
-function isLoopbackRegistry(ref) {
-    const domain = parseReference(ref).domain;
-    return domain !== null && isLoopbackHost(domain);
-}
-/** skopeo's TLS flag for one side of a copy (`--src-`, `--dest-` or plain for inspect). */
-function tlsArgs(side, ref) {
-    if (!isLoopbackRegistry(ref))
-        return [];
-    return [side ? `--${side}-tls-verify=false` : '--tls-verify=false'];
-}
-/** skopeo's credentials file: the action's own Docker config after it logged in. */
-function authArgs(flag, authFile) {
-    return authFile ? [flag, authFile] : [];
-}
-/** Parse a raw manifest (pure, for tests). */
-function parseRemoteManifest(raw) {
-    const manifest = JSON.parse(raw);
-    return {
-        digest: `sha256:${(0,external_node_crypto_.createHash)('sha256').update(raw, 'utf8').digest('hex')}`,
-        mediaType: manifest.mediaType ?? null,
-        configDigest: manifest.config?.digest ?? null
-    };
-}
-// What skopeo says when a registry has no such manifest or repository. Matched as phrases, not
-// as a bare `404`: the ref in the same text (a port such as 127.0.0.1:34045) may hold those
-// digits, and a 503 taken for "not there" would skip the retry and push blind.
-const NOT_FOUND = new RegExp([
-    'manifest unknown',
-    'name unknown',
-    'repository name not known',
-    '404 not found',
-    httpStatusPattern('404').source
-].join('|'), 'i');
-/** Does skopeo's stderr say the registry has no such manifest (pure, for tests)? */
-function isMissingManifest(stderr) {
-    return NOT_FOUND.test(stderr);
-}
-/** The manifest a ref points at, or null when the registry has no such ref. */
-async function inspectManifest(ref, authFile) {
-    const raw = await inspectRawManifest(ref, authFile);
-    return raw === null ? null : parseRemoteManifest(raw);
-}
-/** The manifest's bytes as the registry serves them, or null when there is no such ref. */
-async function inspectRawManifest(ref, authFile) {
-    return skopeoInspect(['--raw'], ref, authFile);
-}
-/** The image config's bytes (`skopeo inspect --config --raw`), or null when there is no such ref. */
-async function inspectRawConfig(ref, authFile) {
-    return skopeoInspect(['--config', '--raw'], ref, authFile);
-}
-async function skopeoInspect(flags, ref, authFile) {
-    try {
-        const { stdout } = await exec_run('skopeo', [
-            'inspect',
-            ...flags,
-            ...authArgs('--authfile', authFile),
-            ...tlsArgs(null, ref),
-            `docker://${ref}`
-        ], { silent: true, timeoutSeconds: QUICK_OPERATION_SECONDS });
-        return stdout;
-    }
-    catch (error) {
-        if (error instanceof CommandError && isMissingManifest(error.stderr))
-            return null;
-        throw error;
-    }
-}
-/** `skopeo copy` to a registry; returns the manifest digest it wrote. */
-async function skopeoCopy(source, destRef, digestFile, env, authFile, 
-/** More `skopeo copy` options, e.g. `--preserve-digests`. */
-extraArgs = []) {
-    const fromRegistry = source.startsWith('docker://');
-    const sourceTls = fromRegistry ? tlsArgs('src', source.slice('docker://'.length)) : [];
-    await exec_run('skopeo', [
-        'copy',
-        '--digestfile',
-        digestFile,
-        ...extraArgs,
-        ...(fromRegistry ? authArgs('--src-authfile', authFile) : []),
-        ...authArgs('--dest-authfile', authFile),
-        ...sourceTls,
-        ...tlsArgs('dest', destRef),
-        source,
-        `docker://${destRef}`
-    ], { env, timeoutSeconds: TRANSFER_SECONDS });
-    return (await (0,promises_namespaceObject.readFile)(digestFile, 'utf8')).trim();
-}
-/** `v1: digest: sha256:... size: 528` -> the digest. */
-function parsePushDigest(stdout) {
-    return /digest:\s*(sha256:[a-f0-9]{64})/.exec(stdout)?.[1] ?? null;
-}
-/** `docker push`; returns the manifest digest it reported. */
-async function dockerPush(ref) {
-    const { stdout } = await exec_run('docker', ['push', ref], { timeoutSeconds: TRANSFER_SECONDS });
-    const digest = parsePushDigest(stdout);
-    if (!digest)
-        throw new Error(`docker push ${ref} reported no digest:\n${stdout}`);
-    return digest;
-}
-/** `docker login` with the password on stdin (never in argv). */
-async function dockerLogin(registry, credentials) {
-    await exec_run('docker', ['login', '--username', credentials.username, '--password-stdin', registry], {
-        input: credentials.password,
-        timeoutSeconds: QUICK_OPERATION_SECONDS
-    });
-}
-async function registry_dockerLogout(registry) {
-    await run('docker', ['logout', registry], { timeoutSeconds: QUICK_OPERATION_SECONDS });
-}
-/** `skopeo login` into the given credentials file, password on stdin. */
-async function skopeoLogin(registry, credentials, authFile) {
-    const tls = isLoopbackHost(registry) ? ['--tls-verify=false'] : [];
-    await exec_run('skopeo', [
-        'login',
-        '--authfile',
-        authFile,
-        ...tls,
-        '--username',
-        credentials.username,
-        '--password-stdin',
-        registry
-    ], { input: credentials.password, timeoutSeconds: QUICK_OPERATION_SECONDS });
-}
-async function registry_skopeoLogout(registry, authFile) {
-    await run('skopeo', ['logout', '--authfile', authFile, registry], {
-        timeoutSeconds: QUICK_OPERATION_SECONDS
-    });
-}
-/**
- * How long a registry that answered 429 asks to wait: its Retry-After on the API root, which
- * docker and skopeo do not print. Seconds, or null when it does not say.
- */
-async function probeRetryAfter(registry) {
-    const scheme = isLoopbackHost(registry) ? 'http' : 'https';
-    const response = await fetch(`${scheme}://${registry}/v2/`, { signal: AbortSignal.timeout(5000) });
-    await response.body?.cancel();
-    return response.status === 429 ? parseRetryAfter(response.headers.get('retry-after')) : null;
-}
-/** `Retry-After: 3` or an HTTP date -> seconds (pure, for tests). */
-function parseRetryAfter(value, now = Date.now()) {
-    if (value === null || value.trim() === '')
-        return null;
-    if (/^\d+$/.test(value.trim()))
-        return Number(value.trim());
-    const date = Date.parse(value);
-    return Number.isNaN(date) ? null : Math.max(0, Math.ceil((date - now) / 1000));
-}
-
-;// CONCATENATED MODULE: ./src/stages/login.ts
-// Registry login for the push stage. The action logs in through a private copy of the Docker
-// config under RUNNER_TEMP: the user's own config is never written, logins made earlier in the
-// job (docker/login-action) are used as they are, and the post step's logout plus the removal
-// of that directory leave no credentials behind, whatever happened in between.
-
-
-
-
-
-
-
-
-const GHCR = 'ghcr.io';
-/** The Docker config the user's docker commands read. */
-function userDockerConfigDir() {
-    return process.env.DOCKER_CONFIG || (0,external_node_path_.join)((0,external_node_os_.homedir)(), '.docker');
-}
-function authFileOf(session) {
-    return (0,external_node_path_.join)(session.configDir, 'config.json');
-}
-/** Which registries to log in to, with which credentials (pure, for tests). */
-function planLogins(options, existingLogins) {
-    const domains = [...new Set(options.refs.map(ref => parseReference(ref).domain ?? 'docker.io'))];
-    if (options.credentials) {
-        const registries = options.registry ? [options.registry] : domains;
-        return registries.map(registry => ({
-            registry,
-            credentials: options.credentials,
-            as: options.credentials?.username ?? ''
-        }));
-    }
-    // ghcr.io with no credentials given: the workflow's own token, unless already logged in.
-    const { githubToken, githubActor } = options;
-    if (!githubToken || !githubActor || !domains.includes(GHCR) || existingLogins.includes(GHCR)) {
-        return [];
-    }
-    return [
-        {
-            registry: GHCR,
-            credentials: { username: githubActor, password: githubToken },
-            as: `${githubActor} with github-token`
-        }
-    ];
-}
-/** Registries the user's Docker config already holds credentials for. */
-async function existingLogins(configDir) {
-    const config = await readDockerConfig(configDir);
-    return [...Object.keys(config.auths ?? {}), ...Object.keys(config.credHelpers ?? {})];
-}
-async function readDockerConfig(configDir) {
-    try {
-        return JSON.parse(await (0,promises_namespaceObject.readFile)((0,external_node_path_.join)(configDir, 'config.json'), 'utf8'));
-    }
-    catch {
-        return {};
-    }
-}
-/**
- * A private copy of the user's Docker config, without credential helpers, so that the logins
- * made here land in this file alone (and leave with it).
- */
-async function makePrivateConfig(configDir) {
-    const config = await readDockerConfig(userDockerConfigDir());
-    delete config.credsStore;
-    delete config.credHelpers;
-    await (0,promises_namespaceObject.mkdir)(configDir, { recursive: true, mode: 0o700 });
-    await (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(configDir, 'config.json'), JSON.stringify(config, null, 2), { mode: 0o600 });
-}
-function loginHint(registry) {
-    return registry === GHCR
-        ? 'Check that the token has packages: write (permissions: packages: write in the workflow)'
-        : 'Check the username and password';
-}
-/** Log in where needed; null when nothing needed a login (earlier logins are used as they are). */
-async function loginToRegistries(options) {
-    const plan = planLogins(options, await existingLogins(userDockerConfigDir()));
-    if (plan.length === 0) {
-        lib_core/* info */.pq('No credentials given: using the logins already in the Docker config, if any');
-        return null;
-    }
-    const session = {
-        configDir: (0,external_node_path_.join)(options.tempDir, 'nix-container-action', 'docker-config'),
-        tool: options.tool,
-        registries: []
-    };
-    await makePrivateConfig(session.configDir);
-    // From here on, this process's docker commands read the private config.
-    process.env.DOCKER_CONFIG = session.configDir;
-    options.saveSession(session);
-    for (const login of plan) {
-        lib_core/* info */.pq(`Logging in to ${login.registry} as ${login.as}`);
-        session.registries.push(login.registry);
-        options.saveSession(session);
-        await loginOnce(login, session, options.retry);
-    }
-    return session;
-}
-async function loginOnce(login, session, retry) {
-    try {
-        await withRetries(`login to ${login.registry}`, retry, () => session.tool === 'skopeo'
-            ? skopeoLogin(login.registry, login.credentials, authFileOf(session))
-            : dockerLogin(login.registry, login.credentials));
-    }
-    catch (error) {
-        if (error instanceof OperationError && !error.failure.transient) {
-            throw new Error(`${error.message}. ${loginHint(login.registry)}`);
-        }
-        throw error;
-    }
-}
-/** Undo a session: log out of each registry, then remove the private config. Never throws. */
-async function logoutOfRegistries(session) {
-    process.env.DOCKER_CONFIG = session.configDir;
-    for (const registry of session.registries) {
-        try {
-            if (session.tool === 'skopeo')
-                await skopeoLogout(registry, authFileOf(session));
-            else
-                await dockerLogout(registry);
-            core.info(`Logged out of ${registry}`);
-        }
-        catch (error) {
-            core.warning(`logout of ${registry}: ${errorMessage(error)}`);
-        }
-    }
-    await rm(session.configDir, { recursive: true, force: true });
-}
-
-;// CONCATENATED MODULE: ./src/image/layers.ts
-// An uncompressed docker archive, layer by layer: the image config names each layer by its
-// uncompressed digest (`rootfs.diff_ids`), so what a registry already holds can be known
-// without reading a layer. And the `dir:` layout skopeo copies from, whose manifest names the
-// registry's compressed blobs for reused layers and the archive's plain tars for new ones.
-
-
-
-
-
-
-const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
-const DOCKER_CONFIG = 'application/vnd.docker.container.image.v1+json';
-const DOCKER_LAYER_GZIP = 'application/vnd.docker.image.rootfs.diff.tar.gzip';
-/** An uncompressed layer: skopeo compresses it on the way to the registry. */
-const DOCKER_LAYER_TAR = 'application/vnd.docker.image.rootfs.diff.tar';
-/** `rootfs.diff_ids` of an image config (pure, for tests). */
-function diffIdsOf(config) {
-    const parsed = JSON.parse(config.toString());
-    const ids = parsed.rootfs?.diff_ids;
-    if (!Array.isArray(ids) || !ids.every(id => typeof id === 'string')) {
-        throw new Error('the image config has no rootfs.diff_ids');
-    }
-    return ids;
-}
-/** The config and each layer's place in an uncompressed archive file, by seeking. */
-async function readArchiveImage(path) {
-    const entries = await indexTar(path);
-    const manifestText = await readEntry(path, entries, 'manifest.json');
-    if (!manifestText)
-        throw new Error('the image archive has no manifest.json');
-    const first = parseManifest(manifestText.toString('utf8'))[0];
-    const config = first && (await readEntry(path, entries, first.Config));
-    if (!first || !config)
-        throw new Error(`the image archive has no config file ${first?.Config}`);
-    const diffIds = diffIdsOf(config);
-    if (diffIds.length !== first.Layers.length) {
-        throw new Error(`the image config lists ${diffIds.length} layers, manifest.json ${first.Layers.length}`);
-    }
-    const layers = first.Layers.map((name, index) => {
-        const entry = fileEntry(entries, name);
-        return { diffId: diffIds[index], offset: entry.offset, size: entry.size };
-    });
-    return { path, config, configDigest: sha256Digest(config), layers };
-}
-/** A file entry, following symbolic links within the archive (docker save links equal layers). */
-function fileEntry(entries, name) {
-    let entry = entries.get(entryName(name));
-    for (let hops = 0; entry?.type === 'SymbolicLink' && entry.linkpath && hops < 8; hops++) {
-        const target = entryName((0,external_node_path_.join)(name, '..', entry.linkpath));
-        entry = entries.get(target);
-        name = target;
-    }
-    if (!entry || entry.type !== 'File')
-        throw new Error(`the image archive has no layer ${name}`);
-    return entry;
-}
-/** The layout's manifest: the archive's config, each layer as planned (pure, for tests). */
-function layoutManifest(image, layers) {
-    return JSON.stringify({
-        schemaVersion: 2,
-        mediaType: DOCKER_MANIFEST,
-        config: { mediaType: DOCKER_CONFIG, size: image.config.length, digest: image.configDigest },
-        layers: layers.map(planned => planned.kind === 'reused'
-            ? { ...planned.descriptor, mediaType: DOCKER_LAYER_GZIP }
-            : { mediaType: DOCKER_LAYER_TAR, size: planned.layer.size, digest: planned.layer.diffId })
-    });
-}
-const hexOf = (digest) => digest.replace(/^sha256:/, '');
-/**
- * Write a skopeo `dir:` layout: manifest, config and the new layers' plain tars (copied out of
- * the archive, side by side). Reused blobs are named but absent: skopeo finds them in the
- * destination repository before it would read them.
- */
-async function writeDirLayout(image, layers, dir) {
-    await (0,promises_namespaceObject.mkdir)(dir, { recursive: true });
-    // An image may hold the same layer twice: one blob.
-    const newLayers = new Map();
-    for (const planned of layers) {
-        if (planned.kind === 'new')
-            newLayers.set(planned.layer.diffId, planned.layer);
-    }
-    const copies = [...newLayers.values()].map(layer => copyLayer(image.path, layer, dir));
-    await Promise.all([
-        ...copies,
-        (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(dir, 'version'), 'Directory Transport Version: 1.1\n'),
-        (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(dir, hexOf(image.configDigest)), image.config),
-        (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(dir, 'manifest.json'), layoutManifest(image, layers))
-    ]);
-}
-async function copyLayer(archivePath, layer, dir) {
-    const target = (0,external_node_path_.join)(dir, hexOf(layer.diffId));
-    if (layer.size === 0)
-        return (0,promises_namespaceObject.writeFile)(target, '');
-    const range = { start: layer.offset, end: layer.offset + layer.size - 1 };
-    await (0,external_node_stream_promises_namespaceObject.pipeline)((0,external_node_fs_.createReadStream)(archivePath, range), (0,external_node_fs_.createWriteStream)(target));
-}
-
-;// CONCATENATED MODULE: ./src/image/oci-index.ts
-// OCI image indexes: written here (a few lines of JSON, so its digest is known before any
-// push and an unchanged index is recognised as up to date), read back from registries (a ref
-// that already is an index contributes its images), and laid out as an OCI layout directory
-// that `skopeo copy --multi-arch index-only` pushes as it is.
-
-
-
-
-const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
-const DOCKER_MANIFEST_LIST = 'application/vnd.docker.distribution.manifest.list.v2+json';
-const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
-// One definition of the image manifest type, shared with the layer code.
-
-/** The index JSON for these images, in this order (pure, for tests). */
-function buildIndex(entries) {
-    const index = {
-        schemaVersion: 2,
-        mediaType: OCI_INDEX,
-        manifests: entries.map(entry => ({
-            mediaType: entry.mediaType,
-            digest: entry.digest,
-            size: entry.size,
-            platform: orderedPlatform(entry.platform)
-        }))
-    };
-    const bytes = Buffer.from(JSON.stringify(index), 'utf8');
-    return { bytes, digest: sha256Digest(bytes) };
-}
-/** Fixed key order, so that the same images always give the same bytes. */
-function orderedPlatform(platform) {
-    const { architecture, os, variant } = platform;
-    return variant ? { architecture, os, variant } : { architecture, os };
-}
-function isIndexMediaType(mediaType) {
-    return mediaType === OCI_INDEX || mediaType === DOCKER_MANIFEST_LIST;
-}
-/** What a raw manifest is: an index (its manifests) or one image (pure, for tests). */
-function parseManifestKind(raw) {
-    const manifest = JSON.parse(raw);
-    if (Array.isArray(manifest.manifests) || isIndexMediaType(manifest.mediaType ?? null)) {
-        return { kind: 'index', entries: manifest.manifests ?? [] };
-    }
-    // An OCI manifest may leave its mediaType out; it has a config either way.
-    return { kind: 'image', mediaType: manifest.mediaType ?? OCI_MANIFEST };
-}
-/**
- * The image entries of an index, without attestation manifests (`unknown/unknown`, which
- * BuildKit adds beside each image) (pure, for tests).
- */
-function imageEntriesOf(raw, where) {
-    const parsed = parseManifestKind(raw);
-    if (parsed.kind !== 'index')
-        throw new Error(`${where} is not an image index`);
-    const images = [];
-    for (const entry of parsed.entries) {
-        const platform = entry.platform;
-        if (!platform?.os || !platform.architecture)
-            continue;
-        if (platform.os === 'unknown' && platform.architecture === 'unknown')
-            continue;
-        if (!entry.digest || entry.size === undefined || !entry.mediaType) {
-            throw new Error(`${where} has an entry without digest, size or mediaType`);
-        }
-        if (isIndexMediaType(entry.mediaType)) {
-            throw new Error(`${where} nests an index (${entry.digest}): give its images instead`);
-        }
-        const { os, architecture, variant } = platform;
-        images.push({
-            mediaType: entry.mediaType,
-            digest: entry.digest,
-            size: entry.size,
-            platform: variant ? { os, architecture, variant } : { os, architecture }
-        });
-    }
-    if (images.length === 0)
-        throw new Error(`${where} is an index without any platform image`);
-    return images;
-}
-/** `linux/amd64 sha256:...` for logs and errors. */
-function describeEntry(entry) {
-    return `${formatPlatform(entry.platform)} ${entry.digest}`;
-}
-/**
- * An OCI layout whose only image is this index: `skopeo copy --multi-arch index-only
- * oci:<dir>` then pushes the index bytes as they are, its images being in the registry already.
- */
-async function writeIndexLayout(dir, index) {
-    const blobs = (0,external_node_path_.join)(dir, 'blobs', 'sha256');
-    await (0,promises_namespaceObject.mkdir)(blobs, { recursive: true });
-    await (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(blobs, index.digest.slice('sha256:'.length)), index.bytes);
-    await (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-    const layoutIndex = {
-        schemaVersion: 2,
-        manifests: [{ mediaType: OCI_INDEX, digest: index.digest, size: index.bytes.length }]
-    };
-    await (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(dir, 'index.json'), JSON.stringify(layoutIndex));
-}
-
-;// CONCATENATED MODULE: ./src/registry-layers.ts
-
-/** Gzip blobs, whichever manifest format listed them: the same bytes under either name. */
-const REUSABLE_LAYER_TYPES = [
-    'application/vnd.docker.image.rootfs.diff.tar.gzip',
-    'application/vnd.oci.image.layer.v1.tar+gzip'
-];
-const IMAGE_MANIFEST_TYPES = [
-    'application/vnd.docker.distribution.manifest.v2+json',
-    'application/vnd.oci.image.manifest.v1+json'
-];
-/** An image manifest's layer descriptors; null for an index or anything else (pure). */
-function manifestLayers(raw) {
-    const manifest = JSON.parse(raw);
-    const isImage = (manifest.mediaType === undefined || IMAGE_MANIFEST_TYPES.includes(manifest.mediaType)) &&
-        Array.isArray(manifest.layers);
-    if (!isImage)
-        return null;
-    return manifest.layers.map(layer => ({
-        mediaType: String(layer.mediaType ?? ''),
-        digest: String(layer.digest ?? ''),
-        size: Number(layer.size ?? 0)
-    }));
-}
-/**
- * diff_id -> the gzip blob holding that layer, from one remote image (pure, for tests).
- * Layers stored any other way (zstd, uncompressed, foreign) are not offered.
- */
-function remoteLayersOf(ref, layers, diffIds) {
-    const found = new Map();
-    if (layers.length !== diffIds.length)
-        return found;
-    const repository = repositoryOf(parseReference(ref));
-    layers.forEach((descriptor, index) => {
-        if (REUSABLE_LAYER_TYPES.includes(descriptor.mediaType)) {
-            found.set(diffIds[index], { repository, descriptor });
-        }
-    });
-    return found;
-}
-/**
- * For each archive layer, the remote blob to reuse: one in the target repository first (no
- * mount needed), else the first other repository that has it; else the layer is new (pure).
- */
-function planLayers(layers, remotes, targetRepository) {
-    return layers.map(layer => {
-        const candidates = remotes.flatMap(remote => remote.get(layer.diffId) ?? []);
-        const remote = candidates.find(candidate => candidate.repository === targetRepository) ?? candidates[0];
-        return remote ? { kind: 'reused', layer, remote } : { kind: 'new', layer };
-    });
-}
-
-;// CONCATENATED MODULE: ./src/registry-mount.ts
-// Cross-repository blob mount: one registry API call (POST /v2/<repo>/blobs/uploads/?mount=
-// <digest>&from=<other repo>) that makes a blob of another repository in the same registry
-// part of this one, without a byte moving. Hand-written because skopeo (containers/image)
-// mounts only blobs its blob-info cache remembers seeing there, and that cache is empty on a
-// fresh runner: it would compress and upload the layer instead. Credentials come from the same
-// Docker config files skopeo reads; Basic and token (Bearer) authentication are both spoken.
-
-
-
-
-
-/** A registry failure worth another attempt: the message names the status, as retry.ts reads it. */
-class TransientRegistryError extends Error {
-}
-/** Docker Hub's references say docker.io; its API lives elsewhere. */
-function apiHost(registry) {
-    return registry === 'docker.io' ? 'registry-1.docker.io' : registry;
-}
-function baseUrl(registry) {
-    return `${isLoopbackHost(registry) ? 'http' : 'https'}://${apiHost(registry)}`;
-}
-/** `Bearer realm="...",service="..."` -> scheme and parameters (pure, for tests). */
-function parseChallenge(header) {
-    if (!header)
-        return null;
-    const match = /^\s*(\w+)\s*(.*)$/.exec(header);
-    if (!match)
-        return null;
-    const params = {};
-    for (const [, key, quoted, bare] of (match[2] ?? '').matchAll(/(\w+)=(?:"([^"]*)"|([^,\s]*))/g)) {
-        params[key.toLowerCase()] = quoted ?? bare ?? '';
-    }
-    return { scheme: match[1].toLowerCase(), params };
-}
-/** The token URL for a Bearer challenge, asking for push here and pull there (pure, for tests). */
-function tokenUrl(params, request) {
-    if (!params.realm)
-        throw new Error('the registry asked for a token but named no realm');
-    const url = new URL(params.realm);
-    if (params.service)
-        url.searchParams.set('service', params.service);
-    url.searchParams.append('scope', `repository:${request.repository}:pull,push`);
-    url.searchParams.append('scope', `repository:${request.from}:pull`);
-    return url.toString();
-}
-function basicHeader(credentials) {
-    return `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`;
-}
-function failIfTransient(status, what) {
-    if (status === 429 || status >= 500) {
-        throw new TransientRegistryError(`${what}: HTTP ${status}`);
-    }
-}
-/** The Authorization header a 401 asks for, or null when there is no way to answer it. */
-async function authorize(challenge, request, credentials, fetchImpl) {
-    if (challenge?.scheme === 'basic')
-        return credentials ? basicHeader(credentials) : null;
-    if (challenge?.scheme !== 'bearer')
-        return null;
-    const response = await fetchImpl(tokenUrl(challenge.params, request), {
-        headers: credentials ? { Authorization: basicHeader(credentials) } : {},
-        signal: AbortSignal.timeout(QUICK_OPERATION_SECONDS * 1000)
-    });
-    failIfTransient(response.status, 'token request');
-    if (!response.ok) {
-        await response.body?.cancel();
-        return null;
-    }
-    const body = (await response.json());
-    const token = body.token ?? body.access_token;
-    if (!token)
-        return null;
-    lib_core/* setSecret */.Pq(token);
-    return `Bearer ${token}`;
-}
-/**
- * Ask the registry to mount a blob from another repository. Not mounted (a registry that does
- * not allow it, no permission to read the other repository) is an answer, not an error: the
- * layer is then uploaded. Transient failures throw, for the caller's retries.
- */
-async function mountBlob(request, credentials, fetchImpl = fetch) {
-    const url = `${baseUrl(request.registry)}/v2/${request.repository}/blobs/uploads/` +
-        `?mount=${encodeURIComponent(request.digest)}&from=${encodeURIComponent(request.from)}`;
-    const post = (authorization) => fetchImpl(url, {
-        method: 'POST',
-        headers: {
-            'Content-Length': '0',
-            ...(authorization ? { Authorization: authorization } : {})
-        },
-        redirect: 'manual',
-        signal: AbortSignal.timeout(QUICK_OPERATION_SECONDS * 1000)
-    });
-    let response = await post(null);
-    if (response.status === 401) {
-        await response.body?.cancel();
-        const challenge = parseChallenge(response.headers.get('www-authenticate'));
-        const authorization = await authorize(challenge, request, credentials, fetchImpl);
-        if (authorization === null)
-            return { mounted: false, reason: 'not authorized (HTTP 401)' };
-        response = await post(authorization);
-    }
-    await response.body?.cancel();
-    failIfTransient(response.status, `mount ${request.digest}`);
-    if (response.status === 201)
-        return { mounted: true };
-    if (response.status === 202) {
-        // The registry opened an upload instead of mounting: cancel it (best effort).
-        const location = response.headers.get('location');
-        if (location) {
-            await fetchImpl(new URL(location, url), { method: 'DELETE' })
-                .then(r => r.body?.cancel())
-                .catch(() => undefined);
-        }
-        return { mounted: false, reason: 'the registry did not mount it (HTTP 202)' };
-    }
-    return { mounted: false, reason: `HTTP ${response.status}` };
-}
-/** The Docker config files skopeo would read for credentials, in its order. */
-function credentialFiles(authFile) {
-    if (authFile)
-        return [authFile];
-    const files = [];
-    if (process.env.REGISTRY_AUTH_FILE)
-        files.push(process.env.REGISTRY_AUTH_FILE);
-    if (process.env.XDG_RUNTIME_DIR) {
-        files.push((0,external_node_path_.join)(process.env.XDG_RUNTIME_DIR, 'containers', 'auth.json'));
-    }
-    files.push((0,external_node_path_.join)((0,external_node_os_.homedir)(), '.config', 'containers', 'auth.json'));
-    files.push((0,external_node_path_.join)(process.env.DOCKER_CONFIG || (0,external_node_path_.join)((0,external_node_os_.homedir)(), '.docker'), 'config.json'));
-    return files;
-}
-/** `https://ghcr.io/v1/` and `ghcr.io` name the same registry. */
-function hostOfAuthKey(key) {
-    return key.replace(/^https?:\/\//, '').split('/')[0] ?? '';
-}
-/** The `auths` entry for a registry in a Docker config's text (pure, for tests). */
-function credentialsIn(configText, registry) {
-    const config = JSON.parse(configText);
-    const wanted = registry === 'docker.io' ? ['docker.io', 'index.docker.io'] : [registry];
-    for (const [key, entry] of Object.entries(config.auths ?? {})) {
-        if (!wanted.includes(hostOfAuthKey(key)))
-            continue;
-        if (entry.username && entry.password) {
-            return { username: entry.username, password: entry.password };
-        }
-        if (entry.auth) {
-            const decoded = Buffer.from(entry.auth, 'base64').toString('utf8');
-            const colon = decoded.indexOf(':');
-            if (colon > 0)
-                return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
-        }
-    }
-    return null;
-}
-/** Credentials for a registry from the first config file that has them; null: anonymous. */
-async function findCredentials(registry, authFile) {
-    for (const file of credentialFiles(authFile)) {
-        const text = await (0,promises_namespaceObject.readFile)(file, 'utf8').catch(() => null);
-        if (text === null)
-            continue;
-        try {
-            const found = credentialsIn(text, registry);
-            if (found)
-                return found;
-        }
-        catch {
-            // Not JSON: skopeo would fail on it too; go on to the next file.
-        }
-    }
-    return null;
-}
-
-
-;// CONCATENATED MODULE: ./src/stages/push-reuse.ts
-// Push only what changed. Before the first push, the manifests and configs of what the refs
-// point at now and of the `reuse-from` refs say which of the archive's layers the registry
-// already holds, compressed, and as which blob. skopeo then copies a `dir:` layout whose
-// manifest names those blobs as they are and the new layers as plain tars: it finds the reused
-// blobs in the destination before it would read them, and compresses (on every core) and
-// uploads only the new layers. Blobs in another repository of the registry are mounted first.
-
-
-
-
-
-
-
-
-
-
-const domainOf = (ref) => parseReference(ref).domain;
-/**
- * `reuse-from` entries as full references (pure, for tests): a bare tag names a tag of the
- * first ref's repository; a reference without a registry gets `registry`, as `tags` entries do.
- */
-function resolveReuseFrom(entries, firstRef, registry) {
-    const resolved = entries.map(entry => {
-        const isReference = entry.includes('/') || entry.includes(':') || entry.includes('@');
-        if (!isReference)
-            return `${repositoryOf(parseReference(firstRef))}:${entry}`;
-        const ref = parseReference(entry);
-        return ref.domain === null && registry !== null
-            ? formatReference({ ...ref, domain: registry })
-            : formatReference(ref);
-    });
-    return [...new Set(resolved)];
-}
-/** Whom to ask, in order: the ref itself, the other refs, then reuse-from; same registry only. */
-function reuseCandidates(ref, otherRefs, reuseFrom) {
-    const all = [...new Set([ref, ...otherRefs, ...reuseFrom])];
-    const domain = domainOf(ref);
-    return {
-        candidates: all.filter(candidate => domainOf(candidate) === domain),
-        elsewhere: reuseFrom.filter(candidate => domainOf(candidate) !== domain)
-    };
-}
-async function preparePush(options) {
-    const image = await readArchiveImage(options.archivePath);
-    const { candidates, elsewhere } = reuseCandidates(options.ref, options.otherRefs, options.reuseFrom);
-    for (const ref of elsewhere) {
-        lib_core/* notice */.lm(`reuse-from ${ref} is not in the registry of ${options.ref}: not used`);
-    }
-    const remotes = await Promise.all(candidates.map(candidate => remoteLayersFor(candidate, image, options).catch((error) => {
-        lib_core/* warning */.$e(`${candidate}: could not read its layers (${errors_errorMessage(error)}); not reused`);
-        return new Map();
-    })));
-    const targetRepository = repositoryOf(parseReference(options.ref));
-    const planned = await mountOtherRepositories(planLayers(image.layers, remotes, targetRepository), options);
-    const reusedLayers = planned.filter(layer => layer.kind === 'reused').length;
-    const mountedLayers = planned.filter(layer => layer.kind === 'reused' && layer.remote.repository !== targetRepository).length;
-    const newLayerIndexes = planned.flatMap((layer, index) => (layer.kind === 'new' ? [index] : []));
-    lib_core/* info */.pq(`${options.ref}: ${reusedLayers} of ${planned.length} layers are in the registry` +
-        (mountedLayers > 0 ? ` (${mountedLayers} mounted from other repositories)` : '') +
-        `; ${newLayerIndexes.length} to compress and upload`);
-    const nothingReused = { reusedLayers, mountedLayers, newLayerIndexes, cleanup: async () => { } };
-    if (reusedLayers === 0)
-        return { ...nothingReused, source: `docker-archive:${image.path}` };
-    const dir = (0,external_node_path_.join)(options.tempDir, `nix-container-layout-${process.pid}`);
-    await writeDirLayout(image, planned.map(toLayoutLayer), dir);
-    return {
-        ...nothingReused,
-        source: `dir:${dir}`,
-        cleanup: () => (0,promises_namespaceObject.rm)(dir, { recursive: true, force: true })
-    };
-}
-function toLayoutLayer(planned) {
-    return planned.kind === 'reused'
-        ? { kind: 'reused', descriptor: planned.remote.descriptor }
-        : { kind: 'new', layer: planned.layer };
-}
-/** diff_id -> blob for what `ref` points at; empty when it is nothing reusable. */
-async function remoteLayersFor(ref, image, options) {
-    const raw = await options.rawManifest(ref);
-    const isReuseFrom = options.reuseFrom.includes(ref) && ref !== options.ref;
-    if (raw === null) {
-        if (isReuseFrom)
-            lib_core/* notice */.lm(`reuse-from ${ref} does not exist in the registry: not used`);
-        return new Map();
-    }
-    const layers = manifestLayers(raw);
-    if (layers === null) {
-        if (isReuseFrom)
-            lib_core/* notice */.lm(`reuse-from ${ref} is not a single image manifest: not used`);
-        return new Map();
-    }
-    const manifest = parseRemoteManifest(raw);
-    // The same config is the same image: its diff_ids are the archive's.
-    const diffIds = manifest.configDigest === image.configDigest
-        ? image.layers.map(layer => layer.diffId)
-        : await configDiffIds(ref, manifest.digest, options);
-    return remoteLayersOf(ref, layers, diffIds);
-}
-async function configDiffIds(ref, manifestDigest, options) {
-    // By digest: the config of the very manifest read above, even if the tag moves meanwhile.
-    const pinned = `${repositoryOf(parseReference(ref))}@${manifestDigest}`;
-    const config = await options.retrying(`read the config of ${ref}`, () => inspectRawConfig(pinned, options.authFile));
-    return config === null ? [] : diffIdsOf(config);
-}
-/** Mount blobs from other repositories; a layer whose mount fails is uploaded instead. */
-async function mountOtherRepositories(planned, options) {
-    const target = parseReference(options.ref);
-    const foreign = planned.filter(layer => layer.kind === 'reused' && layer.remote.repository !== repositoryOf(target));
-    if (foreign.length === 0)
-        return planned;
-    const registry = target.domain ?? 'docker.io';
-    const credentials = await findCredentials(registry, options.authFile);
-    const fromPathOf = (repository) => parseReference(repository).path;
-    const outcomes = new Map();
-    const mount = (remote) => {
-        const digest = remote.descriptor.digest;
-        const request = {
-            registry,
-            repository: target.path,
-            from: fromPathOf(remote.repository),
-            digest
-        };
-        return options
-            .retrying(`mount ${digest} from ${remote.repository}`, () => mountBlob(request, credentials))
-            .then(result => {
-            if (!result.mounted)
-                lib_core/* info */.pq(`${digest} not mounted from ${remote.repository}: ${result.reason}; uploading it`);
-            return result.mounted;
-        })
-            .catch((error) => {
-            lib_core/* info */.pq(`${digest} not mounted from ${remote.repository}: ${errors_errorMessage(error)}; uploading it`);
-            return false;
-        });
-    };
-    for (const layer of foreign) {
-        if (layer.kind !== 'reused')
-            continue;
-        const digest = layer.remote.descriptor.digest;
-        if (!outcomes.has(digest))
-            outcomes.set(digest, mount(layer.remote));
-    }
-    const mounted = new Map(await Promise.all([...outcomes].map(async ([digest, outcome]) => [digest, await outcome])));
-    return planned.map(layer => layer.kind === 'reused' && mounted.get(layer.remote.descriptor.digest) === false
-        ? { kind: 'new', layer: layer.layer }
-        : layer);
-}
-/** Bytes of the blobs this push uploaded, from the manifest it wrote (pure, for tests). */
-function uploadedBytes(pushedManifest, newLayerIndexes) {
-    const layers = manifestLayers(pushedManifest) ?? [];
-    const blobs = new Map(newLayerIndexes.flatMap(index => {
-        const layer = layers[index];
-        return layer ? [[layer.digest, layer.size]] : [];
-    }));
-    return [...blobs.values()].reduce((sum, size) => sum + size, 0);
-}
-
-;// CONCATENATED MODULE: ./src/stages/push.ts
-// The push stage: every ref ends up at the same manifest in its registry. A ref that already
-// points at this image (same config digest) is left alone; the first ref is pushed with the
-// chosen tool, and the others are copied from it registry-to-registry when skopeo is there,
-// which reuses every blob and keeps one manifest digest (docker and skopeo compress layers
-// differently, so the same image pushed by each gets two digests).
-
-
-
-
-
-
-
-
-/** `<repository>@<digest>` for a full reference. */
-function imageRefFor(ref, digest) {
-    return `${repositoryOf(parseReference(ref))}@${digest}`;
-}
-/** One digest for all refs, or an error that lists them. */
-function commonDigest(outcomes) {
-    const distinct = [...new Set(outcomes.map(outcome => outcome.digest))];
-    if (distinct.length !== 1) {
-        const list = outcomes.map(outcome => `${outcome.ref} -> ${outcome.digest}`).join(', ');
-        throw new Error(`the refs ended up at different manifest digests: ${list}`);
-    }
-    return distinct[0];
-}
-async function pushImage(options) {
-    const hasSkopeo = (await lib_io/* which */.K7('skopeo', false)) !== '';
-    if (options.tool === 'skopeo' && !hasSkopeo) {
-        throw new Error('push-tool: skopeo needs skopeo on PATH (preinstalled on GitHub-hosted Ubuntu runners; ' +
-            'apt-get install skopeo elsewhere), or use push-tool: docker');
-    }
-    if (!hasSkopeo)
-        lib_core/* info */.pq('skopeo is not on PATH: every ref is pushed with docker, unchecked');
-    if (options.tool === 'docker' && (options.reuseFrom ?? []).length > 0) {
-        lib_core/* notice */.lm('reuse-from is used by push-tool: skopeo; with push-tool: docker the daemon decides which layers to upload');
-    }
-    const pusher = makePusher(options, hasSkopeo);
-    const outcomes = [];
-    for (const ref of options.refs) {
-        try {
-            const outcome = await pushRef(ref, outcomes[0] ?? null, pusher, options);
-            if (outcome.reusedLayers !== undefined) {
-                lib_core/* info */.pq(`${ref}: ${describeTransfer(outcome)}`);
-            }
-            lib_core/* info */.pq(`${ref}: ${outcome.action} (${outcome.digest})`);
-            outcomes.push(outcome);
-            options.onOutcome?.(outcome);
-        }
-        catch (error) {
-            throw new Error(partialPushMessage(error, outcomes, options.refs), { cause: error });
-        }
-    }
-    const digest = commonDigest(outcomes);
-    return { digest, imageRef: imageRefFor(options.refs[0], digest), outcomes };
-}
-/** The failure, and which refs made it before it (pure, for tests). */
-function partialPushMessage(error, done, refs) {
-    const reason = errors_errorMessage(error);
-    if (done.length === 0)
-        return reason;
-    const doneRefs = done.map(outcome => outcome.ref);
-    const notDone = refs.filter(ref => !doneRefs.includes(ref));
-    return `${reason}\nPushed: ${doneRefs.join(', ')}. Not pushed: ${notDone.join(', ')}`;
-}
-/** `3 layers reused, 1.2 MB uploaded` (pure, for tests). */
-function describeTransfer(outcome) {
-    const parts = [];
-    if (outcome.reusedLayers !== undefined) {
-        parts.push(`${outcome.reusedLayers} layer${outcome.reusedLayers === 1 ? '' : 's'} reused`);
-    }
-    if (outcome.uploadedBytes !== undefined)
-        parts.push(`${formatBytes(outcome.uploadedBytes)} uploaded`);
-    return parts.join(', ');
-}
-function formatBytes(bytes) {
-    if (bytes < 1000)
-        return `${bytes} B`;
-    if (bytes < 1e6)
-        return `${(bytes / 1e3).toFixed(1)} kB`;
-    return `${(bytes / 1e6).toFixed(1)} MB`;
-}
-/** Is what the registry has under a ref already this image (and the first ref's manifest)? */
-function isUpToDate(existing, configDigest, first) {
-    if (!existing || existing.configDigest !== configDigest)
-        return false;
-    return first === null || existing.digest === first.digest;
-}
-async function pushRef(ref, first, pusher, options) {
-    const retrying = (what, operation) => withRetries(what, { ...options.retry, retryAfter: retryAfterFor(ref) }, operation);
-    const raw = pusher.canQuery ? await pusher.rawManifest(ref) : null;
-    const existing = raw === null ? null : parseRemoteManifest(raw);
-    if (isUpToDate(existing, options.configDigest, first)) {
-        return { ref, digest: existing.digest, action: 'up to date' };
-    }
-    const copyFrom = pusher.copyFrom;
-    if (first !== null && copyFrom) {
-        const digest = await retrying(`copy ${first.ref} to ${ref}`, () => copyFrom(first.ref, ref));
-        return { ref, digest, action: 'copied' };
-    }
-    return { ref, ...(await pusher.push(ref, retrying)), action: 'pushed' };
-}
-/** For a 429, ask the ref's registry how long to wait. */
-function retryAfterFor(ref) {
-    return async (error) => {
-        const text = errors_errorMessage(error);
-        const domain = parseReference(ref).domain;
-        if (!domain || !classifyFailure(text).reason.startsWith('429'))
-            return null;
-        return probeRetryAfter(domain);
-    };
-}
-/** Each ref's manifest asked once (retried), however many times it is needed. */
-function manifestQuery(options) {
-    const answers = new Map();
-    return ref => {
-        let answer = answers.get(ref);
-        if (!answer) {
-            answer = withRetries(`query ${ref}`, { ...options.retry, retryAfter: retryAfterFor(ref) }, () => inspectRawManifest(ref, options.authFile));
-            answers.set(ref, answer);
-        }
-        return answer;
-    };
-}
-async function pushWithDocker(ref, retrying) {
-    const digest = await retrying(`push ${ref}`, () => dockerPush(ref));
-    return { digest };
-}
-function makePusher(options, hasSkopeo) {
-    const digestFile = (0,external_node_path_.join)(options.tempDir, `nix-container-digest-${process.pid}`);
-    // containers/image puts big temporary files under TMPDIR (/var/tmp by default).
-    const skopeoEnv = { TMPDIR: options.tempDir };
-    const copy = (source, ref) => skopeoCopy(source, ref, digestFile, skopeoEnv, options.authFile);
-    const rawManifest = manifestQuery(options);
-    // Without skopeo there is no way to ask the registry or copy within it: push every ref.
-    if (!hasSkopeo)
-        return { push: pushWithDocker, copyFrom: null, canQuery: false, rawManifest };
-    const copyFrom = (source, ref) => copy(`docker://${source}`, ref);
-    if (options.tool === 'docker') {
-        return { push: pushWithDocker, copyFrom, canQuery: true, rawManifest };
-    }
-    const archivePath = options.archivePath;
-    if (!archivePath)
-        throw new Error('push-tool: skopeo needs the image archive on disk');
-    const push = async (ref, retrying) => {
-        const prepared = await preparePush({
-            ref,
-            otherRefs: options.refs.filter(other => other !== ref),
-            reuseFrom: options.reuseFrom ?? [],
-            archivePath,
-            tempDir: options.tempDir,
-            authFile: options.authFile,
-            rawManifest,
-            retrying
-        });
-        try {
-            const digest = await retrying(`push ${ref}`, () => copy(prepared.source, ref));
-            // The manifest skopeo wrote says how big the uploaded blobs came out.
-            const pinned = imageRefFor(ref, digest);
-            const pushed = await retrying(`query ${pinned}`, () => inspectRawManifest(pinned, options.authFile));
-            return {
-                digest,
-                reusedLayers: prepared.reusedLayers,
-                ...(pushed === null
-                    ? {}
-                    : { uploadedBytes: uploadedBytes(pushed, prepared.newLayerIndexes) })
-            };
-        }
-        finally {
-            await prepared.cleanup();
-        }
-    };
-    return { push, copyFrom, canQuery: true, rawManifest };
-}
-
-;// CONCATENATED MODULE: ./src/stages/merge.ts
-// The `merge` input: images already pushed (by tag or by digest, perhaps as indexes of their
-// own) become the entries of one new index. Nothing is built; every platform is read from the
-// image's own config in the registry.
-
-
-
-
-
-
-
-/**
- * A `merge` entry as a full reference: a bare tag is a tag of `image`, a reference without
- * a registry gets `registry` (pure, for tests).
- */
-function resolveMergeRef(entry, image, registry) {
-    const isFull = entry.includes('/') || entry.includes(':');
-    if (!isFull && image === null) {
-        throw new Error(`merge entry ${JSON.stringify(entry)} is a tag, but "image" is not set`);
-    }
-    const parsed = parseReference(isFull ? entry : `${image}:${entry}`);
-    const domain = parsed.domain ?? registry;
-    if (domain === null) {
-        throw new Error(`merge entry ${JSON.stringify(entry)} names no registry: write it as ` +
-            'registry/repository:tag (or @sha256:...) or set "registry"');
-    }
-    return formatReference({ ...parsed, domain });
-}
-function sha256(text) {
-    return `sha256:${(0,external_node_crypto_.createHash)('sha256').update(text, 'utf8').digest('hex')}`;
-}
-async function inspect(ref, what, options) {
-    const raw = await withRetries(`read ${what} of ${ref}`, { ...options.retry, retryAfter: retryAfterFor(ref) }, () => what === 'config'
-        ? inspectRawConfig(ref, options.authFile)
-        : inspectRawManifest(ref, options.authFile));
-    if (raw === null)
-        throw new Error(`merge: ${ref} is not in the registry`);
-    return raw;
-}
-/** Every platform image the `merge` refs name, each checked against its config. */
-async function readMergeSources(refs, options) {
-    const images = [];
-    for (const ref of refs) {
-        const repository = repositoryOf(parseReference(ref));
-        const raw = await inspect(ref, 'manifest', options);
-        const kind = parseManifestKind(raw);
-        const manifests = kind.kind === 'index'
-            ? imageEntriesOf(raw, ref).map(entry => ({
-                ...entry,
-                source: `${repository}@${entry.digest}`
-            }))
-            : [
-                {
-                    mediaType: kind.mediaType,
-                    digest: sha256(raw),
-                    size: Buffer.byteLength(raw, 'utf8'),
-                    source: `${repository}@${sha256(raw)}`
-                }
-            ];
-        for (const { source, ...manifest } of manifests) {
-            const manifestRaw = kind.kind === 'index' ? await inspect(source, 'manifest', options) : raw;
-            const configDigest = JSON.parse(manifestRaw).config
-                ?.digest;
-            if (!configDigest)
-                throw new Error(`merge: ${source} (from ${ref}) has no image config`);
-            const platform = platformOfConfig(await inspect(source, 'config', options));
-            images.push({
-                from: ref,
-                source,
-                entry: { ...manifest, platform },
-                configDigest,
-                fromIndex: kind.kind === 'index'
-            });
-        }
-    }
-    checkDistinctPlatforms(images.map(image => ({
-        name: image.fromIndex ? `${image.from} (its entry ${image.entry.digest})` : image.from,
-        platform: image.entry.platform
-    })));
-    return images;
-}
-/** `linux/amd64 from app:amd64` for the log. */
-function describeMergeImage(image) {
-    return `${formatPlatform(image.entry.platform)} from ${image.from}`;
-}
-
-;// CONCATENATED MODULE: ./src/stages/push-index.ts
-// Multi-platform pushes, all with skopeo (docker can push neither an untagged image nor an
-// index): each platform image goes to every target repository by digest, with no tag, then
-// one OCI image index naming them goes under every ref. The index is written here, so its
-// digest is known before the push and a ref that already holds it is left alone.
-
-
-
-
-
-
-
-
-
-
-
-/** The distinct repositories of these refs, in order. */
-function repositoriesOf(refs) {
-    return [...new Set(refs.map(ref => repositoryOf(parseReference(ref))))];
-}
-async function requireSkopeo(why) {
-    if ((await lib_io/* which */.K7('skopeo', false)) === '') {
-        throw new Error(`${why} needs skopeo on PATH (preinstalled on GitHub-hosted Ubuntu runners; ` +
-            'apt-get install skopeo elsewhere)');
-    }
-}
-function skopeoEnv(options) {
-    // containers/image puts big temporary files under TMPDIR (/var/tmp by default).
-    return { TMPDIR: options.tempDir };
-}
-function retrying(what, ref, options, work) {
-    return withRetries(what, { ...options.retry, retryAfter: retryAfterFor(ref) }, work);
-}
-/**
- * Write a plain docker archive as a `dir:` image with compressed layers: its manifest.json
- * is the manifest the registry will hold (the same one a plain skopeo push writes: docker
- * schema 2, the config as built), so its digest is known before the push.
- */
-async function archiveToManifestDir(archivePath, options) {
-    const dir = await (0,promises_namespaceObject.mkdtemp)((0,external_node_path_.join)(options.tempDir, 'nix-container-image-'));
-    try {
-        await exec_run('skopeo', ['copy', '-q', '--dest-compress', `docker-archive:${archivePath}`, `dir:${dir}`], {
-            env: skopeoEnv(options),
-            timeoutSeconds: TRANSFER_SECONDS
-        });
-        const manifest = await (0,promises_namespaceObject.readFile)((0,external_node_path_.join)(dir, 'manifest.json'));
-        const mediaType = JSON.parse(manifest.toString('utf8')).mediaType;
-        if (!mediaType)
-            throw new Error(`skopeo wrote a manifest without mediaType to ${dir}`);
-        return { dir, mediaType, digest: sha256Digest(manifest), size: manifest.length };
-    }
-    catch (error) {
-        await (0,promises_namespaceObject.rm)(dir, { recursive: true, force: true });
-        throw error;
-    }
-}
-/**
- * Make `repository@<digest>` hold the manifest: up to date when it already does, otherwise
- * copied with its digest preserved.
- */
-async function pushManifestByDigest(source, digest, repository, options) {
-    const target = `${repository}@${digest}`;
-    const existing = await retrying(`query ${target}`, target, options, () => inspectManifest(target, options.authFile));
-    if (existing?.digest === digest)
-        return { repository, action: 'up to date' };
-    const from = 'dir' in source ? `dir:${source.dir}` : `docker://${source.ref}`;
-    const action = 'dir' in source ? 'pushed' : 'copied';
-    const digestFile = (0,external_node_path_.join)(options.tempDir, `nix-container-digest-${process.pid}`);
-    const written = await retrying(`${action === 'pushed' ? 'push' : 'copy'} ${target}`, target, options, () => skopeoCopy(from, target, digestFile, skopeoEnv(options), options.authFile, [
-        '--preserve-digests'
-    ]));
-    if (written !== digest) {
-        throw new Error(`pushing ${target} wrote manifest ${written} instead`);
-    }
-    return { repository, action };
-}
-/** Push one index of `entries` (already in every ref's repository) under every ref. */
-async function pushIndex(options) {
-    const index = buildIndex(options.entries);
-    lib_core/* info */.pq(`Index ${index.digest}: ${options.entries.map(describeEntry).join(', ')}`);
-    const layout = await (0,promises_namespaceObject.mkdtemp)((0,external_node_path_.join)(options.tempDir, 'nix-container-index-'));
-    const outcomes = [];
-    try {
-        await writeIndexLayout(layout, index);
-        for (const ref of options.refs) {
-            try {
-                const outcome = await pushIndexTo(ref, index, layout, options);
-                lib_core/* info */.pq(`${ref}: ${outcome.action} (${outcome.digest})`);
-                outcomes.push(outcome);
-                options.onOutcome?.(outcome);
-            }
-            catch (error) {
-                throw new Error(partialPushMessage(error, outcomes, options.refs), { cause: error });
-            }
-        }
-    }
-    finally {
-        await (0,promises_namespaceObject.rm)(layout, { recursive: true, force: true });
-    }
-    const digest = commonDigest(outcomes);
-    return { ...index, digest, imageRef: imageRefFor(options.refs[0], digest), outcomes };
-}
-async function pushIndexTo(ref, index, layout, options) {
-    const existing = await retrying(`query ${ref}`, ref, options, () => inspectManifest(ref, options.authFile));
-    if (existing?.digest === index.digest)
-        return { ref, digest: index.digest, action: 'up to date' };
-    const digestFile = (0,external_node_path_.join)(options.tempDir, `nix-container-digest-${process.pid}`);
-    const digest = await retrying(`push index to ${ref}`, ref, options, () => skopeoCopy(`oci:${layout}`, ref, digestFile, skopeoEnv(options), options.authFile, [
-        '--multi-arch',
-        'index-only',
-        '--preserve-digests'
-    ]));
-    return { ref, digest, action: 'pushed' };
-}
-
 ;// CONCATENATED MODULE: ./src/cache/nix-store.ts
 // The Nix side of the store cache: what a flake's key is made of, which paths a build and the
 // flake's inputs need, and which of them the store lacks.
@@ -46712,32 +47118,9 @@ function storeCacheWorkDir() {
     return (0,external_node_path_.join)(process.env.RUNNER_TEMP ?? (0,external_node_os_.tmpdir)(), 'nix-container-action');
 }
 
-;// CONCATENATED MODULE: ./src/stages/tag.ts
-// The tag stage: give the loaded image every reference it will be pushed as.
-
-async function tagImage(options) {
-    for (const ref of options.refs) {
-        if (ref !== options.source)
-            await exec_run('docker', ['tag', options.source, ref]);
-    }
-}
-
 ;// CONCATENATED MODULE: ./src/main.ts
-// run(): inputs -> each stage in order -> outputs + job summary. The one setFailed is here.
-
-
-
-
-
-
-
-
-
-
-
-
-
-
+// run(): inputs -> Nix -> store cache -> one of the pipelines (single image, `systems`, `merge`,
+// under pipeline/) -> outputs + job summary. The one setFailed is here.
 
 
 
@@ -46783,334 +47166,10 @@ async function runPipeline(inputs, report) {
         report.skip('Build', 'build: false');
         return;
     }
-    if (inputs.systems.length > 0) {
+    if (inputs.systems.length > 0)
         await runSystems(inputs, report);
-        return;
-    }
-    const built = await report.stage('Build', () => build(inputs), b => b.storePath);
-    lib_core/* setOutput */.uH('store-path', built.storePath);
-    // From here on, post may save the store cache.
-    saveState(StateKey.BuiltStorePath, built.storePath);
-    if (built.drvPath)
-        saveState(StateKey.BuiltDrvPath, built.drvPath);
-    lib_core/* setOutput */.uH('image-format', formatName(built.format));
-    const archiveCopy = plainArchiveCopyFor(inputs, built);
-    try {
-        const { metadata, dockerImage } = await loadOrInspect(inputs, built, report, archiveCopy);
-        const tagged = await tagAndPush(inputs, report, metadata, dockerImage, archiveCopy ?? built.storePath);
-        const sbom = await writeImageSbom(inputs, report, {
-            ...tagged,
-            metadata,
-            storePath: built.storePath
-        });
-        setImagesOutput([
-            {
-                system: inputs.system ?? runnerSystem() ?? '',
-                platform: metadata.platform ? formatPlatform(metadata.platform) : '',
-                digest: tagged.digest ?? '',
-                imageId: metadata.configDigest,
-                sbom
-            }
-        ]);
-    }
-    finally {
-        if (archiveCopy)
-            await (0,promises_namespaceObject.rm)(archiveCopy, { force: true });
-    }
-}
-function setImagesOutput(images) {
-    const entries = images.map(image => ({
-        system: image.system,
-        platform: image.platform,
-        digest: image.digest,
-        'image-id': image.imageId,
-        sbom: image.sbom
-    }));
-    lib_core/* setOutput */.uH('images', JSON.stringify(entries));
-}
-/**
- * `systems`: build -> read (load the runner's own) -> push by digest, for each system in
- * turn, then one index under every ref.
- */
-async function runSystems(inputs, report) {
-    const images = [];
-    const copies = [];
-    const builds = [];
-    if (!inputs.load)
-        report.skip('Load', 'load: false');
-    try {
-        for (const system of inputs.systems) {
-            images.push(await buildAndRead(inputs, report, system, copies, builds));
-        }
-        lib_core/* setOutput */.uH('store-path', images.map(image => image.built.storePath).join('\n'));
-        lib_core/* setOutput */.uH('image-format', images.map(image => formatName(image.built.format)).join('\n'));
-        checkDistinctPlatforms(images.map(image => ({
-            name: `the image for ${image.system}`,
-            platform: image.platform
-        })));
-        const own = images.find(image => image.dockerImage !== null) ?? null;
-        lib_core/* setOutput */.uH('image-id', (own ?? images[0]).metadata.configDigest);
-        const refs = resolveTargets(inputs, report, images[0]?.metadata.repoTags[0] ?? null);
-        if (own?.dockerImage)
-            await report.stage(`Tag ${own.system}`, () => tagImage({ source: own.dockerImage, refs }), () => `${refs.length} refs`);
-        const results = images.map(image => systemResult(image, '', ''));
-        report.platforms = results.map(r => ({ ...r }));
-        // Each image's SBOM once its digest is known (after its push, or none without a push).
-        const finish = async (i, digest) => {
-            const image = images[i];
-            const sbom = await writeImageSbom(inputs, report, { refs, digest, metadata: image.metadata, storePath: image.built.storePath }, ` ${image.system}`);
-            const result = systemResult(image, digest ?? '', sbom);
-            results[i] = result;
-            report.platforms[i] = { ...result };
-        };
-        if (!inputs.push) {
-            skipPush(report);
-            for (const i of images.keys())
-                await finish(i, null);
-            setImagesOutput(results);
-            return;
-        }
-        await requireSkopeo('systems (an image index)');
-        const registryOptions = await login(inputs, report, refs);
-        const entries = [];
-        for (const [i, image] of images.entries()) {
-            const entry = await report.stage(`Push ${image.system}`, () => pushByDigest(image, refs, registryOptions), e => `${e.digest}: ${describeRepositories(e.outcomes)}`);
-            entries.push(entry);
-            await finish(i, entry.digest);
-        }
-        setImagesOutput(results);
-        await pushIndexStage(inputs, report, refs, entries, registryOptions);
-    }
-    finally {
-        await Promise.all(copies.map(copy => (0,promises_namespaceObject.rm)(copy, { force: true })));
-    }
-}
-function systemResult(image, digest, sbom) {
-    return {
-        system: image.system,
-        platform: formatPlatform(image.platform),
-        digest,
-        imageId: image.metadata.configDigest,
-        sbom
-    };
-}
-async function buildAndRead(inputs, report, system, copies, builds) {
-    const built = await report.stage(`Build ${system}`, () => build({ ...inputs, system }), b => b.storePath);
-    // From here on, post may save the store cache: of every image built so far.
-    builds.push(built);
-    saveState(StateKey.BuiltStorePath, builds.map(b => b.storePath).join('\n'));
-    saveState(StateKey.BuiltDrvPath, builds.map(b => b.drvPath).join('\n'));
-    const archiveCopy = inputs.push && needsPlainCopy(built.format)
-        ? (0,external_node_path_.join)(runnerTemp(), `nix-container-${process.pid}-${system}.tar`)
-        : null;
-    if (archiveCopy)
-        copies.push(archiveCopy);
-    // A daemon holds one platform per tag: only the runner's own image is loaded.
-    const ownSystem = runnerSystem();
-    const load = inputs.load && system === ownSystem;
-    if (inputs.load && !load)
-        report.skip(`Load ${system}`, `not the runner's system (${ownSystem})`);
-    const { metadata, dockerImage } = await loadOrInspect({ ...inputs, load }, built, report, archiveCopy, ` ${system}`);
-    const what = `${installable(inputs)} (${built.storePath})`;
-    const platform = metadata.platform;
-    if (!platform) {
-        throw new Error(`${what} was built for ${system}, but its config names no os or architecture`);
-    }
-    checkPlatformOfSystem(system, platform, what);
-    return {
-        system,
-        built,
-        metadata,
-        platform,
-        archivePath: archiveCopy ?? built.storePath,
-        dockerImage
-    };
-}
-/** Push one platform image, by digest, to every repository the refs name. */
-async function pushByDigest(image, refs, options) {
-    const { dir, ...manifest } = await archiveToManifestDir(image.archivePath, options);
-    try {
-        const outcomes = [];
-        for (const repository of repositoriesOf(refs)) {
-            outcomes.push(await pushManifestByDigest({ dir }, manifest.digest, repository, options));
-        }
-        return { ...manifest, platform: image.platform, outcomes };
-    }
-    finally {
-        await (0,promises_namespaceObject.rm)(dir, { recursive: true, force: true });
-    }
-}
-/** `merge`: images already pushed, combined under `tags`; no Nix, no build. */
-async function runMerge(inputs, report) {
-    const why = 'merge: nothing to build';
-    for (const stage of ['Nix', 'Store cache', 'Build', 'Load'])
-        report.skip(stage, why);
-    saveState(StateKey.CacheSkipped, why);
-    const refs = resolveTargets(inputs, report, null);
-    const sources = inputs.merge.map(entry => resolveMergeRef(entry, inputs.image, inputs.registry));
-    await requireSkopeo('merge');
-    const registryOptions = await login(inputs, report, [...refs, ...sources]);
-    const images = await report.stage('Read merge sources', () => readMergeSources(sources, registryOptions), found => found.map(describeMergeImage).join(', '));
-    const results = images.map(image => ({
-        system: systemOfPlatform(image.entry.platform),
-        platform: formatPlatform(image.entry.platform),
-        digest: image.entry.digest,
-        imageId: image.configDigest,
-        sbom: ''
-    }));
-    report.platforms = results.map(r => ({ ...r }));
-    setImagesOutput(results);
-    for (const image of images) {
-        await report.stage(`Copy ${formatPlatform(image.entry.platform)}`, async () => {
-            const outcomes = [];
-            for (const repository of repositoriesOf(refs)) {
-                outcomes.push(await pushManifestByDigest({ ref: image.source }, image.entry.digest, repository, registryOptions));
-            }
-            return outcomes;
-        }, describeRepositories);
-    }
-    await pushIndexStage(inputs, report, refs, images.map(image => image.entry), registryOptions);
-}
-async function pushIndexStage(inputs, report, refs, entries, options) {
-    report.refs = refs.map(ref => `${ref} (not pushed)`);
-    const pushed = await report.stage('Push index', () => pushIndex({
-        ...options,
-        refs,
-        entries,
-        onOutcome: o => {
-            report.refs[refs.indexOf(o.ref)] = `${o.ref} (${o.action})`;
-        }
-    }), p => `${entries.length} platforms: ${describeOutcomes(p.outcomes)}`);
-    setPushOutputs(report, pushed);
-}
-function setPushOutputs(report, pushed) {
-    report.digest = pushed.digest;
-    report.imageRef = pushed.imageRef;
-    lib_core/* setOutput */.uH('digest', pushed.digest);
-    lib_core/* setOutput */.uH('image-ref', pushed.imageRef);
-}
-/** `localhost:5000/app pushed, ghcr.io/o/app up to date` */
-function describeRepositories(outcomes) {
-    return outcomes.map(o => `${o.repository} ${o.action}`).join(', ');
-}
-/**
- * skopeo reads `docker-archive:` from a seekable, uncompressed file: a plain tar output is used
- * as it is, anything else is written out once, under RUNNER_TEMP, in the pass that loads it.
- */
-function plainArchiveCopyFor(inputs, built) {
-    if (!inputs.push || inputs.pushTool !== 'skopeo' || !needsPlainCopy(built.format))
-        return null;
-    return (0,external_node_path_.join)(runnerTemp(), `nix-container-${process.pid}.tar`);
-}
-function runnerTemp() {
-    return process.env.RUNNER_TEMP || (0,external_node_os_.tmpdir)();
-}
-async function tagAndPush(inputs, report, metadata, dockerImage, archivePath) {
-    lib_core/* setOutput */.uH('image-id', metadata.configDigest);
-    const refs = resolveTargets(inputs, report, metadata.repoTags[0] ?? null);
-    if (dockerImage === null)
-        report.skip('Tag', 'load: false');
     else
-        await report.stage('Tag', () => tagImage({ source: dockerImage, refs }), () => `${refs.length} refs`);
-    if (!inputs.push) {
-        skipPush(report);
-        return { refs, digest: null };
-    }
-    const options = await login(inputs, report, refs);
-    // Each ref is reported as it is done, so a partial push shows what made it.
-    report.refs = refs.map(ref => `${ref} (not pushed)`);
-    const pushed = await report.stage('Push', () => pushImage({
-        refs,
-        tool: inputs.pushTool,
-        configDigest: metadata.configDigest,
-        archivePath: inputs.pushTool === 'skopeo' ? archivePath : null,
-        tempDir: options.tempDir,
-        authFile: options.authFile,
-        reuseFrom: resolveReuseFrom(inputs.reuseFrom, refs[0], inputs.registry),
-        retry: options.retry,
-        onOutcome: o => {
-            const transfer = describeTransfer(o);
-            report.refs[refs.indexOf(o.ref)] =
-                `${o.ref} (${o.action}${transfer ? `: ${transfer}` : ''})`;
-        }
-    }), p => `${describeOutcomes(p.outcomes)} with ${inputs.pushTool}`);
-    setPushOutputs(report, pushed);
-    return { refs, digest: pushed.digest };
-}
-/** Every full reference to push, from `image`, `registry` and `tags`: the `refs` output. */
-function resolveTargets(inputs, report, archiveRepoTag) {
-    const resolved = resolveRefs({
-        image: inputs.image,
-        registry: inputs.registry,
-        tags: inputs.tags,
-        archiveRepoTag
-    });
-    for (const notice of resolved.notices)
-        lib_core/* notice */.lm(notice);
-    report.refs = resolved.refs;
-    lib_core/* setOutput */.uH('refs', resolved.refs.join('\n'));
-    return resolved.refs;
-}
-function skipPush(report) {
-    report.skip('Login', 'push: false');
-    report.skip('Push', 'push: false');
-}
-/** Log in to the registries of `refs` when credentials are given; what pushes then need. */
-async function login(inputs, report, refs) {
-    const retry = { attempts: inputs.retries, ...DEFAULT_DELAYS };
-    const session = await report.stage('Login', () => loginToRegistries({
-        refs,
-        registry: inputs.registry,
-        credentials: inputs.username && inputs.password
-            ? { username: inputs.username, password: inputs.password }
-            : null,
-        githubToken: inputs.githubToken,
-        githubActor: process.env.GITHUB_ACTOR ?? null,
-        tool: inputs.pushTool,
-        tempDir: runnerTemp(),
-        retry,
-        saveSession: s => saveState(StateKey.LoginSession, JSON.stringify(s))
-    }), s => (s ? `logged in to ${s.registries.join(', ')}` : 'no credentials given: existing logins'));
-    return { tempDir: runnerTemp(), authFile: session ? authFileOf(session) : null, retry };
-}
-/**
- * The image's SBOM, after the push so that it can name the digest. By then the image itself is
- * fine (a layer that cannot be read failed the load already), so a failure here is the SBOM's
- * own, and fails the step: a workflow that attests the SBOM must not go on without it.
- */
-async function writeImageSbom(inputs, report, image, 
-/** ` <system>` after the stage name in a `systems` run. */
-suffix = '') {
-    if (!inputs.sbom) {
-        report.skip(`SBOM${suffix}`, 'sbom: false');
-        return '';
-    }
-    const sbom = await report.stage(`SBOM${suffix}`, () => writeSbom({
-        image: imageSubject(image.refs, image.digest, image.storePath),
-        configDigest: image.metadata.configDigest,
-        storePaths: image.metadata.storePaths,
-        dir: runnerTemp()
-    }).catch((error) => {
-        const done = image.digest ? `was pushed (${image.digest})` : 'is fine';
-        throw new Error(`The image ${done}, but its SBOM failed: ${errors_errorMessage(error)}`);
-    }), s => `${s.componentCount} store paths: ${s.path}`);
-    report.sboms.push(sbom);
-    lib_core/* setOutput */.uH('sbom', report.sboms.map(s => s.path).join('\n'));
-    return sbom.path;
-}
-async function build(inputs) {
-    const { storePath, drvPath } = await buildImage({
-        flake: inputs.flake,
-        attribute: inputs.attribute,
-        system: inputs.system,
-        nixArgs: inputs.nixArgs
-    });
-    const format = await detectFormat(storePath).catch((error) => {
-        const reason = errors_errorMessage(error);
-        throw new Error(`${installable(inputs)} built ${reason}`);
-    });
-    lib_core/* info */.pq(`${storePath} is ${describeFormat(format)}`);
-    return { storePath, drvPath, format };
+        await runSingleImage(inputs, report);
 }
 /** Restore the store cache before the build; outputs and post's state say what came back. */
 async function restoreCache(inputs, report) {
@@ -47140,27 +47199,6 @@ async function restoreCache(inputs, report) {
     lib_core/* setOutput */.uH('cache-hit', String(restored.hit));
     lib_core/* setOutput */.uH('cache-key', restored.keys?.primary ?? '');
     lib_core/* setOutput */.uH('cache-restored-key', restored.restoredKey ?? '');
-}
-/** Load into docker when asked; otherwise only read the archive's metadata. */
-async function loadOrInspect(inputs, built, report, copyTo, 
-/** ` <system>` after each stage name in a `systems` run. */
-suffix = '') {
-    if (!inputs.load) {
-        if (suffix === '')
-            report.skip('Load', 'load: false');
-        const metadata = await report.stage(`Read image${suffix}`, () => inspectImage({ ...built, copyTo, storePaths: inputs.sbom }), m => `${m.layerCount} layers, config ${m.configDigest}`);
-        return { metadata, dockerImage: null };
-    }
-    const loaded = await report.stage(`Load${suffix}`, () => loadImage({ ...built, copyTo, storePaths: inputs.sbom }), l => l.dockerImage);
-    lib_core/* setOutput */.uH('loaded-image', loaded.loadedImages[0] ?? '');
-    return { metadata: loaded.metadata, dockerImage: loaded.dockerImage };
-}
-/** `2 pushed, 1 up to date` */
-function describeOutcomes(outcomes) {
-    const counts = new Map();
-    for (const { action } of outcomes)
-        counts.set(action, (counts.get(action) ?? 0) + 1);
-    return [...counts].map(([action, count]) => `${count} ${action}`).join(', ');
 }
 
 ;// CONCATENATED MODULE: ./src/entrypoints/main.ts

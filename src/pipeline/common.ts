@@ -1,0 +1,239 @@
+// What the single-image, `systems` and `merge` pipelines share: the build, the load or read,
+// the refs, the login, the SBOM, the index push, and the outputs they set on the way.
+import * as core from '@actions/core'
+import { tmpdir } from 'node:os'
+import type { ArchiveMetadata } from '../image/archive.js'
+import { describeFormat, detectFormat } from '../image/format.js'
+import type { ImageFormat } from '../image/format.js'
+import type { IndexEntry } from '../image/oci-index.js'
+import type { Inputs } from '../inputs.js'
+import { resolveRefs } from '../reference.js'
+import type { Report } from '../report.js'
+import { DEFAULT_DELAYS } from '../retry.js'
+import type { RetryPolicy } from '../retry.js'
+import { imageSubject, writeSbom } from '../sbom/index.js'
+import { saveState, StateKey } from '../state.js'
+import { buildImage, installable } from '../stages/build.js'
+import { inspectImage, loadImage } from '../stages/load.js'
+import { authFileOf, loginToRegistries } from '../stages/login.js'
+import type { LoginSession } from '../stages/login.js'
+import type { PushResult, RefOutcome } from '../stages/push.js'
+import { pushIndex } from '../stages/push-index.js'
+import type { RegistryOptions, RepositoryOutcome } from '../stages/push-index.js'
+import { errorMessage } from '../errors.js'
+
+export interface BuiltImage {
+  storePath: string
+  drvPath: string
+  format: ImageFormat
+}
+
+/**
+ * What one platform image became: one entry of the `images` output and one summary row.
+ * The seam for per-image steps: the SBOM step fills `sbom` for the image it describes.
+ */
+export interface ImageResult {
+  /** The Nix system it was built for ('' for a merged image of a platform Nix has no name for). */
+  system: string
+  /** `os/arch[/variant]` from the image's config. */
+  platform: string
+  /** `sha256:` of its manifest in the registry; '' when it was not pushed. */
+  digest: string
+  /** `sha256:` of its config. */
+  imageId: string
+  /** Path of its SBOM file; '' when none was made. */
+  sbom: string
+}
+
+/** What an image ended up as: its refs, and its manifest digest when pushed. */
+export interface TaggedImage {
+  refs: string[]
+  digest: string | null
+}
+
+export function runnerTemp(): string {
+  return process.env.RUNNER_TEMP || tmpdir()
+}
+
+export async function build(inputs: Inputs): Promise<BuiltImage> {
+  const { storePath, drvPath } = await buildImage({
+    flake: inputs.flake,
+    attribute: inputs.attribute,
+    system: inputs.system,
+    nixArgs: inputs.nixArgs
+  })
+  const format = await detectFormat(storePath).catch((error: unknown) => {
+    const reason = errorMessage(error)
+    throw new Error(`${installable(inputs)} built ${reason}`)
+  })
+  core.info(`${storePath} is ${describeFormat(format)}`)
+  return { storePath, drvPath, format }
+}
+
+/** Load into docker when asked; otherwise only read the archive's metadata. */
+export async function loadOrInspect(
+  inputs: Inputs,
+  built: BuiltImage,
+  report: Report,
+  copyTo: string | null,
+  /** ` <system>` after each stage name in a `systems` run. */
+  suffix = ''
+): Promise<{ metadata: ArchiveMetadata; dockerImage: string | null }> {
+  if (!inputs.load) {
+    if (suffix === '') report.skip('Load', 'load: false')
+    const metadata = await report.stage(
+      `Read image${suffix}`,
+      () => inspectImage({ ...built, copyTo, storePaths: inputs.sbom }),
+      m => `${m.layerCount} layers, config ${m.configDigest}`
+    )
+    return { metadata, dockerImage: null }
+  }
+  const loaded = await report.stage(
+    `Load${suffix}`,
+    () => loadImage({ ...built, copyTo, storePaths: inputs.sbom }),
+    l => l.dockerImage
+  )
+  core.setOutput('loaded-image', loaded.loadedImages[0] ?? '')
+  return { metadata: loaded.metadata, dockerImage: loaded.dockerImage }
+}
+
+/** Every full reference to push, from `image`, `registry` and `tags`: the `refs` output. */
+export function resolveTargets(
+  inputs: Inputs,
+  report: Report,
+  archiveRepoTag: string | null
+): string[] {
+  const resolved = resolveRefs({
+    image: inputs.image,
+    registry: inputs.registry,
+    tags: inputs.tags,
+    archiveRepoTag
+  })
+  for (const notice of resolved.notices) core.notice(notice)
+  report.refs = resolved.refs
+  core.setOutput('refs', resolved.refs.join('\n'))
+  return resolved.refs
+}
+
+export function skipPush(report: Report): void {
+  report.skip('Login', 'push: false')
+  report.skip('Push', 'push: false')
+}
+
+/** Log in to the registries of `refs` when credentials are given; what pushes then need. */
+export async function login(
+  inputs: Inputs,
+  report: Report,
+  refs: string[]
+): Promise<RegistryOptions> {
+  const retry: RetryPolicy = { attempts: inputs.retries, ...DEFAULT_DELAYS }
+  const session: LoginSession | null = await report.stage(
+    'Login',
+    () =>
+      loginToRegistries({
+        refs,
+        registry: inputs.registry,
+        credentials:
+          inputs.username && inputs.password
+            ? { username: inputs.username, password: inputs.password }
+            : null,
+        githubToken: inputs.githubToken,
+        githubActor: process.env.GITHUB_ACTOR ?? null,
+        tool: inputs.pushTool,
+        tempDir: runnerTemp(),
+        retry,
+        saveSession: s => saveState(StateKey.LoginSession, JSON.stringify(s))
+      }),
+    s => (s ? `logged in to ${s.registries.join(', ')}` : 'no credentials given: existing logins')
+  )
+  return { tempDir: runnerTemp(), authFile: session ? authFileOf(session) : null, retry }
+}
+
+/**
+ * The image's SBOM, after the push so that it can name the digest. By then the image itself is
+ * fine (a layer that cannot be read failed the load already), so a failure here is the SBOM's
+ * own, and fails the step: a workflow that attests the SBOM must not go on without it.
+ */
+export async function writeImageSbom(
+  inputs: Inputs,
+  report: Report,
+  image: TaggedImage & { metadata: ArchiveMetadata; storePath: string },
+  /** ` <system>` after the stage name in a `systems` run. */
+  suffix = ''
+): Promise<string> {
+  if (!inputs.sbom) {
+    report.skip(`SBOM${suffix}`, 'sbom: false')
+    return ''
+  }
+  const sbom = await report.stage(
+    `SBOM${suffix}`,
+    () =>
+      writeSbom({
+        image: imageSubject(image.refs, image.digest, image.storePath),
+        configDigest: image.metadata.configDigest,
+        storePaths: image.metadata.storePaths,
+        dir: runnerTemp()
+      }).catch((error: unknown) => {
+        const done = image.digest ? `was pushed (${image.digest})` : 'is fine'
+        throw new Error(`The image ${done}, but its SBOM failed: ${errorMessage(error)}`)
+      }),
+    s => `${s.componentCount} store paths: ${s.path}`
+  )
+  report.sboms.push(sbom)
+  core.setOutput('sbom', report.sboms.map(s => s.path).join('\n'))
+  return sbom.path
+}
+
+/** One index of `entries` under every ref (`systems` and `merge`). */
+export async function pushIndexStage(
+  report: Report,
+  refs: string[],
+  entries: IndexEntry[],
+  options: RegistryOptions
+): Promise<void> {
+  report.refs = refs.map(ref => `${ref} (not pushed)`)
+  const pushed = await report.stage(
+    'Push index',
+    () =>
+      pushIndex({
+        ...options,
+        refs,
+        entries,
+        onOutcome: o => {
+          report.refs[refs.indexOf(o.ref)] = `${o.ref} (${o.action})`
+        }
+      }),
+    p => `${entries.length} platforms: ${describeOutcomes(p.outcomes)}`
+  )
+  setPushOutputs(report, pushed)
+}
+
+export function setPushOutputs(report: Report, pushed: PushResult): void {
+  report.digest = pushed.digest
+  report.imageRef = pushed.imageRef
+  core.setOutput('digest', pushed.digest)
+  core.setOutput('image-ref', pushed.imageRef)
+}
+
+export function setImagesOutput(images: readonly ImageResult[]): void {
+  const entries = images.map(image => ({
+    system: image.system,
+    platform: image.platform,
+    digest: image.digest,
+    'image-id': image.imageId,
+    sbom: image.sbom
+  }))
+  core.setOutput('images', JSON.stringify(entries))
+}
+
+/** `2 pushed, 1 up to date` */
+export function describeOutcomes(outcomes: readonly RefOutcome[]): string {
+  const counts = new Map<string, number>()
+  for (const { action } of outcomes) counts.set(action, (counts.get(action) ?? 0) + 1)
+  return [...counts].map(([action, count]) => `${count} ${action}`).join(', ')
+}
+
+/** `localhost:5000/app pushed, ghcr.io/o/app up to date` */
+export function describeRepositories(outcomes: readonly RepositoryOutcome[]): string {
+  return outcomes.map(o => `${o.repository} ${o.action}`).join(', ')
+}

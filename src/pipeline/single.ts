@@ -1,0 +1,126 @@
+// One image: build -> load (or read) -> tag -> push -> SBOM.
+import * as core from '@actions/core'
+import { rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { needsPlainCopy } from '../image/archive.js'
+import type { ArchiveMetadata } from '../image/archive.js'
+import { formatName } from '../image/format.js'
+import { formatPlatform, runnerSystem } from '../image/platform.js'
+import type { Inputs } from '../inputs.js'
+import type { Report } from '../report.js'
+import { saveState, StateKey } from '../state.js'
+import { describeTransfer, pushImage } from '../stages/push.js'
+import { resolveReuseFrom } from '../stages/push-reuse.js'
+import { tagImage } from '../stages/tag.js'
+import {
+  build,
+  describeOutcomes,
+  loadOrInspect,
+  login,
+  resolveTargets,
+  runnerTemp,
+  setImagesOutput,
+  setPushOutputs,
+  skipPush,
+  writeImageSbom
+} from './common.js'
+import type { BuiltImage, TaggedImage } from './common.js'
+
+export async function runSingleImage(inputs: Inputs, report: Report): Promise<void> {
+  const built = await report.stage(
+    'Build',
+    () => build(inputs),
+    b => b.storePath
+  )
+  core.setOutput('store-path', built.storePath)
+  // From here on, post may save the store cache.
+  saveState(StateKey.BuiltStorePath, built.storePath)
+  if (built.drvPath) saveState(StateKey.BuiltDrvPath, built.drvPath)
+  core.setOutput('image-format', formatName(built.format))
+
+  const archiveCopy = plainArchiveCopyFor(inputs, built)
+  try {
+    const { metadata, dockerImage } = await loadOrInspect(inputs, built, report, archiveCopy)
+    const tagged = await tagAndPush(
+      inputs,
+      report,
+      metadata,
+      dockerImage,
+      archiveCopy ?? built.storePath
+    )
+    const sbom = await writeImageSbom(inputs, report, {
+      ...tagged,
+      metadata,
+      storePath: built.storePath
+    })
+    setImagesOutput([
+      {
+        system: inputs.system ?? runnerSystem() ?? '',
+        platform: metadata.platform ? formatPlatform(metadata.platform) : '',
+        digest: tagged.digest ?? '',
+        imageId: metadata.configDigest,
+        sbom
+      }
+    ])
+  } finally {
+    if (archiveCopy) await rm(archiveCopy, { force: true })
+  }
+}
+
+/**
+ * skopeo reads `docker-archive:` from a seekable, uncompressed file: a plain tar output is used
+ * as it is, anything else is written out once, under RUNNER_TEMP, in the pass that loads it.
+ */
+function plainArchiveCopyFor(inputs: Inputs, built: BuiltImage): string | null {
+  if (!inputs.push || inputs.pushTool !== 'skopeo' || !needsPlainCopy(built.format)) return null
+  return join(runnerTemp(), `nix-container-${process.pid}.tar`)
+}
+
+async function tagAndPush(
+  inputs: Inputs,
+  report: Report,
+  metadata: ArchiveMetadata,
+  dockerImage: string | null,
+  archivePath: string
+): Promise<TaggedImage> {
+  core.setOutput('image-id', metadata.configDigest)
+  const refs = resolveTargets(inputs, report, metadata.repoTags[0] ?? null)
+
+  if (dockerImage === null) report.skip('Tag', 'load: false')
+  else
+    await report.stage(
+      'Tag',
+      () => tagImage({ source: dockerImage, refs }),
+      () => `${refs.length} refs`
+    )
+
+  if (!inputs.push) {
+    skipPush(report)
+    return { refs, digest: null }
+  }
+  const options = await login(inputs, report, refs)
+  // Each ref is reported as it is done, so a partial push shows what made it.
+  report.refs = refs.map(ref => `${ref} (not pushed)`)
+  const pushed = await report.stage(
+    'Push',
+    () =>
+      pushImage({
+        refs,
+        tool: inputs.pushTool,
+        configDigest: metadata.configDigest,
+        archivePath: inputs.pushTool === 'skopeo' ? archivePath : null,
+        tempDir: options.tempDir,
+        authFile: options.authFile,
+        reuseFrom: resolveReuseFrom(inputs.reuseFrom, refs[0] as string, inputs.registry),
+        retry: options.retry,
+        onOutcome: o => {
+          const transfer = describeTransfer(o)
+          report.refs[refs.indexOf(o.ref)] =
+            `${o.ref} (${o.action}${transfer ? `: ${transfer}` : ''})`
+        }
+      }),
+    p => `${describeOutcomes(p.outcomes)} with ${inputs.pushTool}`
+  )
+  setPushOutputs(report, pushed)
+  return { refs, digest: pushed.digest }
+}
