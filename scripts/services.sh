@@ -44,10 +44,11 @@ free_port() {
 alive() { kill -0 "$1" 2>/dev/null; }
 
 # True when PID is still a process started for DIR (its command line names DIR), so a
-# recycled PID of an unrelated process is never signalled.
+# recycled PID of an unrelated process is never signalled. The process may exit while its
+# cmdline is read ("tr: read error: No such process"): that is a plain "no", not worth a line.
 ours() {
   local pid=$1 dir=$2
-  [[ -r /proc/$pid/cmdline ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$dir/"
+  { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -qF -- "$dir/"
 }
 
 log_tail() {
