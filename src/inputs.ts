@@ -120,7 +120,7 @@ export function parseInputs(read: InputReader = readActionInput): Inputs {
     password,
     retries: parseRetries(text('retries') ?? '3'),
     sbom: bool('sbom', true),
-    reuseFrom: splitList(read('reuse-from')).map(parseReuseFromEntry),
+    reuseFrom: splitList(read('reuse-from')).map(entry => parseTagEntry('reuse-from', entry)),
     systems: parseSystems(read('systems')),
     merge: splitList(read('merge')).map(entry => parseTagEntry('merge', entry))
   }
@@ -199,10 +199,10 @@ function parseRegistry(value: string | null): string | null {
 }
 
 /**
- * A `tags` or `merge` entry with `/` or `:` is a full reference (in `merge`, perhaps by
- * digest), otherwise a tag for `image`.
+ * A `tags`, `merge` or `reuse-from` entry with `/` or `:` is a full reference (perhaps by
+ * digest, whose `sha256:` has the colon), otherwise a tag.
  */
-function parseTagEntry(name: 'tags' | 'merge', value: string): string {
+function parseTagEntry(name: 'tags' | 'merge' | 'reuse-from', value: string): string {
   if (isFullReference(value)) {
     parseOrFail(name, value)
     return value
@@ -210,21 +210,8 @@ function parseTagEntry(name: 'tags' | 'merge', value: string): string {
   try {
     validateTag(value)
   } catch (error) {
-    throw new InputError(name, value, `is not a valid tag: ${errorMessage(error)}`)
-  }
-  return value
-}
-
-/** A ref to take layers from: a full reference (a digest allowed), or a tag of `image`. */
-function parseReuseFromEntry(value: string): string {
-  if (isFullReference(value) || value.includes('@')) {
-    parseOrFail('reuse-from', value)
-    return value
-  }
-  try {
-    validateTag(value)
-  } catch (error) {
-    throw new InputError('reuse-from', value, `is not a reference or tag: ${errorMessage(error)}`)
+    const expected = name === 'reuse-from' ? 'a reference or tag' : 'a valid tag'
+    throw new InputError(name, value, `is not ${expected}: ${errorMessage(error)}`)
   }
   return value
 }

@@ -1,8 +1,9 @@
 // Talking to registries through the standard tools on GitHub runners: skopeo for manifest
 // queries and daemonless copies, docker for pushes through the daemon.
-import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { CommandError, run } from './exec.js'
+import { sha256Digest } from './image/plain-archive.js'
 import { parseReference } from './reference.js'
 import { httpStatusPattern } from './retry.js'
 
@@ -51,7 +52,7 @@ export function authArgs(
 export function parseRemoteManifest(raw: string): RemoteManifest {
   const manifest = JSON.parse(raw) as { mediaType?: string; config?: { digest?: string } }
   return {
-    digest: `sha256:${createHash('sha256').update(raw, 'utf8').digest('hex')}`,
+    digest: sha256Digest(raw),
     mediaType: manifest.mediaType ?? null,
     configDigest: manifest.config?.digest ?? null
   }
@@ -125,18 +126,25 @@ async function skopeoInspect(
   }
 }
 
+/** The environment of a skopeo call that may write big temporary files. */
+export function skopeoTempEnv(tempDir: string): Record<string, string> {
+  // containers/image puts them under TMPDIR (/var/tmp by default).
+  return { TMPDIR: tempDir }
+}
+
 /** `skopeo copy` to a registry; returns the manifest digest it wrote. */
 export async function skopeoCopy(
   source: string,
   destRef: string,
-  digestFile: string,
-  env: Record<string, string>,
+  /** Where skopeo may write temporary files, and the digest file (RUNNER_TEMP). */
+  tempDir: string,
   authFile: string | null,
   /** More `skopeo copy` options, e.g. `--preserve-digests`. */
   extraArgs: readonly string[] = []
 ): Promise<string> {
   const fromRegistry = source.startsWith('docker://')
   const sourceTls = fromRegistry ? tlsArgs('src', source.slice('docker://'.length)) : []
+  const digestFile = join(tempDir, `nix-container-digest-${process.pid}`)
   await run(
     'skopeo',
     [
@@ -151,7 +159,7 @@ export async function skopeoCopy(
       source,
       `docker://${destRef}`
     ],
-    { env, timeoutSeconds: TRANSFER_SECONDS }
+    { env: skopeoTempEnv(tempDir), timeoutSeconds: TRANSFER_SECONDS }
   )
   return (await readFile(digestFile, 'utf8')).trim()
 }

@@ -12,11 +12,15 @@ export interface StageRecord {
   seconds: number
 }
 
+/** One platform image of an index, as the summary shows it. */
 export interface PlatformRow {
+  /** The Nix system it was built for ('' for a merged image of a platform Nix has no name for). */
   system: string
+  /** `os/arch[/variant]` from the image's config. */
   platform: string
-  /** `sha256:` of the image's manifest, or what happened to it (`not pushed`). */
+  /** `sha256:` of its manifest in the registry; '' when it was not pushed. */
   digest: string
+  /** `sha256:` of its config. */
   imageId: string
 }
 

@@ -41879,7 +41879,7 @@ function parseInputs(read = readActionInput) {
         password,
         retries: parseRetries(text('retries') ?? '3'),
         sbom: bool('sbom', true),
-        reuseFrom: splitList(read('reuse-from')).map(parseReuseFromEntry),
+        reuseFrom: splitList(read('reuse-from')).map(entry => parseTagEntry('reuse-from', entry)),
         systems: parseSystems(read('systems')),
         merge: splitList(read('merge')).map(entry => parseTagEntry('merge', entry))
     };
@@ -41952,8 +41952,8 @@ function parseRegistry(value) {
     return value;
 }
 /**
- * A `tags` or `merge` entry with `/` or `:` is a full reference (in `merge`, perhaps by
- * digest), otherwise a tag for `image`.
+ * A `tags`, `merge` or `reuse-from` entry with `/` or `:` is a full reference (perhaps by
+ * digest, whose `sha256:` has the colon), otherwise a tag.
  */
 function parseTagEntry(name, value) {
     if (inputs_isFullReference(value)) {
@@ -41964,21 +41964,8 @@ function parseTagEntry(name, value) {
         validateTag(value);
     }
     catch (error) {
-        throw new InputError(name, value, `is not a valid tag: ${errors_errorMessage(error)}`);
-    }
-    return value;
-}
-/** A ref to take layers from: a full reference (a digest allowed), or a tag of `image`. */
-function parseReuseFromEntry(value) {
-    if (inputs_isFullReference(value) || value.includes('@')) {
-        parseOrFail('reuse-from', value);
-        return value;
-    }
-    try {
-        validateTag(value);
-    }
-    catch (error) {
-        throw new InputError('reuse-from', value, `is not a reference or tag: ${errors_errorMessage(error)}`);
+        const expected = name === 'reuse-from' ? 'a reference or tag' : 'a valid tag';
+        throw new InputError(name, value, `is not ${expected}: ${errors_errorMessage(error)}`);
     }
     return value;
 }
@@ -42204,12 +42191,12 @@ function getState(key) {
     return value === '' ? null : value;
 }
 
-// EXTERNAL MODULE: external "node:crypto"
-var external_node_crypto_ = __nccwpck_require__(7598);
 ;// CONCATENATED MODULE: external "node:fs/promises"
 const promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs/promises");
 // EXTERNAL MODULE: external "node:path"
 var external_node_path_ = __nccwpck_require__(6760);
+// EXTERNAL MODULE: external "node:crypto"
+var external_node_crypto_ = __nccwpck_require__(7598);
 // EXTERNAL MODULE: external "events"
 var external_events_ = __nccwpck_require__(4434);
 // EXTERNAL MODULE: external "fs"
@@ -43156,6 +43143,7 @@ async function withRetries(what, policy, operation) {
 
 
 
+
 /** Queries and logins answer in seconds; a registry that has not answered by then never will. */
 const QUICK_OPERATION_SECONDS = 30;
 /** Pushes and copies move whole images: bounded, but generously. */
@@ -43184,7 +43172,7 @@ function authArgs(flag, authFile) {
 function parseRemoteManifest(raw) {
     const manifest = JSON.parse(raw);
     return {
-        digest: `sha256:${(0,external_node_crypto_.createHash)('sha256').update(raw, 'utf8').digest('hex')}`,
+        digest: sha256Digest(raw),
         mediaType: manifest.mediaType ?? null,
         configDigest: manifest.config?.digest ?? null
     };
@@ -43233,12 +43221,20 @@ async function skopeoInspect(flags, ref, authFile) {
         throw error;
     }
 }
+/** The environment of a skopeo call that may write big temporary files. */
+function skopeoTempEnv(tempDir) {
+    // containers/image puts them under TMPDIR (/var/tmp by default).
+    return { TMPDIR: tempDir };
+}
 /** `skopeo copy` to a registry; returns the manifest digest it wrote. */
-async function skopeoCopy(source, destRef, digestFile, env, authFile, 
+async function skopeoCopy(source, destRef, 
+/** Where skopeo may write temporary files, and the digest file (RUNNER_TEMP). */
+tempDir, authFile, 
 /** More `skopeo copy` options, e.g. `--preserve-digests`. */
 extraArgs = []) {
     const fromRegistry = source.startsWith('docker://');
     const sourceTls = fromRegistry ? tlsArgs('src', source.slice('docker://'.length)) : [];
+    const digestFile = (0,external_node_path_.join)(tempDir, `nix-container-digest-${process.pid}`);
     await exec_run('skopeo', [
         'copy',
         '--digestfile',
@@ -43250,7 +43246,7 @@ extraArgs = []) {
         ...tlsArgs('dest', destRef),
         source,
         `docker://${destRef}`
-    ], { env, timeoutSeconds: TRANSFER_SECONDS });
+    ], { env: skopeoTempEnv(tempDir), timeoutSeconds: TRANSFER_SECONDS });
     return (await (0,promises_namespaceObject.readFile)(digestFile, 'utf8')).trim();
 }
 /** `v1: digest: sha256:... size: 528` -> the digest. */
@@ -43558,7 +43554,6 @@ async function findCredentials(registry, authFile) {
 
 
 
-
 const domainOf = (ref) => parseReference(ref).domain;
 /**
  * `reuse-from` entries as full references (pure, for tests): a bare tag names a tag of the
@@ -43667,14 +43662,11 @@ async function mountOtherRepositories(planned, options) {
         };
         return options
             .retrying(`mount ${digest} from ${remote.repository}`, () => mountBlob(request, credentials))
+            .catch((error) => ({ mounted: false, reason: errors_errorMessage(error) }))
             .then(result => {
             if (!result.mounted)
                 lib_core/* info */.pq(`${digest} not mounted from ${remote.repository}: ${result.reason}; uploading it`);
             return result.mounted;
-        })
-            .catch((error) => {
-            lib_core/* info */.pq(`${digest} not mounted from ${remote.repository}: ${errors_errorMessage(error)}; uploading it`);
-            return false;
         });
     };
     for (const layer of foreign) {
@@ -43705,7 +43697,6 @@ function uploadedBytes(pushedManifest, newLayerIndexes) {
 // chosen tool, and the others are copied from it registry-to-registry when skopeo is there,
 // which reuses every blob and keeps one manifest digest (docker and skopeo compress layers
 // differently, so the same image pushed by each gets two digests).
-
 
 
 
@@ -43789,7 +43780,7 @@ function isUpToDate(existing, configDigest, first) {
     return first === null || existing.digest === first.digest;
 }
 async function pushRef(ref, first, pusher, options) {
-    const retrying = (what, operation) => withRetries(what, { ...options.retry, retryAfter: retryAfterFor(ref) }, operation);
+    const retrying = (what, operation) => withRegistryRetries(what, ref, options.retry, operation);
     const raw = pusher.canQuery ? await pusher.rawManifest(ref) : null;
     const existing = raw === null ? null : parseRemoteManifest(raw);
     if (isUpToDate(existing, options.configDigest, first)) {
@@ -43801,6 +43792,10 @@ async function pushRef(ref, first, pusher, options) {
         return { ref, digest, action: 'copied' };
     }
     return { ref, ...(await pusher.push(ref, retrying)), action: 'pushed' };
+}
+/** `withRetries` for an operation on `ref`'s registry: a 429 there is waited out as it asks. */
+function withRegistryRetries(what, ref, policy, operation) {
+    return withRetries(what, { ...policy, retryAfter: retryAfterFor(ref) }, operation);
 }
 /** For a 429, ask the ref's registry how long to wait. */
 function retryAfterFor(ref) {
@@ -43818,7 +43813,7 @@ function manifestQuery(options) {
     return ref => {
         let answer = answers.get(ref);
         if (!answer) {
-            answer = withRetries(`query ${ref}`, { ...options.retry, retryAfter: retryAfterFor(ref) }, () => inspectRawManifest(ref, options.authFile));
+            answer = withRegistryRetries(`query ${ref}`, ref, options.retry, () => inspectRawManifest(ref, options.authFile));
             answers.set(ref, answer);
         }
         return answer;
@@ -43829,10 +43824,7 @@ async function pushWithDocker(ref, retrying) {
     return { digest };
 }
 function makePusher(options, hasSkopeo) {
-    const digestFile = (0,external_node_path_.join)(options.tempDir, `nix-container-digest-${process.pid}`);
-    // containers/image puts big temporary files under TMPDIR (/var/tmp by default).
-    const skopeoEnv = { TMPDIR: options.tempDir };
-    const copy = (source, ref) => skopeoCopy(source, ref, digestFile, skopeoEnv, options.authFile);
+    const copy = (source, ref) => skopeoCopy(source, ref, options.tempDir, options.authFile);
     const rawManifest = manifestQuery(options);
     // Without skopeo there is no way to ask the registry or copy within it: push every ref.
     if (!hasSkopeo)
@@ -43885,7 +43877,6 @@ function makePusher(options, hasSkopeo) {
 
 
 
-
 /**
  * A `merge` entry as a full reference: a bare tag is a tag of `image`, a reference without
  * a registry gets `registry` (pure, for tests).
@@ -43903,11 +43894,8 @@ function resolveMergeRef(entry, image, registry) {
     }
     return formatReference({ ...parsed, domain });
 }
-function sha256(text) {
-    return `sha256:${(0,external_node_crypto_.createHash)('sha256').update(text, 'utf8').digest('hex')}`;
-}
 async function inspect(ref, what, options) {
-    const raw = await withRetries(`read ${what} of ${ref}`, { ...options.retry, retryAfter: retryAfterFor(ref) }, () => what === 'config'
+    const raw = await withRegistryRetries(`read ${what} of ${ref}`, ref, options.retry, () => what === 'config'
         ? inspectRawConfig(ref, options.authFile)
         : inspectRawManifest(ref, options.authFile));
     if (raw === null)
@@ -43922,19 +43910,10 @@ async function readMergeSources(refs, options) {
         const raw = await inspect(ref, 'manifest', options);
         const kind = parseManifestKind(raw);
         const manifests = kind.kind === 'index'
-            ? imageEntriesOf(raw, ref).map(entry => ({
-                ...entry,
-                source: `${repository}@${entry.digest}`
-            }))
-            : [
-                {
-                    mediaType: kind.mediaType,
-                    digest: sha256(raw),
-                    size: Buffer.byteLength(raw, 'utf8'),
-                    source: `${repository}@${sha256(raw)}`
-                }
-            ];
-        for (const { source, ...manifest } of manifests) {
+            ? imageEntriesOf(raw, ref)
+            : [{ mediaType: kind.mediaType, digest: sha256Digest(raw), size: Buffer.byteLength(raw) }];
+        for (const manifest of manifests) {
+            const source = `${repository}@${manifest.digest}`;
             const manifestRaw = kind.kind === 'index' ? await inspect(source, 'manifest', options) : raw;
             const configDigest = JSON.parse(manifestRaw).config
                 ?.digest;
@@ -43976,7 +43955,6 @@ function describeMergeImage(image) {
 
 
 
-
 /** The distinct repositories of these refs, in order. */
 function repositoriesOf(refs) {
     return [...new Set(refs.map(ref => repositoryOf(parseReference(ref))))];
@@ -43987,13 +43965,6 @@ async function requireSkopeo(why) {
             'apt-get install skopeo elsewhere)');
     }
 }
-function skopeoEnv(options) {
-    // containers/image puts big temporary files under TMPDIR (/var/tmp by default).
-    return { TMPDIR: options.tempDir };
-}
-function retrying(what, ref, options, work) {
-    return withRetries(what, { ...options.retry, retryAfter: retryAfterFor(ref) }, work);
-}
 /**
  * Write a plain docker archive as a `dir:` image with compressed layers: its manifest.json
  * is the manifest the registry will hold (the same one a plain skopeo push writes: docker
@@ -44003,7 +43974,7 @@ async function archiveToManifestDir(archivePath, options) {
     const dir = await (0,promises_namespaceObject.mkdtemp)((0,external_node_path_.join)(options.tempDir, 'nix-container-image-'));
     try {
         await exec_run('skopeo', ['copy', '-q', '--dest-compress', `docker-archive:${archivePath}`, `dir:${dir}`], {
-            env: skopeoEnv(options),
+            env: skopeoTempEnv(options.tempDir),
             timeoutSeconds: TRANSFER_SECONDS
         });
         const manifest = await (0,promises_namespaceObject.readFile)((0,external_node_path_.join)(dir, 'manifest.json'));
@@ -44023,15 +43994,12 @@ async function archiveToManifestDir(archivePath, options) {
  */
 async function pushManifestByDigest(source, digest, repository, options) {
     const target = `${repository}@${digest}`;
-    const existing = await retrying(`query ${target}`, target, options, () => inspectManifest(target, options.authFile));
+    const existing = await withRegistryRetries(`query ${target}`, target, options.retry, () => inspectManifest(target, options.authFile));
     if (existing?.digest === digest)
         return { repository, action: 'up to date' };
     const from = 'dir' in source ? `dir:${source.dir}` : `docker://${source.ref}`;
     const action = 'dir' in source ? 'pushed' : 'copied';
-    const digestFile = (0,external_node_path_.join)(options.tempDir, `nix-container-digest-${process.pid}`);
-    const written = await retrying(`${action === 'pushed' ? 'push' : 'copy'} ${target}`, target, options, () => skopeoCopy(from, target, digestFile, skopeoEnv(options), options.authFile, [
-        '--preserve-digests'
-    ]));
+    const written = await withRegistryRetries(`${action === 'pushed' ? 'push' : 'copy'} ${target}`, target, options.retry, () => skopeoCopy(from, target, options.tempDir, options.authFile, ['--preserve-digests']));
     if (written !== digest) {
         throw new Error(`pushing ${target} wrote manifest ${written} instead`);
     }
@@ -44064,11 +44032,10 @@ async function pushIndex(options) {
     return { ...index, digest, imageRef: imageRefFor(options.refs[0], digest), outcomes };
 }
 async function pushIndexTo(ref, index, layout, options) {
-    const existing = await retrying(`query ${ref}`, ref, options, () => inspectManifest(ref, options.authFile));
+    const existing = await withRegistryRetries(`query ${ref}`, ref, options.retry, () => inspectManifest(ref, options.authFile));
     if (existing?.digest === index.digest)
         return { ref, digest: index.digest, action: 'up to date' };
-    const digestFile = (0,external_node_path_.join)(options.tempDir, `nix-container-digest-${process.pid}`);
-    const digest = await retrying(`push index to ${ref}`, ref, options, () => skopeoCopy(`oci:${layout}`, ref, digestFile, skopeoEnv(options), options.authFile, [
+    const digest = await withRegistryRetries(`push index to ${ref}`, ref, options.retry, () => skopeoCopy(`oci:${layout}`, ref, options.tempDir, options.authFile, [
         '--multi-arch',
         'index-only',
         '--preserve-digests'
@@ -44244,14 +44211,24 @@ function serializeBom(bom) {
 }
 
 ;// CONCATENATED MODULE: ./src/nix/command.ts
-// Running `nix` with the action's own settings. Stages and the store cache both call Nix, so
-// this lives below them: neither has to import the other to get the same flags.
+// Running `nix` with the action's own settings, and store paths in batches a command line holds.
+// Stages, the store cache and the SBOM all call Nix, so this lives below them: none has to
+// import another to get the same flags.
 
 /** The action's own Nix calls enable these without touching the user's nix.conf. */
 const NIX_FEATURE_ARGS = ['--extra-experimental-features', 'nix-command flakes'];
 /** `nix <args>` with the features the action relies on (flakes, the nix command). */
 function command_runNix(args, options) {
     return exec_run('nix', [...NIX_FEATURE_ARGS, ...args], options);
+}
+// Keeps each command line far below the kernel's argument limit, whatever the closure size.
+const PATHS_PER_COMMAND = 500;
+/** Store paths (or anything) in groups small enough for one command line each. */
+function command_batches(items, size = PATHS_PER_COMMAND) {
+    const result = [];
+    for (let i = 0; i < items.length; i += size)
+        result.push(items.slice(i, i + size));
+    return result;
 }
 /** The Nix system this machine builds for by default (`x86_64-linux`, ...). */
 async function currentSystem() {
@@ -44328,7 +44305,8 @@ function narHashToHex(narHash) {
 
 
 const path_info_STORE_DIR = '/nix/store';
-// Keep each command line well under the kernel's argument limit.
+// Fewer, bigger calls than the default batch (one process start each), still well under the
+// kernel's argument limit.
 const PATHS_PER_CALL = 2000;
 /** A base name (`<hash>-<name>`) or a full path, as a full path. */
 function fullPath(path, storeDir) {
@@ -44360,8 +44338,7 @@ function parsePathInfo(json) {
 /** Ask Nix about each path; a path Nix does not have is missing from the result. */
 async function queryPathInfo(paths) {
     const infos = new Map();
-    for (let start = 0; start < paths.length; start += PATHS_PER_CALL) {
-        const batch = paths.slice(start, start + PATHS_PER_CALL);
+    for (const batch of command_batches(paths, PATHS_PER_CALL)) {
         const { stdout } = await command_runNix(['path-info', '--json', '--', ...batch], { silent: true });
         for (const [path, info] of parsePathInfo(stdout))
             infos.set(path, info);
@@ -44869,7 +44846,7 @@ async function runMerge(inputs, report) {
         imageId: image.configDigest,
         sbom: ''
     }));
-    report.platforms = results.map(r => ({ ...r }));
+    report.platforms = [...results];
     setImagesOutput(results);
     for (const image of images) {
         await report.stage(`Copy ${formatPlatform(image.entry.platform)}`, async () => {
@@ -45016,14 +44993,14 @@ async function runSystems(inputs, report) {
         if (own?.dockerImage)
             await report.stage(`Tag ${own.system}`, () => tagImage({ source: own.dockerImage, refs }), () => `${refs.length} refs`);
         const results = images.map(image => systemResult(image, '', ''));
-        report.platforms = results.map(r => ({ ...r }));
+        report.platforms = [...results];
         // Each image's SBOM once its digest is known (after its push, or none without a push).
         const finish = async (i, digest) => {
             const image = images[i];
             const sbom = await writeImageSbom(inputs, report, { refs, digest, metadata: image.metadata, storePath: image.built.storePath }, ` ${image.system}`);
             const result = systemResult(image, digest ?? '', sbom);
             results[i] = result;
-            report.platforms[i] = { ...result };
+            report.platforms[i] = result;
         };
         if (!inputs.push) {
             skipPush(report);
@@ -46407,8 +46384,6 @@ async function writeJobConf(options) {
 
 
 
-// Keeps each command line far below the kernel's argument limit, whatever the closure size.
-const PATHS_PER_COMMAND = 500;
 /** Parse `nix flake metadata --json` (pure). */
 function parseFlakeMetadata(stdout) {
     const json = JSON.parse(stdout);
@@ -46425,12 +46400,6 @@ async function flakeMetadata(flake) {
 }
 function isDerivation(storePath) {
     return storePath.endsWith('.drv');
-}
-function nix_store_batches(items, size = PATHS_PER_COMMAND) {
-    const result = [];
-    for (let i = 0; i < items.length; i += size)
-        result.push(items.slice(i, i + size));
-    return result;
 }
 function lines(text) {
     return text
@@ -46477,7 +46446,7 @@ async function nix_store_flakeInputPaths(flake) {
 /** The paths that are not valid in the local store. */
 async function nix_store_invalidPaths(paths) {
     const invalid = [];
-    for (const batch of nix_store_batches(paths)) {
+    for (const batch of command_batches(paths)) {
         const { stdout } = await exec_run('nix-store', ['--check-validity', '--print-invalid', ...batch], {
             silent: true
         });
@@ -46657,7 +46626,7 @@ function hashMismatches(entries, hashes) {
  */
 async function checkStagedHashes(stagedStore, entries, lanes = hashLanes()) {
     await settleAll(balance(entries, lanes).map(async (group) => {
-        for (const batch of nix_store_batches(group)) {
+        for (const batch of command_batches(group)) {
             const staged = batch.map(e => (0,external_node_path_.join)(stagedStore, (0,external_node_path_.basename)(e.path)));
             const { stdout } = await command_runNix(['hash', 'path', '--type', 'sha256', '--base16', ...staged], { silent: true });
             const bad = hashMismatches(batch, lines(stdout));
@@ -46718,7 +46687,7 @@ async function importThroughNix(chrootDir, stagedStore, storeDir, registrations,
         [paths.filter(p => !isDerivation(p)), []],
         [paths.filter(isDerivation), ['--derivation']]
     ]) {
-        for (const batch of nix_store_batches(group)) {
+        for (const batch of command_batches(group)) {
             await command_runNix(['copy', '--from', from, '--no-check-sigs', ...extra, ...batch], {
                 silent: true
             });

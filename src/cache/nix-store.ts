@@ -3,10 +3,7 @@
 import { readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { run } from '../exec.js'
-import { runNix } from '../nix/command.js'
-
-// Keeps each command line far below the kernel's argument limit, whatever the closure size.
-const PATHS_PER_COMMAND = 500
+import { batches, runNix } from '../nix/command.js'
 
 export interface FlakeMetadata {
   /** The flake source's NAR hash (`sha256-...`), or its store path when Nix gives none. */
@@ -38,12 +35,6 @@ export async function flakeMetadata(flake: string): Promise<FlakeMetadata> {
 
 export function isDerivation(storePath: string): boolean {
   return storePath.endsWith('.drv')
-}
-
-export function batches<T>(items: readonly T[], size = PATHS_PER_COMMAND): T[][] {
-  const result: T[][] = []
-  for (let i = 0; i < items.length; i += size) result.push(items.slice(i, i + size))
-  return result
 }
 
 export function lines(text: string): string[] {

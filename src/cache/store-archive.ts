@@ -8,8 +8,8 @@ import { access, chmod, constants, readdir, rename, rm, writeFile } from 'node:f
 import { availableParallelism } from 'node:os'
 import { basename, dirname, join } from 'node:path'
 import { run, settleAll } from '../exec.js'
-import { runNix } from '../nix/command.js'
-import { batches, isDerivation, lines } from './nix-store.js'
+import { batches, runNix } from '../nix/command.js'
+import { isDerivation, lines } from './nix-store.js'
 
 /** The directory (under the archive's root) holding the store paths' files. */
 export const STORE_SUBDIR = 'store'

@@ -116,6 +116,6 @@ export async function readEntry(
   }
 }
 
-export function sha256Digest(content: Buffer): string {
+export function sha256Digest(content: Buffer | string): string {
   return `sha256:${createHash('sha256').update(content).digest('hex')}`
 }

@@ -1,5 +1,6 @@
-// Running `nix` with the action's own settings. Stages and the store cache both call Nix, so
-// this lives below them: neither has to import the other to get the same flags.
+// Running `nix` with the action's own settings, and store paths in batches a command line holds.
+// Stages, the store cache and the SBOM all call Nix, so this lives below them: none has to
+// import another to get the same flags.
 import { run } from '../exec.js'
 import type { RunOptions, RunResult } from '../exec.js'
 
@@ -9,6 +10,16 @@ export const NIX_FEATURE_ARGS = ['--extra-experimental-features', 'nix-command f
 /** `nix <args>` with the features the action relies on (flakes, the nix command). */
 export function runNix(args: readonly string[], options?: RunOptions): Promise<RunResult> {
   return run('nix', [...NIX_FEATURE_ARGS, ...args], options)
+}
+
+// Keeps each command line far below the kernel's argument limit, whatever the closure size.
+const PATHS_PER_COMMAND = 500
+
+/** Store paths (or anything) in groups small enough for one command line each. */
+export function batches<T>(items: readonly T[], size = PATHS_PER_COMMAND): T[][] {
+  const result: T[][] = []
+  for (let i = 0; i < items.length; i += size) result.push(items.slice(i, i + size))
+  return result
 }
 
 /** The Nix system this machine builds for by default (`x86_64-linux`, ...). */

@@ -8,7 +8,7 @@ import type { ImageFormat } from '../image/format.js'
 import type { IndexEntry } from '../image/oci-index.js'
 import type { Inputs } from '../inputs.js'
 import { resolveRefs } from '../reference.js'
-import type { Report } from '../report.js'
+import type { PlatformRow, Report } from '../report.js'
 import { DEFAULT_DELAYS } from '../retry.js'
 import type { RetryPolicy } from '../retry.js'
 import { imageSubject, writeSbom } from '../sbom/index.js'
@@ -29,18 +29,10 @@ export interface BuiltImage {
 }
 
 /**
- * What one platform image became: one entry of the `images` output and one summary row.
+ * What one platform image became: one entry of the `images` output, and its summary row.
  * The seam for per-image steps: the SBOM step fills `sbom` for the image it describes.
  */
-export interface ImageResult {
-  /** The Nix system it was built for ('' for a merged image of a platform Nix has no name for). */
-  system: string
-  /** `os/arch[/variant]` from the image's config. */
-  platform: string
-  /** `sha256:` of its manifest in the registry; '' when it was not pushed. */
-  digest: string
-  /** `sha256:` of its config. */
-  imageId: string
+export interface ImageResult extends PlatformRow {
   /** Path of its SBOM file; '' when none was made. */
   sbom: string
 }

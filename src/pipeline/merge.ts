@@ -35,7 +35,7 @@ export async function runMerge(inputs: Inputs, report: Report): Promise<void> {
     imageId: image.configDigest,
     sbom: ''
   }))
-  report.platforms = results.map(r => ({ ...r }))
+  report.platforms = [...results]
   setImagesOutput(results)
   for (const image of images) {
     await report.stage(

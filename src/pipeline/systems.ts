@@ -79,7 +79,7 @@ export async function runSystems(inputs: Inputs, report: Report): Promise<void> 
         () => `${refs.length} refs`
       )
     const results = images.map(image => systemResult(image, '', ''))
-    report.platforms = results.map(r => ({ ...r }))
+    report.platforms = [...results]
     // Each image's SBOM once its digest is known (after its push, or none without a push).
     const finish = async (i: number, digest: string | null): Promise<void> => {
       const image = images[i] as SystemImage
@@ -91,7 +91,7 @@ export async function runSystems(inputs: Inputs, report: Report): Promise<void> 
       )
       const result = systemResult(image, digest ?? '', sbom)
       results[i] = result
-      report.platforms[i] = { ...result }
+      report.platforms[i] = result
     }
     if (!inputs.push) {
       skipPush(report)

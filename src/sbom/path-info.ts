@@ -2,7 +2,7 @@
 // The JSON has changed shape across Nix releases: an array of objects with full paths
 // (up to 2.18), an object keyed by path (2.19 on), base names beside `storeDir` (format
 // version 2); all are read here.
-import { runNix } from '../nix/command.js'
+import { batches, runNix } from '../nix/command.js'
 import { narHashToHex } from './nar-hash.js'
 
 export interface PathInfo {
@@ -15,7 +15,8 @@ export interface PathInfo {
 }
 
 const STORE_DIR = '/nix/store'
-// Keep each command line well under the kernel's argument limit.
+// Fewer, bigger calls than the default batch (one process start each), still well under the
+// kernel's argument limit.
 const PATHS_PER_CALL = 2000
 
 /** A base name (`<hash>-<name>`) or a full path, as a full path. */
@@ -56,8 +57,7 @@ export function parsePathInfo(json: string): Map<string, PathInfo> {
 /** Ask Nix about each path; a path Nix does not have is missing from the result. */
 export async function queryPathInfo(paths: readonly string[]): Promise<Map<string, PathInfo>> {
   const infos = new Map<string, PathInfo>()
-  for (let start = 0; start < paths.length; start += PATHS_PER_CALL) {
-    const batch = paths.slice(start, start + PATHS_PER_CALL)
+  for (const batch of batches(paths, PATHS_PER_CALL)) {
     const { stdout } = await runNix(['path-info', '--json', '--', ...batch], { silent: true })
     for (const [path, info] of parsePathInfo(stdout)) infos.set(path, info)
   }

@@ -1,14 +1,13 @@
 // The `merge` input: images already pushed (by tag or by digest, perhaps as indexes of their
 // own) become the entries of one new index. Nothing is built; every platform is read from the
 // image's own config in the registry.
-import { createHash } from 'node:crypto'
 import { imageEntriesOf, parseManifestKind } from '../image/oci-index.js'
 import type { IndexEntry } from '../image/oci-index.js'
 import { checkDistinctPlatforms, formatPlatform, platformOfConfig } from '../image/platform.js'
 import { formatReference, parseReference, repositoryOf } from '../reference.js'
+import { sha256Digest } from '../image/plain-archive.js'
 import { inspectRawConfig, inspectRawManifest } from '../registry.js'
-import { withRetries } from '../retry.js'
-import { retryAfterFor } from './push.js'
+import { withRegistryRetries } from './push.js'
 import type { RegistryOptions } from './push-index.js'
 
 /** One platform image found through a `merge` entry. */
@@ -44,22 +43,15 @@ export function resolveMergeRef(entry: string, image: string | null, registry: s
   return formatReference({ ...parsed, domain })
 }
 
-function sha256(text: string): string {
-  return `sha256:${createHash('sha256').update(text, 'utf8').digest('hex')}`
-}
-
 async function inspect(
   ref: string,
   what: 'manifest' | 'config',
   options: RegistryOptions
 ): Promise<string> {
-  const raw = await withRetries(
-    `read ${what} of ${ref}`,
-    { ...options.retry, retryAfter: retryAfterFor(ref) },
-    () =>
-      what === 'config'
-        ? inspectRawConfig(ref, options.authFile)
-        : inspectRawManifest(ref, options.authFile)
+  const raw = await withRegistryRetries(`read ${what} of ${ref}`, ref, options.retry, () =>
+    what === 'config'
+      ? inspectRawConfig(ref, options.authFile)
+      : inspectRawManifest(ref, options.authFile)
   )
   if (raw === null) throw new Error(`merge: ${ref} is not in the registry`)
   return raw
@@ -75,21 +67,12 @@ export async function readMergeSources(
     const repository = repositoryOf(parseReference(ref))
     const raw = await inspect(ref, 'manifest', options)
     const kind = parseManifestKind(raw)
-    const manifests =
+    const manifests: Omit<IndexEntry, 'platform'>[] =
       kind.kind === 'index'
-        ? imageEntriesOf(raw, ref).map(entry => ({
-            ...entry,
-            source: `${repository}@${entry.digest}`
-          }))
-        : [
-            {
-              mediaType: kind.mediaType,
-              digest: sha256(raw),
-              size: Buffer.byteLength(raw, 'utf8'),
-              source: `${repository}@${sha256(raw)}`
-            }
-          ]
-    for (const { source, ...manifest } of manifests) {
+        ? imageEntriesOf(raw, ref)
+        : [{ mediaType: kind.mediaType, digest: sha256Digest(raw), size: Buffer.byteLength(raw) }]
+    for (const manifest of manifests) {
+      const source = `${repository}@${manifest.digest}`
       const manifestRaw = kind.kind === 'index' ? await inspect(source, 'manifest', options) : raw
       const configDigest = (JSON.parse(manifestRaw) as { config?: { digest?: string } }).config
         ?.digest

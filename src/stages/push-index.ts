@@ -11,10 +11,9 @@ import { sha256Digest } from '../image/plain-archive.js'
 import type { ImageIndex, IndexEntry } from '../image/oci-index.js'
 import { parseReference, repositoryOf } from '../reference.js'
 import { run } from '../exec.js'
-import { inspectManifest, skopeoCopy, TRANSFER_SECONDS } from '../registry.js'
-import { withRetries } from '../retry.js'
+import { inspectManifest, skopeoCopy, skopeoTempEnv, TRANSFER_SECONDS } from '../registry.js'
 import type { RetryPolicy } from '../retry.js'
-import { commonDigest, imageRefFor, partialPushMessage, retryAfterFor } from './push.js'
+import { commonDigest, imageRefFor, partialPushMessage, withRegistryRetries } from './push.js'
 import type { PushResult, RefAction, RefOutcome } from './push.js'
 
 export interface RegistryOptions {
@@ -47,20 +46,6 @@ export async function requireSkopeo(why: string): Promise<void> {
   }
 }
 
-function skopeoEnv(options: RegistryOptions): Record<string, string> {
-  // containers/image puts big temporary files under TMPDIR (/var/tmp by default).
-  return { TMPDIR: options.tempDir }
-}
-
-function retrying<T>(
-  what: string,
-  ref: string,
-  options: RegistryOptions,
-  work: () => Promise<T>
-): Promise<T> {
-  return withRetries(what, { ...options.retry, retryAfter: retryAfterFor(ref) }, work)
-}
-
 /**
  * Write a plain docker archive as a `dir:` image with compressed layers: its manifest.json
  * is the manifest the registry will hold (the same one a plain skopeo push writes: docker
@@ -76,7 +61,7 @@ export async function archiveToManifestDir(
       'skopeo',
       ['copy', '-q', '--dest-compress', `docker-archive:${archivePath}`, `dir:${dir}`],
       {
-        env: skopeoEnv(options),
+        env: skopeoTempEnv(options.tempDir),
         timeoutSeconds: TRANSFER_SECONDS
       }
     )
@@ -101,21 +86,17 @@ export async function pushManifestByDigest(
   options: RegistryOptions
 ): Promise<RepositoryOutcome> {
   const target = `${repository}@${digest}`
-  const existing = await retrying(`query ${target}`, target, options, () =>
+  const existing = await withRegistryRetries(`query ${target}`, target, options.retry, () =>
     inspectManifest(target, options.authFile)
   )
   if (existing?.digest === digest) return { repository, action: 'up to date' }
   const from = 'dir' in source ? `dir:${source.dir}` : `docker://${source.ref}`
   const action: RefAction = 'dir' in source ? 'pushed' : 'copied'
-  const digestFile = join(options.tempDir, `nix-container-digest-${process.pid}`)
-  const written = await retrying(
+  const written = await withRegistryRetries(
     `${action === 'pushed' ? 'push' : 'copy'} ${target}`,
     target,
-    options,
-    () =>
-      skopeoCopy(from, target, digestFile, skopeoEnv(options), options.authFile, [
-        '--preserve-digests'
-      ])
+    options.retry,
+    () => skopeoCopy(from, target, options.tempDir, options.authFile, ['--preserve-digests'])
   )
   if (written !== digest) {
     throw new Error(`pushing ${target} wrote manifest ${written} instead`)
@@ -161,13 +142,12 @@ async function pushIndexTo(
   layout: string,
   options: RegistryOptions
 ): Promise<RefOutcome> {
-  const existing = await retrying(`query ${ref}`, ref, options, () =>
+  const existing = await withRegistryRetries(`query ${ref}`, ref, options.retry, () =>
     inspectManifest(ref, options.authFile)
   )
   if (existing?.digest === index.digest) return { ref, digest: index.digest, action: 'up to date' }
-  const digestFile = join(options.tempDir, `nix-container-digest-${process.pid}`)
-  const digest = await retrying(`push index to ${ref}`, ref, options, () =>
-    skopeoCopy(`oci:${layout}`, ref, digestFile, skopeoEnv(options), options.authFile, [
+  const digest = await withRegistryRetries(`push index to ${ref}`, ref, options.retry, () =>
+    skopeoCopy(`oci:${layout}`, ref, options.tempDir, options.authFile, [
       '--multi-arch',
       'index-only',
       '--preserve-digests'

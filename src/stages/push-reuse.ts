@@ -9,12 +9,12 @@ import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { readArchiveImage, writeDirLayout, diffIdsOf } from '../image/layers.js'
 import type { ArchiveImage, LayoutLayer } from '../image/layers.js'
-import { inspectRawConfig } from '../registry.js'
+import { inspectRawConfig, parseRemoteManifest } from '../registry.js'
 import { manifestLayers, planLayers, remoteLayersOf } from '../registry-layers.js'
 import type { PlannedLayer, RemoteLayer } from '../registry-layers.js'
 import { findCredentials, mountBlob } from '../registry-mount.js'
+import type { MountResult } from '../registry-mount.js'
 import { formatReference, parseReference, repositoryOf } from '../reference.js'
-import { parseRemoteManifest } from '../registry.js'
 import { errorMessage } from '../errors.js'
 
 export interface ReuseOptions {
@@ -193,18 +193,13 @@ async function mountOtherRepositories(
     }
     return options
       .retrying(`mount ${digest} from ${remote.repository}`, () => mountBlob(request, credentials))
+      .catch((error: unknown): MountResult => ({ mounted: false, reason: errorMessage(error) }))
       .then(result => {
         if (!result.mounted)
           core.info(
             `${digest} not mounted from ${remote.repository}: ${result.reason}; uploading it`
           )
         return result.mounted
-      })
-      .catch((error: unknown) => {
-        core.info(
-          `${digest} not mounted from ${remote.repository}: ${errorMessage(error)}; uploading it`
-        )
-        return false
       })
   }
   for (const layer of foreign) {

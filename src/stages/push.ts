@@ -5,7 +5,6 @@
 // differently, so the same image pushed by each gets two digests).
 import * as core from '@actions/core'
 import * as io from '@actions/io'
-import { join } from 'node:path'
 import type { PushTool } from '../inputs.js'
 import { parseReference, repositoryOf } from '../reference.js'
 import {
@@ -172,7 +171,7 @@ async function pushRef(
   options: PushOptions
 ): Promise<RefOutcome> {
   const retrying: Retrying = (what, operation) =>
-    withRetries(what, { ...options.retry, retryAfter: retryAfterFor(ref) }, operation)
+    withRegistryRetries(what, ref, options.retry, operation)
   const raw = pusher.canQuery ? await pusher.rawManifest(ref) : null
   const existing = raw === null ? null : parseRemoteManifest(raw)
   if (isUpToDate(existing, options.configDigest, first)) {
@@ -186,8 +185,18 @@ async function pushRef(
   return { ref, ...(await pusher.push(ref, retrying)), action: 'pushed' }
 }
 
+/** `withRetries` for an operation on `ref`'s registry: a 429 there is waited out as it asks. */
+export function withRegistryRetries<T>(
+  what: string,
+  ref: string,
+  policy: RetryPolicy,
+  operation: () => Promise<T>
+): Promise<T> {
+  return withRetries(what, { ...policy, retryAfter: retryAfterFor(ref) }, operation)
+}
+
 /** For a 429, ask the ref's registry how long to wait. */
-export function retryAfterFor(ref: string): (error: unknown) => Promise<number | null> {
+function retryAfterFor(ref: string): (error: unknown) => Promise<number | null> {
   return async error => {
     const text = errorMessage(error)
     const domain = parseReference(ref).domain
@@ -202,10 +211,8 @@ function manifestQuery(options: PushOptions): (ref: string) => Promise<string | 
   return ref => {
     let answer = answers.get(ref)
     if (!answer) {
-      answer = withRetries(
-        `query ${ref}`,
-        { ...options.retry, retryAfter: retryAfterFor(ref) },
-        () => inspectRawManifest(ref, options.authFile)
+      answer = withRegistryRetries(`query ${ref}`, ref, options.retry, () =>
+        inspectRawManifest(ref, options.authFile)
       )
       answers.set(ref, answer)
     }
@@ -219,11 +226,8 @@ async function pushWithDocker(ref: string, retrying: Retrying): Promise<Pushed> 
 }
 
 function makePusher(options: PushOptions, hasSkopeo: boolean): Pusher {
-  const digestFile = join(options.tempDir, `nix-container-digest-${process.pid}`)
-  // containers/image puts big temporary files under TMPDIR (/var/tmp by default).
-  const skopeoEnv = { TMPDIR: options.tempDir }
   const copy = (source: string, ref: string): Promise<string> =>
-    skopeoCopy(source, ref, digestFile, skopeoEnv, options.authFile)
+    skopeoCopy(source, ref, options.tempDir, options.authFile)
   const rawManifest = manifestQuery(options)
   // Without skopeo there is no way to ask the registry or copy within it: push every ref.
   if (!hasSkopeo) return { push: pushWithDocker, copyFrom: null, canQuery: false, rawManifest }
