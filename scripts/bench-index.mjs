@@ -11,33 +11,17 @@
 // Medians of N runs (default 5), and their ratios to (a).
 //
 //   npm run bench:index [-- --runs 5]
-import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import path from 'node:path'
 import process from 'node:process'
 import { fileURLToPath } from 'node:url'
+import { median, option, seconds, sh } from './bench-lib.mjs'
 import { runAction } from './run-action.mjs'
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const services = path.join(repo, 'scripts', 'services.sh')
 const NIX_CONFIG = readFileSync(path.join(repo, 'scripts', 'test-nix.conf'), 'utf8')
-const runsIndex = process.argv.indexOf('--runs')
-const runs = Number(runsIndex === -1 ? '5' : process.argv[runsIndex + 1])
-
-const sh = (command, args, options = {}) =>
-  (execFileSync(command, args, { encoding: 'utf8', ...options }) ?? '').trim()
-
-async function seconds(work) {
-  const started = process.hrtime.bigint()
-  await work()
-  return Number(process.hrtime.bigint() - started) / 1e9
-}
-
-function median(values) {
-  const sorted = [...values].sort((a, b) => a - b)
-  const middle = Math.floor(sorted.length / 2)
-  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
-}
+const runs = Number(option('runs', '5'))
 
 async function main() {
   try {

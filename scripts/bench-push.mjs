@@ -32,16 +32,13 @@ import { homedir, tmpdir } from 'node:os'
 import path from 'node:path'
 import process from 'node:process'
 import { fileURLToPath } from 'node:url'
+import { median, option, seconds, sh } from './bench-lib.mjs'
 import { runAction } from './run-action.mjs'
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const services = path.join(repo, 'scripts', 'services.sh')
 const NIX_CONFIG = readFileSync(path.join(repo, 'scripts', 'test-nix.conf'), 'utf8')
 
-function option(name, fallback) {
-  const index = process.argv.indexOf(`--${name}`)
-  return index === -1 ? fallback : process.argv[index + 1]
-}
 const runs = Number(option('runs', '5'))
 const changedRuns = Number(option('changed-runs', '3'))
 const attribute = option('attribute', 'container-big')
@@ -56,21 +53,6 @@ const BLOB_INFO_CACHES = [
 
 function forgetBlobInfo() {
   for (const dir of BLOB_INFO_CACHES) rmSync(dir, { recursive: true, force: true })
-}
-
-function sh(command, args, options = {}) {
-  return (execFileSync(command, args, { encoding: 'utf8', ...options }) ?? '').trim()
-}
-
-function seconds(work) {
-  const started = process.hrtime.bigint()
-  return Promise.resolve(work()).then(() => Number(process.hrtime.bigint() - started) / 1e9)
-}
-
-function median(values) {
-  const sorted = [...values].sort((a, b) => a - b)
-  const middle = Math.floor(sorted.length / 2)
-  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
 }
 
 function startServices() {

@@ -28,6 +28,7 @@ import path from 'node:path'
 import process from 'node:process'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
+import { median } from './bench-lib.mjs'
 import { cacheEnv, startCacheServer } from './cache-server.mjs'
 import { runAction } from './run-action.mjs'
 
@@ -268,8 +269,6 @@ async function actionsCacheTar(server, work, paths, key) {
   }
   return { save, restoreSeconds }
 }
-
-const median = values => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]
 
 /** `--paths 14,500,2000`: closure sizes to measure, each at least the fixed 14 paths. */
 function pathCounts(argv) {
