@@ -4,7 +4,7 @@
 # is a quick no-op when everything is present.
 set -euo pipefail
 
-PACKAGES=(nix-bin docker.io docker-registry skopeo apache2-utils zstd curl xz-utils)
+PACKAGES=(nix-bin docker.io docker-registry skopeo apache2-utils zstd curl xz-utils sudo)
 
 log() { echo "install-deps: $*" >&2; }
 

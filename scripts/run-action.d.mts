@@ -1,4 +1,5 @@
 // Types for run-action.mjs: run the bundled action as the GitHub runner does.
+import type { Machine } from './runner-machine.d.mts'
 
 export interface RunOptions {
   /** Action inputs by name as in action.yml, e.g. { flake: './examples/hello', tags: 'v1,latest' }. */
@@ -18,6 +19,9 @@ export interface RunOptions {
   timeoutMs?: number
   /** Echo the steps' output to this process's stdout/stderr as it comes (the CLI does); default false. */
   stream?: boolean
+  /** Run the steps inside this simulated runner machine, as its user (runner-machine.mjs);
+   * default: this process, as this process's user. */
+  machine?: Machine
 }
 
 export interface StepResult {

@@ -13,6 +13,7 @@ import { clearTimeout, setTimeout } from 'node:timers'
 import { fileURLToPath } from 'node:url'
 import { parse as parseYaml } from 'yaml'
 import { isMain } from './is-main.mjs'
+import { FOREIGN_ENV, giveToUser, machineArgv, machineEnv } from './runner-machine.mjs'
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 
@@ -40,13 +41,14 @@ async function runInTempDir(o, tempDir) {
   const distDir = path.resolve(o.distDir ?? path.join(repoRoot, 'dist'))
   const cwd = path.resolve(o.cwd ?? process.cwd())
   const dirs = makeRunDirs(tempDir)
-  const base = runnerEnv(o.env ?? {}, cwd, dirs)
+  const base = runnerEnv(o.env ?? {}, cwd, dirs, o.machine)
   const inputs = inputVariables(o.inputs, readActionInputs(distDir), base)
   const basePath = base.PATH ?? ''
   const watchDir = o.watch?.length ? writeWatchers(tempDir, o.watch, dirs.commandLog) : null
-  const step = { cwd, timeoutMs: o.timeoutMs, stream: o.stream ?? false }
-
+  const step = { cwd, timeoutMs: o.timeoutMs, stream: o.stream ?? false, machine: o.machine }
   const mainFiles = stepFiles(tempDir, 'main')
+  // On a machine, the steps run as its user, who owns the run's files as on GitHub's runners.
+  if (o.machine) giveToUser(o.machine, tempDir)
   const main = await runStep('main', bundle(distDir, 'main'), step, {
     ...base,
     ...inputs,
@@ -64,6 +66,7 @@ async function runInTempDir(o, tempDir) {
   let postFiles = null
   if (o.runPost ?? true) {
     postFiles = stepFiles(tempDir, 'post')
+    if (o.machine) giveToUser(o.machine, tempDir)
     post = await runStep('post', bundle(distDir, 'post'), step, {
       ...base,
       ...exported,
@@ -113,12 +116,15 @@ function makeRunDirs(tempDir) {
 
 // What every step sees: this process's environment (minus the runner-owned variables),
 // then the runner's defaults, then the caller's `env` (which may override any default).
-function runnerEnv(extra, cwd, dirs) {
+function runnerEnv(extra, cwd, dirs, machine) {
   const inherited = Object.fromEntries(
-    Object.entries(process.env).filter(([k, v]) => v !== undefined && !INHERITED_DROP.test(k))
+    Object.entries(process.env).filter(
+      ([k, v]) => v !== undefined && !INHERITED_DROP.test(k) && !(machine && FOREIGN_ENV.test(k))
+    )
   )
   return {
     ...inherited,
+    ...(machine ? machineEnv(machine) : {}),
     CI: 'true',
     GITHUB_ACTIONS: 'true',
     GITHUB_WORKSPACE: cwd,
@@ -407,7 +413,10 @@ function runStep(name, script, opts, env) {
   return new Promise((resolve, reject) => {
     if (opts.stream)
       process.stdout.write(`\n=== ${name}: node ${path.relative(process.cwd(), script)}\n`)
-    const child = spawn(actionNode(), [script], {
+    const command = opts.machine
+      ? machineArgv(opts.machine, opts.cwd, [actionNode(), script])
+      : [actionNode(), script]
+    const child = spawn(command[0], command.slice(1), {
       cwd: opts.cwd,
       env,
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -161,6 +161,9 @@ cmd_start() {
   [[ $(id -u) == 0 ]] || die "dockerd needs root (it runs without iptables or a bridge, but still as root)"
   local dir
   dir=$(abs_dir "$1")
+  # Reachable by the unprivileged user the tests run the action as (the docker group's socket
+  # is inside); nothing here is listed to others.
+  chmod 0711 "$dir"
   [[ ! -e $dir/pids ]] || die "$dir/pids exists: services already started there (stop them first)"
   : >"$dir/pids"
   : >"$dir/env"

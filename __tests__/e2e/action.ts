@@ -1,9 +1,13 @@
 // What the pipeline tests share: the registry global-setup.ts started, and running the
-// bundled action with each run's temp dir removed after the file's tests.
+// bundled action as GitHub's runners do: as the unprivileged `runner` user, on a simulated runner
+// machine (scripts/runner-machine.sh) whose Nix is of a given shape; each run's temp dir and
+// each machine removed after the file's tests.
 import { afterAll } from '@jest/globals'
 import { rm } from 'node:fs/promises'
 import { runAction } from '../../scripts/run-action.mjs'
 import type { RunOptions, RunResult } from '../../scripts/run-action.mjs'
+import { execInMachine, startMachine, stopMachine } from '../../scripts/runner-machine.mjs'
+import type { Machine, MachineShape } from '../../scripts/runner-machine.mjs'
 
 export const registry = (): string => {
   const value = process.env.REGISTRY
@@ -13,16 +17,55 @@ export const registry = (): string => {
 
 const tempDirs: string[] = []
 
+const machines: Machine[] = []
+let sharedMachine: Machine | null = null
+
 afterAll(async () => {
+  for (const machine of machines.splice(0)) stopMachine(machine)
+  sharedMachine = null
   await Promise.all(tempDirs.splice(0).map(dir => rm(dir, { recursive: true, force: true })))
 })
 
-/** Run the bundled action (main, then post) with these inputs. */
+/**
+ * A new runner machine: nothing left from earlier jobs (its own /nix, HOME and so Nix's and
+ * skopeo's caches). Default shape: a single-user Nix the runner owns (nix-quick-install-action).
+ */
+export function freshMachine(shape: MachineShape = 'single-user'): Machine {
+  const machine = startMachine(shape)
+  machines.push(machine)
+  return machine
+}
+
+/** The machine a test file's runs share unless they ask for their own. */
+export function defaultMachine(): Machine {
+  sharedMachine ??= freshMachine()
+  return sharedMachine
+}
+
+/** Run a command on a machine as its user and return its stdout; throws when it fails. */
+export function inMachine(
+  machine: Machine,
+  command: string[],
+  options: { asRootUser?: boolean; cwd?: string; input?: string } = {}
+): string {
+  const result = execInMachine(machine, command, { cwd: process.cwd(), ...options })
+  if (result.exitCode !== 0) {
+    throw new Error(`${command.join(' ')} exited ${result.exitCode}: ${result.stderr}`)
+  }
+  return result.stdout
+}
+
+/** Run the bundled action (main, then post) with these inputs, on the default machine. */
 export async function action(
   inputs: RunOptions['inputs'],
   options: Partial<RunOptions> = {}
 ): Promise<RunResult> {
-  const result = await runAction({ inputs, timeoutMs: 240_000, ...options })
+  const result = await runAction({
+    inputs,
+    timeoutMs: 240_000,
+    ...options,
+    machine: options.machine ?? defaultMachine()
+  })
   tempDirs.push(result.tempDir)
   return result
 }

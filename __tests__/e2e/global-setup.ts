@@ -5,6 +5,7 @@ import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { ensureRunnerUser } from '../../scripts/runner-machine.mjs'
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const servicesScript = path.join(repoRoot, 'scripts', 'services.sh')
@@ -12,7 +13,15 @@ const servicesScript = path.join(repoRoot, 'scripts', 'services.sh')
 // Builds with no network, no sandbox and no build users (see the file).
 const TEST_NIX_CONFIG = fs.readFileSync(path.join(repoRoot, 'scripts', 'test-nix.conf'), 'utf8')
 
-const REQUIRED_COMMANDS = ['nix', 'dockerd', 'docker', 'docker-registry', 'skopeo', 'htpasswd']
+const REQUIRED_COMMANDS = [
+  'nix',
+  'dockerd',
+  'docker',
+  'docker-registry',
+  'skopeo',
+  'htpasswd',
+  'sudo'
+]
 
 function onPath(command: string): boolean {
   const dirs = [...(process.env.PATH ?? '').split(path.delimiter), '/usr/sbin', '/sbin']
@@ -64,6 +73,8 @@ function setup(): void {
   process.env.REGISTRY = env.REGISTRY
   process.env.NCA_SERVICES_DIR = dir
   process.env.NCA_SERVICES_OWNED = owned ? '1' : '0'
+  // The unprivileged user the action runs as, as on GitHub's runners (root only sets up).
+  process.env.NCA_RUNNER_USER = ensureRunnerUser()
   const userConfig = process.env.NIX_CONFIG
   // Ours last: in nix.conf a later line wins.
   process.env.NIX_CONFIG = userConfig ? `${userConfig}\n${TEST_NIX_CONFIG}` : TEST_NIX_CONFIG

@@ -46022,10 +46022,60 @@ function _unique(values) {
     return Array.from(new Set(values));
 }
 //# sourceMappingURL=tool-cache.js.map
+;// CONCATENATED MODULE: ./src/tree.ts
+// Moving and removing directory trees that may be read-only, as store paths are. Root skips
+// these permission checks; the unprivileged `runner` user on GitHub's runners does not.
+
+
+const OWNER_WRITE = 0o200;
+/**
+ * rename(2) a file or directory to another parent. Linux needs write permission on a directory
+ * to move it to another parent (its `..` entry changes), which a read-only store path's owner
+ * lacks: the directory is made writable for the move only, then given its mode back, so the
+ * path ends as read-only as Nix would have it.
+ */
+async function moveTree(from, to) {
+    const { mode } = await (0,promises_namespaceObject.lstat)(from);
+    const readOnlyDir = (mode & 0o170000) === 0o040000 && (mode & OWNER_WRITE) === 0;
+    if (!readOnlyDir)
+        return (0,promises_namespaceObject.rename)(from, to);
+    // Not our directory (chmod refused): the rename says whether we may move it anyway (root).
+    const opened = await (0,promises_namespaceObject.chmod)(from, (mode | OWNER_WRITE) & 0o7777).then(() => true, () => false);
+    try {
+        await (0,promises_namespaceObject.rename)(from, to);
+    }
+    catch (error) {
+        if (opened)
+            await (0,promises_namespaceObject.chmod)(from, mode & 0o7777).catch(() => undefined);
+        throw error;
+    }
+    if (opened)
+        await (0,promises_namespaceObject.chmod)(to, mode & 0o7777);
+}
+/**
+ * rm -rf for a tree whose directories may be read-only. Only directories are made writable:
+ * files may be hard links to the store's own, whose mode must not change.
+ */
+async function tree_removeTree(dir) {
+    const entries = await (0,promises_namespaceObject.readdir)(dir, { withFileTypes: true, recursive: true }).catch(() => null);
+    if (entries === null) {
+        await (0,promises_namespaceObject.rm)(dir, { force: true });
+        return;
+    }
+    await (0,promises_namespaceObject.chmod)(dir, 0o755).catch(() => undefined);
+    for (const entry of entries) {
+        if (entry.isDirectory()) {
+            await (0,promises_namespaceObject.chmod)((0,external_node_path_.join)(entry.parentPath, entry.name), 0o755).catch(() => undefined);
+        }
+    }
+    await (0,promises_namespaceObject.rm)(dir, { recursive: true, force: true });
+}
+
 ;// CONCATENATED MODULE: ./src/nix/download.ts
 // Getting a Nix release onto the runner: from the tool cache when an earlier job left it there,
 // otherwise downloaded (with retries), verified against its SHA-256, extracted and cached.
 // Nothing under /nix is touched here, so a bad download cannot leave a half-installed Nix.
+
 
 
 
@@ -46112,15 +46162,8 @@ async function unpackAndCache(tarball, options) {
         return dir;
     }
     finally {
-        await download_removeTree(unpacked);
+        await tree_removeTree(unpacked);
     }
-}
-/** rm -rf that also copes with read-only directories (store paths are unpacked read-only). */
-async function download_removeTree(path) {
-    if (!(0,external_node_fs_.existsSync)(path))
-        return;
-    await exec_run('chmod', ['-R', 'u+w', path], { silent: true, allowFailure: true });
-    await (0,promises_namespaceObject.rm)(path, { recursive: true, force: true });
 }
 function tempRoot() {
     return process.env.RUNNER_TEMP || (0,external_node_os_.tmpdir)();
@@ -46228,7 +46271,7 @@ async function placeStorePaths(storeDir, entries) {
             silent: true
         });
         for (const entry of missing) {
-            await (0,promises_namespaceObject.rename)((0,external_node_path_.join)(staging, entry), (0,external_node_path_.join)(NIX_STORE, entry));
+            await moveTree((0,external_node_path_.join)(staging, entry), (0,external_node_path_.join)(NIX_STORE, entry));
             placed.push((0,external_node_path_.join)(NIX_STORE, entry));
         }
         return placed;
@@ -46238,7 +46281,7 @@ async function placeStorePaths(storeDir, entries) {
         throw error;
     }
     finally {
-        await download_removeTree(staging);
+        await tree_removeTree(staging);
     }
 }
 /** Undo this run's changes under /nix, so that a retry starts from where this one did. */
@@ -46247,7 +46290,7 @@ async function rollBack(placed, createdDirs) {
         return;
     lib_core/* info */.pq(`Install failed: removing the ${placed.length} store paths this run placed`);
     for (const path of [...placed, ...createdDirs]) {
-        await download_removeTree(path).catch((error) => {
+        await tree_removeTree(path).catch((error) => {
             lib_core/* warning */.$e(`could not remove ${path}: ${String(error)}`);
         });
     }
@@ -46483,6 +46526,7 @@ async function nix_store_directorySize(dir) {
 
 
 
+
 /** The directory (under the archive's root) holding the store paths' files. */
 const STORE_SUBDIR = 'store';
 const REGISTRATION_FILE = 'registration';
@@ -46571,7 +46615,7 @@ async function store_archive_writeArchive(dir, paths) {
     }
     catch {
         // Another filesystem, or fs.protected_hardlinks with a store someone else owns.
-        await store_archive_removeTree(storeCopy);
+        await removeTree(storeCopy);
         await copyInto(storeCopy, paths, '-a');
     }
 }
@@ -46580,22 +46624,6 @@ async function copyInto(target, paths, mode) {
     for (const batch of batches(paths)) {
         await run('cp', [mode, '--', ...batch, target], { silent: true });
     }
-}
-/**
- * Remove a tree whose directories may be read-only (store paths' are). Only directories are
- * made writable: files may be hard links to the store's own, whose mode must not change.
- */
-async function store_archive_removeTree(dir) {
-    const dirs = await (0,promises_namespaceObject.readdir)(dir, { withFileTypes: true, recursive: true }).catch(() => null);
-    if (dirs === null)
-        return;
-    await (0,promises_namespaceObject.chmod)(dir, 0o755).catch(() => undefined);
-    for (const entry of dirs) {
-        if (entry.isDirectory()) {
-            await (0,promises_namespaceObject.chmod)((0,external_node_path_.join)(entry.parentPath, entry.name), 0o755).catch(() => undefined);
-        }
-    }
-    await (0,promises_namespaceObject.rm)(dir, { recursive: true, force: true });
 }
 // --- restore ---------------------------------------------------------------------------------
 /** How many hashing processes run side by side: one per core, at most 4. */
@@ -46652,16 +46680,16 @@ async function moveIntoStore(stagingDir, stagedStore, entries) {
         for (const entry of entries) {
             if (await exists(entry.path)) {
                 await exec_run('mkdir', ['-p', trash], { silent: true });
-                await (0,promises_namespaceObject.rename)(entry.path, (0,external_node_path_.join)(trash, (0,external_node_path_.basename)(entry.path)));
+                await moveTree(entry.path, (0,external_node_path_.join)(trash, (0,external_node_path_.basename)(entry.path)));
             }
-            await (0,promises_namespaceObject.rename)((0,external_node_path_.join)(stagedStore, (0,external_node_path_.basename)(entry.path)), entry.path);
+            await moveTree((0,external_node_path_.join)(stagedStore, (0,external_node_path_.basename)(entry.path)), entry.path);
             moved.push(entry.path);
         }
         await exec_run('nix-store', ['--load-db'], { input: formatRegistrations(entries), silent: true });
     }
     catch (error) {
         for (const path of moved) {
-            await (0,promises_namespaceObject.rename)(path, (0,external_node_path_.join)(stagedStore, (0,external_node_path_.basename)(path))).catch(() => undefined);
+            await moveTree(path, (0,external_node_path_.join)(stagedStore, (0,external_node_path_.basename)(path))).catch(() => undefined);
         }
         throw error;
     }
@@ -46792,6 +46820,7 @@ async function service_saveDirectory(parent, key) {
 // for nothing. The archive (src/cache/store-archive.ts) holds the paths' files and their
 // registration; a restore extracts them beside the store, checks every NAR hash, and moves only
 // the missing paths in. The key decisions (keys, whether to save) are pure functions below.
+
 
 
 
@@ -46938,7 +46967,7 @@ async function restoreStoreCache(options) {
         // What was moved into the store is no longer here; the rest (a discarded archive, paths
         // that were valid already) only takes disk.
         if (staging !== null)
-            await store_archive_removeTree(staging).catch(() => undefined);
+            await tree_removeTree(staging).catch(() => undefined);
     }
 }
 /** Every path of the manifest with its registration, or an error naming what is wrong. */

@@ -32212,6 +32212,55 @@ async function nix_store_directorySize(dir) {
     return total;
 }
 
+;// CONCATENATED MODULE: ./src/tree.ts
+// Moving and removing directory trees that may be read-only, as store paths are. Root skips
+// these permission checks; the unprivileged `runner` user on GitHub's runners does not.
+
+
+const OWNER_WRITE = 0o200;
+/**
+ * rename(2) a file or directory to another parent. Linux needs write permission on a directory
+ * to move it to another parent (its `..` entry changes), which a read-only store path's owner
+ * lacks: the directory is made writable for the move only, then given its mode back, so the
+ * path ends as read-only as Nix would have it.
+ */
+async function tree_moveTree(from, to) {
+    const { mode } = await lstat(from);
+    const readOnlyDir = (mode & 0o170000) === 0o040000 && (mode & OWNER_WRITE) === 0;
+    if (!readOnlyDir)
+        return rename(from, to);
+    // Not our directory (chmod refused): the rename says whether we may move it anyway (root).
+    const opened = await chmod(from, (mode | OWNER_WRITE) & 0o7777).then(() => true, () => false);
+    try {
+        await rename(from, to);
+    }
+    catch (error) {
+        if (opened)
+            await chmod(from, mode & 0o7777).catch(() => undefined);
+        throw error;
+    }
+    if (opened)
+        await chmod(to, mode & 0o7777);
+}
+/**
+ * rm -rf for a tree whose directories may be read-only. Only directories are made writable:
+ * files may be hard links to the store's own, whose mode must not change.
+ */
+async function tree_removeTree(dir) {
+    const entries = await (0,promises_namespaceObject.readdir)(dir, { withFileTypes: true, recursive: true }).catch(() => null);
+    if (entries === null) {
+        await (0,promises_namespaceObject.rm)(dir, { force: true });
+        return;
+    }
+    await (0,promises_namespaceObject.chmod)(dir, 0o755).catch(() => undefined);
+    for (const entry of entries) {
+        if (entry.isDirectory()) {
+            await (0,promises_namespaceObject.chmod)((0,external_node_path_.join)(entry.parentPath, entry.name), 0o755).catch(() => undefined);
+        }
+    }
+    await (0,promises_namespaceObject.rm)(dir, { recursive: true, force: true });
+}
+
 ;// CONCATENATED MODULE: ./src/cache/store-archive.ts
 // The store cache's archive: the store paths themselves (as files, under `store/`) and their
 // registration in the form `nix-store --dump-db` writes and `--load-db` reads (the release
@@ -32219,6 +32268,7 @@ async function nix_store_directorySize(dir) {
 // filesystem, a NAR hash check of every path against its registration, a rename of each missing
 // path into the store and one `nix-store --load-db` for them: no byte is written twice, and no
 // path is registered valid before it is whole and checked.
+
 
 
 
@@ -32313,7 +32363,7 @@ async function writeArchive(dir, paths) {
     }
     catch {
         // Another filesystem, or fs.protected_hardlinks with a store someone else owns.
-        await store_archive_removeTree(storeCopy);
+        await tree_removeTree(storeCopy);
         await copyInto(storeCopy, paths, '-a');
     }
 }
@@ -32322,22 +32372,6 @@ async function copyInto(target, paths, mode) {
     for (const batch of command_batches(paths)) {
         await exec_run('cp', [mode, '--', ...batch, target], { silent: true });
     }
-}
-/**
- * Remove a tree whose directories may be read-only (store paths' are). Only directories are
- * made writable: files may be hard links to the store's own, whose mode must not change.
- */
-async function store_archive_removeTree(dir) {
-    const dirs = await (0,promises_namespaceObject.readdir)(dir, { withFileTypes: true, recursive: true }).catch(() => null);
-    if (dirs === null)
-        return;
-    await (0,promises_namespaceObject.chmod)(dir, 0o755).catch(() => undefined);
-    for (const entry of dirs) {
-        if (entry.isDirectory()) {
-            await (0,promises_namespaceObject.chmod)((0,external_node_path_.join)(entry.parentPath, entry.name), 0o755).catch(() => undefined);
-        }
-    }
-    await (0,promises_namespaceObject.rm)(dir, { recursive: true, force: true });
 }
 // --- restore ---------------------------------------------------------------------------------
 /** How many hashing processes run side by side: one per core, at most 4. */
@@ -32394,16 +32428,16 @@ async function store_archive_moveIntoStore(stagingDir, stagedStore, entries) {
         for (const entry of entries) {
             if (await exists(entry.path)) {
                 await run('mkdir', ['-p', trash], { silent: true });
-                await rename(entry.path, join(trash, basename(entry.path)));
+                await moveTree(entry.path, join(trash, basename(entry.path)));
             }
-            await rename(join(stagedStore, basename(entry.path)), entry.path);
+            await moveTree(join(stagedStore, basename(entry.path)), entry.path);
             moved.push(entry.path);
         }
         await run('nix-store', ['--load-db'], { input: formatRegistrations(entries), silent: true });
     }
     catch (error) {
         for (const path of moved) {
-            await rename(path, join(stagedStore, basename(path))).catch(() => undefined);
+            await moveTree(path, join(stagedStore, basename(path))).catch(() => undefined);
         }
         throw error;
     }
@@ -32534,6 +32568,7 @@ async function saveDirectory(parent, key) {
 // for nothing. The archive (src/cache/store-archive.ts) holds the paths' files and their
 // registration; a restore extracts them beside the store, checks every NAR hash, and moves only
 // the missing paths in. The key decisions (keys, whether to save) are pure functions below.
+
 
 
 
@@ -32797,7 +32832,7 @@ async function saveStoreCache(options) {
         return { saved: false, reason: noNewPaths };
     const newCount = pathsNotRestored(closure, restored).length;
     const dir = (0,external_node_path_.join)(options.workDir, service_CACHE_DIR_NAME);
-    await store_archive_removeTree(dir);
+    await tree_removeTree(dir);
     await (0,promises_namespaceObject.mkdir)(dir, { recursive: true });
     try {
         lib_core/* info */.pq(`Saving ${closure.length} paths (${newCount} not in the restored cache) as ${options.primaryKey}`);
@@ -32815,7 +32850,7 @@ async function saveStoreCache(options) {
         return { saved: true, key: options.primaryKey, pathCount: closure.length, newCount, bytes };
     }
     finally {
-        await store_archive_removeTree(dir).catch(() => undefined);
+        await tree_removeTree(dir).catch(() => undefined);
     }
 }
 function describeSave(result) {

@@ -4,11 +4,12 @@
 // filesystem, a NAR hash check of every path against its registration, a rename of each missing
 // path into the store and one `nix-store --load-db` for them: no byte is written twice, and no
 // path is registered valid before it is whole and checked.
-import { access, chmod, constants, readdir, rename, rm, writeFile } from 'node:fs/promises'
+import { access, constants, rename, writeFile } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
 import { basename, dirname, join } from 'node:path'
 import { run, settleAll } from '../exec.js'
 import { batches, runNix } from '../nix/command.js'
+import { moveTree, removeTree } from '../tree.js'
 import { isDerivation, lines } from './nix-store.js'
 
 /** The directory (under the archive's root) holding the store paths' files. */
@@ -144,22 +145,6 @@ async function copyInto(target: string, paths: readonly string[], mode: '-a' | '
   }
 }
 
-/**
- * Remove a tree whose directories may be read-only (store paths' are). Only directories are
- * made writable: files may be hard links to the store's own, whose mode must not change.
- */
-export async function removeTree(dir: string): Promise<void> {
-  const dirs = await readdir(dir, { withFileTypes: true, recursive: true }).catch(() => null)
-  if (dirs === null) return
-  await chmod(dir, 0o755).catch(() => undefined)
-  for (const entry of dirs) {
-    if (entry.isDirectory()) {
-      await chmod(join(entry.parentPath, entry.name), 0o755).catch(() => undefined)
-    }
-  }
-  await rm(dir, { recursive: true, force: true })
-}
-
 // --- restore ---------------------------------------------------------------------------------
 
 /** How many hashing processes run side by side: one per core, at most 4. */
@@ -239,15 +224,15 @@ export async function moveIntoStore(
     for (const entry of entries) {
       if (await exists(entry.path)) {
         await run('mkdir', ['-p', trash], { silent: true })
-        await rename(entry.path, join(trash, basename(entry.path)))
+        await moveTree(entry.path, join(trash, basename(entry.path)))
       }
-      await rename(join(stagedStore, basename(entry.path)), entry.path)
+      await moveTree(join(stagedStore, basename(entry.path)), entry.path)
       moved.push(entry.path)
     }
     await run('nix-store', ['--load-db'], { input: formatRegistrations(entries), silent: true })
   } catch (error) {
     for (const path of moved) {
-      await rename(path, join(stagedStore, basename(path))).catch(() => undefined)
+      await moveTree(path, join(stagedStore, basename(path))).catch(() => undefined)
     }
     throw error
   }

@@ -12,6 +12,7 @@ import { run } from '../exec.js'
 import { checksumSource, parseSha256File, releaseName, releaseUrl } from './release.js'
 import type { NixSystem } from './release.js'
 import { errorMessage } from '../errors.js'
+import { removeTree } from '../tree.js'
 
 export const TOOL_NAME = 'nix'
 
@@ -117,13 +118,6 @@ async function unpackAndCache(tarball: string, options: FetchOptions): Promise<s
   } finally {
     await removeTree(unpacked)
   }
-}
-
-/** rm -rf that also copes with read-only directories (store paths are unpacked read-only). */
-export async function removeTree(path: string): Promise<void> {
-  if (!existsSync(path)) return
-  await run('chmod', ['-R', 'u+w', path], { silent: true, allowFailure: true })
-  await rm(path, { recursive: true, force: true })
 }
 
 function tempRoot(): string {

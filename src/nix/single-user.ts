@@ -3,10 +3,10 @@
 // user, the store paths placed and registered, the default profile pointing at Nix.
 import * as core from '@actions/core'
 import { constants, existsSync } from 'node:fs'
-import { access, mkdir, readdir, readFile, rename, symlink } from 'node:fs/promises'
+import { access, mkdir, readdir, readFile, symlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { run } from '../exec.js'
-import { removeTree } from './download.js'
+import { moveTree, removeTree } from '../tree.js'
 import { releaseLayout } from './release.js'
 
 export const NIX_ROOT = '/nix'
@@ -129,7 +129,7 @@ async function placeStorePaths(storeDir: string, entries: readonly string[]): Pr
       silent: true
     })
     for (const entry of missing) {
-      await rename(join(staging, entry), join(NIX_STORE, entry))
+      await moveTree(join(staging, entry), join(NIX_STORE, entry))
       placed.push(join(NIX_STORE, entry))
     }
     return placed

@@ -25,7 +25,6 @@ import {
   moveIntoStore,
   parseRegistrations,
   REGISTRATION_FILE,
-  removeTree,
   restoreMethod,
   storeAccess,
   storeDirectory,
@@ -41,6 +40,7 @@ import {
   saveDirectory
 } from '../cache/service.js'
 import { errorMessage, firstLine } from '../errors.js'
+import { removeTree } from '../tree.js'
 
 // --- keys (pure) --------------------------------------------------------------------------
 

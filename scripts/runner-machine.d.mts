@@ -1,0 +1,40 @@
+// Types for runner-machine.mjs: simulated runner machines (see runner-machine.sh).
+
+export type MachineShape = 'none' | 'single-user' | 'daemon' | 'root'
+
+export interface Machine {
+  /** Holds the machine's state; its /nix is `nixDir` (on this machine's disk). */
+  dir: string
+  /** The process holding the mount namespace. */
+  pid: number
+  shape: MachineShape
+  /** Who steps run as: `runner` (root for the 'root' shape). */
+  user: string
+  uid: number
+  gid: number
+  home: string
+  /** The machine's /nix as seen from outside (absent for 'none' until the action makes it). */
+  nixDir: string
+}
+
+export function defaultRunnerUser(): string
+export function ensureRunnerUser(user?: string): string
+export function startMachine(shape?: MachineShape, user?: string): Machine
+export function stopMachine(machine: Machine): void
+export function machineArgv(
+  machine: Machine,
+  cwd: string,
+  command: string[],
+  options?: { asRootUser?: boolean }
+): string[]
+export function machineEnv(
+  machine: Machine,
+  options?: { asRootUser?: boolean }
+): Record<string, string>
+export const FOREIGN_ENV: RegExp
+export function execInMachine(
+  machine: Machine,
+  command: string[],
+  options?: { cwd?: string; env?: Record<string, string>; asRootUser?: boolean; input?: string }
+): { exitCode: number; stdout: string; stderr: string }
+export function giveToUser(machine: Machine, dir: string): void

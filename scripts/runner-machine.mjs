@@ -1,0 +1,116 @@
+// Simulated runner machines for the tests, the demo and the benchmarks (scripts/runner-machine.sh
+// makes them): each a private mount namespace with a /nix of a given shape, where steps run as
+// the unprivileged user GitHub's runners use. Root (or passwordless sudo) starts them.
+import { execFileSync, spawnSync } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'runner-machine.sh')
+const isRoot = () => process.getuid?.() === 0
+
+/** Root runs root's commands directly; anyone else through passwordless sudo. */
+function asRoot(argv) {
+  return isRoot() ? argv : ['sudo', '-n', '-E', 'env', `PATH=${process.env.PATH ?? ''}`, ...argv]
+}
+
+/**
+ * The user steps run as: NCA_RUNNER_USER, else `runner` (made by scripts/runner-user.sh) when
+ * this process is root, else this process's own user (it has sudo, as `runner` does on GitHub).
+ */
+export function defaultRunnerUser() {
+  if (process.env.NCA_RUNNER_USER) return process.env.NCA_RUNNER_USER
+  return isRoot() ? 'runner' : os.userInfo().username
+}
+
+/** Make sure the runner user exists (as on ubuntu-latest); returns its name. */
+export function ensureRunnerUser(user = defaultRunnerUser()) {
+  if (!isRoot() && user === os.userInfo().username) return user
+  const userScript = path.join(path.dirname(script), 'runner-user.sh')
+  return execFileSync(userScript, [user], { encoding: 'utf8' }).trim()
+}
+
+function passwdEntry(user) {
+  const line = execFileSync('getent', ['passwd', user], { encoding: 'utf8' }).trim()
+  const [name, , uid, gid, , home] = line.split(':')
+  return { name, uid: Number(uid), gid: Number(gid), home }
+}
+
+/**
+ * Start a machine. shape: 'none' | 'single-user' | 'daemon' | 'root' (see runner-machine.sh).
+ * Steps and commands run as `user`, or as root for the 'root' shape.
+ * @returns {import('./runner-machine.d.mts').Machine}
+ */
+export function startMachine(shape = 'single-user', user = defaultRunnerUser()) {
+  const runAs = shape === 'root' ? 'root' : user
+  const dir = fs.mkdtempSync('/tmp/nca-machine-')
+  const [command, ...args] = asRoot([script, 'start', dir, shape, runAs])
+  const pid = Number(execFileSync(command, args, { encoding: 'utf8' }).trim())
+  const account = passwdEntry(runAs)
+  return {
+    dir,
+    pid,
+    shape,
+    user: account.name,
+    uid: account.uid,
+    gid: account.gid,
+    home: account.home,
+    // 'none': the /nix the action makes lives in the machine's own root.
+    nixDir: shape === 'none' ? `/proc/${pid}/root/nix` : path.join(dir, 'nix')
+  }
+}
+
+export function stopMachine(machine) {
+  const argv = asRoot([script, 'stop', machine.dir])
+  execFileSync(argv[0], argv.slice(1), { stdio: 'inherit' })
+}
+
+/**
+ * argv that runs `command` inside the machine, in `cwd`, as its user (or root): the caller
+ * gives the environment (HOME etc.: see machineEnv).
+ */
+export function machineArgv(machine, cwd, command, { asRootUser = false } = {}) {
+  const enter = ['nsenter', '-t', String(machine.pid), '-m', '-r', `--wdns=${cwd}`, '--']
+  const user = asRootUser ? 'root' : machine.user
+  const drop =
+    user === 'root' ? [] : ['setpriv', `--reuid=${user}`, `--regid=${user}`, '--init-groups', '--']
+  return asRoot([...enter, ...drop, ...command])
+}
+
+/** What a login of the machine's user has that root's environment would get wrong. */
+export function machineEnv(machine, { asRootUser = false } = {}) {
+  const root = asRootUser || machine.user === 'root'
+  return {
+    HOME: root ? '/root' : machine.home,
+    USER: root ? 'root' : machine.user,
+    LOGNAME: root ? 'root' : machine.user
+  }
+}
+
+/** Variables of the invoking user that would point the machine's user at someone else's files. */
+export const FOREIGN_ENV =
+  /^(XDG_RUNTIME_DIR|XDG_CONFIG_HOME|XDG_CACHE_HOME|XDG_DATA_HOME|XDG_STATE_HOME|DOCKER_CONFIG|REGISTRY_AUTH_FILE|SUDO_.*)$/
+
+/** Run a command inside the machine and wait for it (tests' own look at the machine's state). */
+export function execInMachine(
+  machine,
+  command,
+  { cwd = '/', env = {}, asRootUser = false, input } = {}
+) {
+  const argv = machineArgv(machine, cwd, command, { asRootUser })
+  const result = spawnSync(argv[0], argv.slice(1), {
+    encoding: 'utf8',
+    input,
+    env: { ...process.env, ...machineEnv(machine, { asRootUser }), ...env },
+    maxBuffer: 256 * 1024 * 1024
+  })
+  if (result.error) throw result.error
+  return { exitCode: result.status ?? 1, stdout: result.stdout, stderr: result.stderr }
+}
+
+/** Give a directory the machine made for its user (RUNNER_TEMP etc.) to that user. */
+export function giveToUser(machine, dir) {
+  if (!isRoot() || machine.uid === 0) return
+  execFileSync('chown', ['-R', `${machine.uid}:${machine.gid}`, dir])
+}
