@@ -38,3 +38,6 @@ export function execInMachine(
   options?: { cwd?: string; env?: Record<string, string>; asRootUser?: boolean; input?: string }
 ): { exitCode: number; stdout: string; stderr: string }
 export function giveToUser(machine: Machine, dir: string): void
+export function userPath(pathValue: string): string
+export function userTempDir(prefix: string, user?: string): string
+export function giveToRunner(dir: string, user?: string): void

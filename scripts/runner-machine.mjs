@@ -84,8 +84,17 @@ export function machineEnv(machine, { asRootUser = false } = {}) {
   return {
     HOME: root ? '/root' : machine.home,
     USER: root ? 'root' : machine.user,
-    LOGNAME: root ? 'root' : machine.user
+    LOGNAME: root ? 'root' : machine.user,
+    PATH: root ? (process.env.PATH ?? '') : userPath(process.env.PATH ?? '')
   }
+}
+
+/** PATH without root's own directories (~/.cargo/bin etc.), which the user may not search. */
+export function userPath(pathValue) {
+  return pathValue
+    .split(':')
+    .filter(dir => dir && dir !== '/root' && !dir.startsWith('/root/'))
+    .join(':')
 }
 
 /** Variables of the invoking user that would point the machine's user at someone else's files. */
@@ -113,4 +122,24 @@ export function execInMachine(
 export function giveToUser(machine, dir) {
   if (!isRoot() || machine.uid === 0) return
   execFileSync('chown', ['-R', `${machine.uid}:${machine.gid}`, dir])
+}
+
+/**
+ * A new directory under /tmp (shared with every machine) owned by the runner user: a checkout,
+ * a flake or a tool cache the runner's steps read and write, as on GitHub's runners.
+ */
+export function userTempDir(prefix, user = defaultRunnerUser()) {
+  const dir = fs.mkdtempSync(path.join('/tmp', prefix))
+  if (isRoot() && user !== 'root') {
+    const account = passwdEntry(user)
+    fs.chownSync(dir, account.uid, account.gid)
+  }
+  return dir
+}
+
+/** Give a tree the tests wrote (as root) to the runner user, as if the runner had written it. */
+export function giveToRunner(dir, user = defaultRunnerUser()) {
+  if (!isRoot() || user === 'root') return
+  const account = passwdEntry(user)
+  execFileSync('chown', ['-R', `${account.uid}:${account.gid}`, dir])
 }

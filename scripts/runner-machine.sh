@@ -69,10 +69,15 @@ init() {
     mkdir -p "$root/etc/nix"
     daemon_conf "$user" >"$root/etc/nix/nix.conf"
   fi
-  # The checkout is root's; git refuses a repository another user owns unless told it is safe
-  # (on GitHub the checkout is the runner's own).
   local home
   home=$(getent passwd "$user" | cut -d: -f6)
+  # An installed Nix leaves an initialised store (its database made) owned by its user.
+  if [[ $shape == single-user || $shape == root ]]; then
+    chroot "$root" setpriv --reuid="$user" --regid="$user" --init-groups -- \
+      env HOME="$home" nix-store --init
+  fi
+  # The checkout is root's; git refuses a repository another user owns unless told it is safe
+  # (on GitHub the checkout is the runner's own).
   if [[ $user != root && -d $root$home ]]; then
     printf '[safe]\n\tdirectory = *\n' >"$root$home/.gitconfig"
     chown "$user:" "$root$home/.gitconfig"

@@ -3,10 +3,19 @@
 // machine (scripts/runner-machine.sh) whose Nix is of a given shape; each run's temp dir and
 // each machine removed after the file's tests.
 import { afterAll } from '@jest/globals'
+import { execFile } from 'node:child_process'
 import { rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
 import { runAction } from '../../scripts/run-action.mjs'
 import type { RunOptions, RunResult } from '../../scripts/run-action.mjs'
-import { execInMachine, startMachine, stopMachine } from '../../scripts/runner-machine.mjs'
+import {
+  execInMachine,
+  machineArgv,
+  machineEnv,
+  startMachine,
+  stopMachine
+} from '../../scripts/runner-machine.mjs'
 import type { Machine, MachineShape } from '../../scripts/runner-machine.mjs'
 
 export const registry = (): string => {
@@ -53,6 +62,39 @@ export function inMachine(
     throw new Error(`${command.join(' ')} exited ${result.exitCode}: ${result.stderr}`)
   }
   return result.stdout
+}
+
+/**
+ * inMachine without blocking this process: for commands that talk to a server the test runs
+ * in this process (a flake input's, a cache service).
+ */
+export async function inMachineAsync(
+  machine: Machine,
+  command: string[],
+  options: { cwd?: string } = {}
+): Promise<string> {
+  const [program = '', ...args] = machineArgv(machine, options.cwd ?? process.cwd(), command)
+  const { stdout } = await promisify(execFile)(program, args, {
+    env: { ...process.env, ...machineEnv(machine) },
+    maxBuffer: 256 * 1024 * 1024
+  })
+  return stdout
+}
+
+const lines = (text: string): string[] => text.split('\n').filter(Boolean)
+
+/** The machine's store, asked through its own Nix as its user (a daemon store: the daemon). */
+export const store = {
+  closure: (machine: Machine, drvPath: string): string[] =>
+    lines(inMachine(machine, ['nix-store', '-qR', '--include-outputs', drvPath])),
+  invalid: (machine: Machine, paths: string[]): string[] =>
+    lines(inMachine(machine, ['nix-store', '--check-validity', '--print-invalid', ...paths])),
+  delete: (machine: Machine, paths: string[]): void => {
+    inMachine(machine, ['nix-store', '--delete', ...paths])
+  },
+  /** Where a store path of the machine is on this machine's disk. */
+  hostPath: (machine: Machine, storePath: string): string =>
+    join(machine.nixDir, storePath.replace(/^\/nix\//, ''))
 }
 
 /** Run the bundled action (main, then post) with these inputs, on the default machine. */

@@ -9,20 +9,21 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals'
 import { execFileSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
-import { appendFile, cp, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { appendFile, cp, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { runAction } from '../../scripts/run-action.mjs'
 import type { RunResult } from '../../scripts/run-action.mjs'
+import { giveToRunner, userTempDir } from '../../scripts/runner-machine.mjs'
+import type { Machine } from '../../scripts/runner-machine.mjs'
 import { startCacheServer } from '../../scripts/cache-server.mjs'
 import type { CacheServer } from '../../scripts/cache-server.mjs'
 import { startCacheServerV2 } from '../../scripts/cache-server-v2.mjs'
 import type { CacheServerV2 } from '../../scripts/cache-server-v2.mjs'
+import { action as runAction, freshMachine, store } from './action.js'
 
 const fixtureDir = join(process.cwd(), '__tests__/e2e/flakes/cache-image')
 const benchFixtureDir = join(process.cwd(), '__tests__/e2e/flakes/cache-bench')
 const BUILD_STEPS = ['cache-test-payload', 'cache-test-layout', 'cache-test-image.tar']
 const tempDirs: string[] = []
-const ownedPaths = new Set<string>()
 const TOKEN = 'nca-test-token'
 /** What the tests need of either protocol's server. */
 interface CacheService {
@@ -45,8 +46,9 @@ interface Fixture {
   counterFile: string
 }
 
+/** A flake of the runner's own (as its checkout is), with a counter file outside it. */
 async function makeFixture(): Promise<Fixture> {
-  const root = await mkdtemp('/tmp/nca-cache-e2e-')
+  const root = userTempDir('nca-cache-e2e-')
   tempDirs.push(root)
   const dir = join(root, 'flake')
   await cp(fixtureDir, dir, { recursive: true })
@@ -54,6 +56,7 @@ async function makeFixture(): Promise<Fixture> {
   const counterFile = join(root, 'builds')
   await writeFile(join(dir, 'salt'), randomUUID())
   await writeFile(join(dir, 'counter'), counterFile)
+  giveToRunner(root)
   return { dir, ref: `path:${dir}`, counterFile }
 }
 
@@ -64,30 +67,34 @@ function builds(fixture: Fixture): string[] {
 
 /** The benchmark's flake: `blobs` paths of 50 MB of random data, and the image naming them. */
 async function makeBenchFixture(blobs: number): Promise<Fixture> {
-  const root = await mkdtemp('/tmp/nca-cache-e2e-')
+  const root = userTempDir('nca-cache-e2e-')
   tempDirs.push(root)
   const dir = join(root, 'flake')
   await cp(benchFixtureDir, dir, { recursive: true })
   await writeFile(join(dir, 'salt'), randomUUID())
   await writeFile(join(dir, 'blobs'), String(blobs))
+  giveToRunner(root)
   return { dir, ref: `path:${dir}`, counterFile: join(root, 'no-counter') }
 }
 
+/** A run and the machine it ran on. */
+type Run = RunResult & { machine: Machine }
+
+/**
+ * One job: the bundled action as the runner user, by default on a fresh runner (a machine of
+ * its own: an empty store, no caches under HOME), with a single-user store the runner owns.
+ */
 async function action(
   fixture: Fixture,
   service: CacheService = server,
-  watch: string[] = []
-): Promise<RunResult> {
-  const result = await runAction({
-    inputs: { flake: fixture.ref, load: 'false', push: 'false' },
-    env: service.env(TOKEN),
-    timeoutMs: 240_000,
-    watch
-  })
-  tempDirs.push(result.tempDir)
-  const drv = result.state['built-drv-path']
-  if (drv) for (const path of closure(drv)) ownedPaths.add(path)
-  return result
+  options: { watch?: string[]; machine?: Machine } = {}
+): Promise<Run> {
+  const machine = options.machine ?? freshMachine()
+  const result = await runAction(
+    { flake: fixture.ref, load: 'false', push: 'false' },
+    { env: service.env(TOKEN), watch: options.watch ?? [], machine }
+  )
+  return { ...result, machine }
 }
 
 function log(result: RunResult): string {
@@ -107,25 +114,8 @@ function expectGreen(result: RunResult): void {
   })
 }
 
-function closure(drvPath: string): string[] {
-  return execFileSync('nix-store', ['-qR', '--include-outputs', drvPath], { encoding: 'utf8' })
-    .split('\n')
-    .filter(Boolean)
-}
-
-function invalid(paths: string[]): string[] {
-  return execFileSync('nix-store', ['--check-validity', '--print-invalid', ...paths], {
-    encoding: 'utf8'
-  })
-    .split('\n')
-    .filter(Boolean)
-}
-
-/** Delete this test's own paths, as a fresh runner would not have them. */
-function deleteFromStore(paths: string[]): void {
-  execFileSync('nix-store', ['--delete', ...paths], { stdio: 'pipe' })
-  expect(invalid(paths)).toEqual(paths)
-}
+const closure = (run: Run): string[] =>
+  store.closure(run.machine, run.state['built-drv-path'] ?? '')
 
 beforeAll(async () => {
   server = await startCacheServer({ token: TOKEN })
@@ -133,8 +123,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await server.close()
-  const paths = [...ownedPaths].filter(p => invalid([p]).length === 0)
-  if (paths.length > 0) execFileSync('nix-store', ['--delete', ...paths], { stdio: 'pipe' })
   await Promise.all(tempDirs.map(dir => rm(dir, { recursive: true, force: true })))
 })
 
@@ -166,14 +154,13 @@ describe.each(['v1', 'v2'] as const)('cache service %s', version => {
     expect(run1.summary).toMatch(/\| Store cache save \| ✅ saved \| saved /)
 
     // What is cached is exactly the build closure: three derivations and their outputs.
-    const drv = run1.state['built-drv-path'] ?? ''
-    const paths = closure(drv)
+    const paths = closure(run1)
     expect(paths).toHaveLength(6)
     expect(paths.filter(p => p.endsWith('.drv'))).toHaveLength(3)
 
-    // Run 2, on a store without those paths: an exact hit, and nothing is built.
-    deleteFromStore(paths)
+    // Run 2, on a fresh runner: an exact hit, and nothing is built.
     const run2 = await action(fixture, service)
+    expect(store.invalid(run2.machine, paths)).toEqual([])
     expectGreen(run2)
     expect(run2.outputs).toMatchObject({
       'cache-hit': 'true',
@@ -182,8 +169,9 @@ describe.each(['v1', 'v2'] as const)('cache service %s', version => {
       'store-path': run1.outputs['store-path']
     })
     expect(builds(fixture)).toEqual(BUILD_STEPS)
-    expect(invalid(paths)).toEqual([])
     expect(run2.main.stdout).toContain('Importing 6 of 6 paths')
+    // The fast path (extract, check, rename, load-db) on the store the runner owns.
+    expect(run2.main.stdout).not.toContain('Paths will be imported through nix copy')
     expect(run2.post?.stdout).toContain(
       `Store cache save: skipped (exact hit on the primary key ${key}`
     )
@@ -194,7 +182,6 @@ describe.each(['v1', 'v2'] as const)('cache service %s', version => {
     // Run 3: an edit that leaves the image as it was. A new primary key, a restore-key hit,
     // nothing built, nothing saved.
     await appendFile(join(fixture.dir, 'flake.nix'), '# an edit that changes no derivation\n')
-    deleteFromStore(paths)
     const run3 = await action(fixture, service)
     expectGreen(run3)
     expect(run3.outputs['cache-key']).not.toBe(key)
@@ -249,8 +236,6 @@ test('a corrupt archive is discarded with a warning, never half-imported', async
   tarball.write('X', at + 'payload-line-'.length)
   server.replaceArchive(key, execFileSync('zstd', ['-c'], { input: tarball, maxBuffer: 1 << 28 }))
 
-  const paths = closure(run1.state['built-drv-path'] ?? '')
-  deleteFromStore(paths)
   const run2 = await action(fixture)
   expectGreen(run2)
   expect(run2.main.stdout).toMatch(
@@ -289,13 +274,12 @@ describe('cache service v2 only', () => {
     expect(blocks.reduce((a, b) => a + b, 0)).toBe(entry.size)
     expect(v2.blobRequests.filter(r => r.comp === 'blocklist')).toHaveLength(1)
 
-    const paths = closure(run1.state['built-drv-path'] ?? '')
-    deleteFromStore(paths)
+    const paths = closure(run1)
     const sent = v2.blobRequests.length
     const run2 = await action(fixture, v2)
     expectGreen(run2)
     expect(run2.outputs['cache-hit']).toBe('true')
-    expect(invalid(paths)).toEqual([])
+    expect(store.invalid(run2.machine, paths)).toEqual([])
     expect(run2.main.stdout).not.toMatch(/building '/)
     // The download took GitHub's path: the Azure SDK (ranged GETs), never plain HTTP.
     const download = v2.blobRequests.slice(sent)
@@ -307,5 +291,33 @@ describe('cache service v2 only', () => {
       'FinalizeCacheEntryUpload',
       'GetCacheEntryDownloadURL'
     ])
+  })
+})
+
+// The other ways Nix is there before the step: a root-owned store behind nix-daemon
+// (cachix/install-nix-action, Determinate; the restore goes through `nix copy`), and root's own
+// store on a self-hosted runner (the fast path, as root).
+describe.each([
+  { shape: 'daemon' as const, what: 'a daemon store (the runner trusted)', how: 'through Nix' },
+  { shape: 'root' as const, what: 'a self-hosted runner as root', how: 'directly' }
+])('$shape: $what', ({ shape, how }) => {
+  test(`run 1 saves; run 2 on a fresh runner restores ${how} and builds nothing`, async () => {
+    const fixture = await makeFixture()
+    const run1 = await action(fixture, server, { machine: freshMachine(shape) })
+    expectGreen(run1)
+    const key = run1.outputs['cache-key'] ?? ''
+    expect(run1.post?.stdout).toContain(`Store cache save: saved ${key}: 6 paths (6 new)`)
+    const paths = closure(run1)
+
+    const run2 = await action(fixture, server, { machine: freshMachine(shape) })
+    expectGreen(run2)
+    expect(run2.outputs).toMatchObject({ 'cache-hit': 'true', 'cache-restored-key': key })
+    expect(builds(fixture)).toEqual(BUILD_STEPS)
+    expect(store.invalid(run2.machine, paths)).toEqual([])
+    expect(run2.main.stdout).toContain('Importing 6 of 6 paths')
+    const throughNix =
+      'Paths will be imported through nix copy: the store directory is not writable'
+    if (shape === 'daemon') expect(run2.main.stdout).toContain(throughNix)
+    else expect(run2.main.stdout).not.toContain('Paths will be imported through nix copy')
   })
 })

@@ -46583,8 +46583,17 @@ function restoreMethod(facts) {
     }
     return { fast: true };
 }
+/** Writable, or not there yet but creatable: Nix makes the store's directories on first use. */
 async function writable(path) {
-    return (0,promises_namespaceObject.access)(path, promises_namespaceObject.constants.W_OK).then(() => true, () => false);
+    try {
+        await (0,promises_namespaceObject.access)(path, promises_namespaceObject.constants.W_OK);
+        return true;
+    }
+    catch (error) {
+        const parent = (0,external_node_path_.dirname)(path);
+        const missing = error.code === 'ENOENT';
+        return missing && parent !== path ? writable(parent) : false;
+    }
 }
 function storeDirectory() {
     return process.env.NIX_STORE_DIR ?? '/nix/store';
