@@ -6,23 +6,22 @@
 // - paths already valid are left as they are.
 // Each test builds flakes of its own (a fresh salt), so it owns the store paths it deletes.
 import { afterAll, beforeAll, expect, test } from '@jest/globals'
-import { execFile, execFileSync } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs'
-import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:http'
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
-import { promisify } from 'node:util'
-import { runAction } from '../../scripts/run-action.mjs'
 import type { RunResult } from '../../scripts/run-action.mjs'
+import { giveToRunner, userTempDir } from '../../scripts/runner-machine.mjs'
+import type { Machine } from '../../scripts/runner-machine.mjs'
 import { cacheEnv, startCacheServer } from '../../scripts/cache-server.mjs'
 import type { CacheServer } from '../../scripts/cache-server.mjs'
+import { action as runAction, freshMachine, inMachineAsync, store } from './action.js'
 
-const STORE = '/nix/store'
 const tempDirs: string[] = []
-const ownedPaths = new Set<string>()
 let cacheServer: CacheServer
 
 beforeAll(async () => {
@@ -31,38 +30,18 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await cacheServer.close()
-  const valid = [...ownedPaths].filter(p => invalid([p]).length === 0)
-  if (valid.length > 0) execFileSync('nix-store', ['--delete', ...valid], { stdio: 'pipe' })
   await Promise.all(tempDirs.map(dir => rm(dir, { recursive: true, force: true })))
 })
 
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp('/tmp/nca-cache-inputs-')
+/** A directory of the runner's own (its checkout, say). */
+function tempDir(): string {
+  const dir = userTempDir('nca-cache-inputs-')
   tempDirs.push(dir)
   return dir
 }
 
 function lines(text: string): string[] {
   return text.split('\n').filter(Boolean)
-}
-
-function invalid(paths: string[]): string[] {
-  return lines(
-    execFileSync('nix-store', ['--check-validity', '--print-invalid', ...paths], {
-      encoding: 'utf8'
-    })
-  )
-}
-
-function closure(drvPath: string): string[] {
-  return lines(
-    execFileSync('nix-store', ['-qR', '--include-outputs', drvPath], { encoding: 'utf8' })
-  )
-}
-
-function deleteFromStore(paths: string[]): void {
-  execFileSync('nix-store', ['--delete', ...paths], { stdio: 'pipe' })
-  expect(invalid(paths)).toEqual(paths)
 }
 
 function expectGreen(result: RunResult): void {
@@ -73,24 +52,32 @@ function expectGreen(result: RunResult): void {
   })
 }
 
-async function action(ref: string, env: Record<string, string> = {}): Promise<RunResult> {
-  const result = await runAction({
-    inputs: { flake: ref, load: 'false', push: 'false' },
-    env: { ...cacheEnv(cacheServer), ...env },
-    timeoutMs: 240_000
-  })
-  tempDirs.push(result.tempDir)
-  const drv = result.state['built-drv-path']
-  if (drv) for (const path of closure(drv)) ownedPaths.add(path)
-  return result
+/** A run and the machine it ran on. */
+type Run = RunResult & { machine: Machine }
+
+/** One job as the runner user; by default on a fresh runner (a machine of its own). */
+async function action(ref: string, machine: Machine = freshMachine()): Promise<Run> {
+  const result = await runAction(
+    { flake: ref, load: 'false', push: 'false' },
+    { env: cacheEnv(cacheServer), machine }
+  )
+  return { ...result, machine }
 }
 
-/** Staging directories in the store still holding an archive that lists one of `paths`. */
-function stagingLeftovers(paths: string[]): string[] {
-  return readdirSync(STORE)
+const closure = (run: Run): string[] =>
+  store.closure(run.machine, run.state['built-drv-path'] ?? '')
+
+/** Staging directories in a machine's store still holding an archive that lists one of `paths`. */
+function stagingLeftovers(machine: Machine, paths: string[]): string[] {
+  const storeDir = join(machine.nixDir, 'store')
+  return readdirSync(storeDir)
     .filter(name => name.startsWith('.nca-staging-'))
     .filter(name => {
-      const manifest = join(STORE, name, 'nix-container-action-store-v2/nix-container-action.json')
+      const manifest = join(
+        storeDir,
+        name,
+        'nix-container-action-store-v2/nix-container-action.json'
+      )
       const text = existsSync(manifest) ? readFileSync(manifest, 'utf8') : ''
       return paths.some(p => text.includes(p))
     })
@@ -122,7 +109,12 @@ async function serveTarball(tarball: Buffer): Promise<InputServer> {
 }
 
 /** A flake whose image takes a value from its one input, a tarball at `url`; locked. */
-async function flakeWithInput(root: string, url: string, counter: string): Promise<string> {
+async function flakeWithInput(
+  machine: Machine,
+  root: string,
+  url: string,
+  counter: string
+): Promise<string> {
   const dir = join(root, 'flake')
   await mkdir(dir)
   await writeFile(
@@ -156,13 +148,14 @@ async function flakeWithInput(root: string, url: string, counter: string): Promi
 `
   )
   const ref = `path:${dir}`
-  // Not execFileSync: the input's server answers from this process's event loop.
-  await promisify(execFile)('nix', ['flake', 'lock', ref])
+  giveToRunner(root)
+  // Async: the input's server answers from this process's event loop.
+  await inMachineAsync(machine, ['nix', 'flake', 'lock', ref])
   return ref
 }
 
 test('an exact hit needs nothing from the network: the flake input comes from the cache', async () => {
-  const root = await tempDir()
+  const root = tempDir()
   // The input: a flake of its own, with a salt so that its source is this test's alone.
   const dep = join(root, 'dep')
   await mkdir(dep)
@@ -173,43 +166,38 @@ test('an exact hit needs nothing from the network: the flake input comes from th
   const tarball = execFileSync('tar', ['-czf', '-', '-C', root, 'dep'])
   const inputServer = await serveTarball(tarball)
   try {
-    // Nix's caches (fetcher cache, tarball cache, eval cache) in a HOME of this test's own.
-    const home = join(root, 'home')
-    const env = { HOME: home, XDG_CACHE_HOME: join(home, '.cache') }
     const counter = join(root, 'builds')
-    const ref = await flakeWithInput(root, inputServer.url, counter)
+    const machine = freshMachine()
+    const ref = await flakeWithInput(machine, root, inputServer.url, counter)
 
     // Run 1: a miss; the build fetches the input; the post step saves closure + input.
-    const run1 = await action(ref, env)
+    const run1 = await action(ref, machine)
     expectGreen(run1)
     expect(run1.outputs['cache-hit']).toBe('false')
     expect(run1.outputs['cache-key']).toMatch(/\/lock-[0-9a-f]{16}\/source-/)
     expect(inputServer.requests.length).toBeGreaterThan(0)
     const archived = JSON.parse(
-      execFileSync('nix', ['flake', 'archive', '--json', '--dry-run', ref], { encoding: 'utf8' })
+      await inMachineAsync(machine, ['nix', 'flake', 'archive', '--json', '--dry-run', ref])
     ) as { inputs: { dep: { path: string } } }
     const source = archived.inputs.dep.path
-    ownedPaths.add(source)
-    const paths = closure(run1.state['built-drv-path'] ?? '')
+    const paths = closure(run1)
     expect(run1.post?.stdout).toContain(
       `Saving ${paths.length + 1} paths (${paths.length + 1} not in the restored cache)`
     )
 
-    // A fresh runner: none of the paths, not the input's source, no caches; the input's
-    // server down.
-    deleteFromStore([...paths, source])
-    await rm(home, { recursive: true, force: true })
+    // A fresh runner: none of the paths, not the input's source, no Nix caches under HOME;
+    // the input's server down.
     inputServer.failing = true
     inputServer.requests.length = 0
 
-    const run2 = await action(ref, env)
+    const run2 = await action(ref)
     expectGreen(run2)
     expect(run2.outputs['cache-hit']).toBe('true')
     expect(run2.main.stdout).toContain(`Importing ${paths.length + 1} of ${paths.length + 1} paths`)
     expect(inputServer.requests).toEqual([])
     expect(run2.main.stdout).not.toMatch(/building '/)
     expect(await readFile(counter, 'utf8')).toBe('image\n')
-    expect(invalid([...paths, source])).toEqual([])
+    expect(store.invalid(run2.machine, [...paths, source])).toEqual([])
   } finally {
     await new Promise(resolve => inputServer.server.close(resolve))
   }
@@ -226,23 +214,24 @@ interface Built {
   key: string
   paths: string[]
   archive: string
+  machine: Machine
 }
 
 async function buildAndSave(): Promise<Built> {
-  const root = await tempDir()
+  const root = tempDir()
   const dir = join(root, 'flake')
   await cp(fixtureDir, dir, { recursive: true })
   const counter = join(root, 'builds')
   await writeFile(join(dir, 'salt'), randomUUID())
   await writeFile(join(dir, 'counter'), counter)
+  giveToRunner(root)
   const ref = `path:${dir}`
   const run1 = await action(ref)
   expectGreen(run1)
   const key = run1.outputs['cache-key'] ?? ''
   const entry = cacheServer.entries().find(e => e.key === key)
   if (!entry) throw new Error(`no cache entry ${key}`)
-  const paths = closure(run1.state['built-drv-path'] ?? '')
-  return { ref, counter, key, paths, archive: entry.file }
+  return { ref, counter, key, paths: closure(run1), archive: entry.file, machine: run1.machine }
 }
 
 const builds = (built: Built) => lines(readFileSync(built.counter, 'utf8'))
@@ -261,7 +250,6 @@ test('a NAR that differs from its registered hash: the whole archive is discarde
     execFileSync('zstd', ['-c'], { input: tarball, maxBuffer: 1 << 28 })
   )
 
-  deleteFromStore(built.paths)
   const run2 = await action(built.ref)
   expectGreen(run2)
   expect(run2.main.stdout).toMatch(
@@ -270,7 +258,7 @@ test('a NAR that differs from its registered hash: the whole archive is discarde
   expect(run2.outputs['cache-restored-key']).toBe('')
   // Not one path of the archive was kept: every step built again.
   expect(builds(built)).toEqual([...BUILD_STEPS, ...BUILD_STEPS])
-  expect(stagingLeftovers(built.paths)).toEqual([])
+  expect(stagingLeftovers(run2.machine, built.paths)).toEqual([])
 })
 
 test('a truncated archive is a miss with a warning, nothing left of it', async () => {
@@ -278,13 +266,12 @@ test('a truncated archive is a miss with a warning, nothing left of it', async (
   const whole = readFileSync(built.archive)
   cacheServer.replaceArchive(built.key, whole.subarray(0, Math.floor(whole.length / 2)))
 
-  deleteFromStore(built.paths)
   const run2 = await action(built.ref)
   expectGreen(run2)
   expect(run2.main.stdout).toMatch(/::warning::Failed to restore: /)
   expect(run2.outputs['cache-restored-key']).toBe('')
   expect(builds(built)).toEqual([...BUILD_STEPS, ...BUILD_STEPS])
-  expect(stagingLeftovers(built.paths)).toEqual([])
+  expect(stagingLeftovers(run2.machine, built.paths)).toEqual([])
 })
 
 test('paths already valid are left as they are; only the missing ones are moved in', async () => {
@@ -292,17 +279,25 @@ test('paths already valid are left as they are; only the missing ones are moved 
   const image = built.paths.find(p => p.endsWith('-cache-test-image.tar'))
   if (!image) throw new Error('no image path in the closure')
   const kept = built.paths.filter(p => p !== image)
-  const before = kept.map(p => statSync(p, { bigint: true }))
+  const onDisk = (paths: string[]) =>
+    paths.map(p => statSync(store.hostPath(built.machine, p), { bigint: true }))
+  const before = onDisk(kept)
 
-  deleteFromStore([image])
-  const run2 = await action(built.ref)
+  // The same runner, the image's path gone (garbage-collected, say).
+  store.delete(built.machine, [image])
+  expect(store.invalid(built.machine, [image])).toEqual([image])
+  const run2 = await action(built.ref, built.machine)
   expectGreen(run2)
   expect(run2.outputs['cache-hit']).toBe('true')
   expect(run2.main.stdout).toContain(`Importing 1 of ${built.paths.length} paths`)
-  expect(invalid(built.paths)).toEqual([])
+  expect(store.invalid(built.machine, built.paths)).toEqual([])
   // The same inodes, not touched since: nothing was moved over or re-registered.
-  const after = kept.map(p => statSync(p, { bigint: true }))
+  const after = onDisk(kept)
   expect(after.map(s => [s.ino, s.ctimeNs])).toEqual(before.map(s => [s.ino, s.ctimeNs]))
+  // Moved in by its owner, and left as read-only as Nix has it.
+  const moved = statSync(store.hostPath(built.machine, image))
+  expect(moved.mode & 0o222).toBe(0)
+  expect(moved.uid).toBe(built.machine.uid)
   expect(builds(built)).toEqual(BUILD_STEPS)
-  expect(stagingLeftovers(built.paths)).toEqual([])
+  expect(stagingLeftovers(built.machine, built.paths)).toEqual([])
 })

@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals'
 import { execFileSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync, statSync } from 'node:fs'
 import { appendFile, cp, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { RunResult } from '../../scripts/run-action.mjs'
@@ -170,8 +170,14 @@ describe.each(['v1', 'v2'] as const)('cache service %s', version => {
     })
     expect(builds(fixture)).toEqual(BUILD_STEPS)
     expect(run2.main.stdout).toContain('Importing 6 of 6 paths')
-    // The fast path (extract, check, rename, load-db) on the store the runner owns.
+    // The fast path (extract, check, rename, load-db) on the store the runner owns, which leaves
+    // every path (directories too) the runner's and as read-only as Nix has it.
     expect(run2.main.stdout).not.toContain('Paths will be imported through nix copy')
+    const restored = paths.map(p => statSync(store.hostPath(run2.machine, p)))
+    expect(restored.some(stat => stat.isDirectory())).toBe(true)
+    expect(restored.map(stat => [stat.uid, stat.mode & 0o222])).toEqual(
+      paths.map(() => [run2.machine.uid, 0])
+    )
     expect(run2.post?.stdout).toContain(
       `Store cache save: skipped (exact hit on the primary key ${key}`
     )
