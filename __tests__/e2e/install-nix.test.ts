@@ -1,9 +1,9 @@
-// The install-nix stage end to end: the bundled action installs a Nix release tarball (built
-// from this machine's Nix by scripts/make-nix-tarball.sh, served on 127.0.0.1) into an empty
-// /nix, in a private mount namespace where this machine's nix is hidden
-// (scripts/with-private-nix.sh), then builds and pushes with the Nix it installed.
+// The install-nix stage end to end: the bundled action, as the unprivileged runner user on a
+// runner machine with no /nix and no nix (scripts/runner-machine.sh, shape `none`), installs a
+// Nix release tarball (built from this machine's Nix by scripts/make-nix-tarball.sh, served on
+// 127.0.0.1), making /nix through sudo, then builds, pushes and caches with the Nix it installed.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals'
-import { execFileSync, spawn } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import {
   createReadStream,
   existsSync,
@@ -12,12 +12,16 @@ import {
   readFileSync,
   statSync
 } from 'node:fs'
-import { readlink, rm, writeFile } from 'node:fs/promises'
+import { readlink, rm } from 'node:fs/promises'
 import { createServer } from 'node:http'
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { basename, join } from 'node:path'
 import type { RunOptions, RunResult } from '../../scripts/run-action.mjs'
+import { userTempDir } from '../../scripts/runner-machine.mjs'
+import type { Machine } from '../../scripts/runner-machine.mjs'
+import { cacheEnv, startCacheServer } from '../../scripts/cache-server.mjs'
+import { action, freshMachine, inMachine } from './action.js'
 import { getManifest } from './registry.js'
 
 const repoRoot = process.cwd()
@@ -81,7 +85,7 @@ afterAll(async () => {
 
 const tarballUrl = (): string => `${baseUrl}/${basename(tarball)}`
 
-// --- running the action with a private /nix ------------------------------------------------
+// --- running the action on a runner machine without Nix ---------------------------------------
 
 interface PrivateRun {
   result: RunResult
@@ -89,64 +93,47 @@ interface PrivateRun {
   log: string
 }
 
-/**
- * runAction inside scripts/with-private-nix.sh: /nix is `nixDir`, this machine's nix is hidden.
- * HOME is a temp dir, so nix-env's ~/.nix-defexpr and Nix's caches stay out of root's home.
- */
-async function runWithPrivateNix(
-  nixDir: string,
+/** The bundled action as the runner user on `machine` (shape `none` unless it says otherwise). */
+async function runOn(
+  machine: Machine,
   inputs: Record<string, string>,
   options: Partial<RunOptions> = {}
 ): Promise<PrivateRun> {
-  const dir = tempDir('nca-private-run-')
-  const optionsFile = join(dir, 'options.json')
-  const resultFile = join(dir, 'result.json')
-  const runOptions: RunOptions = {
-    inputs: { 'install-url': tarballUrl(), 'nix-version': version, ...inputs },
-    timeoutMs: 240_000,
-    cwd: repoRoot,
-    ...options,
-    env: {
-      HOME: join(dir, 'home'),
-      // This machine's Nix was built with /usr/libexec/nix/build-remote as its build hook,
-      // which is hidden here: use the copy inside the installed Nix.
-      NIX_CONFIG: `${process.env.NIX_CONFIG ?? ''}\nbuild-hook = ${PROFILE_BIN}/../libexec/nix/build-remote`,
-      ...options.env
+  const result = await action(
+    { 'install-url': tarballUrl(), 'nix-version': version, ...inputs },
+    {
+      cwd: repoRoot,
+      ...options,
+      machine,
+      env: {
+        // This machine's Nix was built with /usr/libexec/nix/build-remote as its build hook,
+        // which the machine has not: use the copy inside the installed Nix.
+        NIX_CONFIG: `${process.env.NIX_CONFIG ?? ''}\nbuild-hook = ${PROFILE_BIN}/../libexec/nix/build-remote`,
+        ...options.env
+      }
     }
-  }
-  await writeFile(optionsFile, JSON.stringify(runOptions))
-  const script = join(repoRoot, 'scripts', 'with-private-nix.sh')
-  const runner = join(repoRoot, 'scripts', 'run-action-json.mjs')
-  const stderr = await new Promise<string>((resolve, reject) => {
-    const child = spawn(script, [nixDir, process.execPath, runner, optionsFile, resultFile], {
-      stdio: ['ignore', 'ignore', 'pipe']
-    })
-    let text = ''
-    child.stderr.on('data', (chunk: Buffer) => (text += chunk.toString()))
-    child.on('error', reject)
-    child.on('close', code =>
-      code === 0 ? resolve(text) : reject(new Error(`with-private-nix exited ${code}: ${text}`))
-    )
-  })
-  const result = JSON.parse(readFileSync(resultFile, 'utf8')) as RunResult
-  temps.push(result.tempDir)
-  return { result, log: `${result.main.stdout}\n${result.main.stderr}\n${stderr}` }
+  )
+  const log = [result.main.stdout, result.main.stderr, result.post?.stdout ?? ''].join('\n')
+  return { result, log }
 }
 
-/** Everything under a private /nix, as paths relative to it. */
+/** Everything under a machine's /nix, as paths relative to it. */
 function nixContents(nixDir: string): string[] {
   return readdirSync(nixDir, { recursive: true }).map(String).sort()
 }
 
 // --- tests -------------------------------------------------------------------------------
 
-describe('into an empty /nix', () => {
+describe('on a runner without /nix', () => {
+  let machine: Machine
   let nixDir = ''
   let first: PrivateRun
 
   beforeAll(async () => {
-    nixDir = tempDir('nca-nix-')
-    first = await runWithPrivateNix(nixDir, {
+    machine = freshMachine('none')
+    nixDir = machine.nixDir
+    expect(existsSync(nixDir)).toBe(false)
+    first = await runOn(machine, {
       flake: './examples/hello',
       registry: registry(),
       image: 'e2e/installed-nix',
@@ -186,6 +173,17 @@ describe('into an empty /nix', () => {
     expect(result.paths).toContain(PROFILE_BIN)
   })
 
+  test('/nix, made through sudo, is owned by the runner; the store paths it placed are read-only', () => {
+    expect(first.result.main.stdout).toContain('Creating /nix with sudo, owned by this user')
+    expect(statSync(nixDir).uid).toBe(machine.uid)
+    const nixPath = readdirSync(join(nixDir, 'store')).find(name =>
+      name.endsWith(`-nix-${version}`)
+    )
+    const placed = statSync(join(nixDir, 'store', nixPath ?? 'missing'))
+    expect(placed.isDirectory()).toBe(true)
+    expect([placed.uid, placed.mode & 0o222]).toEqual([machine.uid, 0])
+  })
+
   test('writes the job nix.conf with the token, masked, and never prints it', () => {
     const { result } = first
     const file = join(result.tempDir, 'runner-temp', 'nix-container-action', 'nix.conf')
@@ -205,10 +203,10 @@ describe('into an empty /nix', () => {
   test('a later step finds the installed Nix on PATH and does not reinstall', async () => {
     const before = nixContents(nixDir)
     const downloads = requests.length
-    const { result, log } = await runWithPrivateNix(
-      nixDir,
+    const { result, log } = await runOn(
+      machine,
       { build: 'false', push: 'false' },
-      { env: { PATH: `${[...first.result.paths].reverse().join(':')}:${process.env.PATH}` } }
+      { env: { PATH: `${[...first.result.paths].reverse().join(':')}:/usr/bin:/bin` } }
     )
     expect({ exit: result.main.exitCode, log }).toMatchObject({ exit: 0 })
     expect(result.outputs['nix-installed']).toBe('false')
@@ -221,7 +219,7 @@ describe('into an empty /nix', () => {
   })
 
   test('a job without it on PATH adopts the Nix in the default profile', async () => {
-    const { result, log } = await runWithPrivateNix(nixDir, { build: 'false', push: 'false' })
+    const { result, log } = await runOn(machine, { build: 'false', push: 'false' })
     expect({ exit: result.main.exitCode, log }).toMatchObject({ exit: 0 })
     expect(result.outputs['nix-installed']).toBe('false')
     expect(result.summary).toContain('(adopted)')
@@ -229,7 +227,7 @@ describe('into an empty /nix', () => {
   })
 })
 
-describe('refused downloads leave /nix untouched', () => {
+describe('refused downloads leave no /nix', () => {
   test.each([
     [
       'a .sha256 that does not match',
@@ -258,16 +256,12 @@ describe('refused downloads leave /nix untouched', () => {
   ])('%s', async (_name, arrange, inputs, message) => {
     arrange()
     try {
-      const nixDir = tempDir('nca-nix-refused-')
-      const { result } = await runWithPrivateNix(nixDir, {
-        build: 'false',
-        push: 'false',
-        ...inputs()
-      })
+      const machine = freshMachine('none')
+      const { result } = await runOn(machine, { build: 'false', push: 'false', ...inputs() })
       expect(result.main.exitCode).toBe(1)
       expect(result.main.stdout).toMatch(message)
       expect(result.outputs['nix-installed']).toBeUndefined()
-      expect(nixContents(nixDir)).toEqual([])
+      expect(existsSync(machine.nixDir)).toBe(false)
       expect(readdirSync(join(result.tempDir, 'tool-cache'))).toEqual([])
     } finally {
       overrides.clear()
@@ -276,28 +270,29 @@ describe('refused downloads leave /nix untouched', () => {
 })
 
 test('install-nix: false without a Nix fails with how to fix it', async () => {
-  const nixDir = tempDir('nca-nix-none-')
-  const { result } = await runWithPrivateNix(nixDir, {
+  const machine = freshMachine('none')
+  const { result } = await runOn(machine, {
     'install-nix': 'false',
     build: 'false',
     push: 'false'
   })
   expect(result.main.exitCode).toBe(1)
   expect(result.main.stdout).toMatch(/::error::Nix is not installed and install-nix is false: set/)
-  expect(nixContents(nixDir)).toEqual([])
+  expect(existsSync(machine.nixDir)).toBe(false)
 })
 
 test('a second job on the same runner installs from the tool cache, without downloading', async () => {
-  const toolCache = tempDir('nca-tool-cache-')
-  const cold = await runWithPrivateNix(
-    tempDir('nca-nix-cold-'),
+  const toolCache = userTempDir('nca-tool-cache-')
+  temps.push(toolCache)
+  const cold = await runOn(
+    freshMachine('none'),
     { build: 'false', push: 'false' },
     { env: { RUNNER_TOOL_CACHE: toolCache } }
   )
   expect({ exit: cold.result.main.exitCode, log: cold.log }).toMatchObject({ exit: 0 })
   const downloads = requests.length
-  const warm = await runWithPrivateNix(
-    tempDir('nca-nix-warm-'),
+  const warm = await runOn(
+    freshMachine('none'),
     { build: 'false', push: 'false' },
     { env: { RUNNER_TOOL_CACHE: toolCache } }
   )
@@ -306,4 +301,33 @@ test('a second job on the same runner installs from the tool cache, without down
   expect(warm.result.main.stdout).toContain(`Nix ${version} (`)
   expect(warm.result.main.stdout).toMatch(/is in the tool cache: /)
   expect(requests.length).toBe(downloads)
+})
+
+test('the store cache on runners where the action installs Nix: run 2 restores and builds nothing', async () => {
+  const cache = await startCacheServer()
+  try {
+    const inputs = { flake: './examples/hello', push: 'false', load: 'false' }
+    const env = cacheEnv(cache)
+    const run1 = await runOn(freshMachine('none'), inputs, { env })
+    expect({
+      exit: [run1.result.main.exitCode, run1.result.post?.exitCode],
+      log: run1.log
+    }).toMatchObject({
+      exit: [0, 0]
+    })
+    const key = run1.result.outputs['cache-key'] ?? ''
+    expect(run1.result.post?.stdout).toContain(`Store cache save: saved ${key}`)
+
+    const machine = freshMachine('none')
+    const run2 = await runOn(machine, inputs, { env })
+    expect({ exit: run2.result.main.exitCode, log: run2.log }).toMatchObject({ exit: 0 })
+    expect(run2.result.outputs).toMatchObject({ 'nix-installed': 'true', 'cache-hit': 'true' })
+    // The fast path, on the store this run's install gave the runner.
+    expect(run2.result.main.stdout).not.toContain('Paths will be imported through nix copy')
+    expect(run2.result.main.stdout).not.toMatch(/building '/)
+    const storePath = run2.result.outputs['store-path'] ?? ''
+    expect(inMachine(machine, [`${PROFILE_BIN}/nix-store`, '--check-validity', storePath])).toBe('')
+  } finally {
+    await cache.close()
+  }
 })
