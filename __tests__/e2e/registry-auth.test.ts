@@ -1,18 +1,19 @@
 // Login, logout and secrets, through the bundled action against a registry with htpasswd auth.
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals'
+// Each test is a job on a fresh runner machine, as the runner user, whose own Docker config is
+// ~/.docker (no DOCKER_CONFIG), as on GitHub's runners.
+import { beforeAll, describe, expect, test } from '@jest/globals'
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { runAction } from '../../scripts/run-action.mjs'
 import type { RunOptions, RunResult } from '../../scripts/run-action.mjs'
+import type { Machine } from '../../scripts/runner-machine.mjs'
+import { action as runAction, freshMachine, inMachine } from './action.js'
 import { getManifest } from './registry.js'
 
 const USER = 'pusher'
 const PASSWORD = 'S3cret-pushing-Pa55'
 const TOKEN = 'ghs_TestTokenNeverPrinted0123456789'
 const example = './examples/hello'
-const tempDirs: string[] = []
 let authRegistry = ''
 
 beforeAll(() => {
@@ -27,22 +28,16 @@ beforeAll(() => {
   ).trim()
 })
 
-afterAll(() => {
-  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true })
-})
-
-/** A Docker config directory standing for the user's own (~/.docker). */
-function userDockerConfig(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'nca-user-docker-'))
-  tempDirs.push(dir)
-  return dir
+/** A fresh runner and where its user's own Docker config (~/.docker) is, seen from here. */
+function freshRunner(): { machine: Machine; dockerConfig: string } {
+  const machine = freshMachine()
+  return { machine, dockerConfig: `/proc/${machine.pid}/root${machine.home}/.docker` }
 }
 
-function dockerLoginAsUser(dockerConfig: string): void {
-  execFileSync('docker', ['login', '--username', USER, '--password-stdin', authRegistry], {
-    input: PASSWORD,
-    env: { ...process.env, DOCKER_CONFIG: dockerConfig },
-    stdio: ['pipe', 'ignore', 'pipe']
+/** An earlier step's `docker login` (docker/login-action), as the runner. */
+function dockerLoginAsUser(machine: Machine): void {
+  inMachine(machine, ['docker', 'login', '--username', USER, '--password-stdin', authRegistry], {
+    input: PASSWORD
   })
 }
 
@@ -52,15 +47,11 @@ function authsIn(dockerConfig: string): string[] {
   return Object.keys((JSON.parse(readFileSync(file, 'utf8')) as { auths?: object }).auths ?? {})
 }
 
-async function action(inputs: RunOptions['inputs'], dockerConfig: string): Promise<RunResult> {
-  const result = await runAction({
-    inputs: { flake: example, registry: authRegistry, 'github-token': TOKEN, ...inputs },
-    env: { DOCKER_CONFIG: dockerConfig },
-    watch: ['docker', 'skopeo', 'nix'],
-    timeoutMs: 240_000
-  })
-  tempDirs.push(result.tempDir)
-  return result
+async function action(inputs: RunOptions['inputs'], machine: Machine): Promise<RunResult> {
+  return runAction(
+    { flake: example, registry: authRegistry, 'github-token': TOKEN, ...inputs },
+    { watch: ['docker', 'skopeo', 'nix'], machine }
+  )
 }
 
 function log(result: RunResult): string {
@@ -87,7 +78,7 @@ function everythingVisible(result: RunResult): string {
 
 describe.each(['docker', 'skopeo'])('push-tool %s', tool => {
   test('a wrong password fails at once with a clear message, and no retry storm', async () => {
-    const dockerConfig = userDockerConfig()
+    const { machine, dockerConfig } = freshRunner()
     const started = Date.now()
     const result = await action(
       {
@@ -96,7 +87,7 @@ describe.each(['docker', 'skopeo'])('push-tool %s', tool => {
         password: 'not-the-password',
         'push-tool': tool
       },
-      dockerConfig
+      machine
     )
     expect(result.main.exitCode).toBe(1)
     expect(result.main.stdout).toContain(
@@ -115,11 +106,11 @@ describe.each(['docker', 'skopeo'])('push-tool %s', tool => {
   })
 
   test('the right password pushes; no secret anywhere; post logs out and leaves no credentials', async () => {
-    const dockerConfig = userDockerConfig()
+    const { machine, dockerConfig } = freshRunner()
     const image = `auth/right-${tool}`
     const result = await action(
       { image, tags: 'v1,v2', username: USER, password: PASSWORD, 'push-tool': tool },
-      dockerConfig
+      machine
     )
     expect({ exit: result.main.exitCode, log: log(result) }).toMatchObject({ exit: 0 })
     const manifest = await getManifest(authRegistry, image, 'v2', {
@@ -143,11 +134,11 @@ describe.each(['docker', 'skopeo'])('push-tool %s', tool => {
   })
 
   test('a login made before the action is used, and kept', async () => {
-    const dockerConfig = userDockerConfig()
-    dockerLoginAsUser(dockerConfig)
+    const { machine, dockerConfig } = freshRunner()
+    dockerLoginAsUser(machine)
     const before = readFileSync(join(dockerConfig, 'config.json'), 'utf8')
     const image = `auth/earlier-${tool}`
-    const result = await action({ image, 'push-tool': tool }, dockerConfig)
+    const result = await action({ image, 'push-tool': tool }, machine)
     expect({ exit: result.main.exitCode, log: log(result) }).toMatchObject({ exit: 0 })
     expect(result.main.stdout).toContain(
       'No credentials given: using the logins already in the Docker config'
@@ -162,12 +153,12 @@ describe.each(['docker', 'skopeo'])('push-tool %s', tool => {
   })
 
   test('credentials given with an earlier login: the earlier one is still there afterwards', async () => {
-    const dockerConfig = userDockerConfig()
-    dockerLoginAsUser(dockerConfig)
+    const { machine, dockerConfig } = freshRunner()
+    dockerLoginAsUser(machine)
     const before = readFileSync(join(dockerConfig, 'config.json'), 'utf8')
     const result = await action(
       { image: `auth/both-${tool}`, username: USER, password: PASSWORD, 'push-tool': tool },
-      dockerConfig
+      machine
     )
     expect({ exit: result.main.exitCode, log: log(result) }).toMatchObject({ exit: 0 })
     expect(readFileSync(join(dockerConfig, 'config.json'), 'utf8')).toBe(before)
@@ -175,7 +166,7 @@ describe.each(['docker', 'skopeo'])('push-tool %s', tool => {
 })
 
 test('a failed push still logs out in the post step', async () => {
-  const dockerConfig = userDockerConfig()
+  const { machine, dockerConfig } = freshRunner()
   // Logged in to the auth registry, but a second ref points at a registry that is not there.
   const result = await action(
     {
@@ -185,7 +176,7 @@ test('a failed push still logs out in the post step', async () => {
       password: PASSWORD,
       retries: '1'
     },
-    dockerConfig
+    machine
   )
   expect(result.main.exitCode).toBe(1)
   expect(result.main.stdout).toContain(

@@ -6,20 +6,15 @@ import { afterAll, describe, expect, test } from '@jest/globals'
 import { Spec1dot6 } from '@cyclonedx/cyclonedx-library/Spec'
 import { JsonStrictValidator } from '@cyclonedx/cyclonedx-library/Validation'
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs'
+import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { runAction } from '../../scripts/run-action.mjs'
 import type { RunOptions, RunResult } from '../../scripts/run-action.mjs'
+import { userTempDir } from '../../scripts/runner-machine.mjs'
 import { narHashToHex } from '../../src/sbom/nar-hash.js'
 import { parseDrvName } from '../../src/sbom/drv-name.js'
+import { action as runAction, defaultMachine, inMachine, registry, store } from './action.js'
 
-const registry = (): string => {
-  const value = process.env.REGISTRY
-  if (!value) throw new Error('REGISTRY is not set: the e2e global setup did not run')
-  return value
-}
 const example = './examples/hello'
 const tempDirs: string[] = []
 
@@ -28,18 +23,19 @@ afterAll(async () => {
 })
 
 async function action(inputs: RunOptions['inputs']): Promise<RunResult> {
-  const result = await runAction({ inputs, timeoutMs: 240_000 })
-  tempDirs.push(result.tempDir)
+  const result = await runAction(inputs)
   expect({ exit: result.main.exitCode, log: result.main.stdout }).toMatchObject({ exit: 0 })
   return result
 }
 
-function nix(args: string[], input?: string): string {
-  return execFileSync('nix', ['--extra-experimental-features', 'nix-command', ...args], {
-    encoding: 'utf8',
-    input,
-    maxBuffer: 64 * 1024 * 1024
-  })
+/** Nix on the runner machine the action ran on, as the runner. */
+function nix(args: string[]): string {
+  return inMachine(defaultMachine(), [
+    'nix',
+    '--extra-experimental-features',
+    'nix-command',
+    ...args
+  ])
 }
 
 function tarList(file: string): string[] {
@@ -50,12 +46,13 @@ function tarList(file: string): string[] {
 
 /** The layer tar files of a build output, unpacked with the system's tools. */
 function layerFiles(storePath: string): string[] {
-  const dir = mkdtempSync(join(tmpdir(), 'nca-sbom-truth-'))
+  const dir = userTempDir('nca-sbom-truth-')
   tempDirs.push(dir)
-  if (statSync(storePath).isDirectory()) {
+  const onDisk = store.hostPath(defaultMachine(), storePath)
+  if (statSync(onDisk).isDirectory()) {
     // OCI layout: index.json -> manifest -> layers, all blobs.
-    const blob = (digest: string): string => join(storePath, 'blobs', ...digest.split(':'))
-    const index = JSON.parse(readFileSync(join(storePath, 'index.json'), 'utf8')) as {
+    const blob = (digest: string): string => join(onDisk, 'blobs', ...digest.split(':'))
+    const index = JSON.parse(readFileSync(join(onDisk, 'index.json'), 'utf8')) as {
       manifests: { digest: string }[]
     }
     const manifest = JSON.parse(readFileSync(blob(index.manifests[0]!.digest), 'utf8')) as {
@@ -63,10 +60,11 @@ function layerFiles(storePath: string): string[] {
     }
     return manifest.layers.map(layer => blob(layer.digest))
   }
-  if (statSync(storePath).mode & 0o111) {
-    execFileSync('sh', ['-c', '"$0" | tar -xf - -C "$1"', storePath, dir])
+  if (statSync(onDisk).mode & 0o111) {
+    // A stream script: it runs where its store is.
+    inMachine(defaultMachine(), ['sh', '-c', '"$0" | tar -xf - -C "$1"', storePath, dir])
   } else {
-    execFileSync('tar', ['-xf', storePath, '-C', dir])
+    execFileSync('tar', ['-xf', onDisk, '-C', dir])
   }
   const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as {
     Layers: string[]
@@ -246,11 +244,12 @@ describe('against Nix 2.8', () => {
     expect(NAMES.map(parseDrvName)).toEqual(expected)
   })
 
-  test('narHashToHex gives what nix hash to-base16 gives, from every encoding', () => {
-    const paths = readdirSync('/nix/store')
-      .filter(name => /^[0-9a-z]{32}-/.test(name))
-      .slice(0, 20)
-      .map(name => `/nix/store/${name}`)
+  test('narHashToHex gives what nix hash to-base16 gives, from every encoding', async () => {
+    // Paths this test built: never whatever else a store holds (a .drv's outputs may be gone).
+    const built = await action({ flake: example, attribute: 'container-layered', push: 'false' })
+    const paths = store
+      .closure(defaultMachine(), built.state['built-drv-path'] ?? '')
+      .filter(path => !path.endsWith('.drv'))
     const infos = JSON.parse(nix(['path-info', '--json', ...paths])) as NixPathInfo[]
     const sri = infos.map(info => info.narHash)
     expect(sri.length).toBeGreaterThan(5)
