@@ -2,16 +2,13 @@
 // file, so that the minute it takes runs beside the other suites. One push tool: with either,
 // the first thing that reaches the registry is the same `skopeo inspect` query.
 import { afterAll, describe, expect, test } from '@jest/globals'
-import { rmSync } from 'node:fs'
-import { runAction } from '../../scripts/run-action.mjs'
+import { action } from './action.js'
 import { startBlackHole } from './fault-proxy.js'
 
-const tempDirs: string[] = []
 const closers: (() => Promise<void>)[] = []
 
 afterAll(async () => {
   await Promise.all(closers.map(close => close()))
-  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true })
 })
 
 describe.each(['docker'])('push-tool %s', tool => {
@@ -19,17 +16,13 @@ describe.each(['docker'])('push-tool %s', tool => {
     const hole = await startBlackHole()
     closers.push(() => hole.close())
     const started = Date.now()
-    const result = await runAction({
-      inputs: {
-        flake: './examples/hello',
-        registry: hole.address,
-        image: 'silent/app',
-        'push-tool': tool,
-        retries: '2'
-      },
-      timeoutMs: 240_000
+    const result = await action({
+      flake: './examples/hello',
+      registry: hole.address,
+      image: 'silent/app',
+      'push-tool': tool,
+      retries: '2'
     })
-    tempDirs.push(result.tempDir)
     const seconds = (Date.now() - started) / 1000
     expect(result.main.exitCode).toBe(1)
     expect(result.main.stdout).toContain(

@@ -1,12 +1,13 @@
 // The bundles run whatever path starts them: self-hosted runners often reach the action
 // through a symlinked work folder, and an entry point that compared paths did nothing there.
+// A self-hosted runner's shape: steps as root, a root-owned /nix without a daemon.
 import { afterAll, expect, test } from '@jest/globals'
 import { mkdtempSync, symlinkSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { runAction } from '../../scripts/run-action.mjs'
+import { action, freshMachine } from './action.js'
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 const linkDir = mkdtempSync(join(tmpdir(), 'nca-link-'))
@@ -19,12 +20,10 @@ afterAll(async () => {
 test('main and post both run when the action is reached through a symlink', async () => {
   const linkedAction = join(linkDir, 'action')
   symlinkSync(repoRoot, linkedAction)
-  const result = await runAction({
-    inputs: { flake: './examples/hello', cache: 'false', load: 'false', push: 'false' },
-    distDir: join(linkedAction, 'dist'),
-    timeoutMs: 240_000
-  })
-  tempDirs.push(result.tempDir)
+  const result = await action(
+    { flake: './examples/hello', cache: 'false', load: 'false', push: 'false' },
+    { distDir: join(linkedAction, 'dist'), machine: freshMachine('root') }
+  )
   expect(result.main.exitCode).toBe(0)
   expect(result.outputs['store-path']).toMatch(/^\/nix\/store\/[a-z0-9]{32}-/)
   expect(result.outputs['image-id']).toMatch(/^sha256:[0-9a-f]{64}$/)

@@ -1,19 +1,16 @@
 // Transient registry faults, through the bundled action: a registry that comes up late, one
 // that answers 503 or 429 (with Retry-After) at first, and one that is gone for good.
 import { afterAll, describe, expect, test } from '@jest/globals'
-import { rmSync } from 'node:fs'
-import { runAction } from '../../scripts/run-action.mjs'
 import type { RunOptions, RunResult } from '../../scripts/run-action.mjs'
+import { action } from './action.js'
 import { freePort, freePortContaining, startFaultProxy } from './fault-proxy.js'
 import type { FaultProxy } from './fault-proxy.js'
 import { getManifest } from './registry.js'
 
-const tempDirs: string[] = []
 const proxies: FaultProxy[] = []
 
 afterAll(async () => {
   await Promise.all(proxies.map(proxy => proxy.close()))
-  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true })
 })
 
 function realRegistry(): string {
@@ -36,17 +33,13 @@ async function push(
   inputs: RunOptions['inputs'] = {}
 ): Promise<{ result: RunResult; seconds: number }> {
   const started = Date.now()
-  const result = await runAction({
-    inputs: {
-      flake: './examples/hello',
-      registry,
-      image: `faults/${tool}`,
-      'push-tool': tool,
-      ...inputs
-    },
-    timeoutMs: 240_000
+  const result = await action({
+    flake: './examples/hello',
+    registry,
+    image: `faults/${tool}`,
+    'push-tool': tool,
+    ...inputs
   })
-  tempDirs.push(result.tempDir)
   return { result, seconds: (Date.now() - started) / 1000 }
 }
 

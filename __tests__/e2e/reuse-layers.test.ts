@@ -1,21 +1,22 @@
 // Push only what changed: the everyday commit that changes the app layer and leaves the base
 // layers alone, through the bundled action with push-tool skopeo, against the real registry
-// behind a proxy that counts the bytes of every blob upload. skopeo runs through
-// scripts/fresh-skopeo, so each run starts with an empty blob-info cache, as on a fresh runner
-// (a warm cache would let skopeo find the base layers by itself and hide what the action does).
+// behind a proxy that counts the bytes of every blob upload. Each push is a job on a fresh
+// runner machine, as the runner user: skopeo's blob-info cache (under the runner's HOME) starts
+// empty, as it does on GitHub (a warm cache would let skopeo find the base layers by itself and
+// hide what the action does).
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { randomUUID } from 'node:crypto'
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { runAction } from '../../scripts/run-action.mjs'
 import type { RunResult } from '../../scripts/run-action.mjs'
+import { giveToRunner, userTempDir } from '../../scripts/runner-machine.mjs'
+import { action, freshMachine } from './action.js'
 import { startFaultProxy, uploadedBlobBytes } from './fault-proxy.js'
 import type { FaultProxy } from './fault-proxy.js'
 
 const fixture = resolve('__tests__/e2e/flakes/app-layers')
-const freshSkopeo = resolve('scripts/fresh-skopeo')
 const tempDirs: string[] = []
 // Asynchronous: the proxy answering these commands lives in this process.
 const exec = async (command: string, args: string[]): Promise<string> =>
@@ -41,7 +42,7 @@ afterAll(async () => {
 
 /** A copy of the fixture whose base layers are this test's own (salted) and app.txt as given. */
 async function flakeCopy(): Promise<{ dir: string; commit: (text: string) => Promise<void> }> {
-  const root = await mkdtemp('/tmp/nca-reuse-e2e-')
+  const root = userTempDir('nca-reuse-e2e-')
   tempDirs.push(root)
   const dir = join(root, 'flake')
   await cp(fixture, dir, { recursive: true })
@@ -50,12 +51,13 @@ async function flakeCopy(): Promise<{ dir: string; commit: (text: string) => Pro
   const salt = randomUUID()
   const text = await readFile(flakeFile, 'utf8')
   await writeFile(flakeFile, text.replace('seq 1 100000', `echo ${salt} && seq 1 100000`))
+  giveToRunner(root)
   return { dir, commit: text => writeFile(join(dir, 'app.txt'), `${text}\n`) }
 }
 
 async function push(dir: string, inputs: Record<string, string>): Promise<RunResult> {
-  const result = await runAction({
-    inputs: {
+  const result = await action(
+    {
       flake: dir,
       registry: proxy.address,
       'push-tool': 'skopeo',
@@ -63,10 +65,8 @@ async function push(dir: string, inputs: Record<string, string>): Promise<RunRes
       cache: 'false',
       ...inputs
     },
-    env: { PATH: `${freshSkopeo}:${process.env.PATH ?? ''}` },
-    timeoutMs: 240_000
-  })
-  tempDirs.push(result.tempDir)
+    { machine: freshMachine() }
+  )
   expect({ exit: result.main.exitCode, log: result.main.stdout }).toMatchObject({ exit: 0 })
   return result
 }
