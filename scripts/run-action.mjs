@@ -13,7 +13,16 @@ import { clearTimeout, setTimeout } from 'node:timers'
 import { fileURLToPath } from 'node:url'
 import { parse as parseYaml } from 'yaml'
 import { isMain } from './is-main.mjs'
-import { FOREIGN_ENV, giveToUser, machineArgv, machineEnv } from './runner-machine.mjs'
+import {
+  FOREIGN_ENV,
+  ensureRunnerUser,
+  giveToUser,
+  machineArgv,
+  machineEnv,
+  removeAsRoot,
+  startMachine,
+  stopMachine
+} from './runner-machine.mjs'
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 
@@ -32,7 +41,8 @@ export async function runAction(o) {
     return await runInTempDir(o, tempDir)
   } catch (error) {
     // Nothing to hand back: the error carries what the caller needs.
-    fs.rmSync(tempDir, { recursive: true, force: true })
+    if (o.machine) removeAsRoot(tempDir)
+    else fs.rmSync(tempDir, { recursive: true, force: true })
     throw error
   }
 }
@@ -47,8 +57,13 @@ async function runInTempDir(o, tempDir) {
   const watchDir = o.watch?.length ? writeWatchers(tempDir, o.watch, dirs.commandLog) : null
   const step = { cwd, timeoutMs: o.timeoutMs, stream: o.stream ?? false, machine: o.machine }
   const mainFiles = stepFiles(tempDir, 'main')
-  // On a machine, the steps run as its user, who owns the run's files as on GitHub's runners.
-  if (o.machine) giveToUser(o.machine, tempDir)
+  const postFiles = (o.runPost ?? true) ? stepFiles(tempDir, 'post') : null
+  // On a machine, the steps run as its user, who owns the run's files as on GitHub's runners;
+  // the caller reads the command files back (secrets below have modes of their own).
+  if (o.machine) {
+    fs.chmodSync(tempDir, 0o755)
+    giveToUser(o.machine, tempDir)
+  }
   const main = await runStep('main', bundle(distDir, 'main'), step, {
     ...base,
     ...inputs,
@@ -63,10 +78,7 @@ async function runInTempDir(o, tempDir) {
   const paths = parsePathFile(pathFile)
 
   let post = null
-  let postFiles = null
-  if (o.runPost ?? true) {
-    postFiles = stepFiles(tempDir, 'post')
-    if (o.machine) giveToUser(o.machine, tempDir)
+  if (postFiles) {
     post = await runStep('post', bundle(distDir, 'post'), step, {
       ...base,
       ...exported,
@@ -542,12 +554,17 @@ name=value is an input. Options:
   --watch a,b       log every run of these commands
   --timeout MS      stop a step that runs longer than this
   --keep            keep the run's temp dir (RUNNER_TEMP, command files)
+  --machine SHAPE   run the steps as GitHub does, as the unprivileged runner user (\`runner\`
+                    when run as root, else this user, through sudo) on a fresh simulated
+                    runner machine whose Nix is SHAPE: none, single-user, daemon or root
+                    (scripts/runner-machine.sh)
 `
 }
 
 function parseArgs(argv) {
   const o = { inputs: {}, stream: true }
   let keep = false
+  let machineShape = null
   const value = (flag, i) => {
     if (i >= argv.length) throw new Error(`${flag} needs a value`)
     return argv[i]
@@ -560,6 +577,7 @@ function parseArgs(argv) {
     else if (arg === '--watch') o.watch = value(arg, ++i).split(',').filter(Boolean)
     else if (arg === '--timeout') o.timeoutMs = Number(value(arg, ++i))
     else if (arg === '--keep') keep = true
+    else if (arg === '--machine') machineShape = value(arg, ++i)
     else if (arg === '-h' || arg === '--help') return { help: true }
     else if (arg.startsWith('-')) throw new Error(`unknown option ${arg}`)
     else {
@@ -568,8 +586,13 @@ function parseArgs(argv) {
       o.inputs[arg.slice(0, eq)] = arg.slice(eq + 1)
     }
   }
-  return { options: o, keep }
+  if (machineShape !== null && !MACHINE_SHAPES.includes(machineShape)) {
+    throw new Error(`--machine is one of ${MACHINE_SHAPES.join(', ')}, got '${machineShape}'`)
+  }
+  return { options: o, keep, machineShape }
 }
+
+const MACHINE_SHAPES = ['none', 'single-user', 'daemon', 'root']
 
 function printOutputs(outputs) {
   process.stdout.write('\nOutputs:\n')
@@ -608,10 +631,24 @@ async function cli(argv) {
       process.exit(130)
     })
   }
-  const result = await runAction(parsed.options)
+  let machine = null
+  if (parsed.machineShape) {
+    const user = ensureRunnerUser()
+    machine = startMachine(parsed.machineShape, user)
+    process.stdout.write(
+      `run-action: a fresh runner machine (Nix: ${parsed.machineShape}); steps run as ${machine.user}\n`
+    )
+  }
+  let result
+  try {
+    result = await runAction({ ...parsed.options, ...(machine ? { machine } : {}) })
+  } finally {
+    if (machine) stopMachine(machine)
+  }
   printOutputs(result.outputs)
   if (parsed.options.watch?.length) printCommands(result.commands)
   if (parsed.keep) process.stdout.write(`\nRun files kept in ${result.tempDir}\n`)
+  else if (machine) removeAsRoot(result.tempDir)
   else fs.rmSync(result.tempDir, { recursive: true, force: true })
   if (result.main.exitCode !== 0) return result.main.exitCode
   return result.post?.exitCode ?? 0

@@ -41,3 +41,4 @@ export function giveToUser(machine: Machine, dir: string): void
 export function userPath(pathValue: string): string
 export function userTempDir(prefix: string, user?: string): string
 export function giveToRunner(dir: string, user?: string): void
+export function removeAsRoot(dir: string): void

@@ -3,7 +3,6 @@
 // the unprivileged user GitHub's runners use. Root (or passwordless sudo) starts them.
 import { execFileSync, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -16,19 +15,29 @@ function asRoot(argv) {
 }
 
 /**
- * The user steps run as: NCA_RUNNER_USER, else `runner` (made by scripts/runner-user.sh) when
- * this process is root, else this process's own user (it has sudo, as `runner` does on GitHub).
+ * The user steps run as: NCA_RUNNER_USER, else `runner`, made by scripts/runner-user.sh as on
+ * GitHub's runners (passwordless sudo, the docker group), whoever starts the tests.
  */
 export function defaultRunnerUser() {
-  if (process.env.NCA_RUNNER_USER) return process.env.NCA_RUNNER_USER
-  return isRoot() ? 'runner' : os.userInfo().username
+  return process.env.NCA_RUNNER_USER || 'runner'
 }
 
 /** Make sure the runner user exists (as on ubuntu-latest); returns its name. */
 export function ensureRunnerUser(user = defaultRunnerUser()) {
-  if (!isRoot() && user === os.userInfo().username) return user
   const userScript = path.join(path.dirname(script), 'runner-user.sh')
   return execFileSync(userScript, [user], { encoding: 'utf8' }).trim()
+}
+
+/** rm -rf of a run's files, which the runner user owns: through sudo when this process is not root. */
+export function removeAsRoot(dir) {
+  const [command, ...args] = asRoot(['rm', '-rf', '--', dir])
+  execFileSync(command, args)
+}
+
+/** chown -R, through sudo when this process is not root. */
+function chownTree(dir, uid, gid) {
+  const [command, ...args] = asRoot(['chown', '-R', `${uid}:${gid}`, dir])
+  execFileSync(command, args)
 }
 
 function passwdEntry(user) {
@@ -120,8 +129,8 @@ export function execInMachine(
 
 /** Give a directory the machine made for its user (RUNNER_TEMP etc.) to that user. */
 export function giveToUser(machine, dir) {
-  if (!isRoot() || machine.uid === 0) return
-  execFileSync('chown', ['-R', `${machine.uid}:${machine.gid}`, dir])
+  if (machine.uid === process.getuid?.()) return
+  chownTree(dir, machine.uid, machine.gid)
 }
 
 /**
@@ -130,16 +139,13 @@ export function giveToUser(machine, dir) {
  */
 export function userTempDir(prefix, user = defaultRunnerUser()) {
   const dir = fs.mkdtempSync(path.join('/tmp', prefix))
-  if (isRoot() && user !== 'root') {
-    const account = passwdEntry(user)
-    fs.chownSync(dir, account.uid, account.gid)
-  }
+  giveToRunner(dir, user)
   return dir
 }
 
 /** Give a tree the tests wrote (as root) to the runner user, as if the runner had written it. */
 export function giveToRunner(dir, user = defaultRunnerUser()) {
-  if (!isRoot() || user === 'root') return
   const account = passwdEntry(user)
-  execFileSync('chown', ['-R', `${account.uid}:${account.gid}`, dir])
+  if (account.uid === process.getuid?.()) return
+  chownTree(dir, account.uid, account.gid)
 }

@@ -6,6 +6,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { actionNode, parseKeyValueText, runAction } from '../../scripts/run-action.mjs'
 import type { RunResult } from '../../scripts/run-action.mjs'
+import { freshMachine } from './action.js'
 
 // An argument no shell quoting or JSON escaping mistake survives.
 const NASTY = 'a "quoted" \\ back\nnew line\ttab\u0001ctl é $HOME `x` \'s'
@@ -53,6 +54,11 @@ console.log('env=' + JSON.stringify({
   cwd: process.cwd(), extra: process.env.EXTRA
 }))
 console.log('node=' + process.version)
+console.log('who=' + JSON.stringify({
+  uid: process.getuid(), home: process.env.HOME, groups: execFileSync('id', ['-Gn'], { encoding: 'utf8' }).trim().split(' '),
+  sudo: execFileSync('sudo', ['-n', 'id', '-u'], { encoding: 'utf8' }).trim(),
+  tempOwner: fs.statSync(process.env.RUNNER_TEMP).uid, nix: fs.existsSync('/nix')
+}))
 execFileSync('printf', ['%s\\n', process.env.INPUT_ARG], { stdio: ['ignore', 'inherit', 'inherit'] })
 if (process.env.INPUT_FAIL === 'true') process.exitCode = 1
 `
@@ -94,6 +100,8 @@ async function run(...args: Parameters<typeof runAction>): Promise<RunResult> {
 
 beforeAll(() => {
   root = fs.mkdtempSync('/tmp/nca-fake-')
+  // A checkout other users may read, as the runner reads the action's files.
+  fs.chmodSync(root, 0o755)
   distDir = path.join(root, 'dist')
   writeFakeAction(root)
 })
@@ -170,6 +178,22 @@ describe('runAction', () => {
     ])
     // The real printf ran behind the wrapper.
     expect(result.main.stdout).toContain(NASTY)
+  })
+})
+
+test('on a runner machine the steps run as the runner: its uid, HOME, docker group, sudo', async () => {
+  const machine = freshMachine('none')
+  const result = await run({ distDir, cwd: root, inputs: { arg: 'x' }, machine })
+  expect({ exit: result.main.exitCode, stderr: result.main.stderr }).toMatchObject({ exit: 0 })
+  const who = JSON.parse(lineValue(result.main.stdout, 'who')) as Record<string, unknown>
+  expect(machine.uid).not.toBe(0)
+  expect(who).toEqual({
+    uid: machine.uid,
+    home: machine.home,
+    groups: expect.arrayContaining(['docker']),
+    sudo: '0',
+    tempOwner: machine.uid,
+    nix: false
   })
 })
 
