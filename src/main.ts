@@ -21,6 +21,7 @@ export async function run(): Promise<void> {
   } catch (error) {
     core.setFailed(errorMessage(error))
   } finally {
+    core.setOutput('tested', String(report.tested))
     await writeSummary(report).catch((error: unknown) => {
       core.warning(`could not write the job summary: ${String(error)}`)
     })
