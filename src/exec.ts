@@ -3,6 +3,7 @@
 import * as actionsExec from '@actions/exec'
 import { spawn } from 'node:child_process'
 import type { Readable } from 'node:stream'
+import { StringDecoder } from 'node:string_decoder'
 import { errorMessage } from './errors.js'
 
 export interface RunOptions {
@@ -19,6 +20,11 @@ export interface RunOptions {
    * registry that accepts connections but never answers must not hang the job.
    */
   timeoutSeconds?: number
+  /**
+   * Called with stdout and stderr text as it comes, in the order it comes: one interleaved
+   * transcript (the tail of a container's output), which the separate captures cannot give.
+   */
+  onOutput?: (text: string) => void
 }
 
 export interface RunResult {
@@ -72,7 +78,8 @@ export async function run(
       env: options.env ? { ...processEnv(), ...options.env } : undefined,
       cwd: options.cwd,
       silent: options.silent ?? false,
-      ignoreReturnCode: true
+      ignoreReturnCode: true,
+      listeners: options.onOutput ? interleaved(options.onOutput) : undefined
     })
   } catch (error) {
     // @actions/exec throws when the program cannot be found or started.
@@ -86,6 +93,15 @@ export async function run(
     throw new CommandError(argv, result.exitCode, stderr)
   }
   return result
+}
+
+/** stdout and stderr listeners feeding one callback, multi-byte characters kept whole. */
+function interleaved(onOutput: (text: string) => void): actionsExec.ExecListeners {
+  const decoders = { stdout: new StringDecoder('utf8'), stderr: new StringDecoder('utf8') }
+  return {
+    stdout: (data: Buffer) => onOutput(decoders.stdout.write(data)),
+    stderr: (data: Buffer) => onOutput(decoders.stderr.write(data))
+  }
 }
 
 /** The current environment without undefined values, as @actions/exec wants it. */

@@ -4,6 +4,7 @@ import * as core from '@actions/core'
 import { parseReference, validateRegistry, validateTag } from './reference.js'
 import type { ParsedReference } from './reference.js'
 import { NIX_VERSION_PATTERN, PINNED_NIX_VERSION } from './nix/release.js'
+import { runnerSystem } from './image/platform.js'
 import { errorMessage } from './errors.js'
 
 export type PushTool = 'docker' | 'skopeo'
@@ -39,6 +40,17 @@ export interface Inputs {
   systems: string[]
   /** Refs of images already pushed, combined into one index; empty when not merging. */
   merge: string[]
+  /** `test`: a command (argv) run in the built image before any push; empty for none. */
+  test: string[]
+  /** `test-url`: pushed only once this answers 2xx while the image's own command runs. */
+  testUrl: string | null
+  /** Seconds that bound `test` and `test-url`, each. */
+  testTimeout: number
+}
+
+/** Whether the image is run before the push (`test` or `test-url`). */
+export function testsImage(inputs: Pick<Inputs, 'test' | 'testUrl'>): boolean {
+  return inputs.test.length > 0 || inputs.testUrl !== null
 }
 
 /** A bad input value: the message names the input and the value. */
@@ -60,6 +72,9 @@ const FALSE_VALUES = ['false', 'False', 'FALSE']
 const PUSH_TOOLS: readonly PushTool[] = ['docker', 'skopeo']
 const SYSTEM_PATTERN = /^[a-z0-9_]+-[a-z0-9_]+$/
 const MAX_RETRIES = 20
+export const DEFAULT_TEST_TIMEOUT = 60
+/** GitHub's longest job: a longer bound would never be reached. */
+const MAX_TEST_TIMEOUT = 6 * 60 * 60
 
 /** Newline- or comma-separated, like docker/build-push-action's `tags`. */
 export function splitList(value: string): string[] {
@@ -122,7 +137,10 @@ export function parseInputs(read: InputReader = readActionInput): Inputs {
     sbom: bool('sbom', true),
     reuseFrom: splitList(read('reuse-from')).map(entry => parseTagEntry('reuse-from', entry)),
     systems: parseSystems(read('systems')),
-    merge: splitList(read('merge')).map(entry => parseTagEntry('merge', entry))
+    merge: splitList(read('merge')).map(entry => parseTagEntry('merge', entry)),
+    test: parseTestCommand(read('test')),
+    testUrl: parseTestUrl(text('test-url')),
+    testTimeout: parseTestTimeout(text('test-timeout') ?? String(DEFAULT_TEST_TIMEOUT))
   }
   checkCombinations(inputs)
   return inputs
@@ -173,6 +191,56 @@ function parseInstallUrl(value: string | null): string | null {
     throw new InputError('install-url', value, 'must be an http:// or https:// URL')
   }
   return value
+}
+
+/**
+ * One argument per line, like nix-args, but an empty line inside is refused rather than
+ * dropped: it would silently shift the arguments (an empty argument cannot be given).
+ */
+function parseTestCommand(value: string): string[] {
+  const trimmed = value.trim()
+  if (trimmed === '') return []
+  const lines = trimmed.split('\n').map(line => line.trim())
+  const empty = lines.indexOf('')
+  if (empty >= 0) {
+    throw new InputError(
+      'test',
+      trimmed,
+      `has an empty line (line ${empty + 1}): give one argument per line, with no blank lines`
+    )
+  }
+  return lines
+}
+
+/** An http(s) URL the runner can fetch (the test container shares the runner's network). */
+function parseTestUrl(value: string | null): string | null {
+  if (value === null) return null
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    throw new InputError(
+      'test-url',
+      value,
+      'is not a URL: give one such as http://localhost:8080/health'
+    )
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw new InputError('test-url', value, 'must be an http:// or https:// URL')
+  }
+  return value
+}
+
+function parseTestTimeout(value: string): number {
+  const seconds = Number(value)
+  if (!/^\d+(\.\d+)?$/.test(value) || seconds <= 0 || seconds > MAX_TEST_TIMEOUT) {
+    throw new InputError(
+      'test-timeout',
+      value,
+      `is not a number of seconds greater than 0 and at most ${MAX_TEST_TIMEOUT}`
+    )
+  }
+  return seconds
 }
 
 function parseImage(value: string | null): string | null {
@@ -254,6 +322,7 @@ function checkCombinations(inputs: Inputs): void {
     )
   }
   checkMultiPlatform(inputs)
+  checkTest(inputs)
   if (inputs.push && inputs.pushTool === 'docker' && !inputs.load && inputs.systems.length === 0) {
     throw new InputError(
       'load',
@@ -311,6 +380,37 @@ function checkMultiPlatform(inputs: Inputs): void {
         'is a tag, but "image" is not set: give a full reference or set "image"'
       )
     }
+  }
+}
+
+/** `test` and `test-url` need an image built here, of the runner's own system. */
+function checkTest(inputs: Inputs): void {
+  if (!testsImage(inputs)) return
+  const [name, value] =
+    inputs.test.length > 0 ? ['test', inputs.test.join('\n')] : ['test-url', inputs.testUrl ?? '']
+  if (inputs.merge.length > 0) {
+    throw new InputError(
+      name,
+      value,
+      'cannot go with "merge": merge builds nothing here, so there is no image to run; ' +
+        'test each platform image in the job that builds it'
+    )
+  }
+  if (!inputs.build) {
+    throw new InputError(
+      name,
+      value,
+      'needs build: true: with build: false there is no image to run'
+    )
+  }
+  const own = runnerSystem()
+  if (inputs.systems.length > 0 && (own === null || !inputs.systems.includes(own))) {
+    throw new InputError(
+      'systems',
+      inputs.systems.join(', '),
+      `has no image of the runner's own system (${own ?? process.arch}), so "${name}" ` +
+        `cannot run any here: add ${own ?? "the runner's system"} to "systems" or drop "${name}"`
+    )
   }
 }
 

@@ -17,7 +17,12 @@ export async function run(): Promise<void> {
   try {
     const inputs = parseInputs()
     saveState(StateKey.MainRan, 'true')
-    await runPipeline(inputs, report)
+    try {
+      await runPipeline(inputs, report)
+    } finally {
+      // Once the inputs are good (bad input sets no output at all), passed or failed.
+      core.setOutput('tested', String(report.tested))
+    }
   } catch (error) {
     core.setFailed(errorMessage(error))
   } finally {

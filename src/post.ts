@@ -5,6 +5,7 @@ import { getState, StateKey } from './state.js'
 import { describeSave, saveStoreCache, storeCacheWorkDir } from './stages/store-cache.js'
 import type { SaveResult } from './stages/store-cache.js'
 import { logoutOfRegistries } from './stages/login.js'
+import { removeContainer } from './stages/test.js'
 import type { LoginSession } from './stages/login.js'
 import { errorMessage } from './errors.js'
 
@@ -18,7 +19,17 @@ export async function run(): Promise<void> {
   } catch (error) {
     core.warning(`post step: ${errorMessage(error)}`)
   } finally {
+    await removeTestContainer()
     await logout()
+  }
+}
+
+/** A test container main could not remove (it was killed, or cancelled mid-test). */
+async function removeTestContainer(): Promise<void> {
+  const name = getState(StateKey.TestContainer)
+  if (name === null) return
+  if (await removeContainer(name)) {
+    core.info(`Removed the test container ${name}, which the main step left behind`)
   }
 }
 

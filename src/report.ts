@@ -33,6 +33,8 @@ export class Report {
   sboms: { path: string; componentCount: number }[] = []
   /** The platform images of an index, one summary row each; empty for a single image. */
   platforms: PlatformRow[] = []
+  /** A `test` or `test-url` ran and passed: the `tested` output. */
+  tested = false
 
   skip(name: string, why: string): void {
     core.info(`${name}: skipped (${why})`)

@@ -19,7 +19,9 @@ export enum StateKey {
   BuiltDrvPath = 'built-drv-path',
   BuiltStorePath = 'built-store-path',
   /** JSON of the push stage's LoginSession (no secrets): what post logs out of. */
-  LoginSession = 'login-session'
+  LoginSession = 'login-session',
+  /** The test container that may be running ('' once main removed it): post removes it. */
+  TestContainer = 'test-container'
 }
 
 export function saveState(key: StateKey, value: string): void {

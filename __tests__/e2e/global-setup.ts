@@ -20,7 +20,9 @@ const REQUIRED_COMMANDS = [
   'docker-registry',
   'skopeo',
   'htpasswd',
-  'sudo'
+  'sudo',
+  // The static program in the images test-image.test.ts runs (package busybox-static).
+  'busybox'
 ]
 
 function onPath(command: string): boolean {

@@ -21,6 +21,13 @@ describe('run', () => {
     expect((await run('cat', [], { input: 'secret', silent: true })).stdout).toBe('secret')
   })
 
+  test('onOutput gets stdout and stderr in the order they came', async () => {
+    let output = ''
+    const script = 'echo one; sleep 0.1; echo two >&2; sleep 0.1; echo three'
+    await run('sh', ['-c', script], { silent: true, onOutput: text => (output += text) })
+    expect(output).toBe('one\ntwo\nthree\n')
+  })
+
   test('a command that outlives its timeout is stopped, and the failure reads as a timeout', async () => {
     const started = Date.now()
     const error = (await run('sleep', ['30'], { silent: true, timeoutSeconds: 1 }).catch(

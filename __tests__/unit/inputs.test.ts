@@ -127,6 +127,65 @@ describe('parseInputs', () => {
   })
 })
 
+describe('test, test-url, test-timeout', () => {
+  test('defaults: no test, 60 s', () => {
+    expect(parseInputs(reader(pushable))).toMatchObject({
+      test: [],
+      testUrl: null,
+      testTimeout: 60
+    })
+  })
+
+  test('test is one argument per line, kept whole (spaces, commas, quotes)', () => {
+    const inputs = parseInputs(
+      reader({ ...pushable, test: '/bin/sh\n-c\necho "a, b" && exit 0\n', 'test-timeout': '2.5' })
+    )
+    expect(inputs.test).toEqual(['/bin/sh', '-c', 'echo "a, b" && exit 0'])
+    expect(inputs.testTimeout).toBe(2.5)
+  })
+
+  test.each(['http://localhost:8080/health', 'https://127.0.0.1/', 'http://[::1]:80/x?y=1'])(
+    'test-url %s is accepted',
+    url => {
+      expect(parseInputs(reader({ ...pushable, 'test-url': url })).testUrl).toBe(url)
+    }
+  )
+
+  test.each<[Record<string, string>, string]>([
+    [
+      { test: '/bin/app\n\n--version' },
+      'Input "test": "/bin/app\\n\\n--version" has an empty line (line 2)'
+    ],
+    [{ test: '/bin/app\n  \n-v' }, 'Input "test": "/bin/app\\n  \\n-v" has an empty line'],
+    [{ 'test-url': 'localhost:8080' }, 'Input "test-url": "localhost:8080" must be an http://'],
+    [{ 'test-url': 'ftp://host/x' }, 'Input "test-url": "ftp://host/x" must be an http://'],
+    [{ 'test-url': 'not a url' }, 'Input "test-url": "not a url" is not a URL'],
+    [{ 'test-timeout': 'soon' }, 'Input "test-timeout": "soon" is not a number of seconds'],
+    [
+      { 'test-timeout': '0' },
+      'Input "test-timeout": "0" is not a number of seconds greater than 0'
+    ],
+    [{ 'test-timeout': '-5' }, 'Input "test-timeout": "-5" is not a number of seconds'],
+    [{ 'test-timeout': '1e3' }, 'Input "test-timeout": "1e3" is not a number of seconds'],
+    [{ 'test-timeout': '99999' }, 'Input "test-timeout": "99999" is not a number of seconds'],
+    [
+      { test: '/bin/app', merge: 'ghcr.io/o/app:amd64', tags: 'ghcr.io/o/app:v1' },
+      'Input "test": "/bin/app" cannot go with "merge"'
+    ],
+    [
+      { 'test-url': 'http://localhost/', merge: 'ghcr.io/o/app:amd64', tags: 'ghcr.io/o/app:v1' },
+      'Input "test-url": "http://localhost/" cannot go with "merge"'
+    ],
+    [{ test: '/bin/app', build: 'false' }, 'Input "test": "/bin/app" needs build: true'],
+    [
+      { test: '/bin/app', systems: 'riscv64-linux' },
+      'Input "systems": "riscv64-linux" has no image of the runner\'s own system'
+    ]
+  ])('bad test input %j fails before anything runs', (values, message) => {
+    expect(() => parseInputs(reader({ ...pushable, ...values }))).toThrow(message)
+  })
+})
+
 describe('splitList', () => {
   test.each<[string, string[]]>([
     ['', []],

@@ -41798,265 +41798,6 @@ function releaseLayout(installScript, storeEntries, version) {
     return { nix, cacert: cacert && storeEntries.includes(base(cacert)) ? cacert : null };
 }
 
-;// CONCATENATED MODULE: ./src/inputs.ts
-// The only file that reads inputs: one typed, validated Inputs object, built before anything
-// runs, so that a bad value fails the step with a message naming the input and the value.
-
-
-
-
-/** A bad input value: the message names the input and the value. */
-class InputError extends Error {
-    constructor(name, value, reason) {
-        super(`Input "${name}": ${JSON.stringify(value)} ${reason}`);
-        this.name = 'InputError';
-    }
-}
-const readActionInput = name => lib_core/* getInput */.V4(name);
-// The values @actions/core's getBooleanInput accepts (YAML 1.2 core schema).
-const TRUE_VALUES = ['true', 'True', 'TRUE'];
-const FALSE_VALUES = ['false', 'False', 'FALSE'];
-const PUSH_TOOLS = ['docker', 'skopeo'];
-const SYSTEM_PATTERN = /^[a-z0-9_]+-[a-z0-9_]+$/;
-const MAX_RETRIES = 20;
-/** Newline- or comma-separated, like docker/build-push-action's `tags`. */
-function splitList(value) {
-    return value
-        .split(/[\n,]/)
-        .map(item => item.trim())
-        .filter(item => item !== '');
-}
-/** One item per line: for arguments, which may contain commas. */
-function splitLines(value) {
-    return value
-        .split('\n')
-        .map(item => item.trim())
-        .filter(item => item !== '');
-}
-function parseInputs(read = readActionInput) {
-    const text = (name) => {
-        const value = read(name).trim();
-        return value === '' ? null : value;
-    };
-    const bool = (name, fallback) => {
-        const value = read(name).trim();
-        if (value === '')
-            return fallback;
-        if (TRUE_VALUES.includes(value))
-            return true;
-        if (FALSE_VALUES.includes(value))
-            return false;
-        throw new InputError(name, value, 'is not a boolean: use true or false');
-    };
-    const password = text('password');
-    const githubToken = text('github-token');
-    // Masked first, so that nothing below (not even an error) can print them.
-    if (password)
-        lib_core/* setSecret */.Pq(password);
-    if (githubToken)
-        lib_core/* setSecret */.Pq(githubToken);
-    const inputs = {
-        flake: text('flake') ?? '.',
-        attribute: parseAttribute(text('attribute') ?? 'container'),
-        system: parseSystem(text('system')),
-        nixArgs: splitLines(read('nix-args')),
-        installNix: bool('install-nix', true),
-        nixVersion: parseNixVersionInput(text('nix-version') ?? PINNED_NIX_VERSION),
-        nixConf: splitLines(read('nix-conf')),
-        installUrl: parseInstallUrl(text('install-url')),
-        githubToken,
-        cache: bool('cache', true),
-        cacheKey: text('cache-key'),
-        cacheSave: bool('cache-save', true),
-        build: bool('build', true),
-        load: bool('load', true),
-        image: inputs_parseImage(text('image')),
-        registry: parseRegistry(text('registry')),
-        tags: splitList(read('tags')).map(entry => parseTagEntry('tags', entry)),
-        push: bool('push', true),
-        pushTool: parsePushTool(text('push-tool') ?? 'docker'),
-        username: text('username'),
-        password,
-        retries: parseRetries(text('retries') ?? '3'),
-        sbom: bool('sbom', true),
-        reuseFrom: splitList(read('reuse-from')).map(entry => parseTagEntry('reuse-from', entry)),
-        systems: parseSystems(read('systems')),
-        merge: splitList(read('merge')).map(entry => parseTagEntry('merge', entry))
-    };
-    checkCombinations(inputs);
-    return inputs;
-}
-function parseAttribute(value) {
-    if (/\s/.test(value))
-        throw new InputError('attribute', value, 'must not contain white space');
-    return value;
-}
-function parseSystem(value) {
-    if (value !== null && !SYSTEM_PATTERN.test(value)) {
-        throw new InputError('system', value, 'is not a Nix system such as x86_64-linux');
-    }
-    return value;
-}
-function parseSystems(value) {
-    const systems = splitList(value);
-    for (const [i, system] of systems.entries()) {
-        if (!SYSTEM_PATTERN.test(system)) {
-            throw new InputError('systems', system, 'is not a Nix system such as aarch64-linux');
-        }
-        if (systems.indexOf(system) !== i) {
-            throw new InputError('systems', value.trim(), `lists ${system} twice`);
-        }
-    }
-    return systems;
-}
-function parseNixVersionInput(value) {
-    if (!NIX_VERSION_PATTERN.test(value)) {
-        throw new InputError('nix-version', value, 'is not a Nix release version such as 2.35.2');
-    }
-    return value;
-}
-/** A tarball URL or a mirror of releases.nixos.org/nix, fetched over HTTP(S). */
-function parseInstallUrl(value) {
-    if (value === null)
-        return null;
-    let url;
-    try {
-        url = new URL(value);
-    }
-    catch {
-        throw new InputError('install-url', value, 'is not a URL');
-    }
-    if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-        throw new InputError('install-url', value, 'must be an http:// or https:// URL');
-    }
-    return value;
-}
-function inputs_parseImage(value) {
-    if (value === null)
-        return null;
-    const ref = parseOrFail('image', value);
-    if (ref.tag !== null || ref.digest !== null) {
-        throw new InputError('image', value, 'must be a repository without a tag or digest: give tags in "tags"');
-    }
-    return value;
-}
-function parseRegistry(value) {
-    if (value === null)
-        return null;
-    try {
-        validateRegistry(value);
-    }
-    catch (error) {
-        throw new InputError('registry', value, `is not a registry host: ${errors_errorMessage(error)}`);
-    }
-    return value;
-}
-/**
- * A `tags`, `merge` or `reuse-from` entry with `/` or `:` is a full reference (perhaps by
- * digest, whose `sha256:` has the colon), otherwise a tag.
- */
-function parseTagEntry(name, value) {
-    if (inputs_isFullReference(value)) {
-        parseOrFail(name, value);
-        return value;
-    }
-    try {
-        validateTag(value);
-    }
-    catch (error) {
-        const expected = name === 'reuse-from' ? 'a reference or tag' : 'a valid tag';
-        throw new InputError(name, value, `is not ${expected}: ${errors_errorMessage(error)}`);
-    }
-    return value;
-}
-function inputs_isFullReference(tagsEntry) {
-    return tagsEntry.includes('/') || tagsEntry.includes(':');
-}
-function parsePushTool(value) {
-    const tool = PUSH_TOOLS.find(name => name === value);
-    if (!tool)
-        throw new InputError('push-tool', value, `is not one of: ${PUSH_TOOLS.join(', ')}`);
-    return tool;
-}
-function parseRetries(value) {
-    const retries = Number(value);
-    if (!/^\d+$/.test(value) || retries < 1 || retries > MAX_RETRIES) {
-        throw new InputError('retries', value, `is not a whole number from 1 to ${MAX_RETRIES}`);
-    }
-    return retries;
-}
-function parseOrFail(name, value) {
-    try {
-        return parseReference(value);
-    }
-    catch (error) {
-        throw new InputError(name, value, `is not a valid image reference: ${errors_errorMessage(error)}`);
-    }
-}
-/** Values that are each fine but cannot work together. */
-function checkCombinations(inputs) {
-    if ((inputs.username === null) !== (inputs.password === null)) {
-        const [given, missing] = inputs.username === null ? ['password', 'username'] : ['username', 'password'];
-        throw new InputError(missing, '', `is empty but "${given}" is set: give both to log in, or neither`);
-    }
-    checkMultiPlatform(inputs);
-    if (inputs.push && inputs.pushTool === 'docker' && !inputs.load && inputs.systems.length === 0) {
-        throw new InputError('load', 'false', 'cannot go with push: true and push-tool: docker, which pushes what docker loaded; ' +
-            'set load: true, push: false, or push-tool: skopeo');
-    }
-    if (inputs.push)
-        checkPushDestination(inputs);
-}
-/** `systems` and `merge` each make an index: with `system`, each other, or nowhere to push. */
-function checkMultiPlatform(inputs) {
-    const systems = inputs.systems.join(', ');
-    if (inputs.systems.length > 0 && inputs.system !== null) {
-        throw new InputError('systems', systems, `cannot go with "system" (${JSON.stringify(inputs.system)}): list every system in "systems"`);
-    }
-    if (inputs.merge.length === 0)
-        return;
-    const merge = inputs.merge.join(', ');
-    if (inputs.systems.length > 0) {
-        throw new InputError('merge', merge, `cannot go with "systems" (${JSON.stringify(systems)}): merge combines images already ` +
-            'pushed and builds nothing; build them in other steps or jobs');
-    }
-    if (!inputs.push) {
-        throw new InputError('merge', merge, 'needs push: true: it only pushes an index');
-    }
-    if (inputs.tags.length === 0 && inputs.image === null) {
-        throw new InputError('merge', merge, 'has nothing to push to: set "tags" (and "image" for bare tags) for the index');
-    }
-    for (const entry of inputs.merge) {
-        if (inputs_isFullReference(entry)) {
-            if (inputs.registry === null && parseReference(entry).domain === null) {
-                throw new InputError('merge', entry, 'names no registry: write it as registry/repository:tag (or @sha256:...) or set "registry"');
-            }
-        }
-        else if (inputs.image === null) {
-            throw new InputError('merge', entry, 'is a tag, but "image" is not set: give a full reference or set "image"');
-        }
-    }
-}
-/** Every ref that will be pushed must name a registry: no silent pushes to Docker Hub. */
-function checkPushDestination(inputs) {
-    if (inputs.registry !== null)
-        return;
-    const imageHasRegistry = inputs.image !== null && parseReference(inputs.image).domain !== null;
-    const bareTags = inputs.tags.filter(tag => !inputs_isFullReference(tag));
-    const usesImage = bareTags.length > 0 || inputs.tags.length === 0;
-    if (usesImage && !imageHasRegistry) {
-        const value = inputs.image ?? '';
-        throw new InputError('image', value, 'names no registry, so push: true has nowhere to push: set "registry" (e.g. ghcr.io), ' +
-            'give "image" with a registry (ghcr.io/owner/app), or set push: false');
-    }
-    for (const tag of inputs.tags.filter(inputs_isFullReference)) {
-        if (parseReference(tag).domain === null) {
-            throw new InputError('tags', tag, 'names no registry, so push: true has nowhere to push it: write it as ' +
-                'registry/repository:tag or set "registry"');
-        }
-    }
-}
-
 ;// CONCATENATED MODULE: ./src/image/platform.ts
 // Platforms (os/architecture/variant) as OCI image configs and indexes name them, and how
 // they map to Nix systems: the index entry of each image is read from its own config, and a
@@ -42159,6 +41900,333 @@ function checkDistinctPlatforms(images) {
     }
 }
 
+;// CONCATENATED MODULE: ./src/inputs.ts
+// The only file that reads inputs: one typed, validated Inputs object, built before anything
+// runs, so that a bad value fails the step with a message naming the input and the value.
+
+
+
+
+
+/** Whether the image is run before the push (`test` or `test-url`). */
+function testsImage(inputs) {
+    return inputs.test.length > 0 || inputs.testUrl !== null;
+}
+/** A bad input value: the message names the input and the value. */
+class InputError extends Error {
+    constructor(name, value, reason) {
+        super(`Input "${name}": ${JSON.stringify(value)} ${reason}`);
+        this.name = 'InputError';
+    }
+}
+const readActionInput = name => lib_core/* getInput */.V4(name);
+// The values @actions/core's getBooleanInput accepts (YAML 1.2 core schema).
+const TRUE_VALUES = ['true', 'True', 'TRUE'];
+const FALSE_VALUES = ['false', 'False', 'FALSE'];
+const PUSH_TOOLS = ['docker', 'skopeo'];
+const SYSTEM_PATTERN = /^[a-z0-9_]+-[a-z0-9_]+$/;
+const MAX_RETRIES = 20;
+const DEFAULT_TEST_TIMEOUT = 60;
+/** GitHub's longest job: a longer bound would never be reached. */
+const MAX_TEST_TIMEOUT = 6 * 60 * 60;
+/** Newline- or comma-separated, like docker/build-push-action's `tags`. */
+function splitList(value) {
+    return value
+        .split(/[\n,]/)
+        .map(item => item.trim())
+        .filter(item => item !== '');
+}
+/** One item per line: for arguments, which may contain commas. */
+function splitLines(value) {
+    return value
+        .split('\n')
+        .map(item => item.trim())
+        .filter(item => item !== '');
+}
+function parseInputs(read = readActionInput) {
+    const text = (name) => {
+        const value = read(name).trim();
+        return value === '' ? null : value;
+    };
+    const bool = (name, fallback) => {
+        const value = read(name).trim();
+        if (value === '')
+            return fallback;
+        if (TRUE_VALUES.includes(value))
+            return true;
+        if (FALSE_VALUES.includes(value))
+            return false;
+        throw new InputError(name, value, 'is not a boolean: use true or false');
+    };
+    const password = text('password');
+    const githubToken = text('github-token');
+    // Masked first, so that nothing below (not even an error) can print them.
+    if (password)
+        lib_core/* setSecret */.Pq(password);
+    if (githubToken)
+        lib_core/* setSecret */.Pq(githubToken);
+    const inputs = {
+        flake: text('flake') ?? '.',
+        attribute: parseAttribute(text('attribute') ?? 'container'),
+        system: parseSystem(text('system')),
+        nixArgs: splitLines(read('nix-args')),
+        installNix: bool('install-nix', true),
+        nixVersion: parseNixVersionInput(text('nix-version') ?? PINNED_NIX_VERSION),
+        nixConf: splitLines(read('nix-conf')),
+        installUrl: parseInstallUrl(text('install-url')),
+        githubToken,
+        cache: bool('cache', true),
+        cacheKey: text('cache-key'),
+        cacheSave: bool('cache-save', true),
+        build: bool('build', true),
+        load: bool('load', true),
+        image: inputs_parseImage(text('image')),
+        registry: parseRegistry(text('registry')),
+        tags: splitList(read('tags')).map(entry => parseTagEntry('tags', entry)),
+        push: bool('push', true),
+        pushTool: parsePushTool(text('push-tool') ?? 'docker'),
+        username: text('username'),
+        password,
+        retries: parseRetries(text('retries') ?? '3'),
+        sbom: bool('sbom', true),
+        reuseFrom: splitList(read('reuse-from')).map(entry => parseTagEntry('reuse-from', entry)),
+        systems: parseSystems(read('systems')),
+        merge: splitList(read('merge')).map(entry => parseTagEntry('merge', entry)),
+        test: parseTestCommand(read('test')),
+        testUrl: parseTestUrl(text('test-url')),
+        testTimeout: parseTestTimeout(text('test-timeout') ?? String(DEFAULT_TEST_TIMEOUT))
+    };
+    checkCombinations(inputs);
+    return inputs;
+}
+function parseAttribute(value) {
+    if (/\s/.test(value))
+        throw new InputError('attribute', value, 'must not contain white space');
+    return value;
+}
+function parseSystem(value) {
+    if (value !== null && !SYSTEM_PATTERN.test(value)) {
+        throw new InputError('system', value, 'is not a Nix system such as x86_64-linux');
+    }
+    return value;
+}
+function parseSystems(value) {
+    const systems = splitList(value);
+    for (const [i, system] of systems.entries()) {
+        if (!SYSTEM_PATTERN.test(system)) {
+            throw new InputError('systems', system, 'is not a Nix system such as aarch64-linux');
+        }
+        if (systems.indexOf(system) !== i) {
+            throw new InputError('systems', value.trim(), `lists ${system} twice`);
+        }
+    }
+    return systems;
+}
+function parseNixVersionInput(value) {
+    if (!NIX_VERSION_PATTERN.test(value)) {
+        throw new InputError('nix-version', value, 'is not a Nix release version such as 2.35.2');
+    }
+    return value;
+}
+/** A tarball URL or a mirror of releases.nixos.org/nix, fetched over HTTP(S). */
+function parseInstallUrl(value) {
+    if (value === null)
+        return null;
+    let url;
+    try {
+        url = new URL(value);
+    }
+    catch {
+        throw new InputError('install-url', value, 'is not a URL');
+    }
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+        throw new InputError('install-url', value, 'must be an http:// or https:// URL');
+    }
+    return value;
+}
+/**
+ * One argument per line, like nix-args, but an empty line inside is refused rather than
+ * dropped: it would silently shift the arguments (an empty argument cannot be given).
+ */
+function parseTestCommand(value) {
+    const trimmed = value.trim();
+    if (trimmed === '')
+        return [];
+    const lines = trimmed.split('\n').map(line => line.trim());
+    const empty = lines.indexOf('');
+    if (empty >= 0) {
+        throw new InputError('test', trimmed, `has an empty line (line ${empty + 1}): give one argument per line, with no blank lines`);
+    }
+    return lines;
+}
+/** An http(s) URL the runner can fetch (the test container shares the runner's network). */
+function parseTestUrl(value) {
+    if (value === null)
+        return null;
+    let url;
+    try {
+        url = new URL(value);
+    }
+    catch {
+        throw new InputError('test-url', value, 'is not a URL: give one such as http://localhost:8080/health');
+    }
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+        throw new InputError('test-url', value, 'must be an http:// or https:// URL');
+    }
+    return value;
+}
+function parseTestTimeout(value) {
+    const seconds = Number(value);
+    if (!/^\d+(\.\d+)?$/.test(value) || seconds <= 0 || seconds > MAX_TEST_TIMEOUT) {
+        throw new InputError('test-timeout', value, `is not a number of seconds greater than 0 and at most ${MAX_TEST_TIMEOUT}`);
+    }
+    return seconds;
+}
+function inputs_parseImage(value) {
+    if (value === null)
+        return null;
+    const ref = parseOrFail('image', value);
+    if (ref.tag !== null || ref.digest !== null) {
+        throw new InputError('image', value, 'must be a repository without a tag or digest: give tags in "tags"');
+    }
+    return value;
+}
+function parseRegistry(value) {
+    if (value === null)
+        return null;
+    try {
+        validateRegistry(value);
+    }
+    catch (error) {
+        throw new InputError('registry', value, `is not a registry host: ${errors_errorMessage(error)}`);
+    }
+    return value;
+}
+/**
+ * A `tags`, `merge` or `reuse-from` entry with `/` or `:` is a full reference (perhaps by
+ * digest, whose `sha256:` has the colon), otherwise a tag.
+ */
+function parseTagEntry(name, value) {
+    if (inputs_isFullReference(value)) {
+        parseOrFail(name, value);
+        return value;
+    }
+    try {
+        validateTag(value);
+    }
+    catch (error) {
+        const expected = name === 'reuse-from' ? 'a reference or tag' : 'a valid tag';
+        throw new InputError(name, value, `is not ${expected}: ${errors_errorMessage(error)}`);
+    }
+    return value;
+}
+function inputs_isFullReference(tagsEntry) {
+    return tagsEntry.includes('/') || tagsEntry.includes(':');
+}
+function parsePushTool(value) {
+    const tool = PUSH_TOOLS.find(name => name === value);
+    if (!tool)
+        throw new InputError('push-tool', value, `is not one of: ${PUSH_TOOLS.join(', ')}`);
+    return tool;
+}
+function parseRetries(value) {
+    const retries = Number(value);
+    if (!/^\d+$/.test(value) || retries < 1 || retries > MAX_RETRIES) {
+        throw new InputError('retries', value, `is not a whole number from 1 to ${MAX_RETRIES}`);
+    }
+    return retries;
+}
+function parseOrFail(name, value) {
+    try {
+        return parseReference(value);
+    }
+    catch (error) {
+        throw new InputError(name, value, `is not a valid image reference: ${errors_errorMessage(error)}`);
+    }
+}
+/** Values that are each fine but cannot work together. */
+function checkCombinations(inputs) {
+    if ((inputs.username === null) !== (inputs.password === null)) {
+        const [given, missing] = inputs.username === null ? ['password', 'username'] : ['username', 'password'];
+        throw new InputError(missing, '', `is empty but "${given}" is set: give both to log in, or neither`);
+    }
+    checkMultiPlatform(inputs);
+    checkTest(inputs);
+    if (inputs.push && inputs.pushTool === 'docker' && !inputs.load && inputs.systems.length === 0) {
+        throw new InputError('load', 'false', 'cannot go with push: true and push-tool: docker, which pushes what docker loaded; ' +
+            'set load: true, push: false, or push-tool: skopeo');
+    }
+    if (inputs.push)
+        checkPushDestination(inputs);
+}
+/** `systems` and `merge` each make an index: with `system`, each other, or nowhere to push. */
+function checkMultiPlatform(inputs) {
+    const systems = inputs.systems.join(', ');
+    if (inputs.systems.length > 0 && inputs.system !== null) {
+        throw new InputError('systems', systems, `cannot go with "system" (${JSON.stringify(inputs.system)}): list every system in "systems"`);
+    }
+    if (inputs.merge.length === 0)
+        return;
+    const merge = inputs.merge.join(', ');
+    if (inputs.systems.length > 0) {
+        throw new InputError('merge', merge, `cannot go with "systems" (${JSON.stringify(systems)}): merge combines images already ` +
+            'pushed and builds nothing; build them in other steps or jobs');
+    }
+    if (!inputs.push) {
+        throw new InputError('merge', merge, 'needs push: true: it only pushes an index');
+    }
+    if (inputs.tags.length === 0 && inputs.image === null) {
+        throw new InputError('merge', merge, 'has nothing to push to: set "tags" (and "image" for bare tags) for the index');
+    }
+    for (const entry of inputs.merge) {
+        if (inputs_isFullReference(entry)) {
+            if (inputs.registry === null && parseReference(entry).domain === null) {
+                throw new InputError('merge', entry, 'names no registry: write it as registry/repository:tag (or @sha256:...) or set "registry"');
+            }
+        }
+        else if (inputs.image === null) {
+            throw new InputError('merge', entry, 'is a tag, but "image" is not set: give a full reference or set "image"');
+        }
+    }
+}
+/** `test` and `test-url` need an image built here, of the runner's own system. */
+function checkTest(inputs) {
+    if (!testsImage(inputs))
+        return;
+    const [name, value] = inputs.test.length > 0 ? ['test', inputs.test.join('\n')] : ['test-url', inputs.testUrl ?? ''];
+    if (inputs.merge.length > 0) {
+        throw new InputError(name, value, 'cannot go with "merge": merge builds nothing here, so there is no image to run; ' +
+            'test each platform image in the job that builds it');
+    }
+    if (!inputs.build) {
+        throw new InputError(name, value, 'needs build: true: with build: false there is no image to run');
+    }
+    const own = runnerSystem();
+    if (inputs.systems.length > 0 && (own === null || !inputs.systems.includes(own))) {
+        throw new InputError('systems', inputs.systems.join(', '), `has no image of the runner's own system (${own ?? process.arch}), so "${name}" ` +
+            `cannot run any here: add ${own ?? "the runner's system"} to "systems" or drop "${name}"`);
+    }
+}
+/** Every ref that will be pushed must name a registry: no silent pushes to Docker Hub. */
+function checkPushDestination(inputs) {
+    if (inputs.registry !== null)
+        return;
+    const imageHasRegistry = inputs.image !== null && parseReference(inputs.image).domain !== null;
+    const bareTags = inputs.tags.filter(tag => !inputs_isFullReference(tag));
+    const usesImage = bareTags.length > 0 || inputs.tags.length === 0;
+    if (usesImage && !imageHasRegistry) {
+        const value = inputs.image ?? '';
+        throw new InputError('image', value, 'names no registry, so push: true has nowhere to push: set "registry" (e.g. ghcr.io), ' +
+            'give "image" with a registry (ghcr.io/owner/app), or set push: false');
+    }
+    for (const tag of inputs.tags.filter(inputs_isFullReference)) {
+        if (parseReference(tag).domain === null) {
+            throw new InputError('tags', tag, 'names no registry, so push: true has nowhere to push it: write it as ' +
+                'registry/repository:tag or set "registry"');
+        }
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/state.ts
 // Typed state from main to post: the keys live in one place (as in actions/setup-node).
 
@@ -42182,6 +42250,8 @@ var StateKey;
     StateKey["BuiltStorePath"] = "built-store-path";
     /** JSON of the push stage's LoginSession (no secrets): what post logs out of. */
     StateKey["LoginSession"] = "login-session";
+    /** The test container that may be running ('' once main removed it): post removes it. */
+    StateKey["TestContainer"] = "test-container";
 })(StateKey || (StateKey = {}));
 function saveState(key, value) {
     lib_core/* saveState */.LZ(key, value);
@@ -42348,6 +42418,7 @@ const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createReq
 
 
 
+
 const STDERR_TAIL_LINES = 25;
 /** coreutils `timeout`'s exit code when it stopped the command. */
 const TIMED_OUT = 124;
@@ -42387,7 +42458,8 @@ async function exec_run(command, args, options = {}) {
             env: options.env ? { ...processEnv(), ...options.env } : undefined,
             cwd: options.cwd,
             silent: options.silent ?? false,
-            ignoreReturnCode: true
+            ignoreReturnCode: true,
+            listeners: options.onOutput ? interleaved(options.onOutput) : undefined
         });
     }
     catch (error) {
@@ -42401,6 +42473,14 @@ async function exec_run(command, args, options = {}) {
         throw new CommandError(argv, result.exitCode, stderr);
     }
     return result;
+}
+/** stdout and stderr listeners feeding one callback, multi-byte characters kept whole. */
+function interleaved(onOutput) {
+    const decoders = { stdout: new external_node_string_decoder_namespaceObject.StringDecoder('utf8'), stderr: new external_node_string_decoder_namespaceObject.StringDecoder('utf8') };
+    return {
+        stdout: (data) => onOutput(decoders.stdout.write(data)),
+        stderr: (data) => onOutput(decoders.stderr.write(data))
+    };
 }
 /** The current environment without undefined values, as @actions/exec wants it. */
 function processEnv() {
@@ -44674,9 +44754,305 @@ async function logoutOfRegistries(session) {
     await rm(session.configDir, { recursive: true, force: true });
 }
 
+;// CONCATENATED MODULE: external "node:timers/promises"
+const external_node_timers_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:timers/promises");
+;// CONCATENATED MODULE: ./src/stages/test.ts
+// The test stage: run the loaded image before anything is pushed. `test` runs a command in it
+// (`docker run --rm <image> <args>`); `test-url` starts the image's own command and waits until
+// a URL answers 2xx. Each container is named, recorded through `onContainer` (so that post
+// removes one a killed main left behind) and removed with `docker rm --force` on a timeout, on
+// SIGINT/SIGTERM and in a finally: it never outlives the step.
+
+
+
+
+
+
+/** Every test container carries this label (and a `nix-container-test-` name). */
+const CONTAINER_LABEL = 'nix-container-action.test';
+const OUTPUT_TAIL_LINES = 20;
+const OUTPUT_TAIL_CHARS = 4000;
+/** How much output is kept while a container runs: enough for the tail. */
+const OUTPUT_KEPT_CHARS = 64 * 1024;
+const POLL_INTERVAL_MS = 500;
+/** One request may take this long before it counts as no answer. */
+const PROBE_TIMEOUT_MS = 5000;
+/** A signal's cleanup gets this long before the process exits anyway. */
+const SIGNAL_CLEANUP_MS = 10_000;
+function containerName(random = (0,external_node_crypto_.randomBytes)(6).toString('hex')) {
+    return `nix-container-test-${random}`;
+}
+/** `docker run` for `test`: the arguments go after the image, as with `docker run` itself. */
+function commandRunArgs(name, image, command) {
+    return [
+        'run',
+        '--rm',
+        '--name',
+        name,
+        '--label',
+        CONTAINER_LABEL,
+        '--pull',
+        'never',
+        image,
+        ...command
+    ];
+}
+/**
+ * `docker run` for `test-url`: the image's own command, detached, on the runner's network, so
+ * that the URL is fetched as written (`localhost:<port>` is the server's own port) whether the
+ * daemon has a bridge or not, and a server that listens on 127.0.0.1 is reachable too.
+ */
+function serverRunArgs(name, image) {
+    return [
+        'run',
+        '--detach',
+        '--name',
+        name,
+        '--label',
+        CONTAINER_LABEL,
+        '--pull',
+        'never',
+        '--network',
+        'host',
+        image
+    ];
+}
+/** What an exit code of `docker run` means when docker itself chose it. */
+function describeExit(exitCode) {
+    const meanings = {
+        125: 'docker could not run the container',
+        126: 'the command in the image could not be invoked',
+        127: 'the command was not found in the image',
+        137: 'the container was killed'
+    };
+    const meaning = meanings[exitCode];
+    return `exited with code ${exitCode}${meaning ? ` (${meaning})` : ''}`;
+}
+function describeProbe(probe) {
+    return 'status' in probe ? `HTTP ${probe.status}` : probe.error;
+}
+/** After one request to the URL: passed, failed, or ask again. */
+function decidePoll(state) {
+    const { probe, container } = state;
+    if ('status' in probe && probe.status >= 200 && probe.status < 300) {
+        return { next: 'passed', status: probe.status };
+    }
+    const last = `last answer: ${describeProbe(probe)}`;
+    if (container !== null && !container.running) {
+        const how = container.exitCode === null ? 'is gone' : describeExit(container.exitCode);
+        return { next: 'failed', reason: `was never answered 2xx: the container ${how} (${last})` };
+    }
+    if (state.elapsedSeconds >= state.timeoutSeconds) {
+        return {
+            next: 'failed',
+            reason: `did not answer 2xx within ${state.timeoutSeconds} s (${last})`
+        };
+    }
+    return { next: 'wait' };
+}
+/** `docker inspect --format '{{.State.Status}} {{.State.ExitCode}}'`; null when there is none. */
+function parseContainerState(stdout) {
+    const [status, code] = (stdout ?? '').trim().split(/\s+/);
+    if (status === 'running' || status === 'created' || status === 'restarting') {
+        return { running: true };
+    }
+    const exitCode = code !== undefined && /^-?\d+$/.test(code) ? Number(code) : null;
+    return { running: false, exitCode: status ? exitCode : null };
+}
+/** The last lines of a container's output, bounded in length, for an error message. */
+function outputTail(output) {
+    const tail = tailLines(output, OUTPUT_TAIL_LINES);
+    return tail.length > OUTPUT_TAIL_CHARS ? `...${tail.slice(-OUTPUT_TAIL_CHARS)}` : tail;
+}
+/** The step's error: what failed and how, that nothing was pushed, and the output's tail. */
+function testFailureMessage(failure) {
+    const tail = outputTail(failure.output);
+    const output = tail ? `The container's last output:\n${tail}` : 'The container printed nothing.';
+    return `${failure.what} ${failure.reason}, so nothing was pushed. ${output}`;
+}
+/** The summary's line: `passed: ...`. */
+function describeTest(result, options) {
+    const parts = [];
+    if (result.command) {
+        parts.push(`\`${options.command.join(' ')}\` exited 0 in ${result.command.seconds.toFixed(1)} s`);
+    }
+    if (result.url) {
+        parts.push(`${options.url ?? ''} answered ${result.url.status} after ${result.url.seconds.toFixed(1)} s`);
+    }
+    return `passed: ${parts.join('; ')}`;
+}
+async function testImage(options) {
+    const command = options.command.length > 0 ? await testCommand(options) : null;
+    const url = options.url !== null ? await testUrl(options, options.url) : null;
+    return { command, url };
+}
+/** `docker run --rm <image> <command>`, bounded by the timeout. */
+async function testCommand(options) {
+    const name = containerName();
+    const what = `The test \`${options.command.join(' ')}\``;
+    return withContainer(name, options.onContainer, async () => {
+        let output = '';
+        // Set when the timeout removed the container (which ends `docker run`).
+        const stopped = { removal: null };
+        const started = performance.now();
+        const timer = setTimeout(() => {
+            lib_core/* info */.pq(`Still running after ${options.timeoutSeconds} s: removing ${name}`);
+            stopped.removal = removeContainer(name);
+        }, options.timeoutSeconds * 1000);
+        let exitCode;
+        try {
+            ;
+            ({ exitCode } = await exec_run('docker', commandRunArgs(name, options.image, options.command), {
+                allowFailure: true,
+                onOutput: text => {
+                    output = (output + text).slice(-OUTPUT_KEPT_CHARS);
+                }
+            }));
+        }
+        finally {
+            clearTimeout(timer);
+        }
+        const seconds = (performance.now() - started) / 1000;
+        if (stopped.removal !== null) {
+            await stopped.removal;
+            const reason = `did not finish within ${options.timeoutSeconds} s: its container was stopped and removed`;
+            throw new Error(testFailureMessage({ what, reason, output }));
+        }
+        if (exitCode !== 0) {
+            throw new Error(testFailureMessage({ what, reason: describeExit(exitCode), output }));
+        }
+        lib_core/* info */.pq(`${what} exited 0 in ${seconds.toFixed(1)} s`);
+        return { seconds };
+    });
+}
+/** The image's own command, detached, until the URL answers 2xx or the timeout passes. */
+async function testUrl(options, url) {
+    const name = containerName();
+    const what = `The test-url ${url}`;
+    return withContainer(name, options.onContainer, async () => {
+        lib_core/* info */.pq(`Starting the image's own command (container ${name}, host network); waiting up to ` +
+            `${options.timeoutSeconds} s for ${url} to answer 2xx`);
+        let output = '';
+        const keep = (text) => {
+            output = (output + text).slice(-OUTPUT_KEPT_CHARS);
+        };
+        const start = await exec_run('docker', serverRunArgs(name, options.image), {
+            allowFailure: true,
+            onOutput: keep
+        });
+        if (start.exitCode !== 0) {
+            const reason = `could not start: \`docker run\` ${describeExit(start.exitCode)}`;
+            throw new Error(testFailureMessage({ what, reason, output }));
+        }
+        const started = performance.now();
+        const elapsed = () => (performance.now() - started) / 1000;
+        let decision = { next: 'wait' };
+        while (decision.next === 'wait') {
+            const remainingMs = (options.timeoutSeconds - elapsed()) * 1000;
+            const probe = await probeUrl(url, Math.max(100, Math.min(PROBE_TIMEOUT_MS, remainingMs)));
+            const answered = 'status' in probe && probe.status >= 200 && probe.status < 300;
+            const container = answered ? null : await containerState(name);
+            decision = decidePoll({
+                url,
+                probe,
+                container,
+                elapsedSeconds: elapsed(),
+                timeoutSeconds: options.timeoutSeconds
+            });
+            if (decision.next === 'wait') {
+                await (0,external_node_timers_promises_namespaceObject.setTimeout)(Math.max(0, Math.min(POLL_INTERVAL_MS, (options.timeoutSeconds - elapsed()) * 1000)));
+            }
+        }
+        const seconds = elapsed();
+        lib_core/* info */.pq(`The container's log:`);
+        output = '';
+        await exec_run('docker', ['logs', name], { allowFailure: true, onOutput: keep });
+        if (decision.next === 'failed') {
+            throw new Error(testFailureMessage({ what, reason: decision.reason, output }));
+        }
+        lib_core/* info */.pq(`${url} answered ${decision.status} after ${seconds.toFixed(1)} s`);
+        return { status: decision.status, seconds };
+    });
+}
+/** One GET of the URL: its status (after redirects), or why there was none. */
+async function probeUrl(url, timeoutMs) {
+    const limitMs = Math.max(1, Math.ceil(timeoutMs));
+    try {
+        const response = await fetch(url, { signal: AbortSignal.timeout(limitMs) });
+        await response.body?.cancel();
+        return { status: response.status };
+    }
+    catch (error) {
+        // fetch's errors may come from another realm (jest's VM): read them, don't instanceof them.
+        const { name, cause } = (error ?? {});
+        if (name === 'TimeoutError')
+            return { error: `no answer within ${(limitMs / 1000).toFixed(1)} s` };
+        const reason = (cause ?? {});
+        if (typeof reason.code === 'string')
+            return { error: reason.code };
+        if (typeof reason.message === 'string')
+            return { error: reason.message };
+        return { error: errors_errorMessage(error) };
+    }
+}
+async function containerState(name) {
+    const { exitCode, stdout } = await exec_run('docker', ['inspect', '--format', '{{.State.Status}} {{.State.ExitCode}}', name], { allowFailure: true, silent: true });
+    return parseContainerState(exitCode === 0 ? stdout : null);
+}
+/**
+ * Run `work` while the container `name` may exist: it is recorded first, and removed
+ * afterwards however `work` ends, or at once when the step is cancelled (SIGINT, SIGTERM).
+ */
+async function withContainer(name, onContainer, work) {
+    onContainer?.(name);
+    const onSignal = (signal) => {
+        const code = 128 + (external_node_os_.constants.signals[signal] ?? 0);
+        lib_core/* info */.pq(`${signal}: removing the test container ${name} before exiting`);
+        setTimeout(() => process.exit(code), SIGNAL_CLEANUP_MS).unref();
+        void removeContainer(name).finally(() => process.exit(code));
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    try {
+        return await work();
+    }
+    finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+        await removeContainer(name);
+        onContainer?.(null);
+    }
+}
+/**
+ * `docker rm --force`: stops and removes a test container; true when there was one. Never
+ * throws (it runs in finally blocks, signal handlers and the post step): a failure is a warning.
+ */
+async function removeContainer(name) {
+    try {
+        const result = await exec_run('docker', ['rm', '--force', name], {
+            allowFailure: true,
+            silent: true
+        });
+        // A container that is not there: exit 0 (or 1 before docker 23), "No such container".
+        if (/no such container/i.test(result.stderr))
+            return false;
+        if (result.exitCode !== 0) {
+            lib_core/* warning */.$e(`could not remove the test container ${name}: ${tailLines(result.stderr, 5)}`);
+            return false;
+        }
+        return result.stdout.trim() !== '';
+    }
+    catch (error) {
+        lib_core/* warning */.$e(`could not remove the test container ${name}: ${errors_errorMessage(error)}`);
+        return false;
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/pipeline/common.ts
 // What the single-image, `systems` and `merge` pipelines share: the build, the load or read,
 // the refs, the login, the SBOM, the index push, and the outputs they set on the way.
+
+
 
 
 
@@ -44719,6 +45095,42 @@ suffix = '') {
     const loaded = await report.stage(`Load${suffix}`, () => loadImage({ ...built, copyTo, storePaths: inputs.sbom }), l => l.dockerImage);
     lib_core/* setOutput */.uH('loaded-image', loaded.loadedImages[0] ?? '');
     return { metadata: loaded.metadata, dockerImage: loaded.dockerImage };
+}
+/**
+ * Whether to load the image only to test it: `load: false` (perhaps with `push-tool: skopeo`,
+ * which pushes from the archive) and a test to run. Says so in the log.
+ */
+function loadForTest(inputs) {
+    if (inputs.load || !testsImage(inputs))
+        return false;
+    const skopeo = inputs.pushTool === 'skopeo' ? ' (push-tool: skopeo pushes from the archive)' : '';
+    lib_core/* info */.pq(`load: false${skopeo}, but the image is loaded into docker to run the test; it is not tagged`);
+    return true;
+}
+/**
+ * Run the loaded image before anything is pushed (`test`, then `test-url`): a failure fails
+ * the step here, before any login or push.
+ */
+async function testStage(inputs, report, dockerImage, 
+/** Systems of a `systems` run whose images are not run here. */
+untested = []) {
+    if (!testsImage(inputs)) {
+        report.skip('Test', 'no test or test-url');
+        return;
+    }
+    if (dockerImage === null)
+        throw new Error('the image to test was not loaded into docker');
+    const notTested = untested.length > 0 ? ` (not tested: ${untested.join(', ')})` : '';
+    if (notTested)
+        lib_core/* info */.pq(`Testing ${dockerImage}; not the runner's platform, so not tested: ${untested.join(', ')}`);
+    await report.stage('Test', () => testImage({
+        image: dockerImage,
+        command: inputs.test,
+        url: inputs.testUrl,
+        timeoutSeconds: inputs.testTimeout,
+        onContainer: name => saveState(StateKey.TestContainer, name ?? '')
+    }), result => describeTest(result, { command: inputs.test, url: inputs.testUrl }) + notTested);
+    report.tested = true;
 }
 /** Every full reference to push, from `image`, `registry` and `tags`: the `refs` output. */
 function resolveTargets(inputs, report, archiveRepoTag) {
@@ -44893,8 +45305,11 @@ async function runSingleImage(inputs, report) {
     lib_core/* setOutput */.uH('image-format', formatName(built.format));
     const archiveCopy = plainArchiveCopyFor(inputs, built);
     try {
-        const { metadata, dockerImage } = await loadOrInspect(inputs, built, report, archiveCopy);
-        const tagged = await tagAndPush(inputs, report, metadata, dockerImage, archiveCopy ?? built.storePath);
+        const load = inputs.load || loadForTest(inputs);
+        const { metadata, dockerImage } = await loadOrInspect({ ...inputs, load }, built, report, archiveCopy);
+        await testStage(inputs, report, dockerImage);
+        // An image loaded only for the test is not tagged.
+        const tagged = await tagAndPush(inputs, report, metadata, inputs.load ? dockerImage : null, archiveCopy ?? built.storePath);
         const sbom = await writeImageSbom(inputs, report, {
             ...tagged,
             metadata,
@@ -44975,11 +45390,13 @@ async function runSystems(inputs, report) {
     const images = [];
     const copies = [];
     const builds = [];
-    if (!inputs.load)
+    // The runner's own image is loaded to be tested, even with load: false.
+    const load = inputs.load || loadForTest(inputs);
+    if (!load)
         report.skip('Load', 'load: false');
     try {
         for (const system of inputs.systems) {
-            images.push(await buildAndRead(inputs, report, system, copies, builds));
+            images.push(await buildAndRead({ ...inputs, load }, report, system, copies, builds));
         }
         lib_core/* setOutput */.uH('store-path', images.map(image => image.built.storePath).join('\n'));
         lib_core/* setOutput */.uH('image-format', images.map(image => formatName(image.built.format)).join('\n'));
@@ -44990,7 +45407,9 @@ async function runSystems(inputs, report) {
         const own = images.find(image => image.dockerImage !== null) ?? null;
         lib_core/* setOutput */.uH('image-id', (own ?? images[0]).metadata.configDigest);
         const refs = resolveTargets(inputs, report, images[0]?.metadata.repoTags[0] ?? null);
-        if (own?.dockerImage)
+        await testStage(inputs, report, own?.dockerImage ?? null, images.filter(image => image !== own).map(image => image.system));
+        // An image loaded only for the test is not tagged.
+        if (own?.dockerImage && inputs.load)
             await report.stage(`Tag ${own.system}`, () => tagImage({ source: own.dockerImage, refs }), () => `${refs.length} refs`);
         const results = images.map(image => systemResult(image, '', ''));
         report.platforms = [...results];
@@ -45094,6 +45513,8 @@ class Report {
     sboms = [];
     /** The platform images of an index, one summary row each; empty for a single image. */
     platforms = [];
+    /** A `test` or `test-url` ran and passed: the `tested` output. */
+    tested = false;
     skip(name, why) {
         lib_core/* info */.pq(`${name}: skipped (${why})`);
         this.stages.push({ name, status: 'skipped', detail: why, seconds: 0 });
@@ -47143,7 +47564,13 @@ async function main_run() {
     try {
         const inputs = parseInputs();
         saveState(StateKey.MainRan, 'true');
-        await runPipeline(inputs, report);
+        try {
+            await runPipeline(inputs, report);
+        }
+        finally {
+            // Once the inputs are good (bad input sets no output at all), passed or failed.
+            lib_core/* setOutput */.uH('tested', String(report.tested));
+        }
     }
     catch (error) {
         lib_core/* setFailed */.C1(errors_errorMessage(error));

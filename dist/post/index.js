@@ -31924,6 +31924,8 @@ var StateKey;
     StateKey["BuiltStorePath"] = "built-store-path";
     /** JSON of the push stage's LoginSession (no secrets): what post logs out of. */
     StateKey["LoginSession"] = "login-session";
+    /** The test container that may be running ('' once main removed it): post removes it. */
+    StateKey["TestContainer"] = "test-container";
 })(StateKey || (StateKey = {}));
 function saveState(key, value) {
     core.saveState(key, value);
@@ -31945,6 +31947,8 @@ var external_node_path_ = __nccwpck_require__(6760);
 var post_exec = __nccwpck_require__(7187);
 ;// CONCATENATED MODULE: external "node:child_process"
 const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
+;// CONCATENATED MODULE: external "node:string_decoder"
+const external_node_string_decoder_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:string_decoder");
 ;// CONCATENATED MODULE: ./src/errors.ts
 // What an error says, whatever was thrown.
 function errors_errorMessage(error) {
@@ -31960,6 +31964,7 @@ function errors_firstLine(text) {
 
 
 
+
 const STDERR_TAIL_LINES = 25;
 /** coreutils `timeout`'s exit code when it stopped the command. */
 const TIMED_OUT = 124;
@@ -31969,7 +31974,7 @@ class exec_CommandError extends Error {
     exitCode;
     stderr;
     constructor(command, exitCode, stderr) {
-        const tail = tailLines(stderr, STDERR_TAIL_LINES);
+        const tail = exec_tailLines(stderr, STDERR_TAIL_LINES);
         const status = exitCode === null ? 'could not run' : `failed with exit code ${exitCode}`;
         super(`\`${command.join(' ')}\` ${status}${tail ? `:\n${tail}` : ''}`);
         this.command = command;
@@ -31979,10 +31984,10 @@ class exec_CommandError extends Error {
     }
     /** The last lines of stderr, for one-line error messages. */
     tail(lines = STDERR_TAIL_LINES) {
-        return tailLines(this.stderr, lines);
+        return exec_tailLines(this.stderr, lines);
     }
 }
-function tailLines(text, lines) {
+function exec_tailLines(text, lines) {
     return text.trimEnd().split('\n').slice(-lines).join('\n').trim();
 }
 /** Run a command and capture its output; throws CommandError on a non-zero exit. */
@@ -31999,7 +32004,8 @@ async function exec_run(command, args, options = {}) {
             env: options.env ? { ...processEnv(), ...options.env } : undefined,
             cwd: options.cwd,
             silent: options.silent ?? false,
-            ignoreReturnCode: true
+            ignoreReturnCode: true,
+            listeners: options.onOutput ? interleaved(options.onOutput) : undefined
         });
     }
     catch (error) {
@@ -32013,6 +32019,14 @@ async function exec_run(command, args, options = {}) {
         throw new exec_CommandError(argv, result.exitCode, stderr);
     }
     return result;
+}
+/** stdout and stderr listeners feeding one callback, multi-byte characters kept whole. */
+function interleaved(onOutput) {
+    const decoders = { stdout: new external_node_string_decoder_namespaceObject.StringDecoder('utf8'), stderr: new external_node_string_decoder_namespaceObject.StringDecoder('utf8') };
+    return {
+        stdout: (data) => onOutput(decoders.stdout.write(data)),
+        stderr: (data) => onOutput(decoders.stderr.write(data))
+    };
 }
 /** The current environment without undefined values, as @actions/exec wants it. */
 function processEnv() {
@@ -32036,7 +32050,7 @@ function spawnProducer(command, args, stdin) {
         child.stdin.end();
     let stderr = '';
     child.stderr.on('data', (chunk) => {
-        stderr = tailLines(stderr + chunk.toString(), STDERR_TAIL_LINES * 4);
+        stderr = exec_tailLines(stderr + chunk.toString(), STDERR_TAIL_LINES * 4);
     });
     const done = new Promise((resolve, reject) => {
         child.on('error', error => reject(new exec_CommandError(argv, null, error.message)));
@@ -32881,8 +32895,6 @@ var external_fs_ = __nccwpck_require__(9896);
 var external_node_events_ = __nccwpck_require__(8474);
 // EXTERNAL MODULE: external "node:stream"
 var external_node_stream_ = __nccwpck_require__(7075);
-;// CONCATENATED MODULE: external "node:string_decoder"
-const external_node_string_decoder_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:string_decoder");
 // EXTERNAL MODULE: external "node:fs"
 var external_node_fs_ = __nccwpck_require__(3024);
 // EXTERNAL MODULE: external "path"
@@ -33421,9 +33433,304 @@ async function logoutOfRegistries(session) {
     await (0,promises_namespaceObject.rm)(session.configDir, { recursive: true, force: true });
 }
 
+;// CONCATENATED MODULE: external "node:timers/promises"
+const external_node_timers_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:timers/promises");
+;// CONCATENATED MODULE: ./src/stages/test.ts
+// The test stage: run the loaded image before anything is pushed. `test` runs a command in it
+// (`docker run --rm <image> <args>`); `test-url` starts the image's own command and waits until
+// a URL answers 2xx. Each container is named, recorded through `onContainer` (so that post
+// removes one a killed main left behind) and removed with `docker rm --force` on a timeout, on
+// SIGINT/SIGTERM and in a finally: it never outlives the step.
+
+
+
+
+
+
+/** Every test container carries this label (and a `nix-container-test-` name). */
+const CONTAINER_LABEL = 'nix-container-action.test';
+const OUTPUT_TAIL_LINES = 20;
+const OUTPUT_TAIL_CHARS = 4000;
+/** How much output is kept while a container runs: enough for the tail. */
+const OUTPUT_KEPT_CHARS = (/* unused pure expression or super */ null && (64 * 1024));
+const POLL_INTERVAL_MS = 500;
+/** One request may take this long before it counts as no answer. */
+const PROBE_TIMEOUT_MS = 5000;
+/** A signal's cleanup gets this long before the process exits anyway. */
+const SIGNAL_CLEANUP_MS = 10_000;
+function containerName(random = randomBytes(6).toString('hex')) {
+    return `nix-container-test-${random}`;
+}
+/** `docker run` for `test`: the arguments go after the image, as with `docker run` itself. */
+function commandRunArgs(name, image, command) {
+    return [
+        'run',
+        '--rm',
+        '--name',
+        name,
+        '--label',
+        CONTAINER_LABEL,
+        '--pull',
+        'never',
+        image,
+        ...command
+    ];
+}
+/**
+ * `docker run` for `test-url`: the image's own command, detached, on the runner's network, so
+ * that the URL is fetched as written (`localhost:<port>` is the server's own port) whether the
+ * daemon has a bridge or not, and a server that listens on 127.0.0.1 is reachable too.
+ */
+function serverRunArgs(name, image) {
+    return [
+        'run',
+        '--detach',
+        '--name',
+        name,
+        '--label',
+        CONTAINER_LABEL,
+        '--pull',
+        'never',
+        '--network',
+        'host',
+        image
+    ];
+}
+/** What an exit code of `docker run` means when docker itself chose it. */
+function describeExit(exitCode) {
+    const meanings = {
+        125: 'docker could not run the container',
+        126: 'the command in the image could not be invoked',
+        127: 'the command was not found in the image',
+        137: 'the container was killed'
+    };
+    const meaning = meanings[exitCode];
+    return `exited with code ${exitCode}${meaning ? ` (${meaning})` : ''}`;
+}
+function describeProbe(probe) {
+    return 'status' in probe ? `HTTP ${probe.status}` : probe.error;
+}
+/** After one request to the URL: passed, failed, or ask again. */
+function decidePoll(state) {
+    const { probe, container } = state;
+    if ('status' in probe && probe.status >= 200 && probe.status < 300) {
+        return { next: 'passed', status: probe.status };
+    }
+    const last = `last answer: ${describeProbe(probe)}`;
+    if (container !== null && !container.running) {
+        const how = container.exitCode === null ? 'is gone' : describeExit(container.exitCode);
+        return { next: 'failed', reason: `was never answered 2xx: the container ${how} (${last})` };
+    }
+    if (state.elapsedSeconds >= state.timeoutSeconds) {
+        return {
+            next: 'failed',
+            reason: `did not answer 2xx within ${state.timeoutSeconds} s (${last})`
+        };
+    }
+    return { next: 'wait' };
+}
+/** `docker inspect --format '{{.State.Status}} {{.State.ExitCode}}'`; null when there is none. */
+function parseContainerState(stdout) {
+    const [status, code] = (stdout ?? '').trim().split(/\s+/);
+    if (status === 'running' || status === 'created' || status === 'restarting') {
+        return { running: true };
+    }
+    const exitCode = code !== undefined && /^-?\d+$/.test(code) ? Number(code) : null;
+    return { running: false, exitCode: status ? exitCode : null };
+}
+/** The last lines of a container's output, bounded in length, for an error message. */
+function outputTail(output) {
+    const tail = tailLines(output, OUTPUT_TAIL_LINES);
+    return tail.length > OUTPUT_TAIL_CHARS ? `...${tail.slice(-OUTPUT_TAIL_CHARS)}` : tail;
+}
+/** The step's error: what failed and how, that nothing was pushed, and the output's tail. */
+function testFailureMessage(failure) {
+    const tail = outputTail(failure.output);
+    const output = tail ? `The container's last output:\n${tail}` : 'The container printed nothing.';
+    return `${failure.what} ${failure.reason}, so nothing was pushed. ${output}`;
+}
+/** The summary's line: `passed: ...`. */
+function describeTest(result, options) {
+    const parts = [];
+    if (result.command) {
+        parts.push(`\`${options.command.join(' ')}\` exited 0 in ${result.command.seconds.toFixed(1)} s`);
+    }
+    if (result.url) {
+        parts.push(`${options.url ?? ''} answered ${result.url.status} after ${result.url.seconds.toFixed(1)} s`);
+    }
+    return `passed: ${parts.join('; ')}`;
+}
+async function testImage(options) {
+    const command = options.command.length > 0 ? await testCommand(options) : null;
+    const url = options.url !== null ? await testUrl(options, options.url) : null;
+    return { command, url };
+}
+/** `docker run --rm <image> <command>`, bounded by the timeout. */
+async function testCommand(options) {
+    const name = containerName();
+    const what = `The test \`${options.command.join(' ')}\``;
+    return withContainer(name, options.onContainer, async () => {
+        let output = '';
+        // Set when the timeout removed the container (which ends `docker run`).
+        const stopped = { removal: null };
+        const started = performance.now();
+        const timer = setTimeout(() => {
+            core.info(`Still running after ${options.timeoutSeconds} s: removing ${name}`);
+            stopped.removal = removeContainer(name);
+        }, options.timeoutSeconds * 1000);
+        let exitCode;
+        try {
+            ;
+            ({ exitCode } = await run('docker', commandRunArgs(name, options.image, options.command), {
+                allowFailure: true,
+                onOutput: text => {
+                    output = (output + text).slice(-OUTPUT_KEPT_CHARS);
+                }
+            }));
+        }
+        finally {
+            clearTimeout(timer);
+        }
+        const seconds = (performance.now() - started) / 1000;
+        if (stopped.removal !== null) {
+            await stopped.removal;
+            const reason = `did not finish within ${options.timeoutSeconds} s: its container was stopped and removed`;
+            throw new Error(testFailureMessage({ what, reason, output }));
+        }
+        if (exitCode !== 0) {
+            throw new Error(testFailureMessage({ what, reason: describeExit(exitCode), output }));
+        }
+        core.info(`${what} exited 0 in ${seconds.toFixed(1)} s`);
+        return { seconds };
+    });
+}
+/** The image's own command, detached, until the URL answers 2xx or the timeout passes. */
+async function testUrl(options, url) {
+    const name = containerName();
+    const what = `The test-url ${url}`;
+    return withContainer(name, options.onContainer, async () => {
+        core.info(`Starting the image's own command (container ${name}, host network); waiting up to ` +
+            `${options.timeoutSeconds} s for ${url} to answer 2xx`);
+        let output = '';
+        const keep = (text) => {
+            output = (output + text).slice(-OUTPUT_KEPT_CHARS);
+        };
+        const start = await run('docker', serverRunArgs(name, options.image), {
+            allowFailure: true,
+            onOutput: keep
+        });
+        if (start.exitCode !== 0) {
+            const reason = `could not start: \`docker run\` ${describeExit(start.exitCode)}`;
+            throw new Error(testFailureMessage({ what, reason, output }));
+        }
+        const started = performance.now();
+        const elapsed = () => (performance.now() - started) / 1000;
+        let decision = { next: 'wait' };
+        while (decision.next === 'wait') {
+            const remainingMs = (options.timeoutSeconds - elapsed()) * 1000;
+            const probe = await probeUrl(url, Math.max(100, Math.min(PROBE_TIMEOUT_MS, remainingMs)));
+            const answered = 'status' in probe && probe.status >= 200 && probe.status < 300;
+            const container = answered ? null : await containerState(name);
+            decision = decidePoll({
+                url,
+                probe,
+                container,
+                elapsedSeconds: elapsed(),
+                timeoutSeconds: options.timeoutSeconds
+            });
+            if (decision.next === 'wait') {
+                await sleep(Math.max(0, Math.min(POLL_INTERVAL_MS, (options.timeoutSeconds - elapsed()) * 1000)));
+            }
+        }
+        const seconds = elapsed();
+        core.info(`The container's log:`);
+        output = '';
+        await run('docker', ['logs', name], { allowFailure: true, onOutput: keep });
+        if (decision.next === 'failed') {
+            throw new Error(testFailureMessage({ what, reason: decision.reason, output }));
+        }
+        core.info(`${url} answered ${decision.status} after ${seconds.toFixed(1)} s`);
+        return { status: decision.status, seconds };
+    });
+}
+/** One GET of the URL: its status (after redirects), or why there was none. */
+async function probeUrl(url, timeoutMs) {
+    const limitMs = Math.max(1, Math.ceil(timeoutMs));
+    try {
+        const response = await fetch(url, { signal: AbortSignal.timeout(limitMs) });
+        await response.body?.cancel();
+        return { status: response.status };
+    }
+    catch (error) {
+        // fetch's errors may come from another realm (jest's VM): read them, don't instanceof them.
+        const { name, cause } = (error ?? {});
+        if (name === 'TimeoutError')
+            return { error: `no answer within ${(limitMs / 1000).toFixed(1)} s` };
+        const reason = (cause ?? {});
+        if (typeof reason.code === 'string')
+            return { error: reason.code };
+        if (typeof reason.message === 'string')
+            return { error: reason.message };
+        return { error: errorMessage(error) };
+    }
+}
+async function containerState(name) {
+    const { exitCode, stdout } = await run('docker', ['inspect', '--format', '{{.State.Status}} {{.State.ExitCode}}', name], { allowFailure: true, silent: true });
+    return parseContainerState(exitCode === 0 ? stdout : null);
+}
+/**
+ * Run `work` while the container `name` may exist: it is recorded first, and removed
+ * afterwards however `work` ends, or at once when the step is cancelled (SIGINT, SIGTERM).
+ */
+async function withContainer(name, onContainer, work) {
+    onContainer?.(name);
+    const onSignal = (signal) => {
+        const code = 128 + (constants.signals[signal] ?? 0);
+        core.info(`${signal}: removing the test container ${name} before exiting`);
+        setTimeout(() => process.exit(code), SIGNAL_CLEANUP_MS).unref();
+        void removeContainer(name).finally(() => process.exit(code));
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    try {
+        return await work();
+    }
+    finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+        await removeContainer(name);
+        onContainer?.(null);
+    }
+}
+/**
+ * `docker rm --force`: stops and removes a test container; true when there was one. Never
+ * throws (it runs in finally blocks, signal handlers and the post step): a failure is a warning.
+ */
+async function removeContainer(name) {
+    try {
+        const result = await exec_run('docker', ['rm', '--force', name], {
+            allowFailure: true,
+            silent: true
+        });
+        // A container that is not there: exit 0 (or 1 before docker 23), "No such container".
+        if (/no such container/i.test(result.stderr))
+            return false;
+        if (result.exitCode !== 0) {
+            lib_core/* warning */.$e(`could not remove the test container ${name}: ${exec_tailLines(result.stderr, 5)}`);
+            return false;
+        }
+        return result.stdout.trim() !== '';
+    }
+    catch (error) {
+        lib_core/* warning */.$e(`could not remove the test container ${name}: ${errors_errorMessage(error)}`);
+        return false;
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/post.ts
 // run(): the post step. It cleans up after main and only ever warns: a post step must never
 // fail a job whose work is done.
+
 
 
 
@@ -33441,7 +33748,17 @@ async function post_run() {
         lib_core/* warning */.$e(`post step: ${errors_errorMessage(error)}`);
     }
     finally {
+        await removeTestContainer();
         await logout();
+    }
+}
+/** A test container main could not remove (it was killed, or cancelled mid-test). */
+async function removeTestContainer() {
+    const name = getState(StateKey.TestContainer);
+    if (name === null)
+        return;
+    if (await removeContainer(name)) {
+        lib_core/* info */.pq(`Removed the test container ${name}, which the main step left behind`);
     }
 }
 /** Log out of exactly the registries main logged in to (even when its push failed). */

@@ -6,6 +6,7 @@ import type { ArchiveMetadata } from '../image/archive.js'
 import { describeFormat, detectFormat } from '../image/format.js'
 import type { ImageFormat } from '../image/format.js'
 import type { IndexEntry } from '../image/oci-index.js'
+import { testsImage } from '../inputs.js'
 import type { Inputs } from '../inputs.js'
 import { resolveRefs } from '../reference.js'
 import type { PlatformRow, Report } from '../report.js'
@@ -16,6 +17,7 @@ import { saveState, StateKey } from '../state.js'
 import { buildImage, installable } from '../stages/build.js'
 import { inspectImage, loadImage } from '../stages/load.js'
 import { authFileOf, loginToRegistries } from '../stages/login.js'
+import { describeTest, testImage } from '../stages/test.js'
 import type { LoginSession } from '../stages/login.js'
 import type { PushResult, RefOutcome } from '../stages/push.js'
 import { pushIndex } from '../stages/push-index.js'
@@ -87,6 +89,55 @@ export async function loadOrInspect(
   )
   core.setOutput('loaded-image', loaded.loadedImages[0] ?? '')
   return { metadata: loaded.metadata, dockerImage: loaded.dockerImage }
+}
+
+/**
+ * Whether to load the image only to test it: `load: false` (perhaps with `push-tool: skopeo`,
+ * which pushes from the archive) and a test to run. Says so in the log.
+ */
+export function loadForTest(inputs: Inputs): boolean {
+  if (inputs.load || !testsImage(inputs)) return false
+  const skopeo = inputs.pushTool === 'skopeo' ? ' (push-tool: skopeo pushes from the archive)' : ''
+  core.info(
+    `load: false${skopeo}, but the image is loaded into docker to run the test; it is not tagged`
+  )
+  return true
+}
+
+/**
+ * Run the loaded image before anything is pushed (`test`, then `test-url`): a failure fails
+ * the step here, before any login or push.
+ */
+export async function testStage(
+  inputs: Inputs,
+  report: Report,
+  dockerImage: string | null,
+  /** Systems of a `systems` run whose images are not run here. */
+  untested: readonly string[] = []
+): Promise<void> {
+  if (!testsImage(inputs)) {
+    report.skip('Test', 'no test or test-url')
+    return
+  }
+  if (dockerImage === null) throw new Error('the image to test was not loaded into docker')
+  const notTested = untested.length > 0 ? ` (not tested: ${untested.join(', ')})` : ''
+  if (notTested)
+    core.info(
+      `Testing ${dockerImage}; not the runner's platform, so not tested: ${untested.join(', ')}`
+    )
+  await report.stage(
+    'Test',
+    () =>
+      testImage({
+        image: dockerImage,
+        command: inputs.test,
+        url: inputs.testUrl,
+        timeoutSeconds: inputs.testTimeout,
+        onContainer: name => saveState(StateKey.TestContainer, name ?? '')
+      }),
+    result => describeTest(result, { command: inputs.test, url: inputs.testUrl }) + notTested
+  )
+  report.tested = true
 }
 
 /** Every full reference to push, from `image`, `registry` and `tags`: the `refs` output. */

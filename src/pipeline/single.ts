@@ -15,6 +15,7 @@ import { tagImage } from '../stages/tag.js'
 import {
   build,
   describeOutcomes,
+  loadForTest,
   loadOrInspect,
   login,
   resolveTargets,
@@ -22,6 +23,7 @@ import {
   setImagesOutput,
   setPushOutputs,
   skipPush,
+  testStage,
   writeImageSbom
 } from './common.js'
 import type { BuiltImage, TaggedImage } from './common.js'
@@ -40,12 +42,20 @@ export async function runSingleImage(inputs: Inputs, report: Report): Promise<vo
 
   const archiveCopy = plainArchiveCopyFor(inputs, built)
   try {
-    const { metadata, dockerImage } = await loadOrInspect(inputs, built, report, archiveCopy)
+    const load = inputs.load || loadForTest(inputs)
+    const { metadata, dockerImage } = await loadOrInspect(
+      { ...inputs, load },
+      built,
+      report,
+      archiveCopy
+    )
+    await testStage(inputs, report, dockerImage)
+    // An image loaded only for the test is not tagged.
     const tagged = await tagAndPush(
       inputs,
       report,
       metadata,
-      dockerImage,
+      inputs.load ? dockerImage : null,
       archiveCopy ?? built.storePath
     )
     const sbom = await writeImageSbom(inputs, report, {

@@ -29,6 +29,7 @@ import { tagImage } from '../stages/tag.js'
 import {
   build,
   describeRepositories,
+  loadForTest,
   loadOrInspect,
   login,
   pushIndexStage,
@@ -36,6 +37,7 @@ import {
   runnerTemp,
   setImagesOutput,
   skipPush,
+  testStage,
   writeImageSbom
 } from './common.js'
 import type { BuiltImage, ImageResult } from './common.js'
@@ -56,10 +58,12 @@ export async function runSystems(inputs: Inputs, report: Report): Promise<void> 
   const images: SystemImage[] = []
   const copies: string[] = []
   const builds: BuiltImage[] = []
-  if (!inputs.load) report.skip('Load', 'load: false')
+  // The runner's own image is loaded to be tested, even with load: false.
+  const load = inputs.load || loadForTest(inputs)
+  if (!load) report.skip('Load', 'load: false')
   try {
     for (const system of inputs.systems) {
-      images.push(await buildAndRead(inputs, report, system, copies, builds))
+      images.push(await buildAndRead({ ...inputs, load }, report, system, copies, builds))
     }
     core.setOutput('store-path', images.map(image => image.built.storePath).join('\n'))
     core.setOutput('image-format', images.map(image => formatName(image.built.format)).join('\n'))
@@ -72,7 +76,14 @@ export async function runSystems(inputs: Inputs, report: Report): Promise<void> 
     const own = images.find(image => image.dockerImage !== null) ?? null
     core.setOutput('image-id', (own ?? (images[0] as SystemImage)).metadata.configDigest)
     const refs = resolveTargets(inputs, report, images[0]?.metadata.repoTags[0] ?? null)
-    if (own?.dockerImage)
+    await testStage(
+      inputs,
+      report,
+      own?.dockerImage ?? null,
+      images.filter(image => image !== own).map(image => image.system)
+    )
+    // An image loaded only for the test is not tagged.
+    if (own?.dockerImage && inputs.load)
       await report.stage(
         `Tag ${own.system}`,
         () => tagImage({ source: own.dockerImage as string, refs }),
