@@ -46717,10 +46717,78 @@ async function rollBack(placed, createdDirs) {
     }
 }
 
+;// CONCATENATED MODULE: ./src/nix/user-namespaces.ts
+// Ubuntu 23.10 and later (ubuntu-latest is 24.04) restrict unprivileged user namespaces through
+// AppArmor (kernel.apparmor_restrict_unprivileged_userns=1): an unconfined process may create
+// one but gets no capabilities in it, so a single-user Nix, which builds as this user inside a
+// user namespace (its sandbox), fails to set up the sandbox ("setting up uid map: Permission
+// denied"). Nix's sandbox-fallback does not help: creating the namespace succeeds. The runner
+// has passwordless sudo and is thrown away after the job, so the action lifts the restriction
+// there, as DeterminateSystems/nix-installer-action#193 and others advise. A daemon store
+// builds as root, and root is not restricted: nothing to do there.
+
+
+
+
+
+const USERNS_SYSCTL_FILE = '/proc/sys/kernel/apparmor_restrict_unprivileged_userns';
+const USERNS_SYSCTL = 'kernel.apparmor_restrict_unprivileged_userns';
+/** Lift the restriction only where it is on and would stop this user's sandboxed builds. */
+function planUserNamespaces(facts) {
+    if (facts.restricted !== true)
+        return { lift: false, reason: 'not restricted' };
+    if (facts.asRoot)
+        return { lift: false, reason: 'builds run as root' };
+    if (!facts.buildsAsThisUser)
+        return { lift: false, reason: 'a Nix daemon builds' };
+    return { lift: true };
+}
+function parseSysctlFlag(text) {
+    if (text === null)
+        return null;
+    const value = text.trim();
+    return value === '' ? null : value !== '0';
+}
+/**
+ * Where the runner restricts user namespaces and this user builds single-user, turn the
+ * restriction off through sudo (a notice says so). Never throws: without sudo it warns how
+ * builds will fail and what to do.
+ */
+async function allowUserNamespaces(options = {}) {
+    const sysctlFile = options.sysctlFile ?? USERNS_SYSCTL_FILE;
+    const plan = planUserNamespaces({
+        restricted: parseSysctlFlag(await (0,promises_namespaceObject.readFile)(sysctlFile, 'utf8').catch(() => null)),
+        asRoot: process.getuid?.() === 0,
+        buildsAsThisUser: await buildsAsThisUser(options.storeDir ?? '/nix/store')
+    });
+    if (!plan.lift)
+        return 'not-needed';
+    try {
+        await exec_run('sudo', ['-n', 'sysctl', '-w', `${USERNS_SYSCTL}=0`], { silent: true });
+        lib_core/* notice */.lm(`${USERNS_SYSCTL} was 1 (Ubuntu's AppArmor restriction on user namespaces), which stops a ` +
+            `single-user Nix from setting up its build sandbox: set to 0 with sudo for this runner`);
+        return 'lifted';
+    }
+    catch (error) {
+        lib_core/* warning */.$e(`${USERNS_SYSCTL} is 1 and could not be set to 0 (sudo -n sysctl failed: ` +
+            `${errors_errorMessage(error)}): sandboxed builds of this single-user Nix will fail to set up ` +
+            `their user namespace. Give the job passwordless sudo, or add "sandbox = false" to nix-conf`);
+        return 'failed';
+    }
+}
+/** A single-user store: this user may write it (no NIX_REMOTE daemon in between). */
+async function buildsAsThisUser(storeDir) {
+    const remote = process.env.NIX_REMOTE ?? '';
+    if (remote !== '' && remote !== 'local' && remote !== 'auto')
+        return false;
+    return (0,promises_namespaceObject.access)(storeDir, external_node_fs_.constants.W_OK).then(() => true, () => false);
+}
+
 ;// CONCATENATED MODULE: ./src/stages/install-nix.ts
 // The Nix stage: use a working Nix when there is one (on PATH, or off it where self-hosted
 // machines keep it), otherwise install the pinned, checksummed release tarball single-user;
 // then write this job's nix.conf. Decisions are pure functions beside the stage.
+
 
 
 
@@ -46788,6 +46856,8 @@ async function setupNix(options) {
     const result = plan.action === 'use'
         ? useExisting(plan.existing)
         : await installNix(options.nixVersion, options);
+    // ubuntu-latest restricts the user namespaces a single-user Nix builds in.
+    await allowUserNamespaces();
     await writeJobConf({
         installed: result.installed,
         asRoot: process.getuid?.() === 0,
@@ -47004,17 +47074,8 @@ function restoreMethod(facts) {
     }
     return { fast: true };
 }
-/** Writable, or not there yet but creatable: Nix makes the store's directories on first use. */
 async function writable(path) {
-    try {
-        await (0,promises_namespaceObject.access)(path, promises_namespaceObject.constants.W_OK);
-        return true;
-    }
-    catch (error) {
-        const parent = (0,external_node_path_.dirname)(path);
-        const missing = error.code === 'ENOENT';
-        return missing && parent !== path ? writable(parent) : false;
-    }
+    return (0,promises_namespaceObject.access)(path, promises_namespaceObject.constants.W_OK).then(() => true, () => false);
 }
 function storeDirectory() {
     return process.env.NIX_STORE_DIR ?? '/nix/store';

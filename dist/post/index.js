@@ -32345,17 +32345,8 @@ function store_archive_restoreMethod(facts) {
     }
     return { fast: true };
 }
-/** Writable, or not there yet but creatable: Nix makes the store's directories on first use. */
 async function writable(path) {
-    try {
-        await access(path, constants.W_OK);
-        return true;
-    }
-    catch (error) {
-        const parent = dirname(path);
-        const missing = error.code === 'ENOENT';
-        return missing && parent !== path ? writable(parent) : false;
-    }
+    return access(path, constants.W_OK).then(() => true, () => false);
 }
 function store_archive_storeDirectory() {
     return process.env.NIX_STORE_DIR ?? '/nix/store';

@@ -95,16 +95,11 @@ export function restoreMethod(facts: StoreAccess): RestoreMethod {
   return { fast: true }
 }
 
-/** Writable, or not there yet but creatable: Nix makes the store's directories on first use. */
 async function writable(path: string): Promise<boolean> {
-  try {
-    await access(path, constants.W_OK)
-    return true
-  } catch (error) {
-    const parent = dirname(path)
-    const missing = (error as NodeJS.ErrnoException).code === 'ENOENT'
-    return missing && parent !== path ? writable(parent) : false
-  }
+  return access(path, constants.W_OK).then(
+    () => true,
+    () => false
+  )
 }
 
 export function storeDirectory(): string {

@@ -12,6 +12,7 @@ import { nixConfText, printableConfText, sslCertFile, userConfFiles } from '../n
 import { fetchRelease } from '../nix/download.js'
 import { nixSystem } from '../nix/release.js'
 import { installSingleUser } from '../nix/single-user.js'
+import { allowUserNamespaces } from '../nix/user-namespaces.js'
 
 export interface NixOptions {
   installNix: boolean
@@ -107,6 +108,8 @@ export async function setupNix(options: NixOptions): Promise<NixResult> {
     plan.action === 'use'
       ? useExisting(plan.existing)
       : await installNix(options.nixVersion, options)
+  // ubuntu-latest restricts the user namespaces a single-user Nix builds in.
+  await allowUserNamespaces()
   await writeJobConf({
     installed: result.installed,
     asRoot: process.getuid?.() === 0,
