@@ -295,28 +295,3 @@ describe('merge', () => {
     expect((await getRawManifest(registry(), 'e2e/twice', 'v1')).status).toBe(404)
   })
 })
-
-describe('bad multi-platform input fails before any command runs', () => {
-  test.each<[Record<string, string>, string]>([
-    [
-      { systems: BOTH, system: 'x86_64-linux' },
-      'Input "systems": "x86_64-linux, aarch64-linux" cannot go with "system" ("x86_64-linux")'
-    ],
-    [{ systems: 'x86_64-linux, arm64' }, 'Input "systems": "arm64" is not a Nix system'],
-    [
-      { systems: BOTH, merge: 'amd64' },
-      'Input "merge": "amd64" cannot go with "systems" ("x86_64-linux, aarch64-linux")'
-    ],
-    [{ merge: 'amd64', image: '', tags: '' }, 'Input "merge": "amd64" has nothing to push to'],
-    [{ merge: 'amd64, arm64', push: 'false' }, 'Input "merge": "amd64, arm64" needs push: true']
-  ])('%j', async (inputs, message) => {
-    const result = await action(
-      { flake: example, image: `${registry()}/e2e/bad-multi`, ...inputs },
-      { watch: ['nix', 'docker', 'skopeo'] }
-    )
-    expect(result.main.exitCode).toBe(1)
-    expect(result.main.stdout).toContain(`::error::${message}`)
-    expect(result.commands).toEqual([])
-    expect(Object.keys(result.outputs)).toEqual([])
-  })
-})

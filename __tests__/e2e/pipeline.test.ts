@@ -198,27 +198,17 @@ test('a failed build ends with the tail of the build log', async () => {
   expect(result.main.stdout).toContain('the example build fails on purpose')
 })
 
-describe('bad input fails before any command runs', () => {
-  test.each<[Record<string, string>, string]>([
-    [{ tags: 'v1;id' }, 'Input "tags": "v1;id" is not a valid tag'],
-    [{ tags: '$(touch /tmp/pwned)' }, 'Input "tags": "$(touch /tmp/pwned)" is not a valid'],
-    [{ image: 'no-registry' }, 'Input "image": "no-registry" names no registry'],
-    [{ 'push-tool': 'podman' }, 'Input "push-tool": "podman" is not one of: docker, skopeo'],
-    [{ push: 'yes' }, 'Input "push": "yes" is not a boolean'],
-    [{ retries: '-1' }, 'Input "retries": "-1" is not a whole number'],
-    [{ registry: 'ghcr.io/owner' }, 'Input "registry": "ghcr.io/owner" is not a registry host'],
-    [
-      { image: 'ghcr.io/o/App:v1' },
-      'Input "image": "ghcr.io/o/App:v1" must be a repository without a tag'
-    ]
-  ])('%j', async (inputs, message) => {
-    const result = await action(
-      { flake: example, ...inputs },
-      { watch: ['nix', 'docker', 'skopeo'] }
-    )
-    expect(result.main.exitCode).toBe(1)
-    expect(result.main.stdout).toContain(`::error::${message}`)
-    expect(result.commands).toEqual([])
-    expect(Object.keys(result.outputs)).toEqual([])
-  })
+// The table of bad values is the unit tests' (parseInputs); this is the end-to-end proof that a
+// bad input stops the bundle before any command, and that no value reaches a shell.
+test('bad input fails before any command runs', async () => {
+  const marker = `/tmp/nca-pwned-${process.pid}`
+  const result = await action(
+    { flake: example, tags: `v1, $(touch ${marker})` },
+    { watch: ['nix', 'docker', 'skopeo', 'touch'] }
+  )
+  expect(result.main.exitCode).toBe(1)
+  expect(result.main.stdout).toContain(`::error::Input "tags": "$(touch ${marker})" is not a valid`)
+  expect(result.commands).toEqual([])
+  expect(Object.keys(result.outputs)).toEqual([])
+  expect(existsSync(marker)).toBe(false)
 })

@@ -293,23 +293,3 @@ test.each<['TERM' | 'KILL', string]>([
   expect(result.post?.exitCode).toBe(0)
   await expectNotPushed(image)
 })
-
-test.each<[Record<string, string>, string]>([
-  [{ test: '/bin/busybox\n\ntrue' }, 'Input "test": "/bin/busybox\\n\\ntrue" has an empty line'],
-  [{ 'test-url': 'ftp://localhost/x' }, 'Input "test-url": "ftp://localhost/x" must be an http://'],
-  [{ test: 'true', 'test-timeout': '0' }, 'Input "test-timeout": "0" is not a number of seconds'],
-  [{ test: 'true', 'test-timeout': 'soon' }, 'Input "test-timeout": "soon" is not a number'],
-  [
-    { test: 'true', merge: 'v1-amd64', image: '127.0.0.1:1/e2e/merged', push: 'true' },
-    'Input "test": "true" cannot go with "merge"'
-  ]
-])('bad test input %j fails before any command runs', async (inputs, message) => {
-  const result = await action(
-    { flake: fixture, push: 'false', ...inputs },
-    { watch: ['nix', 'docker', 'skopeo'] }
-  )
-  expect(result.main.exitCode).toBe(1)
-  expect(result.main.stdout).toContain(`::error::${message}`)
-  expect(result.commands).toEqual([])
-  expect(Object.keys(result.outputs)).toEqual([])
-})

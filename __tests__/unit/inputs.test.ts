@@ -72,6 +72,7 @@ describe('parseInputs', () => {
     [{ tags: 'v1;rm -rf /' }, 'Input "tags": "v1;rm -rf /" is not a valid image reference'],
     [{ tags: 'v1;id' }, 'Input "tags": "v1;id" is not a valid tag'],
     [{ tags: 'ok, $(id)' }, 'Input "tags": "$(id)" is not a valid tag'],
+    [{ tags: '$(touch /tmp/pwned)' }, 'Input "tags": "$(touch /tmp/pwned)" is not a valid'],
     [{ tags: '-v1' }, 'Input "tags": "-v1" is not a valid tag'],
     [
       { tags: 'ghcr.io/o/app:bad tag' },
@@ -83,6 +84,15 @@ describe('parseInputs', () => {
     ],
     [{ image: 'ghcr.io//app' }, 'Input "image": "ghcr.io//app" is not a valid image reference'],
     [{ registry: 'ghcr.io/owner' }, 'Input "registry": "ghcr.io/owner" is not a registry host'],
+    [
+      { systems: 'x86_64-linux, aarch64-linux', system: 'x86_64-linux' },
+      'Input "systems": "x86_64-linux, aarch64-linux" cannot go with "system" ("x86_64-linux")'
+    ],
+    [{ systems: 'x86_64-linux, arm64' }, 'Input "systems": "arm64" is not a Nix system'],
+    [
+      { systems: 'x86_64-linux, aarch64-linux', merge: 'amd64' },
+      'Input "merge": "amd64" cannot go with "systems" ("x86_64-linux, aarch64-linux")'
+    ],
     [{ system: 'x86_64 linux' }, 'Input "system": "x86_64 linux" is not a Nix system'],
     [{ attribute: 'a b' }, 'Input "attribute": "a b" must not contain white space'],
     [{ username: 'me' }, 'Input "password": "" is empty but "username" is set'],
