@@ -1,8 +1,8 @@
 // The only file that reads inputs: one typed, validated Inputs object, built before anything
 // runs, so that a bad value fails the step with a message naming the input and the value.
 import * as core from '@actions/core'
-import { parseReference, validateRegistry, validateTag } from './reference.js'
-import type { ParsedReference } from './reference.js'
+import { parseReference, validateRegistry, validateTag } from './registry/reference.js'
+import type { ParsedReference } from './registry/reference.js'
 import { NIX_VERSION_PATTERN, PINNED_NIX_VERSION } from './nix/release.js'
 import { runnerSystem } from './image/platform.js'
 import { errorMessage } from './errors.js'

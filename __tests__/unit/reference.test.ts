@@ -8,7 +8,7 @@ import {
   validateTag,
   type ParsedReference,
   type ResolveOptions
-} from '../../src/reference.js'
+} from '../../src/registry/reference.js'
 
 const HEX = '0123456789abcdef'.repeat(4)
 const DIGEST = `sha256:${HEX}`

@@ -7,7 +7,7 @@ import {
   parseRemoteManifest,
   parseRetryAfter,
   tlsArgs
-} from '../../src/registry.js'
+} from '../../src/registry/commands.js'
 import { planLogins } from '../../src/stages/login.js'
 import { commonDigest, isUpToDate, partialPushMessage } from '../../src/stages/push.js'
 import type { RefOutcome } from '../../src/stages/push.js'

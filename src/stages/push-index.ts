@@ -9,10 +9,15 @@ import { join } from 'node:path'
 import { buildIndex, describeEntry, writeIndexLayout } from '../image/oci-index.js'
 import { sha256Digest } from '../image/plain-archive.js'
 import type { ImageIndex, IndexEntry } from '../image/oci-index.js'
-import { parseReference, repositoryOf } from '../reference.js'
+import { parseReference, repositoryOf } from '../registry/reference.js'
 import { run } from '../exec.js'
-import { inspectManifest, skopeoCopy, skopeoTempEnv, TRANSFER_SECONDS } from '../registry.js'
-import type { RetryPolicy } from '../retry.js'
+import {
+  inspectManifest,
+  skopeoCopy,
+  skopeoTempEnv,
+  TRANSFER_SECONDS
+} from '../registry/commands.js'
+import type { RetryPolicy } from '../registry/retry.js'
 import { commonDigest, imageRefFor, partialPushMessage, withRegistryRetries } from './push.js'
 import type { PushResult, RefAction, RefOutcome } from './push.js'
 

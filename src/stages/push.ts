@@ -6,17 +6,17 @@
 import * as core from '@actions/core'
 import * as io from '@actions/io'
 import type { PushTool } from '../inputs.js'
-import { parseReference, repositoryOf } from '../reference.js'
+import { parseReference, repositoryOf } from '../registry/reference.js'
 import {
   dockerPush,
   inspectRawManifest,
   parseRemoteManifest,
   probeRetryAfter,
   skopeoCopy
-} from '../registry.js'
-import type { RemoteManifest } from '../registry.js'
-import { classifyFailure, withRetries } from '../retry.js'
-import type { RetryPolicy } from '../retry.js'
+} from '../registry/commands.js'
+import type { RemoteManifest } from '../registry/commands.js'
+import { classifyFailure, withRetries } from '../registry/retry.js'
+import type { RetryPolicy } from '../registry/retry.js'
 import { errorMessage } from '../errors.js'
 import { preparePush, uploadedBytes } from './push-reuse.js'
 

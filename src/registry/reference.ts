@@ -20,7 +20,7 @@
  * - Digests must be sha256 with 64 lowercase hex digits (what registries use and go-digest checks).
  * - Nothing is normalised to docker.io/library: a reference stays as the user wrote it.
  */
-import { errorMessage } from './errors.js'
+import { errorMessage } from '../errors.js'
 
 export interface ParsedReference {
   /** Registry host with optional :port, null when the reference has none. */

@@ -2,8 +2,8 @@
 // queries and daemonless copies, docker for pushes through the daemon.
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { CommandError, run } from './exec.js'
-import { sha256Digest } from './image/plain-archive.js'
+import { CommandError, run } from '../exec.js'
+import { sha256Digest } from '../image/plain-archive.js'
 import { parseReference } from './reference.js'
 import { httpStatusPattern } from './retry.js'
 
