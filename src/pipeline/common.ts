@@ -19,9 +19,9 @@ import { inspectImage, loadImage } from '../stages/load.js'
 import { authFileOf, loginToRegistries } from '../stages/login.js'
 import { describeTest, testImage } from '../stages/test.js'
 import type { LoginSession } from '../stages/login.js'
-import type { PushResult, RefOutcome } from '../stages/push.js'
-import { pushIndex } from '../stages/push-index.js'
-import type { RegistryOptions, RepositoryOutcome } from '../stages/push-index.js'
+import { pushIndex } from '../registry/index-push.js'
+import type { RegistryOptions } from '../registry/index-push.js'
+import type { PushResult, RefOutcome, RepositoryOutcome } from '../registry/outcome.js'
 import { errorMessage } from '../errors.js'
 
 export interface BuiltImage {

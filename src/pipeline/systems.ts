@@ -23,8 +23,9 @@ import {
   pushManifestByDigest,
   repositoriesOf,
   requireSkopeo
-} from '../stages/push-index.js'
-import type { RegistryOptions, RepositoryOutcome } from '../stages/push-index.js'
+} from '../registry/index-push.js'
+import type { RegistryOptions } from '../registry/index-push.js'
+import type { RepositoryOutcome } from '../registry/outcome.js'
 import { tagImage } from '../stages/tag.js'
 import {
   build,

@@ -4,11 +4,10 @@
 import { imageEntriesOf, parseManifestKind } from '../image/oci-index.js'
 import type { IndexEntry } from '../image/oci-index.js'
 import { checkDistinctPlatforms, formatPlatform, platformOfConfig } from '../image/platform.js'
-import { formatReference, parseReference, repositoryOf } from '../registry/reference.js'
+import { formatReference, parseReference, repositoryOf } from './reference.js'
 import { sha256Digest } from '../image/plain-archive.js'
-import { inspectRawConfig, inspectRawManifest } from '../registry/commands.js'
-import { withRegistryRetries } from './push.js'
-import type { RegistryOptions } from './push-index.js'
+import { inspectRawConfig, inspectRawManifest, withRegistryRetries } from './commands.js'
+import type { RegistryOptions } from './index-push.js'
 
 /** One platform image found through a `merge` entry. */
 export interface MergeImage {
