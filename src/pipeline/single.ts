@@ -10,7 +10,7 @@ import type { Inputs } from '../inputs.js'
 import type { Report } from '../report.js'
 import { saveState, StateKey } from '../state.js'
 import { describeTransfer, pushImage } from '../stages/push.js'
-import { resolveReuseFrom } from '../registry/reuse.js'
+import { resolveReuseFrom } from '../registry/refs.js'
 import { tagImage } from '../stages/tag.js'
 import {
   build,
