@@ -1,7 +1,6 @@
 // What the single-image, `systems` and `merge` pipelines share: the build, the load or read,
 // the refs, the login, the SBOM, the index push, and the outputs they set on the way.
 import * as core from '@actions/core'
-import { tmpdir } from 'node:os'
 import type { ArchiveMetadata } from '../image/archive.js'
 import { describeFormat, detectFormat } from '../image/format.js'
 import type { ImageFormat } from '../image/format.js'
@@ -23,6 +22,7 @@ import { pushIndex } from '../registry/index-push.js'
 import type { RegistryOptions } from '../registry/index-push.js'
 import type { PushResult, RefOutcome, RepositoryOutcome } from '../registry/outcome.js'
 import { errorMessage } from '../errors.js'
+import { runnerTemp } from '../temp.js'
 
 export interface BuiltImage {
   storePath: string
@@ -43,10 +43,6 @@ export interface ImageResult extends PlatformRow {
 export interface TaggedImage {
   refs: string[]
   digest: string | null
-}
-
-export function runnerTemp(): string {
-  return process.env.RUNNER_TEMP || tmpdir()
 }
 
 export async function build(inputs: Inputs): Promise<BuiltImage> {

@@ -19,13 +19,13 @@ import {
   loadOrInspect,
   login,
   resolveTargets,
-  runnerTemp,
   setImagesOutput,
   setPushOutputs,
   skipPush,
   testStage,
   writeImageSbom
 } from './common.js'
+import { runnerTemp } from '../temp.js'
 import type { BuiltImage, TaggedImage } from './common.js'
 
 export async function runSingleImage(inputs: Inputs, report: Report): Promise<void> {

@@ -35,12 +35,12 @@ import {
   login,
   pushIndexStage,
   resolveTargets,
-  runnerTemp,
   setImagesOutput,
   skipPush,
   testStage,
   writeImageSbom
 } from './common.js'
+import { runnerTemp } from '../temp.js'
 import type { BuiltImage, ImageResult } from './common.js'
 
 /** A platform image of a `systems` run, built and read, not pushed yet. */

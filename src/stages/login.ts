@@ -13,6 +13,7 @@ import type { Credentials } from '../registry/commands.js'
 import { OperationError, withRetries } from '../registry/retry.js'
 import type { RetryPolicy } from '../registry/retry.js'
 import { errorMessage } from '../errors.js'
+import { actionTempDir } from '../temp.js'
 
 const GHCR = 'ghcr.io'
 
@@ -131,7 +132,7 @@ export async function loginToRegistries(options: LoginOptions): Promise<LoginSes
     return null
   }
   const session: LoginSession = {
-    configDir: join(options.tempDir, 'nix-container-action', 'docker-config'),
+    configDir: join(actionTempDir(options.tempDir), 'docker-config'),
     tool: options.tool,
     registries: []
   }

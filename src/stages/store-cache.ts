@@ -6,8 +6,6 @@
 // restore and save live in src/cache/.
 import * as core from '@actions/core'
 import { mkdir, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { computeKeys } from '../cache/keys.js'
 import type { CacheKeys } from '../cache/keys.js'
 import { restoreEntry, restoredPathsFile } from '../cache/restore.js'
@@ -15,6 +13,7 @@ import { pathsToCache, readRestoredPaths, saveEntry } from '../cache/save.js'
 import { closureSkipReason, pathsNotRestored, saveSkipReason } from '../cache/save-rules.js'
 import { cacheServiceMissing } from '../cache/service.js'
 import { errorMessage, firstLine } from '../errors.js'
+import { actionTempDir } from '../temp.js'
 
 // --- restore (main) -----------------------------------------------------------------------
 
@@ -169,5 +168,5 @@ export function megabytes(bytes: number): string {
 
 /** Scratch space for the archive: the runner's temp directory, emptied after each job. */
 export function storeCacheWorkDir(): string {
-  return join(process.env.RUNNER_TEMP ?? tmpdir(), 'nix-container-action')
+  return actionTempDir()
 }
