@@ -1,8 +1,9 @@
 // The only file that reads inputs: one typed, validated Inputs object, built before anything
 // runs, so that a bad value fails the step with a message naming the input and the value.
 import * as core from '@actions/core'
-import { parseReference, validateRegistry, validateTag } from './reference.js'
-import type { ParsedReference } from './reference.js'
+import { parseReference, validateRegistry, validateTag } from './registry/reference.js'
+import type { ParsedReference } from './registry/reference.js'
+import { isFullReference } from './registry/refs.js'
 import { NIX_VERSION_PATTERN, PINNED_NIX_VERSION } from './nix/release.js'
 import { runnerSystem } from './image/platform.js'
 import { errorMessage } from './errors.js'
@@ -266,10 +267,7 @@ function parseRegistry(value: string | null): string | null {
   return value
 }
 
-/**
- * A `tags`, `merge` or `reuse-from` entry with `/` or `:` is a full reference (perhaps by
- * digest, whose `sha256:` has the colon), otherwise a tag.
- */
+/** A `tags`, `merge` or `reuse-from` entry: a full reference or a tag (isFullReference decides). */
 function parseTagEntry(name: 'tags' | 'merge' | 'reuse-from', value: string): string {
   if (isFullReference(value)) {
     parseOrFail(name, value)
@@ -282,10 +280,6 @@ function parseTagEntry(name: 'tags' | 'merge' | 'reuse-from', value: string): st
     throw new InputError(name, value, `is not ${expected}: ${errorMessage(error)}`)
   }
   return value
-}
-
-export function isFullReference(tagsEntry: string): boolean {
-  return tagsEntry.includes('/') || tagsEntry.includes(':')
 }
 
 function parsePushTool(value: string): PushTool {

@@ -1,6 +1,6 @@
 import { describe, expect, test } from '@jest/globals'
 import { CommandError, run, settleAll } from '../../src/exec.js'
-import { classifyFailure } from '../../src/retry.js'
+import { classifyFailure } from '../../src/registry/retry.js'
 
 describe('run', () => {
   test('captures output; arguments reach the program as they are, no shell', async () => {

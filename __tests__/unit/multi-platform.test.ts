@@ -24,7 +24,7 @@ import {
 } from '../../src/image/platform.js'
 import { Report, renderSummary } from '../../src/report.js'
 import { foreignSystemHint } from '../../src/stages/build.js'
-import { resolveMergeRef } from '../../src/stages/merge.js'
+import { resolveMergeRef } from '../../src/registry/refs.js'
 
 const d = (c: string): string => `sha256:${c.repeat(64)}`
 

@@ -1,7 +1,7 @@
 import { describe, expect, test } from '@jest/globals'
 import { parseDockerLoad } from '../../src/stages/load.js'
-import { imageRefFor } from '../../src/stages/push.js'
-import { parsePushDigest } from '../../src/registry.js'
+import { imageRefFor } from '../../src/registry/outcome.js'
+import { parsePushDigest } from '../../src/registry/commands.js'
 import { parseNixVersion } from '../../src/stages/install-nix.js'
 import { Report, renderSummary } from '../../src/report.js'
 

@@ -3,12 +3,11 @@ import {
   formatReference,
   parseReference,
   repositoryOf,
-  resolveRefs,
   validateRegistry,
   validateTag,
-  type ParsedReference,
-  type ResolveOptions
-} from '../../src/reference.js'
+  type ParsedReference
+} from '../../src/registry/reference.js'
+import { isFullReference, resolveRefs, type ResolveOptions } from '../../src/registry/refs.js'
 
 const HEX = '0123456789abcdef'.repeat(4)
 const DIGEST = `sha256:${HEX}`
@@ -349,6 +348,21 @@ describe('validateRegistry', () => {
 function options(o: Partial<ResolveOptions>): ResolveOptions {
   return { image: null, registry: null, tags: [], archiveRepoTag: null, ...o }
 }
+
+describe('isFullReference: the one rule for tags, merge and reuse-from entries', () => {
+  test.each<[string, boolean]>([
+    ['v1', false],
+    ['latest', false],
+    ['1.2.3-rc_1', false],
+    ['o/app', true],
+    ['app:v1', true],
+    ['ghcr.io/o/app:v1', true],
+    [`app@${DIGEST}`, true],
+    ['localhost:5000/app', true]
+  ])('%s: %s', (entry, full) => {
+    expect(isFullReference(entry)).toBe(full)
+  })
+})
 
 describe('resolveRefs', () => {
   test.each<[string, Partial<ResolveOptions>, string[]]>([

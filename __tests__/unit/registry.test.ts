@@ -7,10 +7,11 @@ import {
   parseRemoteManifest,
   parseRetryAfter,
   tlsArgs
-} from '../../src/registry.js'
+} from '../../src/registry/commands.js'
 import { planLogins } from '../../src/stages/login.js'
-import { commonDigest, isUpToDate, partialPushMessage } from '../../src/stages/push.js'
-import type { RefOutcome } from '../../src/stages/push.js'
+import { commonDigest, partialPushMessage } from '../../src/registry/outcome.js'
+import type { RefOutcome } from '../../src/registry/outcome.js'
+import { isUpToDate } from '../../src/stages/push.js'
 
 const d = (c: string) => `sha256:${c.repeat(64)}`
 

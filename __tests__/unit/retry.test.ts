@@ -4,7 +4,7 @@ import * as core from '../../__fixtures__/core.js'
 jest.unstable_mockModule('@actions/core', () => core)
 const { CommandError } = await import('../../src/exec.js')
 const { backoffMs, classifyFailure, OperationError, withRetries } =
-  await import('../../src/retry.js')
+  await import('../../src/registry/retry.js')
 
 describe('classifyFailure', () => {
   test.each<[string, boolean, string]>([

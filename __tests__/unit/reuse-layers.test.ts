@@ -1,10 +1,11 @@
 import { describe, expect, jest, test } from '@jest/globals'
 import { diffIdsOf, layoutManifest } from '../../src/image/layers.js'
 import type { ArchiveLayer } from '../../src/image/layers.js'
-import { manifestLayers, planLayers, remoteLayersOf } from '../../src/registry-layers.js'
-import { credentialsIn, mountBlob, parseChallenge, tokenUrl } from '../../src/registry-mount.js'
+import { manifestLayers, planLayers, remoteLayersOf } from '../../src/registry/layers.js'
+import { credentialsIn, mountBlob, parseChallenge, tokenUrl } from '../../src/registry/mount.js'
 import { describeTransfer } from '../../src/stages/push.js'
-import { resolveReuseFrom, reuseCandidates, uploadedBytes } from '../../src/stages/push-reuse.js'
+import { resolveReuseFrom } from '../../src/registry/refs.js'
+import { reuseCandidates, uploadedBytes } from '../../src/registry/reuse.js'
 
 const d = (c: string): string => `sha256:${c.repeat(64)}`
 const GZIP = 'application/vnd.docker.image.rootfs.diff.tar.gzip'

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type * as actionsCache from '@actions/cache'
 import * as core from '../../__fixtures__/core.js'
-import type { SaveFacts } from '../../src/stages/store-cache.js'
+import type { SaveFacts } from '../../src/cache/save-rules.js'
 import type { Registration } from '../../src/cache/store-archive.js'
 import * as exec from '../../__fixtures__/exec.js'
 
@@ -18,16 +18,11 @@ const { CommandError, settleAll } = await import('../../src/exec.js')
 jest.unstable_mockModule('@actions/core', () => core)
 jest.unstable_mockModule('@actions/cache', () => cache)
 jest.unstable_mockModule('../../src/exec.js', () => ({ ...exec, CommandError, settleAll }))
-const {
-  cacheKeys,
-  closureSkipReason,
-  parseManifest,
-  pathsNotRestored,
-  restoreStoreCache,
-  saveSkipReason,
-  saveStoreCache,
-  shortHash
-} = await import('../../src/stages/store-cache.js')
+const { restoreStoreCache, saveStoreCache } = await import('../../src/stages/store-cache.js')
+const { cacheKeys, shortHash } = await import('../../src/cache/keys.js')
+const { parseManifest } = await import('../../src/cache/manifest.js')
+const { closureSkipReason, pathsNotRestored, saveSkipReason } =
+  await import('../../src/cache/save-rules.js')
 const { parseFlakeArchive, parseFlakeMetadata } = await import('../../src/cache/nix-store.js')
 const { balance, formatRegistrations, hashMismatches, parseRegistrations, restoreMethod } =
   await import('../../src/cache/store-archive.js')

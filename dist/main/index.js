@@ -41356,16 +41356,7 @@ var __webpack_exports__ = {};
 
 // EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 7 modules
 var lib_core = __nccwpck_require__(3838);
-;// CONCATENATED MODULE: ./src/errors.ts
-// What an error says, whatever was thrown.
-function errors_errorMessage(error) {
-    return error instanceof Error ? error.message : String(error);
-}
-function firstLine(text) {
-    return text.split('\n')[0] ?? '';
-}
-
-;// CONCATENATED MODULE: ./src/reference.ts
+;// CONCATENATED MODULE: ./src/registry/reference.ts
 /**
  * Image reference grammar, after github.com/distribution/reference (regexp.go):
  *
@@ -41388,11 +41379,8 @@ function firstLine(text) {
  * - Digests must be sha256 with 64 lowercase hex digits (what registries use and go-digest checks).
  * - Nothing is normalised to docker.io/library: a reference stays as the user wrote it.
  */
-
 const TAG_MAX = 128;
 const NAME_MAX = 255;
-const DEFAULT_TAG = 'latest';
-const ARCHIVE_LABEL = 'image from the built archive';
 // Characters that can appear anywhere in a reference; everything else (whitespace, quotes, shell
 // metacharacters, non-ASCII) is rejected up front with the offending character named.
 const REFERENCE_CHAR = /^[A-Za-z0-9._\-/:@[\]]$/;
@@ -41563,6 +41551,7 @@ function formatReference(ref) {
     const digest = ref.digest === null ? '' : `@${ref.digest}`;
     return `${repositoryOf(ref)}${tag}${digest}`;
 }
+/** Throws when the repository name (domain included) is longer than the grammar allows. */
 function checkNameLength(ref) {
     const name = repositoryOf(ref);
     if (name.length > NAME_MAX) {
@@ -41615,6 +41604,35 @@ function validateRegistry(value) {
             `use a name with a dot, a port (${value}:5000) or localhost`);
     }
 }
+
+;// CONCATENATED MODULE: ./src/errors.ts
+// What an error says, whatever was thrown.
+function errors_errorMessage(error) {
+    return error instanceof Error ? error.message : String(error);
+}
+function firstLine(text) {
+    return text.split('\n')[0] ?? '';
+}
+
+;// CONCATENATED MODULE: ./src/registry/refs.ts
+// Turning `tags`, `merge` and `reuse-from` entries into full references, with one rule for
+// which entries are references already (isFullReference). The grammar is in reference.ts.
+
+
+const DEFAULT_TAG = 'latest';
+const ARCHIVE_LABEL = 'image from the built archive';
+/**
+ * The one rule: an entry containing `/` or `:` is a full reference (perhaps by digest, whose
+ * `sha256:` has the colon); anything else is a tag of the image. So the `tags` output of
+ * docker/metadata-action plugs straight in.
+ */
+function isFullReference(entry) {
+    return entry.includes('/') || entry.includes(':');
+}
+/** A reference without a domain gets `registry` (the `registry` input), when there is one. */
+function inRegistry(ref, registry) {
+    return ref.domain === null && registry !== null ? { ...ref, domain: registry } : ref;
+}
 /** Runs a validation and prefixes its error with which value failed. */
 function labelled(label, value, parse) {
     try {
@@ -41650,9 +41668,6 @@ function parseImage(value, notices) {
     }
     return ref;
 }
-function isFullReference(entry) {
-    return entry.includes('/') || entry.includes(':');
-}
 function defaultsFrom(o, notices) {
     const image = o.image === null ? null : parseImage(o.image, notices);
     // The archive is read only when something is taken from it, so a RepoTag nobody uses cannot
@@ -41669,7 +41684,7 @@ function noImageError(what) {
     return new Error(`${what}, but there is no image to tag: set image (e.g. ghcr.io/owner/app), ` +
         'or give tags as full references (e.g. ghcr.io/owner/app:v1); the built archive names no image');
 }
-/** A tags entry with '/' or ':' is a full reference; otherwise a tag for the image. */
+/** A full reference as it is (`latest` when it has no tag); a bare tag of the image. */
 function targetOf(entry, defaults, notices) {
     if (isFullReference(entry)) {
         const ref = parseRepository('tags entry', entry, notices);
@@ -41682,7 +41697,7 @@ function targetOf(entry, defaults, notices) {
     return { ...defaults.repository, tag: entry };
 }
 function withRegistry(ref, registry) {
-    const prefixed = ref.domain === null && registry !== null ? { ...ref, domain: registry } : ref;
+    const prefixed = inRegistry(ref, registry);
     labelled('reference', formatReference(prefixed), () => checkNameLength(prefixed));
     return prefixed;
 }
@@ -41712,6 +41727,32 @@ function resolveRefs(o) {
     }
     const refs = targets.map(target => formatReference(withRegistry(target, registry)));
     return { refs: unique(refs), notices: unique(notices) };
+}
+/**
+ * A `merge` entry as a full reference: a bare tag is a tag of `image`, a reference without
+ * a registry gets `registry` (pure, for tests).
+ */
+function resolveMergeRef(entry, image, registry) {
+    const isFull = isFullReference(entry);
+    if (!isFull && image === null) {
+        throw new Error(`merge entry ${JSON.stringify(entry)} is a tag, but "image" is not set`);
+    }
+    const ref = inRegistry(parseReference(isFull ? entry : `${image}:${entry}`), registry);
+    if (ref.domain === null) {
+        throw new Error(`merge entry ${JSON.stringify(entry)} names no registry: write it as ` +
+            'registry/repository:tag (or @sha256:...) or set "registry"');
+    }
+    return formatReference(ref);
+}
+/**
+ * `reuse-from` entries as full references (pure, for tests): a bare tag names a tag of the
+ * first ref's repository; a reference without a registry gets `registry`, as `tags` entries do.
+ */
+function resolveReuseFrom(entries, firstRef, registry) {
+    const resolved = entries.map(entry => isFullReference(entry)
+        ? formatReference(inRegistry(parseReference(entry), registry))
+        : `${repositoryOf(parseReference(firstRef))}:${entry}`);
+    return unique(resolved);
 }
 
 ;// CONCATENATED MODULE: ./src/nix/release.ts
@@ -41903,6 +41944,7 @@ function checkDistinctPlatforms(images) {
 ;// CONCATENATED MODULE: ./src/inputs.ts
 // The only file that reads inputs: one typed, validated Inputs object, built before anything
 // runs, so that a bad value fails the step with a message naming the input and the value.
+
 
 
 
@@ -42102,12 +42144,9 @@ function parseRegistry(value) {
     }
     return value;
 }
-/**
- * A `tags`, `merge` or `reuse-from` entry with `/` or `:` is a full reference (perhaps by
- * digest, whose `sha256:` has the colon), otherwise a tag.
- */
+/** A `tags`, `merge` or `reuse-from` entry: a full reference or a tag (isFullReference decides). */
 function parseTagEntry(name, value) {
-    if (inputs_isFullReference(value)) {
+    if (isFullReference(value)) {
         parseOrFail(name, value);
         return value;
     }
@@ -42119,9 +42158,6 @@ function parseTagEntry(name, value) {
         throw new InputError(name, value, `is not ${expected}: ${errors_errorMessage(error)}`);
     }
     return value;
-}
-function inputs_isFullReference(tagsEntry) {
-    return tagsEntry.includes('/') || tagsEntry.includes(':');
 }
 function parsePushTool(value) {
     const tool = PUSH_TOOLS.find(name => name === value);
@@ -42179,7 +42215,7 @@ function checkMultiPlatform(inputs) {
         throw new InputError('merge', merge, 'has nothing to push to: set "tags" (and "image" for bare tags) for the index');
     }
     for (const entry of inputs.merge) {
-        if (inputs_isFullReference(entry)) {
+        if (isFullReference(entry)) {
             if (inputs.registry === null && parseReference(entry).domain === null) {
                 throw new InputError('merge', entry, 'names no registry: write it as registry/repository:tag (or @sha256:...) or set "registry"');
             }
@@ -42212,14 +42248,14 @@ function checkPushDestination(inputs) {
     if (inputs.registry !== null)
         return;
     const imageHasRegistry = inputs.image !== null && parseReference(inputs.image).domain !== null;
-    const bareTags = inputs.tags.filter(tag => !inputs_isFullReference(tag));
+    const bareTags = inputs.tags.filter(tag => !isFullReference(tag));
     const usesImage = bareTags.length > 0 || inputs.tags.length === 0;
     if (usesImage && !imageHasRegistry) {
         const value = inputs.image ?? '';
         throw new InputError('image', value, 'names no registry, so push: true has nowhere to push: set "registry" (e.g. ghcr.io), ' +
             'give "image" with a registry (ghcr.io/owner/app), or set push: false');
     }
-    for (const tag of inputs.tags.filter(inputs_isFullReference)) {
+    for (const tag of inputs.tags.filter(isFullReference)) {
         if (parseReference(tag).domain === null) {
             throw new InputError('tags', tag, 'names no registry, so push: true has nowhere to push it: write it as ' +
                 'registry/repository:tag or set "registry"');
@@ -43106,7 +43142,7 @@ async function writeIndexLayout(dir, index) {
     await (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(dir, 'index.json'), JSON.stringify(layoutIndex));
 }
 
-;// CONCATENATED MODULE: ./src/retry.ts
+;// CONCATENATED MODULE: ./src/registry/retry.ts
 // Retrying registry operations that failed for reasons that are not the user's: connection
 // refused or reset, timeouts, 5xx, 429. Authentication, permission and "no such thing"
 // failures are final and fail at once.
@@ -43215,9 +43251,10 @@ async function withRetries(what, policy, operation) {
     }
 }
 
-;// CONCATENATED MODULE: ./src/registry.ts
+;// CONCATENATED MODULE: ./src/registry/commands.ts
 // Talking to registries through the standard tools on GitHub runners: skopeo for manifest
 // queries and daemonless copies, docker for pushes through the daemon.
+
 
 
 
@@ -43348,7 +43385,7 @@ async function dockerLogin(registry, credentials) {
         timeoutSeconds: QUICK_OPERATION_SECONDS
     });
 }
-async function registry_dockerLogout(registry) {
+async function commands_dockerLogout(registry) {
     await run('docker', ['logout', registry], { timeoutSeconds: QUICK_OPERATION_SECONDS });
 }
 /** `skopeo login` into the given credentials file, password on stdin. */
@@ -43365,7 +43402,7 @@ async function skopeoLogin(registry, credentials, authFile) {
         registry
     ], { input: credentials.password, timeoutSeconds: QUICK_OPERATION_SECONDS });
 }
-async function registry_skopeoLogout(registry, authFile) {
+async function commands_skopeoLogout(registry, authFile) {
     await run('skopeo', ['logout', '--authfile', authFile, registry], {
         timeoutSeconds: QUICK_OPERATION_SECONDS
     });
@@ -43379,499 +43416,6 @@ async function probeRetryAfter(registry) {
     const response = await fetch(`${scheme}://${registry}/v2/`, { signal: AbortSignal.timeout(5000) });
     await response.body?.cancel();
     return response.status === 429 ? parseRetryAfter(response.headers.get('retry-after')) : null;
-}
-/** `Retry-After: 3` or an HTTP date -> seconds (pure, for tests). */
-function parseRetryAfter(value, now = Date.now()) {
-    if (value === null || value.trim() === '')
-        return null;
-    if (/^\d+$/.test(value.trim()))
-        return Number(value.trim());
-    const date = Date.parse(value);
-    return Number.isNaN(date) ? null : Math.max(0, Math.ceil((date - now) / 1000));
-}
-
-// EXTERNAL MODULE: ./node_modules/@actions/io/lib/io.js
-var lib_io = __nccwpck_require__(8701);
-;// CONCATENATED MODULE: ./src/registry-layers.ts
-
-/** Gzip blobs, whichever manifest format listed them: the same bytes under either name. */
-const REUSABLE_LAYER_TYPES = [
-    'application/vnd.docker.image.rootfs.diff.tar.gzip',
-    'application/vnd.oci.image.layer.v1.tar+gzip'
-];
-const IMAGE_MANIFEST_TYPES = [
-    'application/vnd.docker.distribution.manifest.v2+json',
-    'application/vnd.oci.image.manifest.v1+json'
-];
-/** An image manifest's layer descriptors; null for an index or anything else (pure). */
-function manifestLayers(raw) {
-    const manifest = JSON.parse(raw);
-    const isImage = (manifest.mediaType === undefined || IMAGE_MANIFEST_TYPES.includes(manifest.mediaType)) &&
-        Array.isArray(manifest.layers);
-    if (!isImage)
-        return null;
-    return manifest.layers.map(layer => ({
-        mediaType: String(layer.mediaType ?? ''),
-        digest: String(layer.digest ?? ''),
-        size: Number(layer.size ?? 0)
-    }));
-}
-/**
- * diff_id -> the gzip blob holding that layer, from one remote image (pure, for tests).
- * Layers stored any other way (zstd, uncompressed, foreign) are not offered.
- */
-function remoteLayersOf(ref, layers, diffIds) {
-    const found = new Map();
-    if (layers.length !== diffIds.length)
-        return found;
-    const repository = repositoryOf(parseReference(ref));
-    layers.forEach((descriptor, index) => {
-        if (REUSABLE_LAYER_TYPES.includes(descriptor.mediaType)) {
-            found.set(diffIds[index], { repository, descriptor });
-        }
-    });
-    return found;
-}
-/**
- * For each archive layer, the remote blob to reuse: one in the target repository first (no
- * mount needed), else the first other repository that has it; else the layer is new (pure).
- */
-function planLayers(layers, remotes, targetRepository) {
-    return layers.map(layer => {
-        const candidates = remotes.flatMap(remote => remote.get(layer.diffId) ?? []);
-        const remote = candidates.find(candidate => candidate.repository === targetRepository) ?? candidates[0];
-        return remote ? { kind: 'reused', layer, remote } : { kind: 'new', layer };
-    });
-}
-
-;// CONCATENATED MODULE: ./src/registry-mount.ts
-// Cross-repository blob mount: one registry API call (POST /v2/<repo>/blobs/uploads/?mount=
-// <digest>&from=<other repo>) that makes a blob of another repository in the same registry
-// part of this one, without a byte moving. Hand-written because skopeo (containers/image)
-// mounts only blobs its blob-info cache remembers seeing there, and that cache is empty on a
-// fresh runner: it would compress and upload the layer instead. Credentials come from the same
-// Docker config files skopeo reads; Basic and token (Bearer) authentication are both spoken.
-
-
-
-
-
-/** A registry failure worth another attempt: the message names the status, as retry.ts reads it. */
-class TransientRegistryError extends Error {
-}
-/** Docker Hub's references say docker.io; its API lives elsewhere. */
-function apiHost(registry) {
-    return registry === 'docker.io' ? 'registry-1.docker.io' : registry;
-}
-function baseUrl(registry) {
-    return `${isLoopbackHost(registry) ? 'http' : 'https'}://${apiHost(registry)}`;
-}
-/** `Bearer realm="...",service="..."` -> scheme and parameters (pure, for tests). */
-function parseChallenge(header) {
-    if (!header)
-        return null;
-    const match = /^\s*(\w+)\s*(.*)$/.exec(header);
-    if (!match)
-        return null;
-    const params = {};
-    for (const [, key, quoted, bare] of (match[2] ?? '').matchAll(/(\w+)=(?:"([^"]*)"|([^,\s]*))/g)) {
-        params[key.toLowerCase()] = quoted ?? bare ?? '';
-    }
-    return { scheme: match[1].toLowerCase(), params };
-}
-/** The token URL for a Bearer challenge, asking for push here and pull there (pure, for tests). */
-function tokenUrl(params, request) {
-    if (!params.realm)
-        throw new Error('the registry asked for a token but named no realm');
-    const url = new URL(params.realm);
-    if (params.service)
-        url.searchParams.set('service', params.service);
-    url.searchParams.append('scope', `repository:${request.repository}:pull,push`);
-    url.searchParams.append('scope', `repository:${request.from}:pull`);
-    return url.toString();
-}
-function basicHeader(credentials) {
-    return `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`;
-}
-function failIfTransient(status, what) {
-    if (status === 429 || status >= 500) {
-        throw new TransientRegistryError(`${what}: HTTP ${status}`);
-    }
-}
-/** The Authorization header a 401 asks for, or null when there is no way to answer it. */
-async function authorize(challenge, request, credentials, fetchImpl) {
-    if (challenge?.scheme === 'basic')
-        return credentials ? basicHeader(credentials) : null;
-    if (challenge?.scheme !== 'bearer')
-        return null;
-    const response = await fetchImpl(tokenUrl(challenge.params, request), {
-        headers: credentials ? { Authorization: basicHeader(credentials) } : {},
-        signal: AbortSignal.timeout(QUICK_OPERATION_SECONDS * 1000)
-    });
-    failIfTransient(response.status, 'token request');
-    if (!response.ok) {
-        await response.body?.cancel();
-        return null;
-    }
-    const body = (await response.json());
-    const token = body.token ?? body.access_token;
-    if (!token)
-        return null;
-    lib_core/* setSecret */.Pq(token);
-    return `Bearer ${token}`;
-}
-/**
- * Ask the registry to mount a blob from another repository. Not mounted (a registry that does
- * not allow it, no permission to read the other repository) is an answer, not an error: the
- * layer is then uploaded. Transient failures throw, for the caller's retries.
- */
-async function mountBlob(request, credentials, fetchImpl = fetch) {
-    const url = `${baseUrl(request.registry)}/v2/${request.repository}/blobs/uploads/` +
-        `?mount=${encodeURIComponent(request.digest)}&from=${encodeURIComponent(request.from)}`;
-    const post = (authorization) => fetchImpl(url, {
-        method: 'POST',
-        headers: {
-            'Content-Length': '0',
-            ...(authorization ? { Authorization: authorization } : {})
-        },
-        redirect: 'manual',
-        signal: AbortSignal.timeout(QUICK_OPERATION_SECONDS * 1000)
-    });
-    let response = await post(null);
-    if (response.status === 401) {
-        await response.body?.cancel();
-        const challenge = parseChallenge(response.headers.get('www-authenticate'));
-        const authorization = await authorize(challenge, request, credentials, fetchImpl);
-        if (authorization === null)
-            return { mounted: false, reason: 'not authorized (HTTP 401)' };
-        response = await post(authorization);
-    }
-    await response.body?.cancel();
-    failIfTransient(response.status, `mount ${request.digest}`);
-    if (response.status === 201)
-        return { mounted: true };
-    if (response.status === 202) {
-        // The registry opened an upload instead of mounting: cancel it (best effort).
-        const location = response.headers.get('location');
-        if (location) {
-            await fetchImpl(new URL(location, url), { method: 'DELETE' })
-                .then(r => r.body?.cancel())
-                .catch(() => undefined);
-        }
-        return { mounted: false, reason: 'the registry did not mount it (HTTP 202)' };
-    }
-    return { mounted: false, reason: `HTTP ${response.status}` };
-}
-/** The Docker config files skopeo would read for credentials, in its order. */
-function credentialFiles(authFile) {
-    if (authFile)
-        return [authFile];
-    const files = [];
-    if (process.env.REGISTRY_AUTH_FILE)
-        files.push(process.env.REGISTRY_AUTH_FILE);
-    if (process.env.XDG_RUNTIME_DIR) {
-        files.push((0,external_node_path_.join)(process.env.XDG_RUNTIME_DIR, 'containers', 'auth.json'));
-    }
-    files.push((0,external_node_path_.join)((0,external_node_os_.homedir)(), '.config', 'containers', 'auth.json'));
-    files.push((0,external_node_path_.join)(process.env.DOCKER_CONFIG || (0,external_node_path_.join)((0,external_node_os_.homedir)(), '.docker'), 'config.json'));
-    return files;
-}
-/** `https://ghcr.io/v1/` and `ghcr.io` name the same registry. */
-function hostOfAuthKey(key) {
-    return key.replace(/^https?:\/\//, '').split('/')[0] ?? '';
-}
-/** The `auths` entry for a registry in a Docker config's text (pure, for tests). */
-function credentialsIn(configText, registry) {
-    const config = JSON.parse(configText);
-    const wanted = registry === 'docker.io' ? ['docker.io', 'index.docker.io'] : [registry];
-    for (const [key, entry] of Object.entries(config.auths ?? {})) {
-        if (!wanted.includes(hostOfAuthKey(key)))
-            continue;
-        if (entry.username && entry.password) {
-            return { username: entry.username, password: entry.password };
-        }
-        if (entry.auth) {
-            const decoded = Buffer.from(entry.auth, 'base64').toString('utf8');
-            const colon = decoded.indexOf(':');
-            if (colon > 0)
-                return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
-        }
-    }
-    return null;
-}
-/** Credentials for a registry from the first config file that has them; null: anonymous. */
-async function findCredentials(registry, authFile) {
-    for (const file of credentialFiles(authFile)) {
-        const text = await (0,promises_namespaceObject.readFile)(file, 'utf8').catch(() => null);
-        if (text === null)
-            continue;
-        try {
-            const found = credentialsIn(text, registry);
-            if (found)
-                return found;
-        }
-        catch {
-            // Not JSON: skopeo would fail on it too; go on to the next file.
-        }
-    }
-    return null;
-}
-
-
-;// CONCATENATED MODULE: ./src/stages/push-reuse.ts
-// Push only what changed. Before the first push, the manifests and configs of what the refs
-// point at now and of the `reuse-from` refs say which of the archive's layers the registry
-// already holds, compressed, and as which blob. skopeo then copies a `dir:` layout whose
-// manifest names those blobs as they are and the new layers as plain tars: it finds the reused
-// blobs in the destination before it would read them, and compresses (on every core) and
-// uploads only the new layers. Blobs in another repository of the registry are mounted first.
-
-
-
-
-
-
-
-
-
-const domainOf = (ref) => parseReference(ref).domain;
-/**
- * `reuse-from` entries as full references (pure, for tests): a bare tag names a tag of the
- * first ref's repository; a reference without a registry gets `registry`, as `tags` entries do.
- */
-function resolveReuseFrom(entries, firstRef, registry) {
-    const resolved = entries.map(entry => {
-        const isReference = entry.includes('/') || entry.includes(':') || entry.includes('@');
-        if (!isReference)
-            return `${repositoryOf(parseReference(firstRef))}:${entry}`;
-        const ref = parseReference(entry);
-        return ref.domain === null && registry !== null
-            ? formatReference({ ...ref, domain: registry })
-            : formatReference(ref);
-    });
-    return [...new Set(resolved)];
-}
-/** Whom to ask, in order: the ref itself, the other refs, then reuse-from; same registry only. */
-function reuseCandidates(ref, otherRefs, reuseFrom) {
-    const all = [...new Set([ref, ...otherRefs, ...reuseFrom])];
-    const domain = domainOf(ref);
-    return {
-        candidates: all.filter(candidate => domainOf(candidate) === domain),
-        elsewhere: reuseFrom.filter(candidate => domainOf(candidate) !== domain)
-    };
-}
-async function preparePush(options) {
-    const image = await readArchiveImage(options.archivePath);
-    const { candidates, elsewhere } = reuseCandidates(options.ref, options.otherRefs, options.reuseFrom);
-    for (const ref of elsewhere) {
-        lib_core/* notice */.lm(`reuse-from ${ref} is not in the registry of ${options.ref}: not used`);
-    }
-    const remotes = await Promise.all(candidates.map(candidate => remoteLayersFor(candidate, image, options).catch((error) => {
-        lib_core/* warning */.$e(`${candidate}: could not read its layers (${errors_errorMessage(error)}); not reused`);
-        return new Map();
-    })));
-    const targetRepository = repositoryOf(parseReference(options.ref));
-    const planned = await mountOtherRepositories(planLayers(image.layers, remotes, targetRepository), options);
-    const reusedLayers = planned.filter(layer => layer.kind === 'reused').length;
-    const mountedLayers = planned.filter(layer => layer.kind === 'reused' && layer.remote.repository !== targetRepository).length;
-    const newLayerIndexes = planned.flatMap((layer, index) => (layer.kind === 'new' ? [index] : []));
-    lib_core/* info */.pq(`${options.ref}: ${reusedLayers} of ${planned.length} layers are in the registry` +
-        (mountedLayers > 0 ? ` (${mountedLayers} mounted from other repositories)` : '') +
-        `; ${newLayerIndexes.length} to compress and upload`);
-    const nothingReused = { reusedLayers, mountedLayers, newLayerIndexes, cleanup: async () => { } };
-    if (reusedLayers === 0)
-        return { ...nothingReused, source: `docker-archive:${image.path}` };
-    const dir = (0,external_node_path_.join)(options.tempDir, `nix-container-layout-${process.pid}`);
-    await writeDirLayout(image, planned.map(toLayoutLayer), dir);
-    return {
-        ...nothingReused,
-        source: `dir:${dir}`,
-        cleanup: () => (0,promises_namespaceObject.rm)(dir, { recursive: true, force: true })
-    };
-}
-function toLayoutLayer(planned) {
-    return planned.kind === 'reused'
-        ? { kind: 'reused', descriptor: planned.remote.descriptor }
-        : { kind: 'new', layer: planned.layer };
-}
-/** diff_id -> blob for what `ref` points at; empty when it is nothing reusable. */
-async function remoteLayersFor(ref, image, options) {
-    const raw = await options.rawManifest(ref);
-    const isReuseFrom = options.reuseFrom.includes(ref) && ref !== options.ref;
-    if (raw === null) {
-        if (isReuseFrom)
-            lib_core/* notice */.lm(`reuse-from ${ref} does not exist in the registry: not used`);
-        return new Map();
-    }
-    const layers = manifestLayers(raw);
-    if (layers === null) {
-        if (isReuseFrom)
-            lib_core/* notice */.lm(`reuse-from ${ref} is not a single image manifest: not used`);
-        return new Map();
-    }
-    const manifest = parseRemoteManifest(raw);
-    // The same config is the same image: its diff_ids are the archive's.
-    const diffIds = manifest.configDigest === image.configDigest
-        ? image.layers.map(layer => layer.diffId)
-        : await configDiffIds(ref, manifest.digest, options);
-    return remoteLayersOf(ref, layers, diffIds);
-}
-async function configDiffIds(ref, manifestDigest, options) {
-    // By digest: the config of the very manifest read above, even if the tag moves meanwhile.
-    const pinned = `${repositoryOf(parseReference(ref))}@${manifestDigest}`;
-    const config = await options.retrying(`read the config of ${ref}`, () => inspectRawConfig(pinned, options.authFile));
-    return config === null ? [] : diffIdsOf(config);
-}
-/** Mount blobs from other repositories; a layer whose mount fails is uploaded instead. */
-async function mountOtherRepositories(planned, options) {
-    const target = parseReference(options.ref);
-    const foreign = planned.filter(layer => layer.kind === 'reused' && layer.remote.repository !== repositoryOf(target));
-    if (foreign.length === 0)
-        return planned;
-    const registry = target.domain ?? 'docker.io';
-    const credentials = await findCredentials(registry, options.authFile);
-    const fromPathOf = (repository) => parseReference(repository).path;
-    const outcomes = new Map();
-    const mount = (remote) => {
-        const digest = remote.descriptor.digest;
-        const request = {
-            registry,
-            repository: target.path,
-            from: fromPathOf(remote.repository),
-            digest
-        };
-        return options
-            .retrying(`mount ${digest} from ${remote.repository}`, () => mountBlob(request, credentials))
-            .catch((error) => ({ mounted: false, reason: errors_errorMessage(error) }))
-            .then(result => {
-            if (!result.mounted)
-                lib_core/* info */.pq(`${digest} not mounted from ${remote.repository}: ${result.reason}; uploading it`);
-            return result.mounted;
-        });
-    };
-    for (const layer of foreign) {
-        if (layer.kind !== 'reused')
-            continue;
-        const digest = layer.remote.descriptor.digest;
-        if (!outcomes.has(digest))
-            outcomes.set(digest, mount(layer.remote));
-    }
-    const mounted = new Map(await Promise.all([...outcomes].map(async ([digest, outcome]) => [digest, await outcome])));
-    return planned.map(layer => layer.kind === 'reused' && mounted.get(layer.remote.descriptor.digest) === false
-        ? { kind: 'new', layer: layer.layer }
-        : layer);
-}
-/** Bytes of the blobs this push uploaded, from the manifest it wrote (pure, for tests). */
-function uploadedBytes(pushedManifest, newLayerIndexes) {
-    const layers = manifestLayers(pushedManifest) ?? [];
-    const blobs = new Map(newLayerIndexes.flatMap(index => {
-        const layer = layers[index];
-        return layer ? [[layer.digest, layer.size]] : [];
-    }));
-    return [...blobs.values()].reduce((sum, size) => sum + size, 0);
-}
-
-;// CONCATENATED MODULE: ./src/stages/push.ts
-// The push stage: every ref ends up at the same manifest in its registry. A ref that already
-// points at this image (same config digest) is left alone; the first ref is pushed with the
-// chosen tool, and the others are copied from it registry-to-registry when skopeo is there,
-// which reuses every blob and keeps one manifest digest (docker and skopeo compress layers
-// differently, so the same image pushed by each gets two digests).
-
-
-
-
-
-
-
-/** `<repository>@<digest>` for a full reference. */
-function imageRefFor(ref, digest) {
-    return `${repositoryOf(parseReference(ref))}@${digest}`;
-}
-/** One digest for all refs, or an error that lists them. */
-function commonDigest(outcomes) {
-    const distinct = [...new Set(outcomes.map(outcome => outcome.digest))];
-    if (distinct.length !== 1) {
-        const list = outcomes.map(outcome => `${outcome.ref} -> ${outcome.digest}`).join(', ');
-        throw new Error(`the refs ended up at different manifest digests: ${list}`);
-    }
-    return distinct[0];
-}
-async function pushImage(options) {
-    const hasSkopeo = (await lib_io/* which */.K7('skopeo', false)) !== '';
-    if (options.tool === 'skopeo' && !hasSkopeo) {
-        throw new Error('push-tool: skopeo needs skopeo on PATH (preinstalled on GitHub-hosted Ubuntu runners; ' +
-            'apt-get install skopeo elsewhere), or use push-tool: docker');
-    }
-    if (!hasSkopeo)
-        lib_core/* info */.pq('skopeo is not on PATH: every ref is pushed with docker, unchecked');
-    if (options.tool === 'docker' && (options.reuseFrom ?? []).length > 0) {
-        lib_core/* notice */.lm('reuse-from is used by push-tool: skopeo; with push-tool: docker the daemon decides which layers to upload');
-    }
-    const pusher = makePusher(options, hasSkopeo);
-    const outcomes = [];
-    for (const ref of options.refs) {
-        try {
-            const outcome = await pushRef(ref, outcomes[0] ?? null, pusher, options);
-            if (outcome.reusedLayers !== undefined) {
-                lib_core/* info */.pq(`${ref}: ${describeTransfer(outcome)}`);
-            }
-            lib_core/* info */.pq(`${ref}: ${outcome.action} (${outcome.digest})`);
-            outcomes.push(outcome);
-            options.onOutcome?.(outcome);
-        }
-        catch (error) {
-            throw new Error(partialPushMessage(error, outcomes, options.refs), { cause: error });
-        }
-    }
-    const digest = commonDigest(outcomes);
-    return { digest, imageRef: imageRefFor(options.refs[0], digest), outcomes };
-}
-/** The failure, and which refs made it before it (pure, for tests). */
-function partialPushMessage(error, done, refs) {
-    const reason = errors_errorMessage(error);
-    if (done.length === 0)
-        return reason;
-    const doneRefs = done.map(outcome => outcome.ref);
-    const notDone = refs.filter(ref => !doneRefs.includes(ref));
-    return `${reason}\nPushed: ${doneRefs.join(', ')}. Not pushed: ${notDone.join(', ')}`;
-}
-/** `3 layers reused, 1.2 MB uploaded` (pure, for tests). */
-function describeTransfer(outcome) {
-    const parts = [];
-    if (outcome.reusedLayers !== undefined) {
-        parts.push(`${outcome.reusedLayers} layer${outcome.reusedLayers === 1 ? '' : 's'} reused`);
-    }
-    if (outcome.uploadedBytes !== undefined)
-        parts.push(`${formatBytes(outcome.uploadedBytes)} uploaded`);
-    return parts.join(', ');
-}
-function formatBytes(bytes) {
-    if (bytes < 1000)
-        return `${bytes} B`;
-    if (bytes < 1e6)
-        return `${(bytes / 1e3).toFixed(1)} kB`;
-    return `${(bytes / 1e6).toFixed(1)} MB`;
-}
-/** Is what the registry has under a ref already this image (and the first ref's manifest)? */
-function isUpToDate(existing, configDigest, first) {
-    if (!existing || existing.configDigest !== configDigest)
-        return false;
-    return first === null || existing.digest === first.digest;
-}
-async function pushRef(ref, first, pusher, options) {
-    const retrying = (what, operation) => withRegistryRetries(what, ref, options.retry, operation);
-    const raw = pusher.canQuery ? await pusher.rawManifest(ref) : null;
-    const existing = raw === null ? null : parseRemoteManifest(raw);
-    if (isUpToDate(existing, options.configDigest, first)) {
-        return { ref, digest: existing.digest, action: 'up to date' };
-    }
-    const copyFrom = pusher.copyFrom;
-    if (first !== null && copyFrom) {
-        const digest = await retrying(`copy ${first.ref} to ${ref}`, () => copyFrom(first.ref, ref));
-        return { ref, digest, action: 'copied' };
-    }
-    return { ref, ...(await pusher.push(ref, retrying)), action: 'pushed' };
 }
 /** `withRetries` for an operation on `ref`'s registry: a 429 there is waited out as it asks. */
 function withRegistryRetries(what, ref, policy, operation) {
@@ -43887,67 +43431,17 @@ function retryAfterFor(ref) {
         return probeRetryAfter(domain);
     };
 }
-/** Each ref's manifest asked once (retried), however many times it is needed. */
-function manifestQuery(options) {
-    const answers = new Map();
-    return ref => {
-        let answer = answers.get(ref);
-        if (!answer) {
-            answer = withRegistryRetries(`query ${ref}`, ref, options.retry, () => inspectRawManifest(ref, options.authFile));
-            answers.set(ref, answer);
-        }
-        return answer;
-    };
-}
-async function pushWithDocker(ref, retrying) {
-    const digest = await retrying(`push ${ref}`, () => dockerPush(ref));
-    return { digest };
-}
-function makePusher(options, hasSkopeo) {
-    const copy = (source, ref) => skopeoCopy(source, ref, options.tempDir, options.authFile);
-    const rawManifest = manifestQuery(options);
-    // Without skopeo there is no way to ask the registry or copy within it: push every ref.
-    if (!hasSkopeo)
-        return { push: pushWithDocker, copyFrom: null, canQuery: false, rawManifest };
-    const copyFrom = (source, ref) => copy(`docker://${source}`, ref);
-    if (options.tool === 'docker') {
-        return { push: pushWithDocker, copyFrom, canQuery: true, rawManifest };
-    }
-    const archivePath = options.archivePath;
-    if (!archivePath)
-        throw new Error('push-tool: skopeo needs the image archive on disk');
-    const push = async (ref, retrying) => {
-        const prepared = await preparePush({
-            ref,
-            otherRefs: options.refs.filter(other => other !== ref),
-            reuseFrom: options.reuseFrom ?? [],
-            archivePath,
-            tempDir: options.tempDir,
-            authFile: options.authFile,
-            rawManifest,
-            retrying
-        });
-        try {
-            const digest = await retrying(`push ${ref}`, () => copy(prepared.source, ref));
-            // The manifest skopeo wrote says how big the uploaded blobs came out.
-            const pinned = imageRefFor(ref, digest);
-            const pushed = await retrying(`query ${pinned}`, () => inspectRawManifest(pinned, options.authFile));
-            return {
-                digest,
-                reusedLayers: prepared.reusedLayers,
-                ...(pushed === null
-                    ? {}
-                    : { uploadedBytes: uploadedBytes(pushed, prepared.newLayerIndexes) })
-            };
-        }
-        finally {
-            await prepared.cleanup();
-        }
-    };
-    return { push, copyFrom, canQuery: true, rawManifest };
+/** `Retry-After: 3` or an HTTP date -> seconds (pure, for tests). */
+function parseRetryAfter(value, now = Date.now()) {
+    if (value === null || value.trim() === '')
+        return null;
+    if (/^\d+$/.test(value.trim()))
+        return Number(value.trim());
+    const date = Date.parse(value);
+    return Number.isNaN(date) ? null : Math.max(0, Math.ceil((date - now) / 1000));
 }
 
-;// CONCATENATED MODULE: ./src/stages/merge.ts
+;// CONCATENATED MODULE: ./src/registry/merge-sources.ts
 // The `merge` input: images already pushed (by tag or by digest, perhaps as indexes of their
 // own) become the entries of one new index. Nothing is built; every platform is read from the
 // image's own config in the registry.
@@ -43956,24 +43450,6 @@ function makePusher(options, hasSkopeo) {
 
 
 
-
-/**
- * A `merge` entry as a full reference: a bare tag is a tag of `image`, a reference without
- * a registry gets `registry` (pure, for tests).
- */
-function resolveMergeRef(entry, image, registry) {
-    const isFull = entry.includes('/') || entry.includes(':');
-    if (!isFull && image === null) {
-        throw new Error(`merge entry ${JSON.stringify(entry)} is a tag, but "image" is not set`);
-    }
-    const parsed = parseReference(isFull ? entry : `${image}:${entry}`);
-    const domain = parsed.domain ?? registry;
-    if (domain === null) {
-        throw new Error(`merge entry ${JSON.stringify(entry)} names no registry: write it as ` +
-            'registry/repository:tag (or @sha256:...) or set "registry"');
-    }
-    return formatReference({ ...parsed, domain });
-}
 async function inspect(ref, what, options) {
     const raw = await withRegistryRetries(`read ${what} of ${ref}`, ref, options.retry, () => what === 'config'
         ? inspectRawConfig(ref, options.authFile)
@@ -44020,7 +43496,37 @@ function describeMergeImage(image) {
     return `${formatPlatform(image.entry.platform)} from ${image.from}`;
 }
 
-;// CONCATENATED MODULE: ./src/stages/push-index.ts
+// EXTERNAL MODULE: ./node_modules/@actions/io/lib/io.js
+var lib_io = __nccwpck_require__(8701);
+;// CONCATENATED MODULE: ./src/registry/outcome.ts
+// What a push did to each ref, and what the refs ended up as: shared by the single-image push
+// and the index pushes.
+
+
+/** `<repository>@<digest>` for a full reference. */
+function imageRefFor(ref, digest) {
+    return `${repositoryOf(parseReference(ref))}@${digest}`;
+}
+/** One digest for all refs, or an error that lists them. */
+function commonDigest(outcomes) {
+    const distinct = [...new Set(outcomes.map(outcome => outcome.digest))];
+    if (distinct.length !== 1) {
+        const list = outcomes.map(outcome => `${outcome.ref} -> ${outcome.digest}`).join(', ');
+        throw new Error(`the refs ended up at different manifest digests: ${list}`);
+    }
+    return distinct[0];
+}
+/** The failure, and which refs made it before it (pure, for tests). */
+function partialPushMessage(error, done, refs) {
+    const reason = errors_errorMessage(error);
+    if (done.length === 0)
+        return reason;
+    const doneRefs = done.map(outcome => outcome.ref);
+    const notDone = refs.filter(ref => !doneRefs.includes(ref));
+    return `${reason}\nPushed: ${doneRefs.join(', ')}. Not pushed: ${notDone.join(', ')}`;
+}
+
+;// CONCATENATED MODULE: ./src/registry/index-push.ts
 // Multi-platform pushes, all with skopeo (docker can push neither an untagged image nor an
 // index): each platform image goes to every target repository by digest, with no tag, then
 // one OCI image index naming them goes under every ref. The index is written here, so its
@@ -44625,11 +44131,26 @@ async function inspectImage(options) {
     return metadata;
 }
 
+;// CONCATENATED MODULE: ./src/temp.ts
+// The one place that says where the action's temporary files go: the runner's temp directory
+// (private to the job, emptied by the runner after it), or the system's outside a runner.
+
+
+/** RUNNER_TEMP, or the system's temp directory when it is unset or empty. */
+function runnerTemp() {
+    return process.env.RUNNER_TEMP || (0,external_node_os_.tmpdir)();
+}
+/** The action's own folder in it: the job's nix.conf, the store cache's scratch space, logins. */
+function actionTempDir(root = runnerTemp()) {
+    return (0,external_node_path_.join)(root, 'nix-container-action');
+}
+
 ;// CONCATENATED MODULE: ./src/stages/login.ts
 // Registry login for the push stage. The action logs in through a private copy of the Docker
 // config under RUNNER_TEMP: the user's own config is never written, logins made earlier in the
 // job (docker/login-action) are used as they are, and the post step's logout plus the removal
 // of that directory leave no credentials behind, whatever happened in between.
+
 
 
 
@@ -44707,7 +44228,7 @@ async function loginToRegistries(options) {
         return null;
     }
     const session = {
-        configDir: (0,external_node_path_.join)(options.tempDir, 'nix-container-action', 'docker-config'),
+        configDir: (0,external_node_path_.join)(actionTempDir(options.tempDir), 'docker-config'),
         tool: options.tool,
         registries: []
     };
@@ -45065,9 +44586,6 @@ async function removeContainer(name) {
 
 
 
-function runnerTemp() {
-    return process.env.RUNNER_TEMP || (0,external_node_os_.tmpdir)();
-}
 async function build(inputs) {
     const { storePath, drvPath } = await buildImage({
         flake: inputs.flake,
@@ -45241,6 +44759,7 @@ function describeRepositories(outcomes) {
 
 
 
+
 async function runMerge(inputs, report) {
     const why = 'merge: nothing to build';
     for (const stage of ['Nix', 'Store cache', 'Build', 'Load'])
@@ -45272,6 +44791,507 @@ async function runMerge(inputs, report) {
     await pushIndexStage(report, refs, images.map(image => image.entry), registryOptions);
 }
 
+;// CONCATENATED MODULE: ./src/registry/layers.ts
+
+/** Gzip blobs, whichever manifest format listed them: the same bytes under either name. */
+const REUSABLE_LAYER_TYPES = [
+    'application/vnd.docker.image.rootfs.diff.tar.gzip',
+    'application/vnd.oci.image.layer.v1.tar+gzip'
+];
+const IMAGE_MANIFEST_TYPES = [
+    'application/vnd.docker.distribution.manifest.v2+json',
+    'application/vnd.oci.image.manifest.v1+json'
+];
+/** An image manifest's layer descriptors; null for an index or anything else (pure). */
+function manifestLayers(raw) {
+    const manifest = JSON.parse(raw);
+    const isImage = (manifest.mediaType === undefined || IMAGE_MANIFEST_TYPES.includes(manifest.mediaType)) &&
+        Array.isArray(manifest.layers);
+    if (!isImage)
+        return null;
+    return manifest.layers.map(layer => ({
+        mediaType: String(layer.mediaType ?? ''),
+        digest: String(layer.digest ?? ''),
+        size: Number(layer.size ?? 0)
+    }));
+}
+/**
+ * diff_id -> the gzip blob holding that layer, from one remote image (pure, for tests).
+ * Layers stored any other way (zstd, uncompressed, foreign) are not offered.
+ */
+function remoteLayersOf(ref, layers, diffIds) {
+    const found = new Map();
+    if (layers.length !== diffIds.length)
+        return found;
+    const repository = repositoryOf(parseReference(ref));
+    layers.forEach((descriptor, index) => {
+        if (REUSABLE_LAYER_TYPES.includes(descriptor.mediaType)) {
+            found.set(diffIds[index], { repository, descriptor });
+        }
+    });
+    return found;
+}
+/**
+ * For each archive layer, the remote blob to reuse: one in the target repository first (no
+ * mount needed), else the first other repository that has it; else the layer is new (pure).
+ */
+function planLayers(layers, remotes, targetRepository) {
+    return layers.map(layer => {
+        const candidates = remotes.flatMap(remote => remote.get(layer.diffId) ?? []);
+        const remote = candidates.find(candidate => candidate.repository === targetRepository) ?? candidates[0];
+        return remote ? { kind: 'reused', layer, remote } : { kind: 'new', layer };
+    });
+}
+
+;// CONCATENATED MODULE: ./src/registry/mount.ts
+// Cross-repository blob mount: one registry API call (POST /v2/<repo>/blobs/uploads/?mount=
+// <digest>&from=<other repo>) that makes a blob of another repository in the same registry
+// part of this one, without a byte moving. Hand-written because skopeo (containers/image)
+// mounts only blobs its blob-info cache remembers seeing there, and that cache is empty on a
+// fresh runner: it would compress and upload the layer instead. Credentials come from the same
+// Docker config files skopeo reads; Basic and token (Bearer) authentication are both spoken.
+
+
+
+
+
+/** A registry failure worth another attempt: the message names the status, as retry.ts reads it. */
+class TransientRegistryError extends Error {
+}
+/** Docker Hub's references say docker.io; its API lives elsewhere. */
+function apiHost(registry) {
+    return registry === 'docker.io' ? 'registry-1.docker.io' : registry;
+}
+function baseUrl(registry) {
+    return `${isLoopbackHost(registry) ? 'http' : 'https'}://${apiHost(registry)}`;
+}
+/** `Bearer realm="...",service="..."` -> scheme and parameters (pure, for tests). */
+function parseChallenge(header) {
+    if (!header)
+        return null;
+    const match = /^\s*(\w+)\s*(.*)$/.exec(header);
+    if (!match)
+        return null;
+    const params = {};
+    for (const [, key, quoted, bare] of (match[2] ?? '').matchAll(/(\w+)=(?:"([^"]*)"|([^,\s]*))/g)) {
+        params[key.toLowerCase()] = quoted ?? bare ?? '';
+    }
+    return { scheme: match[1].toLowerCase(), params };
+}
+/** The token URL for a Bearer challenge, asking for push here and pull there (pure, for tests). */
+function tokenUrl(params, request) {
+    if (!params.realm)
+        throw new Error('the registry asked for a token but named no realm');
+    const url = new URL(params.realm);
+    if (params.service)
+        url.searchParams.set('service', params.service);
+    url.searchParams.append('scope', `repository:${request.repository}:pull,push`);
+    url.searchParams.append('scope', `repository:${request.from}:pull`);
+    return url.toString();
+}
+function basicHeader(credentials) {
+    return `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`;
+}
+function failIfTransient(status, what) {
+    if (status === 429 || status >= 500) {
+        throw new TransientRegistryError(`${what}: HTTP ${status}`);
+    }
+}
+/** The Authorization header a 401 asks for, or null when there is no way to answer it. */
+async function authorize(challenge, request, credentials, fetchImpl) {
+    if (challenge?.scheme === 'basic')
+        return credentials ? basicHeader(credentials) : null;
+    if (challenge?.scheme !== 'bearer')
+        return null;
+    const response = await fetchImpl(tokenUrl(challenge.params, request), {
+        headers: credentials ? { Authorization: basicHeader(credentials) } : {},
+        signal: AbortSignal.timeout(QUICK_OPERATION_SECONDS * 1000)
+    });
+    failIfTransient(response.status, 'token request');
+    if (!response.ok) {
+        await response.body?.cancel();
+        return null;
+    }
+    const body = (await response.json());
+    const token = body.token ?? body.access_token;
+    if (!token)
+        return null;
+    lib_core/* setSecret */.Pq(token);
+    return `Bearer ${token}`;
+}
+/**
+ * Ask the registry to mount a blob from another repository. Not mounted (a registry that does
+ * not allow it, no permission to read the other repository) is an answer, not an error: the
+ * layer is then uploaded. Transient failures throw, for the caller's retries.
+ */
+async function mountBlob(request, credentials, fetchImpl = fetch) {
+    const url = `${baseUrl(request.registry)}/v2/${request.repository}/blobs/uploads/` +
+        `?mount=${encodeURIComponent(request.digest)}&from=${encodeURIComponent(request.from)}`;
+    const post = (authorization) => fetchImpl(url, {
+        method: 'POST',
+        headers: {
+            'Content-Length': '0',
+            ...(authorization ? { Authorization: authorization } : {})
+        },
+        redirect: 'manual',
+        signal: AbortSignal.timeout(QUICK_OPERATION_SECONDS * 1000)
+    });
+    let response = await post(null);
+    if (response.status === 401) {
+        await response.body?.cancel();
+        const challenge = parseChallenge(response.headers.get('www-authenticate'));
+        const authorization = await authorize(challenge, request, credentials, fetchImpl);
+        if (authorization === null)
+            return { mounted: false, reason: 'not authorized (HTTP 401)' };
+        response = await post(authorization);
+    }
+    await response.body?.cancel();
+    failIfTransient(response.status, `mount ${request.digest}`);
+    if (response.status === 201)
+        return { mounted: true };
+    if (response.status === 202) {
+        // The registry opened an upload instead of mounting: cancel it (best effort).
+        const location = response.headers.get('location');
+        if (location) {
+            await fetchImpl(new URL(location, url), { method: 'DELETE' })
+                .then(r => r.body?.cancel())
+                .catch(() => undefined);
+        }
+        return { mounted: false, reason: 'the registry did not mount it (HTTP 202)' };
+    }
+    return { mounted: false, reason: `HTTP ${response.status}` };
+}
+/** The Docker config files skopeo would read for credentials, in its order. */
+function credentialFiles(authFile) {
+    if (authFile)
+        return [authFile];
+    const files = [];
+    if (process.env.REGISTRY_AUTH_FILE)
+        files.push(process.env.REGISTRY_AUTH_FILE);
+    if (process.env.XDG_RUNTIME_DIR) {
+        files.push((0,external_node_path_.join)(process.env.XDG_RUNTIME_DIR, 'containers', 'auth.json'));
+    }
+    files.push((0,external_node_path_.join)((0,external_node_os_.homedir)(), '.config', 'containers', 'auth.json'));
+    files.push((0,external_node_path_.join)(process.env.DOCKER_CONFIG || (0,external_node_path_.join)((0,external_node_os_.homedir)(), '.docker'), 'config.json'));
+    return files;
+}
+/** `https://ghcr.io/v1/` and `ghcr.io` name the same registry. */
+function hostOfAuthKey(key) {
+    return key.replace(/^https?:\/\//, '').split('/')[0] ?? '';
+}
+/** The `auths` entry for a registry in a Docker config's text (pure, for tests). */
+function credentialsIn(configText, registry) {
+    const config = JSON.parse(configText);
+    const wanted = registry === 'docker.io' ? ['docker.io', 'index.docker.io'] : [registry];
+    for (const [key, entry] of Object.entries(config.auths ?? {})) {
+        if (!wanted.includes(hostOfAuthKey(key)))
+            continue;
+        if (entry.username && entry.password) {
+            return { username: entry.username, password: entry.password };
+        }
+        if (entry.auth) {
+            const decoded = Buffer.from(entry.auth, 'base64').toString('utf8');
+            const colon = decoded.indexOf(':');
+            if (colon > 0)
+                return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+        }
+    }
+    return null;
+}
+/** Credentials for a registry from the first config file that has them; null: anonymous. */
+async function findCredentials(registry, authFile) {
+    for (const file of credentialFiles(authFile)) {
+        const text = await (0,promises_namespaceObject.readFile)(file, 'utf8').catch(() => null);
+        if (text === null)
+            continue;
+        try {
+            const found = credentialsIn(text, registry);
+            if (found)
+                return found;
+        }
+        catch {
+            // Not JSON: skopeo would fail on it too; go on to the next file.
+        }
+    }
+    return null;
+}
+
+
+;// CONCATENATED MODULE: ./src/registry/reuse.ts
+// Push only what changed. Before the first push, the manifests and configs of what the refs
+// point at now and of the `reuse-from` refs say which of the archive's layers the registry
+// already holds, compressed, and as which blob. skopeo then copies a `dir:` layout whose
+// manifest names those blobs as they are and the new layers as plain tars: it finds the reused
+// blobs in the destination before it would read them, and compresses (on every core) and
+// uploads only the new layers. Blobs in another repository of the registry are mounted first.
+
+
+
+
+
+
+
+
+
+const domainOf = (ref) => parseReference(ref).domain;
+/** Whom to ask, in order: the ref itself, the other refs, then reuse-from; same registry only. */
+function reuseCandidates(ref, otherRefs, reuseFrom) {
+    const all = [...new Set([ref, ...otherRefs, ...reuseFrom])];
+    const domain = domainOf(ref);
+    return {
+        candidates: all.filter(candidate => domainOf(candidate) === domain),
+        elsewhere: reuseFrom.filter(candidate => domainOf(candidate) !== domain)
+    };
+}
+async function preparePush(options) {
+    const image = await readArchiveImage(options.archivePath);
+    const { candidates, elsewhere } = reuseCandidates(options.ref, options.otherRefs, options.reuseFrom);
+    for (const ref of elsewhere) {
+        lib_core/* notice */.lm(`reuse-from ${ref} is not in the registry of ${options.ref}: not used`);
+    }
+    const remotes = await Promise.all(candidates.map(candidate => remoteLayersFor(candidate, image, options).catch((error) => {
+        lib_core/* warning */.$e(`${candidate}: could not read its layers (${errors_errorMessage(error)}); not reused`);
+        return new Map();
+    })));
+    const targetRepository = repositoryOf(parseReference(options.ref));
+    const planned = await mountOtherRepositories(planLayers(image.layers, remotes, targetRepository), options);
+    const reusedLayers = planned.filter(layer => layer.kind === 'reused').length;
+    const mountedLayers = planned.filter(layer => layer.kind === 'reused' && layer.remote.repository !== targetRepository).length;
+    const newLayerIndexes = planned.flatMap((layer, index) => (layer.kind === 'new' ? [index] : []));
+    lib_core/* info */.pq(`${options.ref}: ${reusedLayers} of ${planned.length} layers are in the registry` +
+        (mountedLayers > 0 ? ` (${mountedLayers} mounted from other repositories)` : '') +
+        `; ${newLayerIndexes.length} to compress and upload`);
+    const nothingReused = { reusedLayers, mountedLayers, newLayerIndexes, cleanup: async () => { } };
+    if (reusedLayers === 0)
+        return { ...nothingReused, source: `docker-archive:${image.path}` };
+    const dir = (0,external_node_path_.join)(options.tempDir, `nix-container-layout-${process.pid}`);
+    await writeDirLayout(image, planned.map(toLayoutLayer), dir);
+    return {
+        ...nothingReused,
+        source: `dir:${dir}`,
+        cleanup: () => (0,promises_namespaceObject.rm)(dir, { recursive: true, force: true })
+    };
+}
+function toLayoutLayer(planned) {
+    return planned.kind === 'reused'
+        ? { kind: 'reused', descriptor: planned.remote.descriptor }
+        : { kind: 'new', layer: planned.layer };
+}
+/** diff_id -> blob for what `ref` points at; empty when it is nothing reusable. */
+async function remoteLayersFor(ref, image, options) {
+    const raw = await options.rawManifest(ref);
+    const isReuseFrom = options.reuseFrom.includes(ref) && ref !== options.ref;
+    if (raw === null) {
+        if (isReuseFrom)
+            lib_core/* notice */.lm(`reuse-from ${ref} does not exist in the registry: not used`);
+        return new Map();
+    }
+    const layers = manifestLayers(raw);
+    if (layers === null) {
+        if (isReuseFrom)
+            lib_core/* notice */.lm(`reuse-from ${ref} is not a single image manifest: not used`);
+        return new Map();
+    }
+    const manifest = parseRemoteManifest(raw);
+    // The same config is the same image: its diff_ids are the archive's.
+    const diffIds = manifest.configDigest === image.configDigest
+        ? image.layers.map(layer => layer.diffId)
+        : await configDiffIds(ref, manifest.digest, options);
+    return remoteLayersOf(ref, layers, diffIds);
+}
+async function configDiffIds(ref, manifestDigest, options) {
+    // By digest: the config of the very manifest read above, even if the tag moves meanwhile.
+    const pinned = `${repositoryOf(parseReference(ref))}@${manifestDigest}`;
+    const config = await options.retrying(`read the config of ${ref}`, () => inspectRawConfig(pinned, options.authFile));
+    return config === null ? [] : diffIdsOf(config);
+}
+/** Mount blobs from other repositories; a layer whose mount fails is uploaded instead. */
+async function mountOtherRepositories(planned, options) {
+    const target = parseReference(options.ref);
+    const foreign = planned.filter(layer => layer.kind === 'reused' && layer.remote.repository !== repositoryOf(target));
+    if (foreign.length === 0)
+        return planned;
+    const registry = target.domain ?? 'docker.io';
+    const credentials = await findCredentials(registry, options.authFile);
+    const fromPathOf = (repository) => parseReference(repository).path;
+    const outcomes = new Map();
+    const mount = (remote) => {
+        const digest = remote.descriptor.digest;
+        const request = {
+            registry,
+            repository: target.path,
+            from: fromPathOf(remote.repository),
+            digest
+        };
+        return options
+            .retrying(`mount ${digest} from ${remote.repository}`, () => mountBlob(request, credentials))
+            .catch((error) => ({ mounted: false, reason: errors_errorMessage(error) }))
+            .then(result => {
+            if (!result.mounted)
+                lib_core/* info */.pq(`${digest} not mounted from ${remote.repository}: ${result.reason}; uploading it`);
+            return result.mounted;
+        });
+    };
+    for (const layer of foreign) {
+        if (layer.kind !== 'reused')
+            continue;
+        const digest = layer.remote.descriptor.digest;
+        if (!outcomes.has(digest))
+            outcomes.set(digest, mount(layer.remote));
+    }
+    const mounted = new Map(await Promise.all([...outcomes].map(async ([digest, outcome]) => [digest, await outcome])));
+    return planned.map(layer => layer.kind === 'reused' && mounted.get(layer.remote.descriptor.digest) === false
+        ? { kind: 'new', layer: layer.layer }
+        : layer);
+}
+/** Bytes of the blobs this push uploaded, from the manifest it wrote (pure, for tests). */
+function uploadedBytes(pushedManifest, newLayerIndexes) {
+    const layers = manifestLayers(pushedManifest) ?? [];
+    const blobs = new Map(newLayerIndexes.flatMap(index => {
+        const layer = layers[index];
+        return layer ? [[layer.digest, layer.size]] : [];
+    }));
+    return [...blobs.values()].reduce((sum, size) => sum + size, 0);
+}
+
+;// CONCATENATED MODULE: ./src/stages/push.ts
+// The push stage: every ref ends up at the same manifest in its registry. A ref that already
+// points at this image (same config digest) is left alone; the first ref is pushed with the
+// chosen tool, and the others are copied from it registry-to-registry when skopeo is there,
+// which reuses every blob and keeps one manifest digest (docker and skopeo compress layers
+// differently, so the same image pushed by each gets two digests).
+
+
+
+
+
+async function pushImage(options) {
+    const hasSkopeo = (await lib_io/* which */.K7('skopeo', false)) !== '';
+    if (options.tool === 'skopeo' && !hasSkopeo) {
+        throw new Error('push-tool: skopeo needs skopeo on PATH (preinstalled on GitHub-hosted Ubuntu runners; ' +
+            'apt-get install skopeo elsewhere), or use push-tool: docker');
+    }
+    if (!hasSkopeo)
+        lib_core/* info */.pq('skopeo is not on PATH: every ref is pushed with docker, unchecked');
+    if (options.tool === 'docker' && (options.reuseFrom ?? []).length > 0) {
+        lib_core/* notice */.lm('reuse-from is used by push-tool: skopeo; with push-tool: docker the daemon decides which layers to upload');
+    }
+    const pusher = makePusher(options, hasSkopeo);
+    const outcomes = [];
+    for (const ref of options.refs) {
+        try {
+            const outcome = await pushRef(ref, outcomes[0] ?? null, pusher, options);
+            if (outcome.reusedLayers !== undefined) {
+                lib_core/* info */.pq(`${ref}: ${describeTransfer(outcome)}`);
+            }
+            lib_core/* info */.pq(`${ref}: ${outcome.action} (${outcome.digest})`);
+            outcomes.push(outcome);
+            options.onOutcome?.(outcome);
+        }
+        catch (error) {
+            throw new Error(partialPushMessage(error, outcomes, options.refs), { cause: error });
+        }
+    }
+    const digest = commonDigest(outcomes);
+    return { digest, imageRef: imageRefFor(options.refs[0], digest), outcomes };
+}
+/** `3 layers reused, 1.2 MB uploaded` (pure, for tests). */
+function describeTransfer(outcome) {
+    const parts = [];
+    if (outcome.reusedLayers !== undefined) {
+        parts.push(`${outcome.reusedLayers} layer${outcome.reusedLayers === 1 ? '' : 's'} reused`);
+    }
+    if (outcome.uploadedBytes !== undefined)
+        parts.push(`${formatBytes(outcome.uploadedBytes)} uploaded`);
+    return parts.join(', ');
+}
+function formatBytes(bytes) {
+    if (bytes < 1000)
+        return `${bytes} B`;
+    if (bytes < 1e6)
+        return `${(bytes / 1e3).toFixed(1)} kB`;
+    return `${(bytes / 1e6).toFixed(1)} MB`;
+}
+/** Is what the registry has under a ref already this image (and the first ref's manifest)? */
+function isUpToDate(existing, configDigest, first) {
+    if (!existing || existing.configDigest !== configDigest)
+        return false;
+    return first === null || existing.digest === first.digest;
+}
+async function pushRef(ref, first, pusher, options) {
+    const retrying = (what, operation) => withRegistryRetries(what, ref, options.retry, operation);
+    const raw = pusher.canQuery ? await pusher.rawManifest(ref) : null;
+    const existing = raw === null ? null : parseRemoteManifest(raw);
+    if (isUpToDate(existing, options.configDigest, first)) {
+        return { ref, digest: existing.digest, action: 'up to date' };
+    }
+    const copyFrom = pusher.copyFrom;
+    if (first !== null && copyFrom) {
+        const digest = await retrying(`copy ${first.ref} to ${ref}`, () => copyFrom(first.ref, ref));
+        return { ref, digest, action: 'copied' };
+    }
+    return { ref, ...(await pusher.push(ref, retrying)), action: 'pushed' };
+}
+/** Each ref's manifest asked once (retried), however many times it is needed. */
+function manifestQuery(options) {
+    const answers = new Map();
+    return ref => {
+        let answer = answers.get(ref);
+        if (!answer) {
+            answer = withRegistryRetries(`query ${ref}`, ref, options.retry, () => inspectRawManifest(ref, options.authFile));
+            answers.set(ref, answer);
+        }
+        return answer;
+    };
+}
+async function pushWithDocker(ref, retrying) {
+    const digest = await retrying(`push ${ref}`, () => dockerPush(ref));
+    return { digest };
+}
+function makePusher(options, hasSkopeo) {
+    const copy = (source, ref) => skopeoCopy(source, ref, options.tempDir, options.authFile);
+    const rawManifest = manifestQuery(options);
+    // Without skopeo there is no way to ask the registry or copy within it: push every ref.
+    if (!hasSkopeo)
+        return { push: pushWithDocker, copyFrom: null, canQuery: false, rawManifest };
+    const copyFrom = (source, ref) => copy(`docker://${source}`, ref);
+    if (options.tool === 'docker') {
+        return { push: pushWithDocker, copyFrom, canQuery: true, rawManifest };
+    }
+    const archivePath = options.archivePath;
+    if (!archivePath)
+        throw new Error('push-tool: skopeo needs the image archive on disk');
+    const push = async (ref, retrying) => {
+        const prepared = await preparePush({
+            ref,
+            otherRefs: options.refs.filter(other => other !== ref),
+            reuseFrom: options.reuseFrom ?? [],
+            archivePath,
+            tempDir: options.tempDir,
+            authFile: options.authFile,
+            rawManifest,
+            retrying
+        });
+        try {
+            const digest = await retrying(`push ${ref}`, () => copy(prepared.source, ref));
+            // The manifest skopeo wrote says how big the uploaded blobs came out.
+            const pinned = imageRefFor(ref, digest);
+            const pushed = await retrying(`query ${pinned}`, () => inspectRawManifest(pinned, options.authFile));
+            return {
+                digest,
+                reusedLayers: prepared.reusedLayers,
+                ...(pushed === null
+                    ? {}
+                    : { uploadedBytes: uploadedBytes(pushed, prepared.newLayerIndexes) })
+            };
+        }
+        finally {
+            await prepared.cleanup();
+        }
+    };
+    return { push, copyFrom, canQuery: true, rawManifest };
+}
+
 ;// CONCATENATED MODULE: ./src/stages/tag.ts
 // The tag stage: give the loaded image every reference it will be pushed as.
 
@@ -45284,6 +45304,7 @@ async function tagImage(options) {
 
 ;// CONCATENATED MODULE: ./src/pipeline/single.ts
 // One image: build -> load (or read) -> tag -> push -> SBOM.
+
 
 
 
@@ -45375,6 +45396,7 @@ async function tagAndPush(inputs, report, metadata, dockerImage, archivePath) {
 ;// CONCATENATED MODULE: ./src/pipeline/systems.ts
 // `systems`: build -> read (load the runner's own) -> push by digest, for each system in turn,
 // then one index under every ref.
+
 
 
 
@@ -46554,7 +46576,7 @@ async function expectedSha256(version, system, url) {
 }
 async function download(url, what) {
     try {
-        return await downloadTool(url, (0,external_node_path_.join)(tempRoot(), (0,external_node_crypto_.randomUUID)()));
+        return await downloadTool(url, (0,external_node_path_.join)(runnerTemp(), (0,external_node_crypto_.randomUUID)()));
     }
     catch (error) {
         throw new Error(`could not download ${what} from ${url}: ${errors_errorMessage(error)}`);
@@ -46569,7 +46591,7 @@ async function sha256File(file) {
 /** Unpack next to the download, copy into the tool cache, and drop the unpacked copy. */
 async function unpackAndCache(tarball, options) {
     const { version, system } = options;
-    const unpacked = (0,external_node_path_.join)(tempRoot(), (0,external_node_crypto_.randomUUID)());
+    const unpacked = (0,external_node_path_.join)(runnerTemp(), (0,external_node_crypto_.randomUUID)());
     await (0,promises_namespaceObject.mkdir)(unpacked, { recursive: true });
     try {
         await exec_run('tar', ['-xJf', tarball, '-C', unpacked], { silent: true });
@@ -46585,9 +46607,6 @@ async function unpackAndCache(tarball, options) {
     finally {
         await tree_removeTree(unpacked);
     }
-}
-function tempRoot() {
-    return process.env.RUNNER_TEMP || (0,external_node_os_.tmpdir)();
 }
 
 ;// CONCATENATED MODULE: ./src/nix/single-user.ts
@@ -46800,6 +46819,7 @@ async function buildsAsThisUser(storeDir) {
 
 
 
+
 /** Find first: an existing Nix is used, never reinstalled; install only when allowed. */
 function planSetup(existing, installNix) {
     if (existing)
@@ -46900,7 +46920,7 @@ async function installNix(version, options) {
  * through NIX_USER_CONF_FILES by this step's nix calls and every later step's.
  */
 async function writeJobConf(options) {
-    const dir = (0,external_node_path_.join)(process.env.RUNNER_TEMP || (0,external_node_os_.tmpdir)(), 'nix-container-action');
+    const dir = actionTempDir();
     const file = (0,external_node_path_.join)(dir, 'nix.conf');
     await (0,promises_namespaceObject.mkdir)(dir, { recursive: true, mode: 0o700 });
     // 0600 before the token is written: the file may exist from an earlier step.
@@ -47002,6 +47022,154 @@ async function nix_store_directorySize(dir) {
             total += (await (0,promises_namespaceObject.stat)((0,external_node_path_.join)(entry.parentPath, entry.name))).size;
     }
     return total;
+}
+
+;// CONCATENATED MODULE: ./src/cache/keys.ts
+// The store cache's keys: which entry a run restores, and under which key post saves.
+
+
+
+const KEY_PREFIX = 'nix-container-store';
+function shortHash(text) {
+    return (0,external_node_crypto_.createHash)('sha256').update(text).digest('hex').slice(0, 16);
+}
+/**
+ * `nix-container-store/<system>/<attribute>/lock-<hash>/source-<hash>`. The attribute is
+ * URI-encoded and every part ends in `/`, so `container` never prefix-matches `container-zstd`
+ * and no key holds a comma (which the cache service refuses).
+ */
+function cacheKeys(facts) {
+    const base = `${KEY_PREFIX}/${facts.system}/${encodeURIComponent(facts.attribute)}/`;
+    const lock = `${base}lock-${facts.metadata.lock === null ? 'none' : shortHash(facts.metadata.lock)}/`;
+    const primary = facts.override ?? `${lock}source-${shortHash(facts.metadata.sourceHash)}`;
+    return { primary, restore: [lock, base] };
+}
+/** The keys of this run: the system and the flake's lock and source asked of Nix. */
+async function computeKeys(source) {
+    const [system, metadata] = await Promise.all([
+        source.system ?? currentSystem(),
+        flakeMetadata(source.flake)
+    ]);
+    return cacheKeys({ system, attribute: source.attribute, metadata, override: source.cacheKey });
+}
+
+;// CONCATENATED MODULE: ./src/cache/manifest.ts
+// The archive's manifest: its layout version and the store paths it holds.
+
+
+/** Bump when the archive's layout changes, so old entries are never restored. */
+const MANIFEST_VERSION = 2;
+const MANIFEST_FILE = 'nix-container-action.json';
+const STORE_PATH = /^\/[^\n]*\/[0-9a-z]{32}-[^/\n]+$/;
+/** Parse and check a manifest (pure, for tests): an older layout or a non-path is an error. */
+function manifest_parseManifest(text) {
+    const json = JSON.parse(text);
+    if (json.version !== MANIFEST_VERSION) {
+        throw new Error(`the archive's manifest has version ${String(json.version)}, not ${MANIFEST_VERSION}`);
+    }
+    const paths = Array.isArray(json.paths) ? json.paths : [];
+    const bad = paths.find(p => typeof p !== 'string' || !STORE_PATH.test(p));
+    if (bad !== undefined)
+        throw new Error(`the archive's manifest lists ${JSON.stringify(bad)}, not a store path`);
+    return { version: MANIFEST_VERSION, paths };
+}
+/** The manifest of the archive in `dir`. */
+async function readManifest(dir) {
+    return manifest_parseManifest(await (0,promises_namespaceObject.readFile)((0,external_node_path_.join)(dir, MANIFEST_FILE), 'utf8'));
+}
+/** Write the manifest of an archive of `paths` into `dir`. */
+async function manifest_writeManifest(dir, paths) {
+    const manifest = { version: MANIFEST_VERSION, paths };
+    await writeFile(join(dir, MANIFEST_FILE), JSON.stringify(manifest));
+}
+
+;// CONCATENATED MODULE: ./src/cache/service.ts
+// The GitHub cache service through @actions/cache, for one directory.
+
+/**
+ * @actions/cache and its Azure SDK are most of the bundle: loaded only when the cache is used,
+ * so that a run with `cache: false` starts as fast as a shell step.
+ */
+const loadCacheClient = () => __nccwpck_require__.e(/* import() */ 641).then(__nccwpck_require__.bind(__nccwpck_require__, 2641));
+/**
+ * The directory's name is all @actions/cache sees of it: the entry's "version" is a hash of the
+ * paths as given, so a name relative to a fixed parent keeps entries restorable on every runner
+ * (an absolute path would differ between runners and between RUNNER_TEMPs). Its suffix changes
+ * with the archive's layout, so that entries of an older layout are not even found.
+ */
+const service_CACHE_DIR_NAME = 'nix-container-action-store-v2';
+/**
+ * The protocol @actions/cache speaks, decided as its config does: v2 (Twirp at
+ * ACTIONS_RESULTS_URL, archives in Azure Blob storage) when ACTIONS_CACHE_SERVICE_V2 is set,
+ * except on GitHub Enterprise Server, which has only v1 (the REST API at ACTIONS_CACHE_URL).
+ */
+function cacheServiceVersion(env) {
+    const host = new URL(env.GITHUB_SERVER_URL || 'https://github.com').hostname.toLowerCase();
+    const ghes = host !== 'github.com' && !host.endsWith('.ghe.com') && !host.endsWith('.localhost');
+    return env.ACTIONS_CACHE_SERVICE_V2 && !ghes ? 'v2' : 'v1';
+}
+/**
+ * Why the client has no cache service, naming the variable it lacks; null when it has one.
+ * `urlAvailable` is the client's own verdict (isFeatureAvailable), which checks only the URL;
+ * without ACTIONS_RUNTIME_TOKEN every call would fail, so that counts as no service too.
+ */
+function missingCacheService(env, urlAvailable) {
+    if (!urlAvailable) {
+        if (cacheServiceVersion(env) === 'v2') {
+            return 'no cache service: ACTIONS_RESULTS_URL is not set (ACTIONS_CACHE_SERVICE_V2 is, so @actions/cache speaks the v2 protocol)';
+        }
+        const results = env.ACTIONS_RESULTS_URL
+            ? ' (ACTIONS_RESULTS_URL is, but without ACTIONS_CACHE_SERVICE_V2 @actions/cache speaks v1)'
+            : '';
+        return `no cache service: ACTIONS_CACHE_URL is not set${results}`;
+    }
+    if (!env.ACTIONS_RUNTIME_TOKEN)
+        return 'no cache service: ACTIONS_RUNTIME_TOKEN is not set';
+    return null;
+}
+/** Why there is no cache service to use (see missingCacheService), or null. */
+async function service_cacheServiceMissing() {
+    return missingCacheService(process.env, (await loadCacheClient()).isFeatureAvailable());
+}
+/**
+ * @actions/cache archives paths relative to GITHUB_WORKSPACE and resolves them from the working
+ * directory, so both point at the parent for the duration of the call. Nothing else runs in this
+ * process meanwhile.
+ */
+async function inParent(parent, work) {
+    await (0,promises_namespaceObject.mkdir)(parent, { recursive: true });
+    const workspace = process.env.GITHUB_WORKSPACE;
+    const cwd = process.cwd();
+    process.env.GITHUB_WORKSPACE = parent;
+    process.chdir(parent);
+    try {
+        return await work();
+    }
+    finally {
+        process.chdir(cwd);
+        if (workspace === undefined)
+            delete process.env.GITHUB_WORKSPACE;
+        else
+            process.env.GITHUB_WORKSPACE = workspace;
+    }
+}
+/**
+ * Restore the entry into <parent>/CACHE_DIR_NAME; the key restored, or null on a miss.
+ * @actions/cache turns service and download errors into a warning and a miss.
+ */
+async function restoreDirectory(parent, primaryKey, restoreKeys) {
+    const cache = await loadCacheClient();
+    const key = await inParent(parent, () => cache.restoreCache([service_CACHE_DIR_NAME], primaryKey, restoreKeys));
+    return key ?? null;
+}
+/**
+ * Save <parent>/CACHE_DIR_NAME under key. False when the service refused or failed:
+ * @actions/cache has logged why (a warning, or a line for a reservation conflict).
+ */
+async function service_saveDirectory(parent, key) {
+    const cache = await loadCacheClient();
+    const id = await inParent(parent, () => cache.saveCache([service_CACHE_DIR_NAME], key));
+    return id !== -1;
 }
 
 ;// CONCATENATED MODULE: ./src/cache/store-archive.ts
@@ -47214,103 +47382,10 @@ async function importThroughNix(chrootDir, stagedStore, storeDir, registrations,
     }
 }
 
-;// CONCATENATED MODULE: ./src/cache/service.ts
-// The GitHub cache service through @actions/cache, for one directory.
-
-/**
- * @actions/cache and its Azure SDK are most of the bundle: loaded only when the cache is used,
- * so that a run with `cache: false` starts as fast as a shell step.
- */
-const loadCacheClient = () => __nccwpck_require__.e(/* import() */ 641).then(__nccwpck_require__.bind(__nccwpck_require__, 2641));
-/**
- * The directory's name is all @actions/cache sees of it: the entry's "version" is a hash of the
- * paths as given, so a name relative to a fixed parent keeps entries restorable on every runner
- * (an absolute path would differ between runners and between RUNNER_TEMPs). Its suffix changes
- * with the archive's layout, so that entries of an older layout are not even found.
- */
-const service_CACHE_DIR_NAME = 'nix-container-action-store-v2';
-/**
- * The protocol @actions/cache speaks, decided as its config does: v2 (Twirp at
- * ACTIONS_RESULTS_URL, archives in Azure Blob storage) when ACTIONS_CACHE_SERVICE_V2 is set,
- * except on GitHub Enterprise Server, which has only v1 (the REST API at ACTIONS_CACHE_URL).
- */
-function cacheServiceVersion(env) {
-    const host = new URL(env.GITHUB_SERVER_URL || 'https://github.com').hostname.toLowerCase();
-    const ghes = host !== 'github.com' && !host.endsWith('.ghe.com') && !host.endsWith('.localhost');
-    return env.ACTIONS_CACHE_SERVICE_V2 && !ghes ? 'v2' : 'v1';
-}
-/**
- * Why the client has no cache service, naming the variable it lacks; null when it has one.
- * `urlAvailable` is the client's own verdict (isFeatureAvailable), which checks only the URL;
- * without ACTIONS_RUNTIME_TOKEN every call would fail, so that counts as no service too.
- */
-function missingCacheService(env, urlAvailable) {
-    if (!urlAvailable) {
-        if (cacheServiceVersion(env) === 'v2') {
-            return 'no cache service: ACTIONS_RESULTS_URL is not set (ACTIONS_CACHE_SERVICE_V2 is, so @actions/cache speaks the v2 protocol)';
-        }
-        const results = env.ACTIONS_RESULTS_URL
-            ? ' (ACTIONS_RESULTS_URL is, but without ACTIONS_CACHE_SERVICE_V2 @actions/cache speaks v1)'
-            : '';
-        return `no cache service: ACTIONS_CACHE_URL is not set${results}`;
-    }
-    if (!env.ACTIONS_RUNTIME_TOKEN)
-        return 'no cache service: ACTIONS_RUNTIME_TOKEN is not set';
-    return null;
-}
-/** Why there is no cache service to use (see missingCacheService), or null. */
-async function service_cacheServiceMissing() {
-    return missingCacheService(process.env, (await loadCacheClient()).isFeatureAvailable());
-}
-/**
- * @actions/cache archives paths relative to GITHUB_WORKSPACE and resolves them from the working
- * directory, so both point at the parent for the duration of the call. Nothing else runs in this
- * process meanwhile.
- */
-async function inParent(parent, work) {
-    await (0,promises_namespaceObject.mkdir)(parent, { recursive: true });
-    const workspace = process.env.GITHUB_WORKSPACE;
-    const cwd = process.cwd();
-    process.env.GITHUB_WORKSPACE = parent;
-    process.chdir(parent);
-    try {
-        return await work();
-    }
-    finally {
-        process.chdir(cwd);
-        if (workspace === undefined)
-            delete process.env.GITHUB_WORKSPACE;
-        else
-            process.env.GITHUB_WORKSPACE = workspace;
-    }
-}
-/**
- * Restore the entry into <parent>/CACHE_DIR_NAME; the key restored, or null on a miss.
- * @actions/cache turns service and download errors into a warning and a miss.
- */
-async function restoreDirectory(parent, primaryKey, restoreKeys) {
-    const cache = await loadCacheClient();
-    const key = await inParent(parent, () => cache.restoreCache([service_CACHE_DIR_NAME], primaryKey, restoreKeys));
-    return key ?? null;
-}
-/**
- * Save <parent>/CACHE_DIR_NAME under key. False when the service refused or failed:
- * @actions/cache has logged why (a warning, or a line for a reservation conflict).
- */
-async function service_saveDirectory(parent, key) {
-    const cache = await loadCacheClient();
-    const id = await inParent(parent, () => cache.saveCache([service_CACHE_DIR_NAME], key));
-    return id !== -1;
-}
-
-;// CONCATENATED MODULE: ./src/stages/store-cache.ts
-// The store cache stage: restore before the build (main), save after it (post).
-//
-// What is cached is the build closure of the image (the derivation's requisites with their
-// outputs) and the sources of the flake's locked inputs, so that an exact hit needs the network
-// for nothing. The archive (src/cache/store-archive.ts) holds the paths' files and their
-// registration; a restore extracts them beside the store, checks every NAR hash, and moves only
-// the missing paths in. The key decisions (keys, whether to save) are pure functions below.
+;// CONCATENATED MODULE: ./src/cache/restore.ts
+// Restoring the store cache: the entry is downloaded beside the store (or into the scratch
+// directory), every NAR hash is checked, and only the paths the store lacks are moved in (or
+// imported through Nix). The archive is imported whole or not at all.
 
 
 
@@ -47321,75 +47396,9 @@ async function service_saveDirectory(parent, key) {
 
 
 
-
-// --- keys (pure) --------------------------------------------------------------------------
-const KEY_PREFIX = 'nix-container-store';
-/** Bump when the archive's layout changes, so old entries are never restored. */
-const MANIFEST_VERSION = 2;
-const MANIFEST_FILE = 'nix-container-action.json';
-function shortHash(text) {
-    return (0,external_node_crypto_.createHash)('sha256').update(text).digest('hex').slice(0, 16);
-}
-/**
- * `nix-container-store/<system>/<attribute>/lock-<hash>/source-<hash>`. The attribute is
- * URI-encoded and every part ends in `/`, so `container` never prefix-matches `container-zstd`
- * and no key holds a comma (which the cache service refuses).
- */
-function cacheKeys(facts) {
-    const base = `${KEY_PREFIX}/${facts.system}/${encodeURIComponent(facts.attribute)}/`;
-    const lock = `${base}lock-${facts.metadata.lock === null ? 'none' : shortHash(facts.metadata.lock)}/`;
-    const primary = facts.override ?? `${lock}source-${shortHash(facts.metadata.sourceHash)}`;
-    return { primary, restore: [lock, base] };
-}
-/** Why the post step does not save, before looking at the store; null: look further. */
-function saveSkipReason(facts) {
-    if (!facts.cacheSave)
-        return 'cache-save: false';
-    if (facts.serviceMissing !== null)
-        return facts.serviceMissing;
-    if (facts.primaryKey === null)
-        return 'no cache key: the restore step could not compute one';
-    if (!facts.built)
-        return 'the build did not run to the end';
-    if (facts.restoredKey === facts.primaryKey) {
-        return `exact hit on the primary key ${facts.primaryKey}: the entry already holds this build`;
-    }
-    return null;
-}
-/** The closure's paths that the restored cache did not have (sorted). */
-function pathsNotRestored(closure, restored) {
-    const had = new Set(restored);
-    return closure.filter(p => !had.has(p)).sort();
-}
-function closureSkipReason(closure, restored) {
-    if (pathsNotRestored(closure, restored).length > 0)
-        return null;
-    return `the closure holds no path that the restored cache did not already have (${closure.length} paths)`;
-}
-const STORE_PATH = /^\/[^\n]*\/[0-9a-z]{32}-[^/\n]+$/;
-function store_cache_parseManifest(text) {
-    const json = JSON.parse(text);
-    if (json.version !== MANIFEST_VERSION) {
-        throw new Error(`the archive's manifest has version ${String(json.version)}, not ${MANIFEST_VERSION}`);
-    }
-    const paths = Array.isArray(json.paths) ? json.paths : [];
-    const bad = paths.find(p => typeof p !== 'string' || !STORE_PATH.test(p));
-    if (bad !== undefined)
-        throw new Error(`the archive's manifest lists ${JSON.stringify(bad)}, not a store path`);
-    return { version: MANIFEST_VERSION, paths };
-}
-function megabytes(bytes) {
-    return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
-}
+/** File listing the restored entry's paths, one a line, for post. */
 function restoredPathsFile(workDir) {
     return (0,external_node_path_.join)(workDir, 'restored-paths');
-}
-async function computeKeys(options) {
-    const [system, metadata] = await Promise.all([
-        options.system ?? currentSystem(),
-        flakeMetadata(options.flake)
-    ]);
-    return cacheKeys({ system, attribute: options.attribute, metadata, override: options.cacheKey });
 }
 /**
  * Where the archive is extracted: beside the store (same filesystem, so that moving a path in
@@ -47399,66 +47408,31 @@ function stagingDirFor(fast, storeDir, workDir) {
     const name = `.nca-staging-${(0,external_node_crypto_.randomBytes)(6).toString('hex')}`;
     return fast ? (0,external_node_path_.join)(storeDir, name) : (0,external_node_path_.join)(workDir, name);
 }
-/** Restore the store cache; never throws: a failed restore is a warning and a miss. */
-async function restoreStoreCache(options) {
-    const pathsFile = restoredPathsFile(options.workDir);
-    const result = {
-        outcome: 'miss',
-        keys: null,
-        restoredKey: null,
-        hit: false,
-        restoredPathsFile: pathsFile,
-        pathCount: 0,
-        importedCount: 0,
-        bytes: 0,
-        reason: null
-    };
-    let staging = null;
+/**
+ * Download the entry for `keys` and import what the store lacks; null when there is no entry.
+ * Throws when the archive cannot be used (it is then discarded and the store left as it was).
+ */
+async function restoreEntry(keys, workDir) {
+    const storeDir = storeDirectory();
+    const method = restoreMethod(await storeAccess(storeDir));
+    if (!method.fast)
+        lib_core/* info */.pq(`Paths will be imported through nix copy: ${method.reason}`);
+    const staging = stagingDirFor(method.fast, storeDir, workDir);
     try {
-        await (0,promises_namespaceObject.mkdir)(options.workDir, { recursive: true });
-        await (0,promises_namespaceObject.writeFile)(pathsFile, '');
-        const storeDir = storeDirectory();
-        const [keys, access] = await Promise.all([computeKeys(options), storeAccess(storeDir)]);
-        result.keys = keys;
-        lib_core/* info */.pq(`Primary key: ${keys.primary}`);
-        lib_core/* info */.pq(`Restore keys: ${keys.restore.join(', ')}`);
-        const missingService = await service_cacheServiceMissing();
-        if (missingService !== null)
-            return { ...result, outcome: 'unavailable', reason: missingService };
-        const method = restoreMethod(access);
-        if (!method.fast)
-            lib_core/* info */.pq(`Paths will be imported through nix copy: ${method.reason}`);
-        staging = stagingDirFor(method.fast, storeDir, options.workDir);
         await (0,promises_namespaceObject.mkdir)(staging);
         const key = await restoreDirectory(staging, keys.primary, keys.restore);
         if (key === null)
-            return { ...result, reason: `no entry for ${keys.primary} or its restore keys` };
+            return null;
         const dir = (0,external_node_path_.join)(staging, service_CACHE_DIR_NAME);
         const bytes = await nix_store_directorySize(dir);
-        const manifest = store_cache_parseManifest(await (0,promises_namespaceObject.readFile)((0,external_node_path_.join)(dir, MANIFEST_FILE), 'utf8'));
-        const imported = await importAll({ archiveDir: dir, staging, storeDir, method, manifest });
-        await (0,promises_namespaceObject.writeFile)(pathsFile, manifest.paths.join('\n') + '\n');
-        lib_core/* info */.pq(`Restored ${key}: ${manifest.paths.length} paths (${megabytes(bytes)}), ${imported} imported, the rest already valid`);
-        return {
-            ...result,
-            outcome: 'restored',
-            restoredKey: key,
-            hit: key === keys.primary,
-            pathCount: manifest.paths.length,
-            importedCount: imported,
-            bytes
-        };
-    }
-    catch (error) {
-        const reason = errors_errorMessage(error);
-        lib_core/* warning */.$e(`Store cache: restore failed, building without the cache: ${reason}`);
-        return { ...result, outcome: 'failed', reason: firstLine(reason) };
+        const manifest = await readManifest(dir);
+        const importedCount = await importAll({ archiveDir: dir, staging, storeDir, method, manifest });
+        return { key, paths: manifest.paths, importedCount, bytes };
     }
     finally {
         // What was moved into the store is no longer here; the rest (a discarded archive, paths
         // that were valid already) only takes disk.
-        if (staging !== null)
-            await tree_removeTree(staging).catch(() => undefined);
+        await tree_removeTree(staging).catch(() => undefined);
     }
 }
 /** Every path of the manifest with its registration, or an error naming what is wrong. */
@@ -47500,11 +47474,11 @@ async function importAll(o) {
     catch (error) {
         // Nix checked each path it added; still, the archive goes whole or not at all.
         if (!o.method.fast)
-            await store_cache_rollBack(missing.map(r => r.path));
+            await restore_rollBack(missing.map(r => r.path));
         throw new Error(`the archive did not import cleanly and was discarded: ${errors_errorMessage(error)}`);
     }
 }
-async function store_cache_rollBack(missing) {
+async function restore_rollBack(missing) {
     try {
         const stillInvalid = new Set(await nix_store_invalidPaths(missing));
         const added = missing.filter(p => !stillInvalid.has(p));
@@ -47514,6 +47488,131 @@ async function store_cache_rollBack(missing) {
     }
     catch (error) {
         lib_core/* warning */.$e(`Store cache: could not remove the paths of a failed import: ${errors_errorMessage(error)}`);
+    }
+}
+
+;// CONCATENATED MODULE: ./src/cache/save.ts
+// Saving the store cache: what goes in (the build closures and the flake inputs' sources) and
+// writing the archive under the primary key.
+
+
+
+
+
+
+
+
+/** The union of every build's closure. */
+async function closureOfBuilds(drvPaths, storePaths) {
+    const drvs = (drvPaths ?? '').split('\n');
+    const closure = new Set();
+    for (const [i, storePath] of storePaths.split('\n').filter(Boolean).entries()) {
+        for (const path of await buildClosure(drvs[i] || null, storePath))
+            closure.add(path);
+    }
+    return [...closure].sort();
+}
+/** The paths main restored, from its file (none when there is no file). */
+async function save_readRestoredPaths(file) {
+    if (file === null)
+        return [];
+    const text = await readFile(file, 'utf8').catch(() => '');
+    return text.split('\n').filter(line => line !== '');
+}
+/**
+ * The build closures (one per system built) and the sources of the flake's inputs (sorted).
+ * `drvPaths` and `storePaths` are one a line, in the same order ('' where a drv is unknown).
+ */
+async function save_pathsToCache(flake, drvPaths, storePaths) {
+    const [closure, inputs] = await Promise.all([
+        closureOfBuilds(drvPaths, storePaths),
+        flakeInputPaths(flake)
+    ]);
+    // An input the evaluation never needed may not be in the store: nothing to keep of it.
+    const absent = new Set(await invalidPaths(inputs));
+    return [...new Set([...closure, ...inputs.filter(p => !absent.has(p))])].sort();
+}
+/**
+ * Write the archive of `paths` under `workDir` and save it as `key`: its size in bytes, or null
+ * when the cache service did not take it (@actions/cache has said why).
+ */
+async function save_saveEntry(workDir, key, paths, 
+/** How many of `paths` the restored entry lacked, for the log. */
+newCount) {
+    const dir = join(workDir, CACHE_DIR_NAME);
+    await removeTree(dir);
+    await mkdir(dir, { recursive: true });
+    try {
+        core.info(`Saving ${paths.length} paths (${newCount} not in the restored cache) as ${key}`);
+        await writeArchive(dir, paths);
+        await writeManifest(dir, paths);
+        const bytes = await directorySize(dir);
+        return (await saveDirectory(workDir, key)) ? bytes : null;
+    }
+    finally {
+        await removeTree(dir).catch(() => undefined);
+    }
+}
+
+;// CONCATENATED MODULE: ./src/stages/store-cache.ts
+// The store cache stage: restore before the build (main), save after it (post).
+//
+// What is cached is the build closure of the image (the derivation's requisites with their
+// outputs) and the sources of the flake's locked inputs, so that an exact hit needs the network
+// for nothing. This file is the order of things; the keys, the save rules, the archive and its
+// restore and save live in src/cache/.
+
+
+
+
+
+
+
+
+
+/** Restore the store cache; never throws: a failed restore is a warning and a miss. */
+async function restoreStoreCache(options) {
+    const pathsFile = restoredPathsFile(options.workDir);
+    const result = {
+        outcome: 'miss',
+        keys: null,
+        restoredKey: null,
+        hit: false,
+        restoredPathsFile: pathsFile,
+        pathCount: 0,
+        importedCount: 0,
+        bytes: 0,
+        reason: null
+    };
+    try {
+        await (0,promises_namespaceObject.mkdir)(options.workDir, { recursive: true });
+        await (0,promises_namespaceObject.writeFile)(pathsFile, '');
+        const keys = await computeKeys(options);
+        result.keys = keys;
+        lib_core/* info */.pq(`Primary key: ${keys.primary}`);
+        lib_core/* info */.pq(`Restore keys: ${keys.restore.join(', ')}`);
+        const missingService = await service_cacheServiceMissing();
+        if (missingService !== null)
+            return { ...result, outcome: 'unavailable', reason: missingService };
+        const entry = await restoreEntry(keys, options.workDir);
+        if (entry === null)
+            return { ...result, reason: `no entry for ${keys.primary} or its restore keys` };
+        await (0,promises_namespaceObject.writeFile)(pathsFile, entry.paths.join('\n') + '\n');
+        lib_core/* info */.pq(`Restored ${entry.key}: ${entry.paths.length} paths (${megabytes(entry.bytes)}), ${entry.importedCount} imported, the rest already valid`);
+        return {
+            ...result,
+            outcome: 'restored',
+            restoredKey: entry.key,
+            hit: entry.key === keys.primary,
+            pathCount: entry.paths.length,
+            importedCount: entry.importedCount,
+            bytes: entry.bytes
+        };
+    }
+    catch (error) {
+        const reason = errors_errorMessage(error);
+        lib_core/* warning */.$e(`Store cache: restore failed, building without the cache: ${reason}`);
+        return { ...result, outcome: 'failed', reason: firstLine(reason) };
     }
 }
 function describeRestore(result) {
@@ -47530,32 +47629,6 @@ function describeRestore(result) {
             return `failed (warning): ${result.reason ?? ''}`;
     }
 }
-/** The union of every build's closure. */
-async function closureOfBuilds(drvPaths, storePaths) {
-    const drvs = (drvPaths ?? '').split('\n');
-    const closure = new Set();
-    for (const [i, storePath] of storePaths.split('\n').filter(Boolean).entries()) {
-        for (const path of await buildClosure(drvs[i] || null, storePath))
-            closure.add(path);
-    }
-    return [...closure].sort();
-}
-async function readRestoredPaths(file) {
-    if (file === null)
-        return [];
-    const text = await readFile(file, 'utf8').catch(() => '');
-    return text.split('\n').filter(line => line !== '');
-}
-/** The build closures (one per system built) and the sources of the flake's inputs (sorted). */
-async function pathsToCache(options, storePaths) {
-    const [closure, inputs] = await Promise.all([
-        closureOfBuilds(options.drvPath, storePaths),
-        flakeInputPaths(options.flake)
-    ]);
-    // An input the evaluation never needed may not be in the store: nothing to keep of it.
-    const absent = new Set(await invalidPaths(inputs));
-    return [...new Set([...closure, ...inputs.filter(p => !absent.has(p))])].sort();
-}
 /** Save the build closure and the inputs under the primary key, unless there is no point. */
 async function saveStoreCache(options) {
     const skip = saveSkipReason({
@@ -47568,33 +47641,21 @@ async function saveStoreCache(options) {
     if (skip !== null || options.primaryKey === null || options.storePath === null) {
         return { saved: false, reason: skip ?? 'nothing to save' };
     }
-    const closure = await pathsToCache(options, options.storePath);
+    const closure = await pathsToCache(options.flake, options.drvPath, options.storePath);
     const restored = await readRestoredPaths(options.restoredPathsFile);
     const noNewPaths = closureSkipReason(closure, restored);
     if (noNewPaths !== null)
         return { saved: false, reason: noNewPaths };
     const newCount = pathsNotRestored(closure, restored).length;
-    const dir = join(options.workDir, CACHE_DIR_NAME);
-    await removeTree(dir);
-    await mkdir(dir, { recursive: true });
-    try {
-        core.info(`Saving ${closure.length} paths (${newCount} not in the restored cache) as ${options.primaryKey}`);
-        await writeArchive(dir, closure);
-        const manifest = { version: MANIFEST_VERSION, paths: closure };
-        await writeFile(join(dir, MANIFEST_FILE), JSON.stringify(manifest));
-        const bytes = await directorySize(dir);
-        if (!(await saveDirectory(options.workDir, options.primaryKey))) {
-            return {
-                saved: false,
-                failed: true,
-                reason: 'the cache service did not take the entry (see the message above)'
-            };
-        }
-        return { saved: true, key: options.primaryKey, pathCount: closure.length, newCount, bytes };
+    const bytes = await saveEntry(options.workDir, options.primaryKey, closure, newCount);
+    if (bytes === null) {
+        return {
+            saved: false,
+            failed: true,
+            reason: 'the cache service did not take the entry (see the message above)'
+        };
     }
-    finally {
-        await removeTree(dir).catch(() => undefined);
-    }
+    return { saved: true, key: options.primaryKey, pathCount: closure.length, newCount, bytes };
 }
 function describeSave(result) {
     if (!result.saved)
@@ -47602,9 +47663,12 @@ function describeSave(result) {
     return `saved ${result.key}: ${result.pathCount} paths (${result.newCount} new), ${megabytes(result.bytes)}`;
 }
 // --- helpers --------------------------------------------------------------------------------
+function megabytes(bytes) {
+    return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+}
 /** Scratch space for the archive: the runner's temp directory, emptied after each job. */
 function storeCacheWorkDir() {
-    return (0,external_node_path_.join)(process.env.RUNNER_TEMP ?? (0,external_node_os_.tmpdir)(), 'nix-container-action');
+    return actionTempDir();
 }
 
 ;// CONCATENATED MODULE: ./src/main.ts

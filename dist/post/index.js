@@ -31935,14 +31935,10 @@ function getState(key) {
     return value === '' ? null : value;
 }
 
-// EXTERNAL MODULE: external "node:crypto"
-var external_node_crypto_ = __nccwpck_require__(7598);
 ;// CONCATENATED MODULE: external "node:fs/promises"
 const promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs/promises");
-// EXTERNAL MODULE: external "node:os"
-var external_node_os_ = __nccwpck_require__(8161);
-// EXTERNAL MODULE: external "node:path"
-var external_node_path_ = __nccwpck_require__(6760);
+// EXTERNAL MODULE: external "node:crypto"
+var external_node_crypto_ = __nccwpck_require__(7598);
 // EXTERNAL MODULE: ./node_modules/@actions/exec/lib/exec.js + 3 modules
 var post_exec = __nccwpck_require__(7187);
 ;// CONCATENATED MODULE: external "node:child_process"
@@ -32133,6 +32129,8 @@ async function command_currentSystem() {
     return stdout.trim();
 }
 
+// EXTERNAL MODULE: external "node:path"
+var external_node_path_ = __nccwpck_require__(6760);
 ;// CONCATENATED MODULE: ./src/cache/nix-store.ts
 // The Nix side of the store cache: what a flake's key is made of, which paths a build and the
 // flake's inputs need, and which of them the store lacks.
@@ -32226,6 +32224,35 @@ async function nix_store_directorySize(dir) {
     return total;
 }
 
+;// CONCATENATED MODULE: ./src/cache/keys.ts
+// The store cache's keys: which entry a run restores, and under which key post saves.
+
+
+
+const KEY_PREFIX = 'nix-container-store';
+function shortHash(text) {
+    return createHash('sha256').update(text).digest('hex').slice(0, 16);
+}
+/**
+ * `nix-container-store/<system>/<attribute>/lock-<hash>/source-<hash>`. The attribute is
+ * URI-encoded and every part ends in `/`, so `container` never prefix-matches `container-zstd`
+ * and no key holds a comma (which the cache service refuses).
+ */
+function cacheKeys(facts) {
+    const base = `${KEY_PREFIX}/${facts.system}/${encodeURIComponent(facts.attribute)}/`;
+    const lock = `${base}lock-${facts.metadata.lock === null ? 'none' : shortHash(facts.metadata.lock)}/`;
+    const primary = facts.override ?? `${lock}source-${shortHash(facts.metadata.sourceHash)}`;
+    return { primary, restore: [lock, base] };
+}
+/** The keys of this run: the system and the flake's lock and source asked of Nix. */
+async function keys_computeKeys(source) {
+    const [system, metadata] = await Promise.all([
+        source.system ?? currentSystem(),
+        flakeMetadata(source.flake)
+    ]);
+    return cacheKeys({ system, attribute: source.attribute, metadata, override: source.cacheKey });
+}
+
 ;// CONCATENATED MODULE: ./src/tree.ts
 // Moving and removing directory trees that may be read-only, as store paths are. Root skips
 // these permission checks; the unprivileged `runner` user on GitHub's runners does not.
@@ -32275,6 +32302,127 @@ async function tree_removeTree(dir) {
     await (0,promises_namespaceObject.rm)(dir, { recursive: true, force: true });
 }
 
+;// CONCATENATED MODULE: ./src/cache/manifest.ts
+// The archive's manifest: its layout version and the store paths it holds.
+
+
+/** Bump when the archive's layout changes, so old entries are never restored. */
+const MANIFEST_VERSION = 2;
+const MANIFEST_FILE = 'nix-container-action.json';
+const STORE_PATH = /^\/[^\n]*\/[0-9a-z]{32}-[^/\n]+$/;
+/** Parse and check a manifest (pure, for tests): an older layout or a non-path is an error. */
+function parseManifest(text) {
+    const json = JSON.parse(text);
+    if (json.version !== MANIFEST_VERSION) {
+        throw new Error(`the archive's manifest has version ${String(json.version)}, not ${MANIFEST_VERSION}`);
+    }
+    const paths = Array.isArray(json.paths) ? json.paths : [];
+    const bad = paths.find(p => typeof p !== 'string' || !STORE_PATH.test(p));
+    if (bad !== undefined)
+        throw new Error(`the archive's manifest lists ${JSON.stringify(bad)}, not a store path`);
+    return { version: MANIFEST_VERSION, paths };
+}
+/** The manifest of the archive in `dir`. */
+async function manifest_readManifest(dir) {
+    return parseManifest(await readFile(join(dir, MANIFEST_FILE), 'utf8'));
+}
+/** Write the manifest of an archive of `paths` into `dir`. */
+async function writeManifest(dir, paths) {
+    const manifest = { version: MANIFEST_VERSION, paths };
+    await (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(dir, MANIFEST_FILE), JSON.stringify(manifest));
+}
+
+;// CONCATENATED MODULE: ./src/cache/service.ts
+// The GitHub cache service through @actions/cache, for one directory.
+
+/**
+ * @actions/cache and its Azure SDK are most of the bundle: loaded only when the cache is used,
+ * so that a run with `cache: false` starts as fast as a shell step.
+ */
+const loadCacheClient = () => __nccwpck_require__.e(/* import() */ 641).then(__nccwpck_require__.bind(__nccwpck_require__, 2641));
+/**
+ * The directory's name is all @actions/cache sees of it: the entry's "version" is a hash of the
+ * paths as given, so a name relative to a fixed parent keeps entries restorable on every runner
+ * (an absolute path would differ between runners and between RUNNER_TEMPs). Its suffix changes
+ * with the archive's layout, so that entries of an older layout are not even found.
+ */
+const service_CACHE_DIR_NAME = 'nix-container-action-store-v2';
+/**
+ * The protocol @actions/cache speaks, decided as its config does: v2 (Twirp at
+ * ACTIONS_RESULTS_URL, archives in Azure Blob storage) when ACTIONS_CACHE_SERVICE_V2 is set,
+ * except on GitHub Enterprise Server, which has only v1 (the REST API at ACTIONS_CACHE_URL).
+ */
+function cacheServiceVersion(env) {
+    const host = new URL(env.GITHUB_SERVER_URL || 'https://github.com').hostname.toLowerCase();
+    const ghes = host !== 'github.com' && !host.endsWith('.ghe.com') && !host.endsWith('.localhost');
+    return env.ACTIONS_CACHE_SERVICE_V2 && !ghes ? 'v2' : 'v1';
+}
+/**
+ * Why the client has no cache service, naming the variable it lacks; null when it has one.
+ * `urlAvailable` is the client's own verdict (isFeatureAvailable), which checks only the URL;
+ * without ACTIONS_RUNTIME_TOKEN every call would fail, so that counts as no service too.
+ */
+function missingCacheService(env, urlAvailable) {
+    if (!urlAvailable) {
+        if (cacheServiceVersion(env) === 'v2') {
+            return 'no cache service: ACTIONS_RESULTS_URL is not set (ACTIONS_CACHE_SERVICE_V2 is, so @actions/cache speaks the v2 protocol)';
+        }
+        const results = env.ACTIONS_RESULTS_URL
+            ? ' (ACTIONS_RESULTS_URL is, but without ACTIONS_CACHE_SERVICE_V2 @actions/cache speaks v1)'
+            : '';
+        return `no cache service: ACTIONS_CACHE_URL is not set${results}`;
+    }
+    if (!env.ACTIONS_RUNTIME_TOKEN)
+        return 'no cache service: ACTIONS_RUNTIME_TOKEN is not set';
+    return null;
+}
+/** Why there is no cache service to use (see missingCacheService), or null. */
+async function service_cacheServiceMissing() {
+    return missingCacheService(process.env, (await loadCacheClient()).isFeatureAvailable());
+}
+/**
+ * @actions/cache archives paths relative to GITHUB_WORKSPACE and resolves them from the working
+ * directory, so both point at the parent for the duration of the call. Nothing else runs in this
+ * process meanwhile.
+ */
+async function inParent(parent, work) {
+    await (0,promises_namespaceObject.mkdir)(parent, { recursive: true });
+    const workspace = process.env.GITHUB_WORKSPACE;
+    const cwd = process.cwd();
+    process.env.GITHUB_WORKSPACE = parent;
+    process.chdir(parent);
+    try {
+        return await work();
+    }
+    finally {
+        process.chdir(cwd);
+        if (workspace === undefined)
+            delete process.env.GITHUB_WORKSPACE;
+        else
+            process.env.GITHUB_WORKSPACE = workspace;
+    }
+}
+/**
+ * Restore the entry into <parent>/CACHE_DIR_NAME; the key restored, or null on a miss.
+ * @actions/cache turns service and download errors into a warning and a miss.
+ */
+async function service_restoreDirectory(parent, primaryKey, restoreKeys) {
+    const cache = await loadCacheClient();
+    const key = await inParent(parent, () => cache.restoreCache([service_CACHE_DIR_NAME], primaryKey, restoreKeys));
+    return key ?? null;
+}
+/**
+ * Save <parent>/CACHE_DIR_NAME under key. False when the service refused or failed:
+ * @actions/cache has logged why (a warning, or a line for a reservation conflict).
+ */
+async function saveDirectory(parent, key) {
+    const cache = await loadCacheClient();
+    const id = await inParent(parent, () => cache.saveCache([service_CACHE_DIR_NAME], key));
+    return id !== -1;
+}
+
+// EXTERNAL MODULE: external "node:os"
+var external_node_os_ = __nccwpck_require__(8161);
 ;// CONCATENATED MODULE: ./src/cache/store-archive.ts
 // The store cache's archive: the store paths themselves (as files, under `store/`) and their
 // registration in the form `nix-store --dump-db` writes and `--load-db` reads (the release
@@ -32485,103 +32633,10 @@ async function store_archive_importThroughNix(chrootDir, stagedStore, storeDir, 
     }
 }
 
-;// CONCATENATED MODULE: ./src/cache/service.ts
-// The GitHub cache service through @actions/cache, for one directory.
-
-/**
- * @actions/cache and its Azure SDK are most of the bundle: loaded only when the cache is used,
- * so that a run with `cache: false` starts as fast as a shell step.
- */
-const loadCacheClient = () => __nccwpck_require__.e(/* import() */ 641).then(__nccwpck_require__.bind(__nccwpck_require__, 2641));
-/**
- * The directory's name is all @actions/cache sees of it: the entry's "version" is a hash of the
- * paths as given, so a name relative to a fixed parent keeps entries restorable on every runner
- * (an absolute path would differ between runners and between RUNNER_TEMPs). Its suffix changes
- * with the archive's layout, so that entries of an older layout are not even found.
- */
-const service_CACHE_DIR_NAME = 'nix-container-action-store-v2';
-/**
- * The protocol @actions/cache speaks, decided as its config does: v2 (Twirp at
- * ACTIONS_RESULTS_URL, archives in Azure Blob storage) when ACTIONS_CACHE_SERVICE_V2 is set,
- * except on GitHub Enterprise Server, which has only v1 (the REST API at ACTIONS_CACHE_URL).
- */
-function cacheServiceVersion(env) {
-    const host = new URL(env.GITHUB_SERVER_URL || 'https://github.com').hostname.toLowerCase();
-    const ghes = host !== 'github.com' && !host.endsWith('.ghe.com') && !host.endsWith('.localhost');
-    return env.ACTIONS_CACHE_SERVICE_V2 && !ghes ? 'v2' : 'v1';
-}
-/**
- * Why the client has no cache service, naming the variable it lacks; null when it has one.
- * `urlAvailable` is the client's own verdict (isFeatureAvailable), which checks only the URL;
- * without ACTIONS_RUNTIME_TOKEN every call would fail, so that counts as no service too.
- */
-function missingCacheService(env, urlAvailable) {
-    if (!urlAvailable) {
-        if (cacheServiceVersion(env) === 'v2') {
-            return 'no cache service: ACTIONS_RESULTS_URL is not set (ACTIONS_CACHE_SERVICE_V2 is, so @actions/cache speaks the v2 protocol)';
-        }
-        const results = env.ACTIONS_RESULTS_URL
-            ? ' (ACTIONS_RESULTS_URL is, but without ACTIONS_CACHE_SERVICE_V2 @actions/cache speaks v1)'
-            : '';
-        return `no cache service: ACTIONS_CACHE_URL is not set${results}`;
-    }
-    if (!env.ACTIONS_RUNTIME_TOKEN)
-        return 'no cache service: ACTIONS_RUNTIME_TOKEN is not set';
-    return null;
-}
-/** Why there is no cache service to use (see missingCacheService), or null. */
-async function service_cacheServiceMissing() {
-    return missingCacheService(process.env, (await loadCacheClient()).isFeatureAvailable());
-}
-/**
- * @actions/cache archives paths relative to GITHUB_WORKSPACE and resolves them from the working
- * directory, so both point at the parent for the duration of the call. Nothing else runs in this
- * process meanwhile.
- */
-async function inParent(parent, work) {
-    await (0,promises_namespaceObject.mkdir)(parent, { recursive: true });
-    const workspace = process.env.GITHUB_WORKSPACE;
-    const cwd = process.cwd();
-    process.env.GITHUB_WORKSPACE = parent;
-    process.chdir(parent);
-    try {
-        return await work();
-    }
-    finally {
-        process.chdir(cwd);
-        if (workspace === undefined)
-            delete process.env.GITHUB_WORKSPACE;
-        else
-            process.env.GITHUB_WORKSPACE = workspace;
-    }
-}
-/**
- * Restore the entry into <parent>/CACHE_DIR_NAME; the key restored, or null on a miss.
- * @actions/cache turns service and download errors into a warning and a miss.
- */
-async function service_restoreDirectory(parent, primaryKey, restoreKeys) {
-    const cache = await loadCacheClient();
-    const key = await inParent(parent, () => cache.restoreCache([service_CACHE_DIR_NAME], primaryKey, restoreKeys));
-    return key ?? null;
-}
-/**
- * Save <parent>/CACHE_DIR_NAME under key. False when the service refused or failed:
- * @actions/cache has logged why (a warning, or a line for a reservation conflict).
- */
-async function saveDirectory(parent, key) {
-    const cache = await loadCacheClient();
-    const id = await inParent(parent, () => cache.saveCache([service_CACHE_DIR_NAME], key));
-    return id !== -1;
-}
-
-;// CONCATENATED MODULE: ./src/stages/store-cache.ts
-// The store cache stage: restore before the build (main), save after it (post).
-//
-// What is cached is the build closure of the image (the derivation's requisites with their
-// outputs) and the sources of the flake's locked inputs, so that an exact hit needs the network
-// for nothing. The archive (src/cache/store-archive.ts) holds the paths' files and their
-// registration; a restore extracts them beside the store, checks every NAR hash, and moves only
-// the missing paths in. The key decisions (keys, whether to save) are pure functions below.
+;// CONCATENATED MODULE: ./src/cache/restore.ts
+// Restoring the store cache: the entry is downloaded beside the store (or into the scratch
+// directory), every NAR hash is checked, and only the paths the store lacks are moved in (or
+// imported through Nix). The archive is imported whole or not at all.
 
 
 
@@ -32592,75 +32647,9 @@ async function saveDirectory(parent, key) {
 
 
 
-
-// --- keys (pure) --------------------------------------------------------------------------
-const KEY_PREFIX = 'nix-container-store';
-/** Bump when the archive's layout changes, so old entries are never restored. */
-const MANIFEST_VERSION = 2;
-const MANIFEST_FILE = 'nix-container-action.json';
-function shortHash(text) {
-    return createHash('sha256').update(text).digest('hex').slice(0, 16);
-}
-/**
- * `nix-container-store/<system>/<attribute>/lock-<hash>/source-<hash>`. The attribute is
- * URI-encoded and every part ends in `/`, so `container` never prefix-matches `container-zstd`
- * and no key holds a comma (which the cache service refuses).
- */
-function cacheKeys(facts) {
-    const base = `${KEY_PREFIX}/${facts.system}/${encodeURIComponent(facts.attribute)}/`;
-    const lock = `${base}lock-${facts.metadata.lock === null ? 'none' : shortHash(facts.metadata.lock)}/`;
-    const primary = facts.override ?? `${lock}source-${shortHash(facts.metadata.sourceHash)}`;
-    return { primary, restore: [lock, base] };
-}
-/** Why the post step does not save, before looking at the store; null: look further. */
-function saveSkipReason(facts) {
-    if (!facts.cacheSave)
-        return 'cache-save: false';
-    if (facts.serviceMissing !== null)
-        return facts.serviceMissing;
-    if (facts.primaryKey === null)
-        return 'no cache key: the restore step could not compute one';
-    if (!facts.built)
-        return 'the build did not run to the end';
-    if (facts.restoredKey === facts.primaryKey) {
-        return `exact hit on the primary key ${facts.primaryKey}: the entry already holds this build`;
-    }
-    return null;
-}
-/** The closure's paths that the restored cache did not have (sorted). */
-function pathsNotRestored(closure, restored) {
-    const had = new Set(restored);
-    return closure.filter(p => !had.has(p)).sort();
-}
-function closureSkipReason(closure, restored) {
-    if (pathsNotRestored(closure, restored).length > 0)
-        return null;
-    return `the closure holds no path that the restored cache did not already have (${closure.length} paths)`;
-}
-const STORE_PATH = /^\/[^\n]*\/[0-9a-z]{32}-[^/\n]+$/;
-function parseManifest(text) {
-    const json = JSON.parse(text);
-    if (json.version !== MANIFEST_VERSION) {
-        throw new Error(`the archive's manifest has version ${String(json.version)}, not ${MANIFEST_VERSION}`);
-    }
-    const paths = Array.isArray(json.paths) ? json.paths : [];
-    const bad = paths.find(p => typeof p !== 'string' || !STORE_PATH.test(p));
-    if (bad !== undefined)
-        throw new Error(`the archive's manifest lists ${JSON.stringify(bad)}, not a store path`);
-    return { version: MANIFEST_VERSION, paths };
-}
-function megabytes(bytes) {
-    return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
-}
-function restoredPathsFile(workDir) {
+/** File listing the restored entry's paths, one a line, for post. */
+function restore_restoredPathsFile(workDir) {
     return join(workDir, 'restored-paths');
-}
-async function computeKeys(options) {
-    const [system, metadata] = await Promise.all([
-        options.system ?? currentSystem(),
-        flakeMetadata(options.flake)
-    ]);
-    return cacheKeys({ system, attribute: options.attribute, metadata, override: options.cacheKey });
 }
 /**
  * Where the archive is extracted: beside the store (same filesystem, so that moving a path in
@@ -32670,66 +32659,31 @@ function stagingDirFor(fast, storeDir, workDir) {
     const name = `.nca-staging-${randomBytes(6).toString('hex')}`;
     return fast ? join(storeDir, name) : join(workDir, name);
 }
-/** Restore the store cache; never throws: a failed restore is a warning and a miss. */
-async function restoreStoreCache(options) {
-    const pathsFile = restoredPathsFile(options.workDir);
-    const result = {
-        outcome: 'miss',
-        keys: null,
-        restoredKey: null,
-        hit: false,
-        restoredPathsFile: pathsFile,
-        pathCount: 0,
-        importedCount: 0,
-        bytes: 0,
-        reason: null
-    };
-    let staging = null;
+/**
+ * Download the entry for `keys` and import what the store lacks; null when there is no entry.
+ * Throws when the archive cannot be used (it is then discarded and the store left as it was).
+ */
+async function restore_restoreEntry(keys, workDir) {
+    const storeDir = storeDirectory();
+    const method = restoreMethod(await storeAccess(storeDir));
+    if (!method.fast)
+        core.info(`Paths will be imported through nix copy: ${method.reason}`);
+    const staging = stagingDirFor(method.fast, storeDir, workDir);
     try {
-        await mkdir(options.workDir, { recursive: true });
-        await writeFile(pathsFile, '');
-        const storeDir = storeDirectory();
-        const [keys, access] = await Promise.all([computeKeys(options), storeAccess(storeDir)]);
-        result.keys = keys;
-        core.info(`Primary key: ${keys.primary}`);
-        core.info(`Restore keys: ${keys.restore.join(', ')}`);
-        const missingService = await cacheServiceMissing();
-        if (missingService !== null)
-            return { ...result, outcome: 'unavailable', reason: missingService };
-        const method = restoreMethod(access);
-        if (!method.fast)
-            core.info(`Paths will be imported through nix copy: ${method.reason}`);
-        staging = stagingDirFor(method.fast, storeDir, options.workDir);
         await mkdir(staging);
         const key = await restoreDirectory(staging, keys.primary, keys.restore);
         if (key === null)
-            return { ...result, reason: `no entry for ${keys.primary} or its restore keys` };
+            return null;
         const dir = join(staging, CACHE_DIR_NAME);
         const bytes = await directorySize(dir);
-        const manifest = parseManifest(await readFile(join(dir, MANIFEST_FILE), 'utf8'));
-        const imported = await importAll({ archiveDir: dir, staging, storeDir, method, manifest });
-        await writeFile(pathsFile, manifest.paths.join('\n') + '\n');
-        core.info(`Restored ${key}: ${manifest.paths.length} paths (${megabytes(bytes)}), ${imported} imported, the rest already valid`);
-        return {
-            ...result,
-            outcome: 'restored',
-            restoredKey: key,
-            hit: key === keys.primary,
-            pathCount: manifest.paths.length,
-            importedCount: imported,
-            bytes
-        };
-    }
-    catch (error) {
-        const reason = errorMessage(error);
-        core.warning(`Store cache: restore failed, building without the cache: ${reason}`);
-        return { ...result, outcome: 'failed', reason: firstLine(reason) };
+        const manifest = await readManifest(dir);
+        const importedCount = await importAll({ archiveDir: dir, staging, storeDir, method, manifest });
+        return { key, paths: manifest.paths, importedCount, bytes };
     }
     finally {
         // What was moved into the store is no longer here; the rest (a discarded archive, paths
         // that were valid already) only takes disk.
-        if (staging !== null)
-            await removeTree(staging).catch(() => undefined);
+        await removeTree(staging).catch(() => undefined);
     }
 }
 /** Every path of the manifest with its registration, or an error naming what is wrong. */
@@ -32787,6 +32741,173 @@ async function rollBack(missing) {
         core.warning(`Store cache: could not remove the paths of a failed import: ${errorMessage(error)}`);
     }
 }
+
+;// CONCATENATED MODULE: ./src/cache/save.ts
+// Saving the store cache: what goes in (the build closures and the flake inputs' sources) and
+// writing the archive under the primary key.
+
+
+
+
+
+
+
+
+/** The union of every build's closure. */
+async function closureOfBuilds(drvPaths, storePaths) {
+    const drvs = (drvPaths ?? '').split('\n');
+    const closure = new Set();
+    for (const [i, storePath] of storePaths.split('\n').filter(Boolean).entries()) {
+        for (const path of await buildClosure(drvs[i] || null, storePath))
+            closure.add(path);
+    }
+    return [...closure].sort();
+}
+/** The paths main restored, from its file (none when there is no file). */
+async function readRestoredPaths(file) {
+    if (file === null)
+        return [];
+    const text = await (0,promises_namespaceObject.readFile)(file, 'utf8').catch(() => '');
+    return text.split('\n').filter(line => line !== '');
+}
+/**
+ * The build closures (one per system built) and the sources of the flake's inputs (sorted).
+ * `drvPaths` and `storePaths` are one a line, in the same order ('' where a drv is unknown).
+ */
+async function pathsToCache(flake, drvPaths, storePaths) {
+    const [closure, inputs] = await Promise.all([
+        closureOfBuilds(drvPaths, storePaths),
+        flakeInputPaths(flake)
+    ]);
+    // An input the evaluation never needed may not be in the store: nothing to keep of it.
+    const absent = new Set(await nix_store_invalidPaths(inputs));
+    return [...new Set([...closure, ...inputs.filter(p => !absent.has(p))])].sort();
+}
+/**
+ * Write the archive of `paths` under `workDir` and save it as `key`: its size in bytes, or null
+ * when the cache service did not take it (@actions/cache has said why).
+ */
+async function saveEntry(workDir, key, paths, 
+/** How many of `paths` the restored entry lacked, for the log. */
+newCount) {
+    const dir = (0,external_node_path_.join)(workDir, service_CACHE_DIR_NAME);
+    await tree_removeTree(dir);
+    await (0,promises_namespaceObject.mkdir)(dir, { recursive: true });
+    try {
+        lib_core/* info */.pq(`Saving ${paths.length} paths (${newCount} not in the restored cache) as ${key}`);
+        await writeArchive(dir, paths);
+        await writeManifest(dir, paths);
+        const bytes = await nix_store_directorySize(dir);
+        return (await saveDirectory(workDir, key)) ? bytes : null;
+    }
+    finally {
+        await tree_removeTree(dir).catch(() => undefined);
+    }
+}
+
+;// CONCATENATED MODULE: ./src/cache/save-rules.ts
+// Whether post saves the store cache (pure): the rules, before and after looking at the store.
+/** Why the post step does not save, before looking at the store; null: look further. */
+function saveSkipReason(facts) {
+    if (!facts.cacheSave)
+        return 'cache-save: false';
+    if (facts.serviceMissing !== null)
+        return facts.serviceMissing;
+    if (facts.primaryKey === null)
+        return 'no cache key: the restore step could not compute one';
+    if (!facts.built)
+        return 'the build did not run to the end';
+    if (facts.restoredKey === facts.primaryKey) {
+        return `exact hit on the primary key ${facts.primaryKey}: the entry already holds this build`;
+    }
+    return null;
+}
+/** The closure's paths that the restored cache did not have (sorted). */
+function pathsNotRestored(closure, restored) {
+    const had = new Set(restored);
+    return closure.filter(p => !had.has(p)).sort();
+}
+function closureSkipReason(closure, restored) {
+    if (pathsNotRestored(closure, restored).length > 0)
+        return null;
+    return `the closure holds no path that the restored cache did not already have (${closure.length} paths)`;
+}
+
+;// CONCATENATED MODULE: ./src/temp.ts
+// The one place that says where the action's temporary files go: the runner's temp directory
+// (private to the job, emptied by the runner after it), or the system's outside a runner.
+
+
+/** RUNNER_TEMP, or the system's temp directory when it is unset or empty. */
+function runnerTemp() {
+    return process.env.RUNNER_TEMP || (0,external_node_os_.tmpdir)();
+}
+/** The action's own folder in it: the job's nix.conf, the store cache's scratch space, logins. */
+function temp_actionTempDir(root = runnerTemp()) {
+    return (0,external_node_path_.join)(root, 'nix-container-action');
+}
+
+;// CONCATENATED MODULE: ./src/stages/store-cache.ts
+// The store cache stage: restore before the build (main), save after it (post).
+//
+// What is cached is the build closure of the image (the derivation's requisites with their
+// outputs) and the sources of the flake's locked inputs, so that an exact hit needs the network
+// for nothing. This file is the order of things; the keys, the save rules, the archive and its
+// restore and save live in src/cache/.
+
+
+
+
+
+
+
+
+
+/** Restore the store cache; never throws: a failed restore is a warning and a miss. */
+async function restoreStoreCache(options) {
+    const pathsFile = restoredPathsFile(options.workDir);
+    const result = {
+        outcome: 'miss',
+        keys: null,
+        restoredKey: null,
+        hit: false,
+        restoredPathsFile: pathsFile,
+        pathCount: 0,
+        importedCount: 0,
+        bytes: 0,
+        reason: null
+    };
+    try {
+        await mkdir(options.workDir, { recursive: true });
+        await writeFile(pathsFile, '');
+        const keys = await computeKeys(options);
+        result.keys = keys;
+        core.info(`Primary key: ${keys.primary}`);
+        core.info(`Restore keys: ${keys.restore.join(', ')}`);
+        const missingService = await cacheServiceMissing();
+        if (missingService !== null)
+            return { ...result, outcome: 'unavailable', reason: missingService };
+        const entry = await restoreEntry(keys, options.workDir);
+        if (entry === null)
+            return { ...result, reason: `no entry for ${keys.primary} or its restore keys` };
+        await writeFile(pathsFile, entry.paths.join('\n') + '\n');
+        core.info(`Restored ${entry.key}: ${entry.paths.length} paths (${megabytes(entry.bytes)}), ${entry.importedCount} imported, the rest already valid`);
+        return {
+            ...result,
+            outcome: 'restored',
+            restoredKey: entry.key,
+            hit: entry.key === keys.primary,
+            pathCount: entry.paths.length,
+            importedCount: entry.importedCount,
+            bytes: entry.bytes
+        };
+    }
+    catch (error) {
+        const reason = errorMessage(error);
+        core.warning(`Store cache: restore failed, building without the cache: ${reason}`);
+        return { ...result, outcome: 'failed', reason: firstLine(reason) };
+    }
+}
 function describeRestore(result) {
     switch (result.outcome) {
         case 'restored': {
@@ -32801,32 +32922,6 @@ function describeRestore(result) {
             return `failed (warning): ${result.reason ?? ''}`;
     }
 }
-/** The union of every build's closure. */
-async function closureOfBuilds(drvPaths, storePaths) {
-    const drvs = (drvPaths ?? '').split('\n');
-    const closure = new Set();
-    for (const [i, storePath] of storePaths.split('\n').filter(Boolean).entries()) {
-        for (const path of await buildClosure(drvs[i] || null, storePath))
-            closure.add(path);
-    }
-    return [...closure].sort();
-}
-async function readRestoredPaths(file) {
-    if (file === null)
-        return [];
-    const text = await (0,promises_namespaceObject.readFile)(file, 'utf8').catch(() => '');
-    return text.split('\n').filter(line => line !== '');
-}
-/** The build closures (one per system built) and the sources of the flake's inputs (sorted). */
-async function pathsToCache(options, storePaths) {
-    const [closure, inputs] = await Promise.all([
-        closureOfBuilds(options.drvPath, storePaths),
-        flakeInputPaths(options.flake)
-    ]);
-    // An input the evaluation never needed may not be in the store: nothing to keep of it.
-    const absent = new Set(await nix_store_invalidPaths(inputs));
-    return [...new Set([...closure, ...inputs.filter(p => !absent.has(p))])].sort();
-}
 /** Save the build closure and the inputs under the primary key, unless there is no point. */
 async function saveStoreCache(options) {
     const skip = saveSkipReason({
@@ -32839,33 +32934,21 @@ async function saveStoreCache(options) {
     if (skip !== null || options.primaryKey === null || options.storePath === null) {
         return { saved: false, reason: skip ?? 'nothing to save' };
     }
-    const closure = await pathsToCache(options, options.storePath);
+    const closure = await pathsToCache(options.flake, options.drvPath, options.storePath);
     const restored = await readRestoredPaths(options.restoredPathsFile);
     const noNewPaths = closureSkipReason(closure, restored);
     if (noNewPaths !== null)
         return { saved: false, reason: noNewPaths };
     const newCount = pathsNotRestored(closure, restored).length;
-    const dir = (0,external_node_path_.join)(options.workDir, service_CACHE_DIR_NAME);
-    await tree_removeTree(dir);
-    await (0,promises_namespaceObject.mkdir)(dir, { recursive: true });
-    try {
-        lib_core/* info */.pq(`Saving ${closure.length} paths (${newCount} not in the restored cache) as ${options.primaryKey}`);
-        await writeArchive(dir, closure);
-        const manifest = { version: MANIFEST_VERSION, paths: closure };
-        await (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(dir, MANIFEST_FILE), JSON.stringify(manifest));
-        const bytes = await nix_store_directorySize(dir);
-        if (!(await saveDirectory(options.workDir, options.primaryKey))) {
-            return {
-                saved: false,
-                failed: true,
-                reason: 'the cache service did not take the entry (see the message above)'
-            };
-        }
-        return { saved: true, key: options.primaryKey, pathCount: closure.length, newCount, bytes };
+    const bytes = await saveEntry(options.workDir, options.primaryKey, closure, newCount);
+    if (bytes === null) {
+        return {
+            saved: false,
+            failed: true,
+            reason: 'the cache service did not take the entry (see the message above)'
+        };
     }
-    finally {
-        await tree_removeTree(dir).catch(() => undefined);
-    }
+    return { saved: true, key: options.primaryKey, pathCount: closure.length, newCount, bytes };
 }
 function describeSave(result) {
     if (!result.saved)
@@ -32873,9 +32956,12 @@ function describeSave(result) {
     return `saved ${result.key}: ${result.pathCount} paths (${result.newCount} new), ${megabytes(result.bytes)}`;
 }
 // --- helpers --------------------------------------------------------------------------------
+function megabytes(bytes) {
+    return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+}
 /** Scratch space for the archive: the runner's temp directory, emptied after each job. */
 function storeCacheWorkDir() {
-    return (0,external_node_path_.join)(process.env.RUNNER_TEMP ?? (0,external_node_os_.tmpdir)(), 'nix-container-action');
+    return temp_actionTempDir();
 }
 
 // EXTERNAL MODULE: external "events"
@@ -33011,7 +33097,7 @@ function plain_archive_sha256Digest(content) {
     return `sha256:${createHash('sha256').update(content).digest('hex')}`;
 }
 
-;// CONCATENATED MODULE: ./src/retry.ts
+;// CONCATENATED MODULE: ./src/registry/retry.ts
 // Retrying registry operations that failed for reasons that are not the user's: connection
 // refused or reset, timeouts, 5xx, 429. Authentication, permission and "no such thing"
 // failures are final and fail at once.
@@ -33058,7 +33144,7 @@ function failureText(error) {
     return errorMessage(error);
 }
 /** Decide whether a failure is worth another attempt (pure, for tests). */
-function classifyFailure(text) {
+function retry_classifyFailure(text) {
     // Final reasons win: "unauthorized" in a 5xx body is still unauthorized.
     for (const [pattern, reason] of FINAL) {
         if (pattern.test(text))
@@ -33105,7 +33191,7 @@ async function retry_withRetries(what, policy, operation) {
             return await operation();
         }
         catch (error) {
-            const failure = classifyFailure(failureText(error));
+            const failure = retry_classifyFailure(failureText(error));
             if (!failure.transient || attempt >= policy.attempts) {
                 throw new retry_OperationError(what, failure, attempt, error);
             }
@@ -33120,9 +33206,10 @@ async function retry_withRetries(what, policy, operation) {
     }
 }
 
-;// CONCATENATED MODULE: ./src/registry.ts
+;// CONCATENATED MODULE: ./src/registry/commands.ts
 // Talking to registries through the standard tools on GitHub runners: skopeo for manifest
 // queries and daemonless copies, docker for pushes through the daemon.
+
 
 
 
@@ -33247,7 +33334,7 @@ async function dockerPush(ref) {
     return digest;
 }
 /** `docker login` with the password on stdin (never in argv). */
-async function registry_dockerLogin(registry, credentials) {
+async function commands_dockerLogin(registry, credentials) {
     await run('docker', ['login', '--username', credentials.username, '--password-stdin', registry], {
         input: credentials.password,
         timeoutSeconds: QUICK_OPERATION_SECONDS
@@ -33257,7 +33344,7 @@ async function dockerLogout(registry) {
     await exec_run('docker', ['logout', registry], { timeoutSeconds: QUICK_OPERATION_SECONDS });
 }
 /** `skopeo login` into the given credentials file, password on stdin. */
-async function registry_skopeoLogin(registry, credentials, authFile) {
+async function commands_skopeoLogin(registry, credentials, authFile) {
     const tls = isLoopbackHost(registry) ? ['--tls-verify=false'] : [];
     await run('skopeo', [
         'login',
@@ -33285,6 +33372,20 @@ async function probeRetryAfter(registry) {
     await response.body?.cancel();
     return response.status === 429 ? parseRetryAfter(response.headers.get('retry-after')) : null;
 }
+/** `withRetries` for an operation on `ref`'s registry: a 429 there is waited out as it asks. */
+function withRegistryRetries(what, ref, policy, operation) {
+    return withRetries(what, { ...policy, retryAfter: retryAfterFor(ref) }, operation);
+}
+/** For a 429, ask the ref's registry how long to wait. */
+function retryAfterFor(ref) {
+    return async (error) => {
+        const text = errorMessage(error);
+        const domain = parseReference(ref).domain;
+        if (!domain || !classifyFailure(text).reason.startsWith('429'))
+            return null;
+        return probeRetryAfter(domain);
+    };
+}
 /** `Retry-After: 3` or an HTTP date -> seconds (pure, for tests). */
 function parseRetryAfter(value, now = Date.now()) {
     if (value === null || value.trim() === '')
@@ -33300,6 +33401,7 @@ function parseRetryAfter(value, now = Date.now()) {
 // config under RUNNER_TEMP: the user's own config is never written, logins made earlier in the
 // job (docker/login-action) are used as they are, and the post step's logout plus the removal
 // of that directory leave no credentials behind, whatever happened in between.
+
 
 
 
@@ -33377,7 +33479,7 @@ async function loginToRegistries(options) {
         return null;
     }
     const session = {
-        configDir: join(options.tempDir, 'nix-container-action', 'docker-config'),
+        configDir: join(actionTempDir(options.tempDir), 'docker-config'),
         tool: options.tool,
         registries: []
     };

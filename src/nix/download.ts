@@ -6,13 +6,13 @@ import * as tc from '@actions/tool-cache'
 import { createHash, randomUUID } from 'node:crypto'
 import { createReadStream, existsSync } from 'node:fs'
 import { mkdir, readFile, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { run } from '../exec.js'
 import { checksumSource, parseSha256File, releaseName, releaseUrl } from './release.js'
 import type { NixSystem } from './release.js'
 import { errorMessage } from '../errors.js'
 import { removeTree } from '../tree.js'
+import { runnerTemp } from '../temp.js'
 
 export const TOOL_NAME = 'nix'
 
@@ -86,7 +86,7 @@ async function expectedSha256(
 
 async function download(url: string, what: string): Promise<string> {
   try {
-    return await tc.downloadTool(url, join(tempRoot(), randomUUID()))
+    return await tc.downloadTool(url, join(runnerTemp(), randomUUID()))
   } catch (error) {
     throw new Error(`could not download ${what} from ${url}: ${errorMessage(error)}`)
   }
@@ -101,7 +101,7 @@ export async function sha256File(file: string): Promise<string> {
 /** Unpack next to the download, copy into the tool cache, and drop the unpacked copy. */
 async function unpackAndCache(tarball: string, options: FetchOptions): Promise<string> {
   const { version, system } = options
-  const unpacked = join(tempRoot(), randomUUID())
+  const unpacked = join(runnerTemp(), randomUUID())
   await mkdir(unpacked, { recursive: true })
   try {
     await run('tar', ['-xJf', tarball, '-C', unpacked], { silent: true })
@@ -118,8 +118,4 @@ async function unpackAndCache(tarball: string, options: FetchOptions): Promise<s
   } finally {
     await removeTree(unpacked)
   }
-}
-
-function tempRoot(): string {
-  return process.env.RUNNER_TEMP || tmpdir()
 }

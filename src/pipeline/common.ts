@@ -1,17 +1,16 @@
 // What the single-image, `systems` and `merge` pipelines share: the build, the load or read,
 // the refs, the login, the SBOM, the index push, and the outputs they set on the way.
 import * as core from '@actions/core'
-import { tmpdir } from 'node:os'
 import type { ArchiveMetadata } from '../image/archive.js'
 import { describeFormat, detectFormat } from '../image/format.js'
 import type { ImageFormat } from '../image/format.js'
 import type { IndexEntry } from '../image/oci-index.js'
 import { testsImage } from '../inputs.js'
 import type { Inputs } from '../inputs.js'
-import { resolveRefs } from '../reference.js'
+import { resolveRefs } from '../registry/refs.js'
 import type { PlatformRow, Report } from '../report.js'
-import { DEFAULT_DELAYS } from '../retry.js'
-import type { RetryPolicy } from '../retry.js'
+import { DEFAULT_DELAYS } from '../registry/retry.js'
+import type { RetryPolicy } from '../registry/retry.js'
 import { imageSubject, writeSbom } from '../sbom/index.js'
 import { saveState, StateKey } from '../state.js'
 import { buildImage, installable } from '../stages/build.js'
@@ -19,10 +18,11 @@ import { inspectImage, loadImage } from '../stages/load.js'
 import { authFileOf, loginToRegistries } from '../stages/login.js'
 import { describeTest, testImage } from '../stages/test.js'
 import type { LoginSession } from '../stages/login.js'
-import type { PushResult, RefOutcome } from '../stages/push.js'
-import { pushIndex } from '../stages/push-index.js'
-import type { RegistryOptions, RepositoryOutcome } from '../stages/push-index.js'
+import { pushIndex } from '../registry/index-push.js'
+import type { RegistryOptions } from '../registry/index-push.js'
+import type { PushResult, RefOutcome, RepositoryOutcome } from '../registry/outcome.js'
 import { errorMessage } from '../errors.js'
+import { runnerTemp } from '../temp.js'
 
 export interface BuiltImage {
   storePath: string
@@ -43,10 +43,6 @@ export interface ImageResult extends PlatformRow {
 export interface TaggedImage {
   refs: string[]
   digest: string | null
-}
-
-export function runnerTemp(): string {
-  return process.env.RUNNER_TEMP || tmpdir()
 }
 
 export async function build(inputs: Inputs): Promise<BuiltImage> {

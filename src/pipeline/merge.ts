@@ -3,9 +3,10 @@ import { formatPlatform, systemOfPlatform } from '../image/platform.js'
 import type { Inputs } from '../inputs.js'
 import type { Report } from '../report.js'
 import { saveState, StateKey } from '../state.js'
-import { describeMergeImage, readMergeSources, resolveMergeRef } from '../stages/merge.js'
-import { pushManifestByDigest, repositoriesOf, requireSkopeo } from '../stages/push-index.js'
-import type { RepositoryOutcome } from '../stages/push-index.js'
+import { describeMergeImage, readMergeSources } from '../registry/merge-sources.js'
+import { resolveMergeRef } from '../registry/refs.js'
+import { pushManifestByDigest, repositoriesOf, requireSkopeo } from '../registry/index-push.js'
+import type { RepositoryOutcome } from '../registry/outcome.js'
 import {
   describeRepositories,
   login,

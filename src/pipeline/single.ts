@@ -10,7 +10,7 @@ import type { Inputs } from '../inputs.js'
 import type { Report } from '../report.js'
 import { saveState, StateKey } from '../state.js'
 import { describeTransfer, pushImage } from '../stages/push.js'
-import { resolveReuseFrom } from '../stages/push-reuse.js'
+import { resolveReuseFrom } from '../registry/refs.js'
 import { tagImage } from '../stages/tag.js'
 import {
   build,
@@ -19,13 +19,13 @@ import {
   loadOrInspect,
   login,
   resolveTargets,
-  runnerTemp,
   setImagesOutput,
   setPushOutputs,
   skipPush,
   testStage,
   writeImageSbom
 } from './common.js'
+import { runnerTemp } from '../temp.js'
 import type { BuiltImage, TaggedImage } from './common.js'
 
 export async function runSingleImage(inputs: Inputs, report: Report): Promise<void> {

@@ -23,8 +23,9 @@ import {
   pushManifestByDigest,
   repositoriesOf,
   requireSkopeo
-} from '../stages/push-index.js'
-import type { RegistryOptions, RepositoryOutcome } from '../stages/push-index.js'
+} from '../registry/index-push.js'
+import type { RegistryOptions } from '../registry/index-push.js'
+import type { RepositoryOutcome } from '../registry/outcome.js'
 import { tagImage } from '../stages/tag.js'
 import {
   build,
@@ -34,12 +35,12 @@ import {
   login,
   pushIndexStage,
   resolveTargets,
-  runnerTemp,
   setImagesOutput,
   skipPush,
   testStage,
   writeImageSbom
 } from './common.js'
+import { runnerTemp } from '../temp.js'
 import type { BuiltImage, ImageResult } from './common.js'
 
 /** A platform image of a `systems` run, built and read, not pushed yet. */

@@ -1,5 +1,5 @@
 // Which image an SBOM is about, from the refs it was tagged with and the pushed digest (pure).
-import { parseReference, repositoryOf } from '../reference.js'
+import { parseReference, repositoryOf } from '../registry/reference.js'
 import { storePathName } from './drv-name.js'
 import type { ImageSubject } from './cyclonedx.js'
 

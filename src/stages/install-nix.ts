@@ -5,7 +5,7 @@ import * as core from '@actions/core'
 import * as io from '@actions/io'
 import { existsSync } from 'node:fs'
 import { chmod, mkdir, writeFile } from 'node:fs/promises'
-import { homedir, tmpdir } from 'node:os'
+import { homedir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { run } from '../exec.js'
 import { nixConfText, printableConfText, sslCertFile, userConfFiles } from '../nix/conf.js'
@@ -13,6 +13,7 @@ import { fetchRelease } from '../nix/download.js'
 import { nixSystem } from '../nix/release.js'
 import { installSingleUser } from '../nix/single-user.js'
 import { allowUserNamespaces } from '../nix/user-namespaces.js'
+import { actionTempDir } from '../temp.js'
 
 export interface NixOptions {
   installNix: boolean
@@ -156,7 +157,7 @@ async function installNix(version: string, options: NixOptions): Promise<NixResu
  * through NIX_USER_CONF_FILES by this step's nix calls and every later step's.
  */
 async function writeJobConf(options: Parameters<typeof nixConfText>[0]): Promise<void> {
-  const dir = join(process.env.RUNNER_TEMP || tmpdir(), 'nix-container-action')
+  const dir = actionTempDir()
   const file = join(dir, 'nix.conf')
   await mkdir(dir, { recursive: true, mode: 0o700 })
   // 0600 before the token is written: the file may exist from an earlier step.

@@ -7,12 +7,13 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import type { PushTool } from '../inputs.js'
-import { parseReference } from '../reference.js'
-import { dockerLogin, dockerLogout, skopeoLogin, skopeoLogout } from '../registry.js'
-import type { Credentials } from '../registry.js'
-import { OperationError, withRetries } from '../retry.js'
-import type { RetryPolicy } from '../retry.js'
+import { parseReference } from '../registry/reference.js'
+import { dockerLogin, dockerLogout, skopeoLogin, skopeoLogout } from '../registry/commands.js'
+import type { Credentials } from '../registry/commands.js'
+import { OperationError, withRetries } from '../registry/retry.js'
+import type { RetryPolicy } from '../registry/retry.js'
 import { errorMessage } from '../errors.js'
+import { actionTempDir } from '../temp.js'
 
 const GHCR = 'ghcr.io'
 
@@ -131,7 +132,7 @@ export async function loginToRegistries(options: LoginOptions): Promise<LoginSes
     return null
   }
   const session: LoginSession = {
-    configDir: join(options.tempDir, 'nix-container-action', 'docker-config'),
+    configDir: join(actionTempDir(options.tempDir), 'docker-config'),
     tool: options.tool,
     registries: []
   }

@@ -6,19 +6,18 @@
 import * as core from '@actions/core'
 import * as io from '@actions/io'
 import type { PushTool } from '../inputs.js'
-import { parseReference, repositoryOf } from '../reference.js'
 import {
   dockerPush,
   inspectRawManifest,
   parseRemoteManifest,
-  probeRetryAfter,
-  skopeoCopy
-} from '../registry.js'
-import type { RemoteManifest } from '../registry.js'
-import { classifyFailure, withRetries } from '../retry.js'
-import type { RetryPolicy } from '../retry.js'
-import { errorMessage } from '../errors.js'
-import { preparePush, uploadedBytes } from './push-reuse.js'
+  skopeoCopy,
+  withRegistryRetries
+} from '../registry/commands.js'
+import type { RemoteManifest } from '../registry/commands.js'
+import { commonDigest, imageRefFor, partialPushMessage } from '../registry/outcome.js'
+import type { PushResult, RefOutcome } from '../registry/outcome.js'
+import type { RetryPolicy } from '../registry/retry.js'
+import { preparePush, uploadedBytes } from '../registry/reuse.js'
 
 export interface PushOptions {
   refs: string[]
@@ -38,45 +37,10 @@ export interface PushOptions {
   onOutcome?: (outcome: RefOutcome) => void
 }
 
-export type RefAction = 'pushed' | 'copied' | 'up to date'
-
-export interface RefOutcome {
-  ref: string
-  digest: string
-  action: RefAction
-  /** Layers found in the registry instead of uploaded; absent when the tool does not say. */
-  reusedLayers?: number
-  /** Compressed bytes of the blobs uploaded; absent when the tool does not say. */
-  uploadedBytes?: number
-}
-
 /** What pushing the image to one ref did. */
 type Pushed = Pick<RefOutcome, 'digest' | 'reusedLayers' | 'uploadedBytes'>
 
 type Retrying = <T>(what: string, operation: () => Promise<T>) => Promise<T>
-
-export interface PushResult {
-  /** `sha256:` manifest digest, the same for every ref. */
-  digest: string
-  /** `<repository>@<digest>` of the first ref. */
-  imageRef: string
-  outcomes: RefOutcome[]
-}
-
-/** `<repository>@<digest>` for a full reference. */
-export function imageRefFor(ref: string, digest: string): string {
-  return `${repositoryOf(parseReference(ref))}@${digest}`
-}
-
-/** One digest for all refs, or an error that lists them. */
-export function commonDigest(outcomes: readonly RefOutcome[]): string {
-  const distinct = [...new Set(outcomes.map(outcome => outcome.digest))]
-  if (distinct.length !== 1) {
-    const list = outcomes.map(outcome => `${outcome.ref} -> ${outcome.digest}`).join(', ')
-    throw new Error(`the refs ended up at different manifest digests: ${list}`)
-  }
-  return distinct[0] as string
-}
 
 interface Pusher {
   /** Push the image itself to `ref`, each registry operation retried. */
@@ -120,19 +84,6 @@ export async function pushImage(options: PushOptions): Promise<PushResult> {
   }
   const digest = commonDigest(outcomes)
   return { digest, imageRef: imageRefFor(options.refs[0] as string, digest), outcomes }
-}
-
-/** The failure, and which refs made it before it (pure, for tests). */
-export function partialPushMessage(
-  error: unknown,
-  done: readonly RefOutcome[],
-  refs: readonly string[]
-): string {
-  const reason = errorMessage(error)
-  if (done.length === 0) return reason
-  const doneRefs = done.map(outcome => outcome.ref)
-  const notDone = refs.filter(ref => !doneRefs.includes(ref))
-  return `${reason}\nPushed: ${doneRefs.join(', ')}. Not pushed: ${notDone.join(', ')}`
 }
 
 /** `3 layers reused, 1.2 MB uploaded` (pure, for tests). */
@@ -183,26 +134,6 @@ async function pushRef(
     return { ref, digest, action: 'copied' }
   }
   return { ref, ...(await pusher.push(ref, retrying)), action: 'pushed' }
-}
-
-/** `withRetries` for an operation on `ref`'s registry: a 429 there is waited out as it asks. */
-export function withRegistryRetries<T>(
-  what: string,
-  ref: string,
-  policy: RetryPolicy,
-  operation: () => Promise<T>
-): Promise<T> {
-  return withRetries(what, { ...policy, retryAfter: retryAfterFor(ref) }, operation)
-}
-
-/** For a 429, ask the ref's registry how long to wait. */
-function retryAfterFor(ref: string): (error: unknown) => Promise<number | null> {
-  return async error => {
-    const text = errorMessage(error)
-    const domain = parseReference(ref).domain
-    if (!domain || !classifyFailure(text).reason.startsWith('429')) return null
-    return probeRetryAfter(domain)
-  }
 }
 
 /** Each ref's manifest asked once (retried), however many times it is needed. */

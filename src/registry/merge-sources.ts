@@ -4,11 +4,10 @@
 import { imageEntriesOf, parseManifestKind } from '../image/oci-index.js'
 import type { IndexEntry } from '../image/oci-index.js'
 import { checkDistinctPlatforms, formatPlatform, platformOfConfig } from '../image/platform.js'
-import { formatReference, parseReference, repositoryOf } from '../reference.js'
+import { parseReference, repositoryOf } from './reference.js'
 import { sha256Digest } from '../image/plain-archive.js'
-import { inspectRawConfig, inspectRawManifest } from '../registry.js'
-import { withRegistryRetries } from './push.js'
-import type { RegistryOptions } from './push-index.js'
+import { inspectRawConfig, inspectRawManifest, withRegistryRetries } from './commands.js'
+import type { RegistryOptions } from './index-push.js'
 
 /** One platform image found through a `merge` entry. */
 export interface MergeImage {
@@ -21,26 +20,6 @@ export interface MergeImage {
   configDigest: string
   /** Whether `from` is an index that holds it. */
   fromIndex: boolean
-}
-
-/**
- * A `merge` entry as a full reference: a bare tag is a tag of `image`, a reference without
- * a registry gets `registry` (pure, for tests).
- */
-export function resolveMergeRef(entry: string, image: string | null, registry: string | null) {
-  const isFull = entry.includes('/') || entry.includes(':')
-  if (!isFull && image === null) {
-    throw new Error(`merge entry ${JSON.stringify(entry)} is a tag, but "image" is not set`)
-  }
-  const parsed = parseReference(isFull ? entry : `${image}:${entry}`)
-  const domain = parsed.domain ?? registry
-  if (domain === null) {
-    throw new Error(
-      `merge entry ${JSON.stringify(entry)} names no registry: write it as ` +
-        'registry/repository:tag (or @sha256:...) or set "registry"'
-    )
-  }
-  return formatReference({ ...parsed, domain })
 }
 
 async function inspect(

@@ -9,12 +9,18 @@ import { join } from 'node:path'
 import { buildIndex, describeEntry, writeIndexLayout } from '../image/oci-index.js'
 import { sha256Digest } from '../image/plain-archive.js'
 import type { ImageIndex, IndexEntry } from '../image/oci-index.js'
-import { parseReference, repositoryOf } from '../reference.js'
+import { parseReference, repositoryOf } from './reference.js'
 import { run } from '../exec.js'
-import { inspectManifest, skopeoCopy, skopeoTempEnv, TRANSFER_SECONDS } from '../registry.js'
-import type { RetryPolicy } from '../retry.js'
-import { commonDigest, imageRefFor, partialPushMessage, withRegistryRetries } from './push.js'
-import type { PushResult, RefAction, RefOutcome } from './push.js'
+import {
+  inspectManifest,
+  skopeoCopy,
+  skopeoTempEnv,
+  TRANSFER_SECONDS,
+  withRegistryRetries
+} from './commands.js'
+import { commonDigest, imageRefFor, partialPushMessage } from './outcome.js'
+import type { PushResult, RefAction, RefOutcome, RepositoryOutcome } from './outcome.js'
+import type { RetryPolicy } from './retry.js'
 
 export interface RegistryOptions {
   /** Where skopeo may write temporary files (RUNNER_TEMP). */
@@ -26,11 +32,6 @@ export interface RegistryOptions {
 
 /** Where an image's manifest is pushed from: a local `dir:` image or another registry ref. */
 export type ManifestSource = { dir: string } | { ref: string }
-
-export interface RepositoryOutcome {
-  repository: string
-  action: RefAction
-}
 
 /** The distinct repositories of these refs, in order. */
 export function repositoriesOf(refs: readonly string[]): string[] {

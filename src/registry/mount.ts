@@ -8,7 +8,7 @@ import * as core from '@actions/core'
 import { readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
-import { isLoopbackHost, QUICK_OPERATION_SECONDS } from './registry.js'
+import { isLoopbackHost, QUICK_OPERATION_SECONDS } from './commands.js'
 
 export interface MountRequest {
   /** Registry host[:port] as in the reference. */

@@ -1,7 +1,7 @@
 // Which layers a registry already holds, and under which compressed blob: an image manifest
 // lists the blobs, its config lists the same layers by uncompressed digest (`diff_ids`), so the
 // two side by side map each uncompressed layer to a blob that can be referenced as it is.
-import type { ArchiveLayer, Descriptor } from './image/layers.js'
+import type { ArchiveLayer, Descriptor } from '../image/layers.js'
 import { parseReference, repositoryOf } from './reference.js'
 
 /** Gzip blobs, whichever manifest format listed them: the same bytes under either name. */

@@ -20,7 +20,6 @@
  * - Digests must be sha256 with 64 lowercase hex digits (what registries use and go-digest checks).
  * - Nothing is normalised to docker.io/library: a reference stays as the user wrote it.
  */
-import { errorMessage } from './errors.js'
 
 export interface ParsedReference {
   /** Registry host with optional :port, null when the reference has none. */
@@ -34,26 +33,8 @@ export interface ParsedReference {
   lowercased: boolean
 }
 
-export interface ResolveOptions {
-  /** Input `image`: a repository, with or without a domain; never a tag or digest. */
-  image: string | null
-  /** Input `registry`: a host with optional port, prefixed to repositories without a domain. */
-  registry: string | null
-  /** Input `tags` entries, already split and trimmed; may be empty. */
-  tags: string[]
-  /** First RepoTag of the built archive, e.g. 'hello:latest': the default image and tag. */
-  archiveRepoTag: string | null
-}
-
-export interface ResolvedRefs {
-  refs: string[]
-  notices: string[]
-}
-
 const TAG_MAX = 128
 const NAME_MAX = 255
-const DEFAULT_TAG = 'latest'
-const ARCHIVE_LABEL = 'image from the built archive'
 
 // Characters that can appear anywhere in a reference; everything else (whitespace, quotes, shell
 // metacharacters, non-ASCII) is rejected up front with the offending character named.
@@ -65,7 +46,7 @@ const IPV6_HOST = /^\[[a-fA-F0-9:]+\]$/
 const SHA256_HEX = /^[a-f0-9]{64}$/
 
 /** JSON quoting shows control characters and quotes unambiguously. */
-function quote(value: string): string {
+export function quote(value: string): string {
   return JSON.stringify(value)
 }
 
@@ -236,7 +217,8 @@ export function formatReference(ref: ParsedReference): string {
   return `${repositoryOf(ref)}${tag}${digest}`
 }
 
-function checkNameLength(ref: ParsedReference): void {
+/** Throws when the repository name (domain included) is longer than the grammar allows. */
+export function checkNameLength(ref: ParsedReference): void {
   const name = repositoryOf(ref)
   if (name.length > NAME_MAX) {
     throw new Error(
@@ -290,123 +272,4 @@ export function validateRegistry(value: string): void {
         `use a name with a dot, a port (${value}:5000) or localhost`
     )
   }
-}
-
-/** Runs a validation and prefixes its error with which value failed. */
-function labelled<T>(label: string, value: string, parse: () => T): T {
-  try {
-    return parse()
-  } catch (error) {
-    const reason = errorMessage(error)
-    throw new Error(`invalid ${label} ${quote(value)}: ${reason}`)
-  }
-}
-
-function lowercaseNotice(label: string, value: string, ref: ParsedReference): string {
-  return (
-    `${label} ${quote(value)} lower-cased to ${quote(formatReference(ref))} ` +
-    '(repository paths must be lowercase)'
-  )
-}
-
-/** Parses a value that names a repository to tag, recording a notice if it was lower-cased. */
-function parseRepository(label: string, value: string, notices: string[]): ParsedReference {
-  const ref = labelled(label, value, () => parseReference(value))
-  if (ref.digest !== null) {
-    throw new Error(
-      `invalid ${label} ${quote(value)}: a digest reference cannot be tagged or pushed to; remove "@${ref.digest}"`
-    )
-  }
-  if (ref.lowercased) notices.push(lowercaseNotice(label, value, ref))
-  return ref
-}
-
-function parseImage(value: string, notices: string[]): ParsedReference {
-  const ref = parseRepository('image', value, notices)
-  if (ref.tag !== null) {
-    // 'localhost:5000' parses as repository 'localhost' with tag '5000': most likely a registry.
-    const hint =
-      ref.domain === null && !ref.path.includes('/') && /^[0-9]+$/.test(ref.tag)
-        ? '; if this is a registry host, use registry'
-        : ''
-    throw new Error(
-      `invalid image ${quote(value)}: image must not have a tag; use tags (e.g. tags: ${ref.tag})${hint}`
-    )
-  }
-  return ref
-}
-
-/** Where the image repository and default tag come from when the inputs leave them out. */
-interface Defaults {
-  repository: ParsedReference | null
-  tag: string
-}
-
-function isFullReference(entry: string): boolean {
-  return entry.includes('/') || entry.includes(':')
-}
-
-function defaultsFrom(o: ResolveOptions, notices: string[]): Defaults {
-  const image = o.image === null ? null : parseImage(o.image, notices)
-  // The archive is read only when something is taken from it, so a RepoTag nobody uses cannot
-  // fail the step, and its lower-casing is noticed only when its repository is used.
-  const needRepository = image === null && (o.tags.length === 0 || !o.tags.every(isFullReference))
-  const needArchive = needRepository || o.tags.length === 0
-  const archive =
-    needArchive && o.archiveRepoTag !== null
-      ? parseRepository(ARCHIVE_LABEL, o.archiveRepoTag, needRepository ? notices : [])
-      : null
-  const repository = image ?? (archive === null ? null : { ...archive, tag: null })
-  return { repository, tag: archive?.tag ?? DEFAULT_TAG }
-}
-
-function noImageError(what: string): Error {
-  return new Error(
-    `${what}, but there is no image to tag: set image (e.g. ghcr.io/owner/app), ` +
-      'or give tags as full references (e.g. ghcr.io/owner/app:v1); the built archive names no image'
-  )
-}
-
-/** A tags entry with '/' or ':' is a full reference; otherwise a tag for the image. */
-function targetOf(entry: string, defaults: Defaults, notices: string[]): ParsedReference {
-  if (isFullReference(entry)) {
-    const ref = parseRepository('tags entry', entry, notices)
-    // As `docker tag img repo` does, a reference without a tag means 'latest'.
-    return { ...ref, tag: ref.tag ?? DEFAULT_TAG }
-  }
-  labelled('tags entry', entry, () => validateTag(entry))
-  if (defaults.repository === null) throw noImageError(`tags entry ${quote(entry)} is a bare tag`)
-  return { ...defaults.repository, tag: entry }
-}
-
-function withRegistry(ref: ParsedReference, registry: string | null): ParsedReference {
-  const prefixed = ref.domain === null && registry !== null ? { ...ref, domain: registry } : ref
-  labelled('reference', formatReference(prefixed), () => checkNameLength(prefixed))
-  return prefixed
-}
-
-function unique(values: string[]): string[] {
-  return [...new Set(values)]
-}
-
-/**
- * Compute every full reference to tag and push, in order, without duplicates.
- * Throws Error (message says which value is wrong and why).
- */
-export function resolveRefs(o: ResolveOptions): ResolvedRefs {
-  const { registry } = o
-  if (registry !== null) labelled('registry', registry, () => validateRegistry(registry))
-  const notices: string[] = []
-  const entries = o.tags.filter(entry => entry !== '')
-  const defaults = defaultsFrom({ ...o, tags: entries }, notices)
-  let targets: ParsedReference[]
-  if (entries.length > 0) {
-    targets = entries.map(entry => targetOf(entry, defaults, notices))
-  } else if (defaults.repository !== null) {
-    targets = [{ ...defaults.repository, tag: defaults.tag }]
-  } else {
-    throw noImageError('tags is empty')
-  }
-  const refs = targets.map(target => formatReference(withRegistry(target, registry)))
-  return { refs: unique(refs), notices: unique(notices) }
 }

@@ -2,8 +2,8 @@
 // refused or reset, timeouts, 5xx, 429. Authentication, permission and "no such thing"
 // failures are final and fail at once.
 import * as core from '@actions/core'
-import { CommandError } from './exec.js'
-import { errorMessage } from './errors.js'
+import { CommandError } from '../exec.js'
+import { errorMessage } from '../errors.js'
 
 export interface Failure {
   transient: boolean

@@ -2,10 +2,12 @@
 // queries and daemonless copies, docker for pushes through the daemon.
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { CommandError, run } from './exec.js'
-import { sha256Digest } from './image/plain-archive.js'
+import { CommandError, run } from '../exec.js'
+import { sha256Digest } from '../image/plain-archive.js'
 import { parseReference } from './reference.js'
-import { httpStatusPattern } from './retry.js'
+import { errorMessage } from '../errors.js'
+import { classifyFailure, httpStatusPattern, withRetries } from './retry.js'
+import type { RetryPolicy } from './retry.js'
 
 /** What a registry holds under a reference. */
 export interface RemoteManifest {
@@ -232,6 +234,26 @@ export async function probeRetryAfter(registry: string): Promise<number | null> 
   const response = await fetch(`${scheme}://${registry}/v2/`, { signal: AbortSignal.timeout(5000) })
   await response.body?.cancel()
   return response.status === 429 ? parseRetryAfter(response.headers.get('retry-after')) : null
+}
+
+/** `withRetries` for an operation on `ref`'s registry: a 429 there is waited out as it asks. */
+export function withRegistryRetries<T>(
+  what: string,
+  ref: string,
+  policy: RetryPolicy,
+  operation: () => Promise<T>
+): Promise<T> {
+  return withRetries(what, { ...policy, retryAfter: retryAfterFor(ref) }, operation)
+}
+
+/** For a 429, ask the ref's registry how long to wait. */
+function retryAfterFor(ref: string): (error: unknown) => Promise<number | null> {
+  return async error => {
+    const text = errorMessage(error)
+    const domain = parseReference(ref).domain
+    if (!domain || !classifyFailure(text).reason.startsWith('429')) return null
+    return probeRetryAfter(domain)
+  }
 }
 
 /** `Retry-After: 3` or an HTTP date -> seconds (pure, for tests). */

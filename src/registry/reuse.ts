@@ -9,12 +9,12 @@ import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { readArchiveImage, writeDirLayout, diffIdsOf } from '../image/layers.js'
 import type { ArchiveImage, LayoutLayer } from '../image/layers.js'
-import { inspectRawConfig, parseRemoteManifest } from '../registry.js'
-import { manifestLayers, planLayers, remoteLayersOf } from '../registry-layers.js'
-import type { PlannedLayer, RemoteLayer } from '../registry-layers.js'
-import { findCredentials, mountBlob } from '../registry-mount.js'
-import type { MountResult } from '../registry-mount.js'
-import { formatReference, parseReference, repositoryOf } from '../reference.js'
+import { inspectRawConfig, parseRemoteManifest } from './commands.js'
+import { manifestLayers, planLayers, remoteLayersOf } from './layers.js'
+import type { PlannedLayer, RemoteLayer } from './layers.js'
+import { findCredentials, mountBlob } from './mount.js'
+import type { MountResult } from './mount.js'
+import { parseReference, repositoryOf } from './reference.js'
 import { errorMessage } from '../errors.js'
 
 export interface ReuseOptions {
@@ -45,26 +45,6 @@ export interface PreparedPush {
 }
 
 const domainOf = (ref: string): string | null => parseReference(ref).domain
-
-/**
- * `reuse-from` entries as full references (pure, for tests): a bare tag names a tag of the
- * first ref's repository; a reference without a registry gets `registry`, as `tags` entries do.
- */
-export function resolveReuseFrom(
-  entries: readonly string[],
-  firstRef: string,
-  registry: string | null
-): string[] {
-  const resolved = entries.map(entry => {
-    const isReference = entry.includes('/') || entry.includes(':') || entry.includes('@')
-    if (!isReference) return `${repositoryOf(parseReference(firstRef))}:${entry}`
-    const ref = parseReference(entry)
-    return ref.domain === null && registry !== null
-      ? formatReference({ ...ref, domain: registry })
-      : formatReference(ref)
-  })
-  return [...new Set(resolved)]
-}
 
 /** Whom to ask, in order: the ref itself, the other refs, then reuse-from; same registry only. */
 export function reuseCandidates(
