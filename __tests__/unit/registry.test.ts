@@ -6,6 +6,7 @@ import {
   isMissingManifest,
   parseRemoteManifest,
   parseRetryAfter,
+  quickOperationSeconds,
   tlsArgs
 } from '../../src/registry/commands.js'
 import { planLogins } from '../../src/stages/login.js'
@@ -14,6 +15,21 @@ import type { RefOutcome } from '../../src/registry/outcome.js'
 import { isUpToDate } from '../../src/stages/push.js'
 
 const d = (c: string) => `sha256:${c.repeat(64)}`
+
+describe('quickOperationSeconds: 30 s unless a test asks for less', () => {
+  test.each<[string | undefined, number]>([
+    [undefined, 30],
+    ['3', 3],
+    ['0.5', 0.5],
+    ['0', 30],
+    ['-1', 30],
+    ['soon', 30],
+    ['300', 30]
+  ])('NIX_CONTAINER_ACTION_QUICK_TIMEOUT=%j gives %d', (value, seconds) => {
+    const env = value === undefined ? {} : { NIX_CONTAINER_ACTION_QUICK_TIMEOUT: value }
+    expect(quickOperationSeconds(env)).toBe(seconds)
+  })
+})
 
 describe('isMissingManifest: "not there" is read from what skopeo says, not from digits', () => {
   test.each<[string, boolean]>([

@@ -43263,6 +43263,15 @@ async function withRetries(what, policy, operation) {
 
 /** Queries and logins answer in seconds; a registry that has not answered by then never will. */
 const QUICK_OPERATION_SECONDS = 30;
+/** Tests shorten the quick operations' bound (seconds) through this variable: no input. */
+const QUICK_TIMEOUT_VARIABLE = 'NIX_CONTAINER_ACTION_QUICK_TIMEOUT';
+/** The quick operations' bound: QUICK_OPERATION_SECONDS unless the test variable says less. */
+function quickOperationSeconds(env = process.env) {
+    const value = Number(env[QUICK_TIMEOUT_VARIABLE]);
+    return Number.isFinite(value) && value > 0 && value < QUICK_OPERATION_SECONDS
+        ? value
+        : QUICK_OPERATION_SECONDS;
+}
 /** Pushes and copies move whole images: bounded, but generously. */
 const TRANSFER_SECONDS = 3600;
 // Docker treats 127.0.0.0/8 as an insecure registry (plain HTTP allowed); skopeo needs to be
@@ -43329,7 +43338,7 @@ async function skopeoInspect(flags, ref, authFile) {
             ...authArgs('--authfile', authFile),
             ...tlsArgs(null, ref),
             `docker://${ref}`
-        ], { silent: true, timeoutSeconds: QUICK_OPERATION_SECONDS });
+        ], { silent: true, timeoutSeconds: quickOperationSeconds() });
         return stdout;
     }
     catch (error) {
@@ -43382,11 +43391,11 @@ async function dockerPush(ref) {
 async function dockerLogin(registry, credentials) {
     await exec_run('docker', ['login', '--username', credentials.username, '--password-stdin', registry], {
         input: credentials.password,
-        timeoutSeconds: QUICK_OPERATION_SECONDS
+        timeoutSeconds: quickOperationSeconds()
     });
 }
 async function commands_dockerLogout(registry) {
-    await run('docker', ['logout', registry], { timeoutSeconds: QUICK_OPERATION_SECONDS });
+    await run('docker', ['logout', registry], { timeoutSeconds: quickOperationSeconds() });
 }
 /** `skopeo login` into the given credentials file, password on stdin. */
 async function skopeoLogin(registry, credentials, authFile) {
@@ -43400,11 +43409,11 @@ async function skopeoLogin(registry, credentials, authFile) {
         credentials.username,
         '--password-stdin',
         registry
-    ], { input: credentials.password, timeoutSeconds: QUICK_OPERATION_SECONDS });
+    ], { input: credentials.password, timeoutSeconds: quickOperationSeconds() });
 }
 async function commands_skopeoLogout(registry, authFile) {
     await run('skopeo', ['logout', '--authfile', authFile, registry], {
-        timeoutSeconds: QUICK_OPERATION_SECONDS
+        timeoutSeconds: quickOperationSeconds()
     });
 }
 /**
@@ -44905,7 +44914,7 @@ async function authorize(challenge, request, credentials, fetchImpl) {
         return null;
     const response = await fetchImpl(tokenUrl(challenge.params, request), {
         headers: credentials ? { Authorization: basicHeader(credentials) } : {},
-        signal: AbortSignal.timeout(QUICK_OPERATION_SECONDS * 1000)
+        signal: AbortSignal.timeout(quickOperationSeconds() * 1000)
     });
     failIfTransient(response.status, 'token request');
     if (!response.ok) {
@@ -44934,7 +44943,7 @@ async function mountBlob(request, credentials, fetchImpl = fetch) {
             ...(authorization ? { Authorization: authorization } : {})
         },
         redirect: 'manual',
-        signal: AbortSignal.timeout(QUICK_OPERATION_SECONDS * 1000)
+        signal: AbortSignal.timeout(quickOperationSeconds() * 1000)
     });
     let response = await post(null);
     if (response.status === 401) {

@@ -33218,6 +33218,15 @@ async function retry_withRetries(what, policy, operation) {
 
 /** Queries and logins answer in seconds; a registry that has not answered by then never will. */
 const QUICK_OPERATION_SECONDS = 30;
+/** Tests shorten the quick operations' bound (seconds) through this variable: no input. */
+const QUICK_TIMEOUT_VARIABLE = 'NIX_CONTAINER_ACTION_QUICK_TIMEOUT';
+/** The quick operations' bound: QUICK_OPERATION_SECONDS unless the test variable says less. */
+function quickOperationSeconds(env = process.env) {
+    const value = Number(env[QUICK_TIMEOUT_VARIABLE]);
+    return Number.isFinite(value) && value > 0 && value < QUICK_OPERATION_SECONDS
+        ? value
+        : QUICK_OPERATION_SECONDS;
+}
 /** Pushes and copies move whole images: bounded, but generously. */
 const TRANSFER_SECONDS = 3600;
 // Docker treats 127.0.0.0/8 as an insecure registry (plain HTTP allowed); skopeo needs to be
@@ -33284,7 +33293,7 @@ async function skopeoInspect(flags, ref, authFile) {
             ...authArgs('--authfile', authFile),
             ...tlsArgs(null, ref),
             `docker://${ref}`
-        ], { silent: true, timeoutSeconds: QUICK_OPERATION_SECONDS });
+        ], { silent: true, timeoutSeconds: quickOperationSeconds() });
         return stdout;
     }
     catch (error) {
@@ -33337,11 +33346,11 @@ async function dockerPush(ref) {
 async function commands_dockerLogin(registry, credentials) {
     await run('docker', ['login', '--username', credentials.username, '--password-stdin', registry], {
         input: credentials.password,
-        timeoutSeconds: QUICK_OPERATION_SECONDS
+        timeoutSeconds: quickOperationSeconds()
     });
 }
 async function dockerLogout(registry) {
-    await exec_run('docker', ['logout', registry], { timeoutSeconds: QUICK_OPERATION_SECONDS });
+    await exec_run('docker', ['logout', registry], { timeoutSeconds: quickOperationSeconds() });
 }
 /** `skopeo login` into the given credentials file, password on stdin. */
 async function commands_skopeoLogin(registry, credentials, authFile) {
@@ -33355,11 +33364,11 @@ async function commands_skopeoLogin(registry, credentials, authFile) {
         credentials.username,
         '--password-stdin',
         registry
-    ], { input: credentials.password, timeoutSeconds: QUICK_OPERATION_SECONDS });
+    ], { input: credentials.password, timeoutSeconds: quickOperationSeconds() });
 }
 async function skopeoLogout(registry, authFile) {
     await exec_run('skopeo', ['logout', '--authfile', authFile, registry], {
-        timeoutSeconds: QUICK_OPERATION_SECONDS
+        timeoutSeconds: quickOperationSeconds()
     });
 }
 /**

@@ -20,6 +20,16 @@ export interface RemoteManifest {
 
 /** Queries and logins answer in seconds; a registry that has not answered by then never will. */
 export const QUICK_OPERATION_SECONDS = 30
+/** Tests shorten the quick operations' bound (seconds) through this variable: no input. */
+export const QUICK_TIMEOUT_VARIABLE = 'NIX_CONTAINER_ACTION_QUICK_TIMEOUT'
+
+/** The quick operations' bound: QUICK_OPERATION_SECONDS unless the test variable says less. */
+export function quickOperationSeconds(env: NodeJS.ProcessEnv = process.env): number {
+  const value = Number(env[QUICK_TIMEOUT_VARIABLE])
+  return Number.isFinite(value) && value > 0 && value < QUICK_OPERATION_SECONDS
+    ? value
+    : QUICK_OPERATION_SECONDS
+}
 /** Pushes and copies move whole images: bounded, but generously. */
 export const TRANSFER_SECONDS = 3600
 
@@ -119,7 +129,7 @@ async function skopeoInspect(
         ...tlsArgs(null, ref),
         `docker://${ref}`
       ],
-      { silent: true, timeoutSeconds: QUICK_OPERATION_SECONDS }
+      { silent: true, timeoutSeconds: quickOperationSeconds() }
     )
     return stdout
   } catch (error) {
@@ -188,12 +198,12 @@ export interface Credentials {
 export async function dockerLogin(registry: string, credentials: Credentials): Promise<void> {
   await run('docker', ['login', '--username', credentials.username, '--password-stdin', registry], {
     input: credentials.password,
-    timeoutSeconds: QUICK_OPERATION_SECONDS
+    timeoutSeconds: quickOperationSeconds()
   })
 }
 
 export async function dockerLogout(registry: string): Promise<void> {
-  await run('docker', ['logout', registry], { timeoutSeconds: QUICK_OPERATION_SECONDS })
+  await run('docker', ['logout', registry], { timeoutSeconds: quickOperationSeconds() })
 }
 
 /** `skopeo login` into the given credentials file, password on stdin. */
@@ -215,13 +225,13 @@ export async function skopeoLogin(
       '--password-stdin',
       registry
     ],
-    { input: credentials.password, timeoutSeconds: QUICK_OPERATION_SECONDS }
+    { input: credentials.password, timeoutSeconds: quickOperationSeconds() }
   )
 }
 
 export async function skopeoLogout(registry: string, authFile: string): Promise<void> {
   await run('skopeo', ['logout', '--authfile', authFile, registry], {
-    timeoutSeconds: QUICK_OPERATION_SECONDS
+    timeoutSeconds: quickOperationSeconds()
   })
 }
 

@@ -8,7 +8,7 @@ import * as core from '@actions/core'
 import { readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
-import { isLoopbackHost, QUICK_OPERATION_SECONDS } from './commands.js'
+import { isLoopbackHost, quickOperationSeconds } from './commands.js'
 
 export interface MountRequest {
   /** Registry host[:port] as in the reference. */
@@ -86,7 +86,7 @@ async function authorize(
   if (challenge?.scheme !== 'bearer') return null
   const response = await fetchImpl(tokenUrl(challenge.params, request), {
     headers: credentials ? { Authorization: basicHeader(credentials) } : {},
-    signal: AbortSignal.timeout(QUICK_OPERATION_SECONDS * 1000)
+    signal: AbortSignal.timeout(quickOperationSeconds() * 1000)
   })
   failIfTransient(response.status, 'token request')
   if (!response.ok) {
@@ -121,7 +121,7 @@ export async function mountBlob(
         ...(authorization ? { Authorization: authorization } : {})
       },
       redirect: 'manual',
-      signal: AbortSignal.timeout(QUICK_OPERATION_SECONDS * 1000)
+      signal: AbortSignal.timeout(quickOperationSeconds() * 1000)
     })
   let response = await post(null)
   if (response.status === 401) {
