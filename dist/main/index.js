@@ -44312,20 +44312,13 @@ const SIGNAL_CLEANUP_MS = 10_000;
 function containerName(random = (0,external_node_crypto_.randomBytes)(6).toString('hex')) {
     return `nix-container-test-${random}`;
 }
+/** What every test container gets: our name and label, and never a pull of another image. */
+function ownContainerArgs(name) {
+    return ['--name', name, '--label', CONTAINER_LABEL, '--pull', 'never'];
+}
 /** `docker run` for `test`: the arguments go after the image, as with `docker run` itself. */
 function commandRunArgs(name, image, command) {
-    return [
-        'run',
-        '--rm',
-        '--name',
-        name,
-        '--label',
-        CONTAINER_LABEL,
-        '--pull',
-        'never',
-        image,
-        ...command
-    ];
+    return ['run', '--rm', ...ownContainerArgs(name), image, ...command];
 }
 /**
  * `docker run` for `test-url`: the image's own command, detached, on the runner's network, so
@@ -44333,19 +44326,7 @@ function commandRunArgs(name, image, command) {
  * daemon has a bridge or not, and a server that listens on 127.0.0.1 is reachable too.
  */
 function serverRunArgs(name, image) {
-    return [
-        'run',
-        '--detach',
-        '--name',
-        name,
-        '--label',
-        CONTAINER_LABEL,
-        '--pull',
-        'never',
-        '--network',
-        'host',
-        image
-    ];
+    return ['run', '--detach', ...ownContainerArgs(name), '--network', 'host', image];
 }
 /** What an exit code of `docker run` means when docker itself chose it. */
 function describeExit(exitCode) {

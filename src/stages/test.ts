@@ -51,20 +51,14 @@ export function containerName(random = randomBytes(6).toString('hex')): string {
   return `nix-container-test-${random}`
 }
 
+/** What every test container gets: our name and label, and never a pull of another image. */
+function ownContainerArgs(name: string): string[] {
+  return ['--name', name, '--label', CONTAINER_LABEL, '--pull', 'never']
+}
+
 /** `docker run` for `test`: the arguments go after the image, as with `docker run` itself. */
 export function commandRunArgs(name: string, image: string, command: readonly string[]): string[] {
-  return [
-    'run',
-    '--rm',
-    '--name',
-    name,
-    '--label',
-    CONTAINER_LABEL,
-    '--pull',
-    'never',
-    image,
-    ...command
-  ]
+  return ['run', '--rm', ...ownContainerArgs(name), image, ...command]
 }
 
 /**
@@ -73,19 +67,7 @@ export function commandRunArgs(name: string, image: string, command: readonly st
  * daemon has a bridge or not, and a server that listens on 127.0.0.1 is reachable too.
  */
 export function serverRunArgs(name: string, image: string): string[] {
-  return [
-    'run',
-    '--detach',
-    '--name',
-    name,
-    '--label',
-    CONTAINER_LABEL,
-    '--pull',
-    'never',
-    '--network',
-    'host',
-    image
-  ]
+  return ['run', '--detach', ...ownContainerArgs(name), '--network', 'host', image]
 }
 
 /** What an exit code of `docker run` means when docker itself chose it. */
