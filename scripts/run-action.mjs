@@ -17,6 +17,7 @@ import {
   FOREIGN_ENV,
   ensureRunnerUser,
   giveToUser,
+  letRunnerReach,
   machineArgv,
   machineEnv,
   removeAsRoot,
@@ -634,6 +635,8 @@ async function cli(argv) {
   let machine = null
   if (parsed.machineShape) {
     const user = ensureRunnerUser()
+    // The runner reads the action and the flake from here (a checkout under /root, say).
+    for (const dir of [repoRoot, parsed.options.cwd ?? process.cwd()]) letRunnerReach(dir)
     machine = startMachine(parsed.machineShape, user)
     process.stdout.write(
       `run-action: a fresh runner machine (Nix: ${parsed.machineShape}); steps run as ${machine.user}\n`

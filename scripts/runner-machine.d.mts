@@ -42,3 +42,4 @@ export function userPath(pathValue: string): string
 export function userTempDir(prefix: string, user?: string): string
 export function giveToRunner(dir: string, user?: string): void
 export function removeAsRoot(dir: string): void
+export function letRunnerReach(dir: string): string[]

@@ -34,6 +34,31 @@ export function removeAsRoot(dir) {
   execFileSync(command, args)
 }
 
+/**
+ * Let the runner user reach `dir` (the checkout the action and its flakes are read from): each
+ * ancestor it may not search gets the search bit for others (o+x: enter, not list), as a
+ * checkout under /root would otherwise be out of its reach. Returns the directories changed.
+ */
+export function letRunnerReach(dir) {
+  const changed = []
+  let current = path.resolve(dir)
+  const chain = []
+  while (true) {
+    chain.unshift(current)
+    const parent = path.dirname(current)
+    if (parent === current) break
+    current = parent
+  }
+  for (const ancestor of chain) {
+    const { mode } = fs.statSync(ancestor)
+    if ((mode & 0o001) !== 0) continue
+    const [command, ...args] = asRoot(['chmod', 'o+x', ancestor])
+    execFileSync(command, args)
+    changed.push(ancestor)
+  }
+  return changed
+}
+
 /** chown -R, through sudo when this process is not root. */
 function chownTree(dir, uid, gid) {
   const [command, ...args] = asRoot(['chown', '-R', `${uid}:${gid}`, dir])

@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { ensureRunnerUser } from '../../scripts/runner-machine.mjs'
+import { ensureRunnerUser, letRunnerReach } from '../../scripts/runner-machine.mjs'
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const servicesScript = path.join(repoRoot, 'scripts', 'services.sh')
@@ -77,6 +77,10 @@ function setup(): void {
   process.env.NCA_SERVICES_OWNED = owned ? '1' : '0'
   // The unprivileged user the action runs as, as on GitHub's runners (root only sets up).
   process.env.NCA_RUNNER_USER = ensureRunnerUser()
+  // The runner reads the action and the test flakes from this checkout, wherever it is.
+  for (const dir of letRunnerReach(repoRoot)) {
+    console.log(`e2e setup: ${dir} made searchable (o+x) for the runner user`)
+  }
   const userConfig = process.env.NIX_CONFIG
   // Ours last: in nix.conf a later line wins.
   process.env.NIX_CONFIG = userConfig ? `${userConfig}\n${TEST_NIX_CONFIG}` : TEST_NIX_CONFIG
