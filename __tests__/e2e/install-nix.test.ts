@@ -22,7 +22,7 @@ import { userTempDir } from '../../scripts/runner-machine.mjs'
 import type { Machine } from '../../scripts/runner-machine.mjs'
 import { cacheEnv, startCacheServer } from '../../scripts/cache-server.mjs'
 import { action, freshMachine, inMachine } from './action.js'
-import { getManifest } from './registry.js'
+import { getManifest, getRawManifest } from './registry.js'
 
 const repoRoot = process.cwd()
 const PROFILE_BIN = '/nix/var/nix/profiles/default/bin'
@@ -216,6 +216,24 @@ describe('on a runner without /nix', () => {
     expect(nixContents(nixDir).filter(p => p.startsWith('store/'))).toEqual(
       before.filter(p => p.startsWith('store/'))
     )
+  })
+
+  test('with the Nix it installed: both systems pushed with skopeo as one index, with SBOMs', async () => {
+    const { result, log } = await runOn(machine, {
+      flake: './__tests__/e2e/flakes/multi',
+      systems: 'x86_64-linux, aarch64-linux',
+      registry: registry(),
+      image: 'e2e/installed-nix',
+      tags: 'systems',
+      'push-tool': 'skopeo',
+      load: 'false'
+    })
+    expect({ exit: result.main.exitCode, log }).toMatchObject({ exit: 0 })
+    const images = JSON.parse(result.outputs.images ?? '[]') as { platform: string; sbom: string }[]
+    expect(images.map(i => i.platform).sort()).toEqual(['linux/amd64', 'linux/arm64'])
+    expect(images.every(i => existsSync(i.sbom))).toBe(true)
+    const index = await getRawManifest(registry(), 'e2e/installed-nix', 'systems')
+    expect([index.status, index.digest]).toEqual([200, result.outputs.digest])
   })
 
   test('a job without it on PATH adopts the Nix in the default profile', async () => {
