@@ -19,6 +19,8 @@ export interface FaultOptions {
   retryAfterSeconds?: number | 'remaining'
   /** Listen only after this long: connections are refused until then. */
   listenAfterMs?: number
+  /** Listen only once this says so (polled): connections are refused until then. */
+  listenWhen?: () => boolean
   /** Listen on this port (to start late on a port chosen ahead); default a free one. */
   port?: number
 }
@@ -134,9 +136,16 @@ export async function startFaultProxy(options: FaultOptions): Promise<FaultProxy
   })
   const port = options.port ?? (await freePort())
   const listening = new Promise<void>(resolve => {
-    setTimeout(() => server.listen(port, '127.0.0.1', resolve), options.listenAfterMs ?? 0)
+    const listen = () => server.listen(port, '127.0.0.1', resolve)
+    const when = options.listenWhen
+    if (!when) return void setTimeout(listen, options.listenAfterMs ?? 0)
+    const poll = setInterval(() => {
+      if (!when()) return
+      clearInterval(poll)
+      listen()
+    }, 20)
   })
-  if (!options.listenAfterMs) await listening
+  if (!options.listenAfterMs && !options.listenWhen) await listening
   return {
     address: `127.0.0.1:${port}`,
     faults,

@@ -1,16 +1,22 @@
 // Transient registry faults, through the bundled action: a registry that comes up late, one
 // that answers 503 or 429 (with Retry-After) at first, and one that is gone for good.
 import { afterAll, describe, expect, test } from '@jest/globals'
+import { execFileSync } from 'node:child_process'
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import type { RunOptions, RunResult } from '../../scripts/run-action.mjs'
+import { giveToRunner, userPath, userTempDir } from '../../scripts/runner-machine.mjs'
 import { action } from './action.js'
 import { freePort, freePortContaining, startFaultProxy } from './fault-proxy.js'
 import type { FaultProxy } from './fault-proxy.js'
 import { getManifest } from './registry.js'
 
 const proxies: FaultProxy[] = []
+const tempDirs: string[] = []
 
 afterAll(async () => {
   await Promise.all(proxies.map(proxy => proxy.close()))
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true })
 })
 
 function realRegistry(): string {
@@ -30,17 +36,43 @@ async function proxy(
 async function push(
   registry: string,
   tool: string,
-  inputs: RunOptions['inputs'] = {}
+  inputs: RunOptions['inputs'] = {},
+  env: Record<string, string> = {}
 ): Promise<{ result: RunResult; seconds: number }> {
   const started = Date.now()
-  const result = await action({
-    flake: './examples/hello',
-    registry,
-    image: `faults/${tool}`,
-    'push-tool': tool,
-    ...inputs
-  })
+  const result = await action(
+    {
+      flake: './examples/hello',
+      registry,
+      image: `faults/${tool}`,
+      'push-tool': tool,
+      ...inputs
+    },
+    { env }
+  )
   return { result, seconds: (Date.now() - started) / 1000 }
+}
+
+/**
+ * docker and skopeo wrapped, first on the action's PATH, to create `file` when one exits
+ * non-zero: the moment the action has met a registry that is down.
+ */
+function failureMarker(): { file: string; env: Record<string, string> } {
+  const dir = userTempDir('nca-failure-marker-')
+  tempDirs.push(dir)
+  const file = join(dir, 'failed')
+  const bin = join(dir, 'bin')
+  mkdirSync(bin)
+  for (const name of ['docker', 'skopeo']) {
+    const real = execFileSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' }).trim()
+    writeFileSync(
+      join(bin, name),
+      `#!/bin/sh\n'${real}' "$@" || { rc=$?; touch '${file}'; exit $rc; }\n`,
+      { mode: 0o755 }
+    )
+  }
+  giveToRunner(dir)
+  return { file, env: { PATH: `${bin}:${userPath(process.env.PATH ?? '')}` } }
 }
 
 function log(result: RunResult): string {
@@ -48,9 +80,12 @@ function log(result: RunResult): string {
 }
 
 describe.each(['docker', 'skopeo'])('push-tool %s', tool => {
-  test('a registry that starts a few seconds after the action is waited for', async () => {
-    const late = await proxy({ port: await freePort(), listenAfterMs: 3000 })
-    const { result } = await push(late.address, tool, { retries: '6' })
+  test('a registry that starts after the action first found it down is waited for', async () => {
+    // Up only once a registry command of the action has failed (docker and skopeo wrapped to
+    // say so): the first attempt is refused whatever the machine's speed, the retry finds it.
+    const failed = failureMarker()
+    const late = await proxy({ port: await freePort(), listenWhen: () => existsSync(failed.file) })
+    const { result } = await push(late.address, tool, { retries: '6' }, failed.env)
     expect({ exit: result.main.exitCode, log: log(result) }).toMatchObject({ exit: 0 })
     expect(result.main.stdout).toMatch(
       /::warning::.*connection refused \(attempt 1 of 6\); retrying in/
