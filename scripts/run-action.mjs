@@ -555,10 +555,9 @@ name=value is an input. Options:
   --watch a,b       log every run of these commands
   --timeout MS      stop a step that runs longer than this
   --keep            keep the run's temp dir (RUNNER_TEMP, command files)
-  --machine SHAPE   run the steps as GitHub does, as the unprivileged runner user (\`runner\`
-                    when run as root, else this user, through sudo) on a fresh simulated
-                    runner machine whose Nix is SHAPE: none, single-user, daemon or root
-                    (scripts/runner-machine.sh)
+  --machine SHAPE   run the steps as GitHub does, as the unprivileged \`runner\` user (made
+                    with sudo when missing) on a fresh simulated runner machine whose Nix is
+                    SHAPE: none, single-user, daemon or root (scripts/runner-machine.sh)
 `
 }
 

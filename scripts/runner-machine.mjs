@@ -40,23 +40,17 @@ export function removeAsRoot(dir) {
  * checkout under /root would otherwise be out of its reach. Returns the directories changed.
  */
 export function letRunnerReach(dir) {
-  const changed = []
-  let current = path.resolve(dir)
-  const chain = []
-  while (true) {
-    chain.unshift(current)
-    const parent = path.dirname(current)
-    if (parent === current) break
-    current = parent
+  const ancestors = []
+  for (let at = path.resolve(dir); ; at = path.dirname(at)) {
+    ancestors.unshift(at)
+    if (at === path.dirname(at)) break
   }
-  for (const ancestor of chain) {
-    const { mode } = fs.statSync(ancestor)
-    if ((mode & 0o001) !== 0) continue
+  const closed = ancestors.filter(ancestor => (fs.statSync(ancestor).mode & 0o001) === 0)
+  for (const ancestor of closed) {
     const [command, ...args] = asRoot(['chmod', 'o+x', ancestor])
     execFileSync(command, args)
-    changed.push(ancestor)
   }
-  return changed
+  return closed
 }
 
 /** chown -R, through sudo when this process is not root. */

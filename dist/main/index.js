@@ -43832,6 +43832,10 @@ async function currentSystem() {
     });
     return stdout.trim();
 }
+/** NIX_REMOTE that leaves Nix opening the store itself (unset, `local`, `auto`), not a daemon. */
+function isLocalStore(nixRemote) {
+    return ['', 'local', 'auto'].includes(nixRemote ?? '');
+}
 
 ;// CONCATENATED MODULE: ./src/sbom/nar-hash.ts
 // A store path's NAR hash, as `nix path-info --json` prints it, to the hex digest an SBOM
@@ -46740,6 +46744,7 @@ async function rollBack(placed, createdDirs) {
 
 
 
+
 const USERNS_SYSCTL_FILE = '/proc/sys/kernel/apparmor_restrict_unprivileged_userns';
 const USERNS_SYSCTL = 'kernel.apparmor_restrict_unprivileged_userns';
 /** Lift the restriction only where it is on and would stop this user's sandboxed builds. */
@@ -46787,8 +46792,7 @@ async function allowUserNamespaces(options = {}) {
 }
 /** A single-user store: this user may write it (no NIX_REMOTE daemon in between). */
 async function buildsAsThisUser(storeDir) {
-    const remote = process.env.NIX_REMOTE ?? '';
-    if (remote !== '' && remote !== 'local' && remote !== 'auto')
+    if (!isLocalStore(process.env.NIX_REMOTE))
         return false;
     return (0,promises_namespaceObject.access)(storeDir, external_node_fs_.constants.W_OK).then(() => true, () => false);
 }
@@ -47222,7 +47226,7 @@ function formatRegistrations(entries) {
  * the paths (`nix copy`, through the daemon), which is slower but needs no rights.
  */
 function restoreMethod(facts) {
-    if (facts.nixRemote !== null && !['', 'local', 'auto'].includes(facts.nixRemote)) {
+    if (!isLocalStore(facts.nixRemote)) {
         return { fast: false, reason: `NIX_REMOTE=${facts.nixRemote}: the store is not local` };
     }
     if (!facts.storeWritable)

@@ -32128,6 +32128,10 @@ async function command_currentSystem() {
     });
     return stdout.trim();
 }
+/** NIX_REMOTE that leaves Nix opening the store itself (unset, `local`, `auto`), not a daemon. */
+function command_isLocalStore(nixRemote) {
+    return ['', 'local', 'auto'].includes(nixRemote ?? '');
+}
 
 // EXTERNAL MODULE: external "node:path"
 var external_node_path_ = __nccwpck_require__(6760);
@@ -32483,7 +32487,7 @@ function formatRegistrations(entries) {
  * the paths (`nix copy`, through the daemon), which is slower but needs no rights.
  */
 function store_archive_restoreMethod(facts) {
-    if (facts.nixRemote !== null && !['', 'local', 'auto'].includes(facts.nixRemote)) {
+    if (!isLocalStore(facts.nixRemote)) {
         return { fast: false, reason: `NIX_REMOTE=${facts.nixRemote}: the store is not local` };
     }
     if (!facts.storeWritable)

@@ -8,7 +8,7 @@ import { access, constants, rename, writeFile } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
 import { basename, dirname, join } from 'node:path'
 import { run, settleAll } from '../exec.js'
-import { batches, runNix } from '../nix/command.js'
+import { batches, isLocalStore, runNix } from '../nix/command.js'
 import { moveTree, removeTree } from '../tree.js'
 import { isDerivation, lines } from './nix-store.js'
 
@@ -85,7 +85,7 @@ export type RestoreMethod = { fast: true } | { fast: false; reason: string }
  * the paths (`nix copy`, through the daemon), which is slower but needs no rights.
  */
 export function restoreMethod(facts: StoreAccess): RestoreMethod {
-  if (facts.nixRemote !== null && !['', 'local', 'auto'].includes(facts.nixRemote)) {
+  if (!isLocalStore(facts.nixRemote)) {
     return { fast: false, reason: `NIX_REMOTE=${facts.nixRemote}: the store is not local` }
   }
   if (!facts.storeWritable) return { fast: false, reason: 'the store directory is not writable' }

@@ -32,3 +32,8 @@ export async function currentSystem(): Promise<string> {
   )
   return stdout.trim()
 }
+
+/** NIX_REMOTE that leaves Nix opening the store itself (unset, `local`, `auto`), not a daemon. */
+export function isLocalStore(nixRemote: string | null | undefined): boolean {
+  return ['', 'local', 'auto'].includes(nixRemote ?? '')
+}

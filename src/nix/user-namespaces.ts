@@ -11,6 +11,7 @@ import { constants } from 'node:fs'
 import { access, readFile } from 'node:fs/promises'
 import { run } from '../exec.js'
 import { errorMessage } from '../errors.js'
+import { isLocalStore } from './command.js'
 
 export const USERNS_SYSCTL_FILE = '/proc/sys/kernel/apparmor_restrict_unprivileged_userns'
 export const USERNS_SYSCTL = 'kernel.apparmor_restrict_unprivileged_userns'
@@ -80,8 +81,7 @@ export async function allowUserNamespaces(
 
 /** A single-user store: this user may write it (no NIX_REMOTE daemon in between). */
 async function buildsAsThisUser(storeDir: string): Promise<boolean> {
-  const remote = process.env.NIX_REMOTE ?? ''
-  if (remote !== '' && remote !== 'local' && remote !== 'auto') return false
+  if (!isLocalStore(process.env.NIX_REMOTE)) return false
   return access(storeDir, constants.W_OK).then(
     () => true,
     () => false
