@@ -7,6 +7,17 @@
 //   PATCH _apis/artifactcache/caches/{id}                  upload a chunk (Content-Range)
 //   POST  _apis/artifactcache/caches/{id}                  commit {size}
 //   GET   download/{id}                                    the archive (archiveLocation)
+// and, over the same entries, the two routes of GitHub's REST API for a repository's caches
+// (https://docs.github.com/en/rest/actions/cache), with the token of `apiTokens` (the job's
+// github-token; the cache API's runtime token is another):
+//   GET    repos/{owner}/{repo}/actions/caches?key=&ref=&per_page=&page=&sort=&direction=
+//          200 {total_count, actions_caches: [...]}: committed entries, key a prefix
+//   DELETE repos/{owner}/{repo}/actions/caches?key=&ref=
+//          200 {total_count, actions_caches}: the entries of exactly that key (and ref) are
+//          gone; 404 when none matched; 422 without a key
+//   401 for a missing or unknown token; 403 on DELETE for a token without actions: write;
+//   404 for another repository than `repository`.
+// Each entry belongs to the ref that was current when it was reserved (`ref`, then setRef()).
 // Archives are files under a temp directory. Library: startCacheServer() (types in
 // cache-server.d.mts). CLI: `node scripts/cache-server.mjs [port]` prints ACTIONS_CACHE_URL.
 import { Buffer } from 'node:buffer'
@@ -19,6 +30,11 @@ import { URL } from 'node:url'
 import { isMain } from './is-main.mjs'
 
 const API = '/_apis/artifactcache/'
+const REPO_CACHES = /^\/repos\/([^/]+)\/([^/]+)\/actions\/caches$/
+const DOCS = 'https://docs.github.com/rest/actions/cache'
+const DEFAULT_API_TOKENS = { 'nca-test-github-token': { actionsWrite: true } }
+/** The REST API's sort orders (`sort`), each an entry's field. */
+const SORTS = { created_at: 'created', last_accessed_at: 'lastAccessed', size_in_bytes: 'size' }
 
 /** A request's whole body. */
 export function readBody(req) {
@@ -51,6 +67,46 @@ export function findEntry(entries, keys, version) {
   return null
 }
 
+/** An entry as the REST API shows it (`actions_caches[]`). */
+function restCache(entry) {
+  return {
+    id: entry.id,
+    ref: entry.ref,
+    key: entry.key,
+    version: entry.version,
+    last_accessed_at: entry.lastAccessed,
+    created_at: entry.created,
+    size_in_bytes: entry.size ?? 0
+  }
+}
+
+/**
+ * The entries GET repos/{owner}/{repo}/actions/caches lists, sorted and paged as GitHub's docs
+ * say (per_page 30 by default, at most 100); an error message for a query they reject.
+ * @param {import('./cache-server.d.mts').CacheEntry[]} entries committed entries
+ * @param {URLSearchParams} query
+ */
+function listPage(entries, query) {
+  const sort = query.get('sort') ?? 'last_accessed_at'
+  const direction = query.get('direction') ?? 'desc'
+  const field = Object.hasOwn(SORTS, sort) ? SORTS[sort] : undefined
+  if (!field || (direction !== 'asc' && direction !== 'desc')) {
+    return { error: `sort ${sort} or direction ${direction} is not one GitHub accepts` }
+  }
+  const perPage = Math.min(100, Math.max(1, Number(query.get('per_page') ?? 30) || 30))
+  const page = Math.max(1, Number(query.get('page') ?? 1) || 1)
+  const key = query.get('key') ?? ''
+  const ref = query.get('ref')
+  const sign = direction === 'asc' ? 1 : -1
+  const selected = entries
+    .filter(e => e.key.startsWith(key) && (!ref || e.ref === ref))
+    .sort((a, b) => sign * (a[field] < b[field] ? -1 : a[field] > b[field] ? 1 : a.id - b.id))
+  return {
+    total_count: selected.length,
+    actions_caches: selected.slice((page - 1) * perPage, page * perPage).map(restCache)
+  }
+}
+
 /** @param {import('./cache-server.d.mts').CacheServerOptions} [options] */
 export async function startCacheServer(options = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nca-cache-server-'))
@@ -60,11 +116,54 @@ export async function startCacheServer(options = {}) {
   let failWith = options.failWith ?? null
   let nextId = 1
   let baseUrl = ''
+  let currentRef = options.ref ?? 'refs/heads/main'
+  const repository = options.repository ?? 'nca-test/app'
+  const apiTokens = options.apiTokens ?? DEFAULT_API_TOKENS
 
   const reply = (res, status, body) => {
     const text = body === undefined ? '' : JSON.stringify(body)
     res.writeHead(status, text ? { 'Content-Type': 'application/json' } : {})
     res.end(text)
+  }
+
+  const notFound = { message: 'Not Found', documentation_url: DOCS }
+
+  /** The REST API's routes: authorization, then the repository, then the operation. */
+  const restApi = (method, repo, req, query, res) => {
+    const auth = /^(?:Bearer|token) (.+)$/i.exec(req.headers.authorization ?? '')
+    const grant = auth && Object.hasOwn(apiTokens, auth[1]) ? apiTokens[auth[1]] : undefined
+    if (!grant) return reply(res, 401, { message: 'Bad credentials', documentation_url: DOCS })
+    if (repo.toLowerCase() !== repository.toLowerCase()) return reply(res, 404, notFound)
+    const committed = [...entries.values()].filter(e => e.committed)
+    if (method === 'GET') {
+      const page = listPage(committed, query)
+      if ('error' in page) {
+        return reply(res, 422, { message: page.error, documentation_url: DOCS })
+      }
+      return reply(res, 200, page)
+    }
+    // What GitHub answers a job's token whose permissions lack actions: write.
+    if (!grant.actionsWrite) {
+      return reply(res, 403, {
+        message: 'Resource not accessible by integration',
+        documentation_url: DOCS
+      })
+    }
+    const key = query.get('key')
+    const ref = query.get('ref')
+    if (!key) {
+      return reply(res, 422, {
+        message: 'Missing required query parameter key',
+        documentation_url: DOCS
+      })
+    }
+    const deleted = committed.filter(e => e.key === key && (!ref || e.ref === ref))
+    if (deleted.length === 0) return reply(res, 404, notFound)
+    for (const entry of deleted) {
+      entries.delete(entry.id)
+      fs.rmSync(entry.file, { force: true })
+    }
+    return reply(res, 200, { total_count: deleted.length, actions_caches: deleted.map(restCache) })
   }
 
   const handle = async (req, res) => {
@@ -79,6 +178,11 @@ export async function startCacheServer(options = {}) {
     if (isApi && options.token && req.headers.authorization !== `Bearer ${options.token}`) {
       return reply(res, 401, { message: 'bad or missing runtime token' })
     }
+    const repoCaches = REPO_CACHES.exec(url.pathname)
+    if (repoCaches && (req.method === 'GET' || req.method === 'DELETE')) {
+      await readBody(req)
+      return restApi(req.method, `${repoCaches[1]}/${repoCaches[2]}`, req, url.searchParams, res)
+    }
     const idMatch = /^\/_apis\/artifactcache\/caches\/(\d+)$/.exec(url.pathname)
     const entry = idMatch ? entries.get(Number(idMatch[1])) : undefined
 
@@ -86,8 +190,9 @@ export async function startCacheServer(options = {}) {
       const keys = (url.searchParams.get('keys') ?? '').split(',').filter(Boolean)
       const found = findEntry([...entries.values()], keys, url.searchParams.get('version') ?? '')
       if (!found) return reply(res, 204)
+      found.lastAccessed = new Date().toISOString()
       return reply(res, 200, {
-        scope: 'refs/heads/main',
+        scope: found.ref,
         cacheKey: found.key,
         cacheVersion: found.version,
         creationTime: found.created,
@@ -99,9 +204,11 @@ export async function startCacheServer(options = {}) {
     }
     if (req.method === 'POST' && url.pathname === `${API}caches`) {
       const { key, version, cacheSize } = JSON.parse((await readBody(req)).toString())
-      if ([...entries.values()].some(e => e.key === key && e.version === version)) {
+      // Entries are unique per ref, as GitHub's are: another branch may save the same key.
+      const taken = e => e.key === key && e.version === version && e.ref === currentRef
+      if ([...entries.values()].some(taken)) {
         return reply(res, 409, {
-          message: `Cache already exists. Scope: refs/heads/main, Key: ${key}, Version: ${version}`
+          message: `Cache already exists. Scope: ${currentRef}, Key: ${key}, Version: ${version}`
         })
       }
       const id = nextId++
@@ -114,7 +221,9 @@ export async function startCacheServer(options = {}) {
         size: cacheSize ?? null,
         file,
         committed: false,
-        created: ''
+        created: '',
+        ref: currentRef,
+        lastAccessed: ''
       })
       return reply(res, 201, { cacheId: id })
     }
@@ -140,6 +249,7 @@ export async function startCacheServer(options = {}) {
       entry.committed = true
       entry.size = actual
       entry.created = new Date().toISOString()
+      entry.lastAccessed = entry.created
       return reply(res, 204)
     }
     const download = /^\/download\/(\d+)$/.exec(url.pathname)
@@ -156,29 +266,38 @@ export async function startCacheServer(options = {}) {
     reply(res, 404, { message: `no route for ${req.method} ${url.pathname}` })
   }
 
-  const server = http.createServer((req, res) => {
+  const httpServer = http.createServer((req, res) => {
     handle(req, res).catch(error => {
       if (!res.headersSent) reply(res, 500, { message: String(error) })
       else res.destroy()
     })
   })
   await new Promise((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(options.port ?? 0, '127.0.0.1', resolve)
+    httpServer.once('error', reject)
+    httpServer.listen(options.port ?? 0, '127.0.0.1', resolve)
   })
-  const address = server.address()
+  const address = httpServer.address()
   const port = typeof address === 'object' && address ? address.port : 0
   baseUrl = `http://127.0.0.1:${port}/`
 
-  return {
+  /** @type {import('./cache-server.d.mts').CacheServer} */
+  const server = {
     url: baseUrl,
+    apiUrl: baseUrl.replace(/\/$/, ''),
+    repository,
+    get ref() {
+      return currentRef
+    },
+    setRef: ref => {
+      currentRef = ref
+    },
     port,
     requests,
     entries: () => [...entries.values()].filter(e => e.committed).map(e => ({ ...e })),
     failEveryRequest: status => {
       failWith = status === false ? null : (status ?? 503)
     },
-    env: token => cacheEnv({ url: baseUrl }, token),
+    env: token => cacheEnv(server, token),
     replaceArchive: (key, data) => {
       const entry = [...entries.values()].find(e => e.committed && e.key === key)
       if (!entry) throw new Error(`cache-server: no entry with key ${key}`)
@@ -186,18 +305,25 @@ export async function startCacheServer(options = {}) {
       entry.size = data.length
     },
     close: async () => {
-      server.closeAllConnections()
-      await new Promise(resolve => server.close(() => resolve(undefined)))
+      httpServer.closeAllConnections()
+      await new Promise(resolve => httpServer.close(() => resolve(undefined)))
       fs.rmSync(dir, { recursive: true, force: true })
     }
   }
+  return server
 }
 
-/** Environment for a step that should use this server (as the runner gives it). */
+/**
+ * Environment for a step that should use this server (as the runner gives it): the cache
+ * service, and the REST API, repository and ref (the current one: after setRef, ask again).
+ */
 export function cacheEnv(server, token = 'nca-test-token') {
   return {
     ACTIONS_CACHE_URL: server.url,
     ACTIONS_RUNTIME_TOKEN: token,
+    GITHUB_API_URL: server.apiUrl,
+    GITHUB_REPOSITORY: server.repository,
+    GITHUB_REF: server.ref,
     // Unset, should the environment have them (a GitHub runner's does): v2 would win.
     ACTIONS_CACHE_SERVICE_V2: '',
     ACTIONS_RESULTS_URL: ''
