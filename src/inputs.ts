@@ -93,6 +93,17 @@ export function splitLines(value: string): string[] {
     .filter(item => item !== '')
 }
 
+/**
+ * The `github-token` input, for the post step (which deletes the cache entries a save
+ * superseded): masked before anything else is done with it; null when empty.
+ */
+export function readGithubToken(read: InputReader = readActionInput): string | null {
+  const token = read('github-token').trim()
+  if (token === '') return null
+  core.setSecret(token)
+  return token
+}
+
 export function parseInputs(read: InputReader = readActionInput): Inputs {
   const text = (name: string): string | null => {
     const value = read(name).trim()

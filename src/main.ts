@@ -71,6 +71,7 @@ async function restoreCache(inputs: Inputs, report: Report): Promise<void> {
     return
   }
   const workDir = storeCacheWorkDir()
+  saveState(StateKey.CacheStartedAt, new Date().toISOString())
   const restored = await report.stage(
     'Store cache',
     () =>
@@ -87,7 +88,7 @@ async function restoreCache(inputs: Inputs, report: Report): Promise<void> {
   saveState(StateKey.CacheSave, String(inputs.cacheSave))
   saveState(StateKey.CacheFlake, inputs.flake)
   saveState(StateKey.CacheWorkDir, workDir)
-  saveState(StateKey.CacheRestoredPaths, restored.restoredPathsFile)
+  saveState(StateKey.CacheRestoreRecord, restored.recordFile)
   if (restored.keys) saveState(StateKey.CachePrimaryKey, restored.keys.primary)
   if (restored.restoredKey) saveState(StateKey.CacheRestoredKey, restored.restoredKey)
   core.setOutput('cache-hit', String(restored.hit))

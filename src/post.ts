@@ -8,6 +8,7 @@ import { logoutOfRegistries } from './stages/login.js'
 import { removeContainer } from './stages/test.js'
 import type { LoginSession } from './stages/login.js'
 import { errorMessage } from './errors.js'
+import { readGithubToken } from './inputs.js'
 
 export async function run(): Promise<void> {
   try {
@@ -64,7 +65,9 @@ async function saveCache(): Promise<void> {
         cacheSave: getState(StateKey.CacheSave) !== 'false',
         primaryKey: getState(StateKey.CachePrimaryKey),
         restoredKey: getState(StateKey.CacheRestoredKey),
-        restoredPathsFile: getState(StateKey.CacheRestoredPaths),
+        recordFile: getState(StateKey.CacheRestoreRecord),
+        githubToken: readGithubToken(),
+        startedAt: startedAt(),
         drvPath: getState(StateKey.BuiltDrvPath),
         storePath: getState(StateKey.BuiltStorePath),
         workDir: getState(StateKey.CacheWorkDir) ?? storeCacheWorkDir()
@@ -82,6 +85,11 @@ async function saveCache(): Promise<void> {
   else if (result.failed) core.warning(`Store cache save failed, the job goes on: ${result.reason}`)
   else core.info(`Store cache save: skipped (${result.reason})`)
   await appendSaveSummary(result, seconds)
+}
+
+function startedAt(): Date | null {
+  const text = getState(StateKey.CacheStartedAt)
+  return text === null ? null : new Date(text)
 }
 
 async function appendSaveSummary(result: SaveResult, seconds: number): Promise<void> {

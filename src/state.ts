@@ -9,8 +9,10 @@ export enum StateKey {
   CachePrimaryKey = 'cache-primary-key',
   /** The key main restored and imported; unset on a miss. */
   CacheRestoredKey = 'cache-restored-key',
-  /** File listing the restored entry's store paths: post saves only when the closure has more. */
-  CacheRestoredPaths = 'cache-restored-paths',
+  /** File recording the keys and the entries restored (JSON): what post saves builds on them. */
+  CacheRestoreRecord = 'cache-restore-record',
+  /** When main began (ISO 8601): post deletes only superseded entries saved before it. */
+  CacheStartedAt = 'cache-started-at',
   CacheSave = 'cache-save',
   /** The flake reference: post caches the sources of its inputs too. */
   CacheFlake = 'cache-flake',

@@ -181,9 +181,7 @@ test('an exact hit needs nothing from the network: the flake input comes from th
     ) as { inputs: { dep: { path: string } } }
     const source = archived.inputs.dep.path
     const paths = closure(run1)
-    expect(run1.post?.stdout).toContain(
-      `Saving ${paths.length + 1} paths (${paths.length + 1} not in the restored cache)`
-    )
+    expect(run1.post?.stdout).toContain(`Saving ${paths.length + 1} paths, `)
 
     // A fresh runner: none of the paths, not the input's source, no Nix caches under HOME;
     // the input's server down.
@@ -228,7 +226,7 @@ async function buildAndSave(): Promise<Built> {
   const ref = `path:${dir}`
   const run1 = await action(ref)
   expectGreen(run1)
-  const key = run1.outputs['cache-key'] ?? ''
+  const key = (run1.outputs['cache-key'] ?? '').replace(/source-([0-9a-f]{16})$/, 'base-$1')
   const entry = cacheServer.entries().find(e => e.key === key)
   if (!entry) throw new Error(`no cache entry ${key}`)
   return { ref, counter, key, paths: closure(run1), archive: entry.file, machine: run1.machine }

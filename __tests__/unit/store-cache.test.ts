@@ -19,11 +19,14 @@ jest.unstable_mockModule('@actions/core', () => core)
 jest.unstable_mockModule('@actions/cache', () => cache)
 jest.unstable_mockModule('../../src/exec.js', () => ({ ...exec, CommandError, settleAll }))
 const { restoreStoreCache, saveStoreCache } = await import('../../src/stages/store-cache.js')
-const { cacheKeys, shortHash } = await import('../../src/cache/keys.js')
+const { cacheKeys, deltaKey, isExactHit, isSameLock, parseEntryKey, shortHash } =
+  await import('../../src/cache/keys.js')
 const { parseManifest } = await import('../../src/cache/manifest.js')
 const { closureSkipReason, pathsNotRestored, saveSkipReason } =
   await import('../../src/cache/save-rules.js')
 const { parseFlakeArchive, parseFlakeMetadata } = await import('../../src/cache/nix-store.js')
+const { entriesFor, wholeClosures } = await import('../../src/cache/restore.js')
+const { supersededEntries } = await import('../../src/cache/prune.js')
 const { balance, formatRegistrations, hashMismatches, parseRegistrations, restoreMethod } =
   await import('../../src/cache/store-archive.js')
 
@@ -63,12 +66,24 @@ afterEach(async () => {
 
 describe('cacheKeys', () => {
   const base = 'nix-container-store/x86_64-linux/container/'
+  const src = shortHash('sha256-src')
+  /** The keys of a commit: its delta prefix and base come first, then the lock, then the scope. */
+  const layered = (scope: string, lock: string) => ({
+    primary: `${scope}${lock}source-${src}`,
+    restore: [
+      `${scope}${lock}source-${src}/`,
+      `${scope}${lock}base-${src}`,
+      `${scope}${lock}`,
+      scope
+    ],
+    layers: { base: `${scope}${lock}base-${src}`, deltaPrefix: `${scope}${lock}source-${src}/` },
+    scope
+  })
   test.each([
     [
       'no flake.lock',
       { system: 'x86_64-linux', attribute: 'container', metadata: noInputs, override: null },
-      `${base}lock-none/source-${shortHash('sha256-src')}`,
-      [`${base}lock-none/`, base]
+      layered(base, 'lock-none/')
     ],
     [
       'a lock',
@@ -78,26 +93,63 @@ describe('cacheKeys', () => {
         metadata: { sourceHash: 'sha256-src', lock: '{"nodes":{}}' },
         override: null
       },
-      `${base}lock-${shortHash('{"nodes":{}}')}/source-${shortHash('sha256-src')}`,
-      [`${base}lock-${shortHash('{"nodes":{}}')}/`, base]
+      layered(base, `lock-${shortHash('{"nodes":{}}')}/`)
     ],
     [
-      'cache-key replaces the primary key only',
+      'cache-key replaces the primary key, and entries are whole',
       { system: 'x86_64-linux', attribute: 'container', metadata: noInputs, override: 'mine' },
-      'mine',
-      [`${base}lock-none/`, base]
+      { primary: 'mine', restore: [`${base}lock-none/`, base], layers: null, scope: base }
     ],
     [
       'an attribute with a comma and a slash is encoded',
       { system: 'aarch64-linux', attribute: 'a,b/c', metadata: noInputs, override: null },
-      `nix-container-store/aarch64-linux/a%2Cb%2Fc/lock-none/source-${shortHash('sha256-src')}`,
-      [
-        'nix-container-store/aarch64-linux/a%2Cb%2Fc/lock-none/',
-        'nix-container-store/aarch64-linux/a%2Cb%2Fc/'
-      ]
+      layered('nix-container-store/aarch64-linux/a%2Cb%2Fc/', 'lock-none/')
     ]
-  ])('%s', (_name, facts, primary, restore) => {
-    expect(cacheKeys(facts)).toEqual({ primary, restore })
+  ])('%s', (_name, facts, expected) => {
+    expect(cacheKeys(facts)).toEqual(expected)
+  })
+
+  test('a delta names its base; each key reads back as what it is', () => {
+    const keys = cacheKeys({
+      system: 'x86_64-linux',
+      attribute: 'container',
+      metadata: noInputs,
+      override: null
+    })
+    const older = cacheKeys({
+      system: 'x86_64-linux',
+      attribute: 'container',
+      metadata: { ...noInputs, sourceHash: 'sha256-older' },
+      override: null
+    })
+    const olderBase = older.layers?.base ?? ''
+    const delta = deltaKey(keys, olderBase)
+    expect(delta).toBe(`${keys.primary}/on-base-${shortHash('sha256-older')}`)
+    expect(parseEntryKey(delta)).toEqual({
+      kind: 'delta',
+      key: delta,
+      lock: `${base}lock-none/`,
+      base: olderBase
+    })
+    expect(parseEntryKey(olderBase)).toEqual({
+      kind: 'base',
+      key: olderBase,
+      lock: `${base}lock-none/`
+    })
+    expect(parseEntryKey('mine')).toEqual({ kind: 'whole', key: 'mine' })
+    expect(isExactHit(keys, delta)).toBe(true)
+    expect(isExactHit(keys, keys.layers?.base ?? '')).toBe(true)
+    expect(isExactHit(keys, olderBase)).toBe(false)
+    expect(isExactHit(older, delta)).toBe(false)
+  })
+
+  test('a delta builds only on a base of the same lock', () => {
+    const facts = { system: 'x86_64-linux', attribute: 'container', override: null }
+    const keys = cacheKeys({ ...facts, metadata: noInputs })
+    const otherLock = cacheKeys({ ...facts, metadata: { ...noInputs, lock: '{"nodes":{"a":1}}' } })
+    expect(isSameLock(keys, otherLock.layers?.base ?? '')).toBe(false)
+    expect(() => deltaKey(keys, otherLock.layers?.base ?? '')).toThrow('not a base of this lock')
+    expect(() => deltaKey(keys, 'mine')).toThrow('not a base of this lock')
   })
 
   test("one attribute's restore keys never match another attribute's entries", () => {
@@ -117,7 +169,8 @@ describe('cacheKeys', () => {
     expect(cacheKeys(facts)).toEqual(cacheKeys({ ...facts }))
     const edited = cacheKeys({ ...facts, metadata: { ...noInputs, sourceHash: 'sha256-other' } })
     expect(edited.primary).not.toBe(cacheKeys(facts).primary)
-    expect(edited.restore).toEqual(cacheKeys(facts).restore)
+    // The lock and the scope are shared: a later commit falls back to this one's entries.
+    expect(edited.restore.slice(2)).toEqual(cacheKeys(facts).restore.slice(2))
   })
 })
 
@@ -126,12 +179,12 @@ describe('saveSkipReason', () => {
     cacheSave: true,
     serviceMissing: null,
     primaryKey: 'k',
-    restoredKey: null,
+    exactHit: null,
     built: true
   }
   test.each<[string, Partial<SaveFacts>, string | null]>([
     ['a miss saves', {}, null],
-    ['a restore-key hit looks further', { restoredKey: 'k-older' }, null],
+
     ['cache-save: false', { cacheSave: false }, 'cache-save: false'],
     [
       'no service',
@@ -140,7 +193,7 @@ describe('saveSkipReason', () => {
     ],
     ['no key', { primaryKey: null }, 'no cache key'],
     ['the build did not run', { built: false }, 'the build did not run'],
-    ['an exact hit', { restoredKey: 'k' }, 'exact hit on the primary key k']
+    ['an exact hit', { exactHit: 'k/on-base-x' }, 'exact hit on k/on-base-x']
   ])('%s', (_name, change, reason) => {
     const result = saveSkipReason({ ...facts, ...change })
     if (reason === null) expect(result).toBeNull()
@@ -317,11 +370,12 @@ function scriptNix(...results: { exitCode: number; stdout: string; stderr: strin
   for (const result of results) exec.run.mockResolvedValueOnce(result)
 }
 
-/** What restoreCache would have extracted: a manifest (of `version`) listing paths, and their
- * registration. */
+/** The look-up finds `key`; the download extracts a manifest (of `version`) listing paths,
+ * and their registration, into the layer's directory. */
 function restoresEntry(key: string, paths: string[], version = 2) {
+  cache.restoreCache.mockResolvedValueOnce(key) // the look-up (lookupOnly)
   cache.restoreCache.mockImplementationOnce(async () => {
-    const dir = join(process.cwd(), 'nix-container-action-store-v2')
+    const dir = join(process.cwd(), 'nix-container-action-store-v3', 'base')
     await mkdir(join(dir, 'store'), { recursive: true })
     await writeFile(join(dir, 'nix-container-action.json'), JSON.stringify({ version, paths }))
     await writeFile(join(dir, 'registration'), formatRegistrations(paths.map(path => reg(path))))
@@ -365,7 +419,7 @@ describe('restoreStoreCache', () => {
     await mkdir(join(workDir, 'store'))
     scriptNix()
     cache.isFeatureAvailable.mockReturnValue(true)
-    restoresEntry('older', [p('a')], 1)
+    restoresEntry(baseKeyOf('sha256-older'), [p('a')], 1)
     const result = await restoreStoreCache(options())
     expect(result).toMatchObject({ outcome: 'failed', restoredKey: null, hit: false })
     expect(core.warning).toHaveBeenCalledWith(expect.stringContaining('version 1, not 2'))
@@ -378,48 +432,81 @@ describe('restoreStoreCache', () => {
     const paths = [`${storeDir}/${'a'.repeat(32)}-x`, `${storeDir}/${'b'.repeat(32)}-y`]
     scriptNix(ok()) // --check-validity --print-invalid: none
     cache.isFeatureAvailable.mockReturnValue(true)
-    restoresEntry(primaryKey(), paths)
+    restoresEntry(baseKeyOf('sha256-src'), paths)
     const result = await restoreStoreCache(options())
     expect(result).toMatchObject({ outcome: 'restored', hit: true, pathCount: 2, importedCount: 0 })
     expect(exec.run).toHaveBeenCalledTimes(2)
-    expect(await readFile(result.restoredPathsFile, 'utf8')).toBe(`${paths.join('\n')}\n`)
+    const record = JSON.parse(await readFile(result.recordFile, 'utf8')) as { layers: unknown }
+    expect(record.layers).toEqual([
+      { key: baseKeyOf('sha256-src'), kind: 'base', paths, narBytes: 0 }
+    ])
     expect(await readdir(storeDir)).toEqual([])
   })
 })
 
-const primaryKey = () => cacheKeys({ ...options(), metadata: noInputs, override: null }).primary
+/** The base key of a commit whose source hashes to `sourceHash`. */
+const baseKeyOf = (sourceHash: string) =>
+  cacheKeys({ ...options(), metadata: { ...noInputs, sourceHash }, override: null }).layers?.base ??
+  ''
 
 describe('saveStoreCache', () => {
+  const keys = cacheKeys({
+    system: 'x86_64-linux',
+    attribute: 'container',
+    metadata: noInputs,
+    override: null
+  })
+  const olderBase =
+    cacheKeys({
+      system: 'x86_64-linux',
+      attribute: 'container',
+      metadata: { ...noInputs, sourceHash: 'sha256-older' },
+      override: null
+    }).layers?.base ?? ''
   const save = {
     flake: '.',
     cacheSave: true,
-    primaryKey: 'new-key',
-    restoredKey: 'old-key',
-    restoredPathsFile: '',
+    primaryKey: keys.primary,
+    restoredKey: olderBase,
+    recordFile: '',
+    githubToken: null,
+    startedAt: null,
     drvPath: p('img.drv'),
     storePath: p('img'),
     workDir: ''
   }
   const input = h('source', 7)
 
-  /** The closure is img + img.drv; the flake has one input, valid in the store. */
-  function scriptStore() {
+  /** The closure is img + img.drv; the flake has one input, valid in the store. Each path's
+   * NAR is `sizes[path]` bytes (100 unless given). */
+  function scriptStore(sizes: Record<string, number> = {}) {
     exec.run.mockImplementation((_command, args) => {
       if (args.includes('-qR')) return Promise.resolve(ok(`${p('img.drv')}\n${p('img')}\n`))
       if (args.includes('archive')) {
         const json = { path: h('source', 1), inputs: { dep: { path: input, inputs: {} } } }
         return Promise.resolve(ok(JSON.stringify(json)))
       }
+      if (args.includes('--dump-db')) {
+        const paths = args.filter(a => a.startsWith('/nix/store/'))
+        return Promise.resolve(ok(formatRegistrations(paths.map(x => reg(x, sizes[x] ?? 100)))))
+      }
       return Promise.resolve(ok())
     })
+  }
+
+  /** Main's record: the base restored held `paths`, of `narBytes`. */
+  async function restored(paths: string[], narBytes = 1000) {
+    const recordFile = join(workDir, 'restored.json')
+    const layers = [{ key: olderBase, kind: 'base', paths, narBytes }]
+    await writeFile(recordFile, JSON.stringify({ keys, layers }))
+    return recordFile
   }
 
   test('skips, saying why, when the closure and inputs hold nothing the restored entry lacked', async () => {
     cache.isFeatureAvailable.mockReturnValue(true)
     scriptStore()
-    const restoredPathsFile = join(workDir, 'restored')
-    await writeFile(restoredPathsFile, `${p('img')}\n${p('img.drv')}\n${input}\n`)
-    const result = await saveStoreCache({ ...save, restoredPathsFile, workDir })
+    const recordFile = await restored([p('img'), p('img.drv'), input])
+    const result = await saveStoreCache({ ...save, recordFile, workDir })
     expect(result).toEqual({
       saved: false,
       reason: 'the closure holds no path that the restored cache did not already have (3 paths)'
@@ -427,14 +514,58 @@ describe('saveStoreCache', () => {
     expect(cache.saveCache).not.toHaveBeenCalled()
   })
 
+  test('an exact hit on its own delta saves nothing', async () => {
+    cache.isFeatureAvailable.mockReturnValue(true)
+    const recordFile = await restored([p('img')])
+    const restoredKey = deltaKey(keys, olderBase)
+    const result = await saveStoreCache({ ...save, restoredKey, recordFile, workDir })
+    expect(result).toEqual({ saved: false, reason: expect.stringContaining('exact hit') })
+  })
+
+  test('a small addition to a restored base of the lock is a delta of the new paths only', async () => {
+    cache.isFeatureAvailable.mockReturnValue(true)
+    scriptStore()
+    const recordFile = await restored([p('img.drv'), input])
+    cache.saveCache.mockResolvedValueOnce(1)
+    const result = await saveStoreCache({ ...save, recordFile, workDir })
+    expect(result).toMatchObject({
+      saved: true,
+      kind: 'delta',
+      key: deltaKey(keys, olderBase),
+      pathCount: 1,
+      newCount: 1
+    })
+    const dumpDb = exec.run.mock.calls.filter(([, args]) => args.includes('--dump-db'))
+    expect(dumpDb.map(([, args]) => args)).toEqual([['--dump-db', p('img')]])
+    expect(cache.saveCache).toHaveBeenCalledWith(
+      ['nix-container-action-store-v3'],
+      deltaKey(keys, olderBase)
+    )
+  })
+
+  test('an addition over a quarter of the base is a new base of the whole closure', async () => {
+    cache.isFeatureAvailable.mockReturnValue(true)
+    scriptStore({ [p('img')]: 251 })
+    const recordFile = await restored([p('img.drv'), input], 1000)
+    cache.saveCache.mockResolvedValueOnce(1)
+    const result = await saveStoreCache({ ...save, recordFile, workDir })
+    expect(result).toMatchObject({
+      saved: true,
+      kind: 'base',
+      key: keys.layers?.base,
+      pathCount: 3
+    })
+    expect(core.info).toHaveBeenCalledWith(expect.stringContaining('more than 25% of it'))
+  })
+
   test("the flake's inputs are saved with the closure", async () => {
     cache.isFeatureAvailable.mockReturnValue(true)
     scriptStore()
-    const restoredPathsFile = join(workDir, 'restored')
-    await writeFile(restoredPathsFile, `${p('img')}\n${p('img.drv')}\n`)
     cache.saveCache.mockResolvedValueOnce(1)
-    const result = await saveStoreCache({ ...save, restoredPathsFile, workDir })
-    expect(result).toMatchObject({ saved: true, pathCount: 3, newCount: 1 })
+    const recordFile = join(workDir, 'restored.json')
+    await writeFile(recordFile, JSON.stringify({ keys, layers: [] }))
+    const result = await saveStoreCache({ ...save, restoredKey: null, recordFile, workDir })
+    expect(result).toMatchObject({ saved: true, kind: 'base', pathCount: 3, newCount: 3 })
     const dumpDb = exec.run.mock.calls.find(([, args]) => args.includes('--dump-db'))
     expect(dumpDb?.[1]).toEqual(['--dump-db', input, p('img'), p('img.drv')])
   })
@@ -443,7 +574,78 @@ describe('saveStoreCache', () => {
     cache.isFeatureAvailable.mockReturnValue(true)
     scriptStore()
     cache.saveCache.mockResolvedValueOnce(-1)
-    const result = await saveStoreCache({ ...save, restoredPathsFile: null, workDir })
+    const recordFile = await restored([])
+    const result = await saveStoreCache({ ...save, recordFile, workDir })
     expect(result).toMatchObject({ saved: false, failed: true })
+  })
+})
+
+describe('wholeClosures', () => {
+  test('a path whose reference is neither valid nor imported is left out, with what needs it', () => {
+    const lib = reg(h('lib', 1))
+    const app = reg(h('app', 2), 0, [h('lib', 1), h('gone', 3)])
+    const image = reg(h('image', 4), 0, [h('app', 2)])
+    const src = reg(h('src', 5), 0, [h('valid', 6)])
+    const valid = (path: string) => path === h('valid', 6)
+    expect(wholeClosures([lib, app, image, src], valid)).toEqual([lib, src])
+    expect(wholeClosures([lib, app, image], path => path === h('gone', 3))).toEqual([
+      lib,
+      app,
+      image
+    ])
+  })
+  test('a path may refer to itself', () => {
+    const self = reg(h('self', 1), 0, [h('self', 1)])
+    expect(wholeClosures([self], () => false)).toEqual([self])
+  })
+})
+
+describe('entriesFor', () => {
+  test('a delta is downloaded with its base; a base or a whole entry alone', () => {
+    const keys = cacheKeys({
+      system: 'x86_64-linux',
+      attribute: 'container',
+      metadata: noInputs,
+      override: null
+    })
+    const base = keys.layers?.base ?? ''
+    const delta = deltaKey(keys, base)
+    expect(entriesFor(delta).map(e => e.key)).toEqual([delta, base])
+    expect(entriesFor(base).map(e => e.key)).toEqual([base])
+    expect(entriesFor('mine').map(e => e.kind)).toEqual(['whole'])
+  })
+})
+
+describe('supersededEntries', () => {
+  const lock = 'nix-container-store/x86_64-linux/container/lock-none/'
+  const record = (key: string, ref = 'refs/heads/main', createdAt = '2026-01-01T00:00:00Z') => ({
+    id: 1,
+    key,
+    ref,
+    version: 'v',
+    createdAt,
+    lastAccessedAt: createdAt,
+    sizeInBytes: 1
+  })
+  const scope = {
+    lockPrefix: lock,
+    keep: [`${lock}base-1`, `${lock}source-2/on-base-1`],
+    ref: 'refs/heads/main',
+    startedAt: new Date('2026-01-02T00:00:00Z')
+  }
+  test("this ref's older entries of the lock, but for those kept", () => {
+    const records = [
+      record(`${lock}base-1`),
+      record(`${lock}source-2/on-base-1`),
+      record(`${lock}source-1/on-base-0`),
+      record(`${lock}base-0`),
+      record(`${lock}base-0`, 'refs/heads/feature'),
+      record('nix-container-store/x86_64-linux/container/lock-aaaa/base-0'),
+      record(`${lock}source-3/on-base-1`, 'refs/heads/main', '2026-01-03T00:00:00Z')
+    ]
+    expect(supersededEntries(records, scope).map(r => r.key)).toEqual([
+      `${lock}source-1/on-base-0`,
+      `${lock}base-0`
+    ])
   })
 })

@@ -41985,6 +41985,17 @@ function splitLines(value) {
         .map(item => item.trim())
         .filter(item => item !== '');
 }
+/**
+ * The `github-token` input, for the post step (which deletes the cache entries a save
+ * superseded): masked before anything else is done with it; null when empty.
+ */
+function readGithubToken(read = readActionInput) {
+    const token = read('github-token').trim();
+    if (token === '')
+        return null;
+    core.setSecret(token);
+    return token;
+}
 function parseInputs(read = readActionInput) {
     const text = (name) => {
         const value = read(name).trim();
@@ -42275,8 +42286,10 @@ var StateKey;
     StateKey["CachePrimaryKey"] = "cache-primary-key";
     /** The key main restored and imported; unset on a miss. */
     StateKey["CacheRestoredKey"] = "cache-restored-key";
-    /** File listing the restored entry's store paths: post saves only when the closure has more. */
-    StateKey["CacheRestoredPaths"] = "cache-restored-paths";
+    /** File recording the keys and the entries restored (JSON): what post saves builds on them. */
+    StateKey["CacheRestoreRecord"] = "cache-restore-record";
+    /** When main began (ISO 8601): post deletes only superseded entries saved before it. */
+    StateKey["CacheStartedAt"] = "cache-started-at";
     StateKey["CacheSave"] = "cache-save";
     /** The flake reference: post caches the sources of its inputs too. */
     StateKey["CacheFlake"] = "cache-flake";
@@ -47011,15 +47024,24 @@ async function deletePaths(paths) {
 /** Bytes under a directory (files only), for the log and the job summary. */
 async function nix_store_directorySize(dir) {
     let total = 0;
-    for (const entry of await (0,promises_namespaceObject.readdir)(dir, { withFileTypes: true, recursive: true })) {
+    for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
         if (entry.isFile())
-            total += (await (0,promises_namespaceObject.stat)((0,external_node_path_.join)(entry.parentPath, entry.name))).size;
+            total += (await stat(join(entry.parentPath, entry.name))).size;
     }
     return total;
 }
 
 ;// CONCATENATED MODULE: ./src/cache/keys.ts
-// The store cache's keys: which entry a run restores, and under which key post saves.
+// The store cache's keys: which entries a run restores, and under which key post saves.
+//
+// Entries are layered by how often things change. A base holds a whole closure and is keyed by
+// the lock (what flake.lock pins changes rarely); a delta holds only what a commit's closure
+// adds to a base and names that base in its key, so one look-up says which two entries to
+// download side by side:
+//   <system>/<attribute>/lock-<h>/base-<source h>                    a base (a whole closure)
+//   <system>/<attribute>/lock-<h>/source-<h>/on-base-<source h>      a delta on that base
+// The primary key (`lock-<h>/source-<h>`, the `cache-key` output) names the commit; an entry
+// saved by it is its delta or its base.
 
 
 
@@ -47027,16 +47049,61 @@ const KEY_PREFIX = 'nix-container-store';
 function shortHash(text) {
     return (0,external_node_crypto_.createHash)('sha256').update(text).digest('hex').slice(0, 16);
 }
+const HASH = '[0-9a-f]{16}';
+const BASE_KEY = new RegExp(`^(.*/lock-(?:none|${HASH})/)base-${HASH}$`);
+const DELTA_KEY = new RegExp(`^(.*/lock-(?:none|${HASH})/)source-${HASH}/on-base-(${HASH})$`);
+/** The base an entry of this lock prefix and source hash would be saved as. */
+function baseKey(lockPrefix, sourceHash) {
+    return `${lockPrefix}base-${sourceHash}`;
+}
+/** Read an entry's key: a base, a delta (and the base it needs), or a whole entry. */
+function parseEntryKey(key) {
+    const delta = DELTA_KEY.exec(key);
+    if (delta?.[1] && delta[2]) {
+        return { kind: 'delta', key, lock: delta[1], base: baseKey(delta[1], delta[2]) };
+    }
+    const base = BASE_KEY.exec(key);
+    if (base?.[1])
+        return { kind: 'base', key, lock: base[1] };
+    return { kind: 'whole', key };
+}
+/** The key of a delta of this commit on `base`. */
+function keys_deltaKey(keys, base) {
+    const parsed = parseEntryKey(base);
+    if (keys.layers === null || parsed.kind !== 'base' || !keys_isSameLock(keys, base)) {
+        throw new Error(`no delta on ${base}: not a base of this lock, or cache-key is set`);
+    }
+    return `${keys.layers.deltaPrefix}on-${base.slice(parsed.lock.length)}`;
+}
+/** The entry was saved under this commit's lock (a delta may only build on such a base). */
+function keys_isSameLock(keys, key) {
+    const entry = parseEntryKey(key);
+    const ours = keys.layers === null ? null : parseEntryKey(keys.layers.base);
+    return entry.kind !== 'whole' && ours?.kind === 'base' && entry.lock === ours.lock;
+}
+/** The restored entry is this commit's own: its delta, its base, or the primary key. */
+function keys_isExactHit(keys, restoredKey) {
+    if (restoredKey === keys.primary)
+        return true;
+    if (keys.layers === null)
+        return false;
+    return restoredKey === keys.layers.base || restoredKey.startsWith(keys.layers.deltaPrefix);
+}
 /**
  * `nix-container-store/<system>/<attribute>/lock-<hash>/source-<hash>`. The attribute is
  * URI-encoded and every part ends in `/`, so `container` never prefix-matches `container-zstd`
  * and no key holds a comma (which the cache service refuses).
  */
 function cacheKeys(facts) {
-    const base = `${KEY_PREFIX}/${facts.system}/${encodeURIComponent(facts.attribute)}/`;
-    const lock = `${base}lock-${facts.metadata.lock === null ? 'none' : shortHash(facts.metadata.lock)}/`;
-    const primary = facts.override ?? `${lock}source-${shortHash(facts.metadata.sourceHash)}`;
-    return { primary, restore: [lock, base] };
+    const scope = `${KEY_PREFIX}/${facts.system}/${encodeURIComponent(facts.attribute)}/`;
+    const lock = `${scope}lock-${facts.metadata.lock === null ? 'none' : shortHash(facts.metadata.lock)}/`;
+    const source = shortHash(facts.metadata.sourceHash);
+    if (facts.override !== null) {
+        return { primary: facts.override, restore: [lock, scope], layers: null, scope };
+    }
+    const primary = `${lock}source-${source}`;
+    const layers = { base: baseKey(lock, source), deltaPrefix: `${primary}/` };
+    return { primary, restore: [layers.deltaPrefix, layers.base, lock, scope], layers, scope };
 }
 /** The keys of this run: the system and the flake's lock and source asked of Nix. */
 async function computeKeys(source) {
@@ -47045,6 +47112,230 @@ async function computeKeys(source) {
         flakeMetadata(source.flake)
     ]);
     return cacheKeys({ system, attribute: source.attribute, metadata, override: source.cacheKey });
+}
+
+;// CONCATENATED MODULE: ./src/cache/github-caches.ts
+// GitHub's REST API for a repository's Actions caches: list the entries of a key prefix on a ref,
+// delete those of one key on one ref. @actions/cache can only restore and save, so the entries a
+// newer save superseded would otherwise stay until GitHub evicts them, crowding the repository's
+// cache quota. Endpoints and status codes (API version 2022-11-28):
+// https://docs.github.com/en/rest/actions/cache
+// Both document 200 only; the 404 of a delete that matched nothing is what GitHub answers (and
+// what `gh cache delete` reads as "no such cache"), every other status is an error here.
+/** How long one request may take before it is abandoned (milliseconds). */
+const REQUEST_TIMEOUT_MS = 30_000;
+/** The largest page the list endpoint serves. */
+const PER_PAGE = 100;
+class github_caches_CachesApiError extends Error {
+    /** The HTTP status, or 0 when no answer came (network error, timeout). */
+    status;
+    /** 403: the token may not do this (a job's token without `actions: write`, say). */
+    forbidden;
+    constructor(status, message) {
+        super(message);
+        this.name = 'CachesApiError';
+        this.status = status;
+        this.forbidden = status === 403;
+    }
+}
+/**
+ * The API to talk to from the runner's environment, and the token; or why not, naming what is
+ * missing. The runner sets GITHUB_API_URL (GitHub Enterprise Server has its own) and
+ * GITHUB_REPOSITORY; the token is the action's github-token input.
+ */
+function github_caches_cachesApiFrom(env, token) {
+    if (!token)
+        return { missing: 'no github-token' };
+    const repository = env.GITHUB_REPOSITORY;
+    if (!repository)
+        return { missing: 'GITHUB_REPOSITORY is not set' };
+    if (!/^[^/\s]+\/[^/\s]+$/.test(repository)) {
+        return { missing: `GITHUB_REPOSITORY is not owner/name: ${repository}` };
+    }
+    const apiUrl = (env.GITHUB_API_URL || 'https://api.github.com').replace(/\/+$/, '');
+    return { apiUrl, repository, token };
+}
+/**
+ * Every committed entry whose key starts with `keyPrefix` on `ref`, page after page. Oldest
+ * first: new entries then land on later pages, so a save while paging shifts nothing already
+ * read (the default order, last access, changes with every restore).
+ */
+async function github_caches_listCaches(api, filter, timeoutMs = REQUEST_TIMEOUT_MS) {
+    const records = new Map();
+    for (let page = 1;; page++) {
+        const query = {
+            key: filter.keyPrefix,
+            ref: filter.ref,
+            sort: 'created_at',
+            direction: 'asc',
+            per_page: String(PER_PAGE),
+            page: String(page)
+        };
+        const { body } = await call(api, 'GET', query, [200], timeoutMs);
+        const list = cacheList(body, `GET ${cachesPath(api, query)}`);
+        for (const record of list.records)
+            records.set(record.id, record);
+        // A short page is the last; total_count stops a server whose last page is exactly full.
+        if (list.records.length < PER_PAGE || page * PER_PAGE >= list.totalCount)
+            break;
+    }
+    return [...records.values()];
+}
+/**
+ * Delete the entries of `key` on `ref`: how many went (0 when none matched). The docs promise a
+ * complete key, but github.com has been seen deleting the entries the key is a prefix of
+ * (cli/cli#10624): a caller keeping `k-1` should not delete a key `k`. A 404 also answers a
+ * repository the token cannot see; listCaches, which says so, comes first.
+ */
+async function github_caches_deleteCachesByKey(api, entry, timeoutMs = REQUEST_TIMEOUT_MS) {
+    const query = { key: entry.key, ref: entry.ref };
+    const { status, body } = await call(api, 'DELETE', query, [200, 404], timeoutMs);
+    if (status === 404)
+        return 0;
+    return cacheList(body, `DELETE ${cachesPath(api, query)}`).records.length;
+}
+/** The path (and query) of the repository's caches: what an error names, never the token. */
+function cachesPath(api, query) {
+    const [owner = '', repo = ''] = api.repository.split('/');
+    const path = `/repos/${encodeURIComponent(owner)}/${encodeURIComponent(repo)}/actions/caches`;
+    return `${path}?${new URLSearchParams(query).toString()}`;
+}
+/**
+ * One request; its status (one of `expected`) and JSON body (null if none). Any other status,
+ * no answer in time, or no answer at all throws a CachesApiError naming the method, the path
+ * and GitHub's message.
+ */
+async function call(api, method, query, expected, timeoutMs) {
+    const path = cachesPath(api, query);
+    const what = `GitHub API ${method} ${path}`;
+    let response;
+    let text;
+    try {
+        response = await fetch(`${api.apiUrl}${path}`, {
+            method,
+            headers: {
+                Accept: 'application/vnd.github+json',
+                Authorization: `Bearer ${api.token}`,
+                'X-GitHub-Api-Version': '2022-11-28',
+                'User-Agent': 'nix-container-action'
+            },
+            signal: AbortSignal.timeout(timeoutMs)
+        });
+        text = await response.text();
+    }
+    catch (error) {
+        throw apiError(api, 0, `${what}: no answer (${failure(error, timeoutMs)})`);
+    }
+    const body = parseJson(text);
+    if (!expected.includes(response.status)) {
+        const hint = response.status === 403 ? forbiddenHint(method) : '';
+        const message = githubMessage(body) ?? (text.trim().slice(0, 200) || response.statusText);
+        throw apiError(api, response.status, `${what}: ${response.status} ${message}${hint}`);
+    }
+    return { status: response.status, body };
+}
+/** The permission a job's token lacks when GitHub answers 403. */
+function forbiddenHint(method) {
+    const permission = method === 'GET' ? 'actions: read' : 'actions: write';
+    return ` (the token may not do this: a job's GITHUB_TOKEN needs \`permissions: ${permission}\`)`;
+}
+/**
+ * Why fetch threw: the timeout by name, else the cause undici hides behind "fetch failed".
+ * Duck-typed: the abort's DOMException need not be an Error of this realm.
+ */
+function failure(error, timeoutMs) {
+    const { name, message, cause } = isObject(error) ? error : {};
+    if (name === 'TimeoutError')
+        return `no response within ${timeoutMs / 1000} s`;
+    if (isObject(cause) && typeof cause.message === 'string')
+        return cause.message;
+    return typeof message === 'string' ? message : String(error);
+}
+/** The error, with the token cut out should anything (a proxy, an echo) have repeated it. */
+function apiError(api, status, message) {
+    return new github_caches_CachesApiError(status, api.token ? message.split(api.token).join('***') : message);
+}
+function parseJson(text) {
+    try {
+        return text ? JSON.parse(text) : null;
+    }
+    catch {
+        return null;
+    }
+}
+/** GitHub's error bodies are `{ message, documentation_url }`. */
+function githubMessage(body) {
+    const message = isObject(body) ? body.message : undefined;
+    return typeof message === 'string' && message ? message : undefined;
+}
+function isObject(value) {
+    return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+/** `{ total_count, actions_caches: [...] }`, checked: a body of another shape is an error. */
+function cacheList(body, what) {
+    const caches = isObject(body) ? body.actions_caches : undefined;
+    const totalCount = isObject(body) ? body.total_count : undefined;
+    if (!Array.isArray(caches) || typeof totalCount !== 'number') {
+        throw new github_caches_CachesApiError(200, `GitHub API ${what}: not a list of caches`);
+    }
+    return { totalCount, records: caches.map(cache => cacheRecord(cache, what)) };
+}
+function cacheRecord(cache, what) {
+    if (!isObject(cache) || typeof cache.id !== 'number' || typeof cache.key !== 'string') {
+        throw new github_caches_CachesApiError(200, `GitHub API ${what}: a cache without an id or a key`);
+    }
+    const text = (value) => (typeof value === 'string' ? value : '');
+    return {
+        id: cache.id,
+        key: cache.key,
+        ref: text(cache.ref),
+        version: text(cache.version),
+        createdAt: text(cache.created_at),
+        lastAccessedAt: text(cache.last_accessed_at),
+        sizeInBytes: typeof cache.size_in_bytes === 'number' ? cache.size_in_bytes : 0
+    };
+}
+
+;// CONCATENATED MODULE: ./src/cache/prune.ts
+// Deleting the entries a save superseded, through GitHub's REST API, so that a lock and branch
+// keep one base and one delta however many commits go by. Only this ref's entries of the same
+// lock, saved before this job began (a job running beside this one keeps what it saved).
+
+
+/**
+ * The listed entries the save superseded (pure). Never a key that a kept key starts with:
+ * github.com has been seen deleting by prefix (cli/cli#10624).
+ */
+function supersededEntries(records, scope) {
+    return records.filter(r => r.ref === scope.ref &&
+        r.key.startsWith(scope.lockPrefix) &&
+        !scope.keep.some(kept => kept.startsWith(r.key)) &&
+        Date.parse(r.createdAt) < scope.startedAt.getTime());
+}
+const PERMISSION = 'give the job `permissions: actions: write` to let the action delete the entries it superseded';
+/** Delete the superseded entries; never throws: what could not be done is a notice. */
+async function prune_pruneSuperseded(scope, env, token) {
+    const api = cachesApiFrom(env, token);
+    if ('missing' in api) {
+        return { deleted: [], notice: `superseded entries were not looked for: ${api.missing}` };
+    }
+    const deleted = [];
+    try {
+        const records = await listCaches(api, { keyPrefix: scope.lockPrefix, ref: scope.ref });
+        const keys = [...new Set(supersededEntries(records, scope).map(r => r.key))];
+        for (const key of keys) {
+            if ((await deleteCachesByKey(api, { key, ref: scope.ref })) > 0)
+                deleted.push(key);
+        }
+        return { deleted, notice: null };
+    }
+    catch (error) {
+        const why = error instanceof CachesApiError && error.forbidden
+            ? `the token may not (${PERMISSION})`
+            : errorMessage(error);
+        const done = deleted.length > 0 ? ` after deleting ${deleted.length}` : '';
+        return { deleted, notice: `superseded entries were not all deleted${done}: ${why}` };
+    }
 }
 
 ;// CONCATENATED MODULE: ./src/cache/manifest.ts
@@ -47091,7 +47382,7 @@ const loadCacheClient = () => __nccwpck_require__.e(/* import() */ 641).then(__n
  * (an absolute path would differ between runners and between RUNNER_TEMPs). Its suffix changes
  * with the archive's layout, so that entries of an older layout are not even found.
  */
-const service_CACHE_DIR_NAME = 'nix-container-action-store-v2';
+const service_CACHE_DIR_NAME = 'nix-container-action-store-v3';
 /**
  * The protocol @actions/cache speaks, decided as its config does: v2 (Twirp at
  * ACTIONS_RESULTS_URL, archives in Azure Blob storage) when ACTIONS_CACHE_SERVICE_V2 is set,
@@ -47148,13 +47439,26 @@ async function inParent(parent, work) {
     }
 }
 /**
- * Restore the entry into <parent>/CACHE_DIR_NAME; the key restored, or null on a miss.
+ * The key of the entry a restore of `primaryKey` and `restoreKeys` would download (exact, then
+ * each prefix, newest first), without downloading it; null when there is none.
+ */
+async function lookUpKey(primaryKey, restoreKeys) {
+    const cache = await loadCacheClient();
+    const key = await cache.restoreCache([service_CACHE_DIR_NAME], primaryKey, restoreKeys, {
+        lookupOnly: true
+    });
+    return key ?? null;
+}
+/**
+ * Download and extract the entries of exactly these keys into <parent>/CACHE_DIR_NAME, side by
+ * side (each archive holds a subdirectory of its own there): the keys that came back.
  * @actions/cache turns service and download errors into a warning and a miss.
  */
-async function restoreDirectory(parent, primaryKey, restoreKeys) {
+async function restoreEntries(parent, keys) {
     const cache = await loadCacheClient();
-    const key = await inParent(parent, () => cache.restoreCache([service_CACHE_DIR_NAME], primaryKey, restoreKeys));
-    return key ?? null;
+    // One inParent for all: the client reads the working directory when it extracts.
+    const restored = await inParent(parent, () => Promise.all(keys.map(key => cache.restoreCache([service_CACHE_DIR_NAME], key, []))));
+    return keys.filter((key, i) => restored[i] === key);
 }
 /**
  * Save <parent>/CACHE_DIR_NAME under key. False when the service refused or failed:
@@ -47251,17 +47555,27 @@ async function storeAccess(storeDir = storeDirectory()) {
     return { nixRemote: process.env.NIX_REMOTE ?? null, storeWritable, dbWritable };
 }
 // --- save ------------------------------------------------------------------------------------
+/** The registrations of valid paths (`nix-store --dump-db`), in the order given. */
+async function store_archive_registrationsOf(paths) {
+    const registrations = [];
+    for (const batch of batches(paths)) {
+        const { stdout } = await run('nix-store', ['--dump-db', ...batch], { silent: true });
+        registrations.push(...parseRegistrations(stdout));
+    }
+    return registrations;
+}
+/** NAR bytes of these paths, as registered. */
+function store_archive_narBytes(registrations) {
+    return registrations.reduce((sum, r) => sum + r.narSize, 0);
+}
 /**
  * Write the archive's contents into `dir`: the registration, and the paths under `store/` as
  * hard links (no copy: the files are read-only and nothing writes to them) where the filesystem
  * and the kernel allow it, else as a copy.
  */
-async function store_archive_writeArchive(dir, paths) {
-    const registrations = [];
-    for (const batch of batches(paths)) {
-        registrations.push((await run('nix-store', ['--dump-db', ...batch], { silent: true })).stdout);
-    }
-    await writeFile(join(dir, REGISTRATION_FILE), registrations.join(''));
+async function store_archive_writeArchive(dir, registrations) {
+    const paths = registrations.map(r => r.path);
+    await writeFile(join(dir, REGISTRATION_FILE), formatRegistrations(registrations));
     const storeCopy = join(dir, STORE_SUBDIR);
     try {
         await copyInto(storeCopy, paths, '-al');
@@ -47305,11 +47619,10 @@ function hashMismatches(entries, hashes) {
  * Hash each staged path's NAR (`nix hash path`, one process per lane) and throw when one is
  * missing or differs from its registration.
  */
-async function checkStagedHashes(stagedStore, entries, lanes = hashLanes()) {
+async function checkStagedHashes(entries, lanes = hashLanes()) {
     await settleAll(balance(entries, lanes).map(async (group) => {
         for (const batch of command_batches(group)) {
-            const staged = batch.map(e => (0,external_node_path_.join)(stagedStore, (0,external_node_path_.basename)(e.path)));
-            const { stdout } = await command_runNix(['hash', 'path', '--type', 'sha256', '--base16', ...staged], { silent: true });
+            const { stdout } = await command_runNix(['hash', 'path', '--type', 'sha256', '--base16', ...batch.map(e => e.staged)], { silent: true });
             const bad = hashMismatches(batch, lines(stdout));
             if (bad.length > 0) {
                 throw new Error(`${bad.length} path(s) differ from their registered NAR hash, e.g. ${bad[0]?.path ?? ''}`);
@@ -47326,7 +47639,7 @@ async function exists(path) {
  * so Nix's own garbage) is moved aside into the staging directory first. When registering
  * fails, the moved paths go back to the staging directory: nothing of the archive stays.
  */
-async function moveIntoStore(stagingDir, stagedStore, entries) {
+async function moveIntoStore(stagingDir, entries) {
     const trash = (0,external_node_path_.join)(stagingDir, 'trash');
     const moved = [];
     try {
@@ -47335,15 +47648,14 @@ async function moveIntoStore(stagingDir, stagedStore, entries) {
                 await exec_run('mkdir', ['-p', trash], { silent: true });
                 await moveTree(entry.path, (0,external_node_path_.join)(trash, (0,external_node_path_.basename)(entry.path)));
             }
-            await moveTree((0,external_node_path_.join)(stagedStore, (0,external_node_path_.basename)(entry.path)), entry.path);
-            moved.push(entry.path);
+            await moveTree(entry.staged, entry.path);
+            moved.push(entry);
         }
         await exec_run('nix-store', ['--load-db'], { input: formatRegistrations(entries), silent: true });
     }
     catch (error) {
-        for (const path of moved) {
-            await moveTree(path, (0,external_node_path_.join)(stagedStore, (0,external_node_path_.basename)(path))).catch(() => undefined);
-        }
+        for (const entry of moved)
+            await moveTree(entry.path, entry.staged).catch(() => undefined);
         throw error;
     }
 }
@@ -47352,13 +47664,15 @@ async function moveIntoStore(stagingDir, stagedStore, entries) {
  * own (`local?root=`, the staged files in its store directory), then `nix copy` them from there,
  * which checks each NAR hash as it adds the path.
  */
-async function importThroughNix(chrootDir, stagedStore, storeDir, registrations, missing) {
+async function importThroughNix(chrootDir, storeDir, staged, missing) {
     const chrootStore = (0,external_node_path_.join)(chrootDir, storeDir);
-    await exec_run('mkdir', ['-p', (0,external_node_path_.dirname)(chrootStore)], { silent: true });
-    await (0,promises_namespaceObject.rename)(stagedStore, chrootStore);
+    await exec_run('mkdir', ['-p', chrootStore], { silent: true });
+    // Every staged path, so that `nix copy` finds each missing path's references there too.
+    for (const entry of staged)
+        await moveTree(entry.staged, (0,external_node_path_.join)(chrootStore, (0,external_node_path_.basename)(entry.path)));
     const from = `local?root=${chrootDir}`;
     await exec_run('nix-store', ['--store', from, '--load-db'], {
-        input: formatRegistrations(registrations),
+        input: formatRegistrations(staged),
         silent: true
     });
     const paths = missing.map(e => e.path);
@@ -47377,9 +47691,10 @@ async function importThroughNix(chrootDir, stagedStore, storeDir, registrations,
 }
 
 ;// CONCATENATED MODULE: ./src/cache/restore.ts
-// Restoring the store cache: the entry is downloaded beside the store (or into the scratch
-// directory), every NAR hash is checked, and only the paths the store lacks are moved in (or
-// imported through Nix). The archive is imported whole or not at all.
+// Restoring the store cache: one look-up says which entries to download (a delta and the base it
+// builds on, side by side, or one whole entry); they are extracted beside the store (or into the
+// scratch directory), every NAR hash is checked, and only the paths the store lacks, with their
+// references whole, are moved in (or imported through Nix). The import is whole or not at all.
 
 
 
@@ -47390,9 +47705,24 @@ async function importThroughNix(chrootDir, stagedStore, storeDir, registrations,
 
 
 
-/** File listing the restored entry's paths, one a line, for post. */
-function restoredPathsFile(workDir) {
-    return (0,external_node_path_.join)(workDir, 'restored-paths');
+
+/** The subdirectory of CACHE_DIR_NAME an entry of this kind is archived under. */
+function restore_layerDirectory(kind) {
+    return kind === 'delta' ? 'delta' : 'base';
+}
+/** File holding the RestoreRecord as JSON, for post. */
+function restoreRecordFile(workDir) {
+    return (0,external_node_path_.join)(workDir, 'restored.json');
+}
+async function writeRestoreRecord(file, record) {
+    await (0,promises_namespaceObject.writeFile)(file, JSON.stringify(record));
+}
+/** The record main wrote; null when there is none (a miss before the keys were known). */
+async function restore_readRestoreRecord(file) {
+    if (file === null)
+        return null;
+    const text = await readFile(file, 'utf8').catch(() => '');
+    return text === '' ? null : JSON.parse(text);
 }
 /**
  * Where the archive is extracted: beside the store (same filesystem, so that moving a path in
@@ -47402,26 +47732,43 @@ function stagingDirFor(fast, storeDir, workDir) {
     const name = `.nca-staging-${(0,external_node_crypto_.randomBytes)(6).toString('hex')}`;
     return fast ? (0,external_node_path_.join)(storeDir, name) : (0,external_node_path_.join)(workDir, name);
 }
+/** The entries to download for the key the look-up found: a delta needs its base. */
+function entriesFor(found) {
+    const entry = parseEntryKey(found);
+    if (entry.kind !== 'delta')
+        return [entry];
+    return [entry, parseEntryKey(entry.base)];
+}
 /**
- * Download the entry for `keys` and import what the store lacks; null when there is no entry.
- * Throws when the archive cannot be used (it is then discarded and the store left as it was).
+ * Download the entries for `keys` and import what the store lacks; null when there is none.
+ * Throws when the archives cannot be used (they are then discarded and the store left as it
+ * was).
  */
 async function restoreEntry(keys, workDir) {
     const storeDir = storeDirectory();
     const method = restoreMethod(await storeAccess(storeDir));
     if (!method.fast)
         lib_core/* info */.pq(`Paths will be imported through nix copy: ${method.reason}`);
+    const found = await lookUpKey(keys.primary, keys.restore);
+    if (found === null)
+        return null;
     const staging = stagingDirFor(method.fast, storeDir, workDir);
     try {
         await (0,promises_namespaceObject.mkdir)(staging);
-        const key = await restoreDirectory(staging, keys.primary, keys.restore);
-        if (key === null)
+        const entries = await downloadEntries(staging, found);
+        if (entries.length === 0)
             return null;
-        const dir = (0,external_node_path_.join)(staging, service_CACHE_DIR_NAME);
-        const bytes = await nix_store_directorySize(dir);
-        const manifest = await readManifest(dir);
-        const importedCount = await importAll({ archiveDir: dir, staging, storeDir, method, manifest });
-        return { key, paths: manifest.paths, importedCount, bytes };
+        const layers = await readLayers((0,external_node_path_.join)(staging, service_CACHE_DIR_NAME), entries);
+        const { importedCount, leftOut } = await importAll({ staging, storeDir, method, layers });
+        const valid = uniqueRegistrations(layers).filter(r => !leftOut.has(r.path));
+        const paths = valid.map(r => r.path).sort();
+        return {
+            key: found,
+            layers: layers.map(l => l.layer),
+            paths,
+            importedCount,
+            bytes: store_archive_narBytes(valid)
+        };
     }
     finally {
         // What was moved into the store is no longer here; the rest (a discarded archive, paths
@@ -47429,44 +47776,120 @@ async function restoreEntry(keys, workDir) {
         await tree_removeTree(staging).catch(() => undefined);
     }
 }
+/**
+ * Download `found` and, for a delta, its base, side by side. A base that is gone (evicted, or
+ * superseded and deleted) is replaced by the newest base of the same lock, if any.
+ */
+async function downloadEntries(staging, found) {
+    const wanted = entriesFor(found);
+    const restored = new Set(await restoreEntries(staging, wanted.map(e => e.key)));
+    const entries = wanted.filter(e => restored.has(e.key));
+    const delta = wanted[0];
+    if (delta?.kind === 'delta' && !restored.has(delta.base)) {
+        lib_core/* info */.pq(`The base ${delta.base} of ${found} is not in the cache: looking for another one`);
+        const other = await lookUpKey(`${delta.lock}base-`, []);
+        if (other !== null && (await restoreEntries(staging, [other])).includes(other)) {
+            lib_core/* info */.pq(`Restored the base ${other}; paths of the delta that need the old one are left out`);
+            entries.push(parseEntryKey(other));
+        }
+    }
+    return entries;
+}
 /** Every path of the manifest with its registration, or an error naming what is wrong. */
-function registrationsOf(manifest, text, storeDir) {
+function restore_registrationsOf(paths, text, storeDir) {
     const registrations = parseRegistrations(text);
     const registered = new Set(registrations.map(r => r.path));
-    const unregistered = manifest.paths.find(p => !registered.has(p));
+    const unregistered = paths.find(p => !registered.has(p));
     if (unregistered !== undefined)
         throw new Error(`the archive does not register ${unregistered}`);
     const elsewhere = registrations.find(r => (0,external_node_path_.dirname)(r.path) !== storeDir);
     if (elsewhere !== undefined)
         throw new Error(`${elsewhere.path} is not in the store ${storeDir}`);
-    return registrations;
+    return registrations.filter(r => registered.has(r.path));
+}
+async function readLayers(cacheDir, entries) {
+    const storeDir = storeDirectory();
+    return Promise.all(entries.map(async (entry) => {
+        const dir = (0,external_node_path_.join)(cacheDir, restore_layerDirectory(entry.kind));
+        const manifest = await readManifest(dir);
+        const text = await (0,promises_namespaceObject.readFile)((0,external_node_path_.join)(dir, REGISTRATION_FILE), 'utf8');
+        const registrations = restore_registrationsOf(manifest.paths, text, storeDir);
+        const staged = registrations.map(r => ({
+            ...r,
+            staged: (0,external_node_path_.join)(dir, STORE_SUBDIR, r.path.slice(storeDir.length + 1))
+        }));
+        const layer = {
+            key: entry.key,
+            kind: entry.kind,
+            paths: manifest.paths,
+            narBytes: store_archive_narBytes(registrations)
+        };
+        return { layer, staged };
+    }));
+}
+/** Each path once (a path two layers hold is taken from the first). */
+function uniqueRegistrations(layers) {
+    const byPath = new Map();
+    for (const staged of layers.flatMap(l => l.staged)) {
+        if (!byPath.has(staged.path))
+            byPath.set(staged.path, staged);
+    }
+    return [...byPath.values()];
+}
+/**
+ * The missing paths whose every reference is valid or imported with them (pure): a path whose
+ * closure the downloaded entries do not hold (a delta whose base is gone) is left out, and so
+ * is every path that refers to it.
+ */
+function wholeClosures(missing, isValid) {
+    const importing = new Map(missing.map(r => [r.path, r]));
+    for (let changed = true; changed;) {
+        changed = false;
+        for (const [path, entry] of importing) {
+            if (entry.references.some(ref => !isValid(ref) && !importing.has(ref))) {
+                importing.delete(path);
+                changed = true;
+            }
+        }
+    }
+    return missing.filter(r => importing.has(r.path));
+}
+/** Which of the staged paths to import: the missing ones with whole closures. */
+async function pathsToImport(staged) {
+    const inArchive = new Set(staged.map(s => s.path));
+    const elsewhere = [...new Set(staged.flatMap(s => s.references).filter(r => !inArchive.has(r)))];
+    const invalid = new Set(await nix_store_invalidPaths([...inArchive, ...elsewhere]));
+    const missing = staged.filter(s => invalid.has(s.path));
+    const whole = wholeClosures(missing, path => !invalid.has(path));
+    const importing = new Set(whole.map(s => s.path));
+    const leftOut = new Set(missing.map(s => s.path).filter(p => !importing.has(p)));
+    if (leftOut.size > 0) {
+        lib_core/* info */.pq(`${leftOut.size} paths left out: they need paths neither the store nor the entries hold`);
+    }
+    return { importing: whole, leftOut };
 }
 /**
  * Bring in the paths the store lacks, each checked against its NAR hash before it is
- * registered. A failure leaves the store as it was: the archive is imported whole or not at all.
+ * registered. A failure leaves the store as it was: the import is whole or not at all.
  */
 async function importAll(o) {
-    const text = await (0,promises_namespaceObject.readFile)((0,external_node_path_.join)(o.archiveDir, REGISTRATION_FILE), 'utf8');
-    const registrations = registrationsOf(o.manifest, text, o.storeDir);
-    const invalid = new Set(await nix_store_invalidPaths(o.manifest.paths));
-    if (invalid.size === 0)
-        return 0;
-    const missing = registrations.filter(r => invalid.has(r.path));
-    lib_core/* info */.pq(`Importing ${missing.length} of ${o.manifest.paths.length} paths`);
-    const stagedStore = (0,external_node_path_.join)(o.archiveDir, STORE_SUBDIR);
+    const staged = uniqueRegistrations(o.layers);
+    const { importing: missing, leftOut } = await pathsToImport(staged);
+    if (missing.length === 0)
+        return { importedCount: 0, leftOut };
+    lib_core/* info */.pq(`Importing ${missing.length} of ${staged.length} paths`);
     try {
         if (o.method.fast) {
-            await checkStagedHashes(stagedStore, missing);
-            await moveIntoStore(o.staging, stagedStore, missing);
+            await checkStagedHashes(missing);
+            await moveIntoStore(o.staging, missing);
         }
         else {
-            const chroot = (0,external_node_path_.join)(o.staging, 'chroot');
-            await importThroughNix(chroot, stagedStore, o.storeDir, registrations, missing);
+            await importThroughNix((0,external_node_path_.join)(o.staging, 'chroot'), o.storeDir, staged, missing);
         }
-        return missing.length;
+        return { importedCount: missing.length, leftOut };
     }
     catch (error) {
-        // Nix checked each path it added; still, the archive goes whole or not at all.
+        // Nix checked each path it added; still, the import goes whole or not at all.
         if (!o.method.fast)
             await restore_rollBack(missing.map(r => r.path));
         throw new Error(`the archive did not import cleanly and was discarded: ${errors_errorMessage(error)}`);
@@ -47486,8 +47909,11 @@ async function restore_rollBack(missing) {
 }
 
 ;// CONCATENATED MODULE: ./src/cache/save.ts
-// Saving the store cache: what goes in (the build closures and the flake inputs' sources) and
-// writing the archive under the primary key.
+// Saving the store cache: what goes in (the build closures and the flake inputs' sources), as
+// what (a delta on the restored base, or a new base), and writing the archive.
+
+
+
 
 
 
@@ -47506,13 +47932,6 @@ async function closureOfBuilds(drvPaths, storePaths) {
     }
     return [...closure].sort();
 }
-/** The paths main restored, from its file (none when there is no file). */
-async function save_readRestoredPaths(file) {
-    if (file === null)
-        return [];
-    const text = await readFile(file, 'utf8').catch(() => '');
-    return text.split('\n').filter(line => line !== '');
-}
 /**
  * The build closures (one per system built) and the sources of the flake's inputs (sorted).
  * `drvPaths` and `storePaths` are one a line, in the same order ('' where a drv is unknown).
@@ -47527,21 +47946,53 @@ async function save_pathsToCache(flake, drvPaths, storePaths) {
     return [...new Set([...closure, ...inputs.filter(p => !absent.has(p))])].sort();
 }
 /**
- * Write the archive of `paths` under `workDir` and save it as `key`: its size in bytes, or null
- * when the cache service did not take it (@actions/cache has said why).
+ * A delta when this lock's base was restored and what the closure adds to it stays within
+ * DELTA_SHARE of it; otherwise a new base (or, with `cache-key`, one whole entry).
  */
-async function save_saveEntry(workDir, key, paths, 
-/** How many of `paths` the restored entry lacked, for the log. */
-newCount) {
+async function save_planSave(keys, closure, layers) {
+    const whole = async (note) => ({
+        kind: keys.layers === null ? 'whole' : 'base',
+        key: keys.layers?.base ?? keys.primary,
+        registrations: await registrationsOf(closure),
+        base: null,
+        note
+    });
+    const base = layers.find(l => l.kind === 'base' && isSameLock(keys, l.key));
+    if (keys.layers === null || base === undefined)
+        return whole(null);
+    const delta = await registrationsOf(pathsNotRestored(closure, base.paths));
+    const bytes = narBytes(delta);
+    if (!deltaFits(bytes, base.narBytes)) {
+        return whole(`what the closure adds to the base ${base.key} (${save_megabytes(bytes)}) is more than ${DELTA_SHARE * 100}% of it (${save_megabytes(base.narBytes)}): a new base`);
+    }
+    return {
+        kind: 'delta',
+        key: deltaKey(keys, base.key),
+        registrations: delta,
+        base: base.key,
+        note: null
+    };
+}
+function save_megabytes(bytes) {
+    return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+}
+/**
+ * Write the archive of the plan under `workDir` and save it: its size in bytes before
+ * compression, or null when the cache service did not take it (@actions/cache has said why).
+ */
+async function save_saveEntry(workDir, plan) {
     const dir = join(workDir, CACHE_DIR_NAME);
+    const layerDir = join(dir, layerDirectory(plan.kind));
     await removeTree(dir);
-    await mkdir(dir, { recursive: true });
+    await mkdir(layerDir, { recursive: true });
     try {
-        core.info(`Saving ${paths.length} paths (${newCount} not in the restored cache) as ${key}`);
-        await writeArchive(dir, paths);
-        await writeManifest(dir, paths);
+        const paths = plan.registrations.map(r => r.path);
+        const on = plan.base === null ? '' : ` (a delta on ${plan.base})`;
+        core.info(`Saving ${paths.length} paths, ${save_megabytes(narBytes(plan.registrations))}, as ${plan.key}${on}`);
+        await writeArchive(layerDir, plan.registrations);
+        await writeManifest(layerDir, paths);
         const bytes = await directorySize(dir);
-        return (await saveDirectory(workDir, key)) ? bytes : null;
+        return (await saveDirectory(workDir, plan.key)) ? bytes : null;
     }
     finally {
         await removeTree(dir).catch(() => undefined);
@@ -47564,15 +48015,16 @@ newCount) {
 
 
 
+
 /** Restore the store cache; never throws: a failed restore is a warning and a miss. */
 async function restoreStoreCache(options) {
-    const pathsFile = restoredPathsFile(options.workDir);
+    const recordFile = restoreRecordFile(options.workDir);
     const result = {
         outcome: 'miss',
         keys: null,
         restoredKey: null,
         hit: false,
-        restoredPathsFile: pathsFile,
+        recordFile,
         pathCount: 0,
         importedCount: 0,
         bytes: 0,
@@ -47580,9 +48032,10 @@ async function restoreStoreCache(options) {
     };
     try {
         await (0,promises_namespaceObject.mkdir)(options.workDir, { recursive: true });
-        await (0,promises_namespaceObject.writeFile)(pathsFile, '');
+        await (0,promises_namespaceObject.writeFile)(recordFile, '');
         const keys = await computeKeys(options);
         result.keys = keys;
+        await writeRestoreRecord(recordFile, { keys, layers: [] });
         lib_core/* info */.pq(`Primary key: ${keys.primary}`);
         lib_core/* info */.pq(`Restore keys: ${keys.restore.join(', ')}`);
         const missingService = await service_cacheServiceMissing();
@@ -47591,13 +48044,14 @@ async function restoreStoreCache(options) {
         const entry = await restoreEntry(keys, options.workDir);
         if (entry === null)
             return { ...result, reason: `no entry for ${keys.primary} or its restore keys` };
-        await (0,promises_namespaceObject.writeFile)(pathsFile, entry.paths.join('\n') + '\n');
-        lib_core/* info */.pq(`Restored ${entry.key}: ${entry.paths.length} paths (${megabytes(entry.bytes)}), ${entry.importedCount} imported, the rest already valid`);
+        await writeRestoreRecord(recordFile, { keys, layers: entry.layers });
+        const from = entry.layers.map(l => `${l.kind} ${l.key}`).join(' + ');
+        lib_core/* info */.pq(`Restored ${from}: ${entry.paths.length} paths (${save_megabytes(entry.bytes)}), ${entry.importedCount} imported, the rest already valid`);
         return {
             ...result,
             outcome: 'restored',
             restoredKey: entry.key,
-            hit: entry.key === keys.primary,
+            hit: keys_isExactHit(keys, entry.key),
             pathCount: entry.paths.length,
             importedCount: entry.importedCount,
             bytes: entry.bytes
@@ -47613,7 +48067,7 @@ function describeRestore(result) {
     switch (result.outcome) {
         case 'restored': {
             const which = result.hit ? 'hit' : 'restore-key hit';
-            return `${which} ${result.restoredKey ?? ''}: ${result.pathCount} paths, ${megabytes(result.bytes)}, ${result.importedCount} imported`;
+            return `${which} ${result.restoredKey ?? ''}: ${result.pathCount} paths, ${save_megabytes(result.bytes)}, ${result.importedCount} imported`;
         }
         case 'miss':
             return `miss: ${result.reason ?? ''}`;
@@ -47623,25 +48077,32 @@ function describeRestore(result) {
             return `failed (warning): ${result.reason ?? ''}`;
     }
 }
-/** Save the build closure and the inputs under the primary key, unless there is no point. */
+/**
+ * Save what the build needed that the restored entries lacked: a delta on this lock's base, or
+ * a new base; then delete what that superseded. Unless there is no point.
+ */
 async function saveStoreCache(options) {
+    const record = await readRestoreRecord(options.recordFile);
+    const restoredKey = options.restoredKey;
     const skip = saveSkipReason({
         cacheSave: options.cacheSave,
         serviceMissing: await cacheServiceMissing(),
         primaryKey: options.primaryKey,
-        restoredKey: options.restoredKey,
+        exactHit: record && restoredKey && isExactHit(record.keys, restoredKey) ? restoredKey : null,
         built: options.storePath !== null
     });
-    if (skip !== null || options.primaryKey === null || options.storePath === null) {
-        return { saved: false, reason: skip ?? 'nothing to save' };
+    if (skip !== null || record === null || options.storePath === null) {
+        return { saved: false, reason: skip ?? 'nothing to save: main recorded no keys' };
     }
     const closure = await pathsToCache(options.flake, options.drvPath, options.storePath);
-    const restored = await readRestoredPaths(options.restoredPathsFile);
+    const restored = [...new Set(record.layers.flatMap(l => l.paths))];
     const noNewPaths = closureSkipReason(closure, restored);
     if (noNewPaths !== null)
         return { saved: false, reason: noNewPaths };
-    const newCount = pathsNotRestored(closure, restored).length;
-    const bytes = await saveEntry(options.workDir, options.primaryKey, closure, newCount);
+    const plan = await planSave(record.keys, closure, record.layers);
+    if (plan.note !== null)
+        core.info(plan.note);
+    const bytes = await saveEntry(options.workDir, plan);
     if (bytes === null) {
         return {
             saved: false,
@@ -47649,17 +48110,39 @@ async function saveStoreCache(options) {
             reason: 'the cache service did not take the entry (see the message above)'
         };
     }
-    return { saved: true, key: options.primaryKey, pathCount: closure.length, newCount, bytes };
+    const pruned = await pruneAfterSave(record.keys, plan, options);
+    return {
+        saved: true,
+        key: plan.key,
+        kind: plan.kind,
+        pathCount: plan.registrations.length,
+        newCount: pathsNotRestored(closure, restored).length,
+        bytes,
+        pruned
+    };
+}
+/** Delete the lock's entries on this ref that the new one superseded (not with `cache-key`). */
+async function pruneAfterSave(keys, plan, options) {
+    const ref = process.env.GITHUB_REF;
+    if (keys.layers === null || !ref || options.startedAt === null)
+        return null;
+    const lockPrefix = keys.layers.base.slice(0, keys.layers.base.lastIndexOf('/') + 1);
+    const keep = [plan.key, ...(plan.base === null ? [] : [plan.base])];
+    const result = await pruneSuperseded({ lockPrefix, keep, ref, startedAt: options.startedAt }, process.env, options.githubToken);
+    for (const key of result.deleted)
+        core.info(`Deleted the superseded entry ${key}`);
+    if (result.notice !== null)
+        core.notice(`Store cache: ${result.notice}`);
+    return result;
 }
 function describeSave(result) {
     if (!result.saved)
         return `not saved: ${result.reason}`;
-    return `saved ${result.key}: ${result.pathCount} paths (${result.newCount} new), ${megabytes(result.bytes)}`;
+    const pruned = result.pruned?.deleted.length ?? 0;
+    const deleted = pruned > 0 ? `; ${pruned} superseded deleted` : '';
+    return `saved ${result.kind} ${result.key}: ${result.pathCount} paths (${result.newCount} new), ${megabytes(result.bytes)}${deleted}`;
 }
 // --- helpers --------------------------------------------------------------------------------
-function megabytes(bytes) {
-    return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
-}
 /** Scratch space for the archive: the runner's temp directory, emptied after each job. */
 function storeCacheWorkDir() {
     return actionTempDir();
@@ -47733,6 +48216,7 @@ async function restoreCache(inputs, report) {
         return;
     }
     const workDir = storeCacheWorkDir();
+    saveState(StateKey.CacheStartedAt, new Date().toISOString());
     const restored = await report.stage('Store cache', () => restoreStoreCache({
         flake: inputs.flake,
         attribute: inputs.attribute,
@@ -47744,7 +48228,7 @@ async function restoreCache(inputs, report) {
     saveState(StateKey.CacheSave, String(inputs.cacheSave));
     saveState(StateKey.CacheFlake, inputs.flake);
     saveState(StateKey.CacheWorkDir, workDir);
-    saveState(StateKey.CacheRestoredPaths, restored.restoredPathsFile);
+    saveState(StateKey.CacheRestoreRecord, restored.recordFile);
     if (restored.keys)
         saveState(StateKey.CachePrimaryKey, restored.keys.primary);
     if (restored.restoredKey)

@@ -28672,16 +28672,18 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("util");
 __nccwpck_require__.d(__webpack_exports__, {
   Yz: () => (/* binding */ core_debug),
   z3: () => (/* binding */ error),
+  V4: () => (/* binding */ getInput),
   Gu: () => (/* binding */ getState),
   Os: () => (/* binding */ group),
   pq: () => (/* binding */ info),
   _o: () => (/* binding */ isDebug),
+  lm: () => (/* binding */ notice),
   Pq: () => (/* binding */ core_setSecret),
   z: () => (/* reexport */ summary),
   $e: () => (/* binding */ warning)
 });
 
-// UNUSED EXPORTS: ExitCode, addPath, endGroup, exportVariable, getBooleanInput, getIDToken, getInput, getMultilineInput, markdownSummary, notice, platform, saveState, setCommandEcho, setFailed, setOutput, startGroup, toPlatformPath, toPosixPath, toWin32Path
+// UNUSED EXPORTS: ExitCode, addPath, endGroup, exportVariable, getBooleanInput, getIDToken, getMultilineInput, markdownSummary, platform, saveState, setCommandEcho, setFailed, setOutput, startGroup, toPlatformPath, toPosixPath, toWin32Path
 
 // EXTERNAL MODULE: external "os"
 var external_os_ = __nccwpck_require__(857);
@@ -28707,7 +28709,7 @@ function utils_toCommandValue(input) {
  * @returns The command properties to send with the actual annotation command
  * See IssueCommandProperties: https://github.com/actions/runner/blob/main/src/Runner.Worker/ActionCommandManager.cs#L646
  */
-function utils_toCommandProperties(annotationProperties) {
+function toCommandProperties(annotationProperties) {
     if (!Object.keys(annotationProperties).length) {
         return {};
     }
@@ -29522,7 +29524,7 @@ function core_debug(message) {
  * @param properties optional properties to add to the annotation.
  */
 function error(message, properties = {}) {
-    command_issueCommand('error', utils_toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+    command_issueCommand('error', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 /**
  * Adds a warning issue
@@ -29530,7 +29532,7 @@ function error(message, properties = {}) {
  * @param properties optional properties to add to the annotation.
  */
 function warning(message, properties = {}) {
-    command_issueCommand('warning', utils_toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+    command_issueCommand('warning', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 /**
  * Adds a notice issue
@@ -29538,7 +29540,7 @@ function warning(message, properties = {}) {
  * @param properties optional properties to add to the annotation.
  */
 function notice(message, properties = {}) {
-    issueCommand('notice', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+    command_issueCommand('notice', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 /**
  * Writes info to log with console.log.
@@ -31913,8 +31915,10 @@ var StateKey;
     StateKey["CachePrimaryKey"] = "cache-primary-key";
     /** The key main restored and imported; unset on a miss. */
     StateKey["CacheRestoredKey"] = "cache-restored-key";
-    /** File listing the restored entry's store paths: post saves only when the closure has more. */
-    StateKey["CacheRestoredPaths"] = "cache-restored-paths";
+    /** File recording the keys and the entries restored (JSON): what post saves builds on them. */
+    StateKey["CacheRestoreRecord"] = "cache-restore-record";
+    /** When main began (ISO 8601): post deletes only superseded entries saved before it. */
+    StateKey["CacheStartedAt"] = "cache-started-at";
     StateKey["CacheSave"] = "cache-save";
     /** The flake reference: post caches the sources of its inputs too. */
     StateKey["CacheFlake"] = "cache-flake";
@@ -32219,7 +32223,7 @@ async function nix_store_deletePaths(paths) {
     await run('nix-store', ['--delete', ...paths], { silent: true });
 }
 /** Bytes under a directory (files only), for the log and the job summary. */
-async function nix_store_directorySize(dir) {
+async function directorySize(dir) {
     let total = 0;
     for (const entry of await (0,promises_namespaceObject.readdir)(dir, { withFileTypes: true, recursive: true })) {
         if (entry.isFile())
@@ -32229,7 +32233,16 @@ async function nix_store_directorySize(dir) {
 }
 
 ;// CONCATENATED MODULE: ./src/cache/keys.ts
-// The store cache's keys: which entry a run restores, and under which key post saves.
+// The store cache's keys: which entries a run restores, and under which key post saves.
+//
+// Entries are layered by how often things change. A base holds a whole closure and is keyed by
+// the lock (what flake.lock pins changes rarely); a delta holds only what a commit's closure
+// adds to a base and names that base in its key, so one look-up says which two entries to
+// download side by side:
+//   <system>/<attribute>/lock-<h>/base-<source h>                    a base (a whole closure)
+//   <system>/<attribute>/lock-<h>/source-<h>/on-base-<source h>      a delta on that base
+// The primary key (`lock-<h>/source-<h>`, the `cache-key` output) names the commit; an entry
+// saved by it is its delta or its base.
 
 
 
@@ -32237,16 +32250,61 @@ const KEY_PREFIX = 'nix-container-store';
 function shortHash(text) {
     return createHash('sha256').update(text).digest('hex').slice(0, 16);
 }
+const HASH = '[0-9a-f]{16}';
+const BASE_KEY = new RegExp(`^(.*/lock-(?:none|${HASH})/)base-${HASH}$`);
+const DELTA_KEY = new RegExp(`^(.*/lock-(?:none|${HASH})/)source-${HASH}/on-base-(${HASH})$`);
+/** The base an entry of this lock prefix and source hash would be saved as. */
+function baseKey(lockPrefix, sourceHash) {
+    return `${lockPrefix}base-${sourceHash}`;
+}
+/** Read an entry's key: a base, a delta (and the base it needs), or a whole entry. */
+function keys_parseEntryKey(key) {
+    const delta = DELTA_KEY.exec(key);
+    if (delta?.[1] && delta[2]) {
+        return { kind: 'delta', key, lock: delta[1], base: baseKey(delta[1], delta[2]) };
+    }
+    const base = BASE_KEY.exec(key);
+    if (base?.[1])
+        return { kind: 'base', key, lock: base[1] };
+    return { kind: 'whole', key };
+}
+/** The key of a delta of this commit on `base`. */
+function deltaKey(keys, base) {
+    const parsed = keys_parseEntryKey(base);
+    if (keys.layers === null || parsed.kind !== 'base' || !isSameLock(keys, base)) {
+        throw new Error(`no delta on ${base}: not a base of this lock, or cache-key is set`);
+    }
+    return `${keys.layers.deltaPrefix}on-${base.slice(parsed.lock.length)}`;
+}
+/** The entry was saved under this commit's lock (a delta may only build on such a base). */
+function isSameLock(keys, key) {
+    const entry = keys_parseEntryKey(key);
+    const ours = keys.layers === null ? null : keys_parseEntryKey(keys.layers.base);
+    return entry.kind !== 'whole' && ours?.kind === 'base' && entry.lock === ours.lock;
+}
+/** The restored entry is this commit's own: its delta, its base, or the primary key. */
+function keys_isExactHit(keys, restoredKey) {
+    if (restoredKey === keys.primary)
+        return true;
+    if (keys.layers === null)
+        return false;
+    return restoredKey === keys.layers.base || restoredKey.startsWith(keys.layers.deltaPrefix);
+}
 /**
  * `nix-container-store/<system>/<attribute>/lock-<hash>/source-<hash>`. The attribute is
  * URI-encoded and every part ends in `/`, so `container` never prefix-matches `container-zstd`
  * and no key holds a comma (which the cache service refuses).
  */
 function cacheKeys(facts) {
-    const base = `${KEY_PREFIX}/${facts.system}/${encodeURIComponent(facts.attribute)}/`;
-    const lock = `${base}lock-${facts.metadata.lock === null ? 'none' : shortHash(facts.metadata.lock)}/`;
-    const primary = facts.override ?? `${lock}source-${shortHash(facts.metadata.sourceHash)}`;
-    return { primary, restore: [lock, base] };
+    const scope = `${KEY_PREFIX}/${facts.system}/${encodeURIComponent(facts.attribute)}/`;
+    const lock = `${scope}lock-${facts.metadata.lock === null ? 'none' : shortHash(facts.metadata.lock)}/`;
+    const source = shortHash(facts.metadata.sourceHash);
+    if (facts.override !== null) {
+        return { primary: facts.override, restore: [lock, scope], layers: null, scope };
+    }
+    const primary = `${lock}source-${source}`;
+    const layers = { base: baseKey(lock, source), deltaPrefix: `${primary}/` };
+    return { primary, restore: [layers.deltaPrefix, layers.base, lock, scope], layers, scope };
 }
 /** The keys of this run: the system and the flake's lock and source asked of Nix. */
 async function keys_computeKeys(source) {
@@ -32255,6 +32313,230 @@ async function keys_computeKeys(source) {
         flakeMetadata(source.flake)
     ]);
     return cacheKeys({ system, attribute: source.attribute, metadata, override: source.cacheKey });
+}
+
+;// CONCATENATED MODULE: ./src/cache/github-caches.ts
+// GitHub's REST API for a repository's Actions caches: list the entries of a key prefix on a ref,
+// delete those of one key on one ref. @actions/cache can only restore and save, so the entries a
+// newer save superseded would otherwise stay until GitHub evicts them, crowding the repository's
+// cache quota. Endpoints and status codes (API version 2022-11-28):
+// https://docs.github.com/en/rest/actions/cache
+// Both document 200 only; the 404 of a delete that matched nothing is what GitHub answers (and
+// what `gh cache delete` reads as "no such cache"), every other status is an error here.
+/** How long one request may take before it is abandoned (milliseconds). */
+const REQUEST_TIMEOUT_MS = 30_000;
+/** The largest page the list endpoint serves. */
+const PER_PAGE = 100;
+class CachesApiError extends Error {
+    /** The HTTP status, or 0 when no answer came (network error, timeout). */
+    status;
+    /** 403: the token may not do this (a job's token without `actions: write`, say). */
+    forbidden;
+    constructor(status, message) {
+        super(message);
+        this.name = 'CachesApiError';
+        this.status = status;
+        this.forbidden = status === 403;
+    }
+}
+/**
+ * The API to talk to from the runner's environment, and the token; or why not, naming what is
+ * missing. The runner sets GITHUB_API_URL (GitHub Enterprise Server has its own) and
+ * GITHUB_REPOSITORY; the token is the action's github-token input.
+ */
+function cachesApiFrom(env, token) {
+    if (!token)
+        return { missing: 'no github-token' };
+    const repository = env.GITHUB_REPOSITORY;
+    if (!repository)
+        return { missing: 'GITHUB_REPOSITORY is not set' };
+    if (!/^[^/\s]+\/[^/\s]+$/.test(repository)) {
+        return { missing: `GITHUB_REPOSITORY is not owner/name: ${repository}` };
+    }
+    const apiUrl = (env.GITHUB_API_URL || 'https://api.github.com').replace(/\/+$/, '');
+    return { apiUrl, repository, token };
+}
+/**
+ * Every committed entry whose key starts with `keyPrefix` on `ref`, page after page. Oldest
+ * first: new entries then land on later pages, so a save while paging shifts nothing already
+ * read (the default order, last access, changes with every restore).
+ */
+async function listCaches(api, filter, timeoutMs = REQUEST_TIMEOUT_MS) {
+    const records = new Map();
+    for (let page = 1;; page++) {
+        const query = {
+            key: filter.keyPrefix,
+            ref: filter.ref,
+            sort: 'created_at',
+            direction: 'asc',
+            per_page: String(PER_PAGE),
+            page: String(page)
+        };
+        const { body } = await call(api, 'GET', query, [200], timeoutMs);
+        const list = cacheList(body, `GET ${cachesPath(api, query)}`);
+        for (const record of list.records)
+            records.set(record.id, record);
+        // A short page is the last; total_count stops a server whose last page is exactly full.
+        if (list.records.length < PER_PAGE || page * PER_PAGE >= list.totalCount)
+            break;
+    }
+    return [...records.values()];
+}
+/**
+ * Delete the entries of `key` on `ref`: how many went (0 when none matched). The docs promise a
+ * complete key, but github.com has been seen deleting the entries the key is a prefix of
+ * (cli/cli#10624): a caller keeping `k-1` should not delete a key `k`. A 404 also answers a
+ * repository the token cannot see; listCaches, which says so, comes first.
+ */
+async function deleteCachesByKey(api, entry, timeoutMs = REQUEST_TIMEOUT_MS) {
+    const query = { key: entry.key, ref: entry.ref };
+    const { status, body } = await call(api, 'DELETE', query, [200, 404], timeoutMs);
+    if (status === 404)
+        return 0;
+    return cacheList(body, `DELETE ${cachesPath(api, query)}`).records.length;
+}
+/** The path (and query) of the repository's caches: what an error names, never the token. */
+function cachesPath(api, query) {
+    const [owner = '', repo = ''] = api.repository.split('/');
+    const path = `/repos/${encodeURIComponent(owner)}/${encodeURIComponent(repo)}/actions/caches`;
+    return `${path}?${new URLSearchParams(query).toString()}`;
+}
+/**
+ * One request; its status (one of `expected`) and JSON body (null if none). Any other status,
+ * no answer in time, or no answer at all throws a CachesApiError naming the method, the path
+ * and GitHub's message.
+ */
+async function call(api, method, query, expected, timeoutMs) {
+    const path = cachesPath(api, query);
+    const what = `GitHub API ${method} ${path}`;
+    let response;
+    let text;
+    try {
+        response = await fetch(`${api.apiUrl}${path}`, {
+            method,
+            headers: {
+                Accept: 'application/vnd.github+json',
+                Authorization: `Bearer ${api.token}`,
+                'X-GitHub-Api-Version': '2022-11-28',
+                'User-Agent': 'nix-container-action'
+            },
+            signal: AbortSignal.timeout(timeoutMs)
+        });
+        text = await response.text();
+    }
+    catch (error) {
+        throw apiError(api, 0, `${what}: no answer (${failure(error, timeoutMs)})`);
+    }
+    const body = parseJson(text);
+    if (!expected.includes(response.status)) {
+        const hint = response.status === 403 ? forbiddenHint(method) : '';
+        const message = githubMessage(body) ?? (text.trim().slice(0, 200) || response.statusText);
+        throw apiError(api, response.status, `${what}: ${response.status} ${message}${hint}`);
+    }
+    return { status: response.status, body };
+}
+/** The permission a job's token lacks when GitHub answers 403. */
+function forbiddenHint(method) {
+    const permission = method === 'GET' ? 'actions: read' : 'actions: write';
+    return ` (the token may not do this: a job's GITHUB_TOKEN needs \`permissions: ${permission}\`)`;
+}
+/**
+ * Why fetch threw: the timeout by name, else the cause undici hides behind "fetch failed".
+ * Duck-typed: the abort's DOMException need not be an Error of this realm.
+ */
+function failure(error, timeoutMs) {
+    const { name, message, cause } = isObject(error) ? error : {};
+    if (name === 'TimeoutError')
+        return `no response within ${timeoutMs / 1000} s`;
+    if (isObject(cause) && typeof cause.message === 'string')
+        return cause.message;
+    return typeof message === 'string' ? message : String(error);
+}
+/** The error, with the token cut out should anything (a proxy, an echo) have repeated it. */
+function apiError(api, status, message) {
+    return new CachesApiError(status, api.token ? message.split(api.token).join('***') : message);
+}
+function parseJson(text) {
+    try {
+        return text ? JSON.parse(text) : null;
+    }
+    catch {
+        return null;
+    }
+}
+/** GitHub's error bodies are `{ message, documentation_url }`. */
+function githubMessage(body) {
+    const message = isObject(body) ? body.message : undefined;
+    return typeof message === 'string' && message ? message : undefined;
+}
+function isObject(value) {
+    return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+/** `{ total_count, actions_caches: [...] }`, checked: a body of another shape is an error. */
+function cacheList(body, what) {
+    const caches = isObject(body) ? body.actions_caches : undefined;
+    const totalCount = isObject(body) ? body.total_count : undefined;
+    if (!Array.isArray(caches) || typeof totalCount !== 'number') {
+        throw new CachesApiError(200, `GitHub API ${what}: not a list of caches`);
+    }
+    return { totalCount, records: caches.map(cache => cacheRecord(cache, what)) };
+}
+function cacheRecord(cache, what) {
+    if (!isObject(cache) || typeof cache.id !== 'number' || typeof cache.key !== 'string') {
+        throw new CachesApiError(200, `GitHub API ${what}: a cache without an id or a key`);
+    }
+    const text = (value) => (typeof value === 'string' ? value : '');
+    return {
+        id: cache.id,
+        key: cache.key,
+        ref: text(cache.ref),
+        version: text(cache.version),
+        createdAt: text(cache.created_at),
+        lastAccessedAt: text(cache.last_accessed_at),
+        sizeInBytes: typeof cache.size_in_bytes === 'number' ? cache.size_in_bytes : 0
+    };
+}
+
+;// CONCATENATED MODULE: ./src/cache/prune.ts
+// Deleting the entries a save superseded, through GitHub's REST API, so that a lock and branch
+// keep one base and one delta however many commits go by. Only this ref's entries of the same
+// lock, saved before this job began (a job running beside this one keeps what it saved).
+
+
+/**
+ * The listed entries the save superseded (pure). Never a key that a kept key starts with:
+ * github.com has been seen deleting by prefix (cli/cli#10624).
+ */
+function supersededEntries(records, scope) {
+    return records.filter(r => r.ref === scope.ref &&
+        r.key.startsWith(scope.lockPrefix) &&
+        !scope.keep.some(kept => kept.startsWith(r.key)) &&
+        Date.parse(r.createdAt) < scope.startedAt.getTime());
+}
+const PERMISSION = 'give the job `permissions: actions: write` to let the action delete the entries it superseded';
+/** Delete the superseded entries; never throws: what could not be done is a notice. */
+async function pruneSuperseded(scope, env, token) {
+    const api = cachesApiFrom(env, token);
+    if ('missing' in api) {
+        return { deleted: [], notice: `superseded entries were not looked for: ${api.missing}` };
+    }
+    const deleted = [];
+    try {
+        const records = await listCaches(api, { keyPrefix: scope.lockPrefix, ref: scope.ref });
+        const keys = [...new Set(supersededEntries(records, scope).map(r => r.key))];
+        for (const key of keys) {
+            if ((await deleteCachesByKey(api, { key, ref: scope.ref })) > 0)
+                deleted.push(key);
+        }
+        return { deleted, notice: null };
+    }
+    catch (error) {
+        const why = error instanceof CachesApiError && error.forbidden
+            ? `the token may not (${PERMISSION})`
+            : errors_errorMessage(error);
+        const done = deleted.length > 0 ? ` after deleting ${deleted.length}` : '';
+        return { deleted, notice: `superseded entries were not all deleted${done}: ${why}` };
+    }
 }
 
 ;// CONCATENATED MODULE: ./src/tree.ts
@@ -32350,7 +32632,7 @@ const loadCacheClient = () => __nccwpck_require__.e(/* import() */ 641).then(__n
  * (an absolute path would differ between runners and between RUNNER_TEMPs). Its suffix changes
  * with the archive's layout, so that entries of an older layout are not even found.
  */
-const service_CACHE_DIR_NAME = 'nix-container-action-store-v2';
+const service_CACHE_DIR_NAME = 'nix-container-action-store-v3';
 /**
  * The protocol @actions/cache speaks, decided as its config does: v2 (Twirp at
  * ACTIONS_RESULTS_URL, archives in Azure Blob storage) when ACTIONS_CACHE_SERVICE_V2 is set,
@@ -32407,13 +32689,26 @@ async function inParent(parent, work) {
     }
 }
 /**
- * Restore the entry into <parent>/CACHE_DIR_NAME; the key restored, or null on a miss.
+ * The key of the entry a restore of `primaryKey` and `restoreKeys` would download (exact, then
+ * each prefix, newest first), without downloading it; null when there is none.
+ */
+async function service_lookUpKey(primaryKey, restoreKeys) {
+    const cache = await loadCacheClient();
+    const key = await cache.restoreCache([service_CACHE_DIR_NAME], primaryKey, restoreKeys, {
+        lookupOnly: true
+    });
+    return key ?? null;
+}
+/**
+ * Download and extract the entries of exactly these keys into <parent>/CACHE_DIR_NAME, side by
+ * side (each archive holds a subdirectory of its own there): the keys that came back.
  * @actions/cache turns service and download errors into a warning and a miss.
  */
-async function service_restoreDirectory(parent, primaryKey, restoreKeys) {
+async function service_restoreEntries(parent, keys) {
     const cache = await loadCacheClient();
-    const key = await inParent(parent, () => cache.restoreCache([service_CACHE_DIR_NAME], primaryKey, restoreKeys));
-    return key ?? null;
+    // One inParent for all: the client reads the working directory when it extracts.
+    const restored = await inParent(parent, () => Promise.all(keys.map(key => cache.restoreCache([service_CACHE_DIR_NAME], key, []))));
+    return keys.filter((key, i) => restored[i] === key);
 }
 /**
  * Save <parent>/CACHE_DIR_NAME under key. False when the service refused or failed:
@@ -32512,17 +32807,27 @@ async function store_archive_storeAccess(storeDir = store_archive_storeDirectory
     return { nixRemote: process.env.NIX_REMOTE ?? null, storeWritable, dbWritable };
 }
 // --- save ------------------------------------------------------------------------------------
+/** The registrations of valid paths (`nix-store --dump-db`), in the order given. */
+async function registrationsOf(paths) {
+    const registrations = [];
+    for (const batch of command_batches(paths)) {
+        const { stdout } = await exec_run('nix-store', ['--dump-db', ...batch], { silent: true });
+        registrations.push(...store_archive_parseRegistrations(stdout));
+    }
+    return registrations;
+}
+/** NAR bytes of these paths, as registered. */
+function store_archive_narBytes(registrations) {
+    return registrations.reduce((sum, r) => sum + r.narSize, 0);
+}
 /**
  * Write the archive's contents into `dir`: the registration, and the paths under `store/` as
  * hard links (no copy: the files are read-only and nothing writes to them) where the filesystem
  * and the kernel allow it, else as a copy.
  */
-async function writeArchive(dir, paths) {
-    const registrations = [];
-    for (const batch of command_batches(paths)) {
-        registrations.push((await exec_run('nix-store', ['--dump-db', ...batch], { silent: true })).stdout);
-    }
-    await (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(dir, store_archive_REGISTRATION_FILE), registrations.join(''));
+async function writeArchive(dir, registrations) {
+    const paths = registrations.map(r => r.path);
+    await (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(dir, store_archive_REGISTRATION_FILE), formatRegistrations(registrations));
     const storeCopy = (0,external_node_path_.join)(dir, store_archive_STORE_SUBDIR);
     try {
         await copyInto(storeCopy, paths, '-al');
@@ -32566,11 +32871,10 @@ function hashMismatches(entries, hashes) {
  * Hash each staged path's NAR (`nix hash path`, one process per lane) and throw when one is
  * missing or differs from its registration.
  */
-async function store_archive_checkStagedHashes(stagedStore, entries, lanes = hashLanes()) {
+async function store_archive_checkStagedHashes(entries, lanes = hashLanes()) {
     await settleAll(balance(entries, lanes).map(async (group) => {
         for (const batch of batches(group)) {
-            const staged = batch.map(e => join(stagedStore, basename(e.path)));
-            const { stdout } = await runNix(['hash', 'path', '--type', 'sha256', '--base16', ...staged], { silent: true });
+            const { stdout } = await runNix(['hash', 'path', '--type', 'sha256', '--base16', ...batch.map(e => e.staged)], { silent: true });
             const bad = hashMismatches(batch, lines(stdout));
             if (bad.length > 0) {
                 throw new Error(`${bad.length} path(s) differ from their registered NAR hash, e.g. ${bad[0]?.path ?? ''}`);
@@ -32587,7 +32891,7 @@ async function exists(path) {
  * so Nix's own garbage) is moved aside into the staging directory first. When registering
  * fails, the moved paths go back to the staging directory: nothing of the archive stays.
  */
-async function store_archive_moveIntoStore(stagingDir, stagedStore, entries) {
+async function store_archive_moveIntoStore(stagingDir, entries) {
     const trash = join(stagingDir, 'trash');
     const moved = [];
     try {
@@ -32596,15 +32900,14 @@ async function store_archive_moveIntoStore(stagingDir, stagedStore, entries) {
                 await run('mkdir', ['-p', trash], { silent: true });
                 await moveTree(entry.path, join(trash, basename(entry.path)));
             }
-            await moveTree(join(stagedStore, basename(entry.path)), entry.path);
-            moved.push(entry.path);
+            await moveTree(entry.staged, entry.path);
+            moved.push(entry);
         }
         await run('nix-store', ['--load-db'], { input: formatRegistrations(entries), silent: true });
     }
     catch (error) {
-        for (const path of moved) {
-            await moveTree(path, join(stagedStore, basename(path))).catch(() => undefined);
-        }
+        for (const entry of moved)
+            await moveTree(entry.path, entry.staged).catch(() => undefined);
         throw error;
     }
 }
@@ -32613,13 +32916,15 @@ async function store_archive_moveIntoStore(stagingDir, stagedStore, entries) {
  * own (`local?root=`, the staged files in its store directory), then `nix copy` them from there,
  * which checks each NAR hash as it adds the path.
  */
-async function store_archive_importThroughNix(chrootDir, stagedStore, storeDir, registrations, missing) {
+async function store_archive_importThroughNix(chrootDir, storeDir, staged, missing) {
     const chrootStore = join(chrootDir, storeDir);
-    await run('mkdir', ['-p', dirname(chrootStore)], { silent: true });
-    await rename(stagedStore, chrootStore);
+    await run('mkdir', ['-p', chrootStore], { silent: true });
+    // Every staged path, so that `nix copy` finds each missing path's references there too.
+    for (const entry of staged)
+        await moveTree(entry.staged, join(chrootStore, basename(entry.path)));
     const from = `local?root=${chrootDir}`;
     await run('nix-store', ['--store', from, '--load-db'], {
-        input: formatRegistrations(registrations),
+        input: formatRegistrations(staged),
         silent: true
     });
     const paths = missing.map(e => e.path);
@@ -32638,9 +32943,10 @@ async function store_archive_importThroughNix(chrootDir, stagedStore, storeDir, 
 }
 
 ;// CONCATENATED MODULE: ./src/cache/restore.ts
-// Restoring the store cache: the entry is downloaded beside the store (or into the scratch
-// directory), every NAR hash is checked, and only the paths the store lacks are moved in (or
-// imported through Nix). The archive is imported whole or not at all.
+// Restoring the store cache: one look-up says which entries to download (a delta and the base it
+// builds on, side by side, or one whole entry); they are extracted beside the store (or into the
+// scratch directory), every NAR hash is checked, and only the paths the store lacks, with their
+// references whole, are moved in (or imported through Nix). The import is whole or not at all.
 
 
 
@@ -32651,9 +32957,24 @@ async function store_archive_importThroughNix(chrootDir, stagedStore, storeDir, 
 
 
 
-/** File listing the restored entry's paths, one a line, for post. */
-function restore_restoredPathsFile(workDir) {
-    return join(workDir, 'restored-paths');
+
+/** The subdirectory of CACHE_DIR_NAME an entry of this kind is archived under. */
+function layerDirectory(kind) {
+    return kind === 'delta' ? 'delta' : 'base';
+}
+/** File holding the RestoreRecord as JSON, for post. */
+function restore_restoreRecordFile(workDir) {
+    return join(workDir, 'restored.json');
+}
+async function restore_writeRestoreRecord(file, record) {
+    await writeFile(file, JSON.stringify(record));
+}
+/** The record main wrote; null when there is none (a miss before the keys were known). */
+async function readRestoreRecord(file) {
+    if (file === null)
+        return null;
+    const text = await (0,promises_namespaceObject.readFile)(file, 'utf8').catch(() => '');
+    return text === '' ? null : JSON.parse(text);
 }
 /**
  * Where the archive is extracted: beside the store (same filesystem, so that moving a path in
@@ -32663,26 +32984,43 @@ function stagingDirFor(fast, storeDir, workDir) {
     const name = `.nca-staging-${randomBytes(6).toString('hex')}`;
     return fast ? join(storeDir, name) : join(workDir, name);
 }
+/** The entries to download for the key the look-up found: a delta needs its base. */
+function entriesFor(found) {
+    const entry = parseEntryKey(found);
+    if (entry.kind !== 'delta')
+        return [entry];
+    return [entry, parseEntryKey(entry.base)];
+}
 /**
- * Download the entry for `keys` and import what the store lacks; null when there is no entry.
- * Throws when the archive cannot be used (it is then discarded and the store left as it was).
+ * Download the entries for `keys` and import what the store lacks; null when there is none.
+ * Throws when the archives cannot be used (they are then discarded and the store left as it
+ * was).
  */
 async function restore_restoreEntry(keys, workDir) {
     const storeDir = storeDirectory();
     const method = restoreMethod(await storeAccess(storeDir));
     if (!method.fast)
         core.info(`Paths will be imported through nix copy: ${method.reason}`);
+    const found = await lookUpKey(keys.primary, keys.restore);
+    if (found === null)
+        return null;
     const staging = stagingDirFor(method.fast, storeDir, workDir);
     try {
         await mkdir(staging);
-        const key = await restoreDirectory(staging, keys.primary, keys.restore);
-        if (key === null)
+        const entries = await downloadEntries(staging, found);
+        if (entries.length === 0)
             return null;
-        const dir = join(staging, CACHE_DIR_NAME);
-        const bytes = await directorySize(dir);
-        const manifest = await readManifest(dir);
-        const importedCount = await importAll({ archiveDir: dir, staging, storeDir, method, manifest });
-        return { key, paths: manifest.paths, importedCount, bytes };
+        const layers = await readLayers(join(staging, CACHE_DIR_NAME), entries);
+        const { importedCount, leftOut } = await importAll({ staging, storeDir, method, layers });
+        const valid = uniqueRegistrations(layers).filter(r => !leftOut.has(r.path));
+        const paths = valid.map(r => r.path).sort();
+        return {
+            key: found,
+            layers: layers.map(l => l.layer),
+            paths,
+            importedCount,
+            bytes: narBytes(valid)
+        };
     }
     finally {
         // What was moved into the store is no longer here; the rest (a discarded archive, paths
@@ -32690,44 +33028,120 @@ async function restore_restoreEntry(keys, workDir) {
         await removeTree(staging).catch(() => undefined);
     }
 }
+/**
+ * Download `found` and, for a delta, its base, side by side. A base that is gone (evicted, or
+ * superseded and deleted) is replaced by the newest base of the same lock, if any.
+ */
+async function downloadEntries(staging, found) {
+    const wanted = entriesFor(found);
+    const restored = new Set(await restoreEntries(staging, wanted.map(e => e.key)));
+    const entries = wanted.filter(e => restored.has(e.key));
+    const delta = wanted[0];
+    if (delta?.kind === 'delta' && !restored.has(delta.base)) {
+        core.info(`The base ${delta.base} of ${found} is not in the cache: looking for another one`);
+        const other = await lookUpKey(`${delta.lock}base-`, []);
+        if (other !== null && (await restoreEntries(staging, [other])).includes(other)) {
+            core.info(`Restored the base ${other}; paths of the delta that need the old one are left out`);
+            entries.push(parseEntryKey(other));
+        }
+    }
+    return entries;
+}
 /** Every path of the manifest with its registration, or an error naming what is wrong. */
-function registrationsOf(manifest, text, storeDir) {
+function restore_registrationsOf(paths, text, storeDir) {
     const registrations = parseRegistrations(text);
     const registered = new Set(registrations.map(r => r.path));
-    const unregistered = manifest.paths.find(p => !registered.has(p));
+    const unregistered = paths.find(p => !registered.has(p));
     if (unregistered !== undefined)
         throw new Error(`the archive does not register ${unregistered}`);
     const elsewhere = registrations.find(r => dirname(r.path) !== storeDir);
     if (elsewhere !== undefined)
         throw new Error(`${elsewhere.path} is not in the store ${storeDir}`);
-    return registrations;
+    return registrations.filter(r => registered.has(r.path));
+}
+async function readLayers(cacheDir, entries) {
+    const storeDir = storeDirectory();
+    return Promise.all(entries.map(async (entry) => {
+        const dir = join(cacheDir, layerDirectory(entry.kind));
+        const manifest = await readManifest(dir);
+        const text = await readFile(join(dir, REGISTRATION_FILE), 'utf8');
+        const registrations = restore_registrationsOf(manifest.paths, text, storeDir);
+        const staged = registrations.map(r => ({
+            ...r,
+            staged: join(dir, STORE_SUBDIR, r.path.slice(storeDir.length + 1))
+        }));
+        const layer = {
+            key: entry.key,
+            kind: entry.kind,
+            paths: manifest.paths,
+            narBytes: narBytes(registrations)
+        };
+        return { layer, staged };
+    }));
+}
+/** Each path once (a path two layers hold is taken from the first). */
+function uniqueRegistrations(layers) {
+    const byPath = new Map();
+    for (const staged of layers.flatMap(l => l.staged)) {
+        if (!byPath.has(staged.path))
+            byPath.set(staged.path, staged);
+    }
+    return [...byPath.values()];
+}
+/**
+ * The missing paths whose every reference is valid or imported with them (pure): a path whose
+ * closure the downloaded entries do not hold (a delta whose base is gone) is left out, and so
+ * is every path that refers to it.
+ */
+function wholeClosures(missing, isValid) {
+    const importing = new Map(missing.map(r => [r.path, r]));
+    for (let changed = true; changed;) {
+        changed = false;
+        for (const [path, entry] of importing) {
+            if (entry.references.some(ref => !isValid(ref) && !importing.has(ref))) {
+                importing.delete(path);
+                changed = true;
+            }
+        }
+    }
+    return missing.filter(r => importing.has(r.path));
+}
+/** Which of the staged paths to import: the missing ones with whole closures. */
+async function pathsToImport(staged) {
+    const inArchive = new Set(staged.map(s => s.path));
+    const elsewhere = [...new Set(staged.flatMap(s => s.references).filter(r => !inArchive.has(r)))];
+    const invalid = new Set(await invalidPaths([...inArchive, ...elsewhere]));
+    const missing = staged.filter(s => invalid.has(s.path));
+    const whole = wholeClosures(missing, path => !invalid.has(path));
+    const importing = new Set(whole.map(s => s.path));
+    const leftOut = new Set(missing.map(s => s.path).filter(p => !importing.has(p)));
+    if (leftOut.size > 0) {
+        core.info(`${leftOut.size} paths left out: they need paths neither the store nor the entries hold`);
+    }
+    return { importing: whole, leftOut };
 }
 /**
  * Bring in the paths the store lacks, each checked against its NAR hash before it is
- * registered. A failure leaves the store as it was: the archive is imported whole or not at all.
+ * registered. A failure leaves the store as it was: the import is whole or not at all.
  */
 async function importAll(o) {
-    const text = await readFile(join(o.archiveDir, REGISTRATION_FILE), 'utf8');
-    const registrations = registrationsOf(o.manifest, text, o.storeDir);
-    const invalid = new Set(await invalidPaths(o.manifest.paths));
-    if (invalid.size === 0)
-        return 0;
-    const missing = registrations.filter(r => invalid.has(r.path));
-    core.info(`Importing ${missing.length} of ${o.manifest.paths.length} paths`);
-    const stagedStore = join(o.archiveDir, STORE_SUBDIR);
+    const staged = uniqueRegistrations(o.layers);
+    const { importing: missing, leftOut } = await pathsToImport(staged);
+    if (missing.length === 0)
+        return { importedCount: 0, leftOut };
+    core.info(`Importing ${missing.length} of ${staged.length} paths`);
     try {
         if (o.method.fast) {
-            await checkStagedHashes(stagedStore, missing);
-            await moveIntoStore(o.staging, stagedStore, missing);
+            await checkStagedHashes(missing);
+            await moveIntoStore(o.staging, missing);
         }
         else {
-            const chroot = join(o.staging, 'chroot');
-            await importThroughNix(chroot, stagedStore, o.storeDir, registrations, missing);
+            await importThroughNix(join(o.staging, 'chroot'), o.storeDir, staged, missing);
         }
-        return missing.length;
+        return { importedCount: missing.length, leftOut };
     }
     catch (error) {
-        // Nix checked each path it added; still, the archive goes whole or not at all.
+        // Nix checked each path it added; still, the import goes whole or not at all.
         if (!o.method.fast)
             await rollBack(missing.map(r => r.path));
         throw new Error(`the archive did not import cleanly and was discarded: ${errorMessage(error)}`);
@@ -32746,9 +33160,51 @@ async function rollBack(missing) {
     }
 }
 
+;// CONCATENATED MODULE: ./src/cache/save-rules.ts
+// Whether post saves the store cache, and as what (pure): the rules, before and after looking
+// at the store.
+/** Why the post step does not save, before looking at the store; null: look further. */
+function saveSkipReason(facts) {
+    if (!facts.cacheSave)
+        return 'cache-save: false';
+    if (facts.serviceMissing !== null)
+        return facts.serviceMissing;
+    if (facts.primaryKey === null)
+        return 'no cache key: the restore step could not compute one';
+    if (!facts.built)
+        return 'the build did not run to the end';
+    if (facts.exactHit !== null) {
+        return `exact hit on ${facts.exactHit}: the entry already holds this build`;
+    }
+    return null;
+}
+/** The closure's paths that the restored cache did not have (sorted). */
+function pathsNotRestored(closure, restored) {
+    const had = new Set(restored);
+    return closure.filter(p => !had.has(p)).sort();
+}
+function closureSkipReason(closure, restored) {
+    if (pathsNotRestored(closure, restored).length > 0)
+        return null;
+    return `the closure holds no path that the restored cache did not already have (${closure.length} paths)`;
+}
+/**
+ * A delta may hold at most this share of its base's NAR bytes; beyond it the commit saves a new
+ * base. It bounds what a lock and branch keep (a base and one delta: 1.25x a closure) and what
+ * a restore downloads that the build may not need.
+ */
+const DELTA_SHARE = 0.25;
+/** Whether a delta of `deltaBytes` may build on a base of `baseBytes` (NAR bytes). */
+function deltaFits(deltaBytes, baseBytes) {
+    return deltaBytes <= DELTA_SHARE * baseBytes;
+}
+
 ;// CONCATENATED MODULE: ./src/cache/save.ts
-// Saving the store cache: what goes in (the build closures and the flake inputs' sources) and
-// writing the archive under the primary key.
+// Saving the store cache: what goes in (the build closures and the flake inputs' sources), as
+// what (a delta on the restored base, or a new base), and writing the archive.
+
+
+
 
 
 
@@ -32767,13 +33223,6 @@ async function closureOfBuilds(drvPaths, storePaths) {
     }
     return [...closure].sort();
 }
-/** The paths main restored, from its file (none when there is no file). */
-async function readRestoredPaths(file) {
-    if (file === null)
-        return [];
-    const text = await (0,promises_namespaceObject.readFile)(file, 'utf8').catch(() => '');
-    return text.split('\n').filter(line => line !== '');
-}
 /**
  * The build closures (one per system built) and the sources of the flake's inputs (sorted).
  * `drvPaths` and `storePaths` are one a line, in the same order ('' where a drv is unknown).
@@ -32788,53 +33237,57 @@ async function pathsToCache(flake, drvPaths, storePaths) {
     return [...new Set([...closure, ...inputs.filter(p => !absent.has(p))])].sort();
 }
 /**
- * Write the archive of `paths` under `workDir` and save it as `key`: its size in bytes, or null
- * when the cache service did not take it (@actions/cache has said why).
+ * A delta when this lock's base was restored and what the closure adds to it stays within
+ * DELTA_SHARE of it; otherwise a new base (or, with `cache-key`, one whole entry).
  */
-async function saveEntry(workDir, key, paths, 
-/** How many of `paths` the restored entry lacked, for the log. */
-newCount) {
+async function planSave(keys, closure, layers) {
+    const whole = async (note) => ({
+        kind: keys.layers === null ? 'whole' : 'base',
+        key: keys.layers?.base ?? keys.primary,
+        registrations: await registrationsOf(closure),
+        base: null,
+        note
+    });
+    const base = layers.find(l => l.kind === 'base' && isSameLock(keys, l.key));
+    if (keys.layers === null || base === undefined)
+        return whole(null);
+    const delta = await registrationsOf(pathsNotRestored(closure, base.paths));
+    const bytes = store_archive_narBytes(delta);
+    if (!deltaFits(bytes, base.narBytes)) {
+        return whole(`what the closure adds to the base ${base.key} (${save_megabytes(bytes)}) is more than ${DELTA_SHARE * 100}% of it (${save_megabytes(base.narBytes)}): a new base`);
+    }
+    return {
+        kind: 'delta',
+        key: deltaKey(keys, base.key),
+        registrations: delta,
+        base: base.key,
+        note: null
+    };
+}
+function save_megabytes(bytes) {
+    return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+}
+/**
+ * Write the archive of the plan under `workDir` and save it: its size in bytes before
+ * compression, or null when the cache service did not take it (@actions/cache has said why).
+ */
+async function saveEntry(workDir, plan) {
     const dir = (0,external_node_path_.join)(workDir, service_CACHE_DIR_NAME);
+    const layerDir = (0,external_node_path_.join)(dir, layerDirectory(plan.kind));
     await tree_removeTree(dir);
-    await (0,promises_namespaceObject.mkdir)(dir, { recursive: true });
+    await (0,promises_namespaceObject.mkdir)(layerDir, { recursive: true });
     try {
-        lib_core/* info */.pq(`Saving ${paths.length} paths (${newCount} not in the restored cache) as ${key}`);
-        await writeArchive(dir, paths);
-        await writeManifest(dir, paths);
-        const bytes = await nix_store_directorySize(dir);
-        return (await saveDirectory(workDir, key)) ? bytes : null;
+        const paths = plan.registrations.map(r => r.path);
+        const on = plan.base === null ? '' : ` (a delta on ${plan.base})`;
+        lib_core/* info */.pq(`Saving ${paths.length} paths, ${save_megabytes(store_archive_narBytes(plan.registrations))}, as ${plan.key}${on}`);
+        await writeArchive(layerDir, plan.registrations);
+        await writeManifest(layerDir, paths);
+        const bytes = await directorySize(dir);
+        return (await saveDirectory(workDir, plan.key)) ? bytes : null;
     }
     finally {
         await tree_removeTree(dir).catch(() => undefined);
     }
-}
-
-;// CONCATENATED MODULE: ./src/cache/save-rules.ts
-// Whether post saves the store cache (pure): the rules, before and after looking at the store.
-/** Why the post step does not save, before looking at the store; null: look further. */
-function saveSkipReason(facts) {
-    if (!facts.cacheSave)
-        return 'cache-save: false';
-    if (facts.serviceMissing !== null)
-        return facts.serviceMissing;
-    if (facts.primaryKey === null)
-        return 'no cache key: the restore step could not compute one';
-    if (!facts.built)
-        return 'the build did not run to the end';
-    if (facts.restoredKey === facts.primaryKey) {
-        return `exact hit on the primary key ${facts.primaryKey}: the entry already holds this build`;
-    }
-    return null;
-}
-/** The closure's paths that the restored cache did not have (sorted). */
-function pathsNotRestored(closure, restored) {
-    const had = new Set(restored);
-    return closure.filter(p => !had.has(p)).sort();
-}
-function closureSkipReason(closure, restored) {
-    if (pathsNotRestored(closure, restored).length > 0)
-        return null;
-    return `the closure holds no path that the restored cache did not already have (${closure.length} paths)`;
 }
 
 ;// CONCATENATED MODULE: ./src/temp.ts
@@ -32867,15 +33320,16 @@ function temp_actionTempDir(root = runnerTemp()) {
 
 
 
+
 /** Restore the store cache; never throws: a failed restore is a warning and a miss. */
 async function restoreStoreCache(options) {
-    const pathsFile = restoredPathsFile(options.workDir);
+    const recordFile = restoreRecordFile(options.workDir);
     const result = {
         outcome: 'miss',
         keys: null,
         restoredKey: null,
         hit: false,
-        restoredPathsFile: pathsFile,
+        recordFile,
         pathCount: 0,
         importedCount: 0,
         bytes: 0,
@@ -32883,9 +33337,10 @@ async function restoreStoreCache(options) {
     };
     try {
         await mkdir(options.workDir, { recursive: true });
-        await writeFile(pathsFile, '');
+        await writeFile(recordFile, '');
         const keys = await computeKeys(options);
         result.keys = keys;
+        await writeRestoreRecord(recordFile, { keys, layers: [] });
         core.info(`Primary key: ${keys.primary}`);
         core.info(`Restore keys: ${keys.restore.join(', ')}`);
         const missingService = await cacheServiceMissing();
@@ -32894,13 +33349,14 @@ async function restoreStoreCache(options) {
         const entry = await restoreEntry(keys, options.workDir);
         if (entry === null)
             return { ...result, reason: `no entry for ${keys.primary} or its restore keys` };
-        await writeFile(pathsFile, entry.paths.join('\n') + '\n');
-        core.info(`Restored ${entry.key}: ${entry.paths.length} paths (${megabytes(entry.bytes)}), ${entry.importedCount} imported, the rest already valid`);
+        await writeRestoreRecord(recordFile, { keys, layers: entry.layers });
+        const from = entry.layers.map(l => `${l.kind} ${l.key}`).join(' + ');
+        core.info(`Restored ${from}: ${entry.paths.length} paths (${megabytes(entry.bytes)}), ${entry.importedCount} imported, the rest already valid`);
         return {
             ...result,
             outcome: 'restored',
             restoredKey: entry.key,
-            hit: entry.key === keys.primary,
+            hit: isExactHit(keys, entry.key),
             pathCount: entry.paths.length,
             importedCount: entry.importedCount,
             bytes: entry.bytes
@@ -32926,25 +33382,32 @@ function describeRestore(result) {
             return `failed (warning): ${result.reason ?? ''}`;
     }
 }
-/** Save the build closure and the inputs under the primary key, unless there is no point. */
+/**
+ * Save what the build needed that the restored entries lacked: a delta on this lock's base, or
+ * a new base; then delete what that superseded. Unless there is no point.
+ */
 async function saveStoreCache(options) {
+    const record = await readRestoreRecord(options.recordFile);
+    const restoredKey = options.restoredKey;
     const skip = saveSkipReason({
         cacheSave: options.cacheSave,
         serviceMissing: await service_cacheServiceMissing(),
         primaryKey: options.primaryKey,
-        restoredKey: options.restoredKey,
+        exactHit: record && restoredKey && keys_isExactHit(record.keys, restoredKey) ? restoredKey : null,
         built: options.storePath !== null
     });
-    if (skip !== null || options.primaryKey === null || options.storePath === null) {
-        return { saved: false, reason: skip ?? 'nothing to save' };
+    if (skip !== null || record === null || options.storePath === null) {
+        return { saved: false, reason: skip ?? 'nothing to save: main recorded no keys' };
     }
     const closure = await pathsToCache(options.flake, options.drvPath, options.storePath);
-    const restored = await readRestoredPaths(options.restoredPathsFile);
+    const restored = [...new Set(record.layers.flatMap(l => l.paths))];
     const noNewPaths = closureSkipReason(closure, restored);
     if (noNewPaths !== null)
         return { saved: false, reason: noNewPaths };
-    const newCount = pathsNotRestored(closure, restored).length;
-    const bytes = await saveEntry(options.workDir, options.primaryKey, closure, newCount);
+    const plan = await planSave(record.keys, closure, record.layers);
+    if (plan.note !== null)
+        lib_core/* info */.pq(plan.note);
+    const bytes = await saveEntry(options.workDir, plan);
     if (bytes === null) {
         return {
             saved: false,
@@ -32952,17 +33415,39 @@ async function saveStoreCache(options) {
             reason: 'the cache service did not take the entry (see the message above)'
         };
     }
-    return { saved: true, key: options.primaryKey, pathCount: closure.length, newCount, bytes };
+    const pruned = await pruneAfterSave(record.keys, plan, options);
+    return {
+        saved: true,
+        key: plan.key,
+        kind: plan.kind,
+        pathCount: plan.registrations.length,
+        newCount: pathsNotRestored(closure, restored).length,
+        bytes,
+        pruned
+    };
+}
+/** Delete the lock's entries on this ref that the new one superseded (not with `cache-key`). */
+async function pruneAfterSave(keys, plan, options) {
+    const ref = process.env.GITHUB_REF;
+    if (keys.layers === null || !ref || options.startedAt === null)
+        return null;
+    const lockPrefix = keys.layers.base.slice(0, keys.layers.base.lastIndexOf('/') + 1);
+    const keep = [plan.key, ...(plan.base === null ? [] : [plan.base])];
+    const result = await pruneSuperseded({ lockPrefix, keep, ref, startedAt: options.startedAt }, process.env, options.githubToken);
+    for (const key of result.deleted)
+        lib_core/* info */.pq(`Deleted the superseded entry ${key}`);
+    if (result.notice !== null)
+        lib_core/* notice */.lm(`Store cache: ${result.notice}`);
+    return result;
 }
 function describeSave(result) {
     if (!result.saved)
         return `not saved: ${result.reason}`;
-    return `saved ${result.key}: ${result.pathCount} paths (${result.newCount} new), ${megabytes(result.bytes)}`;
+    const pruned = result.pruned?.deleted.length ?? 0;
+    const deleted = pruned > 0 ? `; ${pruned} superseded deleted` : '';
+    return `saved ${result.kind} ${result.key}: ${result.pathCount} paths (${result.newCount} new), ${save_megabytes(result.bytes)}${deleted}`;
 }
 // --- helpers --------------------------------------------------------------------------------
-function megabytes(bytes) {
-    return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
-}
 /** Scratch space for the archive: the runner's temp directory, emptied after each job. */
 function storeCacheWorkDir() {
     return temp_actionTempDir();
@@ -33814,9 +34299,529 @@ async function removeContainer(name) {
     }
 }
 
+;// CONCATENATED MODULE: ./src/nix/release.ts
+// Which Nix release tarball to fetch and how to check it: pure decisions, tested table-driven.
+/** The release installed when `nix-version` is not given. */
+const release_PINNED_NIX_VERSION = '2.35.2';
+/**
+ * SHA-256 of the official release tarballs, as published in each release's `install` script
+ * (`hash=` beside `path=.../nix-<version>-<system>.tar.xz`). Only versions whose sums were
+ * checked against more than one published copy belong here; any other version is checked
+ * against the `.sha256` file published beside its tarball.
+ */
+const PINNED_CHECKSUMS = {
+    '2.35.2': {
+        'x86_64-linux': '0c3960a9792331a22081c3c7a5d8465db9b17c50b3acdf18587fa4c6f2cb1158',
+        'aarch64-linux': '4d0302a2910f5eec1c33b8deef634f04899a75737e7001ec49908d003ae5efda'
+    }
+};
+const OFFICIAL_RELEASES = 'https://releases.nixos.org/nix';
+/** A version as releases.nixos.org names them: `2.35.2`. */
+const release_NIX_VERSION_PATTERN = /^\d+\.\d+\.\d+$/;
+/** The Nix system of this runner; installing is supported on Linux x86_64 and aarch64 only. */
+function nixSystem(platform, arch) {
+    if (platform === 'linux' && arch === 'x64')
+        return 'x86_64-linux';
+    if (platform === 'linux' && arch === 'arm64')
+        return 'aarch64-linux';
+    if (platform === 'darwin') {
+        // A macOS install needs its own APFS volume for /nix: not done here yet.
+        throw new Error('installing Nix on macOS is not supported yet: install Nix in an earlier step ' +
+            '(this action then finds it), or use a Linux runner');
+    }
+    throw new Error(`installing Nix is not supported on ${platform}/${arch}: only Linux x86_64 and aarch64; ` +
+        'install Nix in an earlier step and this action finds it');
+}
+/** `nix-2.35.2-x86_64-linux`: the tarball's name without `.tar.xz`, and its top directory. */
+function releaseName(version, system) {
+    return `nix-${version}-${system}`;
+}
+/**
+ * Where to download the tarball. `install-url` is either the tarball itself (ends in `.tar.xz`)
+ * or a mirror of releases.nixos.org/nix, to which `nix-<v>/nix-<v>-<system>.tar.xz` is added.
+ */
+function releaseUrl(version, system, installUrl) {
+    if (installUrl !== null && installUrl.endsWith('.tar.xz'))
+        return installUrl;
+    const base = (installUrl ?? OFFICIAL_RELEASES).replace(/\/+$/, '');
+    return `${base}/nix-${version}/${releaseName(version, system)}.tar.xz`;
+}
+/** The pinned sum when there is one (a mirror must serve the same bytes), else `<url>.sha256`. */
+function checksumSource(version, system, url) {
+    const pinned = PINNED_CHECKSUMS[version]?.[system];
+    return pinned ? { kind: 'pinned', sha256: pinned } : { kind: 'published', url: `${url}.sha256` };
+}
+/** The hex digest in a `.sha256` file: a bare digest, or `sha256sum` output. */
+function parseSha256File(text) {
+    const digest = /^\s*([0-9a-fA-F]{64})(?:\s|$)/.exec(text)?.[1];
+    if (!digest) {
+        throw new Error(`is not a SHA-256 checksum file (it starts ${JSON.stringify(text.slice(0, 40))})`);
+    }
+    return digest.toLowerCase();
+}
+/**
+ * Which of the tarball's store paths are Nix and the CA bundle. The tarball's `install` script
+ * names them (`nix="/nix/store/..."`); without it, the entry named `<hash>-nix-<version>`.
+ */
+function releaseLayout(installScript, storeEntries, version) {
+    const assigned = (name) => new RegExp(`^${name}="(/nix/store/[^"/]+)"\\s*$`, 'm').exec(installScript ?? '')?.[1] ?? null;
+    const byName = (pattern) => {
+        const entry = storeEntries.find(e => pattern.test(e));
+        return entry ? `/nix/store/${entry}` : null;
+    };
+    const escaped = version.replace(/\./g, '\\.');
+    const nix = assigned('nix') ?? byName(new RegExp(`^[a-z0-9]{32}-nix-${escaped}$`));
+    if (!nix) {
+        throw new Error(`the tarball holds no store path for Nix ${version} (no nix= line in its install script, ` +
+            `no store/<hash>-nix-${version})`);
+    }
+    const base = (path) => path.slice('/nix/store/'.length);
+    if (!storeEntries.includes(base(nix))) {
+        throw new Error(`the tarball's install script names ${nix}, which is not in its store/`);
+    }
+    const cacert = assigned('cacert') ?? byName(/^[a-z0-9]{32}-nss-cacert-/);
+    return { nix, cacert: cacert && storeEntries.includes(base(cacert)) ? cacert : null };
+}
+
+;// CONCATENATED MODULE: ./src/image/platform.ts
+// Platforms (os/architecture/variant) as OCI image configs and indexes name them, and how
+// they map to Nix systems: the index entry of each image is read from its own config, and a
+// config that names another architecture than the system it was built for is an error.
+// Nix system -> the platform an image built for it must declare (GOARCH names, as OCI uses).
+const SYSTEM_PLATFORMS = {
+    'x86_64-linux': { os: 'linux', architecture: 'amd64' },
+    'aarch64-linux': { os: 'linux', architecture: 'arm64' },
+    'i686-linux': { os: 'linux', architecture: '386' },
+    'armv7l-linux': { os: 'linux', architecture: 'arm', variant: 'v7' },
+    'armv6l-linux': { os: 'linux', architecture: 'arm', variant: 'v6' },
+    'riscv64-linux': { os: 'linux', architecture: 'riscv64' },
+    'powerpc64le-linux': { os: 'linux', architecture: 'ppc64le' },
+    's390x-linux': { os: 'linux', architecture: 's390x' },
+    'x86_64-darwin': { os: 'darwin', architecture: 'amd64' },
+    'aarch64-darwin': { os: 'darwin', architecture: 'arm64' }
+};
+// Node's process.arch -> the Nix system of a Linux runner.
+const NODE_ARCH_SYSTEMS = {
+    x64: 'x86_64-linux',
+    arm64: 'aarch64-linux',
+    ia32: 'i686-linux',
+    arm: 'armv7l-linux',
+    riscv64: 'riscv64-linux',
+    ppc64: 'powerpc64le-linux',
+    s390x: 's390x-linux'
+};
+/** `linux/arm64`, `linux/arm/v7` */
+function formatPlatform(platform) {
+    const { os, architecture, variant } = platform;
+    return variant ? `${os}/${architecture}/${variant}` : `${os}/${architecture}`;
+}
+/** The os, architecture and variant of an image config (pure, for tests). */
+function platformOfConfig(configJson) {
+    let config;
+    try {
+        config = JSON.parse(configJson);
+    }
+    catch {
+        throw new Error('the image config is not valid JSON');
+    }
+    const os = typeof config.os === 'string' ? config.os : '';
+    const architecture = typeof config.architecture === 'string' ? config.architecture : '';
+    if (os === '' || architecture === '') {
+        throw new Error(`the image config names no platform (os ${JSON.stringify(os)}, ` +
+            `architecture ${JSON.stringify(architecture)})`);
+    }
+    const variant = typeof config.variant === 'string' && config.variant ? config.variant : null;
+    return variant ? { os, architecture, variant } : { os, architecture };
+}
+/** The platform a Nix system's image declares, or null for a system this table lacks. */
+function platformOfSystem(system) {
+    return SYSTEM_PLATFORMS[system] ?? null;
+}
+/** The Nix system of a platform, or '' when no system in the table has it. */
+function systemOfPlatform(platform) {
+    const key = formatPlatform(normalise(platform));
+    const found = Object.entries(SYSTEM_PLATFORMS).find(([, p]) => formatPlatform(p) === key);
+    return found?.[0] ?? '';
+}
+/** The Nix system of the machine this runs on (a Linux runner). */
+function platform_runnerSystem(arch = process.arch) {
+    return NODE_ARCH_SYSTEMS[arch] ?? null;
+}
+/** arm64's variant is v8 whether written or not; other variants are kept. */
+function normalise(platform) {
+    if (platform.architecture === 'arm64' && platform.variant === 'v8') {
+        return { os: platform.os, architecture: 'arm64' };
+    }
+    return platform;
+}
+function samePlatform(a, b) {
+    return formatPlatform(normalise(a)) === formatPlatform(normalise(b));
+}
+/**
+ * An image built for `system` must say so in its config (nixpkgs issues #106695, #87345: an
+ * image claiming the wrong architecture is pulled on machines that cannot run it).
+ */
+function checkPlatformOfSystem(system, platform, what) {
+    const expected = platformOfSystem(system);
+    if (expected === null)
+        return;
+    const sameArch = expected.os === platform.os &&
+        expected.architecture === platform.architecture &&
+        (expected.variant === undefined || samePlatform(expected, platform));
+    if (!sameArch) {
+        throw new Error(`${what} was built for ${system}, but its config says ${formatPlatform(platform)} ` +
+            `(an image for ${system} must say ${formatPlatform(expected)}): ` +
+            'set "architecture" (and "os") in the image config to match the system');
+    }
+}
+/** Two images of one platform cannot share an index: name both (pure, for tests). */
+function checkDistinctPlatforms(images) {
+    for (const [i, image] of images.entries()) {
+        const earlier = images.slice(0, i).find(other => samePlatform(other.platform, image.platform));
+        if (earlier) {
+            throw new Error(`${earlier.name} and ${image.name} are both ${formatPlatform(image.platform)}: ` +
+                'an image index holds one image per platform');
+        }
+    }
+}
+
+;// CONCATENATED MODULE: ./src/inputs.ts
+// The only file that reads inputs: one typed, validated Inputs object, built before anything
+// runs, so that a bad value fails the step with a message naming the input and the value.
+
+
+
+
+
+
+/** Whether the image is run before the push (`test` or `test-url`). */
+function testsImage(inputs) {
+    return inputs.test.length > 0 || inputs.testUrl !== null;
+}
+/** A bad input value: the message names the input and the value. */
+class InputError extends Error {
+    constructor(name, value, reason) {
+        super(`Input "${name}": ${JSON.stringify(value)} ${reason}`);
+        this.name = 'InputError';
+    }
+}
+const readActionInput = name => lib_core/* getInput */.V4(name);
+// The values @actions/core's getBooleanInput accepts (YAML 1.2 core schema).
+const TRUE_VALUES = (/* unused pure expression or super */ null && (['true', 'True', 'TRUE']));
+const FALSE_VALUES = (/* unused pure expression or super */ null && (['false', 'False', 'FALSE']));
+const PUSH_TOOLS = (/* unused pure expression or super */ null && (['docker', 'skopeo']));
+const SYSTEM_PATTERN = /^[a-z0-9_]+-[a-z0-9_]+$/;
+const MAX_RETRIES = 20;
+const DEFAULT_TEST_TIMEOUT = 60;
+/** GitHub's longest job: a longer bound would never be reached. */
+const MAX_TEST_TIMEOUT = (/* unused pure expression or super */ null && (6 * 60 * 60));
+/** Newline- or comma-separated, like docker/build-push-action's `tags`. */
+function splitList(value) {
+    return value
+        .split(/[\n,]/)
+        .map(item => item.trim())
+        .filter(item => item !== '');
+}
+/** One item per line: for arguments, which may contain commas. */
+function splitLines(value) {
+    return value
+        .split('\n')
+        .map(item => item.trim())
+        .filter(item => item !== '');
+}
+/**
+ * The `github-token` input, for the post step (which deletes the cache entries a save
+ * superseded): masked before anything else is done with it; null when empty.
+ */
+function readGithubToken(read = readActionInput) {
+    const token = read('github-token').trim();
+    if (token === '')
+        return null;
+    lib_core/* setSecret */.Pq(token);
+    return token;
+}
+function parseInputs(read = readActionInput) {
+    const text = (name) => {
+        const value = read(name).trim();
+        return value === '' ? null : value;
+    };
+    const bool = (name, fallback) => {
+        const value = read(name).trim();
+        if (value === '')
+            return fallback;
+        if (TRUE_VALUES.includes(value))
+            return true;
+        if (FALSE_VALUES.includes(value))
+            return false;
+        throw new InputError(name, value, 'is not a boolean: use true or false');
+    };
+    const password = text('password');
+    const githubToken = text('github-token');
+    // Masked first, so that nothing below (not even an error) can print them.
+    if (password)
+        core.setSecret(password);
+    if (githubToken)
+        core.setSecret(githubToken);
+    const inputs = {
+        flake: text('flake') ?? '.',
+        attribute: parseAttribute(text('attribute') ?? 'container'),
+        system: parseSystem(text('system')),
+        nixArgs: splitLines(read('nix-args')),
+        installNix: bool('install-nix', true),
+        nixVersion: parseNixVersionInput(text('nix-version') ?? PINNED_NIX_VERSION),
+        nixConf: splitLines(read('nix-conf')),
+        installUrl: parseInstallUrl(text('install-url')),
+        githubToken,
+        cache: bool('cache', true),
+        cacheKey: text('cache-key'),
+        cacheSave: bool('cache-save', true),
+        build: bool('build', true),
+        load: bool('load', true),
+        image: parseImage(text('image')),
+        registry: parseRegistry(text('registry')),
+        tags: splitList(read('tags')).map(entry => parseTagEntry('tags', entry)),
+        push: bool('push', true),
+        pushTool: parsePushTool(text('push-tool') ?? 'docker'),
+        username: text('username'),
+        password,
+        retries: parseRetries(text('retries') ?? '3'),
+        sbom: bool('sbom', true),
+        reuseFrom: splitList(read('reuse-from')).map(entry => parseTagEntry('reuse-from', entry)),
+        systems: parseSystems(read('systems')),
+        merge: splitList(read('merge')).map(entry => parseTagEntry('merge', entry)),
+        test: parseTestCommand(read('test')),
+        testUrl: parseTestUrl(text('test-url')),
+        testTimeout: parseTestTimeout(text('test-timeout') ?? String(DEFAULT_TEST_TIMEOUT))
+    };
+    checkCombinations(inputs);
+    return inputs;
+}
+function parseAttribute(value) {
+    if (/\s/.test(value))
+        throw new InputError('attribute', value, 'must not contain white space');
+    return value;
+}
+function parseSystem(value) {
+    if (value !== null && !SYSTEM_PATTERN.test(value)) {
+        throw new InputError('system', value, 'is not a Nix system such as x86_64-linux');
+    }
+    return value;
+}
+function parseSystems(value) {
+    const systems = splitList(value);
+    for (const [i, system] of systems.entries()) {
+        if (!SYSTEM_PATTERN.test(system)) {
+            throw new InputError('systems', system, 'is not a Nix system such as aarch64-linux');
+        }
+        if (systems.indexOf(system) !== i) {
+            throw new InputError('systems', value.trim(), `lists ${system} twice`);
+        }
+    }
+    return systems;
+}
+function parseNixVersionInput(value) {
+    if (!NIX_VERSION_PATTERN.test(value)) {
+        throw new InputError('nix-version', value, 'is not a Nix release version such as 2.35.2');
+    }
+    return value;
+}
+/** A tarball URL or a mirror of releases.nixos.org/nix, fetched over HTTP(S). */
+function parseInstallUrl(value) {
+    if (value === null)
+        return null;
+    let url;
+    try {
+        url = new URL(value);
+    }
+    catch {
+        throw new InputError('install-url', value, 'is not a URL');
+    }
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+        throw new InputError('install-url', value, 'must be an http:// or https:// URL');
+    }
+    return value;
+}
+/**
+ * One argument per line, like nix-args, but an empty line inside is refused rather than
+ * dropped: it would silently shift the arguments (an empty argument cannot be given).
+ */
+function parseTestCommand(value) {
+    const trimmed = value.trim();
+    if (trimmed === '')
+        return [];
+    const lines = trimmed.split('\n').map(line => line.trim());
+    const empty = lines.indexOf('');
+    if (empty >= 0) {
+        throw new InputError('test', trimmed, `has an empty line (line ${empty + 1}): give one argument per line, with no blank lines`);
+    }
+    return lines;
+}
+/** An http(s) URL the runner can fetch (the test container shares the runner's network). */
+function parseTestUrl(value) {
+    if (value === null)
+        return null;
+    let url;
+    try {
+        url = new URL(value);
+    }
+    catch {
+        throw new InputError('test-url', value, 'is not a URL: give one such as http://localhost:8080/health');
+    }
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+        throw new InputError('test-url', value, 'must be an http:// or https:// URL');
+    }
+    return value;
+}
+function parseTestTimeout(value) {
+    const seconds = Number(value);
+    if (!/^\d+(\.\d+)?$/.test(value) || seconds <= 0 || seconds > MAX_TEST_TIMEOUT) {
+        throw new InputError('test-timeout', value, `is not a number of seconds greater than 0 and at most ${MAX_TEST_TIMEOUT}`);
+    }
+    return seconds;
+}
+function parseImage(value) {
+    if (value === null)
+        return null;
+    const ref = parseOrFail('image', value);
+    if (ref.tag !== null || ref.digest !== null) {
+        throw new InputError('image', value, 'must be a repository without a tag or digest: give tags in "tags"');
+    }
+    return value;
+}
+function parseRegistry(value) {
+    if (value === null)
+        return null;
+    try {
+        validateRegistry(value);
+    }
+    catch (error) {
+        throw new InputError('registry', value, `is not a registry host: ${errorMessage(error)}`);
+    }
+    return value;
+}
+/** A `tags`, `merge` or `reuse-from` entry: a full reference or a tag (isFullReference decides). */
+function parseTagEntry(name, value) {
+    if (isFullReference(value)) {
+        parseOrFail(name, value);
+        return value;
+    }
+    try {
+        validateTag(value);
+    }
+    catch (error) {
+        const expected = name === 'reuse-from' ? 'a reference or tag' : 'a valid tag';
+        throw new InputError(name, value, `is not ${expected}: ${errorMessage(error)}`);
+    }
+    return value;
+}
+function parsePushTool(value) {
+    const tool = PUSH_TOOLS.find(name => name === value);
+    if (!tool)
+        throw new InputError('push-tool', value, `is not one of: ${PUSH_TOOLS.join(', ')}`);
+    return tool;
+}
+function parseRetries(value) {
+    const retries = Number(value);
+    if (!/^\d+$/.test(value) || retries < 1 || retries > MAX_RETRIES) {
+        throw new InputError('retries', value, `is not a whole number from 1 to ${MAX_RETRIES}`);
+    }
+    return retries;
+}
+function parseOrFail(name, value) {
+    try {
+        return parseReference(value);
+    }
+    catch (error) {
+        throw new InputError(name, value, `is not a valid image reference: ${errorMessage(error)}`);
+    }
+}
+/** Values that are each fine but cannot work together. */
+function checkCombinations(inputs) {
+    if ((inputs.username === null) !== (inputs.password === null)) {
+        const [given, missing] = inputs.username === null ? ['password', 'username'] : ['username', 'password'];
+        throw new InputError(missing, '', `is empty but "${given}" is set: give both to log in, or neither`);
+    }
+    checkMultiPlatform(inputs);
+    checkTest(inputs);
+    if (inputs.push && inputs.pushTool === 'docker' && !inputs.load && inputs.systems.length === 0) {
+        throw new InputError('load', 'false', 'cannot go with push: true and push-tool: docker, which pushes what docker loaded; ' +
+            'set load: true, push: false, or push-tool: skopeo');
+    }
+    if (inputs.push)
+        checkPushDestination(inputs);
+}
+/** `systems` and `merge` each make an index: with `system`, each other, or nowhere to push. */
+function checkMultiPlatform(inputs) {
+    const systems = inputs.systems.join(', ');
+    if (inputs.systems.length > 0 && inputs.system !== null) {
+        throw new InputError('systems', systems, `cannot go with "system" (${JSON.stringify(inputs.system)}): list every system in "systems"`);
+    }
+    if (inputs.merge.length === 0)
+        return;
+    const merge = inputs.merge.join(', ');
+    if (inputs.systems.length > 0) {
+        throw new InputError('merge', merge, `cannot go with "systems" (${JSON.stringify(systems)}): merge combines images already ` +
+            'pushed and builds nothing; build them in other steps or jobs');
+    }
+    if (!inputs.push) {
+        throw new InputError('merge', merge, 'needs push: true: it only pushes an index');
+    }
+    if (inputs.tags.length === 0 && inputs.image === null) {
+        throw new InputError('merge', merge, 'has nothing to push to: set "tags" (and "image" for bare tags) for the index');
+    }
+    for (const entry of inputs.merge) {
+        if (isFullReference(entry)) {
+            if (inputs.registry === null && parseReference(entry).domain === null) {
+                throw new InputError('merge', entry, 'names no registry: write it as registry/repository:tag (or @sha256:...) or set "registry"');
+            }
+        }
+        else if (inputs.image === null) {
+            throw new InputError('merge', entry, 'is a tag, but "image" is not set: give a full reference or set "image"');
+        }
+    }
+}
+/** `test` and `test-url` need an image built here, of the runner's own system. */
+function checkTest(inputs) {
+    if (!testsImage(inputs))
+        return;
+    const [name, value] = inputs.test.length > 0 ? ['test', inputs.test.join('\n')] : ['test-url', inputs.testUrl ?? ''];
+    if (inputs.merge.length > 0) {
+        throw new InputError(name, value, 'cannot go with "merge": merge builds nothing here, so there is no image to run; ' +
+            'test each platform image in the job that builds it');
+    }
+    if (!inputs.build) {
+        throw new InputError(name, value, 'needs build: true: with build: false there is no image to run');
+    }
+    const own = runnerSystem();
+    if (inputs.systems.length > 0 && (own === null || !inputs.systems.includes(own))) {
+        throw new InputError('systems', inputs.systems.join(', '), `has no image of the runner's own system (${own ?? process.arch}), so "${name}" ` +
+            `cannot run any here: add ${own ?? "the runner's system"} to "systems" or drop "${name}"`);
+    }
+}
+/** Every ref that will be pushed must name a registry: no silent pushes to Docker Hub. */
+function checkPushDestination(inputs) {
+    if (inputs.registry !== null)
+        return;
+    const imageHasRegistry = inputs.image !== null && parseReference(inputs.image).domain !== null;
+    const bareTags = inputs.tags.filter(tag => !isFullReference(tag));
+    const usesImage = bareTags.length > 0 || inputs.tags.length === 0;
+    if (usesImage && !imageHasRegistry) {
+        const value = inputs.image ?? '';
+        throw new InputError('image', value, 'names no registry, so push: true has nowhere to push: set "registry" (e.g. ghcr.io), ' +
+            'give "image" with a registry (ghcr.io/owner/app), or set push: false');
+    }
+    for (const tag of inputs.tags.filter(isFullReference)) {
+        if (parseReference(tag).domain === null) {
+            throw new InputError('tags', tag, 'names no registry, so push: true has nowhere to push it: write it as ' +
+                'registry/repository:tag or set "registry"');
+        }
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/post.ts
 // run(): the post step. It cleans up after main and only ever warns: a post step must never
 // fail a job whose work is done.
+
 
 
 
@@ -33879,7 +34884,9 @@ async function saveCache() {
             cacheSave: getState(StateKey.CacheSave) !== 'false',
             primaryKey: getState(StateKey.CachePrimaryKey),
             restoredKey: getState(StateKey.CacheRestoredKey),
-            restoredPathsFile: getState(StateKey.CacheRestoredPaths),
+            recordFile: getState(StateKey.CacheRestoreRecord),
+            githubToken: readGithubToken(),
+            startedAt: startedAt(),
             drvPath: getState(StateKey.BuiltDrvPath),
             storePath: getState(StateKey.BuiltStorePath),
             workDir: getState(StateKey.CacheWorkDir) ?? storeCacheWorkDir()
@@ -33900,6 +34907,10 @@ async function saveCache() {
     else
         lib_core/* info */.pq(`Store cache save: skipped (${result.reason})`);
     await appendSaveSummary(result, seconds);
+}
+function startedAt() {
+    const text = getState(StateKey.CacheStartedAt);
+    return text === null ? null : new Date(text);
 }
 async function appendSaveSummary(result, seconds) {
     if (!process.env.GITHUB_STEP_SUMMARY)

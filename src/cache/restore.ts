@@ -1,21 +1,23 @@
-// Restoring the store cache: the entry is downloaded beside the store (or into the scratch
-// directory), every NAR hash is checked, and only the paths the store lacks are moved in (or
-// imported through Nix). The archive is imported whole or not at all.
+// Restoring the store cache: one look-up says which entries to download (a delta and the base it
+// builds on, side by side, or one whole entry); they are extracted beside the store (or into the
+// scratch directory), every NAR hash is checked, and only the paths the store lacks, with their
+// references whole, are moved in (or imported through Nix). The import is whole or not at all.
 import * as core from '@actions/core'
 import { randomBytes } from 'node:crypto'
-import { mkdir, readFile } from 'node:fs/promises'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { errorMessage } from '../errors.js'
 import { removeTree } from '../tree.js'
-import type { CacheKeys } from './keys.js'
+import { parseEntryKey } from './keys.js'
+import type { CacheKeys, EntryKey } from './keys.js'
 import { readManifest } from './manifest.js'
-import type { Manifest } from './manifest.js'
-import { deletePaths, directorySize, invalidPaths } from './nix-store.js'
-import { CACHE_DIR_NAME, restoreDirectory } from './service.js'
+import { deletePaths, invalidPaths } from './nix-store.js'
+import { CACHE_DIR_NAME, lookUpKey, restoreEntries } from './service.js'
 import {
   checkStagedHashes,
   importThroughNix,
   moveIntoStore,
+  narBytes,
   parseRegistrations,
   REGISTRATION_FILE,
   restoreMethod,
@@ -23,22 +25,55 @@ import {
   storeDirectory,
   STORE_SUBDIR
 } from './store-archive.js'
-import type { Registration, RestoreMethod } from './store-archive.js'
+import type { Registration, RestoreMethod, StagedPath } from './store-archive.js'
+
+/** One entry that came back: its key, what kind of layer it is, and its paths. */
+export interface RestoredLayer {
+  key: string
+  kind: EntryKey['kind']
+  paths: string[]
+  /** NAR bytes of its paths: a delta may grow to a share of its base's. */
+  narBytes: number
+}
 
 /** What a restore brought back. */
 export interface RestoredEntry {
-  /** The key of the entry restored. */
+  /** The key the look-up found (a delta, a base, or a whole entry). */
   key: string
-  /** Every path the entry holds, whether imported or already valid. */
+  /** The entries downloaded whose paths are now valid. */
+  layers: RestoredLayer[]
+  /** Every path the store now has of them, whether imported or already valid (sorted). */
   paths: string[]
   importedCount: number
-  /** The entry's size on disk. */
+  /** NAR bytes of `paths`. */
   bytes: number
 }
 
-/** File listing the restored entry's paths, one a line, for post. */
-export function restoredPathsFile(workDir: string): string {
-  return join(workDir, 'restored-paths')
+/** The subdirectory of CACHE_DIR_NAME an entry of this kind is archived under. */
+export function layerDirectory(kind: EntryKey['kind']): string {
+  return kind === 'delta' ? 'delta' : 'base'
+}
+
+/** What main restored, for post: the keys and the layers. */
+export interface RestoreRecord {
+  keys: CacheKeys
+  layers: RestoredLayer[]
+}
+
+/** File holding the RestoreRecord as JSON, for post. */
+export function restoreRecordFile(workDir: string): string {
+  return join(workDir, 'restored.json')
+}
+
+export async function writeRestoreRecord(file: string, record: RestoreRecord): Promise<void> {
+  await writeFile(file, JSON.stringify(record))
+}
+
+/** The record main wrote; null when there is none (a miss before the keys were known). */
+export async function readRestoreRecord(file: string | null): Promise<RestoreRecord | null> {
+  if (file === null) return null
+  const text = await readFile(file, 'utf8').catch(() => '')
+  return text === '' ? null : (JSON.parse(text) as RestoreRecord)
 }
 
 /**
@@ -50,9 +85,17 @@ function stagingDirFor(fast: boolean, storeDir: string, workDir: string): string
   return fast ? join(storeDir, name) : join(workDir, name)
 }
 
+/** The entries to download for the key the look-up found: a delta needs its base. */
+export function entriesFor(found: string): EntryKey[] {
+  const entry = parseEntryKey(found)
+  if (entry.kind !== 'delta') return [entry]
+  return [entry, parseEntryKey(entry.base)]
+}
+
 /**
- * Download the entry for `keys` and import what the store lacks; null when there is no entry.
- * Throws when the archive cannot be used (it is then discarded and the store left as it was).
+ * Download the entries for `keys` and import what the store lacks; null when there is none.
+ * Throws when the archives cannot be used (they are then discarded and the store left as it
+ * was).
  */
 export async function restoreEntry(
   keys: CacheKeys,
@@ -61,16 +104,24 @@ export async function restoreEntry(
   const storeDir = storeDirectory()
   const method = restoreMethod(await storeAccess(storeDir))
   if (!method.fast) core.info(`Paths will be imported through nix copy: ${method.reason}`)
+  const found = await lookUpKey(keys.primary, keys.restore)
+  if (found === null) return null
   const staging = stagingDirFor(method.fast, storeDir, workDir)
   try {
     await mkdir(staging)
-    const key = await restoreDirectory(staging, keys.primary, keys.restore)
-    if (key === null) return null
-    const dir = join(staging, CACHE_DIR_NAME)
-    const bytes = await directorySize(dir)
-    const manifest = await readManifest(dir)
-    const importedCount = await importAll({ archiveDir: dir, staging, storeDir, method, manifest })
-    return { key, paths: manifest.paths, importedCount, bytes }
+    const entries = await downloadEntries(staging, found)
+    if (entries.length === 0) return null
+    const layers = await readLayers(join(staging, CACHE_DIR_NAME), entries)
+    const { importedCount, leftOut } = await importAll({ staging, storeDir, method, layers })
+    const valid = uniqueRegistrations(layers).filter(r => !leftOut.has(r.path))
+    const paths = valid.map(r => r.path).sort()
+    return {
+      key: found,
+      layers: layers.map(l => l.layer),
+      paths,
+      importedCount,
+      bytes: narBytes(valid)
+    }
   } finally {
     // What was moved into the store is no longer here; the rest (a discarded archive, paths
     // that were valid already) only takes disk.
@@ -78,48 +129,149 @@ export async function restoreEntry(
   }
 }
 
-interface ImportOptions {
-  archiveDir: string
-  staging: string
-  storeDir: string
-  method: RestoreMethod
-  manifest: Manifest
+/**
+ * Download `found` and, for a delta, its base, side by side. A base that is gone (evicted, or
+ * superseded and deleted) is replaced by the newest base of the same lock, if any.
+ */
+async function downloadEntries(staging: string, found: string): Promise<EntryKey[]> {
+  const wanted = entriesFor(found)
+  const restored = new Set(
+    await restoreEntries(
+      staging,
+      wanted.map(e => e.key)
+    )
+  )
+  const entries = wanted.filter(e => restored.has(e.key))
+  const delta = wanted[0]
+  if (delta?.kind === 'delta' && !restored.has(delta.base)) {
+    core.info(`The base ${delta.base} of ${found} is not in the cache: looking for another one`)
+    const other = await lookUpKey(`${delta.lock}base-`, [])
+    if (other !== null && (await restoreEntries(staging, [other])).includes(other)) {
+      core.info(`Restored the base ${other}; paths of the delta that need the old one are left out`)
+      entries.push(parseEntryKey(other))
+    }
+  }
+  return entries
+}
+
+/** A downloaded entry, with its registrations and where its files are. */
+interface StagedLayer {
+  layer: RestoredLayer
+  staged: StagedPath[]
 }
 
 /** Every path of the manifest with its registration, or an error naming what is wrong. */
-function registrationsOf(manifest: Manifest, text: string, storeDir: string): Registration[] {
+function registrationsOf(paths: string[], text: string, storeDir: string): Registration[] {
   const registrations = parseRegistrations(text)
   const registered = new Set(registrations.map(r => r.path))
-  const unregistered = manifest.paths.find(p => !registered.has(p))
+  const unregistered = paths.find(p => !registered.has(p))
   if (unregistered !== undefined) throw new Error(`the archive does not register ${unregistered}`)
   const elsewhere = registrations.find(r => dirname(r.path) !== storeDir)
   if (elsewhere !== undefined) throw new Error(`${elsewhere.path} is not in the store ${storeDir}`)
-  return registrations
+  return registrations.filter(r => registered.has(r.path))
+}
+
+async function readLayers(cacheDir: string, entries: EntryKey[]): Promise<StagedLayer[]> {
+  const storeDir = storeDirectory()
+  return Promise.all(
+    entries.map(async entry => {
+      const dir = join(cacheDir, layerDirectory(entry.kind))
+      const manifest = await readManifest(dir)
+      const text = await readFile(join(dir, REGISTRATION_FILE), 'utf8')
+      const registrations = registrationsOf(manifest.paths, text, storeDir)
+      const staged = registrations.map(r => ({
+        ...r,
+        staged: join(dir, STORE_SUBDIR, r.path.slice(storeDir.length + 1))
+      }))
+      const layer = {
+        key: entry.key,
+        kind: entry.kind,
+        paths: manifest.paths,
+        narBytes: narBytes(registrations)
+      }
+      return { layer, staged }
+    })
+  )
+}
+
+/** Each path once (a path two layers hold is taken from the first). */
+function uniqueRegistrations(layers: readonly StagedLayer[]): StagedPath[] {
+  const byPath = new Map<string, StagedPath>()
+  for (const staged of layers.flatMap(l => l.staged)) {
+    if (!byPath.has(staged.path)) byPath.set(staged.path, staged)
+  }
+  return [...byPath.values()]
+}
+
+/**
+ * The missing paths whose every reference is valid or imported with them (pure): a path whose
+ * closure the downloaded entries do not hold (a delta whose base is gone) is left out, and so
+ * is every path that refers to it.
+ */
+export function wholeClosures<R extends Registration>(
+  missing: readonly R[],
+  isValid: (path: string) => boolean
+): R[] {
+  const importing = new Map(missing.map(r => [r.path, r]))
+  for (let changed = true; changed;) {
+    changed = false
+    for (const [path, entry] of importing) {
+      if (entry.references.some(ref => !isValid(ref) && !importing.has(ref))) {
+        importing.delete(path)
+        changed = true
+      }
+    }
+  }
+  return missing.filter(r => importing.has(r.path))
+}
+
+interface ImportOptions {
+  staging: string
+  storeDir: string
+  method: RestoreMethod
+  layers: StagedLayer[]
+}
+
+/** Which of the staged paths to import: the missing ones with whole closures. */
+async function pathsToImport(
+  staged: StagedPath[]
+): Promise<{ importing: StagedPath[]; leftOut: Set<string> }> {
+  const inArchive = new Set(staged.map(s => s.path))
+  const elsewhere = [...new Set(staged.flatMap(s => s.references).filter(r => !inArchive.has(r)))]
+  const invalid = new Set(await invalidPaths([...inArchive, ...elsewhere]))
+  const missing = staged.filter(s => invalid.has(s.path))
+  const whole = wholeClosures(missing, path => !invalid.has(path))
+  const importing = new Set(whole.map(s => s.path))
+  const leftOut = new Set(missing.map(s => s.path).filter(p => !importing.has(p)))
+  if (leftOut.size > 0) {
+    core.info(
+      `${leftOut.size} paths left out: they need paths neither the store nor the entries hold`
+    )
+  }
+  return { importing: whole, leftOut }
 }
 
 /**
  * Bring in the paths the store lacks, each checked against its NAR hash before it is
- * registered. A failure leaves the store as it was: the archive is imported whole or not at all.
+ * registered. A failure leaves the store as it was: the import is whole or not at all.
  */
-async function importAll(o: ImportOptions): Promise<number> {
-  const text = await readFile(join(o.archiveDir, REGISTRATION_FILE), 'utf8')
-  const registrations = registrationsOf(o.manifest, text, o.storeDir)
-  const invalid = new Set(await invalidPaths(o.manifest.paths))
-  if (invalid.size === 0) return 0
-  const missing = registrations.filter(r => invalid.has(r.path))
-  core.info(`Importing ${missing.length} of ${o.manifest.paths.length} paths`)
-  const stagedStore = join(o.archiveDir, STORE_SUBDIR)
+async function importAll(
+  o: ImportOptions
+): Promise<{ importedCount: number; leftOut: Set<string> }> {
+  const staged = uniqueRegistrations(o.layers)
+  const { importing: missing, leftOut } = await pathsToImport(staged)
+  if (missing.length === 0) return { importedCount: 0, leftOut }
+  core.info(`Importing ${missing.length} of ${staged.length} paths`)
   try {
     if (o.method.fast) {
-      await checkStagedHashes(stagedStore, missing)
-      await moveIntoStore(o.staging, stagedStore, missing)
+      await checkStagedHashes(missing)
+      await moveIntoStore(o.staging, missing)
     } else {
-      const chroot = join(o.staging, 'chroot')
-      await importThroughNix(chroot, stagedStore, o.storeDir, registrations, missing)
+      await importThroughNix(join(o.staging, 'chroot'), o.storeDir, staged, missing)
     }
-    return missing.length
+    return { importedCount: missing.length, leftOut }
   } catch (error) {
-    // Nix checked each path it added; still, the archive goes whole or not at all.
+    // Nix checked each path it added; still, the import goes whole or not at all.
     if (!o.method.fast) await rollBack(missing.map(r => r.path))
     throw new Error(`the archive did not import cleanly and was discarded: ${errorMessage(error)}`)
   }

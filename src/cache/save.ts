@@ -1,13 +1,19 @@
-// Saving the store cache: what goes in (the build closures and the flake inputs' sources) and
-// writing the archive under the primary key.
+// Saving the store cache: what goes in (the build closures and the flake inputs' sources), as
+// what (a delta on the restored base, or a new base), and writing the archive.
 import * as core from '@actions/core'
-import { mkdir, readFile } from 'node:fs/promises'
+import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { removeTree } from '../tree.js'
+import { deltaKey, isSameLock } from './keys.js'
+import type { CacheKeys, EntryKey } from './keys.js'
 import { writeManifest } from './manifest.js'
 import { buildClosure, directorySize, flakeInputPaths, invalidPaths } from './nix-store.js'
+import { layerDirectory } from './restore.js'
+import type { RestoredLayer } from './restore.js'
+import { deltaFits, DELTA_SHARE, pathsNotRestored } from './save-rules.js'
 import { CACHE_DIR_NAME, saveDirectory } from './service.js'
-import { writeArchive } from './store-archive.js'
+import { narBytes, registrationsOf, writeArchive } from './store-archive.js'
+import type { Registration } from './store-archive.js'
 
 /** The union of every build's closure. */
 async function closureOfBuilds(drvPaths: string | null, storePaths: string): Promise<string[]> {
@@ -17,13 +23,6 @@ async function closureOfBuilds(drvPaths: string | null, storePaths: string): Pro
     for (const path of await buildClosure(drvs[i] || null, storePath)) closure.add(path)
   }
   return [...closure].sort()
-}
-
-/** The paths main restored, from its file (none when there is no file). */
-export async function readRestoredPaths(file: string | null): Promise<string[]> {
-  if (file === null) return []
-  const text = await readFile(file, 'utf8').catch(() => '')
-  return text.split('\n').filter(line => line !== '')
 }
 
 /**
@@ -44,26 +43,74 @@ export async function pathsToCache(
   return [...new Set([...closure, ...inputs.filter(p => !absent.has(p))])].sort()
 }
 
+/** What post saves: a base (a whole closure), a delta on a restored base, or a whole entry. */
+export interface SavePlan {
+  kind: EntryKey['kind']
+  key: string
+  registrations: Registration[]
+  /** The base a delta builds on. */
+  base: string | null
+  /** Why a commit that could have saved a delta saves a new base, for the log. */
+  note: string | null
+}
+
 /**
- * Write the archive of `paths` under `workDir` and save it as `key`: its size in bytes, or null
- * when the cache service did not take it (@actions/cache has said why).
+ * A delta when this lock's base was restored and what the closure adds to it stays within
+ * DELTA_SHARE of it; otherwise a new base (or, with `cache-key`, one whole entry).
  */
-export async function saveEntry(
-  workDir: string,
-  key: string,
-  paths: string[],
-  /** How many of `paths` the restored entry lacked, for the log. */
-  newCount: number
-): Promise<number | null> {
+export async function planSave(
+  keys: CacheKeys,
+  closure: string[],
+  layers: readonly RestoredLayer[]
+): Promise<SavePlan> {
+  const whole = async (note: string | null): Promise<SavePlan> => ({
+    kind: keys.layers === null ? 'whole' : 'base',
+    key: keys.layers?.base ?? keys.primary,
+    registrations: await registrationsOf(closure),
+    base: null,
+    note
+  })
+  const base = layers.find(l => l.kind === 'base' && isSameLock(keys, l.key))
+  if (keys.layers === null || base === undefined) return whole(null)
+  const delta = await registrationsOf(pathsNotRestored(closure, base.paths))
+  const bytes = narBytes(delta)
+  if (!deltaFits(bytes, base.narBytes)) {
+    return whole(
+      `what the closure adds to the base ${base.key} (${megabytes(bytes)}) is more than ${DELTA_SHARE * 100}% of it (${megabytes(base.narBytes)}): a new base`
+    )
+  }
+  return {
+    kind: 'delta',
+    key: deltaKey(keys, base.key),
+    registrations: delta,
+    base: base.key,
+    note: null
+  }
+}
+
+export function megabytes(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(1)} MB`
+}
+
+/**
+ * Write the archive of the plan under `workDir` and save it: its size in bytes before
+ * compression, or null when the cache service did not take it (@actions/cache has said why).
+ */
+export async function saveEntry(workDir: string, plan: SavePlan): Promise<number | null> {
   const dir = join(workDir, CACHE_DIR_NAME)
+  const layerDir = join(dir, layerDirectory(plan.kind))
   await removeTree(dir)
-  await mkdir(dir, { recursive: true })
+  await mkdir(layerDir, { recursive: true })
   try {
-    core.info(`Saving ${paths.length} paths (${newCount} not in the restored cache) as ${key}`)
-    await writeArchive(dir, paths)
-    await writeManifest(dir, paths)
+    const paths = plan.registrations.map(r => r.path)
+    const on = plan.base === null ? '' : ` (a delta on ${plan.base})`
+    core.info(
+      `Saving ${paths.length} paths, ${megabytes(narBytes(plan.registrations))}, as ${plan.key}${on}`
+    )
+    await writeArchive(layerDir, plan.registrations)
+    await writeManifest(layerDir, paths)
     const bytes = await directorySize(dir)
-    return (await saveDirectory(workDir, key)) ? bytes : null
+    return (await saveDirectory(workDir, plan.key)) ? bytes : null
   } finally {
     await removeTree(dir).catch(() => undefined)
   }

@@ -13,7 +13,7 @@ const loadCacheClient = () => import('@actions/cache')
  * (an absolute path would differ between runners and between RUNNER_TEMPs). Its suffix changes
  * with the archive's layout, so that entries of an older layout are not even found.
  */
-export const CACHE_DIR_NAME = 'nix-container-action-store-v2'
+export const CACHE_DIR_NAME = 'nix-container-action-store-v3'
 
 type Env = Record<string, string | undefined>
 
@@ -73,19 +73,29 @@ async function inParent<T>(parent: string, work: () => Promise<T>): Promise<T> {
 }
 
 /**
- * Restore the entry into <parent>/CACHE_DIR_NAME; the key restored, or null on a miss.
+ * The key of the entry a restore of `primaryKey` and `restoreKeys` would download (exact, then
+ * each prefix, newest first), without downloading it; null when there is none.
+ */
+export async function lookUpKey(primaryKey: string, restoreKeys: string[]): Promise<string | null> {
+  const cache = await loadCacheClient()
+  const key = await cache.restoreCache([CACHE_DIR_NAME], primaryKey, restoreKeys, {
+    lookupOnly: true
+  })
+  return key ?? null
+}
+
+/**
+ * Download and extract the entries of exactly these keys into <parent>/CACHE_DIR_NAME, side by
+ * side (each archive holds a subdirectory of its own there): the keys that came back.
  * @actions/cache turns service and download errors into a warning and a miss.
  */
-export async function restoreDirectory(
-  parent: string,
-  primaryKey: string,
-  restoreKeys: string[]
-): Promise<string | null> {
+export async function restoreEntries(parent: string, keys: readonly string[]): Promise<string[]> {
   const cache = await loadCacheClient()
-  const key = await inParent(parent, () =>
-    cache.restoreCache([CACHE_DIR_NAME], primaryKey, restoreKeys)
+  // One inParent for all: the client reads the working directory when it extracts.
+  const restored = await inParent(parent, () =>
+    Promise.all(keys.map(key => cache.restoreCache([CACHE_DIR_NAME], key, [])))
   )
-  return key ?? null
+  return keys.filter((key, i) => restored[i] === key)
 }
 
 /**

@@ -4,9 +4,9 @@
 // filesystem, a NAR hash check of every path against its registration, a rename of each missing
 // path into the store and one `nix-store --load-db` for them: no byte is written twice, and no
 // path is registered valid before it is whole and checked.
-import { access, constants, rename, writeFile } from 'node:fs/promises'
+import { access, constants, writeFile } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
-import { basename, dirname, join } from 'node:path'
+import { basename, join } from 'node:path'
 import { run, settleAll } from '../exec.js'
 import { batches, isLocalStore, runNix } from '../nix/command.js'
 import { moveTree, removeTree } from '../tree.js'
@@ -47,6 +47,11 @@ export function parseRegistrations(text: string): Registration[] {
     at += 5 + refCount
   }
   return result
+}
+
+/** A registration and where its path's files were extracted. */
+export interface StagedPath extends Registration {
+  staged: string
 }
 
 /** The inverse of parseRegistrations, for `nix-store --load-db`. */
@@ -117,17 +122,32 @@ export async function storeAccess(storeDir = storeDirectory()): Promise<StoreAcc
 
 // --- save ------------------------------------------------------------------------------------
 
+/** The registrations of valid paths (`nix-store --dump-db`), in the order given. */
+export async function registrationsOf(paths: readonly string[]): Promise<Registration[]> {
+  const registrations: Registration[] = []
+  for (const batch of batches(paths)) {
+    const { stdout } = await run('nix-store', ['--dump-db', ...batch], { silent: true })
+    registrations.push(...parseRegistrations(stdout))
+  }
+  return registrations
+}
+
+/** NAR bytes of these paths, as registered. */
+export function narBytes(registrations: readonly Registration[]): number {
+  return registrations.reduce((sum, r) => sum + r.narSize, 0)
+}
+
 /**
  * Write the archive's contents into `dir`: the registration, and the paths under `store/` as
  * hard links (no copy: the files are read-only and nothing writes to them) where the filesystem
  * and the kernel allow it, else as a copy.
  */
-export async function writeArchive(dir: string, paths: readonly string[]): Promise<void> {
-  const registrations: string[] = []
-  for (const batch of batches(paths)) {
-    registrations.push((await run('nix-store', ['--dump-db', ...batch], { silent: true })).stdout)
-  }
-  await writeFile(join(dir, REGISTRATION_FILE), registrations.join(''))
+export async function writeArchive(
+  dir: string,
+  registrations: readonly Registration[]
+): Promise<void> {
+  const paths = registrations.map(r => r.path)
+  await writeFile(join(dir, REGISTRATION_FILE), formatRegistrations(registrations))
   const storeCopy = join(dir, STORE_SUBDIR)
   try {
     await copyInto(storeCopy, paths, '-al')
@@ -153,10 +173,10 @@ export function hashLanes(): number {
 }
 
 /** Split paths into at most `lanes` groups of about equal NAR bytes (largest first). */
-export function balance(entries: readonly Registration[], lanes: number): Registration[][] {
+export function balance<R extends Registration>(entries: readonly R[], lanes: number): R[][] {
   const groups = Array.from({ length: Math.max(1, lanes) }, () => ({
     bytes: 0,
-    entries: [] as Registration[]
+    entries: [] as R[]
   }))
   const bySize = [...entries].sort((a, b) => b.narSize - a.narSize || a.path.localeCompare(b.path))
   for (const entry of bySize) {
@@ -177,16 +197,14 @@ export function hashMismatches(entries: readonly Registration[], hashes: readonl
  * missing or differs from its registration.
  */
 export async function checkStagedHashes(
-  stagedStore: string,
-  entries: readonly Registration[],
+  entries: readonly StagedPath[],
   lanes = hashLanes()
 ): Promise<void> {
   await settleAll(
     balance(entries, lanes).map(async group => {
       for (const batch of batches(group)) {
-        const staged = batch.map(e => join(stagedStore, basename(e.path)))
         const { stdout } = await runNix(
-          ['hash', 'path', '--type', 'sha256', '--base16', ...staged],
+          ['hash', 'path', '--type', 'sha256', '--base16', ...batch.map(e => e.staged)],
           { silent: true }
         )
         const bad = hashMismatches(batch, lines(stdout))
@@ -215,25 +233,22 @@ async function exists(path: string): Promise<boolean> {
  */
 export async function moveIntoStore(
   stagingDir: string,
-  stagedStore: string,
-  entries: readonly Registration[]
+  entries: readonly StagedPath[]
 ): Promise<void> {
   const trash = join(stagingDir, 'trash')
-  const moved: string[] = []
+  const moved: StagedPath[] = []
   try {
     for (const entry of entries) {
       if (await exists(entry.path)) {
         await run('mkdir', ['-p', trash], { silent: true })
         await moveTree(entry.path, join(trash, basename(entry.path)))
       }
-      await moveTree(join(stagedStore, basename(entry.path)), entry.path)
-      moved.push(entry.path)
+      await moveTree(entry.staged, entry.path)
+      moved.push(entry)
     }
     await run('nix-store', ['--load-db'], { input: formatRegistrations(entries), silent: true })
   } catch (error) {
-    for (const path of moved) {
-      await moveTree(path, join(stagedStore, basename(path))).catch(() => undefined)
-    }
+    for (const entry of moved) await moveTree(entry.path, entry.staged).catch(() => undefined)
     throw error
   }
 }
@@ -245,17 +260,17 @@ export async function moveIntoStore(
  */
 export async function importThroughNix(
   chrootDir: string,
-  stagedStore: string,
   storeDir: string,
-  registrations: readonly Registration[],
+  staged: readonly StagedPath[],
   missing: readonly Registration[]
 ): Promise<void> {
   const chrootStore = join(chrootDir, storeDir)
-  await run('mkdir', ['-p', dirname(chrootStore)], { silent: true })
-  await rename(stagedStore, chrootStore)
+  await run('mkdir', ['-p', chrootStore], { silent: true })
+  // Every staged path, so that `nix copy` finds each missing path's references there too.
+  for (const entry of staged) await moveTree(entry.staged, join(chrootStore, basename(entry.path)))
   const from = `local?root=${chrootDir}`
   await run('nix-store', ['--store', from, '--load-db'], {
-    input: formatRegistrations(registrations),
+    input: formatRegistrations(staged),
     silent: true
   })
   const paths = missing.map(e => e.path)

@@ -6,10 +6,17 @@
 // restore and save live in src/cache/.
 import * as core from '@actions/core'
 import { mkdir, writeFile } from 'node:fs/promises'
-import { computeKeys } from '../cache/keys.js'
+import { computeKeys, isExactHit } from '../cache/keys.js'
 import type { CacheKeys } from '../cache/keys.js'
-import { restoreEntry, restoredPathsFile } from '../cache/restore.js'
-import { pathsToCache, readRestoredPaths, saveEntry } from '../cache/save.js'
+import { pruneSuperseded } from '../cache/prune.js'
+import type { PruneResult } from '../cache/prune.js'
+import {
+  readRestoreRecord,
+  restoreEntry,
+  restoreRecordFile,
+  writeRestoreRecord
+} from '../cache/restore.js'
+import { megabytes, pathsToCache, planSave, saveEntry } from '../cache/save.js'
 import { closureSkipReason, pathsNotRestored, saveSkipReason } from '../cache/save-rules.js'
 import { cacheServiceMissing } from '../cache/service.js'
 import { errorMessage, firstLine } from '../errors.js'
@@ -35,8 +42,8 @@ export interface RestoreResult {
   restoredKey: string | null
   /** `restoredKey` is the primary key. */
   hit: boolean
-  /** File listing the restored entry's paths, one a line (empty on a miss), for post. */
-  restoredPathsFile: string
+  /** File with what was restored (keys and layers, JSON; empty on a miss), for post. */
+  recordFile: string
   pathCount: number
   importedCount: number
   bytes: number
@@ -46,13 +53,13 @@ export interface RestoreResult {
 
 /** Restore the store cache; never throws: a failed restore is a warning and a miss. */
 export async function restoreStoreCache(options: RestoreOptions): Promise<RestoreResult> {
-  const pathsFile = restoredPathsFile(options.workDir)
+  const recordFile = restoreRecordFile(options.workDir)
   const result: RestoreResult = {
     outcome: 'miss',
     keys: null,
     restoredKey: null,
     hit: false,
-    restoredPathsFile: pathsFile,
+    recordFile,
     pathCount: 0,
     importedCount: 0,
     bytes: 0,
@@ -60,9 +67,10 @@ export async function restoreStoreCache(options: RestoreOptions): Promise<Restor
   }
   try {
     await mkdir(options.workDir, { recursive: true })
-    await writeFile(pathsFile, '')
+    await writeFile(recordFile, '')
     const keys = await computeKeys(options)
     result.keys = keys
+    await writeRestoreRecord(recordFile, { keys, layers: [] })
     core.info(`Primary key: ${keys.primary}`)
     core.info(`Restore keys: ${keys.restore.join(', ')}`)
     const missingService = await cacheServiceMissing()
@@ -71,15 +79,16 @@ export async function restoreStoreCache(options: RestoreOptions): Promise<Restor
     const entry = await restoreEntry(keys, options.workDir)
     if (entry === null)
       return { ...result, reason: `no entry for ${keys.primary} or its restore keys` }
-    await writeFile(pathsFile, entry.paths.join('\n') + '\n')
+    await writeRestoreRecord(recordFile, { keys, layers: entry.layers })
+    const from = entry.layers.map(l => `${l.kind} ${l.key}`).join(' + ')
     core.info(
-      `Restored ${entry.key}: ${entry.paths.length} paths (${megabytes(entry.bytes)}), ${entry.importedCount} imported, the rest already valid`
+      `Restored ${from}: ${entry.paths.length} paths (${megabytes(entry.bytes)}), ${entry.importedCount} imported, the rest already valid`
     )
     return {
       ...result,
       outcome: 'restored',
       restoredKey: entry.key,
-      hit: entry.key === keys.primary,
+      hit: isExactHit(keys, entry.key),
       pathCount: entry.paths.length,
       importedCount: entry.importedCount,
       bytes: entry.bytes
@@ -114,7 +123,11 @@ export interface SaveOptions {
   cacheSave: boolean
   primaryKey: string | null
   restoredKey: string | null
-  restoredPathsFile: string | null
+  /** What main restored (restoreRecordFile). */
+  recordFile: string | null
+  /** For deleting superseded entries: the `github-token` input, GITHUB_REF, main's start. */
+  githubToken: string | null
+  startedAt: Date | null
   /** One a line, in `storePath` order ('' where unknown): a `systems` run builds several. */
   drvPath: string | null
   /** One a line. */
@@ -123,28 +136,42 @@ export interface SaveOptions {
 }
 
 export type SaveResult =
-  | { saved: true; key: string; pathCount: number; newCount: number; bytes: number }
+  | {
+      saved: true
+      key: string
+      kind: string
+      pathCount: number
+      newCount: number
+      bytes: number
+      pruned: PruneResult | null
+    }
   /** failed: the service refused or failed (a warning); otherwise a rule said no (a log line). */
   | { saved: false; reason: string; failed?: boolean }
 
-/** Save the build closure and the inputs under the primary key, unless there is no point. */
+/**
+ * Save what the build needed that the restored entries lacked: a delta on this lock's base, or
+ * a new base; then delete what that superseded. Unless there is no point.
+ */
 export async function saveStoreCache(options: SaveOptions): Promise<SaveResult> {
+  const record = await readRestoreRecord(options.recordFile)
+  const restoredKey = options.restoredKey
   const skip = saveSkipReason({
     cacheSave: options.cacheSave,
     serviceMissing: await cacheServiceMissing(),
     primaryKey: options.primaryKey,
-    restoredKey: options.restoredKey,
+    exactHit: record && restoredKey && isExactHit(record.keys, restoredKey) ? restoredKey : null,
     built: options.storePath !== null
   })
-  if (skip !== null || options.primaryKey === null || options.storePath === null) {
-    return { saved: false, reason: skip ?? 'nothing to save' }
+  if (skip !== null || record === null || options.storePath === null) {
+    return { saved: false, reason: skip ?? 'nothing to save: main recorded no keys' }
   }
   const closure = await pathsToCache(options.flake, options.drvPath, options.storePath)
-  const restored = await readRestoredPaths(options.restoredPathsFile)
+  const restored = [...new Set(record.layers.flatMap(l => l.paths))]
   const noNewPaths = closureSkipReason(closure, restored)
   if (noNewPaths !== null) return { saved: false, reason: noNewPaths }
-  const newCount = pathsNotRestored(closure, restored).length
-  const bytes = await saveEntry(options.workDir, options.primaryKey, closure, newCount)
+  const plan = await planSave(record.keys, closure, record.layers)
+  if (plan.note !== null) core.info(plan.note)
+  const bytes = await saveEntry(options.workDir, plan)
   if (bytes === null) {
     return {
       saved: false,
@@ -152,19 +179,46 @@ export async function saveStoreCache(options: SaveOptions): Promise<SaveResult> 
       reason: 'the cache service did not take the entry (see the message above)'
     }
   }
-  return { saved: true, key: options.primaryKey, pathCount: closure.length, newCount, bytes }
+  const pruned = await pruneAfterSave(record.keys, plan, options)
+  return {
+    saved: true,
+    key: plan.key,
+    kind: plan.kind,
+    pathCount: plan.registrations.length,
+    newCount: pathsNotRestored(closure, restored).length,
+    bytes,
+    pruned
+  }
+}
+
+/** Delete the lock's entries on this ref that the new one superseded (not with `cache-key`). */
+async function pruneAfterSave(
+  keys: CacheKeys,
+  plan: { key: string; base: string | null },
+  options: SaveOptions
+): Promise<PruneResult | null> {
+  const ref = process.env.GITHUB_REF
+  if (keys.layers === null || !ref || options.startedAt === null) return null
+  const lockPrefix = keys.layers.base.slice(0, keys.layers.base.lastIndexOf('/') + 1)
+  const keep = [plan.key, ...(plan.base === null ? [] : [plan.base])]
+  const result = await pruneSuperseded(
+    { lockPrefix, keep, ref, startedAt: options.startedAt },
+    process.env,
+    options.githubToken
+  )
+  for (const key of result.deleted) core.info(`Deleted the superseded entry ${key}`)
+  if (result.notice !== null) core.notice(`Store cache: ${result.notice}`)
+  return result
 }
 
 export function describeSave(result: SaveResult): string {
   if (!result.saved) return `not saved: ${result.reason}`
-  return `saved ${result.key}: ${result.pathCount} paths (${result.newCount} new), ${megabytes(result.bytes)}`
+  const pruned = result.pruned?.deleted.length ?? 0
+  const deleted = pruned > 0 ? `; ${pruned} superseded deleted` : ''
+  return `saved ${result.kind} ${result.key}: ${result.pathCount} paths (${result.newCount} new), ${megabytes(result.bytes)}${deleted}`
 }
 
 // --- helpers --------------------------------------------------------------------------------
-
-export function megabytes(bytes: number): string {
-  return `${(bytes / 1024 / 1024).toFixed(1)} MB`
-}
 
 /** Scratch space for the archive: the runner's temp directory, emptied after each job. */
 export function storeCacheWorkDir(): string {
