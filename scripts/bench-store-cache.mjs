@@ -1,46 +1,67 @@
 #!/usr/bin/env node
-// Benchmark of the store cache, through the bundled action (dist/) and the real @actions/cache
-// client against the v1 cache API server on 127.0.0.1 (cache-server.mjs). For each closure size
-// asked for (`--paths 14,500,2000`), in one run, side by side:
-//   run 1       builds a closure of that many paths (6 blobs of 50 MB of incompressible data,
-//               the rest small paths of 5-50 KB with their derivations) and saves it;
-//   run 2       on a store without those paths: restores, and must build nothing;
-//   baseline    the same paths as a plain tar through @actions/cache (look-up, download,
-//               unzstd, extract), in a node process of its own: what caches that tar /nix/store
-//               do, here extracted beside the store, not into it.
-// Run 2 and the baseline are taken BENCH_RUNS times (default 3), interleaved; medians shown.
-// Prints one row per size: the restore's seconds (its log group, to the millisecond), the
-// baseline's, their ratio (the goal: within 1.3x), ms per path, and the archive's size against
-// the closure's (`nix path-info -S`). Then, for the last size, where the restore's time goes:
-// one more restore with every command it runs (nix, nix-store, tar, zstd) wrapped to log its
-// start and end, measured from outside the action.
-// Needs: nix, tar, zstd, and `npm run bundle` first.
-// Usage: npm run bench:store-cache -- --paths 14,500,2000   (default: --paths 14)
-// Environment: BENCH_RUNS (samples, default 3), BENCH_DIST (the dist/ directory to measure, an
-// action.yml beside it; default this repo's), BENCH_COMPARE_DIST (another build of the action,
-// say the last release's dist/: its restore is measured too, on its own copy of the flake,
-// interleaved with the others, in an extra column).
+// Benchmark of the store cache as GitHub runs the action: the bundled action (dist/) as the
+// unprivileged runner user, each job on a fresh runner machine (scripts/runner-machine.sh: an
+// empty single-user store the runner owns, no caches under HOME), the real @actions/cache client
+// against the v1 cache API server on 127.0.0.1 (cache-server.mjs, which also serves the REST
+// API's list and delete of caches). Two parts, each side by side in one run:
+//
+// --paths 14,500,2000   the restore against a plain tar. For each closure size: a job builds
+//   a closure of that many paths (6 blobs of 50 MB of random data, the rest small paths of
+//   5-50 KB with their derivations) and saves it; then, BENCH_RUNS times (default 3),
+//   interleaved, on a fresh machine each: the action's restore (an exact hit, its "Store cache"
+//   log group to the millisecond; `nix build` must then build nothing) and the same paths as one
+//   plain tar through @actions/cache (look-up, download, unzstd, extract), in a node process of
+//   its own, extracted on the same filesystem as the machine's /nix. Prints medians, their
+//   ratio (the goal: within 1.3x at 2,000 paths) and the restore's phases (its log line).
+//
+// --commits 3   the commit sequence: a flake whose app (one source file) changes on every
+//   commit over a toolchain that does not (__tests__/e2e/flakes/cache-commits: --libs small
+//   library paths, --blobs toolchain blobs of --blob-mb MB; default 250, 4, 40: 516 paths,
+//   ~170 MB). Per commit, on a fresh machine: what was restored, the new paths' NAR bytes (the
+//   floor), the bytes uploaded, the save's and the restore's seconds, the entries deleted.
+//   Then, BENCH_RUNS times interleaved: the last commit's exact hit (a base plus a delta)
+//   against one whole entry of the same closure (saved under `cache-key` to a server of its
+//   own).
+//
+// Needs root (or passwordless sudo) for the machines, nix, tar, zstd, and `npm run bundle`.
+// Usage: npm run bench:store-cache -- --paths 14,500,2000 --commits 3   (default: --paths 14)
+// Environment: BENCH_RUNS (samples, default 3), BENCH_DIST (the dist/ to measure, an action.yml
+// beside it; default this repo's).
 import { execFile, execFileSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 import process from 'node:process'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import { median } from './bench-lib.mjs'
+import { median, option } from './bench-lib.mjs'
 import { cacheEnv, startCacheServer } from './cache-server.mjs'
 import { runAction } from './run-action.mjs'
+import {
+  ensureRunnerUser,
+  execInMachine,
+  giveToRunner,
+  machineArgv,
+  machineEnv,
+  removeAsRoot,
+  startMachine,
+  stopMachine,
+  userTempDir
+} from './runner-machine.mjs'
 
 const execFileAsync = promisify(execFile)
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
-const fixture = path.join(repoRoot, '__tests__/e2e/flakes/cache-bench')
+const benchFixture = path.join(repoRoot, '__tests__/e2e/flakes/cache-bench')
+const commitsFixture = path.join(repoRoot, '__tests__/e2e/flakes/cache-commits')
 const BLOB_MB = 50
 const BLOBS = 6
 /** The image, its derivation, and each blob's derivation and output. */
 const FIXED_PATHS = 2 + 2 * BLOBS
-/** Samples of the restore and of each baseline; the median is reported. */
 const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 3))
+// The action (and the baseline) on the Node action.yml declares, as the e2e tests run it.
+const node24 = path.join(repoRoot, 'tools/node24/node_modules/.bin/node')
+if (!process.env.NCA_ACTION_NODE && fs.existsSync(node24)) process.env.NCA_ACTION_NODE = node24
+const GITHUB_TOKEN = 'nca-test-github-token'
 
 // As the e2e tests: no substituters, no sandbox (host tools), no build users.
 const NIX_CONFIG = [
@@ -49,13 +70,9 @@ const NIX_CONFIG = [
 ].join('\n')
 
 const lines = text => text.split('\n').filter(Boolean)
-const nixStore = (...args) =>
-  execFileSync('nix-store', args, {
-    encoding: 'utf8',
-    env: { ...process.env, NIX_CONFIG },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-const mb = bytes => `${(bytes / 1024 / 1024).toFixed(1)} MB`
+const mb = bytes =>
+  bytes < 1024 * 1024 ? `${(bytes / 1024).toFixed(1)} KB` : `${(bytes / 1024 / 1024).toFixed(1)} MB`
+const settle = () => execFileSync('sync')
 
 /** The Seconds column of a job summary row. */
 function summarySeconds(summary, row) {
@@ -64,152 +81,77 @@ function summarySeconds(summary, row) {
   return Number(match[1])
 }
 
+/** A command's stdout inside the machine, as its user; throws when it fails. */
+function inMachine(machine, command) {
+  const result = execInMachine(machine, command, { env: { NIX_CONFIG } })
+  if (result.exitCode !== 0) throw new Error(`bench: ${command.join(' ')}: ${result.stderr}`)
+  return result.stdout
+}
+
 /**
- * Run the action (main, then post). `stageSeconds(name)`: how long a stage of the main step
- * took, to the millisecond (the job summary rounds to 0.1 s), from when its log group's
- * `::group::` and `::endgroup::` lines arrived here: the step's output is streamed to this
- * process (and swallowed), and a group ends as its stage does.
+ * One job (main, then post) on `machine` (default: a fresh one, stopped afterwards unless
+ * `keep`). `stageSeconds(name)`: how long a stage of the main step took, to the millisecond,
+ * from when its log group's `::group::` and `::endgroup::` lines arrived here (the step's
+ * output is streamed to this process, and swallowed).
  */
-async function runOnce(flakeRef, server, extraEnv = {}, distDir = process.env.BENCH_DIST) {
-  const lines = []
-  const swallow = chunk => {
-    lines.push({ at: process.hrtime.bigint(), text: String(chunk) })
-    return true
-  }
+async function job(flake, server, { inputs = {}, machine, keep = false } = {}) {
+  const onMachine = machine ?? startMachine('single-user')
+  const arrived = []
   const { write: out } = process.stdout
   const { write: err } = process.stderr
   let result
   try {
-    process.stdout.write = swallow
+    process.stdout.write = chunk =>
+      arrived.push({ at: process.hrtime.bigint(), text: String(chunk) })
     process.stderr.write = () => true
     result = await runAction({
-      inputs: { flake: flakeRef, load: 'false', push: 'false' },
-      env: { ...cacheEnv(server), NIX_CONFIG, ...extraEnv },
+      inputs: { flake, load: 'false', push: 'false', 'github-token': GITHUB_TOKEN, ...inputs },
+      env: { ...cacheEnv(server), NIX_CONFIG },
       timeoutMs: 1_200_000,
       stream: true,
-      // Another build of the action (say, a commit's dist/ and action.yml), to compare.
-      ...(distDir ? { distDir } : {})
+      machine: onMachine,
+      ...(process.env.BENCH_DIST ? { distDir: process.env.BENCH_DIST } : {})
     })
   } finally {
     process.stdout.write = out
     process.stderr.write = err
+    if (!keep) stopMachine(onMachine)
   }
+  removeAsRoot(result.tempDir)
   if (result.main.exitCode !== 0 || result.post?.exitCode !== 0) {
-    throw new Error(`bench: the action failed:\n${result.main.stdout}\n${result.main.stderr}`)
+    throw new Error(`bench: the action failed:\n${result.main.stdout}\n${result.post?.stdout}`)
   }
   const stageSeconds = name => {
-    const start = lines.findIndex(l => l.text === `::group::${name}\n`)
-    const end = lines.findIndex((l, i) => i > start && l.text === '::endgroup::\n')
+    const start = arrived.findIndex(l => l.text === `::group::${name}\n`)
+    const end = arrived.findIndex((l, i) => i > start && l.text === '::endgroup::\n')
     if (start === -1 || end === -1) throw new Error(`bench: no log group "${name}"`)
-    return Number(lines[end].at - lines[start].at) / 1e9
+    return Number(arrived[end].at - arrived[start].at) / 1e9
   }
-  return { ...result, stageSeconds }
+  return { ...result, machine: onMachine, stageSeconds }
 }
 
-// --- where the restore's time goes ------------------------------------------------------
-
-const TIMED_COMMANDS = ['nix', 'nix-store', 'tar', 'zstd', 'unzstd']
-
-/**
- * A directory of bash wrappers, first on PATH, that run each command and append
- * `<start> <end> <argv>` (seconds since the epoch) to `log`: the restore's phases, measured
- * from outside the action (nothing is added to its log). The wrappers cost a few ms each, so
- * the breakdown comes from a run of its own, not from the run whose seconds are reported.
- */
-function timingWrappers(dir, log) {
-  fs.mkdirSync(dir)
-  for (const name of TIMED_COMMANDS) {
-    let real
-    try {
-      real = execFileSync('bash', ['-c', `command -v ${name}`], { encoding: 'utf8' }).trim()
-    } catch {
-      continue
-    }
-    const script = [
-      '#!/bin/bash',
-      'start=$EPOCHREALTIME',
-      `'${real}' "$@"`,
-      'rc=$?',
-      `printf '%s %s %s\\n' "$start" "$EPOCHREALTIME" "${name} $*" >> '${log}'`,
-      'exit $rc',
-      ''
-    ].join('\n')
-    fs.writeFileSync(path.join(dir, name), script, { mode: 0o755 })
-  }
-  return dir
-}
-
-/** The commands a timed run ran, in order of start (seconds since the epoch). */
-function readTimings(log) {
-  const entries = lines(fs.existsSync(log) ? fs.readFileSync(log, 'utf8') : '').map(line => {
-    const [start, end, ...argv] = line.split(' ')
-    return { start: Number(start), end: Number(end), command: argv.join(' ') }
-  })
-  return entries.sort((a, b) => a.start - b.start)
-}
-
-/** A short label for a command line: the program and its first few arguments. */
-function label(command) {
-  const words = command
-    .split(' ')
-    .filter(w => !w.startsWith('/nix/store/') && !w.startsWith('--extra-experimental'))
-    .map(w => (w.length > 40 ? `${w.slice(0, 37)}...` : w))
-  return words.slice(0, 6).join(' ')
-}
-
-/** The restore's commands, in order, and its phases (from the timed run's wrapper log). */
-function printBreakdown(timings, total) {
-  // From the first command of the restore (the key computation) to the build, which is not timed.
-  const first = timings.findIndex(t => / (eval|flake metadata) /.test(` ${t.command} `))
-  const build = timings.findIndex(t => / build /.test(` ${t.command} `))
-  const restore = timings.slice(Math.max(0, first), build === -1 ? undefined : build)
-  if (restore.length === 0) return
-  const t0 = restore[0].start
-  const at = t => (t - t0).toFixed(3)
-  const out = [
-    '',
-    `where a restore's time goes (a run of its own, every command wrapped: ${total.toFixed(2)} s in all)`
-  ]
-  for (const t of restore) {
-    out.push(
-      `  ${at(t.start)}-${at(t.end)}  ${(t.end - t.start).toFixed(3)} s  ${label(t.command)}`
+function expectNothingBuilt(result, what) {
+  if (result.outputs['cache-hit'] !== 'true' || /building '/.test(result.main.stdout)) {
+    throw new Error(
+      `bench: ${what} was not an exact hit that built nothing:\n${result.main.stdout}`
     )
   }
-  const span = (list, from = Math.min(...list.map(t => t.start))) =>
-    list.length === 0 ? 0 : Math.max(...list.map(t => t.end)) - from
-  const keys = restore.filter(t => / (eval|flake metadata) /.test(` ${t.command} `))
-  const tar = restore.filter(t => /^tar /.test(t.command))
-  const nixAfter = restore.filter(t => tar.length > 0 && t.start >= tar[0].end)
-  const keysEnd = Math.max(...keys.map(t => t.end))
-  const phases = [
-    ['keys (nix eval, nix flake metadata, side by side)', span(keys)],
-    [
-      'load @actions/cache, look up, download (to tar start)',
-      tar.length ? tar[0].start - keysEnd : 0
-    ],
-    ['extract (tar + unzstd)', span(tar)],
-    [
-      'from extraction to import (manifest, narinfos)',
-      tar.length && nixAfter.length ? nixAfter[0].start - tar[0].end : 0
-    ],
-    ['check validity, import, verify', span(nixAfter)],
-    [
-      'outside every command (before the first, after the last)',
-      total - (Math.max(...restore.map(t => t.end)) - t0)
-    ]
-  ]
-  out.push('  phases:')
-  for (const [name, secs] of phases) out.push(`    ${secs.toFixed(3)} s  ${name}`)
-  process.stdout.write(`${out.join('\n')}\n`)
 }
 
-// Baseline 2's restore, in a node process of its own as the action's restore is: in a process
-// that already restored once, a second restore runs up to twice as fast (measured here), which
-// would flatter the baseline. Times restoreCache() alone, its module already loaded.
+/** The restore's own account of its phases (its log line). */
+const restorePhases = result => /Restore phases: (.*)/.exec(result.main.stdout)?.[1] ?? '?'
+
+// --- the restore against a plain tar ---------------------------------------------------
+
+// The baseline's restore, in a node process of its own on the job's machine, as the runner user
+// (as the action's restore runs): in a process that already restored once, a second restore
+// runs up to twice as fast (measured), which would flatter it. Times restoreCache() alone, its
+// module already loaded.
 const RESTORE_CHILD = `
 const fs = await import('node:fs')
 const cache = await import(process.env.BENCH_CACHE_MODULE)
 const paths = JSON.parse(fs.readFileSync(process.env.BENCH_PATHS_FILE, 'utf8'))
+fs.mkdirSync(process.env.GITHUB_WORKSPACE, { recursive: true })
 const started = process.hrtime.bigint()
 const key = await cache.restoreCache(paths, process.env.BENCH_KEY)
 const seconds = Number(process.hrtime.bigint() - started) / 1e9
@@ -217,63 +159,60 @@ process.stderr.write(JSON.stringify({ key: key ?? null, seconds }))
 `
 
 /**
- * \`paths\` as a plain tar through @actions/cache: save() once (the paths must be valid), then
- * restoreSeconds(dir) times a restore (download, unzstd, extract) into an empty directory.
+ * The closure as a plain tar through @actions/cache: saved once from the machine that built it
+ * (`nix/store/<name>`, relative to the machine's directory), then restoreSeconds(machine) times
+ * a restore (look-up, download, unzstd, extract) on that machine, into its /nix (the store's
+ * filesystem), by the same Node the action runs on.
  */
-async function actionsCacheTar(server, work, paths, key) {
+async function plainTar(server, machine, storePaths, key) {
   const cache = await import('@actions/cache')
+  const work = userTempDir('nca-bench-tar-')
   const env = { ...cacheEnv(server), RUNNER_TEMP: path.join(work, 'runner-temp') }
   fs.mkdirSync(env.RUNNER_TEMP, { recursive: true })
-  const relative = paths.map(p => p.slice(1))
-  const pathsFile = path.join(work, `${key}.json`)
+  const relative = storePaths.map(p => p.slice(1))
+  const pathsFile = path.join(work, 'paths.json')
   fs.writeFileSync(pathsFile, JSON.stringify(relative))
-  const save = async () => {
-    const saved = { ...process.env }
-    const cwd = process.cwd()
-    // @actions/cache logs through stdout: keep it out of the bench's output.
-    const write = process.stdout.write
-    try {
-      Object.assign(process.env, env, { GITHUB_WORKSPACE: '/' })
-      process.chdir('/')
-      process.stdout.write = () => true
-      await cache.saveCache(relative, key)
-    } finally {
-      process.stdout.write = write
-      process.chdir(cwd)
-      process.env = saved
-    }
+  giveToRunner(work)
+  const saved = { ...process.env }
+  const cwd = process.cwd()
+  const write = process.stdout.write
+  try {
+    Object.assign(process.env, env, { GITHUB_WORKSPACE: machine.dir })
+    process.chdir(machine.dir)
+    process.stdout.write = () => true // @actions/cache logs through stdout
+    await cache.saveCache(relative, key)
+  } finally {
+    process.stdout.write = write
+    process.chdir(cwd)
+    process.env = saved
   }
-  const restoreSeconds = async (extractDir, settle) => {
+  const node = process.env.NCA_ACTION_NODE ?? process.execPath
+  const restoreSeconds = async on => {
     settle()
+    const argv = machineArgv(on, '/', [node, '--input-type=module', '--eval', RESTORE_CHILD])
     // Asynchronously: the cache server answering it runs in this process.
-    const { stderr } = await execFileAsync(
-      process.execPath,
-      ['--input-type=module', '--eval', RESTORE_CHILD],
-      {
-        cwd: '/',
-        env: {
-          ...process.env,
-          ...env,
-          GITHUB_WORKSPACE: extractDir,
-          BENCH_CACHE_MODULE: import.meta.resolve('@actions/cache'),
-          // A file: 2,000 paths are more than one environment variable may hold.
-          BENCH_PATHS_FILE: pathsFile,
-          BENCH_KEY: key
-        },
-        maxBuffer: 1 << 24
-      }
-    )
+    const { stderr } = await execFileAsync(argv[0], argv.slice(1), {
+      env: {
+        ...process.env,
+        ...machineEnv(on),
+        ...env,
+        GITHUB_WORKSPACE: '/nix/plain-tar',
+        BENCH_CACHE_MODULE: import.meta.resolve('@actions/cache'),
+        BENCH_PATHS_FILE: pathsFile,
+        BENCH_KEY: key
+      },
+      maxBuffer: 1 << 24
+    })
     const result = JSON.parse(stderr.slice(stderr.lastIndexOf('{')))
-    if (result.key !== key) throw new Error(`bench: the plain tar entry did not restore: ${stderr}`)
+    if (result.key !== key) throw new Error(`bench: the plain tar did not restore: ${stderr}`)
     return result.seconds
   }
-  return { save, restoreSeconds }
+  return { restoreSeconds, cleanup: () => removeAsRoot(work) }
 }
 
-/** `--paths 14,500,2000`: closure sizes to measure, each at least the fixed 14 paths. */
-function pathCounts(argv) {
-  const at = argv.indexOf('--paths')
-  const value = at === -1 ? String(FIXED_PATHS) : (argv[at + 1] ?? '')
+/** `--paths 14,500,2000`: closure sizes, each at least the fixed 14 paths. */
+function pathCounts() {
+  const value = option('paths', String(FIXED_PATHS))
   const counts = value.split(',').map(Number)
   if (counts.some(n => !Number.isInteger(n) || n < FIXED_PATHS)) {
     throw new Error(`bench: --paths takes closure sizes of ${FIXED_PATHS} or more, not ${value}`)
@@ -281,149 +220,66 @@ function pathCounts(argv) {
   return counts
 }
 
-/** Measure one closure size; returns its row and what the breakdown needs. */
-function makeFlake(flakeDir, wantedPaths) {
-  fs.cpSync(fixture, flakeDir, { recursive: true })
-  fs.writeFileSync(path.join(flakeDir, 'salt'), randomUUID())
-  fs.writeFileSync(path.join(flakeDir, 'blobs'), String(BLOBS))
+function benchFlake(root, wantedPaths) {
+  const dir = path.join(root, `flake-${wantedPaths}`)
+  fs.cpSync(benchFixture, dir, { recursive: true })
+  fs.writeFileSync(path.join(dir, 'salt'), randomUUID())
+  fs.writeFileSync(path.join(dir, 'blobs'), String(BLOBS))
   // Each small path comes with its derivation.
-  fs.writeFileSync(
-    path.join(flakeDir, 'smalls'),
-    String(Math.round((wantedPaths - FIXED_PATHS) / 2))
-  )
-  return `path:${flakeDir}`
+  fs.writeFileSync(path.join(dir, 'smalls'), String(Math.round((wantedPaths - FIXED_PATHS) / 2)))
+  giveToRunner(root)
+  return `path:${dir}`
 }
 
-/**
- * The other build's restore (BENCH_COMPARE_DIST), on a flake of its own (its own paths, its
- * own entry): save once, then `sample()` deletes its paths and times one restore.
- */
-async function compared(work, server, wantedPaths, compareDist) {
-  const flakeRef = makeFlake(path.join(work, `flake-compare-${wantedPaths}`), wantedPaths)
-  const run1 = await runOnce(flakeRef, server, {}, compareDist)
-  fs.rmSync(run1.tempDir, { recursive: true, force: true })
-  const paths = lines(nixStore('-qR', '--include-outputs', run1.state['built-drv-path']))
-  const deleteAll = () => {
-    // One call: a batch would fail on paths that a later batch's paths still refer to.
-    nixStore('--delete', ...paths)
-  }
-  const sample = async () => {
-    deleteAll()
-    execFileSync('sync')
-    const run2 = await runOnce(flakeRef, server, {}, compareDist)
-    fs.rmSync(run2.tempDir, { recursive: true, force: true })
-    if (run2.outputs['cache-hit'] !== 'true') throw new Error('bench: compared run 2 missed')
-    return run2.stageSeconds('Store cache')
-  }
-  return { sample, cleanup: deleteAll }
-}
-
-async function measure(work, server, wantedPaths, { timed }) {
-  const flakeDir = path.join(work, `flake-${wantedPaths}`)
-  const flakeRef = makeFlake(flakeDir, wantedPaths)
-  const cleanup = []
+async function measureSize(root, server, wantedPaths) {
+  const flake = benchFlake(root, wantedPaths)
+  const run1 = await job(flake, server, { keep: true })
+  let restoreTar
+  let storePaths
+  let closureBytes
   try {
-    const compareDist = process.env.BENCH_COMPARE_DIST
-    const other = compareDist ? await compared(work, server, wantedPaths, compareDist) : null
-    if (other) cleanup.push(other.cleanup)
-    const run1 = await runOnce(flakeRef, server)
-    const storePath = run1.outputs['store-path']
-    const paths = lines(nixStore('-qR', '--include-outputs', run1.state['built-drv-path']))
-    cleanup.push(() => {
-      const valid = paths.filter(
-        p => lines(nixStore('--check-validity', '--print-invalid', p)).length === 0
-      )
-      if (valid.length) nixStore('--delete', ...valid)
-    })
-    const deleteAll = () => {
-      // One call: a batch would fail on paths that a later batch's paths still refer to.
-      nixStore('--delete', ...paths)
-    }
-    const entry = server.entries().find(e => e.key === run1.outputs['cache-key'])
-    if (!entry?.size) throw new Error('bench: run 1 saved no cache entry')
-    const closureSize = Number(
-      execFileSync('nix', ['path-info', '-S', storePath], {
-        encoding: 'utf8',
-        env: { ...process.env, NIX_CONFIG }
-      })
-        .trim()
-        .split(/\s+/)[1]
+    storePaths = lines(
+      inMachine(run1.machine, [
+        'nix-store',
+        '-qR',
+        '--include-outputs',
+        run1.state['built-drv-path']
+      ])
     )
-
-    // Each measurement starts with nothing left to write back from the one before (the disk is
-    // the same for all of them): `sync`, not timed. Each is taken RUNS times, interleaved, and
-    // the median reported: one sample of a 300 MB download varies by a third from run to run.
-    const settle = () => execFileSync('sync')
-    const cacheTar = await actionsCacheTar(server, work, paths, `bench-plain-tar-${wantedPaths}`)
-    const samples = { restore: [], cacheTar: [], compared: [] }
-    for (let i = 0; i < RUNS; i++) {
-      deleteAll()
-      settle()
-      const run2 = await runOnce(flakeRef, server)
-      if (run2.outputs['cache-hit'] !== 'true') throw new Error('bench: run 2 was not a cache hit')
-      if (!/Built /.test(run2.main.stdout) || /building '/.test(run2.main.stdout)) {
-        throw new Error(`bench: run 2 built something:\n${run2.main.stdout}`)
-      }
-      samples.restore.push(run2.stageSeconds('Store cache'))
-      fs.rmSync(run2.tempDir, { recursive: true, force: true })
-
-      // The baseline: the same paths as a plain tar through @actions/cache.
-      if (i === 0) await cacheTar.save()
-      const cacheTarDir = path.join(work, 'extract-cache-tar')
-      fs.rmSync(cacheTarDir, { recursive: true, force: true })
-      fs.mkdirSync(cacheTarDir)
-      samples.cacheTar.push(await cacheTar.restoreSeconds(cacheTarDir, settle))
-      fs.rmSync(cacheTarDir, { recursive: true, force: true })
-      if (other) samples.compared.push(await other.sample())
-    }
-
-    let breakdown = null
-    if (timed) {
-      // The same restore again, with every command timed: where its seconds go.
-      deleteAll()
-      settle()
-      const timingLog = path.join(work, `timings-${wantedPaths}.log`)
-      const wrappers = timingWrappers(path.join(work, `timed-bin-${wantedPaths}`), timingLog)
-      const run2timed = await runOnce(flakeRef, server, {
-        PATH: `${wrappers}:${process.env.PATH ?? ''}`
-      })
-      if (run2timed.outputs['cache-hit'] !== 'true') throw new Error('bench: the timed run missed')
-      breakdown = { timings: readTimings(timingLog), total: run2timed.stageSeconds('Store cache') }
-      fs.rmSync(run2timed.tempDir, { recursive: true, force: true })
-    }
-    fs.rmSync(run1.tempDir, { recursive: true, force: true })
-    return {
-      paths: paths.length,
-      closureSize,
-      archiveSize: entry.size,
-      save: summarySeconds(run1.summary, 'Store cache save'),
-      restore: samples.restore,
-      cacheTar: samples.cacheTar,
-      compared: samples.compared,
-      breakdown
-    }
+    closureBytes = lines(inMachine(run1.machine, ['nix-store', '-q', '--size', ...storePaths]))
+      .map(Number)
+      .reduce((a, b) => a + b, 0)
+    restoreTar = await plainTar(server, run1.machine, storePaths, `plain-tar-${wantedPaths}`)
   } finally {
-    for (const step of cleanup) step()
-    fs.rmSync(flakeDir, { recursive: true, force: true })
+    stopMachine(run1.machine)
+  }
+  const saved = /Store cache save: saved \S+ (\S+):/.exec(run1.post?.stdout ?? '')?.[1]
+  const archive = server.entries().find(e => e.key === saved)
+  const samples = { restore: [], tar: [], phases: [] }
+  for (let i = 0; i < RUNS; i++) {
+    settle()
+    const run2 = await job(flake, server, { keep: true })
+    try {
+      expectNothingBuilt(run2, `the restore of ${wantedPaths} paths`)
+      samples.restore.push(run2.stageSeconds('Store cache'))
+      samples.phases.push(restorePhases(run2))
+      samples.tar.push(await restoreTar.restoreSeconds(run2.machine))
+    } finally {
+      stopMachine(run2.machine)
+    }
+  }
+  restoreTar.cleanup()
+  return {
+    paths: storePaths.length,
+    closureBytes,
+    archiveBytes: archive?.size ?? 0,
+    save: summarySeconds(run1.summary, 'Store cache save'),
+    ...samples
   }
 }
 
-function printTable(results) {
+function printSizes(results) {
   const all = list => list.map(x => x.toFixed(2)).join(', ')
-  const rows = results.map(r => {
-    const restore = median(r.restore)
-    const tar = median(r.cacheTar)
-    return [
-      String(r.paths),
-      `${restore.toFixed(2)} (${all(r.restore)})`,
-      `${tar.toFixed(2)} (${all(r.cacheTar)})`,
-      `${(restore / tar).toFixed(2)}x`,
-      `${((restore * 1000) / r.paths).toFixed(2)} / ${((tar * 1000) / r.paths).toFixed(2)}`,
-      `${mb(r.archiveSize)} / ${mb(r.closureSize)} = ${(r.archiveSize / r.closureSize).toFixed(3)}`,
-      r.save.toFixed(1),
-      ...(r.compared.length ? [`${median(r.compared).toFixed(2)} (${all(r.compared)})`] : [])
-    ]
-  })
   const head = [
     'paths',
     'restore s (samples)',
@@ -431,39 +287,193 @@ function printTable(results) {
     'ratio',
     'ms/path restore / tar',
     'archive / closure',
-    'save s',
-    ...(process.env.BENCH_COMPARE_DIST ? ['BENCH_COMPARE_DIST restore s (samples)'] : [])
+    'save s'
   ]
+  const rows = results.map(r => {
+    const restore = median(r.restore)
+    const tar = median(r.tar)
+    return [
+      String(r.paths),
+      `${restore.toFixed(2)} (${all(r.restore)})`,
+      `${tar.toFixed(2)} (${all(r.tar)})`,
+      `${(restore / tar).toFixed(2)}x`,
+      `${((restore * 1000) / r.paths).toFixed(2)} / ${((tar * 1000) / r.paths).toFixed(2)}`,
+      `${mb(r.archiveBytes)} / ${mb(r.closureBytes)}`,
+      r.save.toFixed(1)
+    ]
+  })
   const table = [head, head.map(() => '---'), ...rows].map(row => `| ${row.join(' | ')} |`)
-  process.stdout.write(`\n${table.join('\n')}\n`)
+  const last = results[results.length - 1]
   process.stdout.write(
     [
       '',
-      `medians of ${RUNS} samples, interleaved; the goal: ratio <= 1.3x at 2,000 paths.`,
-      'tar via @actions/cache: the same paths as one tar through the same client and server',
-      '(look-up, download, unzstd, extract) in a node process of its own.',
+      ...table,
+      '',
+      `medians of ${RUNS} samples, interleaved, each on a fresh runner machine; goal: ratio <= 1.3x at 2,000 paths.`,
+      `restore phases at ${last.paths} paths (the action's log, each sample):`,
+      ...last.phases.map(p => `  ${p}`),
+      ''
+    ].join('\n')
+  )
+}
+
+// --- the commit sequence ---------------------------------------------------------------
+
+function commitsFlake(root) {
+  const dir = path.join(root, 'flake-commits')
+  fs.cpSync(commitsFixture, dir, { recursive: true })
+  fs.writeFileSync(path.join(dir, 'salt'), randomUUID())
+  fs.writeFileSync(path.join(dir, 'libs'), option('libs', '250'))
+  fs.writeFileSync(path.join(dir, 'blobs'), option('blobs', '4'))
+  fs.writeFileSync(path.join(dir, 'blob-mb'), option('blob-mb', '40'))
+  return dir
+}
+
+/** NAR bytes of store paths on the machine. */
+function narBytes(machine, storePaths) {
+  if (storePaths.length === 0) return 0
+  return lines(inMachine(machine, ['nix-store', '-q', '--size', ...storePaths]))
+    .map(Number)
+    .reduce((a, b) => a + b, 0)
+}
+
+async function commitSequence(root, server, count) {
+  const dir = commitsFlake(root)
+  const flake = `path:${dir}`
+  const rows = []
+  let previous = new Set()
+  for (let n = 1; n <= count; n++) {
+    fs.writeFileSync(path.join(dir, 'app.txt'), `the app at commit ${n}\n`)
+    giveToRunner(root)
+    settle()
+    const run = await job(flake, server, { keep: true })
+    try {
+      const closure = lines(
+        inMachine(run.machine, [
+          'nix-store',
+          '-qR',
+          '--include-outputs',
+          run.state['built-drv-path']
+        ])
+      )
+      const fresh = closure.filter(p => !previous.has(p))
+      const saved = /Store cache save: saved (\S+) (\S+):/.exec(run.post?.stdout ?? '')
+      rows.push({
+        n,
+        restored: run.outputs['cache-restored-key'] || 'nothing',
+        paths: closure.length,
+        newPaths: fresh.length,
+        floor: narBytes(run.machine, fresh),
+        kind: saved?.[1] ?? 'nothing',
+        uploaded: server.entries().find(e => e.key === saved?.[2])?.size ?? 0,
+        save: summarySeconds(run.summary, 'Store cache save'),
+        restore: run.stageSeconds('Store cache'),
+        deleted: (run.post?.stdout.match(/Deleted the superseded entry/g) ?? []).length
+      })
+      previous = new Set(closure)
+    } finally {
+      stopMachine(run.machine)
+    }
+  }
+  return { flake, rows }
+}
+
+/** The last commit's exact hit (base + delta) against one whole entry of the same closure. */
+async function layeredAgainstWhole(flake) {
+  const whole = await startCacheServer()
+  try {
+    await job(flake, whole, { inputs: { 'cache-key': 'bench-whole-entry' } })
+    const samples = { layered: [], whole: [] }
+    return { whole, samples }
+  } catch (error) {
+    await whole.close()
+    throw error
+  }
+}
+
+function printCommits(rows, compared) {
+  const first = rows[0]?.uploaded || 1
+  const short = key => key.replace(/^nix-container-store\/[^/]+\/[^/]+\/lock-[^/]+\//, '')
+  const head = [
+    'commit',
+    'restored',
+    'new paths (NAR bytes: the floor)',
+    'saved',
+    'uploaded',
+    'of the first save',
+    'save s',
+    'restore s',
+    'superseded deleted'
+  ]
+  const table = rows.map(r => [
+    String(r.n),
+    short(r.restored),
+    `${r.newPaths} of ${r.paths} (${mb(r.floor)})`,
+    r.kind,
+    mb(r.uploaded),
+    (r.uploaded / first).toFixed(3),
+    r.save.toFixed(1),
+    r.restore.toFixed(2),
+    String(r.deleted)
+  ])
+  const all = list => list.map(x => x.toFixed(2)).join(', ')
+  const layered = median(compared.layered)
+  const whole = median(compared.whole)
+  process.stdout.write(
+    [
+      '',
+      ...[head, head.map(() => '---'), ...table].map(row => `| ${row.join(' | ')} |`),
+      '',
+      `| exact hit of commit ${rows.length}, fresh runner | restore s (samples) |`,
+      '| --- | --- |',
+      `| a base + a delta | ${layered.toFixed(2)} (${all(compared.layered)}) |`,
+      `| one whole entry of the same closure | ${whole.toFixed(2)} (${all(compared.whole)}) |`,
+      `| ratio | ${(layered / whole).toFixed(2)}x |`,
       ''
     ].join('\n')
   )
 }
 
 async function main() {
-  const counts = pathCounts(process.argv.slice(2))
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'nca-bench-'))
-  const server = await startCacheServer()
+  ensureRunnerUser()
+  const root = userTempDir('nca-bench-cache-')
+  let server = await startCacheServer()
   try {
-    const results = []
-    for (const [i, count] of counts.entries()) {
-      process.stdout.write(`bench: ${count} paths (${BLOBS} blobs of ${BLOB_MB} MB)\n`)
-      results.push(await measure(work, server, count, { timed: i === counts.length - 1 }))
-      printTable(results.slice(-1))
+    if (process.argv.includes('--paths') || !process.argv.includes('--commits')) {
+      const results = []
+      for (const count of pathCounts()) {
+        process.stdout.write(`bench: ${count} paths (${BLOBS} blobs of ${BLOB_MB} MB)\n`)
+        results.push(await measureSize(root, server, count))
+      }
+      printSizes(results)
     }
-    printTable(results)
-    const last = results[results.length - 1]
-    if (last?.breakdown) printBreakdown(last.breakdown.timings, last.breakdown.total)
+    const commits = Number(option('commits', '0'))
+    if (commits > 0) {
+      process.stdout.write(`bench: a sequence of ${commits} commits\n`)
+      // A server of its own: the sizes' entries must not be what the first commit restores.
+      await server.close()
+      server = await startCacheServer()
+      const { flake, rows } = await commitSequence(root, server, commits)
+      const { whole, samples } = await layeredAgainstWhole(flake)
+      try {
+        for (let i = 0; i < RUNS; i++) {
+          settle()
+          const layered = await job(flake, server)
+          expectNothingBuilt(layered, 'the base + delta hit')
+          samples.layered.push(layered.stageSeconds('Store cache'))
+          settle()
+          const one = await job(flake, whole, { inputs: { 'cache-key': 'bench-whole-entry' } })
+          expectNothingBuilt(one, 'the whole-entry hit')
+          samples.whole.push(one.stageSeconds('Store cache'))
+        }
+      } finally {
+        await whole.close()
+      }
+      printCommits(rows, samples)
+    }
   } finally {
     await server.close()
-    fs.rmSync(work, { recursive: true, force: true })
+    removeAsRoot(root)
   }
 }
 

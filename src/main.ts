@@ -9,7 +9,12 @@ import { runSystems } from './pipeline/systems.js'
 import { Report, writeSummary } from './report.js'
 import { saveState, StateKey } from './state.js'
 import { describeSource, setupNix } from './stages/install-nix.js'
-import { describeRestore, restoreStoreCache, storeCacheWorkDir } from './stages/store-cache.js'
+import {
+  describeRestore,
+  prepareStoreCache,
+  restoreStoreCache,
+  storeCacheWorkDir
+} from './stages/store-cache.js'
 import { errorMessage } from './errors.js'
 
 export async function run(): Promise<void> {
@@ -37,6 +42,7 @@ async function runPipeline(inputs: Inputs, report: Report): Promise<void> {
     await runMerge(inputs, report)
     return
   }
+  if (inputs.cache && inputs.build) prepareStoreCache()
   const nix = await report.stage(
     'Nix',
     () =>

@@ -138,4 +138,22 @@ test('each later commit uploads about its new paths; an exact hit restores the w
   expect(c4.deletes).toEqual([delta3])
   expect(keys()).toContain(delta3)
   expect(keys()).toHaveLength(3)
+
+  // The base evicted (deleted through the REST API): commit 5 finds commit 4's delta, not its
+  // base and no other base of the lock; it imports only the delta's paths that need nothing
+  // else (the app's old source), builds the rest, saves a new base, and deletes the deltas.
+  const deleted = await fetch(
+    `${server.apiUrl}/repos/${server.repository}/actions/caches?key=${encodeURIComponent(base ?? '')}`,
+    { method: 'DELETE', headers: { Authorization: `Bearer ${WRITE_TOKEN}` } }
+  )
+  expect(deleted.status).toBe(200)
+  const c5 = await commit(5)
+  expect(c5.main.stdout).toContain(`The base ${base} of `)
+  expect(c5.main.stdout).toMatch(
+    /\d+ paths left out: they need paths neither the store nor the entries hold/
+  )
+  expect(c5.built).toHaveLength(TOOLCHAIN_STEPS + APP_STEPS.length)
+  const base5 = c5.outputs['cache-key']?.replace(/source-([0-9a-f]{16})$/, 'base-$1')
+  expect(c5.post?.stdout).toContain(`Store cache save: saved base ${base5}: 27 paths`)
+  expect(keys()).toEqual([base5])
 })

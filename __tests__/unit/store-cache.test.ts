@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, jest, test } from '@jest/globals'
 import { mkdtemp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import type * as actionsCache from '@actions/cache'
 import * as core from '../../__fixtures__/core.js'
 import type { SaveFacts } from '../../src/cache/save-rules.js'
@@ -25,7 +25,7 @@ const { parseManifest } = await import('../../src/cache/manifest.js')
 const { closureSkipReason, pathsNotRestored, saveSkipReason } =
   await import('../../src/cache/save-rules.js')
 const { parseFlakeArchive, parseFlakeMetadata } = await import('../../src/cache/nix-store.js')
-const { entriesFor, wholeClosures } = await import('../../src/cache/restore.js')
+const { wholeClosures } = await import('../../src/cache/restore.js')
 const { supersededEntries } = await import('../../src/cache/prune.js')
 const { balance, formatRegistrations, hashMismatches, parseRegistrations, restoreMethod } =
   await import('../../src/cache/store-archive.js')
@@ -370,10 +370,9 @@ function scriptNix(...results: { exitCode: number; stdout: string; stderr: strin
   for (const result of results) exec.run.mockResolvedValueOnce(result)
 }
 
-/** The look-up finds `key`; the download extracts a manifest (of `version`) listing paths,
- * and their registration, into the layer's directory. */
+/** The restore finds `key` and extracts a manifest (of `version`) listing paths, and their
+ * registration, into the layer's directory. */
 function restoresEntry(key: string, paths: string[], version = 2) {
-  cache.restoreCache.mockResolvedValueOnce(key) // the look-up (lookupOnly)
   cache.restoreCache.mockImplementationOnce(async () => {
     const dir = join(process.cwd(), 'nix-container-action-store-v3', 'base')
     await mkdir(join(dir, 'store'), { recursive: true })
@@ -441,6 +440,33 @@ describe('restoreStoreCache', () => {
       { key: baseKeyOf('sha256-src'), kind: 'base', paths, narBytes: 0 }
     ])
     expect(await readdir(storeDir)).toEqual([])
+  })
+
+  test('in a store this process writes, only paths with a file there are asked of Nix', async () => {
+    const storeDir = join(workDir, 'store')
+    await mkdir(join(workDir, 'db'), { recursive: true })
+    await mkdir(storeDir)
+    const present = `${storeDir}/${'a'.repeat(32)}-present`
+    const absent = `${storeDir}/${'b'.repeat(32)}-absent`
+    await writeFile(present, 'valid already')
+    // --check-validity (present: valid), `nix hash path` of the absent one, --load-db.
+    scriptNix(ok(), ok(`${HASH}\n`), ok())
+    cache.isFeatureAvailable.mockReturnValue(true)
+    cache.restoreCache.mockImplementationOnce(async () => {
+      const dir = join(process.cwd(), 'nix-container-action-store-v3', 'base')
+      await mkdir(join(dir, 'store'), { recursive: true })
+      await writeFile(join(dir, 'store', basename(absent)), 'restored')
+      const paths = [present, absent]
+      await writeFile(join(dir, 'nix-container-action.json'), JSON.stringify({ version: 2, paths }))
+      await writeFile(join(dir, 'registration'), formatRegistrations(paths.map(path => reg(path))))
+      return baseKeyOf('sha256-src')
+    })
+    const result = await restoreStoreCache(options())
+    expect(result).toMatchObject({ outcome: 'restored', importedCount: 1 })
+    const validity = exec.run.mock.calls.find(([, args]) => args.includes('--check-validity'))
+    expect(validity?.[1]).toEqual(['--check-validity', '--print-invalid', present])
+    expect(await readFile(absent, 'utf8')).toBe('restored')
+    expect(await readFile(present, 'utf8')).toBe('valid already')
   })
 })
 
@@ -597,22 +623,6 @@ describe('wholeClosures', () => {
   test('a path may refer to itself', () => {
     const self = reg(h('self', 1), 0, [h('self', 1)])
     expect(wholeClosures([self], () => false)).toEqual([self])
-  })
-})
-
-describe('entriesFor', () => {
-  test('a delta is downloaded with its base; a base or a whole entry alone', () => {
-    const keys = cacheKeys({
-      system: 'x86_64-linux',
-      attribute: 'container',
-      metadata: noInputs,
-      override: null
-    })
-    const base = keys.layers?.base ?? ''
-    const delta = deltaKey(keys, base)
-    expect(entriesFor(delta).map(e => e.key)).toEqual([delta, base])
-    expect(entriesFor(base).map(e => e.key)).toEqual([base])
-    expect(entriesFor('mine').map(e => e.kind)).toEqual(['whole'])
   })
 })
 

@@ -43829,8 +43829,11 @@ const NIX_FEATURE_ARGS = ['--extra-experimental-features', 'nix-command flakes']
 function command_runNix(args, options) {
     return exec_run('nix', [...NIX_FEATURE_ARGS, ...args], options);
 }
-// Keeps each command line far below the kernel's argument limit, whatever the closure size.
-const PATHS_PER_COMMAND = 500;
+// Keeps each command line far below the kernel's argument limit (2 MiB for argv and the
+// environment), whatever the closure size: a store path is at most 256 bytes, and even staged
+// under a scratch directory 2,000 of them take under 700 KiB. Each command costs a start of
+// Nix (~50 ms), so the batches are as large as that allows.
+const PATHS_PER_COMMAND = 2000;
 /** Store paths (or anything) in groups small enough for one command line each. */
 function command_batches(items, size = PATHS_PER_COMMAND) {
     const result = [];
@@ -46477,30 +46480,38 @@ function _unique(values) {
 // these permission checks; the unprivileged `runner` user on GitHub's runners does not.
 
 
+
 const OWNER_WRITE = 0o200;
 /**
  * rename(2) a file or directory to another parent. Linux needs write permission on a directory
  * to move it to another parent (its `..` entry changes), which a read-only store path's owner
  * lacks: the directory is made writable for the move only, then given its mode back, so the
- * path ends as read-only as Nix would have it.
+ * path ends as read-only as Nix would have it. Synchronous system calls: a restore moves
+ * thousands of paths in a row, and the thread pool's round trip costs more than each call.
  */
-async function moveTree(from, to) {
-    const { mode } = await (0,promises_namespaceObject.lstat)(from);
+function moveTree(from, to) {
+    const { mode } = (0,external_node_fs_.lstatSync)(from);
     const readOnlyDir = (mode & 0o170000) === 0o040000 && (mode & OWNER_WRITE) === 0;
     if (!readOnlyDir)
-        return (0,promises_namespaceObject.rename)(from, to);
+        return (0,external_node_fs_.renameSync)(from, to);
     // Not our directory (chmod refused): the rename says whether we may move it anyway (root).
-    const opened = await (0,promises_namespaceObject.chmod)(from, (mode | OWNER_WRITE) & 0o7777).then(() => true, () => false);
+    let opened = true;
     try {
-        await (0,promises_namespaceObject.rename)(from, to);
+        (0,external_node_fs_.chmodSync)(from, (mode | OWNER_WRITE) & 0o7777);
+    }
+    catch {
+        opened = false;
+    }
+    try {
+        (0,external_node_fs_.renameSync)(from, to);
     }
     catch (error) {
         if (opened)
-            await (0,promises_namespaceObject.chmod)(from, mode & 0o7777).catch(() => undefined);
+            (0,external_node_fs_.chmodSync)(from, mode & 0o7777);
         throw error;
     }
     if (opened)
-        await (0,promises_namespaceObject.chmod)(to, mode & 0o7777);
+        (0,external_node_fs_.chmodSync)(to, mode & 0o7777);
 }
 /**
  * rm -rf for a tree whose directories may be read-only. Only directories are made writable:
@@ -46718,7 +46729,7 @@ async function placeStorePaths(storeDir, entries) {
             silent: true
         });
         for (const entry of missing) {
-            await moveTree((0,external_node_path_.join)(staging, entry), (0,external_node_path_.join)(NIX_STORE, entry));
+            moveTree((0,external_node_path_.join)(staging, entry), (0,external_node_path_.join)(NIX_STORE, entry));
             placed.push((0,external_node_path_.join)(NIX_STORE, entry));
         }
         return placed;
@@ -47036,8 +47047,8 @@ async function nix_store_directorySize(dir) {
 //
 // Entries are layered by how often things change. A base holds a whole closure and is keyed by
 // the lock (what flake.lock pins changes rarely); a delta holds only what a commit's closure
-// adds to a base and names that base in its key, so one look-up says which two entries to
-// download side by side:
+// adds to a base and names that base in its key, so the restore knows which base to download
+// with it:
 //   <system>/<attribute>/lock-<h>/base-<source h>                    a base (a whole closure)
 //   <system>/<attribute>/lock-<h>/source-<h>/on-base-<source h>      a delta on that base
 // The primary key (`lock-<h>/source-<h>`, the `cache-key` output) names the commit; an entry
@@ -47112,6 +47123,23 @@ async function computeKeys(source) {
         flakeMetadata(source.flake)
     ]);
     return cacheKeys({ system, attribute: source.attribute, metadata, override: source.cacheKey });
+}
+
+;// CONCATENATED MODULE: ./src/cache/phases.ts
+// Where a restore's seconds go, for its log: each phase's time since the one before.
+function phases(now = () => performance.now()) {
+    const ended = [];
+    let last = now();
+    return {
+        end(name) {
+            const at = now();
+            ended.push([name, (at - last) / 1000]);
+            last = at;
+        },
+        summary() {
+            return ended.map(([name, seconds]) => `${name} ${seconds.toFixed(2)} s`).join(', ');
+        }
+    };
 }
 
 ;// CONCATENATED MODULE: ./src/cache/github-caches.ts
@@ -47438,27 +47466,19 @@ async function inParent(parent, work) {
             process.env.GITHUB_WORKSPACE = workspace;
     }
 }
-/**
- * The key of the entry a restore of `primaryKey` and `restoreKeys` would download (exact, then
- * each prefix, newest first), without downloading it; null when there is none.
- */
-async function lookUpKey(primaryKey, restoreKeys) {
-    const cache = await loadCacheClient();
-    const key = await cache.restoreCache([service_CACHE_DIR_NAME], primaryKey, restoreKeys, {
-        lookupOnly: true
-    });
-    return key ?? null;
+/** Start loading the cache client now, so that it is ready when the restore begins. */
+function preloadCacheClient() {
+    loadCacheClient().catch(() => undefined);
 }
 /**
- * Download and extract the entries of exactly these keys into <parent>/CACHE_DIR_NAME, side by
- * side (each archive holds a subdirectory of its own there): the keys that came back.
- * @actions/cache turns service and download errors into a warning and a miss.
+ * Restore the entry of `primaryKey`, else the newest one each of `restoreKeys` prefixes, into
+ * <parent>/CACHE_DIR_NAME: the key restored, or null on a miss. @actions/cache turns service and
+ * download errors into a warning and a miss.
  */
-async function restoreEntries(parent, keys) {
+async function restoreFirst(parent, primaryKey, restoreKeys) {
     const cache = await loadCacheClient();
-    // One inParent for all: the client reads the working directory when it extracts.
-    const restored = await inParent(parent, () => Promise.all(keys.map(key => cache.restoreCache([service_CACHE_DIR_NAME], key, []))));
-    return keys.filter((key, i) => restored[i] === key);
+    const key = await inParent(parent, () => cache.restoreCache([service_CACHE_DIR_NAME], primaryKey, restoreKeys));
+    return key ?? null;
 }
 /**
  * Save <parent>/CACHE_DIR_NAME under key. False when the service refused or failed:
@@ -47477,6 +47497,7 @@ async function service_saveDirectory(parent, key) {
 // filesystem, a NAR hash check of every path against its registration, a rename of each missing
 // path into the store and one `nix-store --load-db` for them: no byte is written twice, and no
 // path is registered valid before it is whole and checked.
+
 
 
 
@@ -47630,32 +47651,39 @@ async function checkStagedHashes(entries, lanes = hashLanes()) {
         }
     }));
 }
-async function exists(path) {
-    return (0,promises_namespaceObject.access)(path).then(() => true, () => false);
-}
 /**
  * Move the checked paths from the staging store into the store and register them in one
  * `nix-store --load-db`. A leftover of an earlier, unregistered path of the same name (invalid,
  * so Nix's own garbage) is moved aside into the staging directory first. When registering
  * fails, the moved paths go back to the staging directory: nothing of the archive stays.
  */
-async function moveIntoStore(stagingDir, entries) {
+async function moveIntoStore(stagingDir, entries, 
+/** Called between the moves and the registration (the restore's log times both). */
+onMoved = () => undefined) {
     const trash = (0,external_node_path_.join)(stagingDir, 'trash');
     const moved = [];
     try {
         for (const entry of entries) {
-            if (await exists(entry.path)) {
+            // lstat: a leftover may be a dangling symlink.
+            if ((0,external_node_fs_.lstatSync)(entry.path, { throwIfNoEntry: false }) !== undefined) {
                 await exec_run('mkdir', ['-p', trash], { silent: true });
-                await moveTree(entry.path, (0,external_node_path_.join)(trash, (0,external_node_path_.basename)(entry.path)));
+                moveTree(entry.path, (0,external_node_path_.join)(trash, (0,external_node_path_.basename)(entry.path)));
             }
-            await moveTree(entry.staged, entry.path);
+            moveTree(entry.staged, entry.path);
             moved.push(entry);
         }
+        onMoved();
         await exec_run('nix-store', ['--load-db'], { input: formatRegistrations(entries), silent: true });
     }
     catch (error) {
-        for (const entry of moved)
-            await moveTree(entry.path, entry.staged).catch(() => undefined);
+        for (const entry of moved) {
+            try {
+                moveTree(entry.path, entry.staged);
+            }
+            catch {
+                // Left where it is: invalid, so Nix's own garbage.
+            }
+        }
         throw error;
     }
 }
@@ -47669,7 +47697,7 @@ async function importThroughNix(chrootDir, storeDir, staged, missing) {
     await exec_run('mkdir', ['-p', chrootStore], { silent: true });
     // Every staged path, so that `nix copy` finds each missing path's references there too.
     for (const entry of staged)
-        await moveTree(entry.staged, (0,external_node_path_.join)(chrootStore, (0,external_node_path_.basename)(entry.path)));
+        moveTree(entry.staged, (0,external_node_path_.join)(chrootStore, (0,external_node_path_.basename)(entry.path)));
     const from = `local?root=${chrootDir}`;
     await exec_run('nix-store', ['--store', from, '--load-db'], {
         input: formatRegistrations(staged),
@@ -47691,10 +47719,12 @@ async function importThroughNix(chrootDir, storeDir, staged, missing) {
 }
 
 ;// CONCATENATED MODULE: ./src/cache/restore.ts
-// Restoring the store cache: one look-up says which entries to download (a delta and the base it
-// builds on, side by side, or one whole entry); they are extracted beside the store (or into the
-// scratch directory), every NAR hash is checked, and only the paths the store lacks, with their
+// Restoring the store cache: the newest entry for the keys is downloaded and, when it is a
+// delta, the base it builds on; they are extracted beside the store (or into the scratch
+// directory), every NAR hash is checked, and only the paths the store lacks, with their
 // references whole, are moved in (or imported through Nix). The import is whole or not at all.
+
+
 
 
 
@@ -47732,34 +47762,28 @@ function stagingDirFor(fast, storeDir, workDir) {
     const name = `.nca-staging-${(0,external_node_crypto_.randomBytes)(6).toString('hex')}`;
     return fast ? (0,external_node_path_.join)(storeDir, name) : (0,external_node_path_.join)(workDir, name);
 }
-/** The entries to download for the key the look-up found: a delta needs its base. */
-function entriesFor(found) {
-    const entry = parseEntryKey(found);
-    if (entry.kind !== 'delta')
-        return [entry];
-    return [entry, parseEntryKey(entry.base)];
-}
 /**
  * Download the entries for `keys` and import what the store lacks; null when there is none.
  * Throws when the archives cannot be used (they are then discarded and the store left as it
  * was).
  */
-async function restoreEntry(keys, workDir) {
+async function restoreEntry(keys, workDir, timer = phases()) {
     const storeDir = storeDirectory();
     const method = restoreMethod(await storeAccess(storeDir));
     if (!method.fast)
         lib_core/* info */.pq(`Paths will be imported through nix copy: ${method.reason}`);
-    const found = await lookUpKey(keys.primary, keys.restore);
-    if (found === null)
-        return null;
     const staging = stagingDirFor(method.fast, storeDir, workDir);
     try {
         await (0,promises_namespaceObject.mkdir)(staging);
-        const entries = await downloadEntries(staging, found);
-        if (entries.length === 0)
+        const found = await restoreFirst(staging, keys.primary, keys.restore);
+        if (found === null)
             return null;
+        const entries = await withBase(staging, parseEntryKey(found));
+        timer.end('download and extract');
         const layers = await readLayers((0,external_node_path_.join)(staging, service_CACHE_DIR_NAME), entries);
-        const { importedCount, leftOut } = await importAll({ staging, storeDir, method, layers });
+        timer.end('read the registrations');
+        const { importedCount, leftOut } = await importAll({ staging, storeDir, method, layers, timer });
+        lib_core/* info */.pq(`Restore phases: ${timer.summary()}`);
         const valid = uniqueRegistrations(layers).filter(r => !leftOut.has(r.path));
         const paths = valid.map(r => r.path).sort();
         return {
@@ -47777,23 +47801,24 @@ async function restoreEntry(keys, workDir) {
     }
 }
 /**
- * Download `found` and, for a delta, its base, side by side. A base that is gone (evicted, or
- * superseded and deleted) is replaced by the newest base of the same lock, if any.
+ * The entry restored and, for a delta, its base, downloaded after it (a delta is small: one
+ * look-up less for a base than looking up first and downloading both side by side). A base
+ * that is gone (evicted, or superseded and deleted) is replaced by the newest base of the same
+ * lock, if any.
  */
-async function downloadEntries(staging, found) {
-    const wanted = entriesFor(found);
-    const restored = new Set(await restoreEntries(staging, wanted.map(e => e.key)));
-    const entries = wanted.filter(e => restored.has(e.key));
-    const delta = wanted[0];
-    if (delta?.kind === 'delta' && !restored.has(delta.base)) {
-        lib_core/* info */.pq(`The base ${delta.base} of ${found} is not in the cache: looking for another one`);
-        const other = await lookUpKey(`${delta.lock}base-`, []);
-        if (other !== null && (await restoreEntries(staging, [other])).includes(other)) {
-            lib_core/* info */.pq(`Restored the base ${other}; paths of the delta that need the old one are left out`);
-            entries.push(parseEntryKey(other));
-        }
+async function withBase(staging, found) {
+    if (found.kind !== 'delta')
+        return [found];
+    if ((await restoreFirst(staging, found.base, [])) === found.base) {
+        return [found, parseEntryKey(found.base)];
     }
-    return entries;
+    lib_core/* info */.pq(`The base ${found.base} of ${found.key} is not in the cache: looking for another one`);
+    const newest = `${found.lock}base-`;
+    const other = await restoreFirst(staging, newest, [newest]);
+    if (other === null || !other.startsWith(newest))
+        return [found];
+    lib_core/* info */.pq(`Restored the base ${other}; paths of the delta that need the old one are left out`);
+    return [found, parseEntryKey(other)];
 }
 /** Every path of the manifest with its registration, or an error naming what is wrong. */
 function restore_registrationsOf(paths, text, storeDir) {
@@ -47854,11 +47879,26 @@ function wholeClosures(missing, isValid) {
     }
     return missing.filter(r => importing.has(r.path));
 }
+/**
+ * The paths the store does not hold valid. In a local store this process writes, only those
+ * with a file in the store are asked of Nix: Nix keeps every valid path on disk, so a path
+ * without one is not valid (on a fresh runner, none are asked).
+ */
+async function invalidAmong(paths, local) {
+    if (!local)
+        return new Set(await nix_store_invalidPaths(paths));
+    const onDisk = paths.filter(p => (0,external_node_fs_.lstatSync)(p, { throwIfNoEntry: false }) !== undefined);
+    const asked = new Set(onDisk);
+    const invalid = new Set(paths.filter(p => !asked.has(p)));
+    for (const path of await nix_store_invalidPaths(onDisk))
+        invalid.add(path);
+    return invalid;
+}
 /** Which of the staged paths to import: the missing ones with whole closures. */
-async function pathsToImport(staged) {
+async function pathsToImport(staged, local) {
     const inArchive = new Set(staged.map(s => s.path));
     const elsewhere = [...new Set(staged.flatMap(s => s.references).filter(r => !inArchive.has(r)))];
-    const invalid = new Set(await nix_store_invalidPaths([...inArchive, ...elsewhere]));
+    const invalid = await invalidAmong([...inArchive, ...elsewhere], local);
     const missing = staged.filter(s => invalid.has(s.path));
     const whole = wholeClosures(missing, path => !invalid.has(path));
     const importing = new Set(whole.map(s => s.path));
@@ -47874,17 +47914,21 @@ async function pathsToImport(staged) {
  */
 async function importAll(o) {
     const staged = uniqueRegistrations(o.layers);
-    const { importing: missing, leftOut } = await pathsToImport(staged);
+    const { importing: missing, leftOut } = await pathsToImport(staged, o.method.fast);
+    o.timer.end('check validity');
     if (missing.length === 0)
         return { importedCount: 0, leftOut };
     lib_core/* info */.pq(`Importing ${missing.length} of ${staged.length} paths`);
     try {
         if (o.method.fast) {
             await checkStagedHashes(missing);
-            await moveIntoStore(o.staging, missing);
+            o.timer.end('check NAR hashes');
+            await moveIntoStore(o.staging, missing, () => o.timer.end('move in'));
+            o.timer.end('register (load-db)');
         }
         else {
             await importThroughNix((0,external_node_path_.join)(o.staging, 'chroot'), o.storeDir, staged, missing);
+            o.timer.end('import through nix copy');
         }
         return { importedCount: missing.length, leftOut };
     }
@@ -48016,6 +48060,14 @@ async function save_saveEntry(workDir, plan) {
 
 
 
+
+/**
+ * Begin loading the cache client (most of the bundle) while the stages before the restore run:
+ * it is then ready when the restore starts.
+ */
+function prepareStoreCache() {
+    preloadCacheClient();
+}
 /** Restore the store cache; never throws: a failed restore is a warning and a miss. */
 async function restoreStoreCache(options) {
     const recordFile = restoreRecordFile(options.workDir);
@@ -48033,15 +48085,17 @@ async function restoreStoreCache(options) {
     try {
         await (0,promises_namespaceObject.mkdir)(options.workDir, { recursive: true });
         await (0,promises_namespaceObject.writeFile)(recordFile, '');
-        const keys = await computeKeys(options);
+        const timer = phases();
+        // Side by side: Nix computes the keys while Node loads the cache client.
+        const [keys, missingService] = await Promise.all([computeKeys(options), service_cacheServiceMissing()]);
         result.keys = keys;
         await writeRestoreRecord(recordFile, { keys, layers: [] });
         lib_core/* info */.pq(`Primary key: ${keys.primary}`);
         lib_core/* info */.pq(`Restore keys: ${keys.restore.join(', ')}`);
-        const missingService = await service_cacheServiceMissing();
         if (missingService !== null)
             return { ...result, outcome: 'unavailable', reason: missingService };
-        const entry = await restoreEntry(keys, options.workDir);
+        timer.end('keys and service');
+        const entry = await restoreEntry(keys, options.workDir, timer);
         if (entry === null)
             return { ...result, reason: `no entry for ${keys.primary} or its restore keys` };
         await writeRestoreRecord(recordFile, { keys, layers: entry.layers });
@@ -48188,6 +48242,8 @@ async function runPipeline(inputs, report) {
         await runMerge(inputs, report);
         return;
     }
+    if (inputs.cache && inputs.build)
+        prepareStoreCache();
     const nix = await report.stage('Nix', () => setupNix({
         installNix: inputs.installNix,
         nixVersion: inputs.nixVersion,

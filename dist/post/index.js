@@ -32116,8 +32116,11 @@ const NIX_FEATURE_ARGS = ['--extra-experimental-features', 'nix-command flakes']
 function command_runNix(args, options) {
     return exec_run('nix', [...NIX_FEATURE_ARGS, ...args], options);
 }
-// Keeps each command line far below the kernel's argument limit, whatever the closure size.
-const PATHS_PER_COMMAND = 500;
+// Keeps each command line far below the kernel's argument limit (2 MiB for argv and the
+// environment), whatever the closure size: a store path is at most 256 bytes, and even staged
+// under a scratch directory 2,000 of them take under 700 KiB. Each command costs a start of
+// Nix (~50 ms), so the batches are as large as that allows.
+const PATHS_PER_COMMAND = 2000;
 /** Store paths (or anything) in groups small enough for one command line each. */
 function command_batches(items, size = PATHS_PER_COMMAND) {
     const result = [];
@@ -32237,8 +32240,8 @@ async function directorySize(dir) {
 //
 // Entries are layered by how often things change. A base holds a whole closure and is keyed by
 // the lock (what flake.lock pins changes rarely); a delta holds only what a commit's closure
-// adds to a base and names that base in its key, so one look-up says which two entries to
-// download side by side:
+// adds to a base and names that base in its key, so the restore knows which base to download
+// with it:
 //   <system>/<attribute>/lock-<h>/base-<source h>                    a base (a whole closure)
 //   <system>/<attribute>/lock-<h>/source-<h>/on-base-<source h>      a delta on that base
 // The primary key (`lock-<h>/source-<h>`, the `cache-key` output) names the commit; an entry
@@ -32539,9 +32542,12 @@ async function pruneSuperseded(scope, env, token) {
     }
 }
 
+// EXTERNAL MODULE: external "node:fs"
+var external_node_fs_ = __nccwpck_require__(3024);
 ;// CONCATENATED MODULE: ./src/tree.ts
 // Moving and removing directory trees that may be read-only, as store paths are. Root skips
 // these permission checks; the unprivileged `runner` user on GitHub's runners does not.
+
 
 
 const OWNER_WRITE = 0o200;
@@ -32549,25 +32555,32 @@ const OWNER_WRITE = 0o200;
  * rename(2) a file or directory to another parent. Linux needs write permission on a directory
  * to move it to another parent (its `..` entry changes), which a read-only store path's owner
  * lacks: the directory is made writable for the move only, then given its mode back, so the
- * path ends as read-only as Nix would have it.
+ * path ends as read-only as Nix would have it. Synchronous system calls: a restore moves
+ * thousands of paths in a row, and the thread pool's round trip costs more than each call.
  */
-async function tree_moveTree(from, to) {
-    const { mode } = await lstat(from);
+function tree_moveTree(from, to) {
+    const { mode } = lstatSync(from);
     const readOnlyDir = (mode & 0o170000) === 0o040000 && (mode & OWNER_WRITE) === 0;
     if (!readOnlyDir)
-        return rename(from, to);
+        return renameSync(from, to);
     // Not our directory (chmod refused): the rename says whether we may move it anyway (root).
-    const opened = await chmod(from, (mode | OWNER_WRITE) & 0o7777).then(() => true, () => false);
+    let opened = true;
     try {
-        await rename(from, to);
+        chmodSync(from, (mode | OWNER_WRITE) & 0o7777);
+    }
+    catch {
+        opened = false;
+    }
+    try {
+        renameSync(from, to);
     }
     catch (error) {
         if (opened)
-            await chmod(from, mode & 0o7777).catch(() => undefined);
+            chmodSync(from, mode & 0o7777);
         throw error;
     }
     if (opened)
-        await chmod(to, mode & 0o7777);
+        chmodSync(to, mode & 0o7777);
 }
 /**
  * rm -rf for a tree whose directories may be read-only. Only directories are made writable:
@@ -32688,27 +32701,19 @@ async function inParent(parent, work) {
             process.env.GITHUB_WORKSPACE = workspace;
     }
 }
-/**
- * The key of the entry a restore of `primaryKey` and `restoreKeys` would download (exact, then
- * each prefix, newest first), without downloading it; null when there is none.
- */
-async function service_lookUpKey(primaryKey, restoreKeys) {
-    const cache = await loadCacheClient();
-    const key = await cache.restoreCache([service_CACHE_DIR_NAME], primaryKey, restoreKeys, {
-        lookupOnly: true
-    });
-    return key ?? null;
+/** Start loading the cache client now, so that it is ready when the restore begins. */
+function service_preloadCacheClient() {
+    loadCacheClient().catch(() => undefined);
 }
 /**
- * Download and extract the entries of exactly these keys into <parent>/CACHE_DIR_NAME, side by
- * side (each archive holds a subdirectory of its own there): the keys that came back.
- * @actions/cache turns service and download errors into a warning and a miss.
+ * Restore the entry of `primaryKey`, else the newest one each of `restoreKeys` prefixes, into
+ * <parent>/CACHE_DIR_NAME: the key restored, or null on a miss. @actions/cache turns service and
+ * download errors into a warning and a miss.
  */
-async function service_restoreEntries(parent, keys) {
+async function service_restoreFirst(parent, primaryKey, restoreKeys) {
     const cache = await loadCacheClient();
-    // One inParent for all: the client reads the working directory when it extracts.
-    const restored = await inParent(parent, () => Promise.all(keys.map(key => cache.restoreCache([service_CACHE_DIR_NAME], key, []))));
-    return keys.filter((key, i) => restored[i] === key);
+    const key = await inParent(parent, () => cache.restoreCache([service_CACHE_DIR_NAME], primaryKey, restoreKeys));
+    return key ?? null;
 }
 /**
  * Save <parent>/CACHE_DIR_NAME under key. False when the service refused or failed:
@@ -32729,6 +32734,7 @@ var external_node_os_ = __nccwpck_require__(8161);
 // filesystem, a NAR hash check of every path against its registration, a rename of each missing
 // path into the store and one `nix-store --load-db` for them: no byte is written twice, and no
 // path is registered valid before it is whole and checked.
+
 
 
 
@@ -32882,32 +32888,39 @@ async function store_archive_checkStagedHashes(entries, lanes = hashLanes()) {
         }
     }));
 }
-async function exists(path) {
-    return access(path).then(() => true, () => false);
-}
 /**
  * Move the checked paths from the staging store into the store and register them in one
  * `nix-store --load-db`. A leftover of an earlier, unregistered path of the same name (invalid,
  * so Nix's own garbage) is moved aside into the staging directory first. When registering
  * fails, the moved paths go back to the staging directory: nothing of the archive stays.
  */
-async function store_archive_moveIntoStore(stagingDir, entries) {
+async function store_archive_moveIntoStore(stagingDir, entries, 
+/** Called between the moves and the registration (the restore's log times both). */
+onMoved = () => undefined) {
     const trash = join(stagingDir, 'trash');
     const moved = [];
     try {
         for (const entry of entries) {
-            if (await exists(entry.path)) {
+            // lstat: a leftover may be a dangling symlink.
+            if (lstatSync(entry.path, { throwIfNoEntry: false }) !== undefined) {
                 await run('mkdir', ['-p', trash], { silent: true });
-                await moveTree(entry.path, join(trash, basename(entry.path)));
+                moveTree(entry.path, join(trash, basename(entry.path)));
             }
-            await moveTree(entry.staged, entry.path);
+            moveTree(entry.staged, entry.path);
             moved.push(entry);
         }
+        onMoved();
         await run('nix-store', ['--load-db'], { input: formatRegistrations(entries), silent: true });
     }
     catch (error) {
-        for (const entry of moved)
-            await moveTree(entry.path, entry.staged).catch(() => undefined);
+        for (const entry of moved) {
+            try {
+                moveTree(entry.path, entry.staged);
+            }
+            catch {
+                // Left where it is: invalid, so Nix's own garbage.
+            }
+        }
         throw error;
     }
 }
@@ -32921,7 +32934,7 @@ async function store_archive_importThroughNix(chrootDir, storeDir, staged, missi
     await run('mkdir', ['-p', chrootStore], { silent: true });
     // Every staged path, so that `nix copy` finds each missing path's references there too.
     for (const entry of staged)
-        await moveTree(entry.staged, join(chrootStore, basename(entry.path)));
+        moveTree(entry.staged, join(chrootStore, basename(entry.path)));
     const from = `local?root=${chrootDir}`;
     await run('nix-store', ['--store', from, '--load-db'], {
         input: formatRegistrations(staged),
@@ -32943,10 +32956,12 @@ async function store_archive_importThroughNix(chrootDir, storeDir, staged, missi
 }
 
 ;// CONCATENATED MODULE: ./src/cache/restore.ts
-// Restoring the store cache: one look-up says which entries to download (a delta and the base it
-// builds on, side by side, or one whole entry); they are extracted beside the store (or into the
-// scratch directory), every NAR hash is checked, and only the paths the store lacks, with their
+// Restoring the store cache: the newest entry for the keys is downloaded and, when it is a
+// delta, the base it builds on; they are extracted beside the store (or into the scratch
+// directory), every NAR hash is checked, and only the paths the store lacks, with their
 // references whole, are moved in (or imported through Nix). The import is whole or not at all.
+
+
 
 
 
@@ -32984,34 +32999,28 @@ function stagingDirFor(fast, storeDir, workDir) {
     const name = `.nca-staging-${randomBytes(6).toString('hex')}`;
     return fast ? join(storeDir, name) : join(workDir, name);
 }
-/** The entries to download for the key the look-up found: a delta needs its base. */
-function entriesFor(found) {
-    const entry = parseEntryKey(found);
-    if (entry.kind !== 'delta')
-        return [entry];
-    return [entry, parseEntryKey(entry.base)];
-}
 /**
  * Download the entries for `keys` and import what the store lacks; null when there is none.
  * Throws when the archives cannot be used (they are then discarded and the store left as it
  * was).
  */
-async function restore_restoreEntry(keys, workDir) {
+async function restore_restoreEntry(keys, workDir, timer = phases()) {
     const storeDir = storeDirectory();
     const method = restoreMethod(await storeAccess(storeDir));
     if (!method.fast)
         core.info(`Paths will be imported through nix copy: ${method.reason}`);
-    const found = await lookUpKey(keys.primary, keys.restore);
-    if (found === null)
-        return null;
     const staging = stagingDirFor(method.fast, storeDir, workDir);
     try {
         await mkdir(staging);
-        const entries = await downloadEntries(staging, found);
-        if (entries.length === 0)
+        const found = await restoreFirst(staging, keys.primary, keys.restore);
+        if (found === null)
             return null;
+        const entries = await withBase(staging, parseEntryKey(found));
+        timer.end('download and extract');
         const layers = await readLayers(join(staging, CACHE_DIR_NAME), entries);
-        const { importedCount, leftOut } = await importAll({ staging, storeDir, method, layers });
+        timer.end('read the registrations');
+        const { importedCount, leftOut } = await importAll({ staging, storeDir, method, layers, timer });
+        core.info(`Restore phases: ${timer.summary()}`);
         const valid = uniqueRegistrations(layers).filter(r => !leftOut.has(r.path));
         const paths = valid.map(r => r.path).sort();
         return {
@@ -33029,23 +33038,24 @@ async function restore_restoreEntry(keys, workDir) {
     }
 }
 /**
- * Download `found` and, for a delta, its base, side by side. A base that is gone (evicted, or
- * superseded and deleted) is replaced by the newest base of the same lock, if any.
+ * The entry restored and, for a delta, its base, downloaded after it (a delta is small: one
+ * look-up less for a base than looking up first and downloading both side by side). A base
+ * that is gone (evicted, or superseded and deleted) is replaced by the newest base of the same
+ * lock, if any.
  */
-async function downloadEntries(staging, found) {
-    const wanted = entriesFor(found);
-    const restored = new Set(await restoreEntries(staging, wanted.map(e => e.key)));
-    const entries = wanted.filter(e => restored.has(e.key));
-    const delta = wanted[0];
-    if (delta?.kind === 'delta' && !restored.has(delta.base)) {
-        core.info(`The base ${delta.base} of ${found} is not in the cache: looking for another one`);
-        const other = await lookUpKey(`${delta.lock}base-`, []);
-        if (other !== null && (await restoreEntries(staging, [other])).includes(other)) {
-            core.info(`Restored the base ${other}; paths of the delta that need the old one are left out`);
-            entries.push(parseEntryKey(other));
-        }
+async function withBase(staging, found) {
+    if (found.kind !== 'delta')
+        return [found];
+    if ((await restoreFirst(staging, found.base, [])) === found.base) {
+        return [found, parseEntryKey(found.base)];
     }
-    return entries;
+    core.info(`The base ${found.base} of ${found.key} is not in the cache: looking for another one`);
+    const newest = `${found.lock}base-`;
+    const other = await restoreFirst(staging, newest, [newest]);
+    if (other === null || !other.startsWith(newest))
+        return [found];
+    core.info(`Restored the base ${other}; paths of the delta that need the old one are left out`);
+    return [found, parseEntryKey(other)];
 }
 /** Every path of the manifest with its registration, or an error naming what is wrong. */
 function restore_registrationsOf(paths, text, storeDir) {
@@ -33106,11 +33116,26 @@ function wholeClosures(missing, isValid) {
     }
     return missing.filter(r => importing.has(r.path));
 }
+/**
+ * The paths the store does not hold valid. In a local store this process writes, only those
+ * with a file in the store are asked of Nix: Nix keeps every valid path on disk, so a path
+ * without one is not valid (on a fresh runner, none are asked).
+ */
+async function invalidAmong(paths, local) {
+    if (!local)
+        return new Set(await invalidPaths(paths));
+    const onDisk = paths.filter(p => lstatSync(p, { throwIfNoEntry: false }) !== undefined);
+    const asked = new Set(onDisk);
+    const invalid = new Set(paths.filter(p => !asked.has(p)));
+    for (const path of await invalidPaths(onDisk))
+        invalid.add(path);
+    return invalid;
+}
 /** Which of the staged paths to import: the missing ones with whole closures. */
-async function pathsToImport(staged) {
+async function pathsToImport(staged, local) {
     const inArchive = new Set(staged.map(s => s.path));
     const elsewhere = [...new Set(staged.flatMap(s => s.references).filter(r => !inArchive.has(r)))];
-    const invalid = new Set(await invalidPaths([...inArchive, ...elsewhere]));
+    const invalid = await invalidAmong([...inArchive, ...elsewhere], local);
     const missing = staged.filter(s => invalid.has(s.path));
     const whole = wholeClosures(missing, path => !invalid.has(path));
     const importing = new Set(whole.map(s => s.path));
@@ -33126,17 +33151,21 @@ async function pathsToImport(staged) {
  */
 async function importAll(o) {
     const staged = uniqueRegistrations(o.layers);
-    const { importing: missing, leftOut } = await pathsToImport(staged);
+    const { importing: missing, leftOut } = await pathsToImport(staged, o.method.fast);
+    o.timer.end('check validity');
     if (missing.length === 0)
         return { importedCount: 0, leftOut };
     core.info(`Importing ${missing.length} of ${staged.length} paths`);
     try {
         if (o.method.fast) {
             await checkStagedHashes(missing);
-            await moveIntoStore(o.staging, missing);
+            o.timer.end('check NAR hashes');
+            await moveIntoStore(o.staging, missing, () => o.timer.end('move in'));
+            o.timer.end('register (load-db)');
         }
         else {
             await importThroughNix(join(o.staging, 'chroot'), o.storeDir, staged, missing);
+            o.timer.end('import through nix copy');
         }
         return { importedCount: missing.length, leftOut };
     }
@@ -33321,6 +33350,14 @@ function temp_actionTempDir(root = runnerTemp()) {
 
 
 
+
+/**
+ * Begin loading the cache client (most of the bundle) while the stages before the restore run:
+ * it is then ready when the restore starts.
+ */
+function prepareStoreCache() {
+    preloadCacheClient();
+}
 /** Restore the store cache; never throws: a failed restore is a warning and a miss. */
 async function restoreStoreCache(options) {
     const recordFile = restoreRecordFile(options.workDir);
@@ -33338,15 +33375,17 @@ async function restoreStoreCache(options) {
     try {
         await mkdir(options.workDir, { recursive: true });
         await writeFile(recordFile, '');
-        const keys = await computeKeys(options);
+        const timer = phases();
+        // Side by side: Nix computes the keys while Node loads the cache client.
+        const [keys, missingService] = await Promise.all([computeKeys(options), cacheServiceMissing()]);
         result.keys = keys;
         await writeRestoreRecord(recordFile, { keys, layers: [] });
         core.info(`Primary key: ${keys.primary}`);
         core.info(`Restore keys: ${keys.restore.join(', ')}`);
-        const missingService = await cacheServiceMissing();
         if (missingService !== null)
             return { ...result, outcome: 'unavailable', reason: missingService };
-        const entry = await restoreEntry(keys, options.workDir);
+        timer.end('keys and service');
+        const entry = await restoreEntry(keys, options.workDir, timer);
         if (entry === null)
             return { ...result, reason: `no entry for ${keys.primary} or its restore keys` };
         await writeRestoreRecord(recordFile, { keys, layers: entry.layers });
@@ -33461,8 +33500,6 @@ var external_fs_ = __nccwpck_require__(9896);
 var external_node_events_ = __nccwpck_require__(8474);
 // EXTERNAL MODULE: external "node:stream"
 var external_node_stream_ = __nccwpck_require__(7075);
-// EXTERNAL MODULE: external "node:fs"
-var external_node_fs_ = __nccwpck_require__(3024);
 // EXTERNAL MODULE: external "path"
 var external_path_ = __nccwpck_require__(6928);
 // EXTERNAL MODULE: external "assert"

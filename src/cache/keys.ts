@@ -2,8 +2,8 @@
 //
 // Entries are layered by how often things change. A base holds a whole closure and is keyed by
 // the lock (what flake.lock pins changes rarely); a delta holds only what a commit's closure
-// adds to a base and names that base in its key, so one look-up says which two entries to
-// download side by side:
+// adds to a base and names that base in its key, so the restore knows which base to download
+// with it:
 //   <system>/<attribute>/lock-<h>/base-<source h>                    a base (a whole closure)
 //   <system>/<attribute>/lock-<h>/source-<h>/on-base-<source h>      a delta on that base
 // The primary key (`lock-<h>/source-<h>`, the `cache-key` output) names the commit; an entry

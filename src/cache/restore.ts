@@ -1,9 +1,10 @@
-// Restoring the store cache: one look-up says which entries to download (a delta and the base it
-// builds on, side by side, or one whole entry); they are extracted beside the store (or into the
-// scratch directory), every NAR hash is checked, and only the paths the store lacks, with their
+// Restoring the store cache: the newest entry for the keys is downloaded and, when it is a
+// delta, the base it builds on; they are extracted beside the store (or into the scratch
+// directory), every NAR hash is checked, and only the paths the store lacks, with their
 // references whole, are moved in (or imported through Nix). The import is whole or not at all.
 import * as core from '@actions/core'
 import { randomBytes } from 'node:crypto'
+import { lstatSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { errorMessage } from '../errors.js'
@@ -11,8 +12,10 @@ import { removeTree } from '../tree.js'
 import { parseEntryKey } from './keys.js'
 import type { CacheKeys, EntryKey } from './keys.js'
 import { readManifest } from './manifest.js'
+import { phases } from './phases.js'
+import type { Phases } from './phases.js'
 import { deletePaths, invalidPaths } from './nix-store.js'
-import { CACHE_DIR_NAME, lookUpKey, restoreEntries } from './service.js'
+import { CACHE_DIR_NAME, restoreFirst } from './service.js'
 import {
   checkStagedHashes,
   importThroughNix,
@@ -85,13 +88,6 @@ function stagingDirFor(fast: boolean, storeDir: string, workDir: string): string
   return fast ? join(storeDir, name) : join(workDir, name)
 }
 
-/** The entries to download for the key the look-up found: a delta needs its base. */
-export function entriesFor(found: string): EntryKey[] {
-  const entry = parseEntryKey(found)
-  if (entry.kind !== 'delta') return [entry]
-  return [entry, parseEntryKey(entry.base)]
-}
-
 /**
  * Download the entries for `keys` and import what the store lacks; null when there is none.
  * Throws when the archives cannot be used (they are then discarded and the store left as it
@@ -99,20 +95,23 @@ export function entriesFor(found: string): EntryKey[] {
  */
 export async function restoreEntry(
   keys: CacheKeys,
-  workDir: string
+  workDir: string,
+  timer: Phases = phases()
 ): Promise<RestoredEntry | null> {
   const storeDir = storeDirectory()
   const method = restoreMethod(await storeAccess(storeDir))
   if (!method.fast) core.info(`Paths will be imported through nix copy: ${method.reason}`)
-  const found = await lookUpKey(keys.primary, keys.restore)
-  if (found === null) return null
   const staging = stagingDirFor(method.fast, storeDir, workDir)
   try {
     await mkdir(staging)
-    const entries = await downloadEntries(staging, found)
-    if (entries.length === 0) return null
+    const found = await restoreFirst(staging, keys.primary, keys.restore)
+    if (found === null) return null
+    const entries = await withBase(staging, parseEntryKey(found))
+    timer.end('download and extract')
     const layers = await readLayers(join(staging, CACHE_DIR_NAME), entries)
-    const { importedCount, leftOut } = await importAll({ staging, storeDir, method, layers })
+    timer.end('read the registrations')
+    const { importedCount, leftOut } = await importAll({ staging, storeDir, method, layers, timer })
+    core.info(`Restore phases: ${timer.summary()}`)
     const valid = uniqueRegistrations(layers).filter(r => !leftOut.has(r.path))
     const paths = valid.map(r => r.path).sort()
     return {
@@ -130,28 +129,22 @@ export async function restoreEntry(
 }
 
 /**
- * Download `found` and, for a delta, its base, side by side. A base that is gone (evicted, or
- * superseded and deleted) is replaced by the newest base of the same lock, if any.
+ * The entry restored and, for a delta, its base, downloaded after it (a delta is small: one
+ * look-up less for a base than looking up first and downloading both side by side). A base
+ * that is gone (evicted, or superseded and deleted) is replaced by the newest base of the same
+ * lock, if any.
  */
-async function downloadEntries(staging: string, found: string): Promise<EntryKey[]> {
-  const wanted = entriesFor(found)
-  const restored = new Set(
-    await restoreEntries(
-      staging,
-      wanted.map(e => e.key)
-    )
-  )
-  const entries = wanted.filter(e => restored.has(e.key))
-  const delta = wanted[0]
-  if (delta?.kind === 'delta' && !restored.has(delta.base)) {
-    core.info(`The base ${delta.base} of ${found} is not in the cache: looking for another one`)
-    const other = await lookUpKey(`${delta.lock}base-`, [])
-    if (other !== null && (await restoreEntries(staging, [other])).includes(other)) {
-      core.info(`Restored the base ${other}; paths of the delta that need the old one are left out`)
-      entries.push(parseEntryKey(other))
-    }
+async function withBase(staging: string, found: EntryKey): Promise<EntryKey[]> {
+  if (found.kind !== 'delta') return [found]
+  if ((await restoreFirst(staging, found.base, [])) === found.base) {
+    return [found, parseEntryKey(found.base)]
   }
-  return entries
+  core.info(`The base ${found.base} of ${found.key} is not in the cache: looking for another one`)
+  const newest = `${found.lock}base-`
+  const other = await restoreFirst(staging, newest, [newest])
+  if (other === null || !other.startsWith(newest)) return [found]
+  core.info(`Restored the base ${other}; paths of the delta that need the old one are left out`)
+  return [found, parseEntryKey(other)]
 }
 
 /** A downloaded entry, with its registrations and where its files are. */
@@ -230,15 +223,31 @@ interface ImportOptions {
   storeDir: string
   method: RestoreMethod
   layers: StagedLayer[]
+  timer: Phases
+}
+
+/**
+ * The paths the store does not hold valid. In a local store this process writes, only those
+ * with a file in the store are asked of Nix: Nix keeps every valid path on disk, so a path
+ * without one is not valid (on a fresh runner, none are asked).
+ */
+async function invalidAmong(paths: string[], local: boolean): Promise<Set<string>> {
+  if (!local) return new Set(await invalidPaths(paths))
+  const onDisk = paths.filter(p => lstatSync(p, { throwIfNoEntry: false }) !== undefined)
+  const asked = new Set(onDisk)
+  const invalid = new Set(paths.filter(p => !asked.has(p)))
+  for (const path of await invalidPaths(onDisk)) invalid.add(path)
+  return invalid
 }
 
 /** Which of the staged paths to import: the missing ones with whole closures. */
 async function pathsToImport(
-  staged: StagedPath[]
+  staged: StagedPath[],
+  local: boolean
 ): Promise<{ importing: StagedPath[]; leftOut: Set<string> }> {
   const inArchive = new Set(staged.map(s => s.path))
   const elsewhere = [...new Set(staged.flatMap(s => s.references).filter(r => !inArchive.has(r)))]
-  const invalid = new Set(await invalidPaths([...inArchive, ...elsewhere]))
+  const invalid = await invalidAmong([...inArchive, ...elsewhere], local)
   const missing = staged.filter(s => invalid.has(s.path))
   const whole = wholeClosures(missing, path => !invalid.has(path))
   const importing = new Set(whole.map(s => s.path))
@@ -259,15 +268,19 @@ async function importAll(
   o: ImportOptions
 ): Promise<{ importedCount: number; leftOut: Set<string> }> {
   const staged = uniqueRegistrations(o.layers)
-  const { importing: missing, leftOut } = await pathsToImport(staged)
+  const { importing: missing, leftOut } = await pathsToImport(staged, o.method.fast)
+  o.timer.end('check validity')
   if (missing.length === 0) return { importedCount: 0, leftOut }
   core.info(`Importing ${missing.length} of ${staged.length} paths`)
   try {
     if (o.method.fast) {
       await checkStagedHashes(missing)
-      await moveIntoStore(o.staging, missing)
+      o.timer.end('check NAR hashes')
+      await moveIntoStore(o.staging, missing, () => o.timer.end('move in'))
+      o.timer.end('register (load-db)')
     } else {
       await importThroughNix(join(o.staging, 'chroot'), o.storeDir, staged, missing)
+      o.timer.end('import through nix copy')
     }
     return { importedCount: missing.length, leftOut }
   } catch (error) {

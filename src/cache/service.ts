@@ -72,30 +72,26 @@ async function inParent<T>(parent: string, work: () => Promise<T>): Promise<T> {
   }
 }
 
-/**
- * The key of the entry a restore of `primaryKey` and `restoreKeys` would download (exact, then
- * each prefix, newest first), without downloading it; null when there is none.
- */
-export async function lookUpKey(primaryKey: string, restoreKeys: string[]): Promise<string | null> {
-  const cache = await loadCacheClient()
-  const key = await cache.restoreCache([CACHE_DIR_NAME], primaryKey, restoreKeys, {
-    lookupOnly: true
-  })
-  return key ?? null
+/** Start loading the cache client now, so that it is ready when the restore begins. */
+export function preloadCacheClient(): void {
+  loadCacheClient().catch(() => undefined)
 }
 
 /**
- * Download and extract the entries of exactly these keys into <parent>/CACHE_DIR_NAME, side by
- * side (each archive holds a subdirectory of its own there): the keys that came back.
- * @actions/cache turns service and download errors into a warning and a miss.
+ * Restore the entry of `primaryKey`, else the newest one each of `restoreKeys` prefixes, into
+ * <parent>/CACHE_DIR_NAME: the key restored, or null on a miss. @actions/cache turns service and
+ * download errors into a warning and a miss.
  */
-export async function restoreEntries(parent: string, keys: readonly string[]): Promise<string[]> {
+export async function restoreFirst(
+  parent: string,
+  primaryKey: string,
+  restoreKeys: string[]
+): Promise<string | null> {
   const cache = await loadCacheClient()
-  // One inParent for all: the client reads the working directory when it extracts.
-  const restored = await inParent(parent, () =>
-    Promise.all(keys.map(key => cache.restoreCache([CACHE_DIR_NAME], key, [])))
+  const key = await inParent(parent, () =>
+    cache.restoreCache([CACHE_DIR_NAME], primaryKey, restoreKeys)
   )
-  return keys.filter((key, i) => restored[i] === key)
+  return key ?? null
 }
 
 /**

@@ -4,6 +4,7 @@
 // filesystem, a NAR hash check of every path against its registration, a rename of each missing
 // path into the store and one `nix-store --load-db` for them: no byte is written twice, and no
 // path is registered valid before it is whole and checked.
+import { lstatSync } from 'node:fs'
 import { access, constants, writeFile } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
 import { basename, join } from 'node:path'
@@ -218,13 +219,6 @@ export async function checkStagedHashes(
   )
 }
 
-async function exists(path: string): Promise<boolean> {
-  return access(path).then(
-    () => true,
-    () => false
-  )
-}
-
 /**
  * Move the checked paths from the staging store into the store and register them in one
  * `nix-store --load-db`. A leftover of an earlier, unregistered path of the same name (invalid,
@@ -233,22 +227,32 @@ async function exists(path: string): Promise<boolean> {
  */
 export async function moveIntoStore(
   stagingDir: string,
-  entries: readonly StagedPath[]
+  entries: readonly StagedPath[],
+  /** Called between the moves and the registration (the restore's log times both). */
+  onMoved: () => void = () => undefined
 ): Promise<void> {
   const trash = join(stagingDir, 'trash')
   const moved: StagedPath[] = []
   try {
     for (const entry of entries) {
-      if (await exists(entry.path)) {
+      // lstat: a leftover may be a dangling symlink.
+      if (lstatSync(entry.path, { throwIfNoEntry: false }) !== undefined) {
         await run('mkdir', ['-p', trash], { silent: true })
-        await moveTree(entry.path, join(trash, basename(entry.path)))
+        moveTree(entry.path, join(trash, basename(entry.path)))
       }
-      await moveTree(entry.staged, entry.path)
+      moveTree(entry.staged, entry.path)
       moved.push(entry)
     }
+    onMoved()
     await run('nix-store', ['--load-db'], { input: formatRegistrations(entries), silent: true })
   } catch (error) {
-    for (const entry of moved) await moveTree(entry.path, entry.staged).catch(() => undefined)
+    for (const entry of moved) {
+      try {
+        moveTree(entry.path, entry.staged)
+      } catch {
+        // Left where it is: invalid, so Nix's own garbage.
+      }
+    }
     throw error
   }
 }
@@ -267,7 +271,7 @@ export async function importThroughNix(
   const chrootStore = join(chrootDir, storeDir)
   await run('mkdir', ['-p', chrootStore], { silent: true })
   // Every staged path, so that `nix copy` finds each missing path's references there too.
-  for (const entry of staged) await moveTree(entry.staged, join(chrootStore, basename(entry.path)))
+  for (const entry of staged) moveTree(entry.staged, join(chrootStore, basename(entry.path)))
   const from = `local?root=${chrootDir}`
   await run('nix-store', ['--store', from, '--load-db'], {
     input: formatRegistrations(staged),

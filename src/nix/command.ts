@@ -12,8 +12,11 @@ export function runNix(args: readonly string[], options?: RunOptions): Promise<R
   return run('nix', [...NIX_FEATURE_ARGS, ...args], options)
 }
 
-// Keeps each command line far below the kernel's argument limit, whatever the closure size.
-const PATHS_PER_COMMAND = 500
+// Keeps each command line far below the kernel's argument limit (2 MiB for argv and the
+// environment), whatever the closure size: a store path is at most 256 bytes, and even staged
+// under a scratch directory 2,000 of them take under 700 KiB. Each command costs a start of
+// Nix (~50 ms), so the batches are as large as that allows.
+const PATHS_PER_COMMAND = 2000
 
 /** Store paths (or anything) in groups small enough for one command line each. */
 export function batches<T>(items: readonly T[], size = PATHS_PER_COMMAND): T[][] {

@@ -129,7 +129,7 @@ async function placeStorePaths(storeDir: string, entries: readonly string[]): Pr
       silent: true
     })
     for (const entry of missing) {
-      await moveTree(join(staging, entry), join(NIX_STORE, entry))
+      moveTree(join(staging, entry), join(NIX_STORE, entry))
       placed.push(join(NIX_STORE, entry))
     }
     return placed

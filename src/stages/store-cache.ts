@@ -8,6 +8,7 @@ import * as core from '@actions/core'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { computeKeys, isExactHit } from '../cache/keys.js'
 import type { CacheKeys } from '../cache/keys.js'
+import { phases } from '../cache/phases.js'
 import { pruneSuperseded } from '../cache/prune.js'
 import type { PruneResult } from '../cache/prune.js'
 import {
@@ -18,7 +19,7 @@ import {
 } from '../cache/restore.js'
 import { megabytes, pathsToCache, planSave, saveEntry } from '../cache/save.js'
 import { closureSkipReason, pathsNotRestored, saveSkipReason } from '../cache/save-rules.js'
-import { cacheServiceMissing } from '../cache/service.js'
+import { cacheServiceMissing, preloadCacheClient } from '../cache/service.js'
 import { errorMessage, firstLine } from '../errors.js'
 import { actionTempDir } from '../temp.js'
 
@@ -51,6 +52,14 @@ export interface RestoreResult {
   reason: string | null
 }
 
+/**
+ * Begin loading the cache client (most of the bundle) while the stages before the restore run:
+ * it is then ready when the restore starts.
+ */
+export function prepareStoreCache(): void {
+  preloadCacheClient()
+}
+
 /** Restore the store cache; never throws: a failed restore is a warning and a miss. */
 export async function restoreStoreCache(options: RestoreOptions): Promise<RestoreResult> {
   const recordFile = restoreRecordFile(options.workDir)
@@ -68,15 +77,17 @@ export async function restoreStoreCache(options: RestoreOptions): Promise<Restor
   try {
     await mkdir(options.workDir, { recursive: true })
     await writeFile(recordFile, '')
-    const keys = await computeKeys(options)
+    const timer = phases()
+    // Side by side: Nix computes the keys while Node loads the cache client.
+    const [keys, missingService] = await Promise.all([computeKeys(options), cacheServiceMissing()])
     result.keys = keys
     await writeRestoreRecord(recordFile, { keys, layers: [] })
     core.info(`Primary key: ${keys.primary}`)
     core.info(`Restore keys: ${keys.restore.join(', ')}`)
-    const missingService = await cacheServiceMissing()
     if (missingService !== null)
       return { ...result, outcome: 'unavailable', reason: missingService }
-    const entry = await restoreEntry(keys, options.workDir)
+    timer.end('keys and service')
+    const entry = await restoreEntry(keys, options.workDir, timer)
     if (entry === null)
       return { ...result, reason: `no entry for ${keys.primary} or its restore keys` }
     await writeRestoreRecord(recordFile, { keys, layers: entry.layers })
