@@ -76,7 +76,11 @@ describe('cacheKeys', () => {
       `${scope}${lock}`,
       scope
     ],
-    layers: { base: `${scope}${lock}base-${src}`, deltaPrefix: `${scope}${lock}source-${src}/` },
+    layers: {
+      lock: `${scope}${lock}`,
+      base: `${scope}${lock}base-${src}`,
+      deltaPrefix: `${scope}${lock}source-${src}/`
+    },
     scope
   })
   test.each([

@@ -47089,8 +47089,7 @@ function keys_deltaKey(keys, base) {
 /** The entry was saved under this commit's lock (a delta may only build on such a base). */
 function keys_isSameLock(keys, key) {
     const entry = parseEntryKey(key);
-    const ours = keys.layers === null ? null : parseEntryKey(keys.layers.base);
-    return entry.kind !== 'whole' && ours?.kind === 'base' && entry.lock === ours.lock;
+    return entry.kind !== 'whole' && entry.lock === keys.layers?.lock;
 }
 /** The restored entry is this commit's own: its delta, its base, or the primary key. */
 function keys_isExactHit(keys, restoredKey) {
@@ -47113,7 +47112,7 @@ function cacheKeys(facts) {
         return { primary: facts.override, restore: [lock, scope], layers: null, scope };
     }
     const primary = `${lock}source-${source}`;
-    const layers = { base: baseKey(lock, source), deltaPrefix: `${primary}/` };
+    const layers = { lock, base: baseKey(lock, source), deltaPrefix: `${primary}/` };
     return { primary, restore: [layers.deltaPrefix, layers.base, lock, scope], layers, scope };
 }
 /** The keys of this run: the system and the flake's lock and source asked of Nix. */
@@ -48048,8 +48047,9 @@ async function save_saveEntry(workDir, plan) {
 //
 // What is cached is the build closure of the image (the derivation's requisites with their
 // outputs) and the sources of the flake's locked inputs, so that an exact hit needs the network
-// for nothing. This file is the order of things; the keys, the save rules, the archive and its
-// restore and save live in src/cache/.
+// for nothing, in layers: a base per lock and a delta per commit. This file is the order of
+// things; the keys, the save rules, the archive, its restore and save, and the deletion of
+// superseded entries live in src/cache/.
 
 
 
@@ -48180,7 +48180,7 @@ async function pruneAfterSave(keys, plan, options) {
     const ref = process.env.GITHUB_REF;
     if (keys.layers === null || !ref || options.startedAt === null)
         return null;
-    const lockPrefix = keys.layers.base.slice(0, keys.layers.base.lastIndexOf('/') + 1);
+    const lockPrefix = keys.layers.lock;
     const keep = [plan.key, ...(plan.base === null ? [] : [plan.base])];
     const result = await pruneSuperseded({ lockPrefix, keep, ref, startedAt: options.startedAt }, process.env, options.githubToken);
     for (const key of result.deleted)

@@ -29,7 +29,12 @@ export interface CacheKeys {
    * lock, then system + attribute. */
   restore: string[]
   /** Where this commit's entries go; null with `cache-key`, which saves one whole entry. */
-  layers: { base: string; deltaPrefix: string } | null
+  layers: {
+    /** Every entry of the lock starts with it (`…/lock-<hash>/`). */
+    lock: string
+    base: string
+    deltaPrefix: string
+  } | null
   /** Every entry of this system and attribute starts with it (the prune's scope). */
   scope: string
 }
@@ -87,8 +92,7 @@ export function deltaKey(keys: CacheKeys, base: string): string {
 /** The entry was saved under this commit's lock (a delta may only build on such a base). */
 export function isSameLock(keys: CacheKeys, key: string): boolean {
   const entry = parseEntryKey(key)
-  const ours = keys.layers === null ? null : parseEntryKey(keys.layers.base)
-  return entry.kind !== 'whole' && ours?.kind === 'base' && entry.lock === ours.lock
+  return entry.kind !== 'whole' && entry.lock === keys.layers?.lock
 }
 
 /** The restored entry is this commit's own: its delta, its base, or the primary key. */
@@ -111,7 +115,7 @@ export function cacheKeys(facts: KeyFacts): CacheKeys {
     return { primary: facts.override, restore: [lock, scope], layers: null, scope }
   }
   const primary = `${lock}source-${source}`
-  const layers = { base: baseKey(lock, source), deltaPrefix: `${primary}/` }
+  const layers = { lock, base: baseKey(lock, source), deltaPrefix: `${primary}/` }
   return { primary, restore: [layers.deltaPrefix, layers.base, lock, scope], layers, scope }
 }
 

@@ -2,8 +2,9 @@
 //
 // What is cached is the build closure of the image (the derivation's requisites with their
 // outputs) and the sources of the flake's locked inputs, so that an exact hit needs the network
-// for nothing. This file is the order of things; the keys, the save rules, the archive and its
-// restore and save live in src/cache/.
+// for nothing, in layers: a base per lock and a delta per commit. This file is the order of
+// things; the keys, the save rules, the archive, its restore and save, and the deletion of
+// superseded entries live in src/cache/.
 import * as core from '@actions/core'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { computeKeys, isExactHit } from '../cache/keys.js'
@@ -41,7 +42,7 @@ export interface RestoreResult {
   keys: CacheKeys | null
   /** The key of the entry restored (and imported); null on a miss or a discarded archive. */
   restoredKey: string | null
-  /** `restoredKey` is the primary key. */
+  /** The entry restored is this commit's own (its delta or base, or the `cache-key` one). */
   hit: boolean
   /** File with what was restored (keys and layers, JSON; empty on a miss), for post. */
   recordFile: string
@@ -210,7 +211,7 @@ async function pruneAfterSave(
 ): Promise<PruneResult | null> {
   const ref = process.env.GITHUB_REF
   if (keys.layers === null || !ref || options.startedAt === null) return null
-  const lockPrefix = keys.layers.base.slice(0, keys.layers.base.lastIndexOf('/') + 1)
+  const lockPrefix = keys.layers.lock
   const keep = [plan.key, ...(plan.base === null ? [] : [plan.base])]
   const result = await pruneSuperseded(
     { lockPrefix, keep, ref, startedAt: options.startedAt },
