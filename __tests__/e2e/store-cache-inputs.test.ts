@@ -72,15 +72,17 @@ function stagingLeftovers(machine: Machine, paths: string[]): string[] {
   const storeDir = join(machine.nixDir, 'store')
   return readdirSync(storeDir)
     .filter(name => name.startsWith('.nca-staging-'))
-    .filter(name => {
-      const manifest = join(
-        storeDir,
-        name,
-        'nix-container-action-store-v2/nix-container-action.json'
-      )
-      const text = existsSync(manifest) ? readFileSync(manifest, 'utf8') : ''
-      return paths.some(p => text.includes(p))
-    })
+    .filter(name =>
+      ['base', 'delta'].some(layer => {
+        const manifest = join(
+          storeDir,
+          name,
+          `nix-container-action-store-v3/${layer}/nix-container-action.json`
+        )
+        const text = existsSync(manifest) ? readFileSync(manifest, 'utf8') : ''
+        return paths.some(p => text.includes(p))
+      })
+    )
 }
 
 // --- a flake with an input served on 127.0.0.1 -----------------------------------------------

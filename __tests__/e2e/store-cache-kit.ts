@@ -117,8 +117,12 @@ afterAll(async () => {
   await Promise.all(tempDirs.map(dir => rm(dir, { recursive: true, force: true })))
 })
 
-/** The commits and a failing service, against one protocol of the cache service. */
-export function describeProtocol(version: 'v1' | 'v2'): void {
+/**
+ * The commits (unless `commits: false`: v1 has store-cache-commits.test.ts) and a failing
+ * service, against one protocol of the cache service.
+ */
+export function describeProtocol(version: 'v1' | 'v2', { commits = true } = {}): void {
+  const commitsTest = commits ? test : () => undefined
   describe(`cache service ${version}`, () => {
     let service: CacheService
     beforeAll(async () => {
@@ -128,71 +132,74 @@ export function describeProtocol(version: 'v1' | 'v2'): void {
       await service.close()
     })
 
-    test('run 1 saves, run 2 restores and builds nothing, run 3 (flake edited) restores and saves nothing', async () => {
-      const fixture = await makeFixture()
+    commitsTest(
+      'run 1 saves, run 2 restores and builds nothing, run 3 (flake edited) restores and saves nothing',
+      async () => {
+        const fixture = await makeFixture()
 
-      // Run 1: a miss, a full build, a save of the build closure.
-      const run1 = await action(fixture, service)
-      expectGreen(run1)
-      const key = run1.outputs['cache-key'] ?? ''
-      expect(key).toMatch(
-        /^nix-container-store\/[a-z0-9_]+-linux\/container\/lock-none\/source-[0-9a-f]{16}$/
-      )
-      expect(run1.outputs['cache-hit']).toBe('false')
-      expect(run1.outputs['cache-restored-key']).toBe('')
-      expect(builds(fixture)).toEqual(BUILD_STEPS)
-      const base = baseOf(key)
-      expect(run1.post?.stdout).toContain(`Store cache save: saved base ${base}: 6 paths (6 new)`)
-      expect(service.entries().map(e => e.key)).toContain(base)
-      expect(run1.summary).toMatch(/\| Store cache \| .* done \| miss: /)
-      expect(run1.summary).toMatch(/\| Store cache save \| ✅ saved \| saved /)
+        // Run 1: a miss, a full build, a save of the build closure.
+        const run1 = await action(fixture, service)
+        expectGreen(run1)
+        const key = run1.outputs['cache-key'] ?? ''
+        expect(key).toMatch(
+          /^nix-container-store\/[a-z0-9_]+-linux\/container\/lock-none\/source-[0-9a-f]{16}$/
+        )
+        expect(run1.outputs['cache-hit']).toBe('false')
+        expect(run1.outputs['cache-restored-key']).toBe('')
+        expect(builds(fixture)).toEqual(BUILD_STEPS)
+        const base = baseOf(key)
+        expect(run1.post?.stdout).toContain(`Store cache save: saved base ${base}: 6 paths (6 new)`)
+        expect(service.entries().map(e => e.key)).toContain(base)
+        expect(run1.summary).toMatch(/\| Store cache \| .* done \| miss: /)
+        expect(run1.summary).toMatch(/\| Store cache save \| ✅ saved \| saved /)
 
-      // What is cached is exactly the build closure: three derivations and their outputs.
-      const paths = closure(run1)
-      expect(paths).toHaveLength(6)
-      expect(paths.filter(p => p.endsWith('.drv'))).toHaveLength(3)
+        // What is cached is exactly the build closure: three derivations and their outputs.
+        const paths = closure(run1)
+        expect(paths).toHaveLength(6)
+        expect(paths.filter(p => p.endsWith('.drv'))).toHaveLength(3)
 
-      // Run 2, on a fresh runner: an exact hit, and nothing is built.
-      const run2 = await action(fixture, service)
-      expect(store.invalid(run2.machine, paths)).toEqual([])
-      expectGreen(run2)
-      expect(run2.outputs).toMatchObject({
-        'cache-hit': 'true',
-        'cache-key': key,
-        'cache-restored-key': base,
-        'store-path': run1.outputs['store-path']
-      })
-      expect(builds(fixture)).toEqual(BUILD_STEPS)
-      expect(run2.main.stdout).toContain('Importing 6 of 6 paths')
-      // The fast path (extract, check, rename, load-db) on the store the runner owns, which leaves
-      // every path (directories too) the runner's and as read-only as Nix has it.
-      expect(run2.main.stdout).not.toContain('Paths will be imported through nix copy')
-      const restored = paths.map(p => statSync(store.hostPath(run2.machine, p)))
-      expect(restored.some(stat => stat.isDirectory())).toBe(true)
-      expect(restored.map(stat => [stat.uid, stat.mode & 0o222])).toEqual(
-        paths.map(() => [run2.machine.uid, 0])
-      )
-      expect(run2.post?.stdout).toContain(`Store cache save: skipped (exact hit on ${base}`)
-      expect(run2.summary).toMatch(
-        /\| Store cache \| .* done \| hit nix-container-store\/.*: 6 paths, .* 6 imported/
-      )
+        // Run 2, on a fresh runner: an exact hit, and nothing is built.
+        const run2 = await action(fixture, service)
+        expect(store.invalid(run2.machine, paths)).toEqual([])
+        expectGreen(run2)
+        expect(run2.outputs).toMatchObject({
+          'cache-hit': 'true',
+          'cache-key': key,
+          'cache-restored-key': base,
+          'store-path': run1.outputs['store-path']
+        })
+        expect(builds(fixture)).toEqual(BUILD_STEPS)
+        expect(run2.main.stdout).toContain('Importing 6 of 6 paths')
+        // The fast path (extract, check, rename, load-db) on the store the runner owns, which leaves
+        // every path (directories too) the runner's and as read-only as Nix has it.
+        expect(run2.main.stdout).not.toContain('Paths will be imported through nix copy')
+        const restored = paths.map(p => statSync(store.hostPath(run2.machine, p)))
+        expect(restored.some(stat => stat.isDirectory())).toBe(true)
+        expect(restored.map(stat => [stat.uid, stat.mode & 0o222])).toEqual(
+          paths.map(() => [run2.machine.uid, 0])
+        )
+        expect(run2.post?.stdout).toContain(`Store cache save: skipped (exact hit on ${base}`)
+        expect(run2.summary).toMatch(
+          /\| Store cache \| .* done \| hit nix-container-store\/.*: 6 paths, .* 6 imported/
+        )
 
-      // Run 3: an edit that leaves the image as it was. A new primary key, a restore-key hit,
-      // nothing built, nothing saved.
-      await appendFile(join(fixture.dir, 'flake.nix'), '# an edit that changes no derivation\n')
-      const run3 = await action(fixture, service)
-      expectGreen(run3)
-      expect(run3.outputs['cache-key']).not.toBe(key)
-      expect(run3.outputs['cache-hit']).toBe('false')
-      expect(run3.outputs['cache-restored-key']).toBe(base)
-      expect(builds(fixture)).toEqual(BUILD_STEPS)
-      expect(run3.post?.stdout).toContain(
-        'Store cache save: skipped (the closure holds no path that the restored cache did not already have (6 paths))'
-      )
-      expect(
-        service.entries().filter(e => e.key.startsWith(key.replace(/source-.*$/, '')))
-      ).toHaveLength(1)
-    })
+        // Run 3: an edit that leaves the image as it was. A new primary key, a restore-key hit,
+        // nothing built, nothing saved.
+        await appendFile(join(fixture.dir, 'flake.nix'), '# an edit that changes no derivation\n')
+        const run3 = await action(fixture, service)
+        expectGreen(run3)
+        expect(run3.outputs['cache-key']).not.toBe(key)
+        expect(run3.outputs['cache-hit']).toBe('false')
+        expect(run3.outputs['cache-restored-key']).toBe(base)
+        expect(builds(fixture)).toEqual(BUILD_STEPS)
+        expect(run3.post?.stdout).toContain(
+          'Store cache save: skipped (the closure holds no path that the restored cache did not already have (6 paths))'
+        )
+        expect(
+          service.entries().filter(e => e.key.startsWith(key.replace(/source-.*$/, '')))
+        ).toHaveLength(1)
+      }
+    )
 
     test('a service that fails every call leaves the job green, with warnings', async () => {
       const fixture = await makeFixture()
