@@ -44119,11 +44119,27 @@ async function loadImage(options) {
             ])
         : await loadStream(options);
     const loaded = parseDockerLoad(load.stdout);
-    const dockerImage = loaded.images[0] ?? loaded.imageIds[0];
-    if (!dockerImage)
+    const named = loaded.images[0] ?? loaded.imageIds[0];
+    if (!named)
         throw new Error(`docker load reported no image:\n${load.stdout}`);
-    await crossCheckImageId(dockerImage, metadata.configDigest);
+    const dockerImage = await ownImage(named, metadata.configDigest);
     return { metadata, loadedImages: loaded.images, dockerImage };
+}
+/**
+ * What the later stages tag, test and push: the image's own ID (its config digest) when the
+ * daemon knows the image by it, not the name the archive gave it (`hello:latest`), which
+ * another load on the same daemon (a job beside this one) may move to its own image meanwhile.
+ * Otherwise the name, checked against the archive.
+ */
+async function ownImage(named, configDigest) {
+    const byId = await exec_run('docker', ['image', 'inspect', '--format', '{{.Id}}', configDigest], {
+        silent: true,
+        allowFailure: true
+    });
+    if (byId.exitCode === 0 && byId.stdout.trim() === configDigest)
+        return configDigest;
+    await crossCheckImageId(named, configDigest);
+    return named;
 }
 /** Stream the archive, as plain tar, into docker load, reading its metadata (and copying it) on the way. */
 async function loadStream(options) {
