@@ -13,6 +13,4 @@ fi
 version=$("$node24" --version)
 [[ $version == v24.* ]] || { echo "test-e2e: $node24 is $version, not Node 24" >&2; exit 1; }
 echo "test-e2e: running the e2e suite with the action's bundles on Node $version"
-# Three workers on two cores: the tests mostly wait on Nix, docker and the services (the suite
-# keeps about 1.3 cores busy), so a third file runs in what the other two leave.
-NCA_ACTION_NODE="$PWD/$node24" NODE_OPTIONS=--experimental-vm-modules npx jest --maxWorkers=3 "$@" --selectProjects e2e
+NCA_ACTION_NODE="$PWD/$node24" NODE_OPTIONS=--experimental-vm-modules npx jest --maxWorkers=2 "$@" --selectProjects e2e
