@@ -47360,7 +47360,11 @@ const PERMISSION = 'give the job `permissions: actions: write` to let the action
 async function prune_pruneSuperseded(scope, env, token) {
     const api = cachesApiFrom(env, token);
     if ('missing' in api) {
-        return { deleted: [], notice: `superseded entries were not looked for: ${api.missing}` };
+        return {
+            deleted: [],
+            notice: null,
+            skipped: `superseded entries not looked for: ${api.missing}`
+        };
     }
     const deleted = [];
     try {
@@ -47370,14 +47374,18 @@ async function prune_pruneSuperseded(scope, env, token) {
             if ((await deleteCachesByKey(api, { key, ref: scope.ref })) > 0)
                 deleted.push(key);
         }
-        return { deleted, notice: null };
+        return { deleted, notice: null, skipped: null };
     }
     catch (error) {
         const why = error instanceof CachesApiError && error.forbidden
             ? `the token may not (${PERMISSION})`
             : errorMessage(error);
         const done = deleted.length > 0 ? ` after deleting ${deleted.length}` : '';
-        return { deleted, notice: `superseded entries were not all deleted${done}: ${why}` };
+        return {
+            deleted,
+            notice: `superseded entries were not all deleted${done}: ${why}`,
+            skipped: null
+        };
     }
 }
 
@@ -48203,6 +48211,8 @@ async function pruneAfterSave(keys, plan, options) {
         core.info(`Deleted the superseded entry ${key}`);
     if (result.notice !== null)
         core.notice(`Store cache: ${result.notice}`);
+    if (result.skipped !== null)
+        core.info(result.skipped);
     return result;
 }
 function describeSave(result) {

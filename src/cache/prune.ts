@@ -18,8 +18,10 @@ export interface PruneScope {
 
 export interface PruneResult {
   deleted: string[]
-  /** Why superseded entries were left (no token, no permission, an API error); null: none. */
+  /** Why superseded entries were left (no permission, an API error); null: none. */
   notice: string | null
+  /** Why they were not looked for (no token, no repository), for the log; null: they were. */
+  skipped: string | null
 }
 
 /**
@@ -47,7 +49,11 @@ export async function pruneSuperseded(
 ): Promise<PruneResult> {
   const api = cachesApiFrom(env, token)
   if ('missing' in api) {
-    return { deleted: [], notice: `superseded entries were not looked for: ${api.missing}` }
+    return {
+      deleted: [],
+      notice: null,
+      skipped: `superseded entries not looked for: ${api.missing}`
+    }
   }
   const deleted: string[] = []
   try {
@@ -56,13 +62,17 @@ export async function pruneSuperseded(
     for (const key of keys) {
       if ((await deleteCachesByKey(api, { key, ref: scope.ref })) > 0) deleted.push(key)
     }
-    return { deleted, notice: null }
+    return { deleted, notice: null, skipped: null }
   } catch (error) {
     const why =
       error instanceof CachesApiError && error.forbidden
         ? `the token may not (${PERMISSION})`
         : errorMessage(error)
     const done = deleted.length > 0 ? ` after deleting ${deleted.length}` : ''
-    return { deleted, notice: `superseded entries were not all deleted${done}: ${why}` }
+    return {
+      deleted,
+      notice: `superseded entries were not all deleted${done}: ${why}`,
+      skipped: null
+    }
   }
 }

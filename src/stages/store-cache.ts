@@ -220,6 +220,7 @@ async function pruneAfterSave(
   )
   for (const key of result.deleted) core.info(`Deleted the superseded entry ${key}`)
   if (result.notice !== null) core.notice(`Store cache: ${result.notice}`)
+  if (result.skipped !== null) core.info(result.skipped)
   return result
 }
 
