@@ -246,9 +246,7 @@ async function measureSize(root, server, wantedPaths) {
         run1.state['built-drv-path']
       ])
     )
-    closureBytes = lines(inMachine(run1.machine, ['nix-store', '-q', '--size', ...storePaths]))
-      .map(Number)
-      .reduce((a, b) => a + b, 0)
+    closureBytes = narBytes(run1.machine, storePaths)
     restoreTar = await plainTar(server, run1.machine, storePaths, `plain-tar-${wantedPaths}`)
   } finally {
     stopMachine(run1.machine)
@@ -379,15 +377,25 @@ async function commitSequence(root, server, count) {
 }
 
 /** The last commit's exact hit (base + delta) against one whole entry of the same closure. */
-async function layeredAgainstWhole(flake) {
-  const whole = await startCacheServer()
+async function layeredAgainstWhole(flake, server) {
+  const WHOLE = { inputs: { 'cache-key': 'bench-whole-entry' } }
+  const wholeServer = await startCacheServer()
+  const samples = { layered: [], whole: [] }
   try {
-    await job(flake, whole, { inputs: { 'cache-key': 'bench-whole-entry' } })
-    const samples = { layered: [], whole: [] }
-    return { whole, samples }
-  } catch (error) {
-    await whole.close()
-    throw error
+    await job(flake, wholeServer, WHOLE)
+    for (let i = 0; i < RUNS; i++) {
+      settle()
+      const layered = await job(flake, server)
+      expectNothingBuilt(layered, 'the base + delta hit')
+      samples.layered.push(layered.stageSeconds('Store cache'))
+      settle()
+      const one = await job(flake, wholeServer, WHOLE)
+      expectNothingBuilt(one, 'the whole-entry hit')
+      samples.whole.push(one.stageSeconds('Store cache'))
+    }
+    return samples
+  } finally {
+    await wholeServer.close()
   }
 }
 
@@ -454,22 +462,7 @@ async function main() {
       await server.close()
       server = await startCacheServer()
       const { flake, rows } = await commitSequence(root, server, commits)
-      const { whole, samples } = await layeredAgainstWhole(flake)
-      try {
-        for (let i = 0; i < RUNS; i++) {
-          settle()
-          const layered = await job(flake, server)
-          expectNothingBuilt(layered, 'the base + delta hit')
-          samples.layered.push(layered.stageSeconds('Store cache'))
-          settle()
-          const one = await job(flake, whole, { inputs: { 'cache-key': 'bench-whole-entry' } })
-          expectNothingBuilt(one, 'the whole-entry hit')
-          samples.whole.push(one.stageSeconds('Store cache'))
-        }
-      } finally {
-        await whole.close()
-      }
-      printCommits(rows, samples)
+      printCommits(rows, await layeredAgainstWhole(flake, server))
     }
   } finally {
     await server.close()

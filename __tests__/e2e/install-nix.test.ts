@@ -23,6 +23,7 @@ import type { Machine } from '../../scripts/runner-machine.mjs'
 import { cacheEnv, startCacheServer } from '../../scripts/cache-server.mjs'
 import { action, freshMachine, inMachine } from './action.js'
 import { getManifest, getRawManifest } from './registry.js'
+import { baseOf } from './cache-keys.js'
 
 const repoRoot = process.cwd()
 const PROFILE_BIN = '/nix/var/nix/profiles/default/bin'
@@ -333,10 +334,7 @@ test('the store cache on runners where the action installs Nix: run 2 restores a
     }).toMatchObject({
       exit: [0, 0]
     })
-    const key = (run1.result.outputs['cache-key'] ?? '').replace(
-      /source-([0-9a-f]{16})$/,
-      'base-$1'
-    )
+    const key = baseOf(run1.result.outputs['cache-key'])
     expect(run1.result.post?.stdout).toContain(`Store cache save: saved base ${key}`)
 
     const machine = freshMachine('none')

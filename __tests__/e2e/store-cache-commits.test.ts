@@ -12,7 +12,7 @@ import { startCacheServer } from '../../scripts/cache-server.mjs'
 import type { CacheServer } from '../../scripts/cache-server.mjs'
 import { giveToRunner, userTempDir } from '../../scripts/runner-machine.mjs'
 import { action, freshMachine, store } from './action.js'
-import { expectGreen, TOKEN } from './store-cache-kit.js'
+import { baseOf, expectGreen, TOKEN } from './store-cache-kit.js'
 
 const WRITE_TOKEN = 'nca-test-github-token'
 /** An Actions token without `actions: write`: it may list caches, not delete them. */
@@ -87,7 +87,7 @@ test('each later commit uploads about its new paths; an exact hit restores the w
   // Commit 1: a miss; everything is built and saved as the lock's base.
   const c1 = await commit(1)
   expect(c1.built).toHaveLength(TOOLCHAIN_STEPS + APP_STEPS.length)
-  const base = c1.outputs['cache-key']?.replace(/source-([0-9a-f]{16})$/, 'base-$1')
+  const base = baseOf(c1.outputs['cache-key'])
   expect(c1.post?.stdout).toContain(`Store cache save: saved base ${base}: 27 paths (27 new)`)
   expect(keys()).toEqual([base])
   const baseSize = entry(base).size ?? 0
@@ -143,7 +143,7 @@ test('each later commit uploads about its new paths; an exact hit restores the w
     /\d+ paths left out: they need paths neither the store nor the entries hold/
   )
   expect(c4.built).toHaveLength(TOOLCHAIN_STEPS + APP_STEPS.length)
-  const base4 = c4.outputs['cache-key']?.replace(/source-([0-9a-f]{16})$/, 'base-$1')
+  const base4 = baseOf(c4.outputs['cache-key'])
   expect(c4.post?.stdout).toContain(`Store cache save: saved base ${base4}: 27 paths`)
   expect(c4.post?.stdout).toMatch(
     /::notice::Store cache: superseded entries were not all deleted: the token may not \(give the job `permissions: actions: write`/

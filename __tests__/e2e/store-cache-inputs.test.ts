@@ -20,6 +20,7 @@ import type { Machine } from '../../scripts/runner-machine.mjs'
 import { cacheEnv, startCacheServer } from '../../scripts/cache-server.mjs'
 import type { CacheServer } from '../../scripts/cache-server.mjs'
 import { action as runAction, freshMachine, inMachineAsync, store } from './action.js'
+import { baseOf } from './cache-keys.js'
 
 const tempDirs: string[] = []
 let cacheServer: CacheServer
@@ -228,7 +229,7 @@ async function buildAndSave(): Promise<Built> {
   const ref = `path:${dir}`
   const run1 = await action(ref)
   expectGreen(run1)
-  const key = (run1.outputs['cache-key'] ?? '').replace(/source-([0-9a-f]{16})$/, 'base-$1')
+  const key = baseOf(run1.outputs['cache-key'])
   const entry = cacheServer.entries().find(e => e.key === key)
   if (!entry) throw new Error(`no cache entry ${key}`)
   return { ref, counter, key, paths: closure(run1), archive: entry.file, machine: run1.machine }

@@ -13,6 +13,9 @@ import type { Machine } from '../../scripts/runner-machine.mjs'
 import { startCacheServer } from '../../scripts/cache-server.mjs'
 import { startCacheServerV2 } from '../../scripts/cache-server-v2.mjs'
 import { action as runAction, freshMachine, store } from './action.js'
+import { baseOf } from './cache-keys.js'
+
+export { baseOf }
 
 const fixtureDir = join(process.cwd(), '__tests__/e2e/flakes/cache-image')
 const benchFixtureDir = join(process.cwd(), '__tests__/e2e/flakes/cache-bench')
@@ -68,10 +71,6 @@ export async function makeBenchFixture(blobs: number): Promise<Fixture> {
   giveToRunner(root)
   return { dir, ref: `path:${dir}`, counterFile: join(root, 'no-counter') }
 }
-
-/** The base entry a commit with this primary key (`…/source-<h>`) saves on a miss. */
-export const baseOf = (primaryKey: string | undefined): string =>
-  (primaryKey ?? '').replace(/source-([0-9a-f]{16})$/, 'base-$1')
 
 /** A run and the machine it ran on. */
 export type Run = RunResult & { machine: Machine }

@@ -33,6 +33,14 @@ const { balance, formatRegistrations, hashMismatches, parseRegistrations, restor
 const ok = (stdout = '') => ({ exitCode: 0, stdout, stderr: '' })
 const p = (name: string) => `/nix/store/${'a'.repeat(32)}-${name}`
 const noInputs = { sourceHash: 'sha256-src', lock: null }
+/** The keys of a commit of an input-less flake whose source hashes to `sourceHash`. */
+const commitKeys = (sourceHash = 'sha256-src') =>
+  cacheKeys({
+    system: 'x86_64-linux',
+    attribute: 'container',
+    metadata: { ...noInputs, sourceHash },
+    override: null
+  })
 /** A store path with a hash part of its own: `h('img', 1)`. */
 const h = (name: string, n: number) => `/nix/store/${String(n).padStart(32, '0')}-${name}`
 const HASH = 'ab'.repeat(32)
@@ -114,18 +122,8 @@ describe('cacheKeys', () => {
   })
 
   test('a delta names its base; each key reads back as what it is', () => {
-    const keys = cacheKeys({
-      system: 'x86_64-linux',
-      attribute: 'container',
-      metadata: noInputs,
-      override: null
-    })
-    const older = cacheKeys({
-      system: 'x86_64-linux',
-      attribute: 'container',
-      metadata: { ...noInputs, sourceHash: 'sha256-older' },
-      override: null
-    })
+    const keys = commitKeys()
+    const older = commitKeys('sha256-older')
     const olderBase = older.layers?.base ?? ''
     const delta = deltaKey(keys, olderBase)
     expect(delta).toBe(`${keys.primary}/on-base-${shortHash('sha256-older')}`)
@@ -475,24 +473,11 @@ describe('restoreStoreCache', () => {
 })
 
 /** The base key of a commit whose source hashes to `sourceHash`. */
-const baseKeyOf = (sourceHash: string) =>
-  cacheKeys({ ...options(), metadata: { ...noInputs, sourceHash }, override: null }).layers?.base ??
-  ''
+const baseKeyOf = (sourceHash: string) => commitKeys(sourceHash).layers?.base ?? ''
 
 describe('saveStoreCache', () => {
-  const keys = cacheKeys({
-    system: 'x86_64-linux',
-    attribute: 'container',
-    metadata: noInputs,
-    override: null
-  })
-  const olderBase =
-    cacheKeys({
-      system: 'x86_64-linux',
-      attribute: 'container',
-      metadata: { ...noInputs, sourceHash: 'sha256-older' },
-      override: null
-    }).layers?.base ?? ''
+  const keys = commitKeys()
+  const olderBase = baseKeyOf('sha256-older')
   const save = {
     flake: '.',
     cacheSave: true,

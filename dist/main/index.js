@@ -46970,8 +46970,6 @@ async function writeJobConf(options) {
 // flake's inputs need, and which of them the store lacks.
 
 
-
-
 /** Parse `nix flake metadata --json` (pure). */
 function parseFlakeMetadata(stdout) {
     const json = JSON.parse(stdout);
@@ -47047,15 +47045,6 @@ async function deletePaths(paths) {
     if (paths.length === 0)
         return;
     await exec_run('nix-store', ['--delete', ...paths], { silent: true });
-}
-/** Bytes under a directory (files only), for the log and the job summary. */
-async function nix_store_directorySize(dir) {
-    let total = 0;
-    for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
-        if (entry.isFile())
-            total += (await stat(join(entry.parentPath, entry.name))).size;
-    }
-    return total;
 }
 
 ;// CONCATENATED MODULE: ./src/cache/keys.ts
@@ -47805,14 +47794,19 @@ async function restoreEntry(keys, workDir, timer = phases()) {
         timer.end('download and extract');
         const layers = await readLayers((0,external_node_path_.join)(staging, service_CACHE_DIR_NAME), entries);
         timer.end('read the registrations');
-        const { importedCount, leftOut } = await importAll({ staging, storeDir, method, layers, timer });
+        const staged = uniqueRegistrations(layers);
+        const { importedCount, leftOut } = await importAll({ staging, storeDir, method, staged, timer });
         lib_core/* info */.pq(`Restore phases: ${timer.summary()}`);
-        const valid = uniqueRegistrations(layers).filter(r => !leftOut.has(r.path));
-        const paths = valid.map(r => r.path).sort();
+        const valid = staged.filter(r => !leftOut.has(r.path));
+        // What post builds on: a path left out is not in the store, whatever its entry holds.
+        const restored = layers.map(({ layer }) => ({
+            ...layer,
+            paths: layer.paths.filter(p => !leftOut.has(p))
+        }));
         return {
             key: found,
-            layers: layers.map(l => l.layer),
-            paths,
+            layers: restored,
+            paths: valid.map(r => r.path).sort(),
             importedCount,
             bytes: store_archive_narBytes(valid)
         };
@@ -47844,7 +47838,7 @@ async function withBase(staging, found) {
     return [found, parseEntryKey(other)];
 }
 /** Every path of the manifest with its registration, or an error naming what is wrong. */
-function restore_registrationsOf(paths, text, storeDir) {
+function manifestRegistrations(paths, text, storeDir) {
     const registrations = parseRegistrations(text);
     const registered = new Set(registrations.map(r => r.path));
     const unregistered = paths.find(p => !registered.has(p));
@@ -47861,7 +47855,7 @@ async function readLayers(cacheDir, entries) {
         const dir = (0,external_node_path_.join)(cacheDir, restore_layerDirectory(entry.kind));
         const manifest = await readManifest(dir);
         const text = await (0,promises_namespaceObject.readFile)((0,external_node_path_.join)(dir, REGISTRATION_FILE), 'utf8');
-        const registrations = restore_registrationsOf(manifest.paths, text, storeDir);
+        const registrations = manifestRegistrations(manifest.paths, text, storeDir);
         const staged = registrations.map(r => ({
             ...r,
             staged: (0,external_node_path_.join)(dir, STORE_SUBDIR, r.path.slice(storeDir.length + 1))
@@ -47936,7 +47930,7 @@ async function pathsToImport(staged, local) {
  * registered. A failure leaves the store as it was: the import is whole or not at all.
  */
 async function importAll(o) {
-    const staged = uniqueRegistrations(o.layers);
+    const { staged } = o;
     const { importing: missing, leftOut } = await pathsToImport(staged, o.method.fast);
     o.timer.end('check validity');
     if (missing.length === 0)
@@ -48044,8 +48038,8 @@ function save_megabytes(bytes) {
     return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 }
 /**
- * Write the archive of the plan under `workDir` and save it: its size in bytes before
- * compression, or null when the cache service did not take it (@actions/cache has said why).
+ * Write the archive of the plan under `workDir` and save it: its NAR bytes (its size before
+ * compression), or null when the cache service did not take it (@actions/cache has said why).
  */
 async function save_saveEntry(workDir, plan) {
     const dir = join(workDir, CACHE_DIR_NAME);
@@ -48054,11 +48048,11 @@ async function save_saveEntry(workDir, plan) {
     await mkdir(layerDir, { recursive: true });
     try {
         const paths = plan.registrations.map(r => r.path);
+        const bytes = narBytes(plan.registrations);
         const on = plan.base === null ? '' : ` (a delta on ${plan.base})`;
-        core.info(`Saving ${paths.length} paths, ${save_megabytes(narBytes(plan.registrations))}, as ${plan.key}${on}`);
+        core.info(`Saving ${paths.length} paths, ${save_megabytes(bytes)}, as ${plan.key}${on}`);
         await writeArchive(layerDir, plan.registrations);
         await writeManifest(layerDir, paths);
-        const bytes = await directorySize(dir);
         return (await saveDirectory(workDir, plan.key)) ? bytes : null;
     }
     finally {

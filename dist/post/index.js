@@ -32140,13 +32140,9 @@ function command_isLocalStore(nixRemote) {
     return ['', 'local', 'auto'].includes(nixRemote ?? '');
 }
 
-// EXTERNAL MODULE: external "node:path"
-var external_node_path_ = __nccwpck_require__(6760);
 ;// CONCATENATED MODULE: ./src/cache/nix-store.ts
 // The Nix side of the store cache: what a flake's key is made of, which paths a build and the
 // flake's inputs need, and which of them the store lacks.
-
-
 
 
 /** Parse `nix flake metadata --json` (pure). */
@@ -32224,15 +32220,6 @@ async function nix_store_deletePaths(paths) {
     if (paths.length === 0)
         return;
     await run('nix-store', ['--delete', ...paths], { silent: true });
-}
-/** Bytes under a directory (files only), for the log and the job summary. */
-async function directorySize(dir) {
-    let total = 0;
-    for (const entry of await (0,promises_namespaceObject.readdir)(dir, { withFileTypes: true, recursive: true })) {
-        if (entry.isFile())
-            total += (await (0,promises_namespaceObject.stat)((0,external_node_path_.join)(entry.parentPath, entry.name))).size;
-    }
-    return total;
 }
 
 ;// CONCATENATED MODULE: ./src/cache/keys.ts
@@ -32551,6 +32538,8 @@ async function pruneSuperseded(scope, env, token) {
 
 // EXTERNAL MODULE: external "node:fs"
 var external_node_fs_ = __nccwpck_require__(3024);
+// EXTERNAL MODULE: external "node:path"
+var external_node_path_ = __nccwpck_require__(6760);
 ;// CONCATENATED MODULE: ./src/tree.ts
 // Moving and removing directory trees that may be read-only, as store paths are. Root skips
 // these permission checks; the unprivileged `runner` user on GitHub's runners does not.
@@ -33026,14 +33015,19 @@ async function restore_restoreEntry(keys, workDir, timer = phases()) {
         timer.end('download and extract');
         const layers = await readLayers(join(staging, CACHE_DIR_NAME), entries);
         timer.end('read the registrations');
-        const { importedCount, leftOut } = await importAll({ staging, storeDir, method, layers, timer });
+        const staged = uniqueRegistrations(layers);
+        const { importedCount, leftOut } = await importAll({ staging, storeDir, method, staged, timer });
         core.info(`Restore phases: ${timer.summary()}`);
-        const valid = uniqueRegistrations(layers).filter(r => !leftOut.has(r.path));
-        const paths = valid.map(r => r.path).sort();
+        const valid = staged.filter(r => !leftOut.has(r.path));
+        // What post builds on: a path left out is not in the store, whatever its entry holds.
+        const restored = layers.map(({ layer }) => ({
+            ...layer,
+            paths: layer.paths.filter(p => !leftOut.has(p))
+        }));
         return {
             key: found,
-            layers: layers.map(l => l.layer),
-            paths,
+            layers: restored,
+            paths: valid.map(r => r.path).sort(),
             importedCount,
             bytes: narBytes(valid)
         };
@@ -33065,7 +33059,7 @@ async function withBase(staging, found) {
     return [found, parseEntryKey(other)];
 }
 /** Every path of the manifest with its registration, or an error naming what is wrong. */
-function restore_registrationsOf(paths, text, storeDir) {
+function manifestRegistrations(paths, text, storeDir) {
     const registrations = parseRegistrations(text);
     const registered = new Set(registrations.map(r => r.path));
     const unregistered = paths.find(p => !registered.has(p));
@@ -33082,7 +33076,7 @@ async function readLayers(cacheDir, entries) {
         const dir = join(cacheDir, layerDirectory(entry.kind));
         const manifest = await readManifest(dir);
         const text = await readFile(join(dir, REGISTRATION_FILE), 'utf8');
-        const registrations = restore_registrationsOf(manifest.paths, text, storeDir);
+        const registrations = manifestRegistrations(manifest.paths, text, storeDir);
         const staged = registrations.map(r => ({
             ...r,
             staged: join(dir, STORE_SUBDIR, r.path.slice(storeDir.length + 1))
@@ -33157,7 +33151,7 @@ async function pathsToImport(staged, local) {
  * registered. A failure leaves the store as it was: the import is whole or not at all.
  */
 async function importAll(o) {
-    const staged = uniqueRegistrations(o.layers);
+    const { staged } = o;
     const { importing: missing, leftOut } = await pathsToImport(staged, o.method.fast);
     o.timer.end('check validity');
     if (missing.length === 0)
@@ -33304,8 +33298,8 @@ function save_megabytes(bytes) {
     return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 }
 /**
- * Write the archive of the plan under `workDir` and save it: its size in bytes before
- * compression, or null when the cache service did not take it (@actions/cache has said why).
+ * Write the archive of the plan under `workDir` and save it: its NAR bytes (its size before
+ * compression), or null when the cache service did not take it (@actions/cache has said why).
  */
 async function saveEntry(workDir, plan) {
     const dir = (0,external_node_path_.join)(workDir, service_CACHE_DIR_NAME);
@@ -33314,11 +33308,11 @@ async function saveEntry(workDir, plan) {
     await (0,promises_namespaceObject.mkdir)(layerDir, { recursive: true });
     try {
         const paths = plan.registrations.map(r => r.path);
+        const bytes = store_archive_narBytes(plan.registrations);
         const on = plan.base === null ? '' : ` (a delta on ${plan.base})`;
-        lib_core/* info */.pq(`Saving ${paths.length} paths, ${save_megabytes(store_archive_narBytes(plan.registrations))}, as ${plan.key}${on}`);
+        lib_core/* info */.pq(`Saving ${paths.length} paths, ${save_megabytes(bytes)}, as ${plan.key}${on}`);
         await writeArchive(layerDir, plan.registrations);
         await writeManifest(layerDir, paths);
-        const bytes = await directorySize(dir);
         return (await saveDirectory(workDir, plan.key)) ? bytes : null;
     }
     finally {

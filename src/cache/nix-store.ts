@@ -1,7 +1,5 @@
 // The Nix side of the store cache: what a flake's key is made of, which paths a build and the
 // flake's inputs need, and which of them the store lacks.
-import { readdir, stat } from 'node:fs/promises'
-import { join } from 'node:path'
 import { run } from '../exec.js'
 import { batches, runNix } from '../nix/command.js'
 
@@ -103,13 +101,4 @@ export async function invalidPaths(paths: readonly string[]): Promise<string[]> 
 export async function deletePaths(paths: readonly string[]): Promise<void> {
   if (paths.length === 0) return
   await run('nix-store', ['--delete', ...paths], { silent: true })
-}
-
-/** Bytes under a directory (files only), for the log and the job summary. */
-export async function directorySize(dir: string): Promise<number> {
-  let total = 0
-  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
-    if (entry.isFile()) total += (await stat(join(entry.parentPath, entry.name))).size
-  }
-  return total
 }

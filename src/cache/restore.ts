@@ -110,14 +110,19 @@ export async function restoreEntry(
     timer.end('download and extract')
     const layers = await readLayers(join(staging, CACHE_DIR_NAME), entries)
     timer.end('read the registrations')
-    const { importedCount, leftOut } = await importAll({ staging, storeDir, method, layers, timer })
+    const staged = uniqueRegistrations(layers)
+    const { importedCount, leftOut } = await importAll({ staging, storeDir, method, staged, timer })
     core.info(`Restore phases: ${timer.summary()}`)
-    const valid = uniqueRegistrations(layers).filter(r => !leftOut.has(r.path))
-    const paths = valid.map(r => r.path).sort()
+    const valid = staged.filter(r => !leftOut.has(r.path))
+    // What post builds on: a path left out is not in the store, whatever its entry holds.
+    const restored = layers.map(({ layer }) => ({
+      ...layer,
+      paths: layer.paths.filter(p => !leftOut.has(p))
+    }))
     return {
       key: found,
-      layers: layers.map(l => l.layer),
-      paths,
+      layers: restored,
+      paths: valid.map(r => r.path).sort(),
       importedCount,
       bytes: narBytes(valid)
     }
@@ -154,7 +159,7 @@ interface StagedLayer {
 }
 
 /** Every path of the manifest with its registration, or an error naming what is wrong. */
-function registrationsOf(paths: string[], text: string, storeDir: string): Registration[] {
+function manifestRegistrations(paths: string[], text: string, storeDir: string): Registration[] {
   const registrations = parseRegistrations(text)
   const registered = new Set(registrations.map(r => r.path))
   const unregistered = paths.find(p => !registered.has(p))
@@ -171,7 +176,7 @@ async function readLayers(cacheDir: string, entries: EntryKey[]): Promise<Staged
       const dir = join(cacheDir, layerDirectory(entry.kind))
       const manifest = await readManifest(dir)
       const text = await readFile(join(dir, REGISTRATION_FILE), 'utf8')
-      const registrations = registrationsOf(manifest.paths, text, storeDir)
+      const registrations = manifestRegistrations(manifest.paths, text, storeDir)
       const staged = registrations.map(r => ({
         ...r,
         staged: join(dir, STORE_SUBDIR, r.path.slice(storeDir.length + 1))
@@ -222,7 +227,8 @@ interface ImportOptions {
   staging: string
   storeDir: string
   method: RestoreMethod
-  layers: StagedLayer[]
+  /** Every path of the entries, once. */
+  staged: StagedPath[]
   timer: Phases
 }
 
@@ -267,7 +273,7 @@ async function pathsToImport(
 async function importAll(
   o: ImportOptions
 ): Promise<{ importedCount: number; leftOut: Set<string> }> {
-  const staged = uniqueRegistrations(o.layers)
+  const { staged } = o
   const { importing: missing, leftOut } = await pathsToImport(staged, o.method.fast)
   o.timer.end('check validity')
   if (missing.length === 0) return { importedCount: 0, leftOut }

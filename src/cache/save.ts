@@ -7,7 +7,7 @@ import { removeTree } from '../tree.js'
 import { deltaKey, isSameLock } from './keys.js'
 import type { CacheKeys, EntryKey } from './keys.js'
 import { writeManifest } from './manifest.js'
-import { buildClosure, directorySize, flakeInputPaths, invalidPaths } from './nix-store.js'
+import { buildClosure, flakeInputPaths, invalidPaths } from './nix-store.js'
 import { layerDirectory } from './restore.js'
 import type { RestoredLayer } from './restore.js'
 import { deltaFits, DELTA_SHARE, pathsNotRestored } from './save-rules.js'
@@ -93,8 +93,8 @@ export function megabytes(bytes: number): string {
 }
 
 /**
- * Write the archive of the plan under `workDir` and save it: its size in bytes before
- * compression, or null when the cache service did not take it (@actions/cache has said why).
+ * Write the archive of the plan under `workDir` and save it: its NAR bytes (its size before
+ * compression), or null when the cache service did not take it (@actions/cache has said why).
  */
 export async function saveEntry(workDir: string, plan: SavePlan): Promise<number | null> {
   const dir = join(workDir, CACHE_DIR_NAME)
@@ -103,13 +103,11 @@ export async function saveEntry(workDir: string, plan: SavePlan): Promise<number
   await mkdir(layerDir, { recursive: true })
   try {
     const paths = plan.registrations.map(r => r.path)
+    const bytes = narBytes(plan.registrations)
     const on = plan.base === null ? '' : ` (a delta on ${plan.base})`
-    core.info(
-      `Saving ${paths.length} paths, ${megabytes(narBytes(plan.registrations))}, as ${plan.key}${on}`
-    )
+    core.info(`Saving ${paths.length} paths, ${megabytes(bytes)}, as ${plan.key}${on}`)
     await writeArchive(layerDir, plan.registrations)
     await writeManifest(layerDir, paths)
-    const bytes = await directorySize(dir)
     return (await saveDirectory(workDir, plan.key)) ? bytes : null
   } finally {
     await removeTree(dir).catch(() => undefined)
