@@ -6,7 +6,8 @@
 # again. Works as root or as a user with passwordless sudo. Extra `name=value` arguments
 # override the inputs:
 #   npm run demo -- attribute=container-stream tags=v2
-# NCA_DEMO_NIX=none|single-user|daemon|root picks how Nix is there before the step.
+# NCA_DEMO_NIX=none|single-user|daemon|root picks how Nix is there before the step;
+# NCA_RUNNER_OS=debian13 runs it on today's runner shape (Docker's containerd image store).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,8 +22,11 @@ cleanup() {
   as_root rm -rf "$dir"
 }
 trap cleanup EXIT
-# Services are root's (dockerd); the action runs as the runner user.
-as_root scripts/services.sh start "$dir"
+# Services are root's (dockerd); the action runs as the runner user. The runner machine is of
+# this machine's own OS unless NCA_RUNNER_OS=debian13 (after scripts/debian13-root.sh).
+debian13=0
+[[ ${NCA_RUNNER_OS:-debian12} != debian13 ]] || debian13=1
+as_root env NCA_DEBIAN13=$debian13 scripts/services.sh start "$dir"
 set -a
 # shellcheck disable=SC1091
 source "$dir/env"

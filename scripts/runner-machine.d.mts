@@ -2,12 +2,18 @@
 
 export type MachineShape = 'none' | 'single-user' | 'daemon' | 'root'
 
+/** debian12: this machine's own system; debian13: today's ubuntu-latest (see runner-machine.sh). */
+export type MachineOs = 'debian12' | 'debian13'
+
 export interface Machine {
   /** Holds the machine's state; its /nix is `nixDir` (on this machine's disk). */
   dir: string
   /** The process holding the mount namespace. */
   pid: number
   shape: MachineShape
+  os: MachineOs
+  /** DOCKER_HOST of the daemon the machine's steps use; null: docker's default. */
+  dockerHost: string | null
   /** Who steps run as: `runner` (root for the 'root' shape). */
   user: string
   uid: number
@@ -17,9 +23,13 @@ export interface Machine {
   nixDir: string
 }
 
+/** argv that runs `argv` as root: itself for root, through passwordless sudo for anyone else. */
+export function asRoot(argv: string[]): string[]
 export function defaultRunnerUser(): string
 export function ensureRunnerUser(user?: string): string
-export function startMachine(shape?: MachineShape, user?: string): Machine
+export function defaultRunnerOs(): MachineOs
+export function dockerHostFor(os: MachineOs): string | null
+export function startMachine(shape?: MachineShape, user?: string, os?: MachineOs): Machine
 export function stopMachine(machine: Machine): void
 export function machineArgv(
   machine: Machine,

@@ -7,10 +7,11 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'runner-machine.sh')
+const repoRoot = path.dirname(path.dirname(script))
 const isRoot = () => process.getuid?.() === 0
 
 /** Root runs root's commands directly; anyone else through passwordless sudo. */
-function asRoot(argv) {
+export function asRoot(argv) {
   return isRoot() ? argv : ['sudo', '-n', '-E', 'env', `PATH=${process.env.PATH ?? ''}`, ...argv]
 }
 
@@ -66,20 +67,50 @@ function passwdEntry(user) {
 }
 
 /**
- * Start a machine. shape: 'none' | 'single-user' | 'daemon' | 'root' (see runner-machine.sh).
- * Steps and commands run as `user`, or as root for the 'root' shape.
+ * The OS a machine runs unless asked for another: NCA_RUNNER_OS, else this machine's own
+ * (debian12). The e2e suite sets debian13, today's ubuntu-latest.
+ */
+export function defaultRunnerOs() {
+  const os = process.env.NCA_RUNNER_OS || 'debian12'
+  if (os !== 'debian12' && os !== 'debian13') {
+    throw new Error(`NCA_RUNNER_OS must be debian12 or debian13, got '${os}'`)
+  }
+  return os
+}
+
+/**
+ * The Docker daemon a machine of `os` uses: DOCKER_HOST_DEBIAN12 / DOCKER_HOST_DEBIAN13 as
+ * scripts/services.sh writes them, else DOCKER_HOST.
+ */
+export function dockerHostFor(os) {
+  return process.env[`DOCKER_HOST_${os.toUpperCase()}`] || process.env.DOCKER_HOST || null
+}
+
+/**
+ * Start a machine. shape: 'none' | 'single-user' | 'daemon' | 'root' (see runner-machine.sh);
+ * os: 'debian12' | 'debian13'. Steps and commands run as `user`, or as root for the 'root' shape.
  * @returns {import('./runner-machine.d.mts').Machine}
  */
-export function startMachine(shape = 'single-user', user = defaultRunnerUser()) {
+export function startMachine(
+  shape = 'single-user',
+  user = defaultRunnerUser(),
+  os = defaultRunnerOs()
+) {
   const runAs = shape === 'root' ? 'root' : user
   const dir = fs.mkdtempSync('/tmp/nca-machine-')
-  const [command, ...args] = asRoot([script, 'start', dir, shape, runAs])
-  const pid = Number(execFileSync(command, args, { encoding: 'utf8' }).trim())
+  // The checkout (the action's bundles, the flakes) is shared with a machine of another OS.
+  const binds = { NCA_MACHINE_BINDS: repoRoot }
+  const [command, ...args] = asRoot([script, 'start', dir, shape, runAs, os])
+  const pid = Number(
+    execFileSync(command, args, { encoding: 'utf8', env: { ...process.env, ...binds } }).trim()
+  )
   const account = passwdEntry(runAs)
   return {
     dir,
     pid,
     shape,
+    os,
+    dockerHost: dockerHostFor(os),
     user: account.name,
     uid: account.uid,
     gid: account.gid,
@@ -113,7 +144,9 @@ export function machineEnv(machine, { asRootUser = false } = {}) {
     HOME: root ? '/root' : machine.home,
     USER: root ? 'root' : machine.user,
     LOGNAME: root ? 'root' : machine.user,
-    PATH: root ? (process.env.PATH ?? '') : userPath(process.env.PATH ?? '')
+    PATH: root ? (process.env.PATH ?? '') : userPath(process.env.PATH ?? ''),
+    // The daemon of the machine's OS (the containerd image store on debian13).
+    ...(machine.dockerHost ? { DOCKER_HOST: machine.dockerHost } : {})
   }
 }
 

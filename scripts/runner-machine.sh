@@ -9,13 +9,22 @@
 #   daemon        a root-owned /nix behind nix-daemon, the user trusted (cachix/install-nix-action)
 #   root          a root-owned /nix without a daemon, steps run as root (self-hosted runners)
 #
+# and of an OS:
+#
+#   debian12      this machine's own system (Docker 20.10, skopeo 1.9, Nix 2.8): an older
+#                 self-hosted runner
+#   debian13      the root scripts/debian13-root.sh made (Docker 26 on the containerd image
+#                 store, skopeo 1.18, podman 5, Nix 2.26): today's ubuntu-latest; /proc, /sys,
+#                 /dev, /tmp and the folders in NCA_MACHINE_BINDS (colon-separated: the
+#                 checkout) are this machine's, and so are the users (passwd, group, sudoers)
+#
 # The /nix of the last three is DIR/nix on disk, so a test can read it from outside. Every
 # process of the machine is in one process group; `stop` ends them and the namespace with them.
 # Needs root. Run commands inside with:
 #   nsenter -t "$(cat DIR/pid)" -m -r --wd=CWD -- setpriv --reuid=USER --regid=USER --init-groups -- CMD
 #
-#   runner-machine.sh start DIR SHAPE USER    prints the holder's pid once the machine is ready
-#   runner-machine.sh stop DIR                stops it and removes DIR
+#   runner-machine.sh start DIR SHAPE USER [OS]   prints the holder's pid once the machine is ready
+#   runner-machine.sh stop DIR                    stops it and removes DIR
 set -euo pipefail
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
@@ -40,18 +49,54 @@ shared_mounts() {
     { for (i = 1; i <= n; i++) if (index($0, kept[i] "/") == 1) next; kept[++n] = $0; print }'
 }
 
+# What a machine of another OS shares with this one: the kernel's file systems, /tmp (runs'
+# files, sockets) and the checkout.
+foreign_shared_dirs() {
+  printf '%s\n' /proc /sys /dev /tmp
+  local IFS=:
+  local dir
+  for dir in ${NCA_MACHINE_BINDS:-}; do [[ -n $dir ]] && echo "$dir"; done
+}
+
+# The users of this machine (the runner, the docker group, sudo rights) in a foreign root.
+copy_identity() {
+  local root=$1 user=$2 file
+  for file in passwd group shadow gshadow; do
+    [[ -f /etc/$file ]] && cp -p "/etc/$file" "$root/etc/$file"
+  done
+  mkdir -p "$root/etc/sudoers.d"
+  for file in /etc/sudoers.d/nca-*; do
+    [[ -f $file ]] && cp -p "$file" "$root/etc/sudoers.d/"
+  done
+  local home
+  home=$(getent passwd "$user" | cut -d: -f6)
+  if [[ $user != root && -d $home ]]; then
+    mkdir -p "$root$(dirname "$home")"
+    cp -a "$home" "$root$home"
+  fi
+}
+
 # Inside `unshare --mount`: build the machine's root, then become the holder.
 init() {
-  local dir=$1 shape=$2 user=$3
+  local dir=$1 shape=$2 user=$3 os=$4 lower=/
   local root=$dir/root layers=$dir/layers
+  [[ $os == debian13 ]] && lower=$(debian13_root)
   mount --make-rprivate /
   mount -t tmpfs -o mode=0755 nca-machine "$layers"
   mkdir "$layers/upper" "$layers/work"
-  mount -t overlay nca-machine -o "lowerdir=/,upperdir=$layers/upper,workdir=$layers/work" "$root"
+  mount -t overlay nca-machine -o "lowerdir=$lower,upperdir=$layers/upper,workdir=$layers/work" "$root"
   local m
-  while read -r m; do
-    [[ -d $m && -d $root$m ]] && mount --rbind "$m" "$root$m"
-  done < <(shared_mounts; echo /tmp)
+  if [[ $os == debian12 ]]; then
+    while read -r m; do
+      [[ -d $m && -d $root$m ]] && mount --rbind "$m" "$root$m"
+    done < <(shared_mounts; echo /tmp)
+  else
+    while read -r m; do
+      mkdir -p "$root$m"
+      mount --rbind "$m" "$root$m"
+    done < <(foreign_shared_dirs)
+    copy_identity "$root" "$user"
+  fi
   rm -rf "$root/nix"
   case $shape in
   none)
@@ -71,10 +116,11 @@ init() {
   fi
   local home
   home=$(getent passwd "$user" | cut -d: -f6)
-  # An installed Nix leaves an initialised store (its database made) owned by its user.
+  # An installed Nix leaves an initialised store (its database made) owned by its user. Nix
+  # >= 2.20 takes a /nix without var/nix for someone else's and makes a chroot store in HOME.
   if [[ $shape == single-user || $shape == root ]]; then
     chroot "$root" setpriv --reuid="$user" --regid="$user" --init-groups -- \
-      env HOME="$home" nix-store --init
+      env HOME="$home" sh -c 'mkdir -p /nix/var/nix && nix-store --init'
   fi
   # The checkout is root's; git refuses a repository another user owns unless told it is safe
   # (on GitHub the checkout is the runner's own).
@@ -89,11 +135,20 @@ init() {
   exec chroot "$root" sleep infinity
 }
 
+# The Debian 13 root, which must have been built (scripts/debian13-root.sh).
+debian13_root() {
+  local root
+  root=$("$(dirname "$0")/debian13-root.sh" path)
+  [[ -f $root/.nca-stamp ]] || die "no Debian 13 root at $root: run scripts/debian13-root.sh"
+  echo "$root"
+}
+
 cmd_start() {
-  (($# == 3)) || die "usage: runner-machine.sh start DIR SHAPE USER"
-  local dir=$1 shape=$2 user=$3
+  (($# == 3 || $# == 4)) || die "usage: runner-machine.sh start DIR SHAPE USER [OS]"
+  local dir=$1 shape=$2 user=$3 os=${4:-debian12}
   [[ $(id -u) == 0 ]] || die "needs root (it makes a mount namespace)"
   case $shape in none | single-user | daemon | root) ;; *) die "unknown shape '$shape'" ;; esac
+  case $os in debian12) ;; debian13) debian13_root >/dev/null ;; *) die "unknown OS '$os'" ;; esac
   id -u "$user" >/dev/null || die "no user '$user'"
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd -P)
@@ -102,7 +157,7 @@ cmd_start() {
     mkdir -p "$dir/nix"
     if [[ $shape == single-user ]]; then chown "$user:" "$dir/nix"; fi
   fi
-  setsid unshare --mount --propagation private -- "$0" _init "$dir" "$shape" "$user" \
+  setsid unshare --mount --propagation private -- "$0" _init "$dir" "$shape" "$user" "$os" \
     </dev/null >"$dir/machine.log" 2>&1 &
   local pid=$!
   echo "$pid" >"$dir/pid"
@@ -132,5 +187,5 @@ case "${1:-}" in
 _init) shift && init "$@" ;;
 start) shift && cmd_start "$@" ;;
 stop) shift && cmd_stop "$@" ;;
-*) die "usage: runner-machine.sh start DIR SHAPE USER | stop DIR" ;;
+*) die "usage: runner-machine.sh start DIR SHAPE USER [OS] | stop DIR" ;;
 esac

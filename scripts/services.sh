@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# Start and stop the loopback services the end-to-end tests run against: an unprivileged
-# Docker daemon (vfs storage, no iptables, no bridge) and CNCF distribution registries,
-# each with its own state under one directory, so nothing on the machine is shared.
+# Start and stop the loopback services the end-to-end tests run against: Docker daemons (no
+# iptables, no bridge) and CNCF distribution registries, each with its own state under one
+# directory, so nothing on the machine is shared. Two daemons, one per runner OS:
+#   - this machine's Docker (20.10 on Debian 12), the classic image store (vfs);
+#   - Debian 13's Docker 26, run from the root scripts/debian13-root.sh made, on the containerd
+#     image store (as Docker 29 on ubuntu-latest), when that root is there (NCA_DEBIAN13=0: not).
+# DIR/env has DOCKER_HOST_DEBIAN12, DOCKER_HOST_DEBIAN13 (when started) and REGISTRY; DOCKER_HOST
+# is the Debian 13 daemon when there is one.
 #
-#   services.sh start DIR                          dockerd + registry; writes DIR/env, DIR/pids
+#   services.sh start DIR                          dockerd(s) + registry; writes DIR/env, DIR/pids
 #   services.sh registry DIR NAME [--htpasswd USER PASS]
 #                                                  one more registry; prints 127.0.0.1:PORT
 #   services.sh stop DIR                           kill exactly DIR/pids, remove DIR
@@ -93,7 +98,64 @@ start_dockerd() {
   local cpid
   cpid=$(cat "$d/exec/containerd/containerd.pid" 2>/dev/null || true)
   [[ -n $cpid ]] && echo "$cpid" >>"$dir/pids"
-  echo "DOCKER_HOST=unix://$sock" >>"$dir/env"
+  echo "DOCKER_HOST_DEBIAN12=unix://$sock" >>"$dir/env"
+}
+
+# --- dockerd of Debian 13, on the containerd image store ----------------------------
+
+# Inside `unshare --mount`: a root that is a copy-on-write overlay of the Debian 13 root (the
+# daemon's writes stay out of it), with this machine's /proc, /sys, /dev and /tmp (the socket
+# and the data root live under DIR, at the same path on both sides); then dockerd in it.
+dockerd13_init() {
+  local root13=$1 d=$2 gid=$3
+  local rootfs=$d/rootfs layers=$d/layers
+  mount --make-rprivate /
+  mkdir -p "$rootfs" "$layers"
+  mount -t tmpfs -o mode=0755 nca-docker13 "$layers"
+  mkdir "$layers/upper" "$layers/work"
+  mount -t overlay nca-docker13 -o "lowerdir=$root13,upperdir=$layers/upper,workdir=$layers/work" "$rootfs"
+  local m
+  for m in /proc /sys /dev /tmp; do
+    mkdir -p "$rootfs$m"
+    mount --rbind "$m" "$rootfs$m"
+  done
+  mount -t tmpfs -o mode=0755 nca-docker13-run "$rootfs/run"
+  exec chroot "$rootfs" dockerd --config-file "$d/daemon.json" --iptables=false --ip6tables=false \
+    --bridge=none --group "$gid" --data-root "$d/data" --exec-root "$d/exec" --pidfile "$d/pid" \
+    -H "unix://$d/docker.sock"
+}
+
+start_dockerd13() {
+  local dir=$1 d=$1/docker13 root13=$2
+  local sock=$d/docker.sock
+  mkdir -p "$d"
+  echo '{"features": {"containerd-snapshotter": true}}' >"$d/daemon.json"
+  # The socket's group: the docker group of this machine, which the runner machines share.
+  local gid
+  gid=$(getent group docker | cut -d: -f3)
+  [[ -n $gid ]] || die "no docker group: run scripts/runner-user.sh"
+  setsid unshare --mount --propagation private -- "$0" _dockerd13 "$root13" "$d" "$gid" \
+    </dev/null >"$d/dockerd.log" 2>&1 &
+  local pid=$!
+  echo "$pid" >>"$dir/pids"
+  if ! wait_until "dockerd (Debian 13)" "$pid" docker -H "unix://$sock" version; then
+    log_tail "$d/dockerd.log"
+    return 1
+  fi
+  local driver
+  driver=$(docker -H "unix://$sock" info --format '{{json .DriverStatus}}')
+  [[ $driver == *io.containerd.snapshotter.v1* ]] ||
+    { log "dockerd (Debian 13) is not on the containerd image store: $driver"; return 1; }
+  echo "DOCKER_HOST_DEBIAN13=unix://$sock" >>"$dir/env"
+}
+
+# The Debian 13 root when it was built and not turned off.
+debian13_root() {
+  [[ ${NCA_DEBIAN13:-1} != 0 ]] || return 0
+  local root
+  root=$("$(dirname "$0")/debian13-root.sh" path)
+  [[ -f $root/.nca-stamp ]] && echo "$root"
+  return 0
 }
 
 # --- registry ----------------------------------------------------------------
@@ -167,12 +229,18 @@ cmd_start() {
   [[ ! -e $dir/pids ]] || die "$dir/pids exists: services already started there (stop them first)"
   : >"$dir/pids"
   : >"$dir/env"
-  local port
-  if ! start_dockerd "$dir" || ! port=$(start_registry "$dir" "$dir/registry"); then
+  local port root13
+  root13=$(debian13_root)
+  if ! start_dockerd "$dir" || { [[ -n $root13 ]] && ! start_dockerd13 "$dir" "$root13"; } ||
+    ! port=$(start_registry "$dir" "$dir/registry"); then
     log "start failed; stopping what was started (logs kept in $dir)"
     kill_pids "$dir"
     exit 1
   fi
+  local default
+  default=$(sed -n 's/^DOCKER_HOST_DEBIAN13=//p' "$dir/env")
+  [[ -n $default ]] || default=$(sed -n 's/^DOCKER_HOST_DEBIAN12=//p' "$dir/env")
+  echo "DOCKER_HOST=$default" >>"$dir/env"
   echo "REGISTRY=127.0.0.1:$port" >>"$dir/env"
   log "ready: $(tr '\n' ' ' <"$dir/env")"
 }
@@ -260,6 +328,7 @@ cmd_stop() {
 }
 
 case "${1:-}" in
+_dockerd13) shift && dockerd13_init "$@" ;;
 start) shift && cmd_start "$@" ;;
 registry) shift && cmd_registry "$@" ;;
 stop) shift && cmd_stop "$@" ;;

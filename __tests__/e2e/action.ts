@@ -16,7 +16,7 @@ import {
   startMachine,
   stopMachine
 } from '../../scripts/runner-machine.mjs'
-import type { Machine, MachineShape } from '../../scripts/runner-machine.mjs'
+import type { Machine, MachineOs, MachineShape } from '../../scripts/runner-machine.mjs'
 
 export const registry = (): string => {
   const value = process.env.REGISTRY
@@ -37,10 +37,11 @@ afterAll(async () => {
 
 /**
  * A new runner machine: nothing left from earlier jobs (its own /nix, HOME and so Nix's and
- * skopeo's caches). Default shape: a single-user Nix the runner owns (nix-quick-install-action).
+ * skopeo's caches). Default shape: a single-user Nix the runner owns (nix-quick-install-action);
+ * default OS: Debian 13, today's ubuntu-latest (global-setup.ts).
  */
-export function freshMachine(shape: MachineShape = 'single-user'): Machine {
-  const machine = startMachine(shape)
+export function freshMachine(shape: MachineShape = 'single-user', os?: MachineOs): Machine {
+  const machine = startMachine(shape, undefined, os)
   machines.push(machine)
   return machine
 }
@@ -110,6 +111,15 @@ export async function action(
   })
   tempDirs.push(result.tempDir)
   return result
+}
+
+/**
+ * A shell line for a wrapper script in `dir` that sets `real` to the first `name` on PATH
+ * outside `dir`: the program of the machine the wrapper runs on (Debian 13's docker is not
+ * where this machine's is).
+ */
+export function findRealProgram(name: string, dir: string): string {
+  return `real=$(IFS=:; for d in $PATH; do [ "$d" != '${dir}' ] && [ -x "$d/${name}" ] && { echo "$d/${name}"; break; }; done)`
 }
 
 /** What a failed run printed, for the assertion message. */

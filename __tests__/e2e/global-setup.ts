@@ -5,10 +5,17 @@ import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { ensureRunnerUser, letRunnerReach } from '../../scripts/runner-machine.mjs'
+import { asRoot, ensureRunnerUser, letRunnerReach } from '../../scripts/runner-machine.mjs'
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const servicesScript = path.join(repoRoot, 'scripts', 'services.sh')
+const debian13Script = path.join(repoRoot, 'scripts', 'debian13-root.sh')
+
+/** Run a setup script as root (through passwordless sudo for a contributor's own user). */
+function execAsRoot(argv: string[]): void {
+  const [command = '', ...args] = asRoot(argv)
+  execFileSync(command, args, { stdio: 'inherit' })
+}
 
 // Builds with no network, no sandbox and no build users (see the file).
 const TEST_NIX_CONFIG = fs.readFileSync(path.join(repoRoot, 'scripts', 'test-nix.conf'), 'utf8')
@@ -60,23 +67,34 @@ function servicesDir(): { dir: string; owned: boolean } {
   if (given && fs.existsSync(path.join(given, 'env'))) return { dir: given, owned: false }
   // Short path under /tmp: the daemon's unix socket lives inside it.
   const dir = fs.mkdtempSync('/tmp/nca-')
-  execFileSync(servicesScript, ['start', dir], { stdio: 'inherit' })
+  execAsRoot([servicesScript, 'start', dir])
   return { dir, owned: true }
 }
 
 function setup(): void {
   installMissingDeps()
+  // Today's runner shape (Debian 13's Docker on the containerd image store, skopeo 1.18, Nix
+  // 2.26): built once per machine, a quick check after that.
+  execAsRoot([debian13Script, 'ensure'])
+  // The users the machines share must be there before a daemon's socket is given to a group.
+  process.env.NCA_RUNNER_USER = ensureRunnerUser()
   const { dir, owned } = servicesDir()
   const env = readEnvFile(path.join(dir, 'env'))
-  if (!env.DOCKER_HOST || !env.REGISTRY) {
-    throw new Error(`e2e setup: ${dir}/env lacks DOCKER_HOST or REGISTRY`)
+  if (!env.DOCKER_HOST_DEBIAN12 || !env.DOCKER_HOST_DEBIAN13 || !env.REGISTRY) {
+    throw new Error(
+      `e2e setup: ${dir}/env lacks DOCKER_HOST_DEBIAN12, DOCKER_HOST_DEBIAN13 or REGISTRY`
+    )
   }
-  process.env.DOCKER_HOST = env.DOCKER_HOST
+  // Machines run Debian 13 unless a test asks for Debian 12 (an older self-hosted runner);
+  // DOCKER_HOST, for the tests' own docker commands, is the daemon of that default.
+  process.env.NCA_RUNNER_OS ??= 'debian13'
+  process.env.DOCKER_HOST_DEBIAN12 = env.DOCKER_HOST_DEBIAN12
+  process.env.DOCKER_HOST_DEBIAN13 = env.DOCKER_HOST_DEBIAN13
+  process.env.DOCKER_HOST =
+    process.env.NCA_RUNNER_OS === 'debian12' ? env.DOCKER_HOST_DEBIAN12 : env.DOCKER_HOST_DEBIAN13
   process.env.REGISTRY = env.REGISTRY
   process.env.NCA_SERVICES_DIR = dir
   process.env.NCA_SERVICES_OWNED = owned ? '1' : '0'
-  // The unprivileged user the action runs as, as on GitHub's runners (root only sets up).
-  process.env.NCA_RUNNER_USER = ensureRunnerUser()
   // The runner reads the action and the test flakes from this checkout, wherever it is.
   for (const dir of letRunnerReach(repoRoot)) {
     console.log(`e2e setup: ${dir} made searchable (o+x) for the runner user`)

@@ -3,6 +3,7 @@
 import { execFileSync } from 'node:child_process'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { asRoot } from '../../scripts/runner-machine.mjs'
 
 const servicesScript = path.resolve(
   path.dirname(fileURLToPath(import.meta.url)),
@@ -18,7 +19,8 @@ function teardown(): void {
     )
     return
   }
-  execFileSync(servicesScript, ['stop', dir], { stdio: 'inherit' })
+  const [command = '', ...args] = asRoot([servicesScript, 'stop', dir])
+  execFileSync(command, args, { stdio: 'inherit' })
 }
 
 export default function globalTeardown(): Promise<void> {
