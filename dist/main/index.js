@@ -42431,13 +42431,18 @@ async function indexTar(path, region) {
     }
     return entries;
 }
-/** The content of an entry, following a symbolic link within the archive. */
-async function readEntry(path, entries, name) {
+/** The file entry `name` names, following a symbolic link within the archive; null if none. */
+function fileEntry(entries, name) {
     let entry = entries.get(entryName(name));
     if (entry?.type === 'SymbolicLink' && entry.linkpath) {
         entry = entries.get(entryName(external_node_path_.posix.join(external_node_path_.posix.dirname(entryName(name)), entry.linkpath)));
     }
-    if (!entry || entry.type !== 'File')
+    return entry?.type === 'File' ? entry : null;
+}
+/** The content of an entry, following a symbolic link within the archive. */
+async function readEntry(path, entries, name) {
+    const entry = fileEntry(entries, name);
+    if (!entry)
         return null;
     const file = await (0,promises_namespaceObject.open)(path, 'r');
     try {
@@ -42998,13 +43003,13 @@ async function readArchiveImage(path) {
         throw new Error(`the image config lists ${diffIds.length} layers, manifest.json ${first.Layers.length}`);
     }
     const layers = first.Layers.map((name, index) => {
-        const entry = fileEntry(entries, name);
+        const entry = layers_fileEntry(entries, name);
         return { diffId: diffIds[index], offset: entry.offset, size: entry.size };
     });
     return { path, config, configDigest: sha256Digest(config), layers };
 }
 /** A file entry, following symbolic links within the archive (docker save links equal layers). */
-function fileEntry(entries, name) {
+function layers_fileEntry(entries, name) {
     let entry = entries.get(entryName(name));
     for (let hops = 0; entry?.type === 'SymbolicLink' && entry.linkpath && hops < 8; hops++) {
         const target = entryName((0,external_node_path_.join)(name, '..', entry.linkpath));
@@ -44090,9 +44095,108 @@ async function missingAttributeMessage(options) {
     return `${head}; packages.${system} offers: ${names.join(', ') || '(nothing)'}`;
 }
 
+;// CONCATENATED MODULE: ./src/image/compressed-archive.ts
+// A docker archive whose layers are gzip-compressed, made from a plain one. Docker's containerd
+// image store keeps the blobs it loads as they are and pushes them so: loaded from a plain
+// archive (which is what Nix's images hold inside), every layer would go to the registry
+// uncompressed. Loaded from this one, the store keeps compressed blobs, and `docker push` sends
+// them, as the classic store compresses on push. The layers are compressed side by side.
+
+
+
+
+
+
+
+
+
+
+/** The layer files' names in the compressed archive (pure, for tests). */
+function compressedLayerNames(layerCount) {
+    return Array.from({ length: layerCount }, (_, i) => `layer-${i}.tar.gz`);
+}
+/**
+ * manifest.json of the compressed archive (pure, for tests). It names no image, so that
+ * `docker load` reports the ID of exactly this image rather than a name another load on the
+ * same daemon could take meanwhile.
+ */
+function compressedManifest(layerNames) {
+    return JSON.stringify([{ Config: 'config.json', RepoTags: null, Layers: layerNames }]);
+}
+/**
+ * Write the first image of the plain archive at `plainPath` into `dir` (made if missing) with
+ * gzip-compressed layers: the same config, so the same image ID. Deterministic for a given
+ * zlib: the same image makes the same blobs, and so the same manifest digest.
+ */
+async function writeCompressedArchive(plainPath, dir) {
+    const entries = await indexTar(plainPath);
+    const manifestText = await readEntry(plainPath, entries, 'manifest.json');
+    if (!manifestText)
+        throw new Error('the image archive has no manifest.json');
+    const image = parseManifest(manifestText.toString('utf8'))[0];
+    if (!image)
+        throw new Error('manifest.json in the image archive has no image');
+    const config = await readEntry(plainPath, entries, image.Config);
+    if (!config)
+        throw new Error(`the image archive has no config file ${image.Config}`);
+    const layers = image.Layers.map(name => {
+        const entry = fileEntry(entries, name);
+        if (!entry)
+            throw new Error(`the image archive has no layer file ${name}`);
+        return entry;
+    });
+    await (0,promises_namespaceObject.mkdir)(dir, { recursive: true });
+    const layerNames = compressedLayerNames(layers.length);
+    await forEachConcurrently(layers, (0,external_node_os_.availableParallelism)(), (layer, i) => compressRegion(plainPath, layer, (0,external_node_path_.join)(dir, layerNames[i])));
+    await (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(dir, 'config.json'), config);
+    await (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(dir, 'manifest.json'), compressedManifest(layerNames));
+    return { dir, files: ['manifest.json', 'config.json', ...layerNames] };
+}
+/** The compressed archive as a tar stream, for `docker load`. */
+function archiveStream(archive) {
+    // node-tar's stream is a Minipass, which iterates as a Node stream reads.
+    return external_node_stream_.Readable.from(Qn({ cwd: archive.dir, portable: true, noMtime: true }, archive.files));
+}
+async function compressRegion(path, entry, target) {
+    // Read streams take an inclusive end, which an empty entry does not have.
+    const source = entry.size === 0
+        ? external_node_stream_.Readable.from([])
+        : (0,external_node_fs_.createReadStream)(path, { start: entry.offset, end: entry.offset + entry.size - 1 });
+    await (0,external_node_stream_promises_namespaceObject.pipeline)(source, (0,external_node_zlib_.createGzip)(), (0,external_node_fs_.createWriteStream)(target));
+}
+/** Run `work` on every item, at most `limit` at a time. */
+async function forEachConcurrently(items, limit, work) {
+    let next = 0;
+    const worker = async () => {
+        while (next < items.length) {
+            const index = next++;
+            await work(items[index], index);
+        }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+}
+
+;// CONCATENATED MODULE: ./src/temp.ts
+// The one place that says where the action's temporary files go: the runner's temp directory
+// (private to the job, emptied by the runner after it), or the system's outside a runner.
+
+
+/** RUNNER_TEMP, or the system's temp directory when it is unset or empty. */
+function runnerTemp() {
+    return process.env.RUNNER_TEMP || (0,external_node_os_.tmpdir)();
+}
+/** The action's own folder in it: the job's nix.conf, the store cache's scratch space, logins. */
+function actionTempDir(root = runnerTemp()) {
+    return (0,external_node_path_.join)(root, 'nix-container-action');
+}
+
 ;// CONCATENATED MODULE: ./src/stages/load.ts
 // The load stage: `docker load` the build output, reading its manifest in the same pass.
 // Also `inspectImage`, the same metadata without docker, for runs that do not load.
+
+
+
+
 
 
 
@@ -44110,7 +44214,24 @@ function parseDockerLoad(stdout) {
     }
     return { images, imageIds };
 }
+/** The store `docker info`'s DriverStatus (as JSON) describes (pure, for tests). */
+function imageStoreOf(driverStatusJson) {
+    return driverStatusJson.includes('io.containerd.snapshotter') ? 'containerd' : 'classic';
+}
+/**
+ * The daemon's image store. A daemon that does not answer is taken for the classic store: the
+ * load then fails with docker's own words.
+ */
+async function daemonImageStore() {
+    const info = await exec_run('docker', ['info', '--format', '{{json .DriverStatus}}'], {
+        silent: true,
+        allowFailure: true
+    });
+    return info.exitCode === 0 ? imageStoreOf(info.stdout) : 'classic';
+}
 async function loadImage(options) {
+    if ((await daemonImageStore()) === 'containerd')
+        return loadCompressed(options);
     const [metadata, load] = isPlainArchive(options.format)
         ? // docker reads the file itself while the metadata is read by seeking.
             await settleAll([
@@ -44140,6 +44261,34 @@ async function ownImage(named, configDigest) {
         return configDigest;
     await crossCheckImageId(named, configDigest);
     return named;
+}
+/**
+ * The containerd image store keeps the layers as loaded and pushes them so: load them gzip-
+ * compressed (docs/pushing.md). The plain archive on disk (the output itself, the copy for
+ * skopeo, or a copy of our own) is read by seeking, each layer compressed side by side, and the
+ * archive of them streamed into `docker load`. It names no image, so docker reports the ID of
+ * exactly this image (on this store the manifest digest), which then gets the archive's names.
+ */
+async function loadCompressed(options) {
+    lib_core/* info */.pq("docker keeps images in the containerd image store: loading the image's layers gzip-compressed, so that they are stored and pushed compressed");
+    const work = await (0,promises_namespaceObject.mkdtemp)((0,external_node_path_.join)(runnerTemp(), 'nix-container-load-'));
+    try {
+        const plainPath = isPlainArchive(options.format)
+            ? options.storePath
+            : (options.copyTo ?? (0,external_node_path_.join)(work, 'plain.tar'));
+        const metadata = await inspectImage({ ...options, copyTo: plainPath });
+        const archive = await writeCompressedArchive(plainPath, (0,external_node_path_.join)(work, 'compressed'));
+        const load = await runWithStdin('docker', ['load'], archiveStream(archive));
+        const imageId = parseDockerLoad(load.stdout).imageIds[0];
+        if (!imageId)
+            throw new Error(`docker load reported no image ID:\n${load.stdout}`);
+        for (const name of metadata.repoTags)
+            await exec_run('docker', ['tag', imageId, name]);
+        return { metadata, loadedImages: metadata.repoTags, dockerImage: imageId };
+    }
+    finally {
+        await (0,promises_namespaceObject.rm)(work, { recursive: true, force: true });
+    }
 }
 /** Stream the archive, as plain tar, into docker load, reading its metadata (and copying it) on the way. */
 async function loadStream(options) {
@@ -44174,20 +44323,6 @@ async function inspectImage(options) {
         options.copyTo ? copyArchiveTo(archive.stdout, options.copyTo) : Promise.resolve()
     ]);
     return metadata;
-}
-
-;// CONCATENATED MODULE: ./src/temp.ts
-// The one place that says where the action's temporary files go: the runner's temp directory
-// (private to the job, emptied by the runner after it), or the system's outside a runner.
-
-
-/** RUNNER_TEMP, or the system's temp directory when it is unset or empty. */
-function runnerTemp() {
-    return process.env.RUNNER_TEMP || (0,external_node_os_.tmpdir)();
-}
-/** The action's own folder in it: the job's nix.conf, the store cache's scratch space, logins. */
-function actionTempDir(root = runnerTemp()) {
-    return (0,external_node_path_.join)(root, 'nix-container-action');
 }
 
 ;// CONCATENATED MODULE: ./src/stages/login.ts

@@ -33607,13 +33607,18 @@ async function indexTar(path, region) {
     }
     return entries;
 }
-/** The content of an entry, following a symbolic link within the archive. */
-async function readEntry(path, entries, name) {
+/** The file entry `name` names, following a symbolic link within the archive; null if none. */
+function fileEntry(entries, name) {
     let entry = entries.get(entryName(name));
     if (entry?.type === 'SymbolicLink' && entry.linkpath) {
         entry = entries.get(entryName(posix.join(posix.dirname(entryName(name)), entry.linkpath)));
     }
-    if (!entry || entry.type !== 'File')
+    return entry?.type === 'File' ? entry : null;
+}
+/** The content of an entry, following a symbolic link within the archive. */
+async function readEntry(path, entries, name) {
+    const entry = fileEntry(entries, name);
+    if (!entry)
         return null;
     const file = await open(path, 'r');
     try {

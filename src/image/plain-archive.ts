@@ -97,17 +97,23 @@ export async function indexTar(path: string, region?: TarRegion): Promise<Map<st
   return entries
 }
 
+/** The file entry `name` names, following a symbolic link within the archive; null if none. */
+export function fileEntry(entries: Map<string, TarEntry>, name: string): TarEntry | null {
+  let entry = entries.get(entryName(name))
+  if (entry?.type === 'SymbolicLink' && entry.linkpath) {
+    entry = entries.get(entryName(posix.join(posix.dirname(entryName(name)), entry.linkpath)))
+  }
+  return entry?.type === 'File' ? entry : null
+}
+
 /** The content of an entry, following a symbolic link within the archive. */
 export async function readEntry(
   path: string,
   entries: Map<string, TarEntry>,
   name: string
 ): Promise<Buffer | null> {
-  let entry = entries.get(entryName(name))
-  if (entry?.type === 'SymbolicLink' && entry.linkpath) {
-    entry = entries.get(entryName(posix.join(posix.dirname(entryName(name)), entry.linkpath)))
-  }
-  if (!entry || entry.type !== 'File') return null
+  const entry = fileEntry(entries, name)
+  if (!entry) return null
   const file = await open(path, 'r')
   try {
     return await readAt(file, entry.offset, entry.size)

@@ -1,6 +1,8 @@
 // The load stage: `docker load` the build output, reading its manifest in the same pass.
 // Also `inspectImage`, the same metadata without docker, for runs that do not load.
 import * as core from '@actions/core'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { join } from 'node:path'
 import { run, runWithStdin, settleAll } from '../exec.js'
 import type { RunResult } from '../exec.js'
 import {
@@ -11,7 +13,9 @@ import {
   readPlainArchiveMetadata
 } from '../image/archive.js'
 import type { ArchiveMetadata } from '../image/archive.js'
+import { archiveStream, writeCompressedArchive } from '../image/compressed-archive.js'
 import type { ImageFormat } from '../image/format.js'
+import { runnerTemp } from '../temp.js'
 
 export interface LoadOptions {
   storePath: string
@@ -48,7 +52,28 @@ export function parseDockerLoad(stdout: string): DockerLoadOutput {
   return { images, imageIds }
 }
 
+/** How the daemon keeps images: Docker's own (classic) store, or containerd's image store. */
+export type ImageStore = 'classic' | 'containerd'
+
+/** The store `docker info`'s DriverStatus (as JSON) describes (pure, for tests). */
+export function imageStoreOf(driverStatusJson: string): ImageStore {
+  return driverStatusJson.includes('io.containerd.snapshotter') ? 'containerd' : 'classic'
+}
+
+/**
+ * The daemon's image store. A daemon that does not answer is taken for the classic store: the
+ * load then fails with docker's own words.
+ */
+export async function daemonImageStore(): Promise<ImageStore> {
+  const info = await run('docker', ['info', '--format', '{{json .DriverStatus}}'], {
+    silent: true,
+    allowFailure: true
+  })
+  return info.exitCode === 0 ? imageStoreOf(info.stdout) : 'classic'
+}
+
 export async function loadImage(options: LoadOptions): Promise<LoadResult> {
+  if ((await daemonImageStore()) === 'containerd') return loadCompressed(options)
   const [metadata, load] = isPlainArchive(options.format)
     ? // docker reads the file itself while the metadata is read by seeking.
       await settleAll([
@@ -77,6 +102,34 @@ async function ownImage(named: string, configDigest: string): Promise<string> {
   if (byId.exitCode === 0 && byId.stdout.trim() === configDigest) return configDigest
   await crossCheckImageId(named, configDigest)
   return named
+}
+
+/**
+ * The containerd image store keeps the layers as loaded and pushes them so: load them gzip-
+ * compressed (docs/pushing.md). The plain archive on disk (the output itself, the copy for
+ * skopeo, or a copy of our own) is read by seeking, each layer compressed side by side, and the
+ * archive of them streamed into `docker load`. It names no image, so docker reports the ID of
+ * exactly this image (on this store the manifest digest), which then gets the archive's names.
+ */
+async function loadCompressed(options: LoadOptions): Promise<LoadResult> {
+  core.info(
+    "docker keeps images in the containerd image store: loading the image's layers gzip-compressed, so that they are stored and pushed compressed"
+  )
+  const work = await mkdtemp(join(runnerTemp(), 'nix-container-load-'))
+  try {
+    const plainPath = isPlainArchive(options.format)
+      ? options.storePath
+      : (options.copyTo ?? join(work, 'plain.tar'))
+    const metadata = await inspectImage({ ...options, copyTo: plainPath })
+    const archive = await writeCompressedArchive(plainPath, join(work, 'compressed'))
+    const load = await runWithStdin('docker', ['load'], archiveStream(archive))
+    const imageId = parseDockerLoad(load.stdout).imageIds[0]
+    if (!imageId) throw new Error(`docker load reported no image ID:\n${load.stdout}`)
+    for (const name of metadata.repoTags) await run('docker', ['tag', imageId, name])
+    return { metadata, loadedImages: metadata.repoTags, dockerImage: imageId }
+  } finally {
+    await rm(work, { recursive: true, force: true })
+  }
 }
 
 /** Stream the archive, as plain tar, into docker load, reading its metadata (and copying it) on the way. */
