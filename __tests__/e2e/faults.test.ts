@@ -1,12 +1,11 @@
 // Transient registry faults, through the bundled action: a registry that comes up late, one
 // that answers 503 or 429 (with Retry-After) at first, and one that is gone for good.
 import { afterAll, describe, expect, test } from '@jest/globals'
-import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { RunOptions, RunResult } from '../../scripts/run-action.mjs'
 import { giveToRunner, userPath, userTempDir } from '../../scripts/runner-machine.mjs'
-import { action } from './action.js'
+import { action, findRealProgram } from './action.js'
 import { freePort, freePortContaining, startFaultProxy } from './fault-proxy.js'
 import type { FaultProxy } from './fault-proxy.js'
 import { getManifest } from './registry.js'
@@ -64,10 +63,9 @@ function failureMarker(): { file: string; env: Record<string, string> } {
   const bin = join(dir, 'bin')
   mkdirSync(bin)
   for (const name of ['docker', 'skopeo']) {
-    const real = execFileSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' }).trim()
     writeFileSync(
       join(bin, name),
-      `#!/bin/sh\n'${real}' "$@" || { rc=$?; touch '${file}'; exit $rc; }\n`,
+      `#!/bin/sh\n${findRealProgram(name, bin)}\n"$real" "$@" || { rc=$?; touch '${file}'; exit $rc; }\n`,
       { mode: 0o755 }
     )
   }

@@ -1,6 +1,6 @@
 // The install-nix stage end to end: the bundled action, as the unprivileged runner user on a
 // runner machine with no /nix and no nix (scripts/runner-machine.sh, shape `none`), installs a
-// Nix release tarball (built from this machine's Nix by scripts/make-nix-tarball.sh, served on
+// Nix release tarball (built from the runner OS's Nix by scripts/make-nix-tarball.sh, served on
 // 127.0.0.1), making /nix through sudo, then builds, pushes and caches with the Nix it installed.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals'
 import { execFileSync } from 'node:child_process'
@@ -55,9 +55,15 @@ const overrides = new Map<string, string | Buffer>()
 
 beforeAll(async () => {
   const out = tempDir('nca-tarball-')
-  tarball = execFileSync(join(repoRoot, 'scripts', 'make-nix-tarball.sh'), [out], {
-    encoding: 'utf8'
-  }).trim()
+  // Made from the Nix of the runners' OS (2.26 on Debian 13), whose libraries the installed
+  // binary links: on a runner machine of that OS that has it.
+  tarball = inMachine(
+    freshMachine('single-user'),
+    [join(repoRoot, 'scripts', 'make-nix-tarball.sh'), out],
+    {
+      asRootUser: true
+    }
+  ).trim()
   version = /^nix-(\d+\.\d+\.\d+)-/.exec(basename(tarball))?.[1] ?? ''
   server = createServer((request, response) => {
     const path = decodeURIComponent(new URL(request.url ?? '/', 'http://x').pathname)
@@ -277,8 +283,11 @@ describe('refused downloads leave no /nix', () => {
     try {
       const machine = freshMachine('none')
       const { result } = await runOn(machine, { build: 'false', push: 'false', ...inputs() })
-      expect(result.main.exitCode).toBe(1)
-      expect(result.main.stdout).toMatch(message)
+      const { exitCode, stdout, stderr } = result.main
+      expect({ exitCode, stdout, stderr }).toMatchObject({
+        exitCode: 1,
+        stdout: expect.stringMatching(message)
+      })
       expect(result.outputs['nix-installed']).toBeUndefined()
       expect(existsSync(machine.nixDir)).toBe(false)
       expect(readdirSync(join(result.tempDir, 'tool-cache'))).toEqual([])

@@ -3,7 +3,7 @@
 import { describe, expect, test } from '@jest/globals'
 import { existsSync, readFileSync } from 'node:fs'
 import type { RunResult } from '../../scripts/run-action.mjs'
-import { action, log, registry } from './action.js'
+import { action, defaultMachine, inMachine, log, registry } from './action.js'
 import { getJsonBlob, getRawManifest, putManifest } from './registry.js'
 
 const multi = './__tests__/e2e/flakes/multi'
@@ -159,6 +159,18 @@ describe('systems', () => {
     // The daemon holds the x86_64 image (this machine's), tagged as the ref.
     expect(first.outputs['image-id']).toBe(images[0]?.['image-id'])
     expect(first.outputs['loaded-image']).toBe('hello:latest')
+    // On the containerd store, which could hold both platforms under one name, the name is
+    // the runner's platform's image, and a correct run warns about nothing.
+    const loaded = inMachine(defaultMachine(), [
+      'docker',
+      'image',
+      'inspect',
+      '--format',
+      '{{.Os}}/{{.Architecture}}',
+      'hello:latest'
+    ])
+    expect(loaded.trim()).toBe('linux/amd64')
+    expect(first.main.stdout).not.toContain('::warning::')
     const { digest } = await expectIndex('e2e/systems-docker', 'v1', ['linux/amd64', 'linux/arm64'])
     expect(first.outputs.digest).toBe(digest)
 

@@ -13,6 +13,8 @@ export interface RegistryManifest {
   mediaType: string | null
   configDigest: string | null
   layerCount: number
+  /** Each layer's media type and size, in order. */
+  layers: { mediaType: string; size: number }[]
 }
 
 /** GET /v2/<name>/manifests/<reference> on a registry at host:port (plain HTTP, loopback). */
@@ -34,20 +36,22 @@ export async function getManifest(
       digest: null,
       mediaType: null,
       configDigest: null,
-      layerCount: 0
+      layerCount: 0,
+      layers: []
     }
   }
   const body = (await response.json()) as {
     mediaType?: string
     config?: { digest?: string }
-    layers?: unknown[]
+    layers?: { mediaType: string; size: number }[]
   }
   return {
     status: response.status,
     digest: response.headers.get('docker-content-digest'),
     mediaType: body.mediaType ?? response.headers.get('content-type'),
     configDigest: body.config?.digest ?? null,
-    layerCount: body.layers?.length ?? 0
+    layerCount: body.layers?.length ?? 0,
+    layers: (body.layers ?? []).map(({ mediaType, size }) => ({ mediaType, size }))
   }
 }
 

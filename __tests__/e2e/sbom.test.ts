@@ -85,6 +85,17 @@ interface NixPathInfo {
   deriver?: string
 }
 
+/**
+ * `nix path-info --json` as a list: Nix 2.8 prints one; later releases (2.26 on Debian 13) an
+ * object keyed by path.
+ */
+function pathInfos(args: string[]): NixPathInfo[] {
+  const parsed = JSON.parse(nix(['path-info', '--json', ...args])) as
+    NixPathInfo[] | Record<string, Omit<NixPathInfo, 'path'>>
+  if (Array.isArray(parsed)) return parsed
+  return Object.entries(parsed).map(([path, info]) => ({ ...info, path }))
+}
+
 function truthOf(storePath: string): Truth {
   const paths = new Set<string>()
   for (const layer of layerFiles(storePath)) {
@@ -95,7 +106,7 @@ function truthOf(storePath: string): Truth {
   }
   const sorted = [...paths].sort()
   expect(sorted.length).toBeGreaterThan(0)
-  const infos = JSON.parse(nix(['path-info', '--json', '-r', ...sorted])) as NixPathInfo[]
+  const infos = pathInfos(['-r', ...sorted])
   // The example's layers hold their closures, as dockerTools' do.
   expect(infos.map(info => info.path).sort()).toEqual(sorted)
   const hex = nix(['hash', 'to-base16', ...infos.map(info => info.narHash)])
@@ -207,7 +218,7 @@ test('without a push, the SBOM names the image by its tag', async () => {
 })
 
 // The pure conversions the SBOM relies on, against Nix itself.
-describe('against Nix 2.8', () => {
+describe("against the runner's Nix", () => {
   const NAMES = [
     'hello-2.12.1',
     'hello',
@@ -250,7 +261,7 @@ describe('against Nix 2.8', () => {
     const paths = store
       .closure(defaultMachine(), built.state['built-drv-path'] ?? '')
       .filter(path => !path.endsWith('.drv'))
-    const infos = JSON.parse(nix(['path-info', '--json', ...paths])) as NixPathInfo[]
+    const infos = pathInfos(paths)
     const sri = infos.map(info => info.narHash)
     expect(sri.length).toBeGreaterThan(5)
     const base16 = nix(['hash', 'to-base16', ...sri])

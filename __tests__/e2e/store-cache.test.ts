@@ -69,19 +69,26 @@ test('a corrupt archive is discarded with a warning, never half-imported', async
 // The other ways Nix is there before the step: a root-owned store behind nix-daemon
 // (cachix/install-nix-action, Determinate; the restore goes through `nix copy`), and root's own
 // store on a self-hosted runner (the fast path, as root).
+// And a store Nix 2.8 made (Debian 12: an older self-hosted runner), through the fast path.
 describe.each([
   { shape: 'daemon' as const, what: 'a daemon store (the runner trusted)', how: 'through Nix' },
-  { shape: 'root' as const, what: 'a self-hosted runner as root', how: 'directly' }
-])('$shape: $what', ({ shape, how }) => {
+  { shape: 'root' as const, what: 'a self-hosted runner as root', how: 'directly' },
+  {
+    shape: 'single-user' as const,
+    os: 'debian12' as const,
+    what: "Debian 12's Nix 2.8, a store the runner owns",
+    how: 'directly'
+  }
+])('$shape: $what', ({ shape, os, how }) => {
   test(`run 1 saves; run 2 on a fresh runner restores ${how} and builds nothing`, async () => {
     const fixture = await makeFixture()
-    const run1 = await action(fixture, server, { machine: freshMachine(shape) })
+    const run1 = await action(fixture, server, { machine: freshMachine(shape, os) })
     expectGreen(run1)
     const key = baseOf(run1.outputs['cache-key'])
     expect(run1.post?.stdout).toContain(`Store cache save: saved base ${key}: 6 paths (6 new)`)
     const paths = closure(run1)
 
-    const run2 = await action(fixture, server, { machine: freshMachine(shape) })
+    const run2 = await action(fixture, server, { machine: freshMachine(shape, os) })
     expectGreen(run2)
     expect(run2.outputs).toMatchObject({ 'cache-hit': 'true', 'cache-restored-key': key })
     expect(builds(fixture)).toEqual(BUILD_STEPS)
