@@ -6,6 +6,8 @@ import type { ParsedReference } from './registry/reference.js'
 import { isFullReference } from './registry/refs.js'
 import { NIX_VERSION_PATTERN, PINNED_NIX_VERSION } from './nix/release.js'
 import { runnerSystem } from './image/platform.js'
+import { COMPRESSION_LEVELS, LAYER_COMPRESSION_FORMATS } from './image/layer-compression.js'
+import type { LayerCompression } from './image/layer-compression.js'
 import { errorMessage } from './errors.js'
 
 export type PushTool = 'docker' | 'skopeo'
@@ -47,6 +49,8 @@ export interface Inputs {
   testUrl: string | null
   /** Seconds that bound `test` and `test-url`, each. */
   testTimeout: number
+  /** `compression` and `compression-level`: how pushed layers are compressed. */
+  compression: LayerCompression
 }
 
 /** Whether the image is run before the push (`test` or `test-url`). */
@@ -152,7 +156,8 @@ export function parseInputs(read: InputReader = readActionInput): Inputs {
     merge: splitList(read('merge')).map(entry => parseTagEntry('merge', entry)),
     test: parseTestCommand(read('test')),
     testUrl: parseTestUrl(text('test-url')),
-    testTimeout: parseTestTimeout(text('test-timeout') ?? String(DEFAULT_TEST_TIMEOUT))
+    testTimeout: parseTestTimeout(text('test-timeout') ?? String(DEFAULT_TEST_TIMEOUT)),
+    compression: parseCompression(text('compression') ?? 'gzip', text('compression-level'))
   }
   checkCombinations(inputs)
   return inputs
@@ -297,6 +302,28 @@ function parsePushTool(value: string): PushTool {
   const tool = PUSH_TOOLS.find(name => name === value)
   if (!tool) throw new InputError('push-tool', value, `is not one of: ${PUSH_TOOLS.join(', ')}`)
   return tool
+}
+
+function parseCompression(format: string, level: string | null): LayerCompression {
+  const known = LAYER_COMPRESSION_FORMATS.find(name => name === format)
+  if (!known) {
+    throw new InputError(
+      'compression',
+      format,
+      `is not one of: ${LAYER_COMPRESSION_FORMATS.join(', ')}`
+    )
+  }
+  if (level === null) return { format: known, level: null }
+  const { min, max } = COMPRESSION_LEVELS[known]
+  const number = Number(level)
+  if (!/^\d+$/.test(level) || number < min || number > max) {
+    throw new InputError(
+      'compression-level',
+      level,
+      `is not a ${known} level: a whole number from ${min} to ${max}`
+    )
+  }
+  return { format: known, level: number }
 }
 
 function parseRetries(value: string): number {

@@ -1,7 +1,7 @@
 // run(): inputs -> Nix -> store cache -> one of the pipelines (single image, `systems`, `merge`,
 // under pipeline/) -> outputs + job summary. The one setFailed is here.
 import * as core from '@actions/core'
-import { parseInputs } from './inputs.js'
+import { InputError, parseInputs } from './inputs.js'
 import type { Inputs } from './inputs.js'
 import { runMerge } from './pipeline/merge.js'
 import { runSingleImage } from './pipeline/single.js'
@@ -9,6 +9,7 @@ import { runSystems } from './pipeline/systems.js'
 import { Report, writeSummary } from './report.js'
 import { saveState, StateKey } from './state.js'
 import { describeSource, setupNix } from './stages/install-nix.js'
+import { daemonImageStore } from './stages/load.js'
 import {
   describeRestore,
   prepareStoreCache,
@@ -43,6 +44,7 @@ async function runPipeline(inputs: Inputs, report: Report): Promise<void> {
     return
   }
   if (inputs.cache && inputs.build) prepareStoreCache()
+  await checkDaemonTakesCompression(inputs)
   const nix = await report.stage(
     'Nix',
     () =>
@@ -66,6 +68,22 @@ async function runPipeline(inputs: Inputs, report: Report): Promise<void> {
   }
   if (inputs.systems.length > 0) await runSystems(inputs, report)
   else await runSingleImage(inputs, report)
+}
+
+/**
+ * zstd through docker needs the containerd image store (the classic store pushes gzip): asked
+ * of the daemon before anything is installed or built, like any other bad input.
+ */
+async function checkDaemonTakesCompression(inputs: Inputs): Promise<void> {
+  const dockerPushes =
+    inputs.push && inputs.pushTool === 'docker' && inputs.load && inputs.systems.length === 0
+  if (!dockerPushes || inputs.compression.format === 'gzip') return
+  if ((await daemonImageStore()) === 'containerd') return
+  throw new InputError(
+    'compression',
+    inputs.compression.format,
+    'needs push-tool: skopeo, or docker with its containerd image store: this daemon uses the classic store, which pushes gzip only'
+  )
 }
 
 /** Restore the store cache before the build; outputs and post's state say what came back. */

@@ -1,17 +1,25 @@
 import { describe, expect, test } from '@jest/globals'
 import { execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  symlinkSync,
+  writeFileSync
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { buffer } from 'node:stream/consumers'
 import { gunzipSync } from 'node:zlib'
 import {
   archiveStream,
-  compressedLayerNames,
-  compressedManifest,
+  layoutIndex,
   writeCompressedArchive
 } from '../../src/image/compressed-archive.js'
+import { skopeoCompressionArgs } from '../../src/image/layer-compression.js'
+import type { LayerCompression } from '../../src/image/layer-compression.js'
 import { imageStoreOf } from '../../src/stages/load.js'
 
 const config = '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'
@@ -47,40 +55,89 @@ function plainArchive(): string {
   return path
 }
 
-describe('writeCompressedArchive', () => {
-  test('gzips every layer in order, keeps the config, and names no image', async () => {
-    const out = join(mkdtempSync(join(tmpdir(), 'nca-compressed-out-')), 'archive')
-    const archive = await writeCompressedArchive(plainArchive(), out)
-    const names = compressedLayerNames(layers.length)
-    expect(archive.files).toEqual(['manifest.json', 'config.json', ...names])
-    expect(readFileSync(join(out, 'config.json'), 'utf8')).toBe(config)
-    expect(JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8'))).toEqual([
-      { Config: 'config.json', RepoTags: null, Layers: names }
-    ])
-    names.forEach((name, i) => {
-      const compressed = readFileSync(join(out, name))
-      expect(compressed.subarray(0, 2)).toEqual(Buffer.from([0x1f, 0x8b]))
-      expect(sha256(gunzipSync(compressed))).toBe(sha256(layers[i] as Buffer))
-    })
-    // Text compresses: the first layer is far smaller than it was.
-    expect(readFileSync(join(out, names[0] as string)).length).toBeLessThan(10_000)
-  })
+const GZIP: LayerCompression = { format: 'gzip', level: null }
+const ZSTD: LayerCompression = { format: 'zstd', level: 5 }
 
-  test('the same archive makes the same blobs (an unchanged image keeps its digest)', async () => {
+/** What a written layout holds: its manifest, parsed, and each blob's bytes by digest. */
+function readLayout(dir: string): {
+  index: { manifests: { mediaType: string; digest: string; size: number }[] }
+  manifest: {
+    mediaType: string
+    config: { mediaType: string; digest: string; size: number }
+    layers: { mediaType: string; digest: string; size: number }[]
+  }
+  blob: (digest: string) => Buffer
+} {
+  const blob = (digest: string): Buffer =>
+    readFileSync(join(dir, 'blobs', 'sha256', digest.replace('sha256:', '')))
+  const index = JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8')) as ReturnType<
+    typeof readLayout
+  >['index']
+  const manifest = JSON.parse(
+    blob(index.manifests[0]?.digest ?? '').toString('utf8')
+  ) as ReturnType<typeof readLayout>['manifest']
+  return { index, manifest, blob }
+}
+
+describe('writeCompressedArchive', () => {
+  test.each([
+    [
+      GZIP,
+      'application/vnd.docker.distribution.manifest.v2+json',
+      'application/vnd.docker.image.rootfs.diff.tar.gzip'
+    ],
+    [
+      ZSTD,
+      'application/vnd.oci.image.manifest.v1+json',
+      'application/vnd.oci.image.layer.v1.tar+zstd'
+    ]
+  ])(
+    '%o: every layer compressed in order, the config kept, the manifest ours',
+    async (compression, manifestType, layerType) => {
+      const out = join(mkdtempSync(join(tmpdir(), 'nca-compressed-out-')), 'layout')
+      const archive = await writeCompressedArchive(plainArchive(), out, compression)
+      const { index, manifest, blob } = readLayout(out)
+      expect(index.manifests).toEqual([
+        { mediaType: manifestType, digest: archive.manifestDigest, size: expect.any(Number) }
+      ])
+      expect(`sha256:${sha256(blob(archive.manifestDigest))}`).toBe(archive.manifestDigest)
+      expect(manifest.mediaType).toBe(manifestType)
+      expect(blob(manifest.config.digest).toString('utf8')).toBe(config)
+      expect(manifest.config.size).toBe(config.length)
+      expect(manifest.layers.map(layer => layer.mediaType)).toEqual(layers.map(() => layerType))
+      manifest.layers.forEach((layer, i) => {
+        const compressed = blob(layer.digest)
+        expect(compressed.length).toBe(layer.size)
+        expect(`sha256:${sha256(compressed)}`).toBe(layer.digest)
+        const plain =
+          compression.format === 'gzip'
+            ? gunzipSync(compressed)
+            : execFileSync('zstd', ['-d', '-c'], { input: compressed })
+        expect(sha256(plain)).toBe(sha256(layers[i] as Buffer))
+      })
+      // Text compresses: the first layer is far smaller than it was.
+      expect(manifest.layers[0]?.size).toBeLessThan(10_000)
+      // Nothing half-written is left among the blobs.
+      expect(
+        readdirSync(join(out, 'blobs', 'sha256')).filter(name => name.startsWith('.'))
+      ).toEqual([])
+    }
+  )
+
+  test('the same archive makes the same manifest digest (an unchanged image keeps it)', async () => {
     const plain = plainArchive()
     const base = mkdtempSync(join(tmpdir(), 'nca-compressed-twice-'))
-    const first = await writeCompressedArchive(plain, join(base, 'a'))
-    const second = await writeCompressedArchive(plain, join(base, 'b'))
-    for (const name of first.files) {
-      expect(sha256(readFileSync(join(second.dir, name)))).toBe(
-        sha256(readFileSync(join(first.dir, name)))
-      )
-    }
+    const first = await writeCompressedArchive(plain, join(base, 'a'), GZIP)
+    const second = await writeCompressedArchive(plain, join(base, 'b'), GZIP)
+    expect(second.manifestDigest).toBe(first.manifestDigest)
+    const other = await writeCompressedArchive(plain, join(base, 'c'), { format: 'gzip', level: 1 })
+    expect(other.manifestDigest).not.toBe(first.manifestDigest)
   })
 
-  test('archiveStream is a tar of the files, which tar lists in order', async () => {
-    const out = join(mkdtempSync(join(tmpdir(), 'nca-compressed-tar-')), 'archive')
-    const archive = await writeCompressedArchive(plainArchive(), out)
+  test('archiveStream is a tar of the layout, which tar lists in order', async () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'nca-compressed-tar-')), 'layout')
+    const archive = await writeCompressedArchive(plainArchive(), out, GZIP)
+    expect(archive.files.slice(0, 2)).toEqual(['oci-layout', 'index.json'])
     const tarPath = join(out, '..', 'archive.tar')
     writeFileSync(tarPath, await buffer(archiveStream(archive)))
     const listed = execFileSync('tar', ['-tf', tarPath], { encoding: 'utf8' }).trim().split('\n')
@@ -91,16 +148,45 @@ describe('writeCompressedArchive', () => {
     const dir = mkdtempSync(join(tmpdir(), 'nca-compressed-bad-'))
     writeFileSync(join(dir, 'x'), 'x')
     execFileSync('tar', ['-C', dir, '-cf', join(dir, 'bad.tar'), 'x'])
-    await expect(writeCompressedArchive(join(dir, 'bad.tar'), join(dir, 'out'))).rejects.toThrow(
-      'the image archive has no manifest.json'
-    )
+    await expect(
+      writeCompressedArchive(join(dir, 'bad.tar'), join(dir, 'out'), GZIP)
+    ).rejects.toThrow('the image archive has no manifest.json')
   })
 })
 
-test('compressedManifest names no image', () => {
-  expect(JSON.parse(compressedManifest(['a.tar.gz']))).toEqual([
-    { Config: 'config.json', RepoTags: null, Layers: ['a.tar.gz'] }
+test('layoutIndex names no image', () => {
+  const index = JSON.parse(layoutIndex({ digest: 'sha256:ab', size: 3 }, GZIP)) as {
+    manifests: Record<string, unknown>[]
+  }
+  expect(index.manifests).toEqual([
+    {
+      mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
+      digest: 'sha256:ab',
+      size: 3
+    }
   ])
+})
+
+test.each<[LayerCompression, string[]]>([
+  [GZIP, ['--dest-compress', '--dest-compress-format', 'gzip']],
+  [
+    { format: 'gzip', level: 9 },
+    ['--dest-compress', '--dest-compress-format', 'gzip', '--dest-compress-level', '9']
+  ],
+  [
+    ZSTD,
+    [
+      '--dest-compress',
+      '--dest-compress-format',
+      'zstd',
+      '--dest-compress-level',
+      '5',
+      '--format',
+      'oci'
+    ]
+  ]
+])('skopeoCompressionArgs(%o)', (compression, args) => {
+  expect(skopeoCompressionArgs(compression)).toEqual(args)
 })
 
 describe('imageStoreOf', () => {

@@ -196,6 +196,41 @@ describe('test, test-url, test-timeout', () => {
   })
 })
 
+describe('compression, compression-level', () => {
+  test.each<[Record<string, string>, unknown]>([
+    [{}, { format: 'gzip', level: null }],
+    [{ compression: 'zstd' }, { format: 'zstd', level: null }],
+    [
+      { compression: 'gzip', 'compression-level': '9' },
+      { format: 'gzip', level: 9 }
+    ],
+    [
+      { compression: 'zstd', 'compression-level': '19' },
+      { format: 'zstd', level: 19 }
+    ],
+    [{ 'compression-level': '1' }, { format: 'gzip', level: 1 }]
+  ])('%o', (values, compression) => {
+    expect(parseInputs(reader({ ...pushable, ...values })).compression).toEqual(compression)
+  })
+
+  test.each<[Record<string, string>, string]>([
+    [{ compression: 'brotli' }, 'Input "compression": "brotli" is not one of: gzip, zstd'],
+    [{ compression: 'GZIP' }, 'Input "compression": "GZIP" is not one of: gzip, zstd'],
+    [
+      { 'compression-level': '10' },
+      'Input "compression-level": "10" is not a gzip level: a whole number from 1 to 9'
+    ],
+    [
+      { compression: 'zstd', 'compression-level': '22' },
+      'Input "compression-level": "22" is not a zstd level: a whole number from 1 to 19'
+    ],
+    [{ 'compression-level': '0' }, 'Input "compression-level": "0" is not a gzip level'],
+    [{ 'compression-level': 'fast' }, 'Input "compression-level": "fast" is not a gzip level']
+  ])('%o fails: %s', (values, message) => {
+    expect(() => parseInputs(reader({ ...pushable, ...values }))).toThrow(message)
+  })
+})
+
 describe('splitList', () => {
   test.each<[string, string[]]>([
     ['', []],

@@ -41941,9 +41941,73 @@ function checkDistinctPlatforms(images) {
     }
 }
 
+;// CONCATENATED MODULE: external "node:child_process"
+const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
+// EXTERNAL MODULE: external "node:stream"
+var external_node_stream_ = __nccwpck_require__(7075);
+// EXTERNAL MODULE: external "node:zlib"
+var external_node_zlib_ = __nccwpck_require__(8522);
+;// CONCATENATED MODULE: ./src/image/layer-compression.ts
+// How pushed layers are compressed (`compression`, `compression-level`): what each tool is told,
+// and the compressor the action runs itself when it writes layers (docker's containerd store).
+
+
+
+const LAYER_COMPRESSION_FORMATS = ['gzip', 'zstd'];
+/** The levels each format takes (zstd's ultra levels 20-22 need more memory than runners spare). */
+const COMPRESSION_LEVELS = {
+    gzip: { min: 1, max: 9 },
+    zstd: { min: 1, max: 19 }
+};
+const DEFAULT_LAYER_COMPRESSION = { format: 'gzip', level: null };
+/** Media types of a layer compressed so, in the manifest format that carries it. */
+function layerMediaType(format) {
+    return format === 'gzip'
+        ? 'application/vnd.docker.image.rootfs.diff.tar.gzip'
+        : 'application/vnd.oci.image.layer.v1.tar+zstd';
+}
+/**
+ * `skopeo copy` flags for layers compressed so (pure, for tests). zstd layers need an OCI
+ * manifest: Docker's schema 2 has no media type for them.
+ */
+function skopeoCompressionArgs(compression) {
+    return [
+        '--dest-compress',
+        '--dest-compress-format',
+        compression.format,
+        ...(compression.level === null ? [] : ['--dest-compress-level', String(compression.level)]),
+        ...(compression.format === 'zstd' ? ['--format', 'oci'] : [])
+    ];
+}
+const zstdOfZlib = external_node_zlib_.createZstdCompress;
+const ZSTD_LEVEL_PARAMETER = 100; // ZSTD_c_compressionLevel
+const DEFAULT_ZSTD_LEVEL = 3;
+/** A stream that compresses what is written to it. */
+function compressor(compression) {
+    if (compression.format === 'gzip') {
+        return external_node_zlib_.createGzip(compression.level === null ? {} : { level: compression.level });
+    }
+    const level = compression.level ?? DEFAULT_ZSTD_LEVEL;
+    if (zstdOfZlib)
+        return zstdOfZlib({ params: { [ZSTD_LEVEL_PARAMETER]: level } });
+    return zstdProgram(level);
+}
+/** The zstd program as a duplex stream: its stdin written, its stdout read. */
+function zstdProgram(level) {
+    const child = (0,external_node_child_process_namespaceObject.spawn)('zstd', ['-q', '-c', `-${level}`], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const duplex = external_node_stream_.Duplex.from({ writable: child.stdin, readable: child.stdout });
+    child.on('error', error => duplex.destroy(error));
+    child.on('close', code => {
+        if (code !== 0)
+            duplex.destroy(new Error(`zstd exited with code ${code}`));
+    });
+    return duplex;
+}
+
 ;// CONCATENATED MODULE: ./src/inputs.ts
 // The only file that reads inputs: one typed, validated Inputs object, built before anything
 // runs, so that a bad value fails the step with a message naming the input and the value.
+
 
 
 
@@ -42047,7 +42111,8 @@ function parseInputs(read = readActionInput) {
         merge: splitList(read('merge')).map(entry => parseTagEntry('merge', entry)),
         test: parseTestCommand(read('test')),
         testUrl: parseTestUrl(text('test-url')),
-        testTimeout: parseTestTimeout(text('test-timeout') ?? String(DEFAULT_TEST_TIMEOUT))
+        testTimeout: parseTestTimeout(text('test-timeout') ?? String(DEFAULT_TEST_TIMEOUT)),
+        compression: parseCompression(text('compression') ?? 'gzip', text('compression-level'))
     };
     checkCombinations(inputs);
     return inputs;
@@ -42175,6 +42240,20 @@ function parsePushTool(value) {
     if (!tool)
         throw new InputError('push-tool', value, `is not one of: ${PUSH_TOOLS.join(', ')}`);
     return tool;
+}
+function parseCompression(format, level) {
+    const known = LAYER_COMPRESSION_FORMATS.find(name => name === format);
+    if (!known) {
+        throw new InputError('compression', format, `is not one of: ${LAYER_COMPRESSION_FORMATS.join(', ')}`);
+    }
+    if (level === null)
+        return { format: known, level: null };
+    const { min, max } = COMPRESSION_LEVELS[known];
+    const number = Number(level);
+    if (!/^\d+$/.test(level) || number < min || number > max) {
+        throw new InputError('compression-level', level, `is not a ${known} level: a whole number from ${min} to ${max}`);
+    }
+    return { format: known, level: number };
 }
 function parseRetries(value) {
     const retries = Number(value);
@@ -42322,8 +42401,6 @@ var external_events_ = __nccwpck_require__(4434);
 var external_fs_ = __nccwpck_require__(9896);
 // EXTERNAL MODULE: external "node:events"
 var external_node_events_ = __nccwpck_require__(8474);
-// EXTERNAL MODULE: external "node:stream"
-var external_node_stream_ = __nccwpck_require__(7075);
 ;// CONCATENATED MODULE: external "node:string_decoder"
 const external_node_string_decoder_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:string_decoder");
 // EXTERNAL MODULE: external "node:fs"
@@ -42458,14 +42535,10 @@ function sha256Digest(content) {
 
 ;// CONCATENATED MODULE: external "node:stream/promises"
 const external_node_stream_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream/promises");
-// EXTERNAL MODULE: external "node:zlib"
-var external_node_zlib_ = __nccwpck_require__(8522);
 // EXTERNAL MODULE: external "node:os"
 var external_node_os_ = __nccwpck_require__(8161);
 // EXTERNAL MODULE: ./node_modules/@actions/exec/lib/exec.js + 2 modules
 var lib_exec = __nccwpck_require__(5260);
-;// CONCATENATED MODULE: external "node:child_process"
-const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
 ;// CONCATENATED MODULE: ./src/exec.ts
 // The one place that runs programs. Every command is an argument array: no value from a
 // workflow ever reaches a shell. Failures carry the command and the tail of its stderr.
@@ -43523,6 +43596,141 @@ function describeMergeImage(image) {
     return `${formatPlatform(image.entry.platform)} from ${image.from}`;
 }
 
+;// CONCATENATED MODULE: ./src/image/compressed-archive.ts
+// An image archive with compressed layers, made from a plain docker archive, for `docker load`.
+// Docker's containerd image store keeps the blobs it loads as they are and pushes them so:
+// loaded from a plain archive (what Nix's images hold inside), every layer would go to the
+// registry uncompressed. Loaded from this one, the store keeps compressed blobs and `docker push`
+// sends them, as the classic store compresses on push.
+//
+// It is an OCI image layout (which that store loads) whose manifest the action writes: Docker's
+// schema 2 for gzip layers (what the classic store and skopeo push), OCI for zstd. So the
+// manifest digest, which is that store's image ID, is known before the load. The layers are
+// compressed side by side, each hashed as it is written.
+
+
+
+
+
+
+
+
+
+
+
+const compressed_archive_DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
+const compressed_archive_DOCKER_CONFIG = 'application/vnd.docker.container.image.v1+json';
+const compressed_archive_OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+const OCI_CONFIG = 'application/vnd.oci.image.config.v1+json';
+const compressed_archive_OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
+/** The image manifest's media type for layers compressed so. */
+function manifestMediaType(compression) {
+    return compression.format === 'gzip' ? compressed_archive_DOCKER_MANIFEST : compressed_archive_OCI_MANIFEST;
+}
+/** The image manifest (pure, for tests): the config and the layers, as they were written. */
+function compressedManifest(config, layers, compression) {
+    const docker = compression.format === 'gzip';
+    return JSON.stringify({
+        schemaVersion: 2,
+        mediaType: manifestMediaType(compression),
+        config: { mediaType: docker ? compressed_archive_DOCKER_CONFIG : OCI_CONFIG, ...config },
+        layers: layers.map(layer => ({ mediaType: layerMediaType(compression.format), ...layer }))
+    });
+}
+/**
+ * index.json (pure, for tests). It names no image, so that `docker load` reports the ID of
+ * exactly this image rather than a name another load on the same daemon could take meanwhile.
+ */
+function layoutIndex(manifest, compression) {
+    return JSON.stringify({
+        schemaVersion: 2,
+        mediaType: compressed_archive_OCI_INDEX,
+        manifests: [{ mediaType: manifestMediaType(compression), ...manifest }]
+    });
+}
+/**
+ * Write the first image of the plain docker archive at `plainPath` into `dir` (made if missing)
+ * as an OCI layout with compressed layers: the same config, so the same image ID on the classic
+ * store and the same `image-id`. Deterministic for a given compressor: the same image makes the
+ * same blobs, and so the same manifest digest.
+ */
+async function writeCompressedArchive(plainPath, dir, compression) {
+    const entries = await indexTar(plainPath);
+    const manifestText = await readEntry(plainPath, entries, 'manifest.json');
+    if (!manifestText)
+        throw new Error('the image archive has no manifest.json');
+    const image = parseManifest(manifestText.toString('utf8'))[0];
+    if (!image)
+        throw new Error('manifest.json in the image archive has no image');
+    const config = await readEntry(plainPath, entries, image.Config);
+    if (!config)
+        throw new Error(`the image archive has no config file ${image.Config}`);
+    const layerEntries = image.Layers.map(name => {
+        const entry = fileEntry(entries, name);
+        if (!entry)
+            throw new Error(`the image archive has no layer file ${name}`);
+        return entry;
+    });
+    const blobs = (0,external_node_path_.join)(dir, 'blobs', 'sha256');
+    await (0,promises_namespaceObject.mkdir)(blobs, { recursive: true });
+    const layers = await mapConcurrently(layerEntries, (0,external_node_os_.availableParallelism)(), entry => compressRegion(plainPath, entry, blobs, compression));
+    const configBlob = await writeBlob(blobs, config);
+    const manifestBlob = await writeBlob(blobs, Buffer.from(compressedManifest(configBlob, layers, compression)));
+    await (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+    await (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(dir, 'index.json'), layoutIndex(manifestBlob, compression));
+    const blobFiles = [...new Set([configBlob, ...layers, manifestBlob].map(blobPath))];
+    return {
+        dir,
+        files: ['oci-layout', 'index.json', ...blobFiles],
+        manifestDigest: manifestBlob.digest
+    };
+}
+/** The archive as a tar stream, for `docker load`. */
+function archiveStream(archive) {
+    // node-tar's stream is a Minipass, which iterates as a Node stream reads.
+    return external_node_stream_.Readable.from(Qn({ cwd: archive.dir, portable: true, noMtime: true }, archive.files));
+}
+const blobPath = (blob) => `blobs/sha256/${blob.digest.slice('sha256:'.length)}`;
+async function writeBlob(blobs, content) {
+    const blob = { digest: sha256Digest(content), size: content.length };
+    await (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(blobs, blob.digest.slice('sha256:'.length)), content);
+    return blob;
+}
+/** Compress one layer of the plain archive into a blob, hashing it as it is written. */
+async function compressRegion(path, entry, blobs, compression) {
+    // Read streams take an inclusive end, which an empty entry does not have.
+    const source = entry.size === 0
+        ? external_node_stream_.Readable.from([])
+        : (0,external_node_fs_.createReadStream)(path, { start: entry.offset, end: entry.offset + entry.size - 1 });
+    const hash = (0,external_node_crypto_.createHash)('sha256');
+    let size = 0;
+    const counting = new external_node_stream_.Transform({
+        transform(chunk, _encoding, done) {
+            hash.update(chunk);
+            size += chunk.length;
+            done(null, chunk);
+        }
+    });
+    const partial = (0,external_node_path_.join)(blobs, `.partial-${(0,external_node_crypto_.randomBytes)(6).toString('hex')}`);
+    await (0,external_node_stream_promises_namespaceObject.pipeline)(source, compressor(compression), counting, (0,external_node_fs_.createWriteStream)(partial));
+    const blob = { digest: `sha256:${hash.digest('hex')}`, size };
+    await (0,promises_namespaceObject.rename)(partial, (0,external_node_path_.join)(blobs, blob.digest.slice('sha256:'.length)));
+    return blob;
+}
+/** `work` on every item, at most `limit` at a time; the results in the items' order. */
+async function mapConcurrently(items, limit, work) {
+    const results = new Array(items.length);
+    let next = 0;
+    const worker = async () => {
+        while (next < items.length) {
+            const index = next++;
+            results[index] = await work(items[index]);
+        }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+    return results;
+}
+
 // EXTERNAL MODULE: ./node_modules/@actions/io/lib/io.js
 var lib_io = __nccwpck_require__(8701);
 ;// CONCATENATED MODULE: ./src/registry/outcome.ts
@@ -43568,6 +43776,8 @@ function partialPushMessage(error, done, refs) {
 
 
 
+
+
 /** The distinct repositories of these refs, in order. */
 function repositoriesOf(refs) {
     return [...new Set(refs.map(ref => repositoryOf(parseReference(ref))))];
@@ -43580,13 +43790,26 @@ async function requireSkopeo(why) {
 }
 /**
  * Write a plain docker archive as a `dir:` image with compressed layers: its manifest.json
- * is the manifest the registry will hold (the same one a plain skopeo push writes: docker
- * schema 2, the config as built), so its digest is known before the push.
+ * is the manifest the registry will hold (gzip: the same one a plain skopeo push writes,
+ * docker schema 2; zstd: the action's OCI manifest; the config as built either way), so its
+ * digest is known before the push.
  */
 async function archiveToManifestDir(archivePath, options) {
     const dir = await (0,promises_namespaceObject.mkdtemp)((0,external_node_path_.join)(options.tempDir, 'nix-container-image-'));
+    const layoutDir = `${dir}-layout`;
     try {
-        await exec_run('skopeo', ['copy', '-q', '--dest-compress', `docker-archive:${archivePath}`, `dir:${dir}`], {
+        const compression = options.compression ?? DEFAULT_LAYER_COMPRESSION;
+        // zstd: the action's own layout (skopeo's OCI conversion would rewrite the config).
+        const source = compression.format === 'zstd'
+            ? await writeCompressedArchive(archivePath, layoutDir, compression)
+            : null;
+        await exec_run('skopeo', [
+            'copy',
+            '-q',
+            ...(source ? ['--preserve-digests'] : skopeoCompressionArgs(compression)),
+            source ? `oci:${source.dir}` : `docker-archive:${archivePath}`,
+            `dir:${dir}`
+        ], {
             env: skopeoTempEnv(options.tempDir),
             timeoutSeconds: TRANSFER_SECONDS
         });
@@ -43599,6 +43822,9 @@ async function archiveToManifestDir(archivePath, options) {
     catch (error) {
         await (0,promises_namespaceObject.rm)(dir, { recursive: true, force: true });
         throw error;
+    }
+    finally {
+        await (0,promises_namespaceObject.rm)(layoutDir, { recursive: true, force: true });
     }
 }
 /**
@@ -44095,87 +44321,6 @@ async function missingAttributeMessage(options) {
     return `${head}; packages.${system} offers: ${names.join(', ') || '(nothing)'}`;
 }
 
-;// CONCATENATED MODULE: ./src/image/compressed-archive.ts
-// A docker archive whose layers are gzip-compressed, made from a plain one. Docker's containerd
-// image store keeps the blobs it loads as they are and pushes them so: loaded from a plain
-// archive (which is what Nix's images hold inside), every layer would go to the registry
-// uncompressed. Loaded from this one, the store keeps compressed blobs, and `docker push` sends
-// them, as the classic store compresses on push. The layers are compressed side by side.
-
-
-
-
-
-
-
-
-
-
-/** The layer files' names in the compressed archive (pure, for tests). */
-function compressedLayerNames(layerCount) {
-    return Array.from({ length: layerCount }, (_, i) => `layer-${i}.tar.gz`);
-}
-/**
- * manifest.json of the compressed archive (pure, for tests). It names no image, so that
- * `docker load` reports the ID of exactly this image rather than a name another load on the
- * same daemon could take meanwhile.
- */
-function compressedManifest(layerNames) {
-    return JSON.stringify([{ Config: 'config.json', RepoTags: null, Layers: layerNames }]);
-}
-/**
- * Write the first image of the plain archive at `plainPath` into `dir` (made if missing) with
- * gzip-compressed layers: the same config, so the same image ID. Deterministic for a given
- * zlib: the same image makes the same blobs, and so the same manifest digest.
- */
-async function writeCompressedArchive(plainPath, dir) {
-    const entries = await indexTar(plainPath);
-    const manifestText = await readEntry(plainPath, entries, 'manifest.json');
-    if (!manifestText)
-        throw new Error('the image archive has no manifest.json');
-    const image = parseManifest(manifestText.toString('utf8'))[0];
-    if (!image)
-        throw new Error('manifest.json in the image archive has no image');
-    const config = await readEntry(plainPath, entries, image.Config);
-    if (!config)
-        throw new Error(`the image archive has no config file ${image.Config}`);
-    const layers = image.Layers.map(name => {
-        const entry = fileEntry(entries, name);
-        if (!entry)
-            throw new Error(`the image archive has no layer file ${name}`);
-        return entry;
-    });
-    await (0,promises_namespaceObject.mkdir)(dir, { recursive: true });
-    const layerNames = compressedLayerNames(layers.length);
-    await forEachConcurrently(layers, (0,external_node_os_.availableParallelism)(), (layer, i) => compressRegion(plainPath, layer, (0,external_node_path_.join)(dir, layerNames[i])));
-    await (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(dir, 'config.json'), config);
-    await (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(dir, 'manifest.json'), compressedManifest(layerNames));
-    return { dir, files: ['manifest.json', 'config.json', ...layerNames] };
-}
-/** The compressed archive as a tar stream, for `docker load`. */
-function archiveStream(archive) {
-    // node-tar's stream is a Minipass, which iterates as a Node stream reads.
-    return external_node_stream_.Readable.from(Qn({ cwd: archive.dir, portable: true, noMtime: true }, archive.files));
-}
-async function compressRegion(path, entry, target) {
-    // Read streams take an inclusive end, which an empty entry does not have.
-    const source = entry.size === 0
-        ? external_node_stream_.Readable.from([])
-        : (0,external_node_fs_.createReadStream)(path, { start: entry.offset, end: entry.offset + entry.size - 1 });
-    await (0,external_node_stream_promises_namespaceObject.pipeline)(source, (0,external_node_zlib_.createGzip)(), (0,external_node_fs_.createWriteStream)(target));
-}
-/** Run `work` on every item, at most `limit` at a time. */
-async function forEachConcurrently(items, limit, work) {
-    let next = 0;
-    const worker = async () => {
-        while (next < items.length) {
-            const index = next++;
-            await work(items[index], index);
-        }
-    };
-    await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-}
-
 ;// CONCATENATED MODULE: ./src/temp.ts
 // The one place that says where the action's temporary files go: the runner's temp directory
 // (private to the job, emptied by the runner after it), or the system's outside a runner.
@@ -44193,6 +44338,7 @@ function actionTempDir(root = runnerTemp()) {
 ;// CONCATENATED MODULE: ./src/stages/load.ts
 // The load stage: `docker load` the build output, reading its manifest in the same pass.
 // Also `inspectImage`, the same metadata without docker, for runs that do not load.
+
 
 
 
@@ -44230,8 +44376,17 @@ async function daemonImageStore() {
     return info.exitCode === 0 ? imageStoreOf(info.stdout) : 'classic';
 }
 async function loadImage(options) {
+    const compression = options.compression ?? DEFAULT_LAYER_COMPRESSION;
     if ((await daemonImageStore()) === 'containerd')
-        return loadCompressed(options);
+        return loadCompressed(options, compression);
+    if (compression.format !== 'gzip') {
+        throw new Error(`compression: ${compression.format} needs docker's containerd image store to push with ` +
+            'docker, and this daemon uses the classic store, which pushes gzip only: use ' +
+            'push-tool: skopeo, or turn on the containerd image store');
+    }
+    if (compression.level !== null) {
+        lib_core/* notice */.lm('compression-level: docker on the classic image store compresses at its own level when it pushes');
+    }
     const [metadata, load] = isPlainArchive(options.format)
         ? // docker reads the file itself while the metadata is read by seeking.
             await settleAll([
@@ -44263,25 +44418,27 @@ async function ownImage(named, configDigest) {
     return named;
 }
 /**
- * The containerd image store keeps the layers as loaded and pushes them so: load them gzip-
- * compressed (docs/pushing.md). The plain archive on disk (the output itself, the copy for
- * skopeo, or a copy of our own) is read by seeking, each layer compressed side by side, and the
- * archive of them streamed into `docker load`. It names no image, so docker reports the ID of
- * exactly this image (on this store the manifest digest), which then gets the archive's names.
+ * The containerd image store keeps the layers as loaded and pushes them so: load them compressed
+ * (docs/pushing.md). The plain archive on disk (the output itself, the copy for skopeo, or a
+ * copy of our own) is read by seeking, each layer compressed side by side, and the OCI layout of
+ * them streamed into `docker load`. It names no image, so docker reports the ID of exactly this
+ * image (on this store the manifest digest, which the action wrote), which then gets the
+ * archive's names.
  */
-async function loadCompressed(options) {
-    lib_core/* info */.pq("docker keeps images in the containerd image store: loading the image's layers gzip-compressed, so that they are stored and pushed compressed");
+async function loadCompressed(options, compression) {
+    lib_core/* info */.pq(`docker keeps images in the containerd image store: loading the image's layers ${compression.format}-compressed, so that they are stored and pushed compressed`);
     const work = await (0,promises_namespaceObject.mkdtemp)((0,external_node_path_.join)(runnerTemp(), 'nix-container-load-'));
     try {
         const plainPath = isPlainArchive(options.format)
             ? options.storePath
             : (options.copyTo ?? (0,external_node_path_.join)(work, 'plain.tar'));
         const metadata = await inspectImage({ ...options, copyTo: plainPath });
-        const archive = await writeCompressedArchive(plainPath, (0,external_node_path_.join)(work, 'compressed'));
+        const archive = await writeCompressedArchive(plainPath, (0,external_node_path_.join)(work, 'compressed'), compression);
         const load = await runWithStdin('docker', ['load'], archiveStream(archive));
         const imageId = parseDockerLoad(load.stdout).imageIds[0];
-        if (!imageId)
-            throw new Error(`docker load reported no image ID:\n${load.stdout}`);
+        if (imageId !== archive.manifestDigest) {
+            throw new Error(`docker load reported ${imageId ?? 'no image ID'} for the image whose manifest is ${archive.manifestDigest}:\n${load.stdout}`);
+        }
         for (const name of metadata.repoTags)
             await exec_run('docker', ['tag', imageId, name]);
         return { metadata, loadedImages: metadata.repoTags, dockerImage: imageId };
@@ -44771,7 +44928,7 @@ suffix = '') {
         const metadata = await report.stage(`Read image${suffix}`, () => inspectImage({ ...built, copyTo, storePaths: inputs.sbom }), m => `${m.layerCount} layers, config ${m.configDigest}`);
         return { metadata, dockerImage: null };
     }
-    const loaded = await report.stage(`Load${suffix}`, () => loadImage({ ...built, copyTo, storePaths: inputs.sbom }), l => l.dockerImage);
+    const loaded = await report.stage(`Load${suffix}`, () => loadImage({ ...built, copyTo, storePaths: inputs.sbom, compression: inputs.compression }), l => l.dockerImage);
     lib_core/* setOutput */.uH('loaded-image', loaded.loadedImages[0] ?? '');
     return { metadata: loaded.metadata, dockerImage: loaded.dockerImage };
 }
@@ -44845,7 +45002,12 @@ async function login(inputs, report, refs) {
         retry,
         saveSession: s => saveState(StateKey.LoginSession, JSON.stringify(s))
     }), s => (s ? `logged in to ${s.registries.join(', ')}` : 'no credentials given: existing logins'));
-    return { tempDir: runnerTemp(), authFile: session ? authFileOf(session) : null, retry };
+    return {
+        tempDir: runnerTemp(),
+        authFile: session ? authFileOf(session) : null,
+        retry,
+        compression: inputs.compression
+    };
 }
 /**
  * The image's SBOM, after the push so that it can name the digest. By then the image itself is
@@ -45326,6 +45488,10 @@ function uploadedBytes(pushedManifest, newLayerIndexes) {
 
 
 
+
+
+
+
 async function pushImage(options) {
     const hasSkopeo = (await lib_io/* which */.K7('skopeo', false)) !== '';
     if (options.tool === 'skopeo' && !hasSkopeo) {
@@ -45355,6 +45521,29 @@ async function pushImage(options) {
     }
     const digest = commonDigest(outcomes);
     return { digest, imageRef: imageRefFor(options.refs[0], digest), outcomes };
+}
+/**
+ * zstd layers, compressed by the action into an OCI layout that skopeo pushes as it is
+ * (`--preserve-digests`): skopeo's own conversion to an OCI manifest would rewrite the config,
+ * and with it the image ID. Every layer is new: the registry's gzip blobs are not reused.
+ */
+async function zstdLayout(archivePath, tempDir, compression) {
+    const dir = await (0,promises_namespaceObject.mkdtemp)((0,external_node_path_.join)(tempDir, 'nix-container-zstd-'));
+    try {
+        const layout = await writeCompressedArchive(archivePath, dir, compression);
+        const layers = layout.files.length - 4; // oci-layout, index.json, config, manifest
+        return {
+            source: `oci:${dir}`,
+            reusedLayers: 0,
+            mountedLayers: 0,
+            newLayerIndexes: Array.from({ length: layers }, (_, i) => i),
+            cleanup: () => (0,promises_namespaceObject.rm)(dir, { recursive: true, force: true })
+        };
+    }
+    catch (error) {
+        await (0,promises_namespaceObject.rm)(dir, { recursive: true, force: true });
+        throw error;
+    }
 }
 /** `3 layers reused, 1.2 MB uploaded` (pure, for tests). */
 function describeTransfer(outcome) {
@@ -45422,19 +45611,24 @@ function makePusher(options, hasSkopeo) {
     const archivePath = options.archivePath;
     if (!archivePath)
         throw new Error('push-tool: skopeo needs the image archive on disk');
+    const compression = options.compression ?? DEFAULT_LAYER_COMPRESSION;
+    const zstd = compression.format === 'zstd';
+    const copyArgs = zstd ? ['--preserve-digests'] : skopeoCompressionArgs(compression);
     const push = async (ref, retrying) => {
-        const prepared = await preparePush({
-            ref,
-            otherRefs: options.refs.filter(other => other !== ref),
-            reuseFrom: options.reuseFrom ?? [],
-            archivePath,
-            tempDir: options.tempDir,
-            authFile: options.authFile,
-            rawManifest,
-            retrying
-        });
+        const prepared = zstd
+            ? await zstdLayout(archivePath, options.tempDir, compression)
+            : await preparePush({
+                ref,
+                otherRefs: options.refs.filter(other => other !== ref),
+                reuseFrom: options.reuseFrom ?? [],
+                archivePath,
+                tempDir: options.tempDir,
+                authFile: options.authFile,
+                rawManifest,
+                retrying
+            });
         try {
-            const digest = await retrying(`push ${ref}`, () => copy(prepared.source, ref));
+            const digest = await retrying(`push ${ref}`, () => skopeoCopy(prepared.source, ref, options.tempDir, options.authFile, copyArgs));
             // The manifest skopeo wrote says how big the uploaded blobs came out.
             const pinned = imageRefFor(ref, digest);
             const pushed = await retrying(`query ${pinned}`, () => inspectRawManifest(pinned, options.authFile));
@@ -45543,6 +45737,7 @@ async function tagAndPush(inputs, report, metadata, dockerImage, archivePath) {
         tempDir: options.tempDir,
         authFile: options.authFile,
         reuseFrom: resolveReuseFrom(inputs.reuseFrom, refs[0], inputs.registry),
+        compression: inputs.compression,
         retry: options.retry,
         onOutcome: o => {
             const transfer = describeTransfer(o);
@@ -48370,6 +48565,7 @@ function storeCacheWorkDir() {
 
 
 
+
 async function main_run() {
     const report = new Report();
     try {
@@ -48399,6 +48595,7 @@ async function runPipeline(inputs, report) {
     }
     if (inputs.cache && inputs.build)
         prepareStoreCache();
+    await checkDaemonTakesCompression(inputs);
     const nix = await report.stage('Nix', () => setupNix({
         installNix: inputs.installNix,
         nixVersion: inputs.nixVersion,
@@ -48417,6 +48614,18 @@ async function runPipeline(inputs, report) {
         await runSystems(inputs, report);
     else
         await runSingleImage(inputs, report);
+}
+/**
+ * zstd through docker needs the containerd image store (the classic store pushes gzip): asked
+ * of the daemon before anything is installed or built, like any other bad input.
+ */
+async function checkDaemonTakesCompression(inputs) {
+    const dockerPushes = inputs.push && inputs.pushTool === 'docker' && inputs.load && inputs.systems.length === 0;
+    if (!dockerPushes || inputs.compression.format === 'gzip')
+        return;
+    if ((await daemonImageStore()) === 'containerd')
+        return;
+    throw new InputError('compression', inputs.compression.format, 'needs push-tool: skopeo, or docker with its containerd image store: this daemon uses the classic store, which pushes gzip only');
 }
 /** Restore the store cache before the build; outputs and post's state say what came back. */
 async function restoreCache(inputs, report) {

@@ -34531,9 +34531,69 @@ function checkDistinctPlatforms(images) {
     }
 }
 
+// EXTERNAL MODULE: external "node:zlib"
+var external_node_zlib_ = __nccwpck_require__(8522);
+;// CONCATENATED MODULE: ./src/image/layer-compression.ts
+// How pushed layers are compressed (`compression`, `compression-level`): what each tool is told,
+// and the compressor the action runs itself when it writes layers (docker's containerd store).
+
+
+
+const layer_compression_LAYER_COMPRESSION_FORMATS = (/* unused pure expression or super */ null && (['gzip', 'zstd']));
+/** The levels each format takes (zstd's ultra levels 20-22 need more memory than runners spare). */
+const layer_compression_COMPRESSION_LEVELS = {
+    gzip: { min: 1, max: 9 },
+    zstd: { min: 1, max: 19 }
+};
+const DEFAULT_LAYER_COMPRESSION = { format: 'gzip', level: null };
+/** Media types of a layer compressed so, in the manifest format that carries it. */
+function layerMediaType(format) {
+    return format === 'gzip'
+        ? 'application/vnd.docker.image.rootfs.diff.tar.gzip'
+        : 'application/vnd.oci.image.layer.v1.tar+zstd';
+}
+/**
+ * `skopeo copy` flags for layers compressed so (pure, for tests). zstd layers need an OCI
+ * manifest: Docker's schema 2 has no media type for them.
+ */
+function skopeoCompressionArgs(compression) {
+    return [
+        '--dest-compress',
+        '--dest-compress-format',
+        compression.format,
+        ...(compression.level === null ? [] : ['--dest-compress-level', String(compression.level)]),
+        ...(compression.format === 'zstd' ? ['--format', 'oci'] : [])
+    ];
+}
+const zstdOfZlib = external_node_zlib_.createZstdCompress;
+const ZSTD_LEVEL_PARAMETER = 100; // ZSTD_c_compressionLevel
+const DEFAULT_ZSTD_LEVEL = 3;
+/** A stream that compresses what is written to it. */
+function compressor(compression) {
+    if (compression.format === 'gzip') {
+        return zlib.createGzip(compression.level === null ? {} : { level: compression.level });
+    }
+    const level = compression.level ?? DEFAULT_ZSTD_LEVEL;
+    if (zstdOfZlib)
+        return zstdOfZlib({ params: { [ZSTD_LEVEL_PARAMETER]: level } });
+    return zstdProgram(level);
+}
+/** The zstd program as a duplex stream: its stdin written, its stdout read. */
+function zstdProgram(level) {
+    const child = spawn('zstd', ['-q', '-c', `-${level}`], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const duplex = Duplex.from({ writable: child.stdin, readable: child.stdout });
+    child.on('error', error => duplex.destroy(error));
+    child.on('close', code => {
+        if (code !== 0)
+            duplex.destroy(new Error(`zstd exited with code ${code}`));
+    });
+    return duplex;
+}
+
 ;// CONCATENATED MODULE: ./src/inputs.ts
 // The only file that reads inputs: one typed, validated Inputs object, built before anything
 // runs, so that a bad value fails the step with a message naming the input and the value.
+
 
 
 
@@ -34637,7 +34697,8 @@ function parseInputs(read = readActionInput) {
         merge: splitList(read('merge')).map(entry => parseTagEntry('merge', entry)),
         test: parseTestCommand(read('test')),
         testUrl: parseTestUrl(text('test-url')),
-        testTimeout: parseTestTimeout(text('test-timeout') ?? String(DEFAULT_TEST_TIMEOUT))
+        testTimeout: parseTestTimeout(text('test-timeout') ?? String(DEFAULT_TEST_TIMEOUT)),
+        compression: parseCompression(text('compression') ?? 'gzip', text('compression-level'))
     };
     checkCombinations(inputs);
     return inputs;
@@ -34765,6 +34826,20 @@ function parsePushTool(value) {
     if (!tool)
         throw new InputError('push-tool', value, `is not one of: ${PUSH_TOOLS.join(', ')}`);
     return tool;
+}
+function parseCompression(format, level) {
+    const known = LAYER_COMPRESSION_FORMATS.find(name => name === format);
+    if (!known) {
+        throw new InputError('compression', format, `is not one of: ${LAYER_COMPRESSION_FORMATS.join(', ')}`);
+    }
+    if (level === null)
+        return { format: known, level: null };
+    const { min, max } = COMPRESSION_LEVELS[known];
+    const number = Number(level);
+    if (!/^\d+$/.test(level) || number < min || number > max) {
+        throw new InputError('compression-level', level, `is not a ${known} level: a whole number from ${min} to ${max}`);
+    }
+    return { format: known, level: number };
 }
 function parseRetries(value) {
     const retries = Number(value);

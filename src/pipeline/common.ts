@@ -80,7 +80,7 @@ export async function loadOrInspect(
   }
   const loaded = await report.stage(
     `Load${suffix}`,
-    () => loadImage({ ...built, copyTo, storePaths: inputs.sbom }),
+    () => loadImage({ ...built, copyTo, storePaths: inputs.sbom, compression: inputs.compression }),
     l => l.dockerImage
   )
   core.setOutput('loaded-image', loaded.loadedImages[0] ?? '')
@@ -185,7 +185,12 @@ export async function login(
       }),
     s => (s ? `logged in to ${s.registries.join(', ')}` : 'no credentials given: existing logins')
   )
-  return { tempDir: runnerTemp(), authFile: session ? authFileOf(session) : null, retry }
+  return {
+    tempDir: runnerTemp(),
+    authFile: session ? authFileOf(session) : null,
+    retry,
+    compression: inputs.compression
+  }
 }
 
 /**

@@ -122,6 +122,7 @@ async function tagAndPush(
         tempDir: options.tempDir,
         authFile: options.authFile,
         reuseFrom: resolveReuseFrom(inputs.reuseFrom, refs[0] as string, inputs.registry),
+        compression: inputs.compression,
         retry: options.retry,
         onOutcome: o => {
           const transfer = describeTransfer(o)

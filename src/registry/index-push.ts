@@ -2,6 +2,9 @@
 // index): each platform image goes to every target repository by digest, with no tag, then
 // one OCI image index naming them goes under every ref. The index is written here, so its
 // digest is known before the push and a ref that already holds it is left alone.
+import { writeCompressedArchive } from '../image/compressed-archive.js'
+import { DEFAULT_LAYER_COMPRESSION, skopeoCompressionArgs } from '../image/layer-compression.js'
+import type { LayerCompression } from '../image/layer-compression.js'
 import * as core from '@actions/core'
 import * as io from '@actions/io'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
@@ -28,6 +31,8 @@ export interface RegistryOptions {
   /** The action's own Docker config after it logged in; null to use the defaults. */
   authFile: string | null
   retry: RetryPolicy
+  /** How the layers skopeo writes are compressed; gzip at skopeo's level when not given. */
+  compression?: LayerCompression
 }
 
 /** Where an image's manifest is pushed from: a local `dir:` image or another registry ref. */
@@ -49,18 +54,32 @@ export async function requireSkopeo(why: string): Promise<void> {
 
 /**
  * Write a plain docker archive as a `dir:` image with compressed layers: its manifest.json
- * is the manifest the registry will hold (the same one a plain skopeo push writes: docker
- * schema 2, the config as built), so its digest is known before the push.
+ * is the manifest the registry will hold (gzip: the same one a plain skopeo push writes,
+ * docker schema 2; zstd: the action's OCI manifest; the config as built either way), so its
+ * digest is known before the push.
  */
 export async function archiveToManifestDir(
   archivePath: string,
   options: RegistryOptions
 ): Promise<{ dir: string; mediaType: string; digest: string; size: number }> {
   const dir = await mkdtemp(join(options.tempDir, 'nix-container-image-'))
+  const layoutDir = `${dir}-layout`
   try {
+    const compression = options.compression ?? DEFAULT_LAYER_COMPRESSION
+    // zstd: the action's own layout (skopeo's OCI conversion would rewrite the config).
+    const source =
+      compression.format === 'zstd'
+        ? await writeCompressedArchive(archivePath, layoutDir, compression)
+        : null
     await run(
       'skopeo',
-      ['copy', '-q', '--dest-compress', `docker-archive:${archivePath}`, `dir:${dir}`],
+      [
+        'copy',
+        '-q',
+        ...(source ? ['--preserve-digests'] : skopeoCompressionArgs(compression)),
+        source ? `oci:${source.dir}` : `docker-archive:${archivePath}`,
+        `dir:${dir}`
+      ],
       {
         env: skopeoTempEnv(options.tempDir),
         timeoutSeconds: TRANSFER_SECONDS
@@ -73,6 +92,8 @@ export async function archiveToManifestDir(
   } catch (error) {
     await rm(dir, { recursive: true, force: true })
     throw error
+  } finally {
+    await rm(layoutDir, { recursive: true, force: true })
   }
 }
 

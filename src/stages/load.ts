@@ -15,6 +15,8 @@ import {
 import type { ArchiveMetadata } from '../image/archive.js'
 import { archiveStream, writeCompressedArchive } from '../image/compressed-archive.js'
 import type { ImageFormat } from '../image/format.js'
+import { DEFAULT_LAYER_COMPRESSION } from '../image/layer-compression.js'
+import type { LayerCompression } from '../image/layer-compression.js'
 import { runnerTemp } from '../temp.js'
 
 export interface LoadOptions {
@@ -24,6 +26,8 @@ export interface LoadOptions {
   copyTo?: string | null
   /** Also list the store paths the layers hold (for the SBOM), in the same pass. */
   storePaths?: boolean
+  /** How the layers are to be pushed: the containerd store keeps them as they are loaded. */
+  compression?: LayerCompression
 }
 
 export interface LoadResult {
@@ -73,7 +77,20 @@ export async function daemonImageStore(): Promise<ImageStore> {
 }
 
 export async function loadImage(options: LoadOptions): Promise<LoadResult> {
-  if ((await daemonImageStore()) === 'containerd') return loadCompressed(options)
+  const compression = options.compression ?? DEFAULT_LAYER_COMPRESSION
+  if ((await daemonImageStore()) === 'containerd') return loadCompressed(options, compression)
+  if (compression.format !== 'gzip') {
+    throw new Error(
+      `compression: ${compression.format} needs docker's containerd image store to push with ` +
+        'docker, and this daemon uses the classic store, which pushes gzip only: use ' +
+        'push-tool: skopeo, or turn on the containerd image store'
+    )
+  }
+  if (compression.level !== null) {
+    core.notice(
+      'compression-level: docker on the classic image store compresses at its own level when it pushes'
+    )
+  }
   const [metadata, load] = isPlainArchive(options.format)
     ? // docker reads the file itself while the metadata is read by seeking.
       await settleAll([
@@ -105,15 +122,19 @@ async function ownImage(named: string, configDigest: string): Promise<string> {
 }
 
 /**
- * The containerd image store keeps the layers as loaded and pushes them so: load them gzip-
- * compressed (docs/pushing.md). The plain archive on disk (the output itself, the copy for
- * skopeo, or a copy of our own) is read by seeking, each layer compressed side by side, and the
- * archive of them streamed into `docker load`. It names no image, so docker reports the ID of
- * exactly this image (on this store the manifest digest), which then gets the archive's names.
+ * The containerd image store keeps the layers as loaded and pushes them so: load them compressed
+ * (docs/pushing.md). The plain archive on disk (the output itself, the copy for skopeo, or a
+ * copy of our own) is read by seeking, each layer compressed side by side, and the OCI layout of
+ * them streamed into `docker load`. It names no image, so docker reports the ID of exactly this
+ * image (on this store the manifest digest, which the action wrote), which then gets the
+ * archive's names.
  */
-async function loadCompressed(options: LoadOptions): Promise<LoadResult> {
+async function loadCompressed(
+  options: LoadOptions,
+  compression: LayerCompression
+): Promise<LoadResult> {
   core.info(
-    "docker keeps images in the containerd image store: loading the image's layers gzip-compressed, so that they are stored and pushed compressed"
+    `docker keeps images in the containerd image store: loading the image's layers ${compression.format}-compressed, so that they are stored and pushed compressed`
   )
   const work = await mkdtemp(join(runnerTemp(), 'nix-container-load-'))
   try {
@@ -121,10 +142,14 @@ async function loadCompressed(options: LoadOptions): Promise<LoadResult> {
       ? options.storePath
       : (options.copyTo ?? join(work, 'plain.tar'))
     const metadata = await inspectImage({ ...options, copyTo: plainPath })
-    const archive = await writeCompressedArchive(plainPath, join(work, 'compressed'))
+    const archive = await writeCompressedArchive(plainPath, join(work, 'compressed'), compression)
     const load = await runWithStdin('docker', ['load'], archiveStream(archive))
     const imageId = parseDockerLoad(load.stdout).imageIds[0]
-    if (!imageId) throw new Error(`docker load reported no image ID:\n${load.stdout}`)
+    if (imageId !== archive.manifestDigest) {
+      throw new Error(
+        `docker load reported ${imageId ?? 'no image ID'} for the image whose manifest is ${archive.manifestDigest}:\n${load.stdout}`
+      )
+    }
     for (const name of metadata.repoTags) await run('docker', ['tag', imageId, name])
     return { metadata, loadedImages: metadata.repoTags, dockerImage: imageId }
   } finally {

@@ -18,6 +18,12 @@ import { commonDigest, imageRefFor, partialPushMessage } from '../registry/outco
 import type { PushResult, RefOutcome } from '../registry/outcome.js'
 import type { RetryPolicy } from '../registry/retry.js'
 import { preparePush, uploadedBytes } from '../registry/reuse.js'
+import type { PreparedPush } from '../registry/reuse.js'
+import { writeCompressedArchive } from '../image/compressed-archive.js'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { DEFAULT_LAYER_COMPRESSION, skopeoCompressionArgs } from '../image/layer-compression.js'
+import type { LayerCompression } from '../image/layer-compression.js'
 
 export interface PushOptions {
   refs: string[]
@@ -32,6 +38,8 @@ export interface PushOptions {
   authFile: string | null
   /** Full refs in the same registry whose layers the skopeo push may reuse (`reuse-from`). */
   reuseFrom?: string[]
+  /** How skopeo compresses the layers it uploads (docker's are loaded so: see the load stage). */
+  compression?: LayerCompression
   retry: RetryPolicy
   /** Told about each ref as soon as it is done, so a partial push can be reported. */
   onOutcome?: (outcome: RefOutcome) => void
@@ -84,6 +92,33 @@ export async function pushImage(options: PushOptions): Promise<PushResult> {
   }
   const digest = commonDigest(outcomes)
   return { digest, imageRef: imageRefFor(options.refs[0] as string, digest), outcomes }
+}
+
+/**
+ * zstd layers, compressed by the action into an OCI layout that skopeo pushes as it is
+ * (`--preserve-digests`): skopeo's own conversion to an OCI manifest would rewrite the config,
+ * and with it the image ID. Every layer is new: the registry's gzip blobs are not reused.
+ */
+async function zstdLayout(
+  archivePath: string,
+  tempDir: string,
+  compression: LayerCompression
+): Promise<PreparedPush> {
+  const dir = await mkdtemp(join(tempDir, 'nix-container-zstd-'))
+  try {
+    const layout = await writeCompressedArchive(archivePath, dir, compression)
+    const layers = layout.files.length - 4 // oci-layout, index.json, config, manifest
+    return {
+      source: `oci:${dir}`,
+      reusedLayers: 0,
+      mountedLayers: 0,
+      newLayerIndexes: Array.from({ length: layers }, (_, i) => i),
+      cleanup: () => rm(dir, { recursive: true, force: true })
+    }
+  } catch (error) {
+    await rm(dir, { recursive: true, force: true })
+    throw error
+  }
 }
 
 /** `3 layers reused, 1.2 MB uploaded` (pure, for tests). */
@@ -168,19 +203,26 @@ function makePusher(options: PushOptions, hasSkopeo: boolean): Pusher {
   }
   const archivePath = options.archivePath
   if (!archivePath) throw new Error('push-tool: skopeo needs the image archive on disk')
+  const compression = options.compression ?? DEFAULT_LAYER_COMPRESSION
+  const zstd = compression.format === 'zstd'
+  const copyArgs = zstd ? ['--preserve-digests'] : skopeoCompressionArgs(compression)
   const push = async (ref: string, retrying: Retrying): Promise<Pushed> => {
-    const prepared = await preparePush({
-      ref,
-      otherRefs: options.refs.filter(other => other !== ref),
-      reuseFrom: options.reuseFrom ?? [],
-      archivePath,
-      tempDir: options.tempDir,
-      authFile: options.authFile,
-      rawManifest,
-      retrying
-    })
+    const prepared = zstd
+      ? await zstdLayout(archivePath, options.tempDir, compression)
+      : await preparePush({
+          ref,
+          otherRefs: options.refs.filter(other => other !== ref),
+          reuseFrom: options.reuseFrom ?? [],
+          archivePath,
+          tempDir: options.tempDir,
+          authFile: options.authFile,
+          rawManifest,
+          retrying
+        })
     try {
-      const digest = await retrying(`push ${ref}`, () => copy(prepared.source, ref))
+      const digest = await retrying(`push ${ref}`, () =>
+        skopeoCopy(prepared.source, ref, options.tempDir, options.authFile, copyArgs)
+      )
       // The manifest skopeo wrote says how big the uploaded blobs came out.
       const pinned = imageRefFor(ref, digest)
       const pushed = await retrying(`query ${pinned}`, () =>
