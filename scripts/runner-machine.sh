@@ -122,9 +122,10 @@ init() {
     chroot "$root" setpriv --reuid="$user" --regid="$user" --init-groups -- \
       env HOME="$home" sh -c 'mkdir -p /nix/var/nix && nix-store --init'
   fi
-  # The checkout is root's; git refuses a repository another user owns unless told it is safe
-  # (on GitHub the checkout is the runner's own).
-  if [[ $user != root && -d $root$home ]]; then
+  # The checkout is root's (or a contributor's); git refuses a repository another user owns
+  # unless told it is safe (on GitHub the checkout is the runner's own). Written in the
+  # machine's own layer: this machine's files are not touched.
+  if [[ -d $root$home ]]; then
     printf '[safe]\n\tdirectory = *\n' >"$root$home/.gitconfig"
     chown "$user:" "$root$home/.gitconfig"
   fi
