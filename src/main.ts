@@ -71,14 +71,22 @@ async function runPipeline(inputs: Inputs, report: Report): Promise<void> {
 }
 
 /**
- * zstd through docker needs the containerd image store (the classic store pushes gzip): asked
- * of the daemon before anything is installed or built, like any other bad input.
+ * What docker pushes on the classic store it compresses itself, gzip at its own level: zstd
+ * through docker needs the containerd image store. Asked of the daemon before anything is
+ * installed or built, like any other bad input.
  */
 async function checkDaemonTakesCompression(inputs: Inputs): Promise<void> {
   const dockerPushes =
     inputs.push && inputs.pushTool === 'docker' && inputs.load && inputs.systems.length === 0
-  if (!dockerPushes || inputs.compression.format === 'gzip') return
+  const { format, level } = inputs.compression
+  if (!dockerPushes || (format === 'gzip' && level === null)) return
   if ((await daemonImageStore()) === 'containerd') return
+  if (format === 'gzip') {
+    core.notice(
+      'compression-level: docker on the classic image store compresses at its own level when it pushes'
+    )
+    return
+  }
   throw new InputError(
     'compression',
     inputs.compression.format,

@@ -44377,16 +44377,9 @@ async function daemonImageStore() {
 }
 async function loadImage(options) {
     const compression = options.compression ?? DEFAULT_LAYER_COMPRESSION;
+    // The classic store compresses on push, as it always does (gzip, at its own level).
     if ((await daemonImageStore()) === 'containerd')
         return loadCompressed(options, compression);
-    if (compression.format !== 'gzip') {
-        throw new Error(`compression: ${compression.format} needs docker's containerd image store to push with ` +
-            'docker, and this daemon uses the classic store, which pushes gzip only: use ' +
-            'push-tool: skopeo, or turn on the containerd image store');
-    }
-    if (compression.level !== null) {
-        lib_core/* notice */.lm('compression-level: docker on the classic image store compresses at its own level when it pushes');
-    }
     const [metadata, load] = isPlainArchive(options.format)
         ? // docker reads the file itself while the metadata is read by seeking.
             await settleAll([
@@ -48616,15 +48609,21 @@ async function runPipeline(inputs, report) {
         await runSingleImage(inputs, report);
 }
 /**
- * zstd through docker needs the containerd image store (the classic store pushes gzip): asked
- * of the daemon before anything is installed or built, like any other bad input.
+ * What docker pushes on the classic store it compresses itself, gzip at its own level: zstd
+ * through docker needs the containerd image store. Asked of the daemon before anything is
+ * installed or built, like any other bad input.
  */
 async function checkDaemonTakesCompression(inputs) {
     const dockerPushes = inputs.push && inputs.pushTool === 'docker' && inputs.load && inputs.systems.length === 0;
-    if (!dockerPushes || inputs.compression.format === 'gzip')
+    const { format, level } = inputs.compression;
+    if (!dockerPushes || (format === 'gzip' && level === null))
         return;
     if ((await daemonImageStore()) === 'containerd')
         return;
+    if (format === 'gzip') {
+        lib_core/* notice */.lm('compression-level: docker on the classic image store compresses at its own level when it pushes');
+        return;
+    }
     throw new InputError('compression', inputs.compression.format, 'needs push-tool: skopeo, or docker with its containerd image store: this daemon uses the classic store, which pushes gzip only');
 }
 /** Restore the store cache before the build; outputs and post's state say what came back. */

@@ -78,19 +78,8 @@ export async function daemonImageStore(): Promise<ImageStore> {
 
 export async function loadImage(options: LoadOptions): Promise<LoadResult> {
   const compression = options.compression ?? DEFAULT_LAYER_COMPRESSION
+  // The classic store compresses on push, as it always does (gzip, at its own level).
   if ((await daemonImageStore()) === 'containerd') return loadCompressed(options, compression)
-  if (compression.format !== 'gzip') {
-    throw new Error(
-      `compression: ${compression.format} needs docker's containerd image store to push with ` +
-        'docker, and this daemon uses the classic store, which pushes gzip only: use ' +
-        'push-tool: skopeo, or turn on the containerd image store'
-    )
-  }
-  if (compression.level !== null) {
-    core.notice(
-      'compression-level: docker on the classic image store compresses at its own level when it pushes'
-    )
-  }
   const [metadata, load] = isPlainArchive(options.format)
     ? // docker reads the file itself while the metadata is read by seeking.
       await settleAll([
