@@ -1,5 +1,5 @@
 // Image signing's pure parts: reading cosign keys, the simple-signing payload, the `.sig`
-// manifest.
+// manifest, and how the inputs take the key.
 import { describe, expect, test } from '@jest/globals'
 import { generateKeyPairSync, verify } from 'node:crypto'
 import {
@@ -10,6 +10,7 @@ import {
   pemBlock,
   SIGSTORE
 } from '../../__fixtures__/cosign-key.js'
+import { parseInputs } from '../../src/inputs.js'
 import { readSigningKey, SigningKeyError } from '../../src/signing/cosign-key.js'
 import {
   alreadySigned,
@@ -26,6 +27,7 @@ import {
   verifyPayload
 } from '../../src/signing/simple-signing.js'
 import { sha256Digest } from '../../src/image/plain-archive.js'
+import { distinctTargets } from '../../src/stages/sign.js'
 
 const DIGEST = `sha256:${'ab'.repeat(32)}`
 const OTHER_DIGEST = `sha256:${'cd'.repeat(32)}`
@@ -161,6 +163,71 @@ describe('readSigningKey', () => {
   })
 })
 
+describe('parseInputs: signing-key and signing-passphrase', () => {
+  const reader =
+    (values: Record<string, string>) =>
+    (name: string): string =>
+      values[name] ?? ''
+  const base = { registry: '127.0.0.1:5000' }
+
+  test('no key: no signing', () => {
+    expect(parseInputs(reader(base)).signingKey).toBeNull()
+  })
+
+  test('a key and its passphrase: decrypted once, when the inputs are read', () => {
+    const inputs = parseInputs(
+      reader({ ...base, 'signing-key': keys.cosign.pem, 'signing-passphrase': 'correct horse' })
+    )
+    expect(inputs.signingKey?.publicKey.equals(keys.cosign.publicKey)).toBe(true)
+  })
+
+  test('the passphrase is taken as given, spaces included', () => {
+    const made = makeCosignKey(' spaced ')
+    const inputs = parseInputs(
+      reader({ ...base, 'signing-key': made.pem, 'signing-passphrase': ' spaced ' })
+    )
+    expect(inputs.signingKey).not.toBeNull()
+  })
+
+  test.each<[string, Record<string, string>, string]>([
+    [
+      'a wrong passphrase',
+      { 'signing-key': keys.sigstore.pem, 'signing-passphrase': 'not it' },
+      'Input "signing-passphrase": does not decrypt signing-key: it is not the passphrase'
+    ],
+    [
+      'a key that is no PEM',
+      { 'signing-key': 'hunter2-secret' },
+      'Input "signing-key": is not a PEM private key'
+    ],
+    [
+      'a passphrase without a key',
+      { 'signing-passphrase': 'correct horse' },
+      'Input "signing-passphrase": is set but "signing-key" is empty'
+    ]
+  ])('%s fails, naming the input and never the value', (_what, values, message) => {
+    let thrown = ''
+    try {
+      parseInputs(reader({ ...base, ...values }))
+    } catch (error) {
+      thrown = (error as Error).message
+    }
+    expect(thrown).toContain(message)
+    for (const value of Object.values(values)) {
+      expect(thrown).not.toContain(value)
+      for (const line of value.split('\n').filter(l => l.length > 8 && !l.startsWith('-----'))) {
+        expect(thrown).not.toContain(line)
+      }
+    }
+  })
+
+  test('other bad input is reported before the key is decrypted', () => {
+    expect(() =>
+      parseInputs(reader({ ...base, 'signing-key': 'not a key', retries: 'x' }))
+    ).toThrow('Input "retries"')
+  })
+})
+
 describe('simple signing', () => {
   test('the payload is the exact bytes cosign writes for a digest', () => {
     expect(signaturePayload(REPO, DIGEST).toString()).toBe(
@@ -290,5 +357,14 @@ describe('simple signing', () => {
 
   test('no .sig tag yet: no layers', () => {
     expect(existingLayers(null)).toEqual([])
+  })
+})
+
+describe('distinctTargets', () => {
+  test('each repository and digest once, in order', () => {
+    const a = { repository: REPO, digest: DIGEST }
+    const b = { repository: 'ghcr.io/owner/other', digest: DIGEST }
+    const c = { repository: REPO, digest: OTHER_DIGEST }
+    expect(distinctTargets([a, b, a, c, b])).toEqual([a, b, c])
   })
 })

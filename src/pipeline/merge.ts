@@ -12,7 +12,8 @@ import {
   login,
   pushIndexStage,
   resolveTargets,
-  setImagesOutput
+  setImagesOutput,
+  signStage
 } from './common.js'
 import type { ImageResult } from './common.js'
 
@@ -58,10 +59,14 @@ export async function runMerge(inputs: Inputs, report: Report): Promise<void> {
       describeRepositories
     )
   }
-  await pushIndexStage(
+  const entries = images.map(image => image.entry)
+  const index = await pushIndexStage(report, refs, entries, registryOptions)
+  // The platform images too: the copies in the target repositories are new there.
+  await signStage(
+    inputs,
     report,
     refs,
-    images.map(image => image.entry),
+    [...entries.map(entry => entry.digest), index],
     registryOptions
   )
 }

@@ -36,6 +36,7 @@ import {
   pushIndexStage,
   resolveTargets,
   setImagesOutput,
+  signStage,
   skipPush,
   testStage,
   writeImageSbom
@@ -124,7 +125,14 @@ export async function runSystems(inputs: Inputs, report: Report): Promise<void> 
       await finish(i, entry.digest)
     }
     setImagesOutput(results)
-    await pushIndexStage(report, refs, entries, registryOptions)
+    const index = await pushIndexStage(report, refs, entries, registryOptions)
+    await signStage(
+      inputs,
+      report,
+      refs,
+      [...entries.map(entry => entry.digest), index],
+      registryOptions
+    )
   } finally {
     await Promise.all(copies.map(copy => rm(copy, { force: true })))
   }
