@@ -47700,8 +47700,12 @@ suffix = '') {
     lib_core/* setOutput */.uH('sbom', report.sboms.map(s => s.path).join('\n'));
     return sbom.path;
 }
-/** One index of `entries` under every ref (`systems` and `merge`); returns its digest. */
-async function pushIndexStage(report, refs, entries, options) {
+/**
+ * One index of `entries` under every ref (`systems` and `merge`), then the signatures of the
+ * platform images (in the target repositories, where a merge may have just copied them) and
+ * of the index.
+ */
+async function pushIndexStage(inputs, report, refs, entries, options) {
     report.refs = refs.map(ref => `${ref} (not pushed)`);
     const pushed = await report.stage('Push index', () => pushIndex({
         ...options,
@@ -47712,7 +47716,8 @@ async function pushIndexStage(report, refs, entries, options) {
         }
     }), p => `${entries.length} platforms: ${describeOutcomes(p.outcomes)}`);
     setPushOutputs(report, pushed);
-    return pushed.digest;
+    const digests = [...entries.map(entry => entry.digest), pushed.digest];
+    await signStage(inputs, report, refs, digests, options);
 }
 /**
  * Sign every manifest digest pushed (`signing-key`), in every repository of `refs`, once the
@@ -47805,10 +47810,7 @@ async function runMerge(inputs, report) {
             return outcomes;
         }, describeRepositories);
     }
-    const entries = images.map(image => image.entry);
-    const index = await pushIndexStage(report, refs, entries, registryOptions);
-    // The platform images too: the copies in the target repositories are new there.
-    await signStage(inputs, report, refs, [...entries.map(entry => entry.digest), index], registryOptions);
+    await pushIndexStage(inputs, report, refs, images.map(image => image.entry), registryOptions);
 }
 
 ;// CONCATENATED MODULE: ./src/registry/layers.ts
@@ -48484,8 +48486,7 @@ async function runSystems(inputs, report) {
             await finish(i, entry.digest);
         }
         setImagesOutput(results);
-        const index = await pushIndexStage(report, refs, entries, registryOptions);
-        await signStage(inputs, report, refs, [...entries.map(entry => entry.digest), index], registryOptions);
+        await pushIndexStage(inputs, report, refs, entries, registryOptions);
     }
     finally {
         await Promise.all(copies.map(copy => (0,promises_namespaceObject.rm)(copy, { force: true })));

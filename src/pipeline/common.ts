@@ -225,13 +225,18 @@ export async function writeImageSbom(
   return sbom.path
 }
 
-/** One index of `entries` under every ref (`systems` and `merge`); returns its digest. */
+/**
+ * One index of `entries` under every ref (`systems` and `merge`), then the signatures of the
+ * platform images (in the target repositories, where a merge may have just copied them) and
+ * of the index.
+ */
 export async function pushIndexStage(
+  inputs: Inputs,
   report: Report,
   refs: string[],
   entries: IndexEntry[],
   options: RegistryOptions
-): Promise<string> {
+): Promise<void> {
   report.refs = refs.map(ref => `${ref} (not pushed)`)
   const pushed = await report.stage(
     'Push index',
@@ -247,7 +252,8 @@ export async function pushIndexStage(
     p => `${entries.length} platforms: ${describeOutcomes(p.outcomes)}`
   )
   setPushOutputs(report, pushed)
-  return pushed.digest
+  const digests = [...entries.map(entry => entry.digest), pushed.digest]
+  await signStage(inputs, report, refs, digests, options)
 }
 
 /**

@@ -12,8 +12,7 @@ import {
   login,
   pushIndexStage,
   resolveTargets,
-  setImagesOutput,
-  signStage
+  setImagesOutput
 } from './common.js'
 import type { ImageResult } from './common.js'
 
@@ -59,14 +58,11 @@ export async function runMerge(inputs: Inputs, report: Report): Promise<void> {
       describeRepositories
     )
   }
-  const entries = images.map(image => image.entry)
-  const index = await pushIndexStage(report, refs, entries, registryOptions)
-  // The platform images too: the copies in the target repositories are new there.
-  await signStage(
+  await pushIndexStage(
     inputs,
     report,
     refs,
-    [...entries.map(entry => entry.digest), index],
+    images.map(image => image.entry),
     registryOptions
   )
 }

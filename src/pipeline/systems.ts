@@ -36,7 +36,6 @@ import {
   pushIndexStage,
   resolveTargets,
   setImagesOutput,
-  signStage,
   skipPush,
   testStage,
   writeImageSbom
@@ -125,14 +124,7 @@ export async function runSystems(inputs: Inputs, report: Report): Promise<void> 
       await finish(i, entry.digest)
     }
     setImagesOutput(results)
-    const index = await pushIndexStage(report, refs, entries, registryOptions)
-    await signStage(
-      inputs,
-      report,
-      refs,
-      [...entries.map(entry => entry.digest), index],
-      registryOptions
-    )
+    await pushIndexStage(inputs, report, refs, entries, registryOptions)
   } finally {
     await Promise.all(copies.map(copy => rm(copy, { force: true })))
   }
