@@ -7,6 +7,7 @@
 // action's memory (masks, no argv, no env of the commands it runs, no file), and a wrong
 // passphrase fails before anything is built or pushed.
 import { afterAll, describe, expect, test } from '@jest/globals'
+import { execFileSync } from 'node:child_process'
 import { verify } from 'node:crypto'
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
@@ -400,6 +401,83 @@ describe('signing-key', () => {
     const tags = await fetch(`http://${registry()}/v2/e2e/signed-never/tags/list`)
     expect(tags.status).toBe(404)
     expect(result.outputs.signatures).toBeUndefined()
+  })
+})
+
+describe('signing-key with a registry that wants a login', () => {
+  const USER = 'signer'
+  const PASSWORD = 'S1gning-Pa55-word'
+  const basic = `Basic ${Buffer.from(`${USER}:${PASSWORD}`).toString('base64')}`
+
+  /** The .sig layer's payload and signature, read with the login, checked with Node's crypto. */
+  async function expectSignedBehindLogin(host: string, name: string, digest: string, key: TestKey) {
+    const tag = `${digest.replace(':', '-')}.sig`
+    const headers = { Authorization: basic, Accept: 'application/vnd.oci.image.manifest.v1+json' }
+    const manifest = (await (
+      await fetch(`http://${host}/v2/${name}/manifests/${tag}`, { headers })
+    ).json()) as { layers: SignatureLayer[] }
+    expect(manifest.layers).toHaveLength(1)
+    const layer = manifest.layers[0] as SignatureLayer
+    const blob = await fetch(`http://${host}/v2/${name}/blobs/${layer.digest}`, { headers })
+    const payload = Buffer.from(await blob.arrayBuffer())
+    const signature = Buffer.from(layer.annotations?.[ANNOTATION] ?? '', 'base64')
+    expect(verify('sha256', payload, key.publicKey, signature)).toBe(true)
+    expect(JSON.parse(payload.toString())).toMatchObject({
+      critical: {
+        identity: { 'docker-reference': `${host}/${name}` },
+        image: { 'docker-manifest-digest': digest }
+      }
+    })
+  }
+
+  test("the push's credentials sign too: the action's own login, and an earlier docker login", async () => {
+    const dir = process.env.NCA_SERVICES_DIR as string
+    const host = execFileSync(
+      'scripts/services.sh',
+      ['registry', dir, `sign-${process.pid}`, '--htpasswd', USER, PASSWORD],
+      { encoding: 'utf8' }
+    ).trim()
+    // username and password: the action logs in (docker, into its private config).
+    const own = await action(
+      {
+        flake: example,
+        image: `${host}/e2e/signed-login`,
+        tags: 'v1',
+        username: USER,
+        password: PASSWORD,
+        ...signing(keys.sigstore)
+      },
+      { machine: freshMachine() }
+    )
+    expectSuccess(own)
+    await expectSignedBehindLogin(
+      host,
+      'e2e/signed-login',
+      own.outputs.digest as string,
+      keys.sigstore
+    )
+    // An earlier step's docker login (docker/login-action), push-tool skopeo.
+    const machine = freshMachine()
+    execInMachine(machine, ['docker', 'login', '--username', USER, '--password-stdin', host], {
+      input: PASSWORD
+    })
+    const earlier = await action(
+      {
+        flake: example,
+        image: `${host}/e2e/signed-earlier-login`,
+        tags: 'v1',
+        'push-tool': 'skopeo',
+        ...signing(keys.cosign)
+      },
+      { machine }
+    )
+    expectSuccess(earlier)
+    await expectSignedBehindLogin(
+      host,
+      'e2e/signed-earlier-login',
+      earlier.outputs.digest as string,
+      keys.cosign
+    )
   })
 })
 
