@@ -87,6 +87,25 @@ export function dockerHostFor(os) {
 }
 
 /**
+ * The checkout, and the repository it belongs to when that lies outside it: a git worktree's
+ * `.git` is a file naming the main repository's, which Nix reads to evaluate a flake in it.
+ */
+function checkoutDirs() {
+  const dirs = [repoRoot]
+  try {
+    const common = execFileSync(
+      'git',
+      ['-C', repoRoot, 'rev-parse', '--path-format=absolute', '--git-common-dir'],
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }
+    ).trim()
+    if (common && !common.startsWith(repoRoot + path.sep)) dirs.push(common)
+  } catch {
+    // Not a git checkout (an unpacked tarball): the flakes are plain paths.
+  }
+  return dirs
+}
+
+/**
  * Start a machine. shape: 'none' | 'single-user' | 'daemon' | 'root' (see runner-machine.sh);
  * os: 'debian12' | 'debian13'. Steps and commands run as `user`, or as root for the 'root' shape.
  * @returns {import('./runner-machine.d.mts').Machine}
@@ -99,7 +118,7 @@ export function startMachine(
   const runAs = shape === 'root' ? 'root' : user
   const dir = fs.mkdtempSync('/tmp/nca-machine-')
   // The checkout (the action's bundles, the flakes) is shared with a machine of another OS.
-  const binds = { NCA_MACHINE_BINDS: repoRoot }
+  const binds = { NCA_MACHINE_BINDS: checkoutDirs().join(':') }
   const [command, ...args] = asRoot([script, 'start', dir, shape, runAs, os])
   const pid = Number(
     execFileSync(command, args, { encoding: 'utf8', env: { ...process.env, ...binds } }).trim()

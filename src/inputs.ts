@@ -8,6 +8,8 @@ import { NIX_VERSION_PATTERN, PINNED_NIX_VERSION } from './nix/release.js'
 import { runnerSystem } from './image/platform.js'
 import { COMPRESSION_LEVELS, LAYER_COMPRESSION_FORMATS } from './image/layer-compression.js'
 import type { LayerCompression } from './image/layer-compression.js'
+import { readSigningKey, SigningKeyError } from './signing/cosign-key.js'
+import type { SigningKey } from './signing/cosign-key.js'
 import { errorMessage } from './errors.js'
 
 export type PushTool = 'docker' | 'skopeo'
@@ -51,6 +53,8 @@ export interface Inputs {
   testTimeout: number
   /** `compression` and `compression-level`: how pushed layers are compressed. */
   compression: LayerCompression
+  /** `signing-key`, decrypted with `signing-passphrase`: sign every pushed digest; null: don't. */
+  signingKey: SigningKey | null
 }
 
 /** Whether the image is run before the push (`test` or `test-url`). */
@@ -66,10 +70,24 @@ export class InputError extends Error {
   }
 }
 
+/** A bad secret input: the message names the input and why, never the value. */
+export class SecretInputError extends Error {
+  constructor(name: string, reason: string) {
+    super(`Input "${name}": ${reason}`)
+    this.name = 'InputError'
+  }
+}
+
 /** Reads one raw input; the runner passes every declared input, defaults included. */
 export type InputReader = (name: string) => string
 
-const readActionInput: InputReader = name => core.getInput(name)
+/** Secret inputs read as they are (a passphrase may begin or end with a space, as cosign reads it). */
+const UNTRIMMED_INPUTS = ['signing-passphrase']
+/** Inputs whose INPUT_* variable is removed once read, so that no command the action runs inherits it. */
+const SECRET_INPUTS = ['signing-key', 'signing-passphrase']
+
+const readActionInput: InputReader = name =>
+  core.getInput(name, { trimWhitespace: !UNTRIMMED_INPUTS.includes(name) })
 
 // The values @actions/core's getBooleanInput accepts (YAML 1.2 core schema).
 const TRUE_VALUES = ['true', 'True', 'TRUE']
@@ -123,9 +141,16 @@ export function parseInputs(read: InputReader = readActionInput): Inputs {
 
   const password = text('password')
   const githubToken = text('github-token')
+  const signingKey = read('signing-key').trim()
+  const signingPassphrase = read('signing-passphrase')
   // Masked first, so that nothing below (not even an error) can print them.
   if (password) core.setSecret(password)
   if (githubToken) core.setSecret(githubToken)
+  maskSecret(signingKey)
+  maskSecret(signingPassphrase)
+  if (read === readActionInput) {
+    for (const name of SECRET_INPUTS) delete process.env[`INPUT_${name.toUpperCase()}`]
+  }
 
   const inputs: Inputs = {
     flake: text('flake') ?? '.',
@@ -157,10 +182,48 @@ export function parseInputs(read: InputReader = readActionInput): Inputs {
     test: parseTestCommand(read('test')),
     testUrl: parseTestUrl(text('test-url')),
     testTimeout: parseTestTimeout(text('test-timeout') ?? String(DEFAULT_TEST_TIMEOUT)),
-    compression: parseCompression(text('compression') ?? 'gzip', text('compression-level'))
+    compression: parseCompression(text('compression') ?? 'gzip', text('compression-level')),
+    signingKey: null
   }
   checkCombinations(inputs)
+  // Last: decrypting takes scrypt's tenth of a second or more, and every cheaper check is done.
+  inputs.signingKey = parseSigningKey(signingKey, signingPassphrase)
   return inputs
+}
+
+/**
+ * Mask a secret whole and line by line: the runner matches masks within one line of the log,
+ * so a PEM key is masked by its base64 lines (its BEGIN and END lines are no secret).
+ */
+function maskSecret(value: string): void {
+  if (value === '') return
+  core.setSecret(value)
+  for (const line of value.split(/\r?\n/)) {
+    const trimmed = line.trim()
+    if (trimmed !== '' && trimmed !== value && !/^-----(BEGIN|END) /.test(trimmed)) {
+      core.setSecret(trimmed)
+    }
+  }
+}
+
+/** `signing-key` decrypted with `signing-passphrase` (an empty passphrase is cosign's too). */
+function parseSigningKey(pem: string, passphrase: string): SigningKey | null {
+  if (pem === '') {
+    if (passphrase !== '') {
+      throw new SecretInputError(
+        'signing-passphrase',
+        'is set but "signing-key" is empty: give the key too, or neither'
+      )
+    }
+    return null
+  }
+  try {
+    return readSigningKey(pem, passphrase)
+  } catch (error) {
+    if (error instanceof SigningKeyError) throw new SecretInputError(error.input, error.message)
+    // Anything else (scrypt, the key parser) may not say why without quoting: say what failed.
+    throw new SecretInputError('signing-key', 'could not be read as a cosign private key')
+  }
 }
 
 function parseAttribute(value: string): string {

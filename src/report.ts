@@ -35,6 +35,8 @@ export class Report {
   platforms: PlatformRow[] = []
   /** A `test` or `test-url` ran and passed: the `tested` output. */
   tested = false
+  /** `<repository>:sha256-<hex>.sig` of each digest signed: the `signatures` output. */
+  signatures: string[] = []
 
   skip(name: string, why: string): void {
     core.info(`${name}: skipped (${why})`)
@@ -93,6 +95,9 @@ export function renderSummary(report: Report): string {
   }
   if (report.digest) lines.push(`**Digest:** \`${report.digest}\``, '')
   if (report.imageRef) lines.push(`**Image ref:** \`${report.imageRef}\``, '')
+  if (report.signatures.length > 0) {
+    lines.push('**Signatures**', '', ...report.signatures.map(ref => `- \`${ref}\``), '')
+  }
   for (const sbom of report.sboms) {
     lines.push(`**SBOM:** \`${sbom.path}\` (CycloneDX, ${sbom.componentCount} components)`, '')
   }

@@ -17,10 +17,11 @@ import { buildImage, installable } from '../stages/build.js'
 import { inspectImage, loadImage } from '../stages/load.js'
 import { authFileOf, loginToRegistries } from '../stages/login.js'
 import { describeTest, testImage } from '../stages/test.js'
+import { signImages } from '../stages/sign.js'
 import type { LoginSession } from '../stages/login.js'
-import { pushIndex } from '../registry/index-push.js'
+import { pushIndex, repositoriesOf } from '../registry/index-push.js'
 import type { RegistryOptions } from '../registry/index-push.js'
-import type { PushResult, RefOutcome, RepositoryOutcome } from '../registry/outcome.js'
+import type { PushResult, RepositoryOutcome } from '../registry/outcome.js'
 import { errorMessage } from '../errors.js'
 import { runnerTemp } from '../temp.js'
 
@@ -157,6 +158,7 @@ export function resolveTargets(
 export function skipPush(report: Report): void {
   report.skip('Login', 'push: false')
   report.skip('Push', 'push: false')
+  report.skip('Sign', 'push: false')
 }
 
 /** Log in to the registries of `refs` when credentials are given; what pushes then need. */
@@ -228,8 +230,13 @@ export async function writeImageSbom(
   return sbom.path
 }
 
-/** One index of `entries` under every ref (`systems` and `merge`). */
+/**
+ * One index of `entries` under every ref (`systems` and `merge`), then the signatures of the
+ * platform images (in the target repositories, where a merge may have just copied them) and
+ * of the index.
+ */
 export async function pushIndexStage(
+  inputs: Inputs,
   report: Report,
   refs: string[],
   entries: IndexEntry[],
@@ -250,6 +257,49 @@ export async function pushIndexStage(
     p => `${entries.length} platforms: ${describeOutcomes(p.outcomes)}`
   )
   setPushOutputs(report, pushed)
+  const digests = [...entries.map(entry => entry.digest), pushed.digest]
+  await signStage(inputs, report, refs, digests, options)
+}
+
+/**
+ * Sign every manifest digest pushed (`signing-key`), in every repository of `refs`, once the
+ * push is done: the `signatures` output. A failure fails the step and says that the image is
+ * in the registry, unsigned or partly signed.
+ */
+export async function signStage(
+  inputs: Inputs,
+  report: Report,
+  refs: readonly string[],
+  digests: readonly string[],
+  options: RegistryOptions
+): Promise<void> {
+  const key = inputs.signingKey
+  if (key === null) {
+    report.skip('Sign', 'no signing-key')
+    return
+  }
+  const targets = digests.flatMap(digest =>
+    repositoriesOf(refs).map(repository => ({ repository, digest }))
+  )
+  await report.stage(
+    'Sign',
+    () =>
+      signImages({
+        ...options,
+        key,
+        targets,
+        onOutcome: outcome => {
+          report.signatures.push(outcome.ref)
+          core.setOutput('signatures', report.signatures.join('\n'))
+        }
+      }).catch((error: unknown) => {
+        const pushed = report.digest ?? digests[digests.length - 1] ?? ''
+        throw new Error(`The image was pushed (${pushed}), but ${errorMessage(error)}`, {
+          cause: error
+        })
+      }),
+    describeOutcomes
+  )
 }
 
 export function setPushOutputs(report: Report, pushed: PushResult): void {
@@ -270,8 +320,8 @@ export function setImagesOutput(images: readonly ImageResult[]): void {
   core.setOutput('images', JSON.stringify(entries))
 }
 
-/** `2 pushed, 1 up to date` */
-export function describeOutcomes(outcomes: readonly RefOutcome[]): string {
+/** `2 pushed, 1 up to date` (or `2 signed, 1 up to date`) */
+export function describeOutcomes(outcomes: readonly { action: string }[]): string {
   const counts = new Map<string, number>()
   for (const { action } of outcomes) counts.set(action, (counts.get(action) ?? 0) + 1)
   return [...counts].map(([action, count]) => `${count} ${action}`).join(', ')

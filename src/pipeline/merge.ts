@@ -59,6 +59,7 @@ export async function runMerge(inputs: Inputs, report: Report): Promise<void> {
     )
   }
   await pushIndexStage(
+    inputs,
     report,
     refs,
     images.map(image => image.entry),

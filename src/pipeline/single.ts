@@ -11,6 +11,7 @@ import type { Report } from '../report.js'
 import { saveState, StateKey } from '../state.js'
 import { describeTransfer, pushImage } from '../stages/push.js'
 import { resolveReuseFrom } from '../registry/refs.js'
+import { requireSkopeo } from '../registry/index-push.js'
 import { tagImage } from '../stages/tag.js'
 import {
   build,
@@ -21,6 +22,7 @@ import {
   resolveTargets,
   setImagesOutput,
   setPushOutputs,
+  signStage,
   skipPush,
   testStage,
   writeImageSbom
@@ -108,6 +110,8 @@ async function tagAndPush(
     skipPush(report)
     return { refs, digest: null }
   }
+  // The signature is pushed with skopeo whatever the push tool: known before anything is pushed.
+  if (inputs.signingKey) await requireSkopeo('signing-key (the signature is pushed with skopeo)')
   const options = await login(inputs, report, refs)
   // Each ref is reported as it is done, so a partial push shows what made it.
   report.refs = refs.map(ref => `${ref} (not pushed)`)
@@ -133,5 +137,6 @@ async function tagAndPush(
     p => `${describeOutcomes(p.outcomes)} with ${inputs.pushTool}`
   )
   setPushOutputs(report, pushed)
+  await signStage(inputs, report, refs, [pushed.digest], options)
   return { refs, digest: pushed.digest }
 }

@@ -124,7 +124,7 @@ export async function runSystems(inputs: Inputs, report: Report): Promise<void> 
       await finish(i, entry.digest)
     }
     setImagesOutput(results)
-    await pushIndexStage(report, refs, entries, registryOptions)
+    await pushIndexStage(inputs, report, refs, entries, registryOptions)
   } finally {
     await Promise.all(copies.map(copy => rm(copy, { force: true })))
   }
