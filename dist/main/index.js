@@ -31609,6 +31609,24 @@ module.exports = {
 
 /***/ }),
 
+/***/ 3916:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   T: () => (/* binding */ firstLine),
+/* harmony export */   g: () => (/* binding */ errorMessage)
+/* harmony export */ });
+// What an error says, whatever was thrown.
+function errorMessage(error) {
+    return error instanceof Error ? error.message : String(error);
+}
+function firstLine(text) {
+    return text.split('\n')[0] ?? '';
+}
+
+
+/***/ }),
+
 /***/ 4893:
 /***/ ((module) => {
 
@@ -41605,15 +41623,8 @@ function validateRegistry(value) {
     }
 }
 
-;// CONCATENATED MODULE: ./src/errors.ts
-// What an error says, whatever was thrown.
-function errors_errorMessage(error) {
-    return error instanceof Error ? error.message : String(error);
-}
-function firstLine(text) {
-    return text.split('\n')[0] ?? '';
-}
-
+// EXTERNAL MODULE: ./src/errors.ts
+var errors = __nccwpck_require__(3916);
 ;// CONCATENATED MODULE: ./src/registry/refs.ts
 // Turning `tags`, `merge` and `reuse-from` entries into full references, with one rule for
 // which entries are references already (isFullReference). The grammar is in reference.ts.
@@ -41639,7 +41650,7 @@ function labelled(label, value, parse) {
         return parse();
     }
     catch (error) {
-        const reason = errors_errorMessage(error);
+        const reason = (0,errors/* errorMessage */.g)(error);
         throw new Error(`invalid ${label} ${quote(value)}: ${reason}`);
     }
 }
@@ -42216,7 +42227,7 @@ function parseRegistry(value) {
         validateRegistry(value);
     }
     catch (error) {
-        throw new InputError('registry', value, `is not a registry host: ${errors_errorMessage(error)}`);
+        throw new InputError('registry', value, `is not a registry host: ${(0,errors/* errorMessage */.g)(error)}`);
     }
     return value;
 }
@@ -42231,7 +42242,7 @@ function parseTagEntry(name, value) {
     }
     catch (error) {
         const expected = name === 'reuse-from' ? 'a reference or tag' : 'a valid tag';
-        throw new InputError(name, value, `is not ${expected}: ${errors_errorMessage(error)}`);
+        throw new InputError(name, value, `is not ${expected}: ${(0,errors/* errorMessage */.g)(error)}`);
     }
     return value;
 }
@@ -42267,7 +42278,7 @@ function parseOrFail(name, value) {
         return parseReference(value);
     }
     catch (error) {
-        throw new InputError(name, value, `is not a valid image reference: ${errors_errorMessage(error)}`);
+        throw new InputError(name, value, `is not a valid image reference: ${(0,errors/* errorMessage */.g)(error)}`);
     }
 }
 /** Values that are each fine but cannot work together. */
@@ -42591,7 +42602,7 @@ async function exec_run(command, args, options = {}) {
     }
     catch (error) {
         // @actions/exec throws when the program cannot be found or started.
-        throw new CommandError(argv, null, errors_errorMessage(error));
+        throw new CommandError(argv, null, (0,errors/* errorMessage */.g)(error));
     }
     if (result.exitCode !== 0 && !options.allowFailure) {
         const stderr = limit && result.exitCode === TIMED_OUT
@@ -42760,13 +42771,13 @@ async function scanLayerAt(archivePath, layer) {
     }
     catch (error) {
         if (!(await isGzipAt(archivePath, layer.offset))) {
-            scan.error = errors_errorMessage(error);
+            scan.error = (0,errors/* errorMessage */.g)(error);
             return scan;
         }
         const end = layer.offset + layer.size - 1;
         const lister = storePathLister(scan.paths);
         await (0,external_node_stream_promises_namespaceObject.pipeline)((0,external_node_fs_.createReadStream)(archivePath, { start: layer.offset, end }), lister).catch((failure) => {
-            scan.error = errors_errorMessage(failure);
+            scan.error = (0,errors/* errorMessage */.g)(failure);
         });
     }
     return scan;
@@ -42802,7 +42813,7 @@ class StreamLayerScanner {
         const scan = { paths: new Set(), error: null };
         this.scans.set(name, scan);
         const fail = (error) => {
-            scan.error ??= errors_errorMessage(error);
+            scan.error ??= (0,errors/* errorMessage */.g)(error);
         };
         const inner = storePathLister(scan.paths);
         inner.on('error', fail);
@@ -42867,7 +42878,7 @@ async function listing(read) {
         return { paths: await read() };
     }
     catch (error) {
-        return { error: errors_errorMessage(error) };
+        return { error: (0,errors/* errorMessage */.g)(error) };
     }
 }
 // Configs and manifest.json are small; layers are not read into memory.
@@ -43277,7 +43288,7 @@ const TRANSIENT = [
 function failureText(error) {
     if (error instanceof CommandError)
         return `${error.stderr}\n${error.message}`;
-    return errors_errorMessage(error);
+    return (0,errors/* errorMessage */.g)(error);
 }
 /** Decide whether a failure is worth another attempt (pure, for tests). */
 function classifyFailure(text) {
@@ -43524,7 +43535,7 @@ function withRegistryRetries(what, ref, policy, operation) {
 /** For a 429, ask the ref's registry how long to wait. */
 function retryAfterFor(ref) {
     return async (error) => {
-        const text = errors_errorMessage(error);
+        const text = (0,errors/* errorMessage */.g)(error);
         const domain = parseReference(ref).domain;
         if (!domain || !classifyFailure(text).reason.startsWith('429'))
             return null;
@@ -43753,7 +43764,7 @@ function commonDigest(outcomes) {
 }
 /** The failure, and which refs made it before it (pure, for tests). */
 function partialPushMessage(error, done, refs) {
-    const reason = errors_errorMessage(error);
+    const reason = (0,errors/* errorMessage */.g)(error);
     if (done.length === 0)
         return reason;
     const doneRefs = done.map(outcome => outcome.ref);
@@ -44831,7 +44842,7 @@ async function probeUrl(url, timeoutMs) {
             return { error: reason.code };
         if (typeof reason.message === 'string')
             return { error: reason.message };
-        return { error: errors_errorMessage(error) };
+        return { error: (0,errors/* errorMessage */.g)(error) };
     }
 }
 async function containerState(name) {
@@ -44882,7 +44893,7 @@ async function removeContainer(name) {
         return result.stdout.trim() !== '';
     }
     catch (error) {
-        lib_core/* warning */.$e(`could not remove the test container ${name}: ${errors_errorMessage(error)}`);
+        lib_core/* warning */.$e(`could not remove the test container ${name}: ${(0,errors/* errorMessage */.g)(error)}`);
         return false;
     }
 }
@@ -44912,7 +44923,7 @@ async function build(inputs) {
         nixArgs: inputs.nixArgs
     });
     const format = await detectFormat(storePath).catch((error) => {
-        const reason = errors_errorMessage(error);
+        const reason = (0,errors/* errorMessage */.g)(error);
         throw new Error(`${installable(inputs)} built ${reason}`);
     });
     lib_core/* info */.pq(`${storePath} is ${describeFormat(format)}`);
@@ -45028,7 +45039,7 @@ suffix = '') {
         dir: runnerTemp()
     }).catch((error) => {
         const done = image.digest ? `was pushed (${image.digest})` : 'is fine';
-        throw new Error(`The image ${done}, but its SBOM failed: ${errors_errorMessage(error)}`);
+        throw new Error(`The image ${done}, but its SBOM failed: ${(0,errors/* errorMessage */.g)(error)}`);
     }), s => `${s.componentCount} store paths: ${s.path}`);
     report.sboms.push(sbom);
     lib_core/* setOutput */.uH('sbom', report.sboms.map(s => s.path).join('\n'));
@@ -45373,7 +45384,7 @@ async function preparePush(options) {
         lib_core/* notice */.lm(`reuse-from ${ref} is not in the registry of ${options.ref}: not used`);
     }
     const remotes = await Promise.all(candidates.map(candidate => remoteLayersFor(candidate, image, options).catch((error) => {
-        lib_core/* warning */.$e(`${candidate}: could not read its layers (${errors_errorMessage(error)}); not reused`);
+        lib_core/* warning */.$e(`${candidate}: could not read its layers (${(0,errors/* errorMessage */.g)(error)}); not reused`);
         return new Map();
     })));
     const targetRepository = repositoryOf(parseReference(options.ref));
@@ -45448,7 +45459,7 @@ async function mountOtherRepositories(planned, options) {
         };
         return options
             .retrying(`mount ${digest} from ${remote.repository}`, () => mountBlob(request, credentials))
-            .catch((error) => ({ mounted: false, reason: errors_errorMessage(error) }))
+            .catch((error) => ({ mounted: false, reason: (0,errors/* errorMessage */.g)(error) }))
             .then(result => {
             if (!result.mounted)
                 lib_core/* info */.pq(`${digest} not mounted from ${remote.repository}: ${result.reason}; uploading it`);
@@ -45907,8 +45918,8 @@ class Report {
             return result;
         }
         catch (error) {
-            const message = errors_errorMessage(error);
-            this.stages.push({ name, status: 'failed', detail: firstLine(message), seconds: seconds() });
+            const message = (0,errors/* errorMessage */.g)(error);
+            this.stages.push({ name, status: 'failed', detail: (0,errors/* firstLine */.T)(message), seconds: seconds() });
             throw error;
         }
     }
@@ -46931,7 +46942,7 @@ async function expectedSha256(version, system, url) {
             return { sha256: parseSha256File(text), from: source.url };
         }
         catch (error) {
-            throw new Error(`${source.url} ${errors_errorMessage(error)}`);
+            throw new Error(`${source.url} ${(0,errors/* errorMessage */.g)(error)}`);
         }
     }
     finally {
@@ -46943,7 +46954,7 @@ async function download(url, what) {
         return await downloadTool(url, (0,external_node_path_.join)(runnerTemp(), (0,external_node_crypto_.randomUUID)()));
     }
     catch (error) {
-        throw new Error(`could not download ${what} from ${url}: ${errors_errorMessage(error)}`);
+        throw new Error(`could not download ${what} from ${url}: ${(0,errors/* errorMessage */.g)(error)}`);
     }
 }
 async function sha256File(file) {
@@ -47155,7 +47166,7 @@ async function allowUserNamespaces(options = {}) {
     }
     catch (error) {
         lib_core/* warning */.$e(`${USERNS_SYSCTL} is 1 and could not be set to 0 (sudo -n sysctl failed: ` +
-            `${errors_errorMessage(error)}): sandboxed builds of this single-user Nix will fail to set up ` +
+            `${(0,errors/* errorMessage */.g)(error)}): sandboxed builds of this single-user Nix will fail to set up ` +
             `their user namespace. Give the job passwordless sudo, or add "sandbox = false" to nix-conf`);
         return 'failed';
     }
@@ -47708,6 +47719,476 @@ async function prune_pruneSuperseded(scope, env, token) {
     }
 }
 
+;// CONCATENATED MODULE: ./src/cache/extract.ts
+// Extracting a store cache archive, which is untrusted input, confined to a folder: nothing is
+// written outside it, whatever the archive holds. Every member is checked before anything is
+// written for it, against the rules below and the layout the caller expects; the first member
+// that breaks one stops the writing: the rest of the archive is only read, to name every member
+// that breaks one (RefusedMembers), and the caller discards what was extracted (the whole
+// entry). Only regular files, directories, symbolic links and
+// hard links are written, each by this process with calls that never follow a symbolic link
+// (O_EXCL | O_NOFOLLOW, mkdir, symlink, link), owned by the user that runs the action, with the
+// modes Nix gives the store (0444 or 0555 for files, 0555 for directories): no special bits, no
+// device, no owner taken from the archive. Refused:
+// - a name that is absolute, holds `..`, or an empty or `.` part;
+// - a member inside a member that is not a directory (a symbolic link: the classic way out,
+//   a symlink to a folder outside followed by a file "through" it);
+// - a hard link whose target is not a regular file extracted before it from the same archive;
+// - a device, a FIFO, or any other type; setuid, setgid or sticky bits;
+// - a second member of the same name (it would replace or write through the first);
+// - anything the layout does not have where it stands (which also keeps symbolic links out of
+//   everything but the store paths' own trees).
+
+
+
+
+
+
+/** A member that may not be extracted. */
+class RefusedMember extends Error {
+    member;
+    why;
+    constructor(member, why) {
+        super(`${JSON.stringify(member)} is ${why}`);
+        this.member = member;
+        this.why = why;
+        this.name = 'RefusedMember';
+    }
+}
+/** How many refused members an error names. */
+const NAMED_AT_MOST = 20;
+/** The members of an archive that may not be extracted, each named with why. */
+class RefusedMembers extends Error {
+    refused;
+    constructor(refused) {
+        const named = refused.slice(0, NAMED_AT_MOST).map(r => r.message);
+        const more = refused.length > NAMED_AT_MOST ? `; and ${refused.length - NAMED_AT_MOST} more` : '';
+        super(refused.length === 1
+            ? `its member ${named.join('')}`
+            : `${refused.length} of its members may not be extracted: ${named.join('; ')}${more}`);
+        this.refused = refused;
+        this.name = 'RefusedMembers';
+    }
+}
+const KINDS = {
+    File: 'file',
+    OldFile: 'file',
+    ContiguousFile: 'file',
+    Directory: 'directory',
+    SymbolicLink: 'symlink',
+    Link: 'hardlink'
+};
+const TYPE_NAMES = {
+    CharacterDevice: 'a character device',
+    BlockDevice: 'a block device',
+    FIFO: 'a FIFO'
+};
+const SPECIAL_BITS = 0o7000;
+/** What is wrong with a member's name or a hard link's target, or null. */
+function nameProblem(name) {
+    if (name.startsWith('/'))
+        return 'an absolute name';
+    const parts = name.split('/');
+    if (parts.includes('..'))
+        return 'a name with `..`';
+    if (parts.some(part => part === '' || part === '.'))
+        return 'a name with an empty or `.` part';
+    return null;
+}
+function fits(kind, place) {
+    if (place === 'tree')
+        return true;
+    return kind === place;
+}
+/**
+ * Check one member against the rules and the layout (pure, but for `written`, which the caller
+ * updates once the member is written): its name's parts and its kind, or a RefusedMember.
+ * Parents of the member that `written` does not know are checked by the caller on disk.
+ */
+function checkMember(member, written, layout) {
+    // A directory's name ends with a slash in the archive.
+    const name = member.type === 'Directory' ? member.path.replace(/\/+$/, '') : member.path;
+    const refuse = (why) => new RefusedMember(member.path, why);
+    const problem = nameProblem(name);
+    if (problem !== null)
+        throw refuse(problem);
+    const parts = name.split('/');
+    const kind = KINDS[member.type];
+    if (kind === undefined) {
+        throw refuse(TYPE_NAMES[member.type] ?? `of type ${member.type} (not a file, directory or link)`);
+    }
+    const mode = member.mode ?? 0;
+    if ((mode & SPECIAL_BITS) !== 0) {
+        throw refuse(`setuid, setgid or sticky (mode ${(mode & 0o7777).toString(8).padStart(4, '0')})`);
+    }
+    for (let i = parts.length - 1; i > 0; i--) {
+        const parent = parts.slice(0, i).join('/');
+        const there = written.get(parent);
+        if (there === undefined)
+            continue;
+        if (there !== 'directory' && there !== 'implicit') {
+            throw refuse(`inside ${JSON.stringify(parent)}, a ${there === 'symlink' ? 'symbolic link' : there === 'hardlink' ? 'hard link' : 'file'}`);
+        }
+        break; // checked when it was written, with its own parents
+    }
+    const before = written.get(name);
+    if (before !== undefined && !(before === 'implicit' && kind === 'directory')) {
+        throw refuse('a second member of that name');
+    }
+    const place = layout(parts);
+    if (place === null)
+        throw refuse("not part of the store cache's layout");
+    if (!fits(kind, place))
+        throw refuse(`a ${describeKind(kind)} where the layout has a ${place}`);
+    if (kind === 'hardlink') {
+        const target = member.linkpath ?? '';
+        const targetProblem = nameProblem(target);
+        if (targetProblem !== null) {
+            throw refuse(`a hard link to ${JSON.stringify(target)}, ${targetProblem}`);
+        }
+        if (written.get(target) !== 'file') {
+            throw refuse(`a hard link to ${JSON.stringify(target)}, not a file extracted before it from this archive`);
+        }
+    }
+    return { name, parts, kind, place };
+}
+function describeKind(kind) {
+    return kind === 'symlink' ? 'symbolic link' : kind === 'hardlink' ? 'hard link' : kind;
+}
+// --- the archive's bytes -------------------------------------------------------------------
+const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
+const GZIP_MAGIC = Buffer.from([0x1f, 0x8b]);
+/** As @actions/cache's own extraction (`unzstd --long=30`): a window of up to 1 GiB. */
+const ZSTD_WINDOW_LOG_MAX = 30;
+const READ_CHUNK = 1 << 20;
+/** Node's own zstd (Node 22.15 and 23.8 on; the action runs on 24), or null (Node 20). */
+function nodeZstd() {
+    const z = external_node_zlib_;
+    const param = z.constants.ZSTD_d_windowLogMax;
+    if (typeof z.createZstdDecompress !== 'function' || param === undefined)
+        return null;
+    return { create: z.createZstdDecompress.bind(external_node_zlib_), windowLogMax: param };
+}
+function startsWith(head, magic) {
+    return head.subarray(0, magic.length).equals(magic);
+}
+/**
+ * The archive as a tar stream: decompressed from zstd (what @actions/cache writes) by Node when
+ * it can, else by the `zstd` program through a pipe (@actions/cache saves zstd only where that
+ * program is installed); gzip (its fallback without zstd) by Node. `done` settles when the
+ * decompression has ended (a program's exit status).
+ */
+function tarStream(archive) {
+    const head = Buffer.alloc(4);
+    const fd = (0,external_node_fs_.openSync)(archive, 'r');
+    try {
+        (0,external_node_fs_.readSync)(fd, head, 0, head.length, 0);
+    }
+    finally {
+        (0,external_node_fs_.closeSync)(fd);
+    }
+    const file = () => (0,external_node_fs_.createReadStream)(archive, { highWaterMark: READ_CHUNK });
+    const through = (decompress) => {
+        const source = file();
+        source.on('error', error => decompress.destroy(error));
+        decompress.on('close', () => source.destroy());
+        source.pipe(decompress);
+        return { stdout: decompress, done: (0,external_node_events_.once)(decompress, 'end').then(() => undefined) };
+    };
+    if (startsWith(head, ZSTD_MAGIC)) {
+        const node = nodeZstd();
+        if (node === null) {
+            return spawnProducer('zstd', ['-d', '-c', `--long=${ZSTD_WINDOW_LOG_MAX}`, '--', archive]);
+        }
+        const decompress = node.create({
+            chunkSize: READ_CHUNK,
+            params: { [node.windowLogMax]: ZSTD_WINDOW_LOG_MAX }
+        });
+        return through(decompress);
+    }
+    if (startsWith(head, GZIP_MAGIC))
+        return through(external_node_zlib_.createGunzip({ chunkSize: READ_CHUNK }));
+    const stdout = file();
+    return { stdout, done: (0,external_node_events_.once)(stdout, 'end').then(() => undefined) };
+}
+const extract_BLOCK = 512;
+/** Extended headers (pax, GNU long names) bigger than this are not a store cache's. */
+const META_LIMIT = 1 << 20;
+const META_TYPES = new Set([
+    'ExtendedHeader',
+    'OldExtendedHeader',
+    'GlobalExtendedHeader',
+    'NextFileHasLongPath',
+    'OldGnuLongPath',
+    'NextFileHasLongLinkpath'
+]);
+/**
+ * The framing of a tar stream (ustar, pax, GNU long names), fed chunk by chunk: each member's
+ * header (decoded by node-tar's Header, pax records by its Pax) goes to `member`, whose sink
+ * takes its bytes straight from the chunks (no copy, no stream per member: a store cache holds
+ * thousands of small files). The end-of-archive blocks are required: an archive cut short is
+ * an error, whether mid-member or between members.
+ */
+class TarReader {
+    member;
+    block = Buffer.alloc(extract_BLOCK);
+    filled = 0;
+    remain = 0;
+    padding = 0;
+    sink = null;
+    meta = null;
+    ex;
+    gex;
+    nullBlocks = 0;
+    ended = false;
+    constructor(member) {
+        this.member = member;
+    }
+    write(chunk) {
+        let at = 0;
+        while (at < chunk.length && !this.ended) {
+            if (this.remain > 0) {
+                const n = Math.min(this.remain, chunk.length - at);
+                this.body(chunk.subarray(at, at + n));
+                this.remain -= n;
+                at += n;
+                if (this.remain === 0)
+                    this.endMember();
+            }
+            else if (this.padding > 0) {
+                const n = Math.min(this.padding, chunk.length - at);
+                this.padding -= n;
+                at += n;
+            }
+            else {
+                const n = Math.min(extract_BLOCK - this.filled, chunk.length - at);
+                chunk.copy(this.block, this.filled, at, at + n);
+                this.filled += n;
+                at += n;
+                if (this.filled === extract_BLOCK) {
+                    this.filled = 0;
+                    this.header();
+                }
+            }
+        }
+    }
+    /** The input has ended: throws when the archive has not. */
+    end() {
+        if (!this.ended)
+            throw new Error('the archive is truncated (it ends before its end-of-archive blocks)');
+    }
+    header() {
+        const header = new F(this.block, 0, this.ex, this.gex);
+        if (header.nullBlock) {
+            if (++this.nullBlocks === 2)
+                this.ended = true;
+            return;
+        }
+        if (this.nullBlocks > 0)
+            throw new Error('the archive has a lone zero block between members');
+        if (!header.cksumValid)
+            throw new Error('the archive has a header with a bad checksum');
+        const size = header.size ?? 0;
+        this.remain = size;
+        this.padding = (extract_BLOCK - (size % extract_BLOCK)) % extract_BLOCK;
+        if (META_TYPES.has(header.type)) {
+            if (size > META_LIMIT)
+                throw new Error(`the archive has an extended header of ${size} bytes`);
+            this.meta = { type: header.type, chunks: [] };
+        }
+        else {
+            // Header puts the ustar fields (a truncated name, a prefix) over the pax ones for the
+            // name and the link's target: the pax record is the member's, as in GNU tar.
+            const ex = this.ex;
+            this.ex = undefined;
+            this.sink = this.member({
+                path: ex?.path ?? header.path ?? '',
+                type: header.type,
+                mode: header.mode,
+                linkpath: ex?.linkpath ?? header.linkpath,
+                mtime: header.mtime
+            });
+        }
+        if (this.remain === 0)
+            this.endMember();
+    }
+    body(chunk) {
+        if (this.meta !== null)
+            this.meta.chunks.push(Buffer.from(chunk));
+        else
+            this.sink?.data(chunk);
+    }
+    endMember() {
+        if (this.meta !== null) {
+            const { type, chunks } = this.meta;
+            this.meta = null;
+            const text = Buffer.concat(chunks).toString('utf8');
+            if (type === 'GlobalExtendedHeader')
+                this.gex = ft.parse(text, this.gex, true);
+            else if (type === 'ExtendedHeader' || type === 'OldExtendedHeader') {
+                this.ex = ft.parse(text, this.ex, false);
+            }
+            else {
+                const value = text.replace(/\0.*/s, '');
+                this.ex = { ...this.ex, [type === 'NextFileHasLongLinkpath' ? 'linkpath' : 'path']: value };
+            }
+            return;
+        }
+        const sink = this.sink;
+        this.sink = null;
+        sink?.end();
+    }
+}
+// --- writing -------------------------------------------------------------------------------
+/** The modes Nix gives the store: no write bit, executable or not. */
+function fileMode(mode) {
+    return (mode & 0o111) !== 0 ? 0o555 : 0o444;
+}
+/** A store path's directories are 0555 (set once their contents are in); the layout's own stay writable. */
+function directoryMode(place) {
+    return place === 'tree' ? 0o555 : 0o755;
+}
+const CREATE_FILE = external_node_fs_.constants.O_WRONLY | external_node_fs_.constants.O_CREAT | external_node_fs_.constants.O_EXCL | external_node_fs_.constants.O_NOFOLLOW;
+function writeAll(fd, chunk) {
+    for (let at = 0; at < chunk.length;)
+        at += (0,external_node_fs_.writeSync)(fd, chunk, at, chunk.length - at);
+}
+/**
+ * Extract `archive` (a tar, zstd- or gzip-compressed) into the folder `into`, which this process
+ * made: only what the rules and `layout` allow, and nothing at all from the first member they
+ * refuse on (RefusedMembers names every one of them). An archive that does not read (truncated,
+ * a bad header) is an error too. Either way, what was written stays inside `into`, for the caller to remove.
+ */
+async function extractConfined(archive, into, layout) {
+    const written = new Map();
+    const directories = [];
+    const stats = { members: 0 };
+    let openFd = null;
+    /** Parents the archive did not list (or that an earlier archive made): real directories only. */
+    const parentsOf = (parts) => {
+        for (let i = 1; i < parts.length; i++) {
+            const name = parts.slice(0, i).join('/');
+            if (written.has(name))
+                continue;
+            const place = layout(parts.slice(0, i));
+            if (place === null || place === 'file') {
+                throw new RefusedMember(parts.join('/'), `inside ${JSON.stringify(name)}, which the layout does not have as a directory`);
+            }
+            const path = (0,external_node_path_.join)(into, name);
+            const stat = (0,external_node_fs_.lstatSync)(path, { throwIfNoEntry: false });
+            if (stat === undefined) {
+                (0,external_node_fs_.mkdirSync)(path, 0o700);
+                directories.push({ path, mode: directoryMode(place), mtime: undefined });
+            }
+            else if (!stat.isDirectory()) {
+                throw new RefusedMember(parts.join('/'), `inside ${JSON.stringify(name)}, which is not a directory`);
+            }
+            written.set(name, 'implicit');
+        }
+    };
+    /** Once a member is refused, nothing more is written: the rest is only checked. */
+    const refused = [];
+    const onMember = (member) => {
+        let checked;
+        try {
+            checked = checkMember(member, written, layout);
+            if (refused.length === 0)
+                parentsOf(checked.parts);
+        }
+        catch (error) {
+            if (!(error instanceof RefusedMember))
+                throw error;
+            refused.push(error);
+            return null;
+        }
+        const { name, parts, kind, place } = checked;
+        if (refused.length > 0) {
+            // As if written, so that what comes after it is checked against it.
+            for (let i = 1; i < parts.length; i++) {
+                const parent = parts.slice(0, i).join('/');
+                if (!written.has(parent))
+                    written.set(parent, 'implicit');
+            }
+            written.set(name, kind);
+            return null;
+        }
+        const path = (0,external_node_path_.join)(into, name);
+        const mtime = member.mtime;
+        stats.members++;
+        switch (kind) {
+            case 'directory':
+                if (written.get(name) !== 'implicit') {
+                    try {
+                        (0,external_node_fs_.mkdirSync)(path, 0o700);
+                    }
+                    catch (error) {
+                        // Made by an earlier archive into the same folder: a real directory only.
+                        if (error.code !== 'EEXIST')
+                            throw error;
+                        if (!(0,external_node_fs_.lstatSync)(path).isDirectory())
+                            throw error;
+                    }
+                }
+                directories.push({ path, mode: directoryMode(place), mtime });
+                written.set(name, 'directory');
+                return null;
+            case 'symlink':
+                (0,external_node_fs_.symlinkSync)(member.linkpath ?? '', path);
+                if (mtime)
+                    (0,external_node_fs_.lutimesSync)(path, mtime, mtime);
+                written.set(name, 'symlink');
+                return null;
+            case 'hardlink':
+                (0,external_node_fs_.linkSync)((0,external_node_path_.join)(into, member.linkpath ?? ''), path);
+                written.set(name, 'hardlink');
+                return null;
+            case 'file': {
+                const fd = (0,external_node_fs_.openSync)(path, CREATE_FILE, 0o600);
+                openFd = fd;
+                written.set(name, 'file');
+                return {
+                    data: chunk => writeAll(fd, chunk),
+                    end: () => {
+                        if (mtime)
+                            (0,external_node_fs_.futimesSync)(fd, mtime, mtime);
+                        (0,external_node_fs_.fchmodSync)(fd, fileMode(member.mode ?? 0));
+                        openFd = null;
+                        (0,external_node_fs_.closeSync)(fd);
+                    }
+                };
+            }
+        }
+    };
+    const reader = new TarReader(onMember);
+    const { stdout: stream, done } = tarStream(archive);
+    // Awaited below; a rejection while the loop still runs must not go unhandled meanwhile.
+    done.catch(() => undefined);
+    try {
+        for await (const chunk of stream) {
+            reader.write(chunk);
+            if (reader.ended)
+                break;
+        }
+        reader.end();
+        if (!stream.destroyed)
+            await done;
+    }
+    finally {
+        stream.destroy();
+        if (openFd !== null)
+            (0,external_node_fs_.closeSync)(openFd);
+    }
+    if (refused.length > 0)
+        throw new RefusedMembers(refused);
+    // Deepest first, once their contents are in: a store path's directories become read-only.
+    for (const { path, mode, mtime } of directories.reverse()) {
+        (0,external_node_fs_.chmodSync)(path, mode);
+        if (mtime)
+            (0,external_node_fs_.utimesSync)(path, mtime, mtime);
+    }
+    return stats;
+}
+
 ;// CONCATENATED MODULE: ./src/cache/manifest.ts
 // The archive's manifest: its layout version and the store paths it holds.
 
@@ -47743,9 +48224,11 @@ async function manifest_writeManifest(dir, paths) {
 
 /**
  * @actions/cache and its Azure SDK are most of the bundle: loaded only when the cache is used,
- * so that a run with `cache: false` starts as fast as a shell step.
+ * so that a run with `cache: false` starts as fast as a shell step. The download (download.ts,
+ * the client's own modules without its extraction) comes with it.
  */
-const loadCacheClient = () => __nccwpck_require__.e(/* import() */ 641).then(__nccwpck_require__.bind(__nccwpck_require__, 2641));
+const loadCacheClient = () => Promise.all(/* import() */[__nccwpck_require__.e(409), __nccwpck_require__.e(682)]).then(__nccwpck_require__.bind(__nccwpck_require__, 8682));
+const loadDownload = () => Promise.all(/* import() */[__nccwpck_require__.e(409), __nccwpck_require__.e(728)]).then(__nccwpck_require__.bind(__nccwpck_require__, 728));
 /**
  * The directory's name is all @actions/cache sees of it: the entry's "version" is a hash of the
  * paths as given, so a name relative to a fixed parent keeps entries restorable on every runner
@@ -47792,7 +48275,7 @@ async function service_cacheServiceMissing() {
  * process meanwhile.
  */
 async function inParent(parent, work) {
-    await (0,promises_namespaceObject.mkdir)(parent, { recursive: true });
+    await mkdir(parent, { recursive: true });
     const workspace = process.env.GITHUB_WORKSPACE;
     const cwd = process.cwd();
     process.env.GITHUB_WORKSPACE = parent;
@@ -47811,16 +48294,17 @@ async function inParent(parent, work) {
 /** Start loading the cache client now, so that it is ready when the restore begins. */
 function preloadCacheClient() {
     loadCacheClient().catch(() => undefined);
+    loadDownload().catch(() => undefined);
 }
 /**
- * Restore the entry of `primaryKey`, else the newest one each of `restoreKeys` prefixes, into
- * <parent>/CACHE_DIR_NAME: the key restored, or null on a miss. @actions/cache turns service and
- * download errors into a warning and a miss.
+ * Download the archive of the entry of `primaryKey`, else of the newest one of each of
+ * `restoreKeys` prefixes, to `archivePath`, without extracting it (an entry is untrusted input:
+ * extract.ts extracts it): the key found, or null on a miss. A service or download error is a
+ * warning (as @actions/cache words it) and a miss.
  */
-async function restoreFirst(parent, primaryKey, restoreKeys) {
-    const cache = await loadCacheClient();
-    const key = await inParent(parent, () => cache.restoreCache([service_CACHE_DIR_NAME], primaryKey, restoreKeys));
-    return key ?? null;
+async function downloadFirst(primaryKey, restoreKeys, archivePath) {
+    const { downloadArchive } = await loadDownload();
+    return downloadArchive([service_CACHE_DIR_NAME], primaryKey, restoreKeys, archivePath);
 }
 /**
  * Save <parent>/CACHE_DIR_NAME under key. False when the service refused or failed:
@@ -48062,9 +48546,11 @@ async function importThroughNix(chrootDir, storeDir, staged, missing) {
 
 ;// CONCATENATED MODULE: ./src/cache/restore.ts
 // Restoring the store cache: the newest entry for the keys is downloaded and, when it is a
-// delta, the base it builds on; they are extracted beside the store (or into the scratch
-// directory), every NAR hash is checked, and only the paths the store lacks, with their
-// references whole, are moved in (or imported through Nix). The import is whole or not at all.
+// delta, the base it builds on; each is extracted, confined (an entry is untrusted input:
+// extract.ts), into a staging folder beside the store (or in the scratch directory), every NAR
+// hash is checked, and only the paths the store lacks, with their references whole, are moved
+// in (or imported through Nix). The import is whole or not at all.
+
 
 
 
@@ -48117,10 +48603,12 @@ async function restoreEntry(keys, workDir, timer = phases()) {
     const staging = stagingDirFor(method.fast, storeDir, workDir);
     try {
         await (0,promises_namespaceObject.mkdir)(staging);
-        const found = await restoreFirst(staging, keys.primary, keys.restore);
-        if (found === null)
+        const fetch = (primary, restore) => fetchLayer(staging, workDir, primary, restore);
+        const first = await fetch(keys.primary, keys.restore);
+        if (first === null)
             return null;
-        const entries = await withBase(staging, parseEntryKey(found));
+        const found = first.key;
+        const entries = await withBase(fetch, first);
         timer.end('download and extract');
         const layers = await readLayers((0,external_node_path_.join)(staging, service_CACHE_DIR_NAME), entries);
         timer.end('read the registrations');
@@ -48148,24 +48636,81 @@ async function restoreEntry(keys, workDir, timer = phases()) {
     }
 }
 /**
+ * Where each member of an entry's archive may stand: its layer's folder (`base/` or `delta/`,
+ * so that a delta and its base never write into each other's), holding the manifest, the
+ * registration and `store/`, under which lie the store paths' own trees (the only place for a
+ * symbolic link or a hard link).
+ */
+function layerLayout(kind) {
+    const layer = restore_layerDirectory(kind);
+    return parts => {
+        const [root, dir, name] = parts;
+        if (root !== service_CACHE_DIR_NAME)
+            return null;
+        if (dir === undefined)
+            return 'directory';
+        if (dir !== layer)
+            return null;
+        if (name === undefined)
+            return 'directory';
+        if (name === STORE_SUBDIR)
+            return parts.length === 3 ? 'directory' : 'tree';
+        if (parts.length === 3 && (name === REGISTRATION_FILE || name === MANIFEST_FILE))
+            return 'file';
+        return null;
+    };
+}
+/**
+ * Download the entry of `primary` (else the newest of each `restore` prefix) and extract it,
+ * confined, into the staging folder: its key, or null on a miss. An archive that holds a
+ * member that may not be extracted, or that does not extract, is an error: the caller discards
+ * the whole staging folder.
+ */
+async function fetchLayer(staging, workDir, primary, restore) {
+    const archive = (0,external_node_path_.join)(workDir, `entry-${(0,external_node_crypto_.randomBytes)(6).toString('hex')}.tar.zst`);
+    try {
+        const found = await downloadFirst(primary, restore, archive);
+        if (found === null)
+            return null;
+        const entry = parseEntryKey(found);
+        const started = performance.now();
+        try {
+            const { members } = await extractConfined(archive, staging, layerLayout(entry.kind));
+            const seconds = ((performance.now() - started) / 1000).toFixed(2);
+            lib_core/* info */.pq(`Extracted ${found}: ${members} members in ${seconds} s`);
+        }
+        catch (error) {
+            if (error instanceof RefusedMembers) {
+                throw new Error(`the entry ${found} was discarded: ${error.message}`);
+            }
+            throw new Error(`the entry ${found} does not extract: ${(0,errors/* errorMessage */.g)(error)}`);
+        }
+        return entry;
+    }
+    finally {
+        await (0,promises_namespaceObject.rm)(archive, { force: true });
+    }
+}
+/**
  * The entry restored and, for a delta, its base, downloaded after it (a delta is small: one
  * look-up less for a base than looking up first and downloading both side by side). A base
  * that is gone (evicted, or superseded and deleted) is replaced by the newest base of the same
  * lock, if any.
  */
-async function withBase(staging, found) {
+async function withBase(fetch, found) {
     if (found.kind !== 'delta')
         return [found];
-    if ((await restoreFirst(staging, found.base, [])) === found.base) {
-        return [found, parseEntryKey(found.base)];
-    }
+    // A base key is never the prefix of another: what this finds is that base.
+    const base = await fetch(found.base, []);
+    if (base !== null)
+        return [found, base];
     lib_core/* info */.pq(`The base ${found.base} of ${found.key} is not in the cache: looking for another one`);
     const newest = `${found.lock}base-`;
-    const other = await restoreFirst(staging, newest, [newest]);
-    if (other === null || !other.startsWith(newest))
+    const other = await fetch(newest, [newest]);
+    if (other === null || !other.key.startsWith(newest))
         return [found];
-    lib_core/* info */.pq(`Restored the base ${other}; paths of the delta that need the old one are left out`);
-    return [found, parseEntryKey(other)];
+    lib_core/* info */.pq(`Restored the base ${other.key}; paths of the delta that need the old one are left out`);
+    return [found, other];
 }
 /** Every path of the manifest with its registration, or an error naming what is wrong. */
 function manifestRegistrations(paths, text, storeDir) {
@@ -48283,7 +48828,7 @@ async function importAll(o) {
         // Nix checked each path it added; still, the import goes whole or not at all.
         if (!o.method.fast)
             await restore_rollBack(missing.map(r => r.path));
-        throw new Error(`the archive did not import cleanly and was discarded: ${errors_errorMessage(error)}`);
+        throw new Error(`the archive did not import cleanly and was discarded: ${(0,errors/* errorMessage */.g)(error)}`);
     }
 }
 async function restore_rollBack(missing) {
@@ -48295,7 +48840,7 @@ async function restore_rollBack(missing) {
             lib_core/* info */.pq(`Removed the ${added.length} paths this import had added`);
     }
     catch (error) {
-        lib_core/* warning */.$e(`Store cache: could not remove the paths of a failed import: ${errors_errorMessage(error)}`);
+        lib_core/* warning */.$e(`Store cache: could not remove the paths of a failed import: ${(0,errors/* errorMessage */.g)(error)}`);
     }
 }
 
@@ -48460,9 +49005,9 @@ async function restoreStoreCache(options) {
         };
     }
     catch (error) {
-        const reason = errors_errorMessage(error);
+        const reason = (0,errors/* errorMessage */.g)(error);
         lib_core/* warning */.$e(`Store cache: restore failed, building without the cache: ${reason}`);
-        return { ...result, outcome: 'failed', reason: firstLine(reason) };
+        return { ...result, outcome: 'failed', reason: (0,errors/* firstLine */.T)(reason) };
     }
 }
 function describeRestore(result) {
@@ -48580,7 +49125,7 @@ async function main_run() {
         }
     }
     catch (error) {
-        lib_core/* setFailed */.C1(errors_errorMessage(error));
+        lib_core/* setFailed */.C1((0,errors/* errorMessage */.g)(error));
     }
     finally {
         await writeSummary(report).catch((error) => {
