@@ -22,6 +22,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { checkMember, extractConfined, RefusedMembers } from '../../src/cache/extract.js'
 import type { Layout, Written } from '../../src/cache/extract.js'
+import { TreeHashes } from '../../src/cache/nar-hash.js'
 import { tarball } from '../tar-members.js'
 import type { Entry } from '../tar-members.js'
 import { layerLayout } from '../../src/cache/restore.js'
@@ -192,6 +193,84 @@ describe('a genuine archive', () => {
     const file = join(dir, 'garbage')
     writeFileSync(file, 'not a tar archive at all\n'.repeat(100))
     await expect(extractConfined(file, into, base)).rejects.toThrow()
+  })
+})
+
+// --- NAR hashes, computed as the extraction writes ---------------------------------------------
+
+/** Store paths of every form, and their NAR hashes as `nix hash path` gave them. */
+function narSource(): string {
+  const source = join(dir, 'nar-source')
+  const store = join(source, STORE)
+  mkdirSync(join(store, 't1', 'b'), { recursive: true })
+  writeFileSync(join(store, 't1', 'a'), 'hello')
+  writeFileSync(join(store, 't1', 'b', 'c'), 'x')
+  chmodSync(join(store, 't1', 'b', 'c'), 0o755)
+  symlinkSync('../a', join(store, 't1', 'b', 'l'))
+  writeFileSync(join(store, 't2'), 'hello')
+  writeFileSync(join(store, 't3'), '#!/bin/sh\n')
+  chmodSync(join(store, 't3'), 0o755)
+  symlinkSync('/nix/store/zzz-target', join(store, 't4'))
+  mkdirSync(join(store, 't5'))
+  mkdirSync(join(store, 't6'))
+  // Names whose order the NAR fixes (bytes) and a tar does not (the writer's readdir).
+  for (const name of ['B', 'a', '_', 'é', 'Z', '10', '9'])
+    writeFileSync(join(store, 't6', name), name)
+  writeFileSync(join(store, 't6', 'eight'), '12345678')
+  mkdirSync(join(store, 't7', 'bin'), { recursive: true })
+  writeFileSync(join(store, 't7', 'bin', 'tool'), 'shared')
+  chmodSync(join(store, 't7', 'bin', 'tool'), 0o755)
+  // A file two paths share (an optimised store): the archive holds it once, then a hard link.
+  mkdirSync(join(store, 't8'))
+  execFileSync('ln', [join(store, 't7', 'bin', 'tool'), join(store, 't8', 'tool')])
+  return source
+}
+const NAR_HASHES = {
+  t1: 'd76fcafef53bb9dba43af4ed5c7994fbb5b4d5732518b07ed1803c98ab065eff',
+  t2: '0a430879c266f8b57f4092a0f935cf3facd48bbccde5760d4748ca405171e969',
+  t3: '6283c1668260f903d1a895c0cd6b822fa4b68762bb0b17cedef2d39d97e26554',
+  t4: 'd1f5a75c5804180a3daff1bd327e6f68b2883504eb1495de155ec4a6d5445d45',
+  t5: 'a50a5ab6d992f5598edd92105059fae9acfc192981e08bd88534c2167e92526a',
+  t6: '116253ae37af883f0a08f65aa95982dc3d170d65b7e2b3eda5da5b0621cf65a8',
+  t7: '95084654a8856fa5b421bfbd8d79506737bba99906f9d9b247682f8f174007ef',
+  t8: 'f4c1a14c50c6faa8d4465086804f5e8d3754e4c3e5abaa57a38a906a37de64f5'
+}
+
+describe('NAR hashes', () => {
+  test('of every store path, as Nix computes them, as the archive is written', async () => {
+    const archive = gnuArchive(narSource(), ['zstd', '-c'])
+    const { narHashes } = await extractConfined(archive, into, base)
+    const byName = Object.fromEntries(
+      [...narHashes].map(([path, hash]) => [path.slice(join(into, STORE).length + 1), hash])
+    )
+    expect(byName).toEqual(NAR_HASHES)
+  })
+
+  test('none when not asked for', async () => {
+    const archive = gnuArchive(narSource(), null)
+    expect((await extractConfined(archive, into, base, { hashTrees: false })).narHashes.size).toBe(
+      0
+    )
+  })
+
+  test('none for a path whose members come apart, or past the budget', () => {
+    const trees = new TreeHashes(1024)
+    const file = (root: string, rel: string[], content: string) => {
+      const sink = trees.member(root, rel, {
+        kind: 'file',
+        executable: false,
+        size: content.length
+      })
+      sink?.data(Buffer.from(content))
+      sink?.end()
+    }
+    trees.member('t1', [], { kind: 'directory' })
+    file('t1', ['a'], 'hello')
+    file('t2', [], 'hello')
+    trees.member('t1', ['b'], { kind: 'directory' })
+    trees.member('t9', [], { kind: 'directory' })
+    file('t9', ['big'], 'x'.repeat(2048))
+    expect([...trees.finish()]).toEqual([['t2', NAR_HASHES.t2]])
   })
 })
 

@@ -60,6 +60,8 @@ const commitKeys = (sourceHash = 'sha256-src') =>
 /** A store path with a hash part of its own: `h('img', 1)`. */
 const h = (name: string, n: number) => `/nix/store/${String(n).padStart(32, '0')}-${name}`
 const HASH = 'ab'.repeat(32)
+/** `nix hash path --base16` of a file holding `restored`. */
+const RESTORED_NAR_HASH = '3cb2f663406677e1196f43d0015b785d05fbfe1b12142fc2a5e154c35b56d128'
 /** A registration of `size` bytes with the given references. */
 const reg = (path: string, narSize = 0, references: string[] = []): Registration => ({
   path,
@@ -524,17 +526,26 @@ describe('restoreStoreCache', () => {
     const present = `${storeDir}/${'a'.repeat(32)}-present`
     const absent = `${storeDir}/${'b'.repeat(32)}-absent`
     await writeFile(present, 'valid already')
-    // --check-validity (present: valid), `nix hash path` of the absent one, --load-db.
-    scriptNix(ok(), ok(`${HASH}\n`), ok())
+    // --check-validity (present: valid), --load-db: the absent one's NAR hash is computed as
+    // it is extracted, no `nix hash path`.
+    scriptNix(ok(), ok())
     cache.isFeatureAvailable.mockReturnValue(true)
     servesEntry(baseKeyOf('sha256-src'), async dir => {
       await writeFile(join(dir, 'store', basename(absent)), 'restored')
       const paths = [present, absent]
       await writeFile(join(dir, 'nix-container-action.json'), JSON.stringify({ version: 2, paths }))
-      await writeFile(join(dir, 'registration'), formatRegistrations(paths.map(path => reg(path))))
+      const registrations = [reg(present), { ...reg(absent), narHash: RESTORED_NAR_HASH }]
+      await writeFile(join(dir, 'registration'), formatRegistrations(registrations))
     })
     const result = await restoreStoreCache(options())
     expect(result).toMatchObject({ outcome: 'restored', importedCount: 1 })
+    // No `nix hash path`: the metadata, the validity check, the registration.
+    expect(exec.run).toHaveBeenCalledTimes(3)
+    expect(exec.run.mock.calls.map(([command, args]) => [command, args.at(-1)])).toEqual([
+      ['nix', '.'],
+      ['nix-store', present],
+      ['nix-store', '--load-db']
+    ])
     const validity = exec.run.mock.calls.find(([, args]) => args.includes('--check-validity'))
     expect(validity?.[1]).toEqual(['--check-validity', '--print-invalid', present])
     expect(await readFile(absent, 'utf8')).toBe('restored')

@@ -47719,6 +47719,229 @@ async function prune_pruneSuperseded(scope, env, token) {
     }
 }
 
+;// CONCATENATED MODULE: ./src/cache/nar-hash.ts
+// NAR hashes of the trees an extraction writes, computed from the bytes as they go by: the
+// restore checks each store path against the NAR hash of its registration, and hashing what
+// the extraction already holds in hand costs no second pass over the bytes (nor a `nix hash
+// path` process per core), while the other core decompresses. A NAR (Nix's archive format) is
+// the tree serialised with each directory's entries sorted by name: a tar lists them in the
+// order its writer read them, so a directory tree's files are kept (by reference to the chunks
+// read) until the tree is whole, then serialised; a tree that is one file is hashed as it
+// streams. What cannot be hashed here (a tree over the memory budget, or whose members do not
+// come together) gets no hash, and the caller hashes it with Nix.
+
+
+/** A tree's bytes kept at most (the rest is hashed by Nix). */
+const TREE_BUDGET = 256 * 1024 * 1024;
+const PADDING = Buffer.alloc(8);
+/** NAR's string: its length (u64, little-endian), its bytes, zeros to a multiple of 8. */
+function putString(hash, value) {
+    const bytes = typeof value === 'string' ? Buffer.from(value) : value;
+    putContentsHeader(hash, bytes.length);
+    hash.update(bytes);
+    putPadding(hash, bytes.length);
+}
+function putContentsHeader(hash, length) {
+    const size = Buffer.alloc(8);
+    size.writeBigUInt64LE(BigInt(length));
+    hash.update(size);
+}
+function putPadding(hash, length) {
+    const pad = (8 - (length % 8)) % 8;
+    if (pad > 0)
+        hash.update(PADDING.subarray(0, pad));
+}
+function putFileHeader(hash, executable) {
+    for (const s of ['(', 'type', 'regular'])
+        putString(hash, s);
+    if (executable) {
+        putString(hash, 'executable');
+        putString(hash, '');
+    }
+    putString(hash, 'contents');
+}
+/** Serialise a node into the hash, as `nix-store --dump` writes it. */
+function putNode(hash, node) {
+    switch (node.type) {
+        case 'symlink':
+            for (const s of ['(', 'type', 'symlink', 'target', node.target, ')'])
+                putString(hash, s);
+            return;
+        case 'regular': {
+            const size = node.chunks.reduce((sum, chunk) => sum + chunk.length, 0);
+            putFileHeader(hash, node.executable);
+            putContentsHeader(hash, size);
+            for (const chunk of node.chunks)
+                hash.update(chunk);
+            putPadding(hash, size);
+            putString(hash, ')');
+            return;
+        }
+        case 'link': {
+            const bytes = (0,external_node_fs_.readFileSync)(node.path);
+            const executable = ((0,external_node_fs_.statSync)(node.path).mode & 0o100) !== 0;
+            putNode(hash, { type: 'regular', executable, chunks: [bytes] });
+            return;
+        }
+        case 'directory': {
+            for (const s of ['(', 'type', 'directory'])
+                putString(hash, s);
+            const names = [...node.entries.keys()]
+                .map(name => Buffer.from(name))
+                .sort((a, b) => Buffer.compare(a, b));
+            for (const name of names) {
+                putString(hash, 'entry');
+                putString(hash, '(');
+                putString(hash, 'name');
+                putString(hash, name);
+                putString(hash, 'node');
+                putNode(hash, node.entries.get(name.toString()));
+                putString(hash, ')');
+            }
+            putString(hash, ')');
+        }
+    }
+}
+function narHash(node) {
+    const hash = (0,external_node_crypto_.createHash)('sha256');
+    putString(hash, 'nix-archive-1');
+    putNode(hash, node);
+    return hash.digest('hex');
+}
+/**
+ * The NAR hashes (sha256, base16) of the trees extracted, by root name, each computed once its
+ * tree is whole. Members must come tree by tree, each tree's together (as tar writes a
+ * directory walk); a tree whose members come apart, or that is bigger than `budget`, gets no
+ * hash.
+ */
+class TreeHashes {
+    budget;
+    current = null;
+    hashes = new Map();
+    unhashed = new Set();
+    constructor(budget = TREE_BUDGET) {
+        this.budget = budget;
+    }
+    /**
+     * A member of the tree `root` at `rel` (its parts below the root; [] for the root itself).
+     * For a file, where its bytes go.
+     */
+    member(root, rel, member) {
+        if (this.current?.root !== root)
+            this.start(root);
+        const current = this.current;
+        if (current === null || this.unhashed.has(root))
+            return null;
+        if (rel.length === 0 && member.kind === 'file') {
+            // A tree that is one file: hashed as it streams.
+            const hash = (0,external_node_crypto_.createHash)('sha256');
+            putString(hash, 'nix-archive-1');
+            putFileHeader(hash, member.executable);
+            putContentsHeader(hash, member.size);
+            current.streaming = hash;
+            return {
+                data: chunk => hash.update(chunk),
+                end: () => {
+                    putPadding(hash, member.size);
+                    putString(hash, ')');
+                }
+            };
+        }
+        const node = this.nodeOf(member);
+        if (!this.place(current, rel, node)) {
+            this.giveUp(root);
+            return null;
+        }
+        if (node.type !== 'regular')
+            return null;
+        return {
+            data: chunk => {
+                if (this.current !== current || current.node === null)
+                    return;
+                current.bytes += chunk.length;
+                if (current.bytes > this.budget)
+                    this.giveUp(root);
+                else
+                    node.chunks.push(chunk);
+            },
+            end: () => undefined
+        };
+    }
+    /** Every tree's hash, the last one's included; the trees that got none are left out. */
+    finish() {
+        this.end();
+        return this.hashes;
+    }
+    nodeOf(member) {
+        switch (member.kind) {
+            case 'directory':
+                return { type: 'directory', entries: new Map() };
+            case 'symlink':
+                return { type: 'symlink', target: member.target };
+            case 'file':
+                return { type: 'regular', executable: member.executable, chunks: [] };
+            case 'hardlink':
+                return { type: 'link', path: member.path };
+        }
+    }
+    /** Put `node` at `rel` in the current tree (parents made as directories); false: no place. */
+    place(current, rel, node) {
+        if (rel.length === 0) {
+            if (current.node !== null)
+                return current.node.type === 'directory' && node.type === 'directory';
+            current.node = node;
+            return true;
+        }
+        current.node ??= { type: 'directory', entries: new Map() };
+        let dir = current.node;
+        for (const part of rel.slice(0, -1)) {
+            if (dir.type !== 'directory')
+                return false;
+            let next = dir.entries.get(part);
+            if (next === undefined) {
+                next = { type: 'directory', entries: new Map() };
+                dir.entries.set(part, next);
+            }
+            dir = next;
+        }
+        if (dir.type !== 'directory')
+            return false;
+        const name = rel[rel.length - 1] ?? '';
+        const there = dir.entries.get(name);
+        if (there !== undefined)
+            return there.type === 'directory' && node.type === 'directory';
+        dir.entries.set(name, node);
+        return true;
+    }
+    start(root) {
+        this.end();
+        if (this.unhashed.has(root))
+            return;
+        if (this.hashes.has(root)) {
+            // Its members came apart: what was hashed is not the whole tree.
+            this.giveUp(root);
+            return;
+        }
+        this.current = { root, node: null, streaming: null, bytes: 0 };
+    }
+    end() {
+        const current = this.current;
+        this.current = null;
+        if (current === null || this.unhashed.has(current.root))
+            return;
+        if (current.streaming !== null)
+            this.hashes.set(current.root, current.streaming.digest('hex'));
+        else if (current.node !== null)
+            this.hashes.set(current.root, narHash(current.node));
+    }
+    giveUp(root) {
+        this.unhashed.add(root);
+        this.hashes.delete(root);
+        if (this.current?.root === root)
+            this.current = null;
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/cache/extract.ts
 // Extracting a store cache archive, which is untrusted input, confined to a folder: nothing is
 // written outside it, whatever the archive holds. Every member is checked before anything is
@@ -47738,6 +47961,7 @@ async function prune_pruneSuperseded(scope, env, token) {
 // - a second member of the same name (it would replace or write through the first);
 // - anything the layout does not have where it stands (which also keeps symbolic links out of
 //   everything but the store paths' own trees).
+
 
 
 
@@ -47827,7 +48051,7 @@ function checkMember(member, written, layout) {
         if (there === undefined)
             continue;
         if (there !== 'directory' && there !== 'implicit') {
-            throw refuse(`inside ${JSON.stringify(parent)}, a ${there === 'symlink' ? 'symbolic link' : there === 'hardlink' ? 'hard link' : 'file'}`);
+            throw refuse(`inside ${JSON.stringify(parent)}, a ${describeKind(there)}`);
         }
         break; // checked when it was written, with its own parents
     }
@@ -47860,23 +48084,16 @@ const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
 const GZIP_MAGIC = Buffer.from([0x1f, 0x8b]);
 /** As @actions/cache's own extraction (`unzstd --long=30`): a window of up to 1 GiB. */
 const ZSTD_WINDOW_LOG_MAX = 30;
-const READ_CHUNK = 1 << 20;
-/** Node's own zstd (Node 22.15 and 23.8 on; the action runs on 24), or null (Node 20). */
-function nodeZstd() {
-    const z = external_node_zlib_;
-    const param = z.constants.ZSTD_d_windowLogMax;
-    if (typeof z.createZstdDecompress !== 'function' || param === undefined)
-        return null;
-    return { create: z.createZstdDecompress.bind(external_node_zlib_), windowLogMax: param };
-}
+const READ_CHUNK = 1 << 16;
 function startsWith(head, magic) {
     return head.subarray(0, magic.length).equals(magic);
 }
 /**
- * The archive as a tar stream: decompressed from zstd (what @actions/cache writes) by Node when
- * it can, else by the `zstd` program through a pipe (@actions/cache saves zstd only where that
- * program is installed); gzip (its fallback without zstd) by Node. `done` settles when the
- * decompression has ended (a program's exit status).
+ * The archive as a tar stream: zstd (what @actions/cache writes) decompressed by the `zstd`
+ * program through a pipe, which @actions/cache saves zstd only where it is installed (measured
+ * faster than Node 24's own zstd here: it decompresses on the other core, and Node 20 has none);
+ * gzip (its fallback without zstd) by Node. `done` settles when the decompression has ended
+ * (the program's exit status).
  */
 function tarStream(archive) {
     const head = Buffer.alloc(4);
@@ -47887,29 +48104,18 @@ function tarStream(archive) {
     finally {
         (0,external_node_fs_.closeSync)(fd);
     }
-    const file = () => (0,external_node_fs_.createReadStream)(archive, { highWaterMark: READ_CHUNK });
-    const through = (decompress) => {
-        const source = file();
-        source.on('error', error => decompress.destroy(error));
-        decompress.on('close', () => source.destroy());
-        source.pipe(decompress);
-        return { stdout: decompress, done: (0,external_node_events_.once)(decompress, 'end').then(() => undefined) };
-    };
     if (startsWith(head, ZSTD_MAGIC)) {
-        const node = nodeZstd();
-        if (node === null) {
-            return spawnProducer('zstd', ['-d', '-c', `--long=${ZSTD_WINDOW_LOG_MAX}`, '--', archive]);
-        }
-        const decompress = node.create({
-            chunkSize: READ_CHUNK,
-            params: { [node.windowLogMax]: ZSTD_WINDOW_LOG_MAX }
-        });
-        return through(decompress);
+        return spawnProducer('zstd', ['-d', '-c', `--long=${ZSTD_WINDOW_LOG_MAX}`, '--', archive]);
     }
-    if (startsWith(head, GZIP_MAGIC))
-        return through(external_node_zlib_.createGunzip({ chunkSize: READ_CHUNK }));
-    const stdout = file();
-    return { stdout, done: (0,external_node_events_.once)(stdout, 'end').then(() => undefined) };
+    const source = (0,external_node_fs_.createReadStream)(archive, { highWaterMark: READ_CHUNK });
+    if (!startsWith(head, GZIP_MAGIC)) {
+        return { stdout: source, done: (0,external_node_events_.once)(source, 'end').then(() => undefined) };
+    }
+    const gunzip = (0,external_node_zlib_.createGunzip)();
+    source.on('error', error => gunzip.destroy(error));
+    gunzip.on('close', () => source.destroy());
+    source.pipe(gunzip);
+    return { stdout: gunzip, done: (0,external_node_events_.once)(gunzip, 'end').then(() => undefined) };
 }
 const extract_BLOCK = 512;
 /** Extended headers (pax, GNU long names) bigger than this are not a store cache's. */
@@ -48006,7 +48212,8 @@ class TarReader {
                 type: header.type,
                 mode: header.mode,
                 linkpath: ex?.linkpath ?? header.linkpath,
-                mtime: header.mtime
+                mtime: header.mtime,
+                size
             });
         }
         if (this.remain === 0)
@@ -48053,16 +48260,24 @@ function writeAll(fd, chunk) {
     for (let at = 0; at < chunk.length;)
         at += (0,external_node_fs_.writeSync)(fd, chunk, at, chunk.length - at);
 }
+/** The name of the tree a member of a `tree` place belongs to: its shortest `tree` prefix. */
+function treeRoot(parts, layout) {
+    for (let i = 1; i < parts.length; i++)
+        if (layout(parts.slice(0, i)) === 'tree')
+            return i;
+    return parts.length;
+}
 /**
  * Extract `archive` (a tar, zstd- or gzip-compressed) into the folder `into`, which this process
  * made: only what the rules and `layout` allow, and nothing at all from the first member they
  * refuse on (RefusedMembers names every one of them). An archive that does not read (truncated,
  * a bad header) is an error too. Either way, what was written stays inside `into`, for the caller to remove.
  */
-async function extractConfined(archive, into, layout) {
+async function extractConfined(archive, into, layout, { hashTrees = true } = {}) {
     const written = new Map();
     const directories = [];
-    const stats = { members: 0 };
+    let members = 0;
+    const trees = new TreeHashes();
     let openFd = null;
     /** Parents the archive did not list (or that an earlier archive made): real directories only. */
     const parentsOf = (parts) => {
@@ -48102,6 +48317,9 @@ async function extractConfined(archive, into, layout) {
             return null;
         }
         const { name, parts, kind, place } = checked;
+        const tree = hashTrees && place === 'tree' ? treeRoot(parts, layout) : null;
+        const root = tree === null ? '' : parts.slice(0, tree).join('/');
+        const rel = tree === null ? [] : parts.slice(tree);
         if (refused.length > 0) {
             // As if written, so that what comes after it is checked against it.
             for (let i = 1; i < parts.length; i++) {
@@ -48114,7 +48332,7 @@ async function extractConfined(archive, into, layout) {
         }
         const path = (0,external_node_path_.join)(into, name);
         const mtime = member.mtime;
-        stats.members++;
+        members++;
         switch (kind) {
             case 'directory':
                 if (written.get(name) !== 'implicit') {
@@ -48131,27 +48349,46 @@ async function extractConfined(archive, into, layout) {
                 }
                 directories.push({ path, mode: directoryMode(place), mtime });
                 written.set(name, 'directory');
+                if (tree !== null)
+                    trees.member(root, rel, { kind: 'directory' });
                 return null;
-            case 'symlink':
-                (0,external_node_fs_.symlinkSync)(member.linkpath ?? '', path);
+            case 'symlink': {
+                const target = member.linkpath ?? '';
+                (0,external_node_fs_.symlinkSync)(target, path);
                 if (mtime)
                     (0,external_node_fs_.lutimesSync)(path, mtime, mtime);
                 written.set(name, 'symlink');
+                if (tree !== null)
+                    trees.member(root, rel, { kind: 'symlink', target });
                 return null;
-            case 'hardlink':
-                (0,external_node_fs_.linkSync)((0,external_node_path_.join)(into, member.linkpath ?? ''), path);
+            }
+            case 'hardlink': {
+                const target = (0,external_node_path_.join)(into, member.linkpath ?? '');
+                (0,external_node_fs_.linkSync)(target, path);
                 written.set(name, 'hardlink');
+                if (tree !== null)
+                    trees.member(root, rel, { kind: 'hardlink', path: target });
                 return null;
+            }
             case 'file': {
                 const fd = (0,external_node_fs_.openSync)(path, CREATE_FILE, 0o600);
                 openFd = fd;
                 written.set(name, 'file');
+                const mode = fileMode(member.mode ?? 0);
+                const size = member.size ?? 0;
+                const hash = tree === null
+                    ? null
+                    : trees.member(root, rel, { kind: 'file', executable: mode === 0o555, size });
                 return {
-                    data: chunk => writeAll(fd, chunk),
+                    data: chunk => {
+                        writeAll(fd, chunk);
+                        hash?.data(chunk);
+                    },
                     end: () => {
+                        hash?.end();
                         if (mtime)
                             (0,external_node_fs_.futimesSync)(fd, mtime, mtime);
-                        (0,external_node_fs_.fchmodSync)(fd, fileMode(member.mode ?? 0));
+                        (0,external_node_fs_.fchmodSync)(fd, mode);
                         openFd = null;
                         (0,external_node_fs_.closeSync)(fd);
                     }
@@ -48186,7 +48423,10 @@ async function extractConfined(archive, into, layout) {
         if (mtime)
             (0,external_node_fs_.utimesSync)(path, mtime, mtime);
     }
-    return stats;
+    const narHashes = new Map();
+    for (const [root, hash] of trees.finish())
+        narHashes.set((0,external_node_path_.join)(into, root), hash);
+    return { members, narHashes };
 }
 
 ;// CONCATENATED MODULE: ./src/cache/manifest.ts
@@ -48463,17 +48703,23 @@ function hashMismatches(entries, hashes) {
     return entries.filter((entry, i) => hashes[i]?.trim() !== entry.narHash);
 }
 /**
- * Hash each staged path's NAR (`nix hash path`, one process per lane) and throw when one is
- * missing or differs from its registration.
+ * Check each staged path's NAR hash against its registration and throw when one differs or is
+ * missing: the hashes the extraction computed as it wrote them (`known`, by staged path), and
+ * for the paths it has none of, `nix hash path` (one process per lane).
  */
-async function checkStagedHashes(entries, lanes = hashLanes()) {
-    await settleAll(balance(entries, lanes).map(async (group) => {
+async function checkStagedHashes(entries, known = new Map(), lanes = hashLanes()) {
+    const differ = (bad) => new Error(`${bad.length} path(s) differ from their registered NAR hash, e.g. ${bad[0]?.path ?? ''}`);
+    const hashed = entries.filter(e => known.has(e.staged));
+    const bad = hashMismatches(hashed, hashed.map(e => known.get(e.staged) ?? ''));
+    if (bad.length > 0)
+        throw differ(bad);
+    const rest = entries.filter(e => !known.has(e.staged));
+    await settleAll(balance(rest, lanes).map(async (group) => {
         for (const batch of command_batches(group)) {
             const { stdout } = await command_runNix(['hash', 'path', '--type', 'sha256', '--base16', ...batch.map(e => e.staged)], { silent: true });
-            const bad = hashMismatches(batch, lines(stdout));
-            if (bad.length > 0) {
-                throw new Error(`${bad.length} path(s) differ from their registered NAR hash, e.g. ${bad[0]?.path ?? ''}`);
-            }
+            const mismatched = hashMismatches(batch, lines(stdout));
+            if (mismatched.length > 0)
+                throw differ(mismatched);
         }
     }));
 }
@@ -48603,7 +48849,10 @@ async function restoreEntry(keys, workDir, timer = phases()) {
     const staging = stagingDirFor(method.fast, storeDir, workDir);
     try {
         await (0,promises_namespaceObject.mkdir)(staging);
-        const fetch = (primary, restore) => fetchLayer(staging, workDir, primary, restore);
+        // The NAR hash of each staged path, computed as it was extracted (the fast path checks
+        // them; `nix copy` checks its own).
+        const narHashes = new Map();
+        const fetch = (primary, restore) => fetchLayer({ staging, workDir, primary, restore, narHashes: method.fast ? narHashes : null });
         const first = await fetch(keys.primary, keys.restore);
         if (first === null)
             return null;
@@ -48613,7 +48862,14 @@ async function restoreEntry(keys, workDir, timer = phases()) {
         const layers = await readLayers((0,external_node_path_.join)(staging, service_CACHE_DIR_NAME), entries);
         timer.end('read the registrations');
         const staged = uniqueRegistrations(layers);
-        const { importedCount, leftOut } = await importAll({ staging, storeDir, method, staged, timer });
+        const { importedCount, leftOut } = await importAll({
+            staging,
+            storeDir,
+            method,
+            staged,
+            narHashes,
+            timer
+        });
         lib_core/* info */.pq(`Restore phases: ${timer.summary()}`);
         const valid = staged.filter(r => !leftOut.has(r.path));
         // What post builds on: a path left out is not in the store, whatever its entry holds.
@@ -48666,16 +48922,18 @@ function layerLayout(kind) {
  * member that may not be extracted, or that does not extract, is an error: the caller discards
  * the whole staging folder.
  */
-async function fetchLayer(staging, workDir, primary, restore) {
-    const archive = (0,external_node_path_.join)(workDir, `entry-${(0,external_node_crypto_.randomBytes)(6).toString('hex')}.tar.zst`);
+async function fetchLayer(o) {
+    const archive = (0,external_node_path_.join)(o.workDir, `entry-${(0,external_node_crypto_.randomBytes)(6).toString('hex')}.tar.zst`);
     try {
-        const found = await downloadFirst(primary, restore, archive);
+        const found = await downloadFirst(o.primary, o.restore, archive);
         if (found === null)
             return null;
         const entry = parseEntryKey(found);
         const started = performance.now();
         try {
-            const { members } = await extractConfined(archive, staging, layerLayout(entry.kind));
+            const { members, narHashes } = await extractConfined(archive, o.staging, layerLayout(entry.kind), { hashTrees: o.narHashes !== null });
+            for (const [path, hash] of narHashes)
+                o.narHashes?.set(path, hash);
             const seconds = ((performance.now() - started) / 1000).toFixed(2);
             lib_core/* info */.pq(`Extracted ${found}: ${members} members in ${seconds} s`);
         }
@@ -48813,7 +49071,7 @@ async function importAll(o) {
     lib_core/* info */.pq(`Importing ${missing.length} of ${staged.length} paths`);
     try {
         if (o.method.fast) {
-            await checkStagedHashes(missing);
+            await checkStagedHashes(missing, o.narHashes);
             o.timer.end('check NAR hashes');
             await moveIntoStore(o.staging, missing, () => o.timer.end('move in'));
             o.timer.end('register (load-db)');

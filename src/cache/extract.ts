@@ -35,11 +35,11 @@ import {
   writeSync
 } from 'node:fs'
 import { join } from 'node:path'
-import type { Readable } from 'node:stream'
-import * as zlib from 'node:zlib'
+import { createGunzip } from 'node:zlib'
 import { Header, Pax } from 'tar'
 import type { HeaderData } from 'tar'
 import { spawnProducer } from '../exec.js'
+import { TreeHashes } from './nar-hash.js'
 import type { Producer } from '../exec.js'
 
 /**
@@ -60,6 +60,7 @@ export interface Member {
   mode?: number | undefined
   linkpath?: string | undefined
   mtime?: Date | undefined
+  size?: number | undefined
 }
 
 /** A member that may not be extracted. */
@@ -156,9 +157,7 @@ export function checkMember(
     const there = written.get(parent)
     if (there === undefined) continue
     if (there !== 'directory' && there !== 'implicit') {
-      throw refuse(
-        `inside ${JSON.stringify(parent)}, a ${there === 'symlink' ? 'symbolic link' : there === 'hardlink' ? 'hard link' : 'file'}`
-      )
+      throw refuse(`inside ${JSON.stringify(parent)}, a ${describeKind(there)}`)
     }
     break // checked when it was written, with its own parents
   }
@@ -194,30 +193,18 @@ const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd])
 const GZIP_MAGIC = Buffer.from([0x1f, 0x8b])
 /** As @actions/cache's own extraction (`unzstd --long=30`): a window of up to 1 GiB. */
 const ZSTD_WINDOW_LOG_MAX = 30
-const READ_CHUNK = 1 << 20
-
-type ZstdDecompress = (options: zlib.ZlibOptions & { params?: Record<number, number> }) => Readable
-
-/** Node's own zstd (Node 22.15 and 23.8 on; the action runs on 24), or null (Node 20). */
-function nodeZstd(): { create: ZstdDecompress; windowLogMax: number } | null {
-  const z = zlib as unknown as {
-    createZstdDecompress?: ZstdDecompress
-    constants: { ZSTD_d_windowLogMax?: number }
-  }
-  const param = z.constants.ZSTD_d_windowLogMax
-  if (typeof z.createZstdDecompress !== 'function' || param === undefined) return null
-  return { create: z.createZstdDecompress.bind(zlib), windowLogMax: param }
-}
+const READ_CHUNK = 1 << 16
 
 function startsWith(head: Buffer, magic: Buffer): boolean {
   return head.subarray(0, magic.length).equals(magic)
 }
 
 /**
- * The archive as a tar stream: decompressed from zstd (what @actions/cache writes) by Node when
- * it can, else by the `zstd` program through a pipe (@actions/cache saves zstd only where that
- * program is installed); gzip (its fallback without zstd) by Node. `done` settles when the
- * decompression has ended (a program's exit status).
+ * The archive as a tar stream: zstd (what @actions/cache writes) decompressed by the `zstd`
+ * program through a pipe, which @actions/cache saves zstd only where it is installed (measured
+ * faster than Node 24's own zstd here: it decompresses on the other core, and Node 20 has none);
+ * gzip (its fallback without zstd) by Node. `done` settles when the decompression has ended
+ * (the program's exit status).
  */
 export function tarStream(archive: string): Producer {
   const head = Buffer.alloc(4)
@@ -227,28 +214,18 @@ export function tarStream(archive: string): Producer {
   } finally {
     closeSync(fd)
   }
-  const file = () => createReadStream(archive, { highWaterMark: READ_CHUNK })
-  const through = (decompress: Readable & NodeJS.WritableStream) => {
-    const source = file()
-    source.on('error', error => decompress.destroy(error))
-    decompress.on('close', () => source.destroy())
-    source.pipe(decompress)
-    return { stdout: decompress, done: once(decompress, 'end').then(() => undefined) }
-  }
   if (startsWith(head, ZSTD_MAGIC)) {
-    const node = nodeZstd()
-    if (node === null) {
-      return spawnProducer('zstd', ['-d', '-c', `--long=${ZSTD_WINDOW_LOG_MAX}`, '--', archive])
-    }
-    const decompress = node.create({
-      chunkSize: READ_CHUNK,
-      params: { [node.windowLogMax]: ZSTD_WINDOW_LOG_MAX }
-    }) as Readable & NodeJS.WritableStream
-    return through(decompress)
+    return spawnProducer('zstd', ['-d', '-c', `--long=${ZSTD_WINDOW_LOG_MAX}`, '--', archive])
   }
-  if (startsWith(head, GZIP_MAGIC)) return through(zlib.createGunzip({ chunkSize: READ_CHUNK }))
-  const stdout = file()
-  return { stdout, done: once(stdout, 'end').then(() => undefined) }
+  const source = createReadStream(archive, { highWaterMark: READ_CHUNK })
+  if (!startsWith(head, GZIP_MAGIC)) {
+    return { stdout: source, done: once(source, 'end').then(() => undefined) }
+  }
+  const gunzip = createGunzip()
+  source.on('error', error => gunzip.destroy(error))
+  gunzip.on('close', () => source.destroy())
+  source.pipe(gunzip)
+  return { stdout: gunzip, done: once(gunzip, 'end').then(() => undefined) }
 }
 
 // --- reading the tar stream --------------------------------------------------------------------
@@ -348,7 +325,8 @@ class TarReader {
         type: header.type,
         mode: header.mode,
         linkpath: ex?.linkpath ?? header.linkpath,
-        mtime: header.mtime
+        mtime: header.mtime,
+        size
       })
     }
     if (this.remain === 0) this.endMember()
@@ -399,6 +377,18 @@ function writeAll(fd: number, chunk: Buffer): void {
 /** What extractConfined wrote. */
 export interface Extracted {
   members: number
+  /**
+   * The NAR hash (sha256, base16) of each tree the layout has (its `tree` places: a store
+   * path), by its path on disk, computed as it was written (unless `hashTrees` is false); a
+   * tree without one is left out.
+   */
+  narHashes: Map<string, string>
+}
+
+/** The name of the tree a member of a `tree` place belongs to: its shortest `tree` prefix. */
+function treeRoot(parts: readonly string[], layout: Layout): number {
+  for (let i = 1; i < parts.length; i++) if (layout(parts.slice(0, i)) === 'tree') return i
+  return parts.length
 }
 
 /**
@@ -410,11 +400,13 @@ export interface Extracted {
 export async function extractConfined(
   archive: string,
   into: string,
-  layout: Layout
+  layout: Layout,
+  { hashTrees = true }: { hashTrees?: boolean } = {}
 ): Promise<Extracted> {
   const written: Written = new Map()
   const directories: { path: string; mode: number; mtime: Date | undefined }[] = []
-  const stats: Extracted = { members: 0 }
+  let members = 0
+  const trees = new TreeHashes()
   let openFd: number | null = null
 
   /** Parents the archive did not list (or that an earlier archive made): real directories only. */
@@ -457,6 +449,9 @@ export async function extractConfined(
       return null
     }
     const { name, parts, kind, place } = checked
+    const tree = hashTrees && place === 'tree' ? treeRoot(parts, layout) : null
+    const root = tree === null ? '' : parts.slice(0, tree).join('/')
+    const rel = tree === null ? [] : parts.slice(tree)
     if (refused.length > 0) {
       // As if written, so that what comes after it is checked against it.
       for (let i = 1; i < parts.length; i++) {
@@ -468,7 +463,7 @@ export async function extractConfined(
     }
     const path = join(into, name)
     const mtime = member.mtime
-    stats.members++
+    members++
     switch (kind) {
       case 'directory':
         if (written.get(name) !== 'implicit') {
@@ -482,25 +477,42 @@ export async function extractConfined(
         }
         directories.push({ path, mode: directoryMode(place), mtime })
         written.set(name, 'directory')
+        if (tree !== null) trees.member(root, rel, { kind: 'directory' })
         return null
-      case 'symlink':
-        symlinkSync(member.linkpath ?? '', path)
+      case 'symlink': {
+        const target = member.linkpath ?? ''
+        symlinkSync(target, path)
         if (mtime) lutimesSync(path, mtime, mtime)
         written.set(name, 'symlink')
+        if (tree !== null) trees.member(root, rel, { kind: 'symlink', target })
         return null
-      case 'hardlink':
-        linkSync(join(into, member.linkpath ?? ''), path)
+      }
+      case 'hardlink': {
+        const target = join(into, member.linkpath ?? '')
+        linkSync(target, path)
         written.set(name, 'hardlink')
+        if (tree !== null) trees.member(root, rel, { kind: 'hardlink', path: target })
         return null
+      }
       case 'file': {
         const fd = openSync(path, CREATE_FILE, 0o600)
         openFd = fd
         written.set(name, 'file')
+        const mode = fileMode(member.mode ?? 0)
+        const size = member.size ?? 0
+        const hash =
+          tree === null
+            ? null
+            : trees.member(root, rel, { kind: 'file', executable: mode === 0o555, size })
         return {
-          data: chunk => writeAll(fd, chunk),
+          data: chunk => {
+            writeAll(fd, chunk)
+            hash?.data(chunk)
+          },
           end: () => {
+            hash?.end()
             if (mtime) futimesSync(fd, mtime, mtime)
-            fchmodSync(fd, fileMode(member.mode ?? 0))
+            fchmodSync(fd, mode)
             openFd = null
             closeSync(fd)
           }
@@ -530,5 +542,7 @@ export async function extractConfined(
     chmodSync(path, mode)
     if (mtime) utimesSync(path, mtime, mtime)
   }
-  return stats
+  const narHashes = new Map<string, string>()
+  for (const [root, hash] of trees.finish()) narHashes.set(join(into, root), hash)
+  return { members, narHashes }
 }

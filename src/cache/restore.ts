@@ -107,8 +107,11 @@ export async function restoreEntry(
   const staging = stagingDirFor(method.fast, storeDir, workDir)
   try {
     await mkdir(staging)
+    // The NAR hash of each staged path, computed as it was extracted (the fast path checks
+    // them; `nix copy` checks its own).
+    const narHashes = new Map<string, string>()
     const fetch = (primary: string, restore: string[]) =>
-      fetchLayer(staging, workDir, primary, restore)
+      fetchLayer({ staging, workDir, primary, restore, narHashes: method.fast ? narHashes : null })
     const first = await fetch(keys.primary, keys.restore)
     if (first === null) return null
     const found = first.key
@@ -117,7 +120,14 @@ export async function restoreEntry(
     const layers = await readLayers(join(staging, CACHE_DIR_NAME), entries)
     timer.end('read the registrations')
     const staged = uniqueRegistrations(layers)
-    const { importedCount, leftOut } = await importAll({ staging, storeDir, method, staged, timer })
+    const { importedCount, leftOut } = await importAll({
+      staging,
+      storeDir,
+      method,
+      staged,
+      narHashes,
+      timer
+    })
     core.info(`Restore phases: ${timer.summary()}`)
     const valid = staged.filter(r => !leftOut.has(r.path))
     // What post builds on: a path left out is not in the store, whatever its entry holds.
@@ -161,26 +171,36 @@ export function layerLayout(kind: EntryKey['kind']): Layout {
 
 type Fetch = (primary: string, restore: string[]) => Promise<EntryKey | null>
 
+interface FetchOptions {
+  staging: string
+  workDir: string
+  primary: string
+  restore: string[]
+  /** Where the NAR hashes of the staged paths go, computed as they are extracted; null: not. */
+  narHashes: Map<string, string> | null
+}
+
 /**
  * Download the entry of `primary` (else the newest of each `restore` prefix) and extract it,
  * confined, into the staging folder: its key, or null on a miss. An archive that holds a
  * member that may not be extracted, or that does not extract, is an error: the caller discards
  * the whole staging folder.
  */
-async function fetchLayer(
-  staging: string,
-  workDir: string,
-  primary: string,
-  restore: string[]
-): Promise<EntryKey | null> {
-  const archive = join(workDir, `entry-${randomBytes(6).toString('hex')}.tar.zst`)
+async function fetchLayer(o: FetchOptions): Promise<EntryKey | null> {
+  const archive = join(o.workDir, `entry-${randomBytes(6).toString('hex')}.tar.zst`)
   try {
-    const found = await downloadFirst(primary, restore, archive)
+    const found = await downloadFirst(o.primary, o.restore, archive)
     if (found === null) return null
     const entry = parseEntryKey(found)
     const started = performance.now()
     try {
-      const { members } = await extractConfined(archive, staging, layerLayout(entry.kind))
+      const { members, narHashes } = await extractConfined(
+        archive,
+        o.staging,
+        layerLayout(entry.kind),
+        { hashTrees: o.narHashes !== null }
+      )
+      for (const [path, hash] of narHashes) o.narHashes?.set(path, hash)
       const seconds = ((performance.now() - started) / 1000).toFixed(2)
       core.info(`Extracted ${found}: ${members} members in ${seconds} s`)
     } catch (error) {
@@ -291,6 +311,8 @@ interface ImportOptions {
   method: RestoreMethod
   /** Every path of the entries, once. */
   staged: StagedPath[]
+  /** NAR hashes of staged paths, computed as they were extracted. */
+  narHashes: ReadonlyMap<string, string>
   timer: Phases
 }
 
@@ -342,7 +364,7 @@ async function importAll(
   core.info(`Importing ${missing.length} of ${staged.length} paths`)
   try {
     if (o.method.fast) {
-      await checkStagedHashes(missing)
+      await checkStagedHashes(missing, o.narHashes)
       o.timer.end('check NAR hashes')
       await moveIntoStore(o.staging, missing, () => o.timer.end('move in'))
       o.timer.end('register (load-db)')
