@@ -47731,7 +47731,7 @@ async function prune_pruneSuperseded(scope, env, token) {
 // come together) gets no hash, and the caller hashes it with Nix.
 
 
-/** A tree's bytes kept at most (the rest is hashed by Nix). */
+/** The memory a tree's kept bytes may hold, at most (a bigger tree is hashed by Nix). */
 const TREE_BUDGET = 256 * 1024 * 1024;
 const PADDING = Buffer.alloc(8);
 /** NAR's string: its length (u64, little-endian), its bytes, zeros to a multiple of 8. */
@@ -47858,11 +47858,13 @@ class TreeHashes {
             data: chunk => {
                 if (this.current !== current || current.node === null)
                     return;
-                current.bytes += chunk.length;
+                // A small piece of a read keeps the whole read's memory: copied, it keeps its own.
+                const small = chunk.length * 2 < chunk.buffer.byteLength;
+                current.bytes += small ? chunk.length : chunk.buffer.byteLength;
                 if (current.bytes > this.budget)
                     this.giveUp(root);
                 else
-                    node.chunks.push(chunk);
+                    node.chunks.push(small ? Buffer.from(chunk) : chunk);
             },
             end: () => undefined
         };

@@ -32647,7 +32647,7 @@ var zr=Object.defineProperty;var Ur=(s,t)=>{for(var e in t)zr(s,e,{get:t[e],enum
 // come together) gets no hash, and the caller hashes it with Nix.
 
 
-/** A tree's bytes kept at most (the rest is hashed by Nix). */
+/** The memory a tree's kept bytes may hold, at most (a bigger tree is hashed by Nix). */
 const TREE_BUDGET = (/* unused pure expression or super */ null && (256 * 1024 * 1024));
 const PADDING = Buffer.alloc(8);
 /** NAR's string: its length (u64, little-endian), its bytes, zeros to a multiple of 8. */
@@ -32774,11 +32774,13 @@ class nar_hash_TreeHashes {
             data: chunk => {
                 if (this.current !== current || current.node === null)
                     return;
-                current.bytes += chunk.length;
+                // A small piece of a read keeps the whole read's memory: copied, it keeps its own.
+                const small = chunk.length * 2 < chunk.buffer.byteLength;
+                current.bytes += small ? chunk.length : chunk.buffer.byteLength;
                 if (current.bytes > this.budget)
                     this.giveUp(root);
                 else
-                    node.chunks.push(chunk);
+                    node.chunks.push(small ? Buffer.from(chunk) : chunk);
             },
             end: () => undefined
         };

@@ -31,7 +31,7 @@ type Node =
   | { type: 'regular'; executable: boolean; chunks: Buffer[] }
   | { type: 'link'; path: string }
 
-/** A tree's bytes kept at most (the rest is hashed by Nix). */
+/** The memory a tree's kept bytes may hold, at most (a bigger tree is hashed by Nix). */
 export const TREE_BUDGET = 256 * 1024 * 1024
 
 const PADDING = Buffer.alloc(8)
@@ -164,9 +164,11 @@ export class TreeHashes {
     return {
       data: chunk => {
         if (this.current !== current || current.node === null) return
-        current.bytes += chunk.length
+        // A small piece of a read keeps the whole read's memory: copied, it keeps its own.
+        const small = chunk.length * 2 < chunk.buffer.byteLength
+        current.bytes += small ? chunk.length : chunk.buffer.byteLength
         if (current.bytes > this.budget) this.giveUp(root)
-        else node.chunks.push(chunk)
+        else node.chunks.push(small ? Buffer.from(chunk) : chunk)
       },
       end: () => undefined
     }
