@@ -465,6 +465,16 @@ describe('a hostile member', () => {
     expect(tree(into)).toEqual([ROOT, `${ROOT}/base`, STORE])
   })
 
+  test('a hostile archive cut short: its hostile members are named', async () => {
+    const whole = tarball([...folders, { path: `${outside}/abs`, data: 'pwned\n' }, ...genuinePath])
+    const file = join(dir, 'cut.tar')
+    writeFileSync(file, whole.subarray(0, whole.length - 1024 - 512))
+    const error = await extractConfined(file, into, base).catch((e: unknown) => e)
+    expect((error as RefusedMembers).message).toBe(
+      `its member "${outside}/abs" is an absolute name`
+    )
+  })
+
   test('a parent that an earlier archive made a symlink is not followed', async () => {
     const permissive: Layout = () => 'tree'
     await extractConfined(

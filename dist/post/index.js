@@ -33328,6 +33328,11 @@ async function extract_extractConfined(archive, into, layout, { hashTrees = true
         if (!stream.destroyed)
             await done;
     }
+    catch (error) {
+        // A hostile archive that is also cut short: the members it holds are what to say.
+        if (refused.length === 0)
+            throw error;
+    }
     finally {
         stream.destroy();
         if (openFd !== null)

@@ -532,6 +532,9 @@ export async function extractConfined(
     }
     reader.end()
     if (!stream.destroyed) await done
+  } catch (error) {
+    // A hostile archive that is also cut short: the members it holds are what to say.
+    if (refused.length === 0) throw error
   } finally {
     stream.destroy()
     if (openFd !== null) closeSync(openFd)
