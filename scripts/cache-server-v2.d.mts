@@ -39,6 +39,10 @@ export interface CacheServerV2 {
   blobRequests: BlobRequest[]
   /** Finalized entries, oldest first. */
   entries(): CacheEntryV2[]
+  /** The archive of the committed entry with this key, as stored. */
+  readArchive(key: string): Promise<Buffer>
+  /** Replace the archive of the committed entry with this key (to test tampered archives). */
+  replaceArchive(key: string, data: Buffer): Promise<void>
   /** Sizes of the committed blocks of a blob (empty: uploaded in one request). */
   blockList(blob: string): Promise<number[]>
   /** The step's environment: ACTIONS_CACHE_SERVICE_V2, ACTIONS_RESULTS_URL,

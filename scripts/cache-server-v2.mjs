@@ -248,6 +248,17 @@ export async function startCacheServerV2(options = {}) {
     requests,
     blobRequests,
     entries: () => [...entries.values()].filter(e => e.committed).map(e => ({ ...e })),
+    readArchive: async key => {
+      const entry = [...entries.values()].find(e => e.committed && e.key === key)
+      if (!entry) throw new Error(`cache-server-v2: no entry with key ${key}`)
+      return container.getBlobClient(entry.blob).downloadToBuffer()
+    },
+    replaceArchive: async (key, data) => {
+      const entry = [...entries.values()].find(e => e.committed && e.key === key)
+      if (!entry) throw new Error(`cache-server-v2: no entry with key ${key}`)
+      await container.getBlockBlobClient(entry.blob).upload(data, data.length)
+      entry.size = data.length
+    },
     blockList: async blob => {
       const list = await container.getBlockBlobClient(blob).getBlockList('committed')
       return (list.committedBlocks ?? []).map(b => b.size)

@@ -1,4 +1,6 @@
 import { afterEach, beforeEach, describe, expect, jest, test } from '@jest/globals'
+import { execFileSync } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import { mkdtemp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
@@ -7,16 +9,30 @@ import * as core from '../../__fixtures__/core.js'
 import type { SaveFacts } from '../../src/cache/save-rules.js'
 import type { Registration } from '../../src/cache/store-archive.js'
 import * as exec from '../../__fixtures__/exec.js'
+import { tarball } from '../tar-members.js'
 
 const cache = {
   isFeatureAvailable: jest.fn<typeof actionsCache.isFeatureAvailable>(),
-  restoreCache: jest.fn<typeof actionsCache.restoreCache>(),
   saveCache: jest.fn<typeof actionsCache.saveCache>()
+}
+// The look-up and download (the client's own modules, without its extraction): each test says
+// what the service holds; the archive it downloads is then extracted for real.
+const download = {
+  downloadArchive:
+    jest.fn<
+      (
+        paths: string[],
+        primaryKey: string,
+        restoreKeys: string[],
+        archivePath: string
+      ) => Promise<string | null>
+    >()
 }
 // The real CommandError and settleAll: only commands are mocked.
 const { CommandError, settleAll } = await import('../../src/exec.js')
 jest.unstable_mockModule('@actions/core', () => core)
 jest.unstable_mockModule('@actions/cache', () => cache)
+jest.unstable_mockModule('../../src/cache/download.js', () => download)
 jest.unstable_mockModule('../../src/exec.js', () => ({ ...exec, CommandError, settleAll }))
 const { restoreStoreCache, saveStoreCache } = await import('../../src/stages/store-cache.js')
 const { cacheKeys, deltaKey, isExactHit, isSameLock, parseEntryKey, shortHash } =
@@ -44,6 +60,8 @@ const commitKeys = (sourceHash = 'sha256-src') =>
 /** A store path with a hash part of its own: `h('img', 1)`. */
 const h = (name: string, n: number) => `/nix/store/${String(n).padStart(32, '0')}-${name}`
 const HASH = 'ab'.repeat(32)
+/** `nix hash path --base16` of a file holding `restored`. */
+const RESTORED_NAR_HASH = '3cb2f663406677e1196f43d0015b785d05fbfe1b12142fc2a5e154c35b56d128'
 /** A registration of `size` bytes with the given references. */
 const reg = (path: string, narSize = 0, references: string[] = []): Registration => ({
   path,
@@ -372,15 +390,37 @@ function scriptNix(...results: { exitCode: number; stdout: string; stderr: strin
   for (const result of results) exec.run.mockResolvedValueOnce(result)
 }
 
-/** The restore finds `key` and extracts a manifest (of `version`) listing paths, and their
- * registration, into the layer's directory. */
+/**
+ * The service holds `key`, whose archive (a plain tar, as GNU tar writes it) is the base layer's
+ * folder as `fill` writes it under `dir`.
+ */
+function servesEntry(key: string, fill: (dir: string) => Promise<void>) {
+  download.downloadArchive.mockImplementationOnce(async (_paths, _primary, _restore, archive) => {
+    const source = await mkdtemp(join(tmpdir(), 'nca-unit-entry-'))
+    try {
+      const dir = join(source, 'nix-container-action-store-v3', 'base')
+      await mkdir(join(dir, 'store'), { recursive: true })
+      await fill(dir)
+      execFileSync('tar', [
+        '--posix',
+        '-cf',
+        archive,
+        '-C',
+        source,
+        'nix-container-action-store-v3'
+      ])
+    } finally {
+      await rm(source, { recursive: true, force: true })
+    }
+    return key
+  })
+}
+
+/** The service holds `key`, an entry whose manifest (of `version`) lists paths. */
 function restoresEntry(key: string, paths: string[], version = 2) {
-  cache.restoreCache.mockImplementationOnce(async () => {
-    const dir = join(process.cwd(), 'nix-container-action-store-v3', 'base')
-    await mkdir(join(dir, 'store'), { recursive: true })
+  servesEntry(key, async dir => {
     await writeFile(join(dir, 'nix-container-action.json'), JSON.stringify({ version, paths }))
     await writeFile(join(dir, 'registration'), formatRegistrations(paths.map(path => reg(path))))
-    return key
   })
 }
 
@@ -404,13 +444,13 @@ describe('restoreStoreCache', () => {
     expect(result.keys?.primary).toMatch(
       /^nix-container-store\/x86_64-linux\/container\/lock-none\//
     )
-    expect(cache.restoreCache).not.toHaveBeenCalled()
+    expect(download.downloadArchive).not.toHaveBeenCalled()
   })
 
   test('a miss', async () => {
     scriptNix()
     cache.isFeatureAvailable.mockReturnValue(true)
-    cache.restoreCache.mockResolvedValueOnce(undefined)
+    download.downloadArchive.mockResolvedValueOnce(null)
     const result = await restoreStoreCache(options())
     expect(result).toMatchObject({ outcome: 'miss', hit: false, restoredKey: null })
     expect(process.cwd()).not.toContain(workDir)
@@ -425,6 +465,41 @@ describe('restoreStoreCache', () => {
     expect(result).toMatchObject({ outcome: 'failed', restoredKey: null, hit: false })
     expect(core.warning).toHaveBeenCalledWith(expect.stringContaining('version 1, not 2'))
     expect(await readdir(join(workDir, 'store'))).toEqual([])
+  })
+
+  test('an entry with a member outside its folder is discarded whole, the member named', async () => {
+    const storeDir = join(workDir, 'store')
+    await mkdir(storeDir)
+    const target = join(workDir, 'outside', 'pwned')
+    const paths = [`${storeDir}/${'a'.repeat(32)}-x`]
+    scriptNix()
+    cache.isFeatureAvailable.mockReturnValue(true)
+    download.downloadArchive.mockImplementationOnce(async (_paths, _primary, _restore, archive) => {
+      const base = 'nix-container-action-store-v3/base'
+      const registration = formatRegistrations(paths.map(path => reg(path)))
+      const manifest = JSON.stringify({ version: 2, paths })
+      await writeFile(
+        archive,
+        tarball([
+          { path: `${base}/store/${basename(paths[0] ?? '')}`, data: 'x' },
+          { path: `${base}/registration`, data: registration },
+          { path: `${base}/nix-container-action.json`, data: manifest },
+          { path: target, data: 'pwned' }
+        ])
+      )
+      return baseKeyOf('sha256-src')
+    })
+    const result = await restoreStoreCache(options())
+    expect(result).toMatchObject({ outcome: 'failed', restoredKey: null, hit: false })
+    expect(core.warning).toHaveBeenCalledWith(
+      `Store cache: restore failed, building without the cache: the entry ${baseKeyOf('sha256-src')} was discarded: its member ${JSON.stringify(target)} is an absolute name`
+    )
+    expect(existsSync(target)).toBe(false)
+    expect(existsSync(join(workDir, 'outside'))).toBe(false)
+    // Nothing of it stays: not its staging folder beside the store, not its archive.
+    expect(await readdir(storeDir)).toEqual([])
+    expect((await readdir(workDir)).filter(name => name.startsWith('entry-'))).toEqual([])
+    expect(exec.run).toHaveBeenCalledTimes(1) // `nix flake metadata` only: nothing registered
   })
 
   test('paths all valid already: nothing is hashed, moved or registered', async () => {
@@ -451,20 +526,26 @@ describe('restoreStoreCache', () => {
     const present = `${storeDir}/${'a'.repeat(32)}-present`
     const absent = `${storeDir}/${'b'.repeat(32)}-absent`
     await writeFile(present, 'valid already')
-    // --check-validity (present: valid), `nix hash path` of the absent one, --load-db.
-    scriptNix(ok(), ok(`${HASH}\n`), ok())
+    // --check-validity (present: valid), --load-db: the absent one's NAR hash is computed as
+    // it is extracted, no `nix hash path`.
+    scriptNix(ok(), ok())
     cache.isFeatureAvailable.mockReturnValue(true)
-    cache.restoreCache.mockImplementationOnce(async () => {
-      const dir = join(process.cwd(), 'nix-container-action-store-v3', 'base')
-      await mkdir(join(dir, 'store'), { recursive: true })
+    servesEntry(baseKeyOf('sha256-src'), async dir => {
       await writeFile(join(dir, 'store', basename(absent)), 'restored')
       const paths = [present, absent]
       await writeFile(join(dir, 'nix-container-action.json'), JSON.stringify({ version: 2, paths }))
-      await writeFile(join(dir, 'registration'), formatRegistrations(paths.map(path => reg(path))))
-      return baseKeyOf('sha256-src')
+      const registrations = [reg(present), { ...reg(absent), narHash: RESTORED_NAR_HASH }]
+      await writeFile(join(dir, 'registration'), formatRegistrations(registrations))
     })
     const result = await restoreStoreCache(options())
     expect(result).toMatchObject({ outcome: 'restored', importedCount: 1 })
+    // No `nix hash path`: the metadata, the validity check, the registration.
+    expect(exec.run).toHaveBeenCalledTimes(3)
+    expect(exec.run.mock.calls.map(([command, args]) => [command, args.at(-1)])).toEqual([
+      ['nix', '.'],
+      ['nix-store', present],
+      ['nix-store', '--load-db']
+    ])
     const validity = exec.run.mock.calls.find(([, args]) => args.includes('--check-validity'))
     expect(validity?.[1]).toEqual(['--check-validity', '--print-invalid', present])
     expect(await readFile(absent, 'utf8')).toBe('restored')

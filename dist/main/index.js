@@ -34007,6 +34007,24 @@ module.exports = {
 
 /***/ }),
 
+/***/ 3916:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   T: () => (/* binding */ firstLine),
+/* harmony export */   g: () => (/* binding */ errorMessage)
+/* harmony export */ });
+// What an error says, whatever was thrown.
+function errorMessage(error) {
+    return error instanceof Error ? error.message : String(error);
+}
+function firstLine(text) {
+    return text.split('\n')[0] ?? '';
+}
+
+
+/***/ }),
+
 /***/ 4893:
 /***/ ((module) => {
 
@@ -44015,15 +44033,8 @@ function validateRegistry(value) {
     }
 }
 
-;// CONCATENATED MODULE: ./src/errors.ts
-// What an error says, whatever was thrown.
-function errors_errorMessage(error) {
-    return error instanceof Error ? error.message : String(error);
-}
-function firstLine(text) {
-    return text.split('\n')[0] ?? '';
-}
-
+// EXTERNAL MODULE: ./src/errors.ts
+var errors = __nccwpck_require__(3916);
 ;// CONCATENATED MODULE: ./src/registry/refs.ts
 // Turning `tags`, `merge` and `reuse-from` entries into full references, with one rule for
 // which entries are references already (isFullReference). The grammar is in reference.ts.
@@ -44049,7 +44060,7 @@ function labelled(label, value, parse) {
         return parse();
     }
     catch (error) {
-        const reason = errors_errorMessage(error);
+        const reason = (0,errors/* errorMessage */.g)(error);
         throw new Error(`invalid ${label} ${quote(value)}: ${reason}`);
     }
 }
@@ -44822,7 +44833,7 @@ function parseRegistry(value) {
         validateRegistry(value);
     }
     catch (error) {
-        throw new InputError('registry', value, `is not a registry host: ${errors_errorMessage(error)}`);
+        throw new InputError('registry', value, `is not a registry host: ${(0,errors/* errorMessage */.g)(error)}`);
     }
     return value;
 }
@@ -44837,7 +44848,7 @@ function parseTagEntry(name, value) {
     }
     catch (error) {
         const expected = name === 'reuse-from' ? 'a reference or tag' : 'a valid tag';
-        throw new InputError(name, value, `is not ${expected}: ${errors_errorMessage(error)}`);
+        throw new InputError(name, value, `is not ${expected}: ${(0,errors/* errorMessage */.g)(error)}`);
     }
     return value;
 }
@@ -44873,7 +44884,7 @@ function parseOrFail(name, value) {
         return parseReference(value);
     }
     catch (error) {
-        throw new InputError(name, value, `is not a valid image reference: ${errors_errorMessage(error)}`);
+        throw new InputError(name, value, `is not a valid image reference: ${(0,errors/* errorMessage */.g)(error)}`);
     }
 }
 /** Values that are each fine but cannot work together. */
@@ -45195,7 +45206,7 @@ async function exec_run(command, args, options = {}) {
     }
     catch (error) {
         // @actions/exec throws when the program cannot be found or started.
-        throw new CommandError(argv, null, errors_errorMessage(error));
+        throw new CommandError(argv, null, (0,errors/* errorMessage */.g)(error));
     }
     if (result.exitCode !== 0 && !options.allowFailure) {
         const stderr = limit && result.exitCode === TIMED_OUT
@@ -45364,13 +45375,13 @@ async function scanLayerAt(archivePath, layer) {
     }
     catch (error) {
         if (!(await isGzipAt(archivePath, layer.offset))) {
-            scan.error = errors_errorMessage(error);
+            scan.error = (0,errors/* errorMessage */.g)(error);
             return scan;
         }
         const end = layer.offset + layer.size - 1;
         const lister = storePathLister(scan.paths);
         await (0,external_node_stream_promises_namespaceObject.pipeline)((0,external_node_fs_.createReadStream)(archivePath, { start: layer.offset, end }), lister).catch((failure) => {
-            scan.error = errors_errorMessage(failure);
+            scan.error = (0,errors/* errorMessage */.g)(failure);
         });
     }
     return scan;
@@ -45406,7 +45417,7 @@ class StreamLayerScanner {
         const scan = { paths: new Set(), error: null };
         this.scans.set(name, scan);
         const fail = (error) => {
-            scan.error ??= errors_errorMessage(error);
+            scan.error ??= (0,errors/* errorMessage */.g)(error);
         };
         const inner = storePathLister(scan.paths);
         inner.on('error', fail);
@@ -45471,7 +45482,7 @@ async function listing(read) {
         return { paths: await read() };
     }
     catch (error) {
-        return { error: errors_errorMessage(error) };
+        return { error: (0,errors/* errorMessage */.g)(error) };
     }
 }
 // Configs and manifest.json are small; layers are not read into memory.
@@ -45881,7 +45892,7 @@ const TRANSIENT = [
 function failureText(error) {
     if (error instanceof CommandError)
         return `${error.stderr}\n${error.message}`;
-    return errors_errorMessage(error);
+    return (0,errors/* errorMessage */.g)(error);
 }
 /** Decide whether a failure is worth another attempt (pure, for tests). */
 function classifyFailure(text) {
@@ -46128,7 +46139,7 @@ function withRegistryRetries(what, ref, policy, operation) {
 /** For a 429, ask the ref's registry how long to wait. */
 function retryAfterFor(ref) {
     return async (error) => {
-        const text = errors_errorMessage(error);
+        const text = (0,errors/* errorMessage */.g)(error);
         const domain = parseReference(ref).domain;
         if (!domain || !classifyFailure(text).reason.startsWith('429'))
             return null;
@@ -46357,7 +46368,7 @@ function commonDigest(outcomes) {
 }
 /** The failure, and which refs made it before it (pure, for tests). */
 function partialPushMessage(error, done, refs) {
-    const reason = errors_errorMessage(error);
+    const reason = (0,errors/* errorMessage */.g)(error);
     if (done.length === 0)
         return reason;
     const doneRefs = done.map(outcome => outcome.ref);
@@ -47428,7 +47439,7 @@ async function probeUrl(url, timeoutMs) {
             return { error: reason.code };
         if (typeof reason.message === 'string')
             return { error: reason.message };
-        return { error: errors_errorMessage(error) };
+        return { error: (0,errors/* errorMessage */.g)(error) };
     }
 }
 async function containerState(name) {
@@ -47479,7 +47490,7 @@ async function removeContainer(name) {
         return result.stdout.trim() !== '';
     }
     catch (error) {
-        lib_core/* warning */.$e(`could not remove the test container ${name}: ${errors_errorMessage(error)}`);
+        lib_core/* warning */.$e(`could not remove the test container ${name}: ${(0,errors/* errorMessage */.g)(error)}`);
         return false;
     }
 }
@@ -47732,7 +47743,7 @@ async function build(inputs) {
         nixArgs: inputs.nixArgs
     });
     const format = await detectFormat(storePath).catch((error) => {
-        const reason = errors_errorMessage(error);
+        const reason = (0,errors/* errorMessage */.g)(error);
         throw new Error(`${installable(inputs)} built ${reason}`);
     });
     lib_core/* info */.pq(`${storePath} is ${describeFormat(format)}`);
@@ -47849,7 +47860,7 @@ suffix = '') {
         dir: runnerTemp()
     }).catch((error) => {
         const done = image.digest ? `was pushed (${image.digest})` : 'is fine';
-        throw new Error(`The image ${done}, but its SBOM failed: ${errors_errorMessage(error)}`);
+        throw new Error(`The image ${done}, but its SBOM failed: ${(0,errors/* errorMessage */.g)(error)}`);
     }), s => `${s.componentCount} store paths: ${s.path}`);
     report.sboms.push(sbom);
     lib_core/* setOutput */.uH('sbom', report.sboms.map(s => s.path).join('\n'));
@@ -48227,7 +48238,7 @@ async function preparePush(options) {
         lib_core/* notice */.lm(`reuse-from ${ref} is not in the registry of ${options.ref}: not used`);
     }
     const remotes = await Promise.all(candidates.map(candidate => remoteLayersFor(candidate, image, options).catch((error) => {
-        lib_core/* warning */.$e(`${candidate}: could not read its layers (${errors_errorMessage(error)}); not reused`);
+        lib_core/* warning */.$e(`${candidate}: could not read its layers (${(0,errors/* errorMessage */.g)(error)}); not reused`);
         return new Map();
     })));
     const targetRepository = repositoryOf(parseReference(options.ref));
@@ -48302,7 +48313,7 @@ async function mountOtherRepositories(planned, options) {
         };
         return options
             .retrying(`mount ${digest} from ${remote.repository}`, () => mountBlob(request, credentials))
-            .catch((error) => ({ mounted: false, reason: errors_errorMessage(error) }))
+            .catch((error) => ({ mounted: false, reason: (0,errors/* errorMessage */.g)(error) }))
             .then(result => {
             if (!result.mounted)
                 lib_core/* info */.pq(`${digest} not mounted from ${remote.repository}: ${result.reason}; uploading it`);
@@ -48768,8 +48779,8 @@ class Report {
             return result;
         }
         catch (error) {
-            const message = errors_errorMessage(error);
-            this.stages.push({ name, status: 'failed', detail: firstLine(message), seconds: seconds() });
+            const message = (0,errors/* errorMessage */.g)(error);
+            this.stages.push({ name, status: 'failed', detail: (0,errors/* firstLine */.T)(message), seconds: seconds() });
             throw error;
         }
     }
@@ -49795,7 +49806,7 @@ async function expectedSha256(version, system, url) {
             return { sha256: parseSha256File(text), from: source.url };
         }
         catch (error) {
-            throw new Error(`${source.url} ${errors_errorMessage(error)}`);
+            throw new Error(`${source.url} ${(0,errors/* errorMessage */.g)(error)}`);
         }
     }
     finally {
@@ -49807,7 +49818,7 @@ async function download(url, what) {
         return await downloadTool(url, (0,external_node_path_.join)(runnerTemp(), (0,external_node_crypto_.randomUUID)()));
     }
     catch (error) {
-        throw new Error(`could not download ${what} from ${url}: ${errors_errorMessage(error)}`);
+        throw new Error(`could not download ${what} from ${url}: ${(0,errors/* errorMessage */.g)(error)}`);
     }
 }
 async function sha256File(file) {
@@ -50019,7 +50030,7 @@ async function allowUserNamespaces(options = {}) {
     }
     catch (error) {
         lib_core/* warning */.$e(`${USERNS_SYSCTL} is 1 and could not be set to 0 (sudo -n sysctl failed: ` +
-            `${errors_errorMessage(error)}): sandboxed builds of this single-user Nix will fail to set up ` +
+            `${(0,errors/* errorMessage */.g)(error)}): sandboxed builds of this single-user Nix will fail to set up ` +
             `their user namespace. Give the job passwordless sudo, or add "sandbox = false" to nix-conf`);
         return 'failed';
     }
@@ -50572,6 +50583,723 @@ async function prune_pruneSuperseded(scope, env, token) {
     }
 }
 
+;// CONCATENATED MODULE: ./src/cache/nar-hash.ts
+// NAR hashes of the trees an extraction writes, computed from the bytes as they go by: the
+// restore checks each store path against the NAR hash of its registration, and hashing what
+// the extraction already holds in hand costs no second pass over the bytes (nor a `nix hash
+// path` process per core), while the other core decompresses. A NAR (Nix's archive format) is
+// the tree serialised with each directory's entries sorted by name: a tar lists them in the
+// order its writer read them, so a directory tree's files are kept (by reference to the chunks
+// read) until the tree is whole, then serialised; a tree that is one file is hashed as it
+// streams. What cannot be hashed here (a tree over the memory budget, or whose members do not
+// come together) gets no hash, and the caller hashes it with Nix.
+
+
+/** The memory a tree's kept bytes may hold, at most (a bigger tree is hashed by Nix). */
+const TREE_BUDGET = 256 * 1024 * 1024;
+const PADDING = Buffer.alloc(8);
+/** NAR's string: its length (u64, little-endian), its bytes, zeros to a multiple of 8. */
+function putString(hash, value) {
+    const bytes = typeof value === 'string' ? Buffer.from(value) : value;
+    putContentsHeader(hash, bytes.length);
+    hash.update(bytes);
+    putPadding(hash, bytes.length);
+}
+function putContentsHeader(hash, length) {
+    const size = Buffer.alloc(8);
+    size.writeBigUInt64LE(BigInt(length));
+    hash.update(size);
+}
+function putPadding(hash, length) {
+    const pad = (8 - (length % 8)) % 8;
+    if (pad > 0)
+        hash.update(PADDING.subarray(0, pad));
+}
+function putFileHeader(hash, executable) {
+    for (const s of ['(', 'type', 'regular'])
+        putString(hash, s);
+    if (executable) {
+        putString(hash, 'executable');
+        putString(hash, '');
+    }
+    putString(hash, 'contents');
+}
+/** Serialise a node into the hash, as `nix-store --dump` writes it. */
+function putNode(hash, node) {
+    switch (node.type) {
+        case 'symlink':
+            for (const s of ['(', 'type', 'symlink', 'target', node.target, ')'])
+                putString(hash, s);
+            return;
+        case 'regular': {
+            const size = node.chunks.reduce((sum, chunk) => sum + chunk.length, 0);
+            putFileHeader(hash, node.executable);
+            putContentsHeader(hash, size);
+            for (const chunk of node.chunks)
+                hash.update(chunk);
+            putPadding(hash, size);
+            putString(hash, ')');
+            return;
+        }
+        case 'link': {
+            const bytes = (0,external_node_fs_.readFileSync)(node.path);
+            const executable = ((0,external_node_fs_.statSync)(node.path).mode & 0o100) !== 0;
+            putNode(hash, { type: 'regular', executable, chunks: [bytes] });
+            return;
+        }
+        case 'directory': {
+            for (const s of ['(', 'type', 'directory'])
+                putString(hash, s);
+            const names = [...node.entries.keys()]
+                .map(name => Buffer.from(name))
+                .sort((a, b) => Buffer.compare(a, b));
+            for (const name of names) {
+                putString(hash, 'entry');
+                putString(hash, '(');
+                putString(hash, 'name');
+                putString(hash, name);
+                putString(hash, 'node');
+                putNode(hash, node.entries.get(name.toString()));
+                putString(hash, ')');
+            }
+            putString(hash, ')');
+        }
+    }
+}
+function narHash(node) {
+    const hash = (0,external_node_crypto_.createHash)('sha256');
+    putString(hash, 'nix-archive-1');
+    putNode(hash, node);
+    return hash.digest('hex');
+}
+/**
+ * The NAR hashes (sha256, base16) of the trees extracted, by root name, each computed once its
+ * tree is whole. Members must come tree by tree, each tree's together (as tar writes a
+ * directory walk); a tree whose members come apart, or that is bigger than `budget`, gets no
+ * hash.
+ */
+class TreeHashes {
+    budget;
+    current = null;
+    hashes = new Map();
+    unhashed = new Set();
+    constructor(budget = TREE_BUDGET) {
+        this.budget = budget;
+    }
+    /**
+     * A member of the tree `root` at `rel` (its parts below the root; [] for the root itself).
+     * For a file, where its bytes go.
+     */
+    member(root, rel, member) {
+        if (this.current?.root !== root)
+            this.start(root);
+        const current = this.current;
+        if (current === null || this.unhashed.has(root))
+            return null;
+        if (rel.length === 0 && member.kind === 'file') {
+            // A tree that is one file: hashed as it streams.
+            const hash = (0,external_node_crypto_.createHash)('sha256');
+            putString(hash, 'nix-archive-1');
+            putFileHeader(hash, member.executable);
+            putContentsHeader(hash, member.size);
+            current.streaming = hash;
+            return {
+                data: chunk => hash.update(chunk),
+                end: () => {
+                    putPadding(hash, member.size);
+                    putString(hash, ')');
+                }
+            };
+        }
+        const node = this.nodeOf(member);
+        if (!this.place(current, rel, node)) {
+            this.giveUp(root);
+            return null;
+        }
+        if (node.type !== 'regular')
+            return null;
+        return {
+            data: chunk => {
+                if (this.current !== current || current.node === null)
+                    return;
+                // A small piece of a read keeps the whole read's memory: copied, it keeps its own.
+                const small = chunk.length * 2 < chunk.buffer.byteLength;
+                current.bytes += small ? chunk.length : chunk.buffer.byteLength;
+                if (current.bytes > this.budget)
+                    this.giveUp(root);
+                else
+                    node.chunks.push(small ? Buffer.from(chunk) : chunk);
+            },
+            end: () => undefined
+        };
+    }
+    /** Every tree's hash, the last one's included; the trees that got none are left out. */
+    finish() {
+        this.end();
+        return this.hashes;
+    }
+    nodeOf(member) {
+        switch (member.kind) {
+            case 'directory':
+                return { type: 'directory', entries: new Map() };
+            case 'symlink':
+                return { type: 'symlink', target: member.target };
+            case 'file':
+                return { type: 'regular', executable: member.executable, chunks: [] };
+            case 'hardlink':
+                return { type: 'link', path: member.path };
+        }
+    }
+    /** Put `node` at `rel` in the current tree (parents made as directories); false: no place. */
+    place(current, rel, node) {
+        if (rel.length === 0) {
+            if (current.node !== null)
+                return current.node.type === 'directory' && node.type === 'directory';
+            current.node = node;
+            return true;
+        }
+        current.node ??= { type: 'directory', entries: new Map() };
+        let dir = current.node;
+        for (const part of rel.slice(0, -1)) {
+            if (dir.type !== 'directory')
+                return false;
+            let next = dir.entries.get(part);
+            if (next === undefined) {
+                next = { type: 'directory', entries: new Map() };
+                dir.entries.set(part, next);
+            }
+            dir = next;
+        }
+        if (dir.type !== 'directory')
+            return false;
+        const name = rel[rel.length - 1] ?? '';
+        const there = dir.entries.get(name);
+        if (there !== undefined)
+            return there.type === 'directory' && node.type === 'directory';
+        dir.entries.set(name, node);
+        return true;
+    }
+    start(root) {
+        this.end();
+        if (this.unhashed.has(root))
+            return;
+        if (this.hashes.has(root)) {
+            // Its members came apart: what was hashed is not the whole tree.
+            this.giveUp(root);
+            return;
+        }
+        this.current = { root, node: null, streaming: null, bytes: 0 };
+    }
+    end() {
+        const current = this.current;
+        this.current = null;
+        if (current === null || this.unhashed.has(current.root))
+            return;
+        if (current.streaming !== null)
+            this.hashes.set(current.root, current.streaming.digest('hex'));
+        else if (current.node !== null)
+            this.hashes.set(current.root, narHash(current.node));
+    }
+    giveUp(root) {
+        this.unhashed.add(root);
+        this.hashes.delete(root);
+        if (this.current?.root === root)
+            this.current = null;
+    }
+}
+
+;// CONCATENATED MODULE: ./src/cache/extract.ts
+// Extracting a store cache archive, which is untrusted input, confined to a folder: nothing is
+// written outside it, whatever the archive holds. Every member is checked before anything is
+// written for it, against the rules below and the layout the caller expects; the first member
+// that breaks one stops the writing: the rest of the archive is only read, to name every member
+// that breaks one (RefusedMembers), and the caller discards what was extracted (the whole
+// entry). Only regular files, directories, symbolic links and
+// hard links are written, each by this process with calls that never follow a symbolic link
+// (O_EXCL | O_NOFOLLOW, mkdir, symlink, link), owned by the user that runs the action, with the
+// modes Nix gives the store (0444 or 0555 for files, 0555 for directories): no special bits, no
+// device, no owner taken from the archive. Refused:
+// - a name that is absolute, holds `..`, or an empty or `.` part;
+// - a member inside a member that is not a directory (a symbolic link: the classic way out,
+//   a symlink to a folder outside followed by a file "through" it);
+// - a hard link whose target is not a regular file extracted before it from the same archive;
+// - a device, a FIFO, or any other type; setuid, setgid or sticky bits;
+// - a second member of the same name (it would replace or write through the first);
+// - anything the layout does not have where it stands (which also keeps symbolic links out of
+//   everything but the store paths' own trees).
+
+
+
+
+
+
+
+/** A member that may not be extracted. */
+class RefusedMember extends Error {
+    member;
+    why;
+    constructor(member, why) {
+        super(`${JSON.stringify(member)} is ${why}`);
+        this.member = member;
+        this.why = why;
+        this.name = 'RefusedMember';
+    }
+}
+/** How many refused members an error names. */
+const NAMED_AT_MOST = 20;
+/** The members of an archive that may not be extracted, each named with why. */
+class RefusedMembers extends Error {
+    refused;
+    constructor(refused) {
+        const named = refused.slice(0, NAMED_AT_MOST).map(r => r.message);
+        const more = refused.length > NAMED_AT_MOST ? `; and ${refused.length - NAMED_AT_MOST} more` : '';
+        super(refused.length === 1
+            ? `its member ${named.join('')}`
+            : `${refused.length} of its members may not be extracted: ${named.join('; ')}${more}`);
+        this.refused = refused;
+        this.name = 'RefusedMembers';
+    }
+}
+const KINDS = {
+    File: 'file',
+    OldFile: 'file',
+    ContiguousFile: 'file',
+    Directory: 'directory',
+    SymbolicLink: 'symlink',
+    Link: 'hardlink'
+};
+const TYPE_NAMES = {
+    CharacterDevice: 'a character device',
+    BlockDevice: 'a block device',
+    FIFO: 'a FIFO'
+};
+const SPECIAL_BITS = 0o7000;
+/** What is wrong with a member's name or a hard link's target, or null. */
+function nameProblem(name) {
+    if (name.startsWith('/'))
+        return 'an absolute name';
+    const parts = name.split('/');
+    if (parts.includes('..'))
+        return 'a name with `..`';
+    if (parts.some(part => part === '' || part === '.'))
+        return 'a name with an empty or `.` part';
+    return null;
+}
+function fits(kind, place) {
+    if (place === 'tree')
+        return true;
+    return kind === place;
+}
+/**
+ * Check one member against the rules and the layout (pure, but for `written`, which the caller
+ * updates once the member is written): its name's parts and its kind, or a RefusedMember.
+ * Parents of the member that `written` does not know are checked by the caller on disk.
+ */
+function checkMember(member, written, layout) {
+    // A directory's name ends with a slash in the archive.
+    const name = member.type === 'Directory' ? member.path.replace(/\/+$/, '') : member.path;
+    const refuse = (why) => new RefusedMember(member.path, why);
+    const problem = nameProblem(name);
+    if (problem !== null)
+        throw refuse(problem);
+    const parts = name.split('/');
+    const kind = KINDS[member.type];
+    if (kind === undefined) {
+        throw refuse(TYPE_NAMES[member.type] ?? `of type ${member.type} (not a file, directory or link)`);
+    }
+    const mode = member.mode ?? 0;
+    if ((mode & SPECIAL_BITS) !== 0) {
+        throw refuse(`setuid, setgid or sticky (mode ${(mode & 0o7777).toString(8).padStart(4, '0')})`);
+    }
+    for (let i = parts.length - 1; i > 0; i--) {
+        const parent = parts.slice(0, i).join('/');
+        const there = written.get(parent);
+        if (there === undefined)
+            continue;
+        if (there !== 'directory' && there !== 'implicit') {
+            throw refuse(`inside ${JSON.stringify(parent)}, a ${describeKind(there)}`);
+        }
+        break; // checked when it was written, with its own parents
+    }
+    const before = written.get(name);
+    if (before !== undefined && !(before === 'implicit' && kind === 'directory')) {
+        throw refuse('a second member of that name');
+    }
+    const place = layout(parts);
+    if (place === null)
+        throw refuse("not part of the store cache's layout");
+    if (!fits(kind, place))
+        throw refuse(`a ${describeKind(kind)} where the layout has a ${place}`);
+    if (kind === 'hardlink') {
+        const target = member.linkpath ?? '';
+        const targetProblem = nameProblem(target);
+        if (targetProblem !== null) {
+            throw refuse(`a hard link to ${JSON.stringify(target)}, ${targetProblem}`);
+        }
+        if (written.get(target) !== 'file') {
+            throw refuse(`a hard link to ${JSON.stringify(target)}, not a file extracted before it from this archive`);
+        }
+    }
+    return { name, parts, kind, place };
+}
+function describeKind(kind) {
+    return kind === 'symlink' ? 'symbolic link' : kind === 'hardlink' ? 'hard link' : kind;
+}
+// --- the archive's bytes -------------------------------------------------------------------
+const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
+const GZIP_MAGIC = Buffer.from([0x1f, 0x8b]);
+/** As @actions/cache's own extraction (`unzstd --long=30`): a window of up to 1 GiB. */
+const ZSTD_WINDOW_LOG_MAX = 30;
+const READ_CHUNK = 1 << 16;
+function startsWith(head, magic) {
+    return head.subarray(0, magic.length).equals(magic);
+}
+/**
+ * The archive as a tar stream: zstd (what @actions/cache writes) decompressed by the `zstd`
+ * program through a pipe, which @actions/cache saves zstd only where it is installed (measured
+ * faster than Node 24's own zstd here: it decompresses on the other core, and Node 20 has none);
+ * gzip (its fallback without zstd) by Node. `done` settles when the decompression has ended
+ * (the program's exit status).
+ */
+function tarStream(archive) {
+    const head = Buffer.alloc(4);
+    const fd = (0,external_node_fs_.openSync)(archive, 'r');
+    try {
+        (0,external_node_fs_.readSync)(fd, head, 0, head.length, 0);
+    }
+    finally {
+        (0,external_node_fs_.closeSync)(fd);
+    }
+    if (startsWith(head, ZSTD_MAGIC)) {
+        return spawnProducer('zstd', ['-d', '-c', `--long=${ZSTD_WINDOW_LOG_MAX}`, '--', archive]);
+    }
+    const source = (0,external_node_fs_.createReadStream)(archive, { highWaterMark: READ_CHUNK });
+    if (!startsWith(head, GZIP_MAGIC)) {
+        return { stdout: source, done: (0,external_node_events_.once)(source, 'end').then(() => undefined) };
+    }
+    const gunzip = (0,external_node_zlib_.createGunzip)();
+    source.on('error', error => gunzip.destroy(error));
+    gunzip.on('close', () => source.destroy());
+    source.pipe(gunzip);
+    return { stdout: gunzip, done: (0,external_node_events_.once)(gunzip, 'end').then(() => undefined) };
+}
+const extract_BLOCK = 512;
+/** Extended headers (pax, GNU long names) bigger than this are not a store cache's. */
+const META_LIMIT = 1 << 20;
+const META_TYPES = new Set([
+    'ExtendedHeader',
+    'OldExtendedHeader',
+    'GlobalExtendedHeader',
+    'NextFileHasLongPath',
+    'OldGnuLongPath',
+    'NextFileHasLongLinkpath'
+]);
+/**
+ * The framing of a tar stream (ustar, pax, GNU long names), fed chunk by chunk: each member's
+ * header (decoded by node-tar's Header, pax records by its Pax) goes to `member`, whose sink
+ * takes its bytes straight from the chunks (no copy, no stream per member: a store cache holds
+ * thousands of small files). The end-of-archive blocks are required: an archive cut short is
+ * an error, whether mid-member or between members.
+ */
+class TarReader {
+    member;
+    block = Buffer.alloc(extract_BLOCK);
+    filled = 0;
+    remain = 0;
+    padding = 0;
+    sink = null;
+    meta = null;
+    ex;
+    gex;
+    nullBlocks = 0;
+    ended = false;
+    constructor(member) {
+        this.member = member;
+    }
+    write(chunk) {
+        let at = 0;
+        while (at < chunk.length && !this.ended) {
+            if (this.remain > 0) {
+                const n = Math.min(this.remain, chunk.length - at);
+                this.body(chunk.subarray(at, at + n));
+                this.remain -= n;
+                at += n;
+                if (this.remain === 0)
+                    this.endMember();
+            }
+            else if (this.padding > 0) {
+                const n = Math.min(this.padding, chunk.length - at);
+                this.padding -= n;
+                at += n;
+            }
+            else {
+                const n = Math.min(extract_BLOCK - this.filled, chunk.length - at);
+                chunk.copy(this.block, this.filled, at, at + n);
+                this.filled += n;
+                at += n;
+                if (this.filled === extract_BLOCK) {
+                    this.filled = 0;
+                    this.header();
+                }
+            }
+        }
+    }
+    /** The input has ended: throws when the archive has not. */
+    end() {
+        if (!this.ended)
+            throw new Error('the archive is truncated (it ends before its end-of-archive blocks)');
+    }
+    header() {
+        const header = new F(this.block, 0, this.ex, this.gex);
+        if (header.nullBlock) {
+            if (++this.nullBlocks === 2)
+                this.ended = true;
+            return;
+        }
+        if (this.nullBlocks > 0)
+            throw new Error('the archive has a lone zero block between members');
+        if (!header.cksumValid)
+            throw new Error('the archive has a header with a bad checksum');
+        const size = header.size ?? 0;
+        this.remain = size;
+        this.padding = (extract_BLOCK - (size % extract_BLOCK)) % extract_BLOCK;
+        if (META_TYPES.has(header.type)) {
+            if (size > META_LIMIT)
+                throw new Error(`the archive has an extended header of ${size} bytes`);
+            this.meta = { type: header.type, chunks: [] };
+        }
+        else {
+            // Header puts the ustar fields (a truncated name, a prefix) over the pax ones for the
+            // name and the link's target: the pax record is the member's, as in GNU tar.
+            const ex = this.ex;
+            this.ex = undefined;
+            this.sink = this.member({
+                path: ex?.path ?? header.path ?? '',
+                type: header.type,
+                mode: header.mode,
+                linkpath: ex?.linkpath ?? header.linkpath,
+                mtime: header.mtime,
+                size
+            });
+        }
+        if (this.remain === 0)
+            this.endMember();
+    }
+    body(chunk) {
+        if (this.meta !== null)
+            this.meta.chunks.push(Buffer.from(chunk));
+        else
+            this.sink?.data(chunk);
+    }
+    endMember() {
+        if (this.meta !== null) {
+            const { type, chunks } = this.meta;
+            this.meta = null;
+            const text = Buffer.concat(chunks).toString('utf8');
+            if (type === 'GlobalExtendedHeader')
+                this.gex = ft.parse(text, this.gex, true);
+            else if (type === 'ExtendedHeader' || type === 'OldExtendedHeader') {
+                this.ex = ft.parse(text, this.ex, false);
+            }
+            else {
+                const value = text.replace(/\0.*/s, '');
+                this.ex = { ...this.ex, [type === 'NextFileHasLongLinkpath' ? 'linkpath' : 'path']: value };
+            }
+            return;
+        }
+        const sink = this.sink;
+        this.sink = null;
+        sink?.end();
+    }
+}
+// --- writing -------------------------------------------------------------------------------
+/** The modes Nix gives the store: no write bit, executable or not. */
+function fileMode(mode) {
+    return (mode & 0o111) !== 0 ? 0o555 : 0o444;
+}
+/** A store path's directories are 0555 (set once their contents are in); the layout's own stay writable. */
+function directoryMode(place) {
+    return place === 'tree' ? 0o555 : 0o755;
+}
+const CREATE_FILE = external_node_fs_.constants.O_WRONLY | external_node_fs_.constants.O_CREAT | external_node_fs_.constants.O_EXCL | external_node_fs_.constants.O_NOFOLLOW;
+function writeAll(fd, chunk) {
+    for (let at = 0; at < chunk.length;)
+        at += (0,external_node_fs_.writeSync)(fd, chunk, at, chunk.length - at);
+}
+/** The name of the tree a member of a `tree` place belongs to: its shortest `tree` prefix. */
+function treeRoot(parts, layout) {
+    for (let i = 1; i < parts.length; i++)
+        if (layout(parts.slice(0, i)) === 'tree')
+            return i;
+    return parts.length;
+}
+/**
+ * Extract `archive` (a tar, zstd- or gzip-compressed) into the folder `into`, which this process
+ * made: only what the rules and `layout` allow, and nothing at all from the first member they
+ * refuse on (RefusedMembers names every one of them). An archive that does not read (truncated,
+ * a bad header) is an error too. Either way, what was written stays inside `into`, for the caller to remove.
+ */
+async function extractConfined(archive, into, layout, { hashTrees = true } = {}) {
+    const written = new Map();
+    const directories = [];
+    let members = 0;
+    const trees = new TreeHashes();
+    let openFd = null;
+    /** Parents the archive did not list (or that an earlier archive made): real directories only. */
+    const parentsOf = (parts) => {
+        for (let i = 1; i < parts.length; i++) {
+            const name = parts.slice(0, i).join('/');
+            if (written.has(name))
+                continue;
+            const place = layout(parts.slice(0, i));
+            if (place === null || place === 'file') {
+                throw new RefusedMember(parts.join('/'), `inside ${JSON.stringify(name)}, which the layout does not have as a directory`);
+            }
+            const path = (0,external_node_path_.join)(into, name);
+            const stat = (0,external_node_fs_.lstatSync)(path, { throwIfNoEntry: false });
+            if (stat === undefined) {
+                (0,external_node_fs_.mkdirSync)(path, 0o700);
+                directories.push({ path, mode: directoryMode(place), mtime: undefined });
+            }
+            else if (!stat.isDirectory()) {
+                throw new RefusedMember(parts.join('/'), `inside ${JSON.stringify(name)}, which is not a directory`);
+            }
+            written.set(name, 'implicit');
+        }
+    };
+    /** Once a member is refused, nothing more is written: the rest is only checked. */
+    const refused = [];
+    const onMember = (member) => {
+        let checked;
+        try {
+            checked = checkMember(member, written, layout);
+            if (refused.length === 0)
+                parentsOf(checked.parts);
+        }
+        catch (error) {
+            if (!(error instanceof RefusedMember))
+                throw error;
+            refused.push(error);
+            return null;
+        }
+        const { name, parts, kind, place } = checked;
+        const tree = hashTrees && place === 'tree' ? treeRoot(parts, layout) : null;
+        const root = tree === null ? '' : parts.slice(0, tree).join('/');
+        const rel = tree === null ? [] : parts.slice(tree);
+        if (refused.length > 0) {
+            // As if written, so that what comes after it is checked against it.
+            for (let i = 1; i < parts.length; i++) {
+                const parent = parts.slice(0, i).join('/');
+                if (!written.has(parent))
+                    written.set(parent, 'implicit');
+            }
+            written.set(name, kind);
+            return null;
+        }
+        const path = (0,external_node_path_.join)(into, name);
+        const mtime = member.mtime;
+        members++;
+        switch (kind) {
+            case 'directory':
+                if (written.get(name) !== 'implicit') {
+                    try {
+                        (0,external_node_fs_.mkdirSync)(path, 0o700);
+                    }
+                    catch (error) {
+                        // Made by an earlier archive into the same folder: a real directory only.
+                        if (error.code !== 'EEXIST')
+                            throw error;
+                        if (!(0,external_node_fs_.lstatSync)(path).isDirectory())
+                            throw error;
+                    }
+                }
+                directories.push({ path, mode: directoryMode(place), mtime });
+                written.set(name, 'directory');
+                if (tree !== null)
+                    trees.member(root, rel, { kind: 'directory' });
+                return null;
+            case 'symlink': {
+                const target = member.linkpath ?? '';
+                (0,external_node_fs_.symlinkSync)(target, path);
+                if (mtime)
+                    (0,external_node_fs_.lutimesSync)(path, mtime, mtime);
+                written.set(name, 'symlink');
+                if (tree !== null)
+                    trees.member(root, rel, { kind: 'symlink', target });
+                return null;
+            }
+            case 'hardlink': {
+                const target = (0,external_node_path_.join)(into, member.linkpath ?? '');
+                (0,external_node_fs_.linkSync)(target, path);
+                written.set(name, 'hardlink');
+                if (tree !== null)
+                    trees.member(root, rel, { kind: 'hardlink', path: target });
+                return null;
+            }
+            case 'file': {
+                const fd = (0,external_node_fs_.openSync)(path, CREATE_FILE, 0o600);
+                openFd = fd;
+                written.set(name, 'file');
+                const mode = fileMode(member.mode ?? 0);
+                const size = member.size ?? 0;
+                const hash = tree === null
+                    ? null
+                    : trees.member(root, rel, { kind: 'file', executable: mode === 0o555, size });
+                return {
+                    data: chunk => {
+                        writeAll(fd, chunk);
+                        hash?.data(chunk);
+                    },
+                    end: () => {
+                        hash?.end();
+                        if (mtime)
+                            (0,external_node_fs_.futimesSync)(fd, mtime, mtime);
+                        (0,external_node_fs_.fchmodSync)(fd, mode);
+                        openFd = null;
+                        (0,external_node_fs_.closeSync)(fd);
+                    }
+                };
+            }
+        }
+    };
+    const reader = new TarReader(onMember);
+    const { stdout: stream, done } = tarStream(archive);
+    // Awaited below; a rejection while the loop still runs must not go unhandled meanwhile.
+    done.catch(() => undefined);
+    try {
+        for await (const chunk of stream) {
+            reader.write(chunk);
+            if (reader.ended)
+                break;
+        }
+        reader.end();
+        if (!stream.destroyed)
+            await done;
+    }
+    catch (error) {
+        // A hostile archive that is also cut short: the members it holds are what to say.
+        if (refused.length === 0)
+            throw error;
+    }
+    finally {
+        stream.destroy();
+        if (openFd !== null)
+            (0,external_node_fs_.closeSync)(openFd);
+    }
+    if (refused.length > 0)
+        throw new RefusedMembers(refused);
+    // Deepest first, once their contents are in: a store path's directories become read-only.
+    for (const { path, mode, mtime } of directories.reverse()) {
+        (0,external_node_fs_.chmodSync)(path, mode);
+        if (mtime)
+            (0,external_node_fs_.utimesSync)(path, mtime, mtime);
+    }
+    const narHashes = new Map();
+    for (const [root, hash] of trees.finish())
+        narHashes.set((0,external_node_path_.join)(into, root), hash);
+    return { members, narHashes };
+}
+
 ;// CONCATENATED MODULE: ./src/cache/manifest.ts
 // The archive's manifest: its layout version and the store paths it holds.
 
@@ -50607,9 +51335,11 @@ async function manifest_writeManifest(dir, paths) {
 
 /**
  * @actions/cache and its Azure SDK are most of the bundle: loaded only when the cache is used,
- * so that a run with `cache: false` starts as fast as a shell step.
+ * so that a run with `cache: false` starts as fast as a shell step. The download (download.ts,
+ * the client's own modules without its extraction) comes with it.
  */
-const loadCacheClient = () => __nccwpck_require__.e(/* import() */ 641).then(__nccwpck_require__.bind(__nccwpck_require__, 2641));
+const loadCacheClient = () => Promise.all(/* import() */[__nccwpck_require__.e(409), __nccwpck_require__.e(682)]).then(__nccwpck_require__.bind(__nccwpck_require__, 8682));
+const loadDownload = () => Promise.all(/* import() */[__nccwpck_require__.e(409), __nccwpck_require__.e(728)]).then(__nccwpck_require__.bind(__nccwpck_require__, 728));
 /**
  * The directory's name is all @actions/cache sees of it: the entry's "version" is a hash of the
  * paths as given, so a name relative to a fixed parent keeps entries restorable on every runner
@@ -50656,7 +51386,7 @@ async function service_cacheServiceMissing() {
  * process meanwhile.
  */
 async function inParent(parent, work) {
-    await (0,promises_namespaceObject.mkdir)(parent, { recursive: true });
+    await mkdir(parent, { recursive: true });
     const workspace = process.env.GITHUB_WORKSPACE;
     const cwd = process.cwd();
     process.env.GITHUB_WORKSPACE = parent;
@@ -50675,16 +51405,17 @@ async function inParent(parent, work) {
 /** Start loading the cache client now, so that it is ready when the restore begins. */
 function preloadCacheClient() {
     loadCacheClient().catch(() => undefined);
+    loadDownload().catch(() => undefined);
 }
 /**
- * Restore the entry of `primaryKey`, else the newest one each of `restoreKeys` prefixes, into
- * <parent>/CACHE_DIR_NAME: the key restored, or null on a miss. @actions/cache turns service and
- * download errors into a warning and a miss.
+ * Download the archive of the entry of `primaryKey`, else of the newest one of each of
+ * `restoreKeys` prefixes, to `archivePath`, without extracting it (an entry is untrusted input:
+ * extract.ts extracts it): the key found, or null on a miss. A service or download error is a
+ * warning (as @actions/cache words it) and a miss.
  */
-async function restoreFirst(parent, primaryKey, restoreKeys) {
-    const cache = await loadCacheClient();
-    const key = await inParent(parent, () => cache.restoreCache([service_CACHE_DIR_NAME], primaryKey, restoreKeys));
-    return key ?? null;
+async function downloadFirst(primaryKey, restoreKeys, archivePath) {
+    const { downloadArchive } = await loadDownload();
+    return downloadArchive([service_CACHE_DIR_NAME], primaryKey, restoreKeys, archivePath);
 }
 /**
  * Save <parent>/CACHE_DIR_NAME under key. False when the service refused or failed:
@@ -50843,17 +51574,23 @@ function hashMismatches(entries, hashes) {
     return entries.filter((entry, i) => hashes[i]?.trim() !== entry.narHash);
 }
 /**
- * Hash each staged path's NAR (`nix hash path`, one process per lane) and throw when one is
- * missing or differs from its registration.
+ * Check each staged path's NAR hash against its registration and throw when one differs or is
+ * missing: the hashes the extraction computed as it wrote them (`known`, by staged path), and
+ * for the paths it has none of, `nix hash path` (one process per lane).
  */
-async function checkStagedHashes(entries, lanes = hashLanes()) {
-    await settleAll(balance(entries, lanes).map(async (group) => {
+async function checkStagedHashes(entries, known = new Map(), lanes = hashLanes()) {
+    const differ = (bad) => new Error(`${bad.length} path(s) differ from their registered NAR hash, e.g. ${bad[0]?.path ?? ''}`);
+    const hashed = entries.filter(e => known.has(e.staged));
+    const bad = hashMismatches(hashed, hashed.map(e => known.get(e.staged) ?? ''));
+    if (bad.length > 0)
+        throw differ(bad);
+    const rest = entries.filter(e => !known.has(e.staged));
+    await settleAll(balance(rest, lanes).map(async (group) => {
         for (const batch of command_batches(group)) {
             const { stdout } = await command_runNix(['hash', 'path', '--type', 'sha256', '--base16', ...batch.map(e => e.staged)], { silent: true });
-            const bad = hashMismatches(batch, lines(stdout));
-            if (bad.length > 0) {
-                throw new Error(`${bad.length} path(s) differ from their registered NAR hash, e.g. ${bad[0]?.path ?? ''}`);
-            }
+            const mismatched = hashMismatches(batch, lines(stdout));
+            if (mismatched.length > 0)
+                throw differ(mismatched);
         }
     }));
 }
@@ -50926,9 +51663,11 @@ async function importThroughNix(chrootDir, storeDir, staged, missing) {
 
 ;// CONCATENATED MODULE: ./src/cache/restore.ts
 // Restoring the store cache: the newest entry for the keys is downloaded and, when it is a
-// delta, the base it builds on; they are extracted beside the store (or into the scratch
-// directory), every NAR hash is checked, and only the paths the store lacks, with their
-// references whole, are moved in (or imported through Nix). The import is whole or not at all.
+// delta, the base it builds on; each is extracted, confined (an entry is untrusted input:
+// extract.ts), into a staging folder beside the store (or in the scratch directory), every NAR
+// hash is checked, and only the paths the store lacks, with their references whole, are moved
+// in (or imported through Nix). The import is whole or not at all.
+
 
 
 
@@ -50981,15 +51720,27 @@ async function restoreEntry(keys, workDir, timer = phases()) {
     const staging = stagingDirFor(method.fast, storeDir, workDir);
     try {
         await (0,promises_namespaceObject.mkdir)(staging);
-        const found = await restoreFirst(staging, keys.primary, keys.restore);
-        if (found === null)
+        // The NAR hash of each staged path, computed as it was extracted (the fast path checks
+        // them; `nix copy` checks its own).
+        const narHashes = new Map();
+        const fetch = (primary, restore) => fetchLayer({ staging, workDir, primary, restore, narHashes: method.fast ? narHashes : null });
+        const first = await fetch(keys.primary, keys.restore);
+        if (first === null)
             return null;
-        const entries = await withBase(staging, parseEntryKey(found));
+        const found = first.key;
+        const entries = await withBase(fetch, first);
         timer.end('download and extract');
         const layers = await readLayers((0,external_node_path_.join)(staging, service_CACHE_DIR_NAME), entries);
         timer.end('read the registrations');
         const staged = uniqueRegistrations(layers);
-        const { importedCount, leftOut } = await importAll({ staging, storeDir, method, staged, timer });
+        const { importedCount, leftOut } = await importAll({
+            staging,
+            storeDir,
+            method,
+            staged,
+            narHashes,
+            timer
+        });
         lib_core/* info */.pq(`Restore phases: ${timer.summary()}`);
         const valid = staged.filter(r => !leftOut.has(r.path));
         // What post builds on: a path left out is not in the store, whatever its entry holds.
@@ -51012,24 +51763,83 @@ async function restoreEntry(keys, workDir, timer = phases()) {
     }
 }
 /**
+ * Where each member of an entry's archive may stand: its layer's folder (`base/` or `delta/`,
+ * so that a delta and its base never write into each other's), holding the manifest, the
+ * registration and `store/`, under which lie the store paths' own trees (the only place for a
+ * symbolic link or a hard link).
+ */
+function layerLayout(kind) {
+    const layer = restore_layerDirectory(kind);
+    return parts => {
+        const [root, dir, name] = parts;
+        if (root !== service_CACHE_DIR_NAME)
+            return null;
+        if (dir === undefined)
+            return 'directory';
+        if (dir !== layer)
+            return null;
+        if (name === undefined)
+            return 'directory';
+        if (name === STORE_SUBDIR)
+            return parts.length === 3 ? 'directory' : 'tree';
+        if (parts.length === 3 && (name === REGISTRATION_FILE || name === MANIFEST_FILE))
+            return 'file';
+        return null;
+    };
+}
+/**
+ * Download the entry of `primary` (else the newest of each `restore` prefix) and extract it,
+ * confined, into the staging folder: its key, or null on a miss. An archive that holds a
+ * member that may not be extracted, or that does not extract, is an error: the caller discards
+ * the whole staging folder.
+ */
+async function fetchLayer(o) {
+    const archive = (0,external_node_path_.join)(o.workDir, `entry-${(0,external_node_crypto_.randomBytes)(6).toString('hex')}.tar.zst`);
+    try {
+        const found = await downloadFirst(o.primary, o.restore, archive);
+        if (found === null)
+            return null;
+        const entry = parseEntryKey(found);
+        const started = performance.now();
+        try {
+            const { members, narHashes } = await extractConfined(archive, o.staging, layerLayout(entry.kind), { hashTrees: o.narHashes !== null });
+            for (const [path, hash] of narHashes)
+                o.narHashes?.set(path, hash);
+            const seconds = ((performance.now() - started) / 1000).toFixed(2);
+            lib_core/* info */.pq(`Extracted ${found}: ${members} members in ${seconds} s`);
+        }
+        catch (error) {
+            if (error instanceof RefusedMembers) {
+                throw new Error(`the entry ${found} was discarded: ${error.message}`);
+            }
+            throw new Error(`the entry ${found} does not extract: ${(0,errors/* errorMessage */.g)(error)}`);
+        }
+        return entry;
+    }
+    finally {
+        await (0,promises_namespaceObject.rm)(archive, { force: true });
+    }
+}
+/**
  * The entry restored and, for a delta, its base, downloaded after it (a delta is small: one
  * look-up less for a base than looking up first and downloading both side by side). A base
  * that is gone (evicted, or superseded and deleted) is replaced by the newest base of the same
  * lock, if any.
  */
-async function withBase(staging, found) {
+async function withBase(fetch, found) {
     if (found.kind !== 'delta')
         return [found];
-    if ((await restoreFirst(staging, found.base, [])) === found.base) {
-        return [found, parseEntryKey(found.base)];
-    }
+    // A base key is never the prefix of another: what this finds is that base.
+    const base = await fetch(found.base, []);
+    if (base !== null)
+        return [found, base];
     lib_core/* info */.pq(`The base ${found.base} of ${found.key} is not in the cache: looking for another one`);
     const newest = `${found.lock}base-`;
-    const other = await restoreFirst(staging, newest, [newest]);
-    if (other === null || !other.startsWith(newest))
+    const other = await fetch(newest, [newest]);
+    if (other === null || !other.key.startsWith(newest))
         return [found];
-    lib_core/* info */.pq(`Restored the base ${other}; paths of the delta that need the old one are left out`);
-    return [found, parseEntryKey(other)];
+    lib_core/* info */.pq(`Restored the base ${other.key}; paths of the delta that need the old one are left out`);
+    return [found, other];
 }
 /** Every path of the manifest with its registration, or an error naming what is wrong. */
 function manifestRegistrations(paths, text, storeDir) {
@@ -51132,7 +51942,7 @@ async function importAll(o) {
     lib_core/* info */.pq(`Importing ${missing.length} of ${staged.length} paths`);
     try {
         if (o.method.fast) {
-            await checkStagedHashes(missing);
+            await checkStagedHashes(missing, o.narHashes);
             o.timer.end('check NAR hashes');
             await moveIntoStore(o.staging, missing, () => o.timer.end('move in'));
             o.timer.end('register (load-db)');
@@ -51147,7 +51957,7 @@ async function importAll(o) {
         // Nix checked each path it added; still, the import goes whole or not at all.
         if (!o.method.fast)
             await restore_rollBack(missing.map(r => r.path));
-        throw new Error(`the archive did not import cleanly and was discarded: ${errors_errorMessage(error)}`);
+        throw new Error(`the archive did not import cleanly and was discarded: ${(0,errors/* errorMessage */.g)(error)}`);
     }
 }
 async function restore_rollBack(missing) {
@@ -51159,7 +51969,7 @@ async function restore_rollBack(missing) {
             lib_core/* info */.pq(`Removed the ${added.length} paths this import had added`);
     }
     catch (error) {
-        lib_core/* warning */.$e(`Store cache: could not remove the paths of a failed import: ${errors_errorMessage(error)}`);
+        lib_core/* warning */.$e(`Store cache: could not remove the paths of a failed import: ${(0,errors/* errorMessage */.g)(error)}`);
     }
 }
 
@@ -51324,9 +52134,9 @@ async function restoreStoreCache(options) {
         };
     }
     catch (error) {
-        const reason = errors_errorMessage(error);
+        const reason = (0,errors/* errorMessage */.g)(error);
         lib_core/* warning */.$e(`Store cache: restore failed, building without the cache: ${reason}`);
-        return { ...result, outcome: 'failed', reason: firstLine(reason) };
+        return { ...result, outcome: 'failed', reason: (0,errors/* firstLine */.T)(reason) };
     }
 }
 function describeRestore(result) {
@@ -51444,7 +52254,7 @@ async function main_run() {
         }
     }
     catch (error) {
-        lib_core/* setFailed */.C1(errors_errorMessage(error));
+        lib_core/* setFailed */.C1((0,errors/* errorMessage */.g)(error));
     }
     finally {
         await writeSummary(report).catch((error) => {

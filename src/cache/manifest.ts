@@ -4,7 +4,7 @@ import { join } from 'node:path'
 
 /** Bump when the archive's layout changes, so old entries are never restored. */
 export const MANIFEST_VERSION = 2
-const MANIFEST_FILE = 'nix-container-action.json'
+export const MANIFEST_FILE = 'nix-container-action.json'
 
 export interface Manifest {
   version: number

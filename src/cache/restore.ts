@@ -1,21 +1,24 @@
 // Restoring the store cache: the newest entry for the keys is downloaded and, when it is a
-// delta, the base it builds on; they are extracted beside the store (or into the scratch
-// directory), every NAR hash is checked, and only the paths the store lacks, with their
-// references whole, are moved in (or imported through Nix). The import is whole or not at all.
+// delta, the base it builds on; each is extracted, confined (an entry is untrusted input:
+// extract.ts), into a staging folder beside the store (or in the scratch directory), every NAR
+// hash is checked, and only the paths the store lacks, with their references whole, are moved
+// in (or imported through Nix). The import is whole or not at all.
 import * as core from '@actions/core'
 import { randomBytes } from 'node:crypto'
 import { lstatSync } from 'node:fs'
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { errorMessage } from '../errors.js'
 import { removeTree } from '../tree.js'
+import { extractConfined, RefusedMembers } from './extract.js'
+import type { Layout } from './extract.js'
 import { parseEntryKey } from './keys.js'
 import type { CacheKeys, EntryKey } from './keys.js'
-import { readManifest } from './manifest.js'
+import { MANIFEST_FILE, readManifest } from './manifest.js'
 import { phases } from './phases.js'
 import type { Phases } from './phases.js'
 import { deletePaths, invalidPaths } from './nix-store.js'
-import { CACHE_DIR_NAME, restoreFirst } from './service.js'
+import { CACHE_DIR_NAME, downloadFirst } from './service.js'
 import {
   checkStagedHashes,
   importThroughNix,
@@ -104,14 +107,27 @@ export async function restoreEntry(
   const staging = stagingDirFor(method.fast, storeDir, workDir)
   try {
     await mkdir(staging)
-    const found = await restoreFirst(staging, keys.primary, keys.restore)
-    if (found === null) return null
-    const entries = await withBase(staging, parseEntryKey(found))
+    // The NAR hash of each staged path, computed as it was extracted (the fast path checks
+    // them; `nix copy` checks its own).
+    const narHashes = new Map<string, string>()
+    const fetch = (primary: string, restore: string[]) =>
+      fetchLayer({ staging, workDir, primary, restore, narHashes: method.fast ? narHashes : null })
+    const first = await fetch(keys.primary, keys.restore)
+    if (first === null) return null
+    const found = first.key
+    const entries = await withBase(fetch, first)
     timer.end('download and extract')
     const layers = await readLayers(join(staging, CACHE_DIR_NAME), entries)
     timer.end('read the registrations')
     const staged = uniqueRegistrations(layers)
-    const { importedCount, leftOut } = await importAll({ staging, storeDir, method, staged, timer })
+    const { importedCount, leftOut } = await importAll({
+      staging,
+      storeDir,
+      method,
+      staged,
+      narHashes,
+      timer
+    })
     core.info(`Restore phases: ${timer.summary()}`)
     const valid = staged.filter(r => !leftOut.has(r.path))
     // What post builds on: a path left out is not in the store, whatever its entry holds.
@@ -134,22 +150,88 @@ export async function restoreEntry(
 }
 
 /**
+ * Where each member of an entry's archive may stand: its layer's folder (`base/` or `delta/`,
+ * so that a delta and its base never write into each other's), holding the manifest, the
+ * registration and `store/`, under which lie the store paths' own trees (the only place for a
+ * symbolic link or a hard link).
+ */
+export function layerLayout(kind: EntryKey['kind']): Layout {
+  const layer = layerDirectory(kind)
+  return parts => {
+    const [root, dir, name] = parts
+    if (root !== CACHE_DIR_NAME) return null
+    if (dir === undefined) return 'directory'
+    if (dir !== layer) return null
+    if (name === undefined) return 'directory'
+    if (name === STORE_SUBDIR) return parts.length === 3 ? 'directory' : 'tree'
+    if (parts.length === 3 && (name === REGISTRATION_FILE || name === MANIFEST_FILE)) return 'file'
+    return null
+  }
+}
+
+type Fetch = (primary: string, restore: string[]) => Promise<EntryKey | null>
+
+interface FetchOptions {
+  staging: string
+  workDir: string
+  primary: string
+  restore: string[]
+  /** Where the NAR hashes of the staged paths go, computed as they are extracted; null: not. */
+  narHashes: Map<string, string> | null
+}
+
+/**
+ * Download the entry of `primary` (else the newest of each `restore` prefix) and extract it,
+ * confined, into the staging folder: its key, or null on a miss. An archive that holds a
+ * member that may not be extracted, or that does not extract, is an error: the caller discards
+ * the whole staging folder.
+ */
+async function fetchLayer(o: FetchOptions): Promise<EntryKey | null> {
+  const archive = join(o.workDir, `entry-${randomBytes(6).toString('hex')}.tar.zst`)
+  try {
+    const found = await downloadFirst(o.primary, o.restore, archive)
+    if (found === null) return null
+    const entry = parseEntryKey(found)
+    const started = performance.now()
+    try {
+      const { members, narHashes } = await extractConfined(
+        archive,
+        o.staging,
+        layerLayout(entry.kind),
+        { hashTrees: o.narHashes !== null }
+      )
+      for (const [path, hash] of narHashes) o.narHashes?.set(path, hash)
+      const seconds = ((performance.now() - started) / 1000).toFixed(2)
+      core.info(`Extracted ${found}: ${members} members in ${seconds} s`)
+    } catch (error) {
+      if (error instanceof RefusedMembers) {
+        throw new Error(`the entry ${found} was discarded: ${error.message}`)
+      }
+      throw new Error(`the entry ${found} does not extract: ${errorMessage(error)}`)
+    }
+    return entry
+  } finally {
+    await rm(archive, { force: true })
+  }
+}
+
+/**
  * The entry restored and, for a delta, its base, downloaded after it (a delta is small: one
  * look-up less for a base than looking up first and downloading both side by side). A base
  * that is gone (evicted, or superseded and deleted) is replaced by the newest base of the same
  * lock, if any.
  */
-async function withBase(staging: string, found: EntryKey): Promise<EntryKey[]> {
+async function withBase(fetch: Fetch, found: EntryKey): Promise<EntryKey[]> {
   if (found.kind !== 'delta') return [found]
-  if ((await restoreFirst(staging, found.base, [])) === found.base) {
-    return [found, parseEntryKey(found.base)]
-  }
+  // A base key is never the prefix of another: what this finds is that base.
+  const base = await fetch(found.base, [])
+  if (base !== null) return [found, base]
   core.info(`The base ${found.base} of ${found.key} is not in the cache: looking for another one`)
   const newest = `${found.lock}base-`
-  const other = await restoreFirst(staging, newest, [newest])
-  if (other === null || !other.startsWith(newest)) return [found]
-  core.info(`Restored the base ${other}; paths of the delta that need the old one are left out`)
-  return [found, parseEntryKey(other)]
+  const other = await fetch(newest, [newest])
+  if (other === null || !other.key.startsWith(newest)) return [found]
+  core.info(`Restored the base ${other.key}; paths of the delta that need the old one are left out`)
+  return [found, other]
 }
 
 /** A downloaded entry, with its registrations and where its files are. */
@@ -229,6 +311,8 @@ interface ImportOptions {
   method: RestoreMethod
   /** Every path of the entries, once. */
   staged: StagedPath[]
+  /** NAR hashes of staged paths, computed as they were extracted. */
+  narHashes: ReadonlyMap<string, string>
   timer: Phases
 }
 
@@ -280,7 +364,7 @@ async function importAll(
   core.info(`Importing ${missing.length} of ${staged.length} paths`)
   try {
     if (o.method.fast) {
-      await checkStagedHashes(missing)
+      await checkStagedHashes(missing, o.narHashes)
       o.timer.end('check NAR hashes')
       await moveIntoStore(o.staging, missing, () => o.timer.end('move in'))
       o.timer.end('register (load-db)')

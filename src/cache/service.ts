@@ -3,9 +3,11 @@ import { mkdir } from 'node:fs/promises'
 
 /**
  * @actions/cache and its Azure SDK are most of the bundle: loaded only when the cache is used,
- * so that a run with `cache: false` starts as fast as a shell step.
+ * so that a run with `cache: false` starts as fast as a shell step. The download (download.ts,
+ * the client's own modules without its extraction) comes with it.
  */
 const loadCacheClient = () => import('@actions/cache')
+const loadDownload = () => import('./download.js')
 
 /**
  * The directory's name is all @actions/cache sees of it: the entry's "version" is a hash of the
@@ -75,23 +77,22 @@ async function inParent<T>(parent: string, work: () => Promise<T>): Promise<T> {
 /** Start loading the cache client now, so that it is ready when the restore begins. */
 export function preloadCacheClient(): void {
   loadCacheClient().catch(() => undefined)
+  loadDownload().catch(() => undefined)
 }
 
 /**
- * Restore the entry of `primaryKey`, else the newest one each of `restoreKeys` prefixes, into
- * <parent>/CACHE_DIR_NAME: the key restored, or null on a miss. @actions/cache turns service and
- * download errors into a warning and a miss.
+ * Download the archive of the entry of `primaryKey`, else of the newest one of each of
+ * `restoreKeys` prefixes, to `archivePath`, without extracting it (an entry is untrusted input:
+ * extract.ts extracts it): the key found, or null on a miss. A service or download error is a
+ * warning (as @actions/cache words it) and a miss.
  */
-export async function restoreFirst(
-  parent: string,
+export async function downloadFirst(
   primaryKey: string,
-  restoreKeys: string[]
+  restoreKeys: string[],
+  archivePath: string
 ): Promise<string | null> {
-  const cache = await loadCacheClient()
-  const key = await inParent(parent, () =>
-    cache.restoreCache([CACHE_DIR_NAME], primaryKey, restoreKeys)
-  )
-  return key ?? null
+  const { downloadArchive } = await loadDownload()
+  return downloadArchive([CACHE_DIR_NAME], primaryKey, restoreKeys, archivePath)
 }
 
 /**

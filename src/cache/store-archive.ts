@@ -194,26 +194,35 @@ export function hashMismatches(entries: readonly Registration[], hashes: readonl
 }
 
 /**
- * Hash each staged path's NAR (`nix hash path`, one process per lane) and throw when one is
- * missing or differs from its registration.
+ * Check each staged path's NAR hash against its registration and throw when one differs or is
+ * missing: the hashes the extraction computed as it wrote them (`known`, by staged path), and
+ * for the paths it has none of, `nix hash path` (one process per lane).
  */
 export async function checkStagedHashes(
   entries: readonly StagedPath[],
+  known: ReadonlyMap<string, string> = new Map(),
   lanes = hashLanes()
 ): Promise<void> {
+  const differ = (bad: readonly Registration[]) =>
+    new Error(
+      `${bad.length} path(s) differ from their registered NAR hash, e.g. ${bad[0]?.path ?? ''}`
+    )
+  const hashed = entries.filter(e => known.has(e.staged))
+  const bad = hashMismatches(
+    hashed,
+    hashed.map(e => known.get(e.staged) ?? '')
+  )
+  if (bad.length > 0) throw differ(bad)
+  const rest = entries.filter(e => !known.has(e.staged))
   await settleAll(
-    balance(entries, lanes).map(async group => {
+    balance(rest, lanes).map(async group => {
       for (const batch of batches(group)) {
         const { stdout } = await runNix(
           ['hash', 'path', '--type', 'sha256', '--base16', ...batch.map(e => e.staged)],
           { silent: true }
         )
-        const bad = hashMismatches(batch, lines(stdout))
-        if (bad.length > 0) {
-          throw new Error(
-            `${bad.length} path(s) differ from their registered NAR hash, e.g. ${bad[0]?.path ?? ''}`
-          )
-        }
+        const mismatched = hashMismatches(batch, lines(stdout))
+        if (mismatched.length > 0) throw differ(mismatched)
       }
     })
   )
