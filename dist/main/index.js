@@ -47648,7 +47648,7 @@ async function attachSignature(target, key, options) {
         layers = existingLayers(raw);
     }
     catch (error) {
-        throw new Error(`cannot add a signature to ${ref}: ${errors_errorMessage(error)}`);
+        throw new Error(`cannot add a signature to ${ref}: ${(0,errors/* errorMessage */.g)(error)}`);
     }
     if (alreadySigned(layers, payload, key.publicKey)) {
         return { ...target, ref, action: 'up to date', signatureCount: layers.length };
@@ -47704,7 +47704,7 @@ async function signImages(options) {
         }
         catch (error) {
             const done = outcomes.length > 0 ? ` (signed before it: ${describeSigned(outcomes)})` : '';
-            throw new Error(`signing ${target.repository}@${target.digest} failed: ${errors_errorMessage(error)}${done}`, { cause: error });
+            throw new Error(`signing ${target.repository}@${target.digest} failed: ${(0,errors/* errorMessage */.g)(error)}${done}`, { cause: error });
         }
         lib_core/* info */.pq(`${outcome.ref}: ${outcome.action} (${outcome.signatureCount} signature` +
             `${outcome.signatureCount === 1 ? '' : 's'} in the tag)`);
@@ -47907,7 +47907,7 @@ async function signStage(inputs, report, refs, digests, options) {
         }
     }).catch((error) => {
         const pushed = report.digest ?? digests[digests.length - 1] ?? '';
-        throw new Error(`The image was pushed (${pushed}), but ${errors_errorMessage(error)}`, {
+        throw new Error(`The image was pushed (${pushed}), but ${(0,errors/* errorMessage */.g)(error)}`, {
             cause: error
         });
     }), describeOutcomes);
