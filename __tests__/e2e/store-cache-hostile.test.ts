@@ -113,18 +113,32 @@ function dotfiles(machine: Machine): string {
   }).concat(inMachine(machine, ['sha256sum', '.bashrc', '.profile'], { cwd: machine.home }))
 }
 
+// Debian 13 (the default) with both services and both ways in; Debian 12's Nix 2.8 (an older
+// self-hosted runner) on the fast path.
 const cases = [
   {
     version: 'v1' as const,
     shape: 'single-user' as const,
+    os: undefined,
     how: 'extracted beside the store (the fast path)'
   },
-  { version: 'v2' as const, shape: 'daemon' as const, how: 'extracted in RUNNER_TEMP (nix copy)' }
+  {
+    version: 'v2' as const,
+    shape: 'daemon' as const,
+    os: undefined,
+    how: 'extracted in RUNNER_TEMP (nix copy)'
+  },
+  {
+    version: 'v1' as const,
+    shape: 'single-user' as const,
+    os: 'debian12' as const,
+    how: 'on Debian 12 (Nix 2.8), extracted beside the store'
+  }
 ]
 
 test.each(cases)(
   'cache service $version, a $shape store: a poisoned entry writes nothing outside its folder, $how',
-  async ({ version, shape }) => {
+  async ({ version, shape, os }) => {
     const service =
       version === 'v1'
         ? await startCacheServer({ token: TOKEN })
@@ -136,11 +150,11 @@ test.each(cases)(
     const t: Targets = { home: '', dir: userTempDir('nca-hostile-') }
     try {
       const fixture = await makeFixture()
-      const run1 = await action(fixture, service, { machine: freshMachine(shape) })
+      const run1 = await action(fixture, service, { machine: freshMachine(shape, os) })
       expectGreen(run1)
       const key = baseOf(run1.outputs['cache-key'])
 
-      const machine = freshMachine(shape)
+      const machine = freshMachine(shape, os)
       t.home = machine.home
       writeFileSync(join(t.dir, 'secret'), "the runner's own file\n")
       mkdirSync(join(t.dir, 'redirect'))
