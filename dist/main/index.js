@@ -44970,9 +44970,9 @@ function checkPushDestination(inputs) {
     }
 }
 
-;// CONCATENATED MODULE: ./src/state.ts
-// Typed state from main to post: the keys live in one place (as in actions/setup-node).
-
+;// CONCATENATED MODULE: ./src/state-keys.ts
+// The names of what main hands to post (as in actions/setup-node): one place, and no import,
+// so that the post step can read them before it loads anything (src/post-quick.ts).
 var StateKey;
 (function (StateKey) {
     /** Set by main so that post knows main ran at all (a post after a crash has nothing to do). */
@@ -44998,6 +44998,12 @@ var StateKey;
     /** The test container that may be running ('' once main removed it): post removes it. */
     StateKey["TestContainer"] = "test-container";
 })(StateKey || (StateKey = {}));
+
+;// CONCATENATED MODULE: ./src/state.ts
+// Typed state from main to post: the keys live in one place (as in actions/setup-node).
+
+
+
 function saveState(key, value) {
     lib_core/* saveState */.LZ(key, value);
 }

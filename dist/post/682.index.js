@@ -34,8 +34,8 @@ var cacheHttpClient = __webpack_require__(4222);
 var cacheTwirpClient = __webpack_require__(9513);
 // EXTERNAL MODULE: ./node_modules/@actions/cache/lib/internal/config.js
 var config = __webpack_require__(5253);
-// EXTERNAL MODULE: ./node_modules/@actions/exec/lib/exec.js + 3 modules
-var exec = __webpack_require__(7187);
+// EXTERNAL MODULE: ./node_modules/@actions/exec/lib/exec.js + 1 modules
+var exec = __webpack_require__(1955);
 // EXTERNAL MODULE: ./node_modules/@actions/io/lib/io.js
 var io = __webpack_require__(8701);
 // EXTERNAL MODULE: external "fs"
