@@ -16,13 +16,13 @@ import { gunzipSync } from 'node:zlib'
 import {
   archiveStream,
   layoutIndex,
-  writeCompressedArchive
+  writeCompressedArchive,
+  writeCompressedArchiveWithSkopeo
 } from '../../src/image/compressed-archive.js'
 import { skopeoCompressionArgs } from '../../src/image/layer-compression.js'
 import type { LayerCompression } from '../../src/image/layer-compression.js'
 import { imageStoreOf } from '../../src/stages/load.js'
 
-const config = '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'
 const sha256 = (data: Buffer | string): string => createHash('sha256').update(data).digest('hex')
 
 /** Layer contents: compressible text, bytes, an empty layer, and one a symlink names. */
@@ -32,6 +32,13 @@ const layers = [
   Buffer.alloc(0),
   Buffer.from('the last layer')
 ]
+
+// skopeo checks the config's diff_ids against the layers.
+const config = JSON.stringify({
+  architecture: 'amd64',
+  os: 'linux',
+  rootfs: { type: 'layers', diff_ids: layers.map(layer => `sha256:${sha256(layer)}`) }
+})
 
 /** A plain docker archive as dockerTools writes one: a folder per layer, a link for a repeat. */
 function plainArchive(): string {
@@ -154,8 +161,36 @@ describe('writeCompressedArchive', () => {
   })
 })
 
+test('writeCompressedArchiveWithSkopeo: the same layout, gzip layers from skopeo', async () => {
+  const base = mkdtempSync(join(tmpdir(), 'nca-compressed-skopeo-'))
+  const out = join(base, 'layout')
+  const archive = await writeCompressedArchiveWithSkopeo(plainArchive(), out, GZIP, base)
+  const { index, manifest, blob } = readLayout(out)
+  expect(index.manifests).toEqual([
+    {
+      mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
+      digest: archive.manifestDigest,
+      size: blob(archive.manifestDigest).length
+    }
+  ])
+  expect(`sha256:${sha256(blob(archive.manifestDigest))}`).toBe(archive.manifestDigest)
+  expect(blob(manifest.config.digest).toString('utf8')).toBe(config)
+  // dockerTools' repeated layer (a symlink in the archive) is one blob named twice.
+  expect(manifest.layers).toHaveLength(layers.length)
+  manifest.layers.forEach((layer, i) => {
+    expect(layer.mediaType).toBe('application/vnd.docker.image.rootfs.diff.tar.gzip')
+    expect(sha256(gunzipSync(blob(layer.digest)))).toBe(sha256(layers[i] as Buffer))
+  })
+  expect(readdirSync(base).sort()).toEqual(['layout'])
+})
+
 test('layoutIndex names no image', () => {
-  const index = JSON.parse(layoutIndex({ digest: 'sha256:ab', size: 3 }, GZIP)) as {
+  const index = JSON.parse(
+    layoutIndex(
+      { digest: 'sha256:ab', size: 3 },
+      'application/vnd.docker.distribution.manifest.v2+json'
+    )
+  ) as {
     manifests: Record<string, unknown>[]
   }
   expect(index.manifests).toEqual([

@@ -10,14 +10,15 @@
 // compressed side by side, each hashed as it is written.
 import { createHash, randomBytes } from 'node:crypto'
 import { createReadStream, createWriteStream } from 'node:fs'
-import { mkdir, rename, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { Readable, Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { create as createTar } from 'tar'
 import { parseManifest } from './archive.js'
-import { compressor, layerMediaType } from './layer-compression.js'
+import { run } from '../exec.js'
+import { compressor, layerMediaType, skopeoCompressionArgs } from './layer-compression.js'
 import type { LayerCompression } from './layer-compression.js'
 import { fileEntry, indexTar, readEntry, sha256Digest } from './plain-archive.js'
 import type { TarEntry } from './plain-archive.js'
@@ -65,11 +66,11 @@ export function compressedManifest(
  * index.json (pure, for tests). It names no image, so that `docker load` reports the ID of
  * exactly this image rather than a name another load on the same daemon could take meanwhile.
  */
-export function layoutIndex(manifest: Descriptor, compression: LayerCompression): string {
+export function layoutIndex(manifest: Descriptor, manifestType: string): string {
   return JSON.stringify({
     schemaVersion: 2,
     mediaType: OCI_INDEX,
-    manifests: [{ mediaType: manifestMediaType(compression), ...manifest }]
+    manifests: [{ mediaType: manifestType, ...manifest }]
   })
 }
 
@@ -106,9 +107,62 @@ export async function writeCompressedArchive(
     blobs,
     Buffer.from(compressedManifest(configBlob, layers, compression))
   )
+  return finishLayout(dir, [configBlob, ...layers], manifestBlob, manifestMediaType(compression))
+}
+
+/**
+ * The same with gzip layers compressed by skopeo (its parallel gzip, which also stores what
+ * does not compress, several times faster than zlib on both): skopeo writes the image as a
+ * `dir:` image, whose manifest is the one a skopeo push writes (Docker schema 2, the config as
+ * built), and its blobs become the layout's.
+ */
+export async function writeCompressedArchiveWithSkopeo(
+  plainPath: string,
+  dir: string,
+  compression: LayerCompression,
+  tempDir: string
+): Promise<CompressedArchive> {
+  const dirImage = `${dir}-dir`
+  try {
+    await run(
+      'skopeo',
+      [
+        'copy',
+        '-q',
+        ...skopeoCompressionArgs(compression),
+        `docker-archive:${plainPath}`,
+        `dir:${dirImage}`
+      ],
+      { env: { TMPDIR: tempDir } }
+    )
+    const manifestText = await readFile(join(dirImage, 'manifest.json'))
+    const manifest = JSON.parse(manifestText.toString('utf8')) as {
+      mediaType: string
+      config: Descriptor
+      layers: Descriptor[]
+    }
+    const blobs = join(dir, 'blobs', 'sha256')
+    await mkdir(blobs, { recursive: true })
+    const parts = [manifest.config, ...manifest.layers]
+    for (const part of new Set(parts.map(p => p.digest.slice('sha256:'.length)))) {
+      await rename(join(dirImage, part), join(blobs, part))
+    }
+    const manifestBlob = await writeBlob(blobs, manifestText)
+    return await finishLayout(dir, parts, manifestBlob, manifest.mediaType)
+  } finally {
+    await rm(dirImage, { recursive: true, force: true })
+  }
+}
+
+async function finishLayout(
+  dir: string,
+  parts: readonly Descriptor[],
+  manifestBlob: Descriptor,
+  manifestType: string
+): Promise<CompressedArchive> {
   await writeFile(join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}')
-  await writeFile(join(dir, 'index.json'), layoutIndex(manifestBlob, compression))
-  const blobFiles = [...new Set([configBlob, ...layers, manifestBlob].map(blobPath))]
+  await writeFile(join(dir, 'index.json'), layoutIndex(manifestBlob, manifestType))
+  const blobFiles = [...new Set([...parts, manifestBlob].map(blobPath))]
   return {
     dir,
     files: ['oci-layout', 'index.json', ...blobFiles],
