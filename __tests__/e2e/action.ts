@@ -122,6 +122,18 @@ export function findRealProgram(name: string, dir: string): string {
   return `real=$(IFS=:; for d in $PATH; do [ "$d" != '${dir}' ] && [ -x "$d/${name}" ] && { echo "$d/${name}"; break; }; done)`
 }
 
+/**
+ * The watched commands that sent an image to a registry: `docker push`, and `skopeo copy` to
+ * `docker://` (not skopeo's local copies, such as the containerd-store load's `dir:` image).
+ */
+export function registryPushes(commands: readonly string[][]): string[][] {
+  return commands.filter(
+    argv =>
+      (argv[0] === 'docker' && argv[1] === 'push') ||
+      (argv[0] === 'skopeo' && argv[1] === 'copy' && argv.some(a => a.startsWith('docker://')))
+  )
+}
+
 /** What a failed run printed, for the assertion message. */
 export function log(result: RunResult): string {
   return `${result.main.stdout}\n${result.main.stderr}`
