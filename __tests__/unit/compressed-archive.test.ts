@@ -112,6 +112,7 @@ describe('writeCompressedArchive', () => {
       expect(blob(manifest.config.digest).toString('utf8')).toBe(config)
       expect(manifest.config.size).toBe(config.length)
       expect(manifest.layers.map(layer => layer.mediaType)).toEqual(layers.map(() => layerType))
+      expect(archive.layerCount).toBe(layers.length)
       manifest.layers.forEach((layer, i) => {
         const compressed = blob(layer.digest)
         expect(compressed.length).toBe(layer.size)

@@ -46338,7 +46338,8 @@ async function finishLayout(dir, parts, manifestBlob, manifestType) {
     return {
         dir,
         files: ['oci-layout', 'index.json', ...blobFiles],
-        manifestDigest: manifestBlob.digest
+        manifestDigest: manifestBlob.digest,
+        layerCount: parts.length - 1 // the config is the first part
     };
 }
 /** The archive as a tar stream, for `docker load`. */
@@ -47119,7 +47120,6 @@ async function crossCheckImageId(dockerImage, configDigest) {
     });
     const daemonId = stdout.trim();
     if (daemonId !== configDigest) {
-        // The containerd image store reports the manifest digest as the ID.
         lib_core/* warning */.$e(`docker reports image ID ${daemonId} for ${dockerImage}, the archive's config is ${configDigest}`);
     }
 }
@@ -48442,12 +48442,11 @@ async function zstdLayout(archivePath, tempDir, compression) {
     const dir = await (0,promises_namespaceObject.mkdtemp)((0,external_node_path_.join)(tempDir, 'nix-container-zstd-'));
     try {
         const layout = await writeCompressedArchive(archivePath, dir, compression);
-        const layers = layout.files.length - 4; // oci-layout, index.json, config, manifest
         return {
             source: `oci:${dir}`,
             reusedLayers: 0,
             mountedLayers: 0,
-            newLayerIndexes: Array.from({ length: layers }, (_, i) => i),
+            newLayerIndexes: Array.from({ length: layout.layerCount }, (_, i) => i),
             cleanup: () => (0,promises_namespaceObject.rm)(dir, { recursive: true, force: true })
         };
     }

@@ -34,6 +34,8 @@ export interface CompressedArchive {
   dir: string
   files: string[]
   manifestDigest: string
+  /** Layers in the manifest (a repeated layer counts each time). */
+  layerCount: number
 }
 
 const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json'
@@ -166,7 +168,8 @@ async function finishLayout(
   return {
     dir,
     files: ['oci-layout', 'index.json', ...blobFiles],
-    manifestDigest: manifestBlob.digest
+    manifestDigest: manifestBlob.digest,
+    layerCount: parts.length - 1 // the config is the first part
   }
 }
 

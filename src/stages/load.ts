@@ -175,7 +175,6 @@ async function crossCheckImageId(dockerImage: string, configDigest: string): Pro
   })
   const daemonId = stdout.trim()
   if (daemonId !== configDigest) {
-    // The containerd image store reports the manifest digest as the ID.
     core.warning(
       `docker reports image ID ${daemonId} for ${dockerImage}, the archive's config is ${configDigest}`
     )

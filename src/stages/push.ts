@@ -107,12 +107,11 @@ async function zstdLayout(
   const dir = await mkdtemp(join(tempDir, 'nix-container-zstd-'))
   try {
     const layout = await writeCompressedArchive(archivePath, dir, compression)
-    const layers = layout.files.length - 4 // oci-layout, index.json, config, manifest
     return {
       source: `oci:${dir}`,
       reusedLayers: 0,
       mountedLayers: 0,
-      newLayerIndexes: Array.from({ length: layers }, (_, i) => i),
+      newLayerIndexes: Array.from({ length: layout.layerCount }, (_, i) => i),
       cleanup: () => rm(dir, { recursive: true, force: true })
     }
   } catch (error) {
