@@ -12,6 +12,14 @@ import {
   verifyPath
 } from '../../src/signing/nix-key.js'
 import { decodeNix32 } from '../../src/sbom/nar-hash.js'
+import { parseInputs, readCacheSigningKey } from '../../src/inputs.js'
+import { parseManifest } from '../../src/cache/manifest.js'
+import {
+  narinfo,
+  signaturesOf,
+  signRegistrations,
+  untrustedPath
+} from '../../src/cache/signatures.js'
 
 // `nix key generate-secret --key-name test-1` and `nix key convert-secret-to-public`.
 const SECRET =
@@ -120,3 +128,110 @@ function nixKey(name: string) {
   const x = Buffer.from((publicKey.export({ format: 'jwk' }) as { x: string }).x, 'base64url')
   return parseNixSecretKey(`${name}:${Buffer.concat([d, x]).toString('base64')}`)
 }
+
+describe('parseInputs: cache-signing-key and cache-trusted-keys', () => {
+  const reader =
+    (values: Record<string, string>) =>
+    (name: string): string =>
+      ({ registry: '127.0.0.1:5000', ...values })[name] ?? ''
+
+  test('none: unsigned entries, any entry restored', () => {
+    const inputs = parseInputs(reader({}))
+    expect(inputs.cacheSigningKey).toBeNull()
+    expect(inputs.cacheTrustedKeys).toEqual([])
+  })
+
+  test('a key and trusted keys, newline- or comma-separated', () => {
+    const other = nixKey('other-1')
+    const inputs = parseInputs(
+      reader({
+        'cache-signing-key': `  ${SECRET}\n`,
+        'cache-trusted-keys': `${PUBLIC}\n${other.publicKey}, ${PUBLIC}`
+      })
+    )
+    expect(inputs.cacheSigningKey?.publicKey).toBe(PUBLIC)
+    expect(inputs.cacheTrustedKeys.map(k => k.name)).toEqual(['test-1', 'other-1', 'test-1'])
+    expect(readCacheSigningKey(reader({ 'cache-signing-key': SECRET }))?.name).toBe('test-1')
+    expect(readCacheSigningKey(reader({}))).toBeNull()
+  })
+
+  test('a bad secret key fails naming the input, never the value', () => {
+    const bad = SECRET.slice(0, -6) + 'AAAA=='
+    let thrown = ''
+    try {
+      parseInputs(reader({ 'cache-signing-key': bad }))
+    } catch (error) {
+      thrown = (error as Error).message
+    }
+    expect(thrown).toMatch(/^Input "cache-signing-key": is not a Nix secret key/)
+    expect(thrown).not.toContain(bad.slice(7, 30))
+  })
+
+  test.each([['test-1'], ['test-1:AAAA'], [SECRET]])(
+    'a bad trusted key %j fails naming the input',
+    value => {
+      expect(() => parseInputs(reader({ 'cache-trusted-keys': value }))).toThrow(
+        /^Input "cache-trusted-keys": .* is not a Nix public key/
+      )
+    }
+  )
+})
+
+describe('signed entries', () => {
+  const key = parseNixSecretKey(SECRET)
+  const trusted = [parseNixPublicKey(PUBLIC)]
+  const registrations = [
+    { ...FILE, deriver: '' },
+    { ...APP, deriver: '' }
+  ]
+
+  test('the manifest carries the signatures; one without them is unsigned', () => {
+    const signatures = signRegistrations(key, registrations)
+    const text = JSON.stringify({ version: 2, paths: [FILE.path, APP.path], signatures })
+    const manifest = parseManifest(text)
+    expect(signaturesOf(manifest.signatures, APP.path)).toEqual([NIX_SIGNATURES[1]?.[2] as string])
+    const unsigned = parseManifest(JSON.stringify({ version: 2, paths: [FILE.path] }))
+    expect(unsigned.signatures).toBeUndefined()
+    expect(signaturesOf(unsigned.signatures, FILE.path)).toEqual([])
+    expect(signaturesOf(manifest.signatures, 'constructor')).toEqual([])
+    expect(() =>
+      parseManifest(JSON.stringify({ version: 2, paths: [], signatures: { a: 'x' } }))
+    ).toThrow('signatures that are not lists of strings')
+  })
+
+  test('untrustedPath names the path and the key', () => {
+    const signatures = signRegistrations(key, registrations)
+    const signed = registrations.map(r => ({ ...r, signatures: signatures[r.path] ?? [] }))
+    expect(untrustedPath(signed, trusted)).toBeNull()
+    const other = nixKey('other-1')
+    const byOther = signed.map(r => ({ ...r, signatures: [signPath(other, r)] }))
+    expect(untrustedPath(byOther, trusted)).toBe(
+      `${FILE.path} is signed by key "other-1", not by a trusted key (trusted keys: test-1)`
+    )
+    const unsigned = [signed[0], { ...signed[1], signatures: [] }] as typeof signed
+    expect(untrustedPath(unsigned, trusted)).toBe(
+      `${APP.path} is not signed (trusted keys: test-1)`
+    )
+    // Content and hash changed consistently by someone without the key: the signature is stale.
+    const changed = [{ ...signed[0], narHash: 'ab'.repeat(32) }] as typeof signed
+    expect(untrustedPath(changed, trusted)).toMatch(
+      /signed by key "test-1", whose signature does not verify/
+    )
+  })
+
+  test('the narinfo copy-sigs reads', () => {
+    const sig = NIX_SIGNATURES[1]?.[2] as string
+    expect(narinfo({ ...APP, deriver: '', signatures: [sig] })).toBe(
+      [
+        `StorePath: ${APP.path}`,
+        'URL: nar/a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0-app.nar',
+        'Compression: none',
+        'NarHash: sha256:04zwf782yjwnh3q6hz5izfd6jyip8kgw6g6yj43fiqhbyhdd0dqw',
+        'NarSize: 4242',
+        'References: a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0-app xp0dpr9yz5h0fk5c5lpj7zzqjbdh3w8c-f',
+        `Sig: ${sig}`,
+        ''
+      ].join('\n')
+    )
+  })
+})
