@@ -58,26 +58,48 @@ async function job(
   return { ...result, machine }
 }
 
-/** Each path's signatures in the machine's Nix database (`nix path-info --sigs`). */
+/**
+ * Each path's signatures in the machine's Nix database (`nix path-info --sigs`). A `.drv` given
+ * to Nix 2.8 stands for its outputs unless `--derivation` is given: two calls.
+ */
 function sigs(machine: Machine, paths: string[]): Record<string, string[]> {
-  const out = inMachine(machine, ['nix', 'path-info', '--sigs', ...paths])
   const result: Record<string, string[]> = {}
-  for (const line of out.split('\n').filter(Boolean)) {
-    const [path = '', ...rest] = line.trim().split(/\s+/)
-    // It prints a content-addressed path's `ca:` too: not a signature.
-    result[path] = rest.filter(s => s.includes(':') && !s.startsWith('ca:')).sort()
+  const drvs = paths.filter(p => p.endsWith('.drv'))
+  const others = paths.filter(p => !p.endsWith('.drv'))
+  for (const [group, extra] of [
+    [others, []],
+    [drvs, ['--derivation']]
+  ] as const) {
+    if (group.length === 0) continue
+    const out = inMachine(machine, ['nix', 'path-info', '--sigs', ...extra, ...group])
+    for (const line of out.split('\n').filter(Boolean)) {
+      const [path = '', ...rest] = line.trim().split(/\s+/)
+      // It prints a content-addressed path's `ca:` too: not a signature.
+      result[path] = rest.filter(s => s.includes(':') && !s.startsWith('ca:')).sort()
+    }
   }
   return result
 }
 
 const cases = [
-  { version: 'v1' as const, shape: 'single-user' as const, how: 'the fast path' },
-  { version: 'v2' as const, shape: 'daemon' as const, how: 'a daemon store (nix copy)' }
+  { version: 'v1' as const, shape: 'single-user' as const, os: undefined, how: 'the fast path' },
+  {
+    version: 'v2' as const,
+    shape: 'daemon' as const,
+    os: undefined,
+    how: 'a daemon store (nix copy)'
+  },
+  {
+    version: 'v1' as const,
+    shape: 'single-user' as const,
+    os: 'debian12' as const,
+    how: "Debian 12's Nix 2.8, the fast path"
+  }
 ]
 
 test.each(cases)(
   'cache service $version, $how: a signed entry restores with the trusted key, signatures kept; another key is refused, naming it',
-  async ({ version, shape }) => {
+  async ({ version, shape, os }) => {
     const service = (
       version === 'v1'
         ? await startCacheServer({ token: TOKEN })
@@ -87,7 +109,7 @@ test.each(cases)(
       const key = nixKey('nca-test-1')
       const other = nixKey('nca-other-1')
       const fixture = await makeFixture()
-      const run1 = await job(fixture, service, freshMachine(shape), {
+      const run1 = await job(fixture, service, freshMachine(shape, os), {
         'cache-signing-key': key.secret
       })
       expectGreen(run1)
@@ -105,11 +127,32 @@ test.each(cases)(
       const keyDir = userTempDir('nca-nix-key-')
       writeFileSync(join(keyDir, 'key'), key.secret, { mode: 0o600 })
       giveToRunner(keyDir)
-      inMachine(run1.machine, ['nix', 'store', 'sign', '--key-file', join(keyDir, 'key'), ...paths])
+      // Nix 2.8 takes a `.drv` for its outputs unless `--derivation` is given: two calls.
+      const keyFile = join(keyDir, 'key')
+      const drvs = paths.filter(p => p.endsWith('.drv'))
+      inMachine(run1.machine, [
+        'nix',
+        'store',
+        'sign',
+        '--key-file',
+        keyFile,
+        ...paths.filter(p => !drvs.includes(p))
+      ])
+      if (drvs.length > 0) {
+        inMachine(run1.machine, [
+          'nix',
+          'store',
+          'sign',
+          '--key-file',
+          keyFile,
+          '--derivation',
+          ...drvs
+        ])
+      }
       const byNix = sigs(run1.machine, paths)
       for (const path of paths) expect(byNix[path]).toHaveLength(1)
 
-      const run2 = await job(fixture, service, freshMachine(shape), {
+      const run2 = await job(fixture, service, freshMachine(shape, os), {
         'cache-trusted-keys': `${other.public}\n${key.public}`
       })
       expectGreen(run2)
@@ -117,7 +160,7 @@ test.each(cases)(
       expect(builds(fixture)).toEqual(BUILD_STEPS)
       expect(sigs(run2.machine, paths)).toEqual(byNix)
 
-      const run3 = await job(fixture, service, freshMachine(shape), {
+      const run3 = await job(fixture, service, freshMachine(shape, os), {
         'cache-trusted-keys': other.public
       })
       expectGreen(run3)

@@ -51674,6 +51674,7 @@ async function service_saveDirectory(parent, key) {
 
 
 
+
 /** Each path's signature by `key`, by path (pure). */
 function signatures_signRegistrations(key, registrations) {
     const signatures = {};
@@ -51733,10 +51734,16 @@ async function addSignatures(dir, storeDir, entries, store) {
     await (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(dir, 'nix-cache-info'), `StoreDir: ${storeDir}\n`);
     await Promise.all(signed.map(e => (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(dir, `${(0,external_node_path_.basename)(e.path).slice(0, 32)}.narinfo`), narinfo(e))));
     const storeArgs = store === null ? [] : ['--store', store];
-    for (const batch of command_batches(signed.map(e => e.path))) {
-        await command_runNix(['store', 'copy-sigs', ...storeArgs, '--substituter', `file://${dir}`, ...batch], {
-            silent: true
-        });
+    const paths = signed.map(e => e.path);
+    // A `.drv` stands for its outputs unless `--derivation` is given, and with `--derivation`
+    // other paths are left out (Nix 2.8): two calls.
+    for (const [group, extra] of [
+        [paths.filter(p => !isDerivation(p)), []],
+        [paths.filter(isDerivation), ['--derivation']]
+    ]) {
+        for (const batch of command_batches(group)) {
+            await command_runNix(['store', 'copy-sigs', ...storeArgs, ...extra, '--substituter', `file://${dir}`, ...batch], { silent: true });
+        }
     }
     return signed.length;
 }

@@ -1697,6 +1697,7 @@ function nix_key_verifyPath(info, signatures, keys) {
 
 
 
+
 /** Each path's signature by `key`, by path (pure). */
 function signRegistrations(key, registrations) {
     const signatures = {};
@@ -1756,10 +1757,16 @@ async function signatures_addSignatures(dir, storeDir, entries, store) {
     await writeFile(join(dir, 'nix-cache-info'), `StoreDir: ${storeDir}\n`);
     await Promise.all(signed.map(e => writeFile(join(dir, `${basename(e.path).slice(0, 32)}.narinfo`), narinfo(e))));
     const storeArgs = store === null ? [] : ['--store', store];
-    for (const batch of batches(signed.map(e => e.path))) {
-        await runNix(['store', 'copy-sigs', ...storeArgs, '--substituter', `file://${dir}`, ...batch], {
-            silent: true
-        });
+    const paths = signed.map(e => e.path);
+    // A `.drv` stands for its outputs unless `--derivation` is given, and with `--derivation`
+    // other paths are left out (Nix 2.8): two calls.
+    for (const [group, extra] of [
+        [paths.filter(p => !isDerivation(p)), []],
+        [paths.filter(isDerivation), ['--derivation']]
+    ]) {
+        for (const batch of batches(group)) {
+            await runNix(['store', 'copy-sigs', ...storeArgs, ...extra, '--substituter', `file://${dir}`, ...batch], { silent: true });
+        }
     }
     return signed.length;
 }

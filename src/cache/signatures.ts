@@ -8,6 +8,7 @@ import { basename, join } from 'node:path'
 import { batches, runNix } from '../nix/command.js'
 import { encodeNix32, signatureKeyName, signPath, verifyPath } from '../signing/nix-key.js'
 import type { NixPublicKey, NixSecretKey } from '../signing/nix-key.js'
+import { isDerivation } from './nix-store.js'
 import type { Registration } from './store-archive.js'
 
 /** A registration and the signatures its entry recorded for it. */
@@ -91,10 +92,19 @@ export async function addSignatures(
     signed.map(e => writeFile(join(dir, `${basename(e.path).slice(0, 32)}.narinfo`), narinfo(e)))
   )
   const storeArgs = store === null ? [] : ['--store', store]
-  for (const batch of batches(signed.map(e => e.path))) {
-    await runNix(['store', 'copy-sigs', ...storeArgs, '--substituter', `file://${dir}`, ...batch], {
-      silent: true
-    })
+  const paths = signed.map(e => e.path)
+  // A `.drv` stands for its outputs unless `--derivation` is given, and with `--derivation`
+  // other paths are left out (Nix 2.8): two calls.
+  for (const [group, extra] of [
+    [paths.filter(p => !isDerivation(p)), []],
+    [paths.filter(isDerivation), ['--derivation']]
+  ] as const) {
+    for (const batch of batches(group)) {
+      await runNix(
+        ['store', 'copy-sigs', ...storeArgs, ...extra, '--substituter', `file://${dir}`, ...batch],
+        { silent: true }
+      )
+    }
   }
   return signed.length
 }
