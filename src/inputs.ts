@@ -139,7 +139,7 @@ export function readGithubToken(read: InputReader = readActionInput): string | n
 export function readCacheSigningKey(read: InputReader = readActionInput): NixSecretKey | null {
   const text = read('cache-signing-key').trim()
   maskNixSecretKey(text)
-  if (read === readActionInput) delete process.env.INPUT_CACHE_SIGNING_KEY
+  if (read === readActionInput) delete process.env['INPUT_CACHE-SIGNING-KEY']
   return parseCacheSigningKey(text)
 }
 

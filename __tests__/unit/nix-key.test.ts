@@ -155,6 +155,12 @@ describe('parseInputs: cache-signing-key and cache-trusted-keys', () => {
     expect(readCacheSigningKey(reader({}))).toBeNull()
   })
 
+  test('the post step reads the key from its INPUT_ variable and removes it', () => {
+    process.env['INPUT_CACHE-SIGNING-KEY'] = SECRET
+    expect(readCacheSigningKey()?.publicKey).toBe(PUBLIC)
+    expect(process.env['INPUT_CACHE-SIGNING-KEY']).toBeUndefined()
+  })
+
   test('a bad secret key fails naming the input, never the value', () => {
     const bad = SECRET.slice(0, -6) + 'AAAA=='
     let thrown = ''

@@ -44766,7 +44766,7 @@ function readCacheSigningKey(read = readActionInput) {
     const text = read('cache-signing-key').trim();
     maskNixSecretKey(text);
     if (read === readActionInput)
-        delete process.env.INPUT_CACHE_SIGNING_KEY;
+        delete process.env['INPUT_CACHE-SIGNING-KEY'];
     return parseCacheSigningKey(text);
 }
 /** A Nix secret key is one line: masked whole and its base64 part alone. */
