@@ -5,7 +5,9 @@
 // `nix store sign --key-file` makes on the machine that built the paths, read back with
 // `nix path-info --sigs`. Refused: an entry signed by another key (the warning names it) and
 // an entry whose path content and recorded NAR hash were changed consistently by someone
-// without the key (nothing of it registered: the image is built again).
+// without the key (nothing of it registered: the image is built again). And a daemon with
+// `require-sigs` whose runner user is not trusted (NCA_DAEMON_NIX_CONF, scripts/
+// runner-machine.sh) takes the signed paths, while an unsigned entry is refused by that daemon.
 import { expect, test } from '@jest/globals'
 import { execFileSync } from 'node:child_process'
 import { generateKeyPairSync } from 'node:crypto'
@@ -15,7 +17,7 @@ import { startCacheServer } from '../../scripts/cache-server.mjs'
 import { startCacheServerV2 } from '../../scripts/cache-server-v2.mjs'
 import { giveToRunner, userTempDir } from '../../scripts/runner-machine.mjs'
 import type { Machine } from '../../scripts/runner-machine.mjs'
-import { action as runAction, freshMachine, inMachine } from './action.js'
+import { action as runAction, freshMachine, inMachine, store } from './action.js'
 import {
   baseOf,
   BUILD_STEPS,
@@ -176,6 +178,55 @@ test.each(cases)(
     }
   }
 )
+
+test('a daemon with require-sigs and the runner not trusted accepts the restored paths by their signatures', async () => {
+  const service = (await startCacheServerV2({ token: TOKEN })) as Service
+  try {
+    const key = nixKey('nca-test-1')
+    const fixture = await makeFixture()
+    const run1 = await job(fixture, service, freshMachine('daemon'), {
+      'cache-signing-key': key.secret
+    })
+    expectGreen(run1)
+    process.env.NCA_DAEMON_NIX_CONF = [
+      'trusted-users = root',
+      'require-sigs = true',
+      `trusted-public-keys = ${key.public}`
+    ].join('\n')
+    let machine: Machine
+    try {
+      machine = freshMachine('daemon')
+    } finally {
+      delete process.env.NCA_DAEMON_NIX_CONF
+    }
+    expect(inMachine(machine, ['nix', 'show-config'])).toMatch(/require-sigs = true/)
+    const run2 = await job(fixture, service, machine, { 'cache-trusted-keys': key.public })
+    expectGreen(run2)
+    expect(run2.outputs['cache-hit']).toBe('true')
+    expect(builds(fixture)).toEqual(BUILD_STEPS)
+    const paths = closure(run1)
+    expect(store.invalid(machine, paths)).toEqual([])
+
+    // The control: an unsigned entry, on a daemon like it, is refused by the daemon itself.
+    const unsigned = await makeFixture()
+    expectGreen(await job(unsigned, service, freshMachine('daemon'), {}))
+    process.env.NCA_DAEMON_NIX_CONF = ['trusted-users = root', 'require-sigs = true'].join('\n')
+    let strict: Machine
+    try {
+      strict = freshMachine('daemon')
+    } finally {
+      delete process.env.NCA_DAEMON_NIX_CONF
+    }
+    const run3 = await job(unsigned, service, strict, {})
+    expectGreen(run3)
+    expect(run3.main.stdout).toMatch(
+      /::warning::Store cache: restore failed.*lacks a (valid signature|signature by a trusted key)/
+    )
+    expect(builds(unsigned)).toEqual([...BUILD_STEPS, ...BUILD_STEPS])
+  } finally {
+    await service.close()
+  }
+})
 
 /** The archive with the payload path's content and its registered NAR hash and size changed. */
 function tampered(archive: Buffer): { data: Buffer; payload: string } {
