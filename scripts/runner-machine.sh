@@ -40,6 +40,9 @@ substituters =
 build-users-group =
 trusted-users = root $1
 CONF
+  # A test's own settings, after the defaults (a later line wins): e.g. an untrusted user and
+  # require-sigs.
+  if [[ -n ${NCA_DAEMON_NIX_CONF:-} ]]; then printf '%s\n' "$NCA_DAEMON_NIX_CONF"; fi
 }
 
 # Mount points of the host to share with the machine: every one but / and /nix, outermost only.

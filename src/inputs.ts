@@ -10,6 +10,8 @@ import { COMPRESSION_LEVELS, LAYER_COMPRESSION_FORMATS } from './image/layer-com
 import type { LayerCompression } from './image/layer-compression.js'
 import { readSigningKey, SigningKeyError } from './signing/cosign-key.js'
 import type { SigningKey } from './signing/cosign-key.js'
+import { parseNixPublicKey, parseNixSecretKey } from './signing/nix-key.js'
+import type { NixPublicKey, NixSecretKey } from './signing/nix-key.js'
 import { errorMessage } from './errors.js'
 
 export type PushTool = 'docker' | 'skopeo'
@@ -55,6 +57,10 @@ export interface Inputs {
   compression: LayerCompression
   /** `signing-key`, decrypted with `signing-passphrase`: sign every pushed digest; null: don't. */
   signingKey: SigningKey | null
+  /** `cache-signing-key`: the Nix secret key that signs the store cache entries saved; null: unsigned. */
+  cacheSigningKey: NixSecretKey | null
+  /** `cache-trusted-keys`: restore only entries whose every path one of these signed; empty: any. */
+  cacheTrustedKeys: NixPublicKey[]
 }
 
 /** Whether the image is run before the push (`test` or `test-url`). */
@@ -84,7 +90,7 @@ export type InputReader = (name: string) => string
 /** Secret inputs read as they are (a passphrase may begin or end with a space, as cosign reads it). */
 const UNTRIMMED_INPUTS = ['signing-passphrase']
 /** Inputs whose INPUT_* variable is removed once read, so that no command the action runs inherits it. */
-const SECRET_INPUTS = ['signing-key', 'signing-passphrase']
+const SECRET_INPUTS = ['signing-key', 'signing-passphrase', 'cache-signing-key']
 
 const readActionInput: InputReader = name =>
   core.getInput(name, { trimWhitespace: !UNTRIMMED_INPUTS.includes(name) })
@@ -126,6 +132,57 @@ export function readGithubToken(read: InputReader = readActionInput): string | n
   return token
 }
 
+/**
+ * The `cache-signing-key` input, for the post step (which signs what it saves): masked, its
+ * INPUT_* variable removed, then parsed; null when empty.
+ */
+export function readCacheSigningKey(read: InputReader = readActionInput): NixSecretKey | null {
+  const text = read('cache-signing-key').trim()
+  maskNixSecretKey(text)
+  if (read === readActionInput) delete process.env['INPUT_CACHE-SIGNING-KEY']
+  return parseCacheSigningKey(text)
+}
+
+/** A Nix secret key is one line: masked whole and its base64 part alone. */
+function maskNixSecretKey(text: string): void {
+  if (text === '') return
+  core.setSecret(text)
+  const data = text.slice(text.indexOf(':') + 1)
+  if (data !== '' && data !== text) core.setSecret(data)
+}
+
+function parseCacheSigningKey(text: string): NixSecretKey | null {
+  if (text === '') return null
+  try {
+    return parseNixSecretKey(text)
+  } catch (error) {
+    // The message never quotes the key (nix-key.ts); the fallback says nothing of it either.
+    const reason = error instanceof Error ? error.message : 'could not be read'
+    throw new SecretInputError('cache-signing-key', reason)
+  }
+}
+
+function parseCacheTrustedKeys(value: string): NixPublicKey[] {
+  return splitList(value).map(entry => {
+    try {
+      return parseNixPublicKey(entry)
+    } catch (error) {
+      throw new InputError(
+        'cache-trusted-keys',
+        entry,
+        `is not a Nix public key: ${shortReason(error)}`
+      )
+    }
+  })
+}
+
+function shortReason(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error)
+  return /not an ed25519/.test(message)
+    ? 'not an ed25519 key'
+    : 'expected <name>:<base64 of 32 bytes>, as `nix key convert-secret-to-public` prints it'
+}
+
 export function parseInputs(read: InputReader = readActionInput): Inputs {
   const text = (name: string): string | null => {
     const value = read(name).trim()
@@ -148,6 +205,8 @@ export function parseInputs(read: InputReader = readActionInput): Inputs {
   if (githubToken) core.setSecret(githubToken)
   maskSecret(signingKey)
   maskSecret(signingPassphrase)
+  const cacheSigningKey = read('cache-signing-key').trim()
+  maskNixSecretKey(cacheSigningKey)
   if (read === readActionInput) {
     for (const name of SECRET_INPUTS) delete process.env[`INPUT_${name.toUpperCase()}`]
   }
@@ -183,7 +242,9 @@ export function parseInputs(read: InputReader = readActionInput): Inputs {
     testUrl: parseTestUrl(text('test-url')),
     testTimeout: parseTestTimeout(text('test-timeout') ?? String(DEFAULT_TEST_TIMEOUT)),
     compression: parseCompression(text('compression') ?? 'gzip', text('compression-level')),
-    signingKey: null
+    signingKey: null,
+    cacheSigningKey: parseCacheSigningKey(cacheSigningKey),
+    cacheTrustedKeys: parseCacheTrustedKeys(read('cache-trusted-keys'))
   }
   checkCombinations(inputs)
   // Last: decrypting takes scrypt's tenth of a second or more, and every cheaper check is done.

@@ -113,7 +113,8 @@ async function restoreCache(inputs: Inputs, report: Report): Promise<void> {
         // A `systems` run builds other closures than a single-system one: its own key.
         system: inputs.systems.length > 0 ? inputs.systems.join('+') : inputs.system,
         cacheKey: inputs.cacheKey,
-        workDir
+        workDir,
+        trustedKeys: inputs.cacheTrustedKeys
       }),
     describeRestore
   )

@@ -8,7 +8,7 @@ import { logoutOfRegistries } from './stages/login.js'
 import { removeContainer } from './stages/test.js'
 import type { LoginSession } from './stages/login.js'
 import { errorMessage } from './errors.js'
-import { readGithubToken } from './inputs.js'
+import { readCacheSigningKey, readGithubToken } from './inputs.js'
 
 export async function run(): Promise<void> {
   try {
@@ -70,7 +70,8 @@ async function saveCache(): Promise<void> {
         startedAt: startedAt(),
         drvPath: getState(StateKey.BuiltDrvPath),
         storePath: getState(StateKey.BuiltStorePath),
-        workDir: getState(StateKey.CacheWorkDir) ?? storeCacheWorkDir()
+        workDir: getState(StateKey.CacheWorkDir) ?? storeCacheWorkDir(),
+        signingKey: readCacheSigningKey()
       })
     )
   } catch (error) {

@@ -44565,9 +44565,134 @@ function readSigningKey(pem, passphrase) {
     return { privateKey, publicKey: (0,external_node_crypto_.createPublicKey)(privateKey), pemType: type };
 }
 
+;// CONCATENATED MODULE: ./src/signing/nix-key.ts
+// Store paths' signatures as Nix makes them (`secret-key-files`, `nix store sign`) and checks
+// them (`trusted-public-keys`): ed25519 over the path's fingerprint
+// `1;<path>;sha256:<nix32 NAR hash>;<NAR size>;<references, comma-separated>`, written
+// `<key name>:<base64 signature>`. Keys are Nix's: `<name>:<base64 of the 64-byte secret key
+// (seed and public key)>` as `nix key generate-secret` prints it, `<name>:<base64 of the 32-byte
+// public key>` as `nix key convert-secret-to-public` does.
+//
+// Errors never carry a secret key or anything decoded from it: only a fixed reason.
+
+const NIX32_ALPHABET = '0123456789abcdfghijklmnpqrsvwxyz';
+const KEY_NAME = /^[A-Za-z0-9][A-Za-z0-9._+@-]*$/;
+const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
+const SEED_BYTES = 32;
+const SECRET_BYTES = 64;
+const PUBLIC_BYTES = 32;
+const SIGNATURE_BYTES = 64;
+/** Nix's base32 (libutil's printHash32): the last character holds the lowest bits. */
+function encodeNix32(bytes) {
+    const length = Math.ceil((bytes.length * 8) / 5);
+    let text = '';
+    for (let n = length - 1; n >= 0; n--) {
+        const bit = n * 5;
+        const i = Math.floor(bit / 8);
+        const j = bit % 8;
+        const low = (bytes[i] ?? 0) >> j;
+        const high = i + 1 < bytes.length ? (bytes[i + 1] ?? 0) << (8 - j) : 0;
+        text += NIX32_ALPHABET[(low | high) & 0x1f];
+    }
+    return text;
+}
+/** The fingerprint Nix signs (ValidPathInfo::fingerprint). */
+function fingerprint(info) {
+    const hash = encodeNix32(Buffer.from(info.narHash, 'hex'));
+    return `1;${info.path};sha256:${hash};${info.narSize};${info.references.join(',')}`;
+}
+function base64Of(text, bytes) {
+    if (!BASE64.test(text))
+        return null;
+    const decoded = Buffer.from(text, 'base64');
+    return decoded.length === bytes ? decoded : null;
+}
+function splitKey(text) {
+    const colon = text.indexOf(':');
+    if (colon <= 0)
+        return null;
+    const name = text.slice(0, colon);
+    return KEY_NAME.test(name) ? { name, data: text.slice(colon + 1) } : null;
+}
+function ed25519Jwk(publicKey, seed) {
+    return {
+        kty: 'OKP',
+        crv: 'Ed25519',
+        x: publicKey.toString('base64url'),
+        ...(seed ? { d: seed.toString('base64url') } : {})
+    };
+}
+/**
+ * A secret key as `nix key generate-secret` prints it. Throws an Error whose message never
+ * holds the key; its public half must be what its seed makes.
+ */
+function parseNixSecretKey(text) {
+    const fail = (why) => new Error(why);
+    const parts = splitKey(text.trim());
+    if (parts === null) {
+        throw fail('is not a Nix secret key: expected <name>:<base64>, as `nix key generate-secret` prints it');
+    }
+    const bytes = base64Of(parts.data, SECRET_BYTES);
+    if (bytes === null) {
+        throw fail(`is not a Nix secret key: the part after "${parts.name}:" is not 64 bytes in base64`);
+    }
+    const seed = bytes.subarray(0, SEED_BYTES);
+    const half = bytes.subarray(SEED_BYTES);
+    let privateKey;
+    try {
+        privateKey = (0,external_node_crypto_.createPrivateKey)({ key: ed25519Jwk(half, seed), format: 'jwk' });
+    }
+    catch {
+        throw fail('is not a Nix secret key: not an ed25519 key');
+    }
+    const derived = Buffer.from((0,external_node_crypto_.createPublicKey)(privateKey).export({ format: 'jwk' }).x, 'base64url');
+    if (!derived.equals(half)) {
+        throw fail('is not a Nix secret key: its public half does not match its secret half');
+    }
+    return { name: parts.name, privateKey, publicKey: `${parts.name}:${half.toString('base64')}` };
+}
+/** One public key as `nix key convert-secret-to-public` prints it; throws naming what is wrong. */
+function parseNixPublicKey(text) {
+    const parts = splitKey(text);
+    const bytes = parts && base64Of(parts.data, PUBLIC_BYTES);
+    if (!parts || !bytes) {
+        throw new Error(`${JSON.stringify(text)} is not a Nix public key (<name>:<base64 of 32 bytes>, as \`nix key convert-secret-to-public\` prints it)`);
+    }
+    try {
+        return { name: parts.name, key: (0,external_node_crypto_.createPublicKey)({ key: ed25519Jwk(bytes), format: 'jwk' }) };
+    }
+    catch {
+        throw new Error(`${JSON.stringify(text)} is not an ed25519 public key`);
+    }
+}
+/** The path's signature as Nix writes it: `<key name>:<base64>`. */
+function nix_key_signPath(key, info) {
+    const signature = sign(null, Buffer.from(fingerprint(info)), key.privateKey);
+    return `${key.name}:${signature.toString('base64')}`;
+}
+/** The names of the keys a signature string claims (for messages); '' when unparseable. */
+function signatureKeyName(signature) {
+    return splitKey(signature)?.name ?? '';
+}
+/**
+ * Whether one of `signatures` is a valid signature of the path by one of `keys`
+ * (Nix's checkSignatures with a threshold of one).
+ */
+function verifyPath(info, signatures, keys) {
+    const message = Buffer.from(fingerprint(info));
+    return signatures.some(text => {
+        const parts = splitKey(text);
+        const bytes = parts && base64Of(parts.data, SIGNATURE_BYTES);
+        if (!parts || !bytes)
+            return false;
+        return keys.some(k => k.name === parts.name && (0,external_node_crypto_.verify)(null, message, k.key, bytes));
+    });
+}
+
 ;// CONCATENATED MODULE: ./src/inputs.ts
 // The only file that reads inputs: one typed, validated Inputs object, built before anything
 // runs, so that a bad value fails the step with a message naming the input and the value.
+
 
 
 
@@ -44597,7 +44722,7 @@ class SecretInputError extends Error {
 /** Secret inputs read as they are (a passphrase may begin or end with a space, as cosign reads it). */
 const UNTRIMMED_INPUTS = ['signing-passphrase'];
 /** Inputs whose INPUT_* variable is removed once read, so that no command the action runs inherits it. */
-const SECRET_INPUTS = ['signing-key', 'signing-passphrase'];
+const SECRET_INPUTS = ['signing-key', 'signing-passphrase', 'cache-signing-key'];
 const readActionInput = name => lib_core/* getInput */.V4(name, { trimWhitespace: !UNTRIMMED_INPUTS.includes(name) });
 // The values @actions/core's getBooleanInput accepts (YAML 1.2 core schema).
 const TRUE_VALUES = ['true', 'True', 'TRUE'];
@@ -44633,6 +44758,54 @@ function readGithubToken(read = readActionInput) {
     core.setSecret(token);
     return token;
 }
+/**
+ * The `cache-signing-key` input, for the post step (which signs what it saves): masked, its
+ * INPUT_* variable removed, then parsed; null when empty.
+ */
+function readCacheSigningKey(read = readActionInput) {
+    const text = read('cache-signing-key').trim();
+    maskNixSecretKey(text);
+    if (read === readActionInput)
+        delete process.env['INPUT_CACHE-SIGNING-KEY'];
+    return parseCacheSigningKey(text);
+}
+/** A Nix secret key is one line: masked whole and its base64 part alone. */
+function maskNixSecretKey(text) {
+    if (text === '')
+        return;
+    lib_core/* setSecret */.Pq(text);
+    const data = text.slice(text.indexOf(':') + 1);
+    if (data !== '' && data !== text)
+        lib_core/* setSecret */.Pq(data);
+}
+function parseCacheSigningKey(text) {
+    if (text === '')
+        return null;
+    try {
+        return parseNixSecretKey(text);
+    }
+    catch (error) {
+        // The message never quotes the key (nix-key.ts); the fallback says nothing of it either.
+        const reason = error instanceof Error ? error.message : 'could not be read';
+        throw new SecretInputError('cache-signing-key', reason);
+    }
+}
+function parseCacheTrustedKeys(value) {
+    return splitList(value).map(entry => {
+        try {
+            return parseNixPublicKey(entry);
+        }
+        catch (error) {
+            throw new InputError('cache-trusted-keys', entry, `is not a Nix public key: ${shortReason(error)}`);
+        }
+    });
+}
+function shortReason(error) {
+    const message = error instanceof Error ? error.message : String(error);
+    return /not an ed25519/.test(message)
+        ? 'not an ed25519 key'
+        : 'expected <name>:<base64 of 32 bytes>, as `nix key convert-secret-to-public` prints it';
+}
 function parseInputs(read = readActionInput) {
     const text = (name) => {
         const value = read(name).trim();
@@ -44659,6 +44832,8 @@ function parseInputs(read = readActionInput) {
         lib_core/* setSecret */.Pq(githubToken);
     maskSecret(signingKey);
     maskSecret(signingPassphrase);
+    const cacheSigningKey = read('cache-signing-key').trim();
+    maskNixSecretKey(cacheSigningKey);
     if (read === readActionInput) {
         for (const name of SECRET_INPUTS)
             delete process.env[`INPUT_${name.toUpperCase()}`];
@@ -44694,7 +44869,9 @@ function parseInputs(read = readActionInput) {
         testUrl: parseTestUrl(text('test-url')),
         testTimeout: parseTestTimeout(text('test-timeout') ?? String(DEFAULT_TEST_TIMEOUT)),
         compression: parseCompression(text('compression') ?? 'gzip', text('compression-level')),
-        signingKey: null
+        signingKey: null,
+        cacheSigningKey: parseCacheSigningKey(cacheSigningKey),
+        cacheTrustedKeys: parseCacheTrustedKeys(read('cache-trusted-keys'))
     };
     checkCombinations(inputs);
     // Last: decrypting takes scrypt's tenth of a second or more, and every cheaper check is done.
@@ -46748,7 +46925,7 @@ function isLocalStore(nixRemote) {
 // version 2 of later releases).
 const SHA256_BYTES = 32;
 // Nix's own base32 ("nix32"): no e, o, u, t; digits are read from the end of the string.
-const NIX32_ALPHABET = '0123456789abcdfghijklmnpqrsvwxyz';
+const nar_hash_NIX32_ALPHABET = '0123456789abcdfghijklmnpqrsvwxyz';
 /** Decode Nix's base32 (libutil's parseHash): the last character holds the lowest bits. */
 function decodeNix32(text, byteLength) {
     if (text.length !== Math.ceil((byteLength * 8) / 5)) {
@@ -46756,7 +46933,7 @@ function decodeNix32(text, byteLength) {
     }
     const bytes = Buffer.alloc(byteLength);
     for (let n = 0; n < text.length; n++) {
-        const digit = NIX32_ALPHABET.indexOf(text[text.length - n - 1]);
+        const digit = nar_hash_NIX32_ALPHABET.indexOf(text[text.length - n - 1]);
         if (digit < 0)
             throw new Error(`"${text}" is not Nix's base32`);
         const bit = n * 5;
@@ -51363,15 +51540,29 @@ function manifest_parseManifest(text) {
     const bad = paths.find(p => typeof p !== 'string' || !STORE_PATH.test(p));
     if (bad !== undefined)
         throw new Error(`the archive's manifest lists ${JSON.stringify(bad)}, not a store path`);
-    return { version: MANIFEST_VERSION, paths };
+    if (json.signatures === undefined)
+        return { version: MANIFEST_VERSION, paths };
+    return { version: MANIFEST_VERSION, paths, signatures: parseSignatures(json.signatures) };
+}
+function parseSignatures(value) {
+    const ok = typeof value === 'object' &&
+        value !== null &&
+        !Array.isArray(value) &&
+        Object.values(value).every(sigs => Array.isArray(sigs) && sigs.every(sig => typeof sig === 'string'));
+    if (!ok)
+        throw new Error("the archive's manifest has signatures that are not lists of strings");
+    // No prototype: a path named like an Object member must not find one.
+    return Object.assign(Object.create(null), value);
 }
 /** The manifest of the archive in `dir`. */
 async function readManifest(dir) {
     return manifest_parseManifest(await (0,promises_namespaceObject.readFile)((0,external_node_path_.join)(dir, MANIFEST_FILE), 'utf8'));
 }
 /** Write the manifest of an archive of `paths` into `dir`. */
-async function manifest_writeManifest(dir, paths) {
+async function manifest_writeManifest(dir, paths, signatures = null) {
     const manifest = { version: MANIFEST_VERSION, paths };
+    if (signatures !== null)
+        manifest.signatures = signatures;
     await writeFile(join(dir, MANIFEST_FILE), JSON.stringify(manifest));
 }
 
@@ -51472,6 +51663,90 @@ async function service_saveDirectory(parent, key) {
     return id !== -1;
 }
 
+;// CONCATENATED MODULE: ./src/cache/signatures.ts
+// The store cache's signatures: a save signs each path it writes with `cache-signing-key`
+// (recorded in the manifest, beside the registration); a restore with `cache-trusted-keys`
+// takes an entry only when every one of its paths carries a valid signature by one of them;
+// the signatures then go into Nix's database with the paths (a narinfo per path, which
+// `nix store copy-sigs` reads), so that a daemon with `require-sigs` accepts them.
+
+
+
+
+
+/** Each path's signature by `key`, by path (pure). */
+function signatures_signRegistrations(key, registrations) {
+    const signatures = {};
+    for (const r of registrations)
+        signatures[r.path] = [signPath(key, r)];
+    return signatures;
+}
+/** The signatures of `path` a manifest recorded (none when it recorded none). */
+function signaturesOf(signatures, path) {
+    const found = signatures && Object.hasOwn(signatures, path) ? signatures[path] : undefined;
+    return found ?? [];
+}
+/**
+ * Why the entry may not be restored, naming the first path that is not signed by a trusted key
+ * and the key(s) it is signed by; null when every path is (pure).
+ */
+function untrustedPath(entries, trusted) {
+    const names = trusted.map(k => k.name).join(', ');
+    for (const entry of entries) {
+        if (verifyPath(entry, entry.signatures, trusted))
+            continue;
+        if (entry.signatures.length === 0) {
+            return `${entry.path} is not signed (trusted keys: ${names})`;
+        }
+        const by = [...new Set(entry.signatures.map(s => signatureKeyName(s) || '(unreadable)'))];
+        const claims = by.some(name => trusted.some(k => k.name === name))
+            ? 'whose signature does not verify'
+            : 'not by a trusted key';
+        return `${entry.path} is signed by key ${by.map(n => JSON.stringify(n)).join(', ')}, ${claims} (trusted keys: ${names})`;
+    }
+    return null;
+}
+/** A narinfo that holds what `nix store copy-sigs` reads of a path: its hash, size, signatures. */
+function narinfo(entry) {
+    return [
+        `StorePath: ${entry.path}`,
+        // Never fetched: copy-sigs reads the path's info only.
+        `URL: nar/${(0,external_node_path_.basename)(entry.path)}.nar`,
+        'Compression: none',
+        `NarHash: sha256:${encodeNix32(Buffer.from(entry.narHash, 'hex'))}`,
+        `NarSize: ${entry.narSize}`,
+        `References: ${entry.references.map(r => (0,external_node_path_.basename)(r)).join(' ')}`,
+        ...entry.signatures.map(sig => `Sig: ${sig}`),
+        ''
+    ].join('\n');
+}
+/**
+ * Add the recorded signatures of these (valid) paths to the store's database: a local binary
+ * cache of narinfos only under `dir`, from which `nix store copy-sigs` copies them (it checks
+ * that each narinfo's NAR hash is the path's). `store`: a store URI, or null for the default.
+ */
+async function addSignatures(dir, storeDir, entries, store) {
+    const signed = entries.filter(e => e.signatures.length > 0);
+    if (signed.length === 0)
+        return 0;
+    await (0,promises_namespaceObject.mkdir)(dir, { recursive: true });
+    await (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(dir, 'nix-cache-info'), `StoreDir: ${storeDir}\n`);
+    await Promise.all(signed.map(e => (0,promises_namespaceObject.writeFile)((0,external_node_path_.join)(dir, `${(0,external_node_path_.basename)(e.path).slice(0, 32)}.narinfo`), narinfo(e))));
+    const storeArgs = store === null ? [] : ['--store', store];
+    const paths = signed.map(e => e.path);
+    // A `.drv` stands for its outputs unless `--derivation` is given, and with `--derivation`
+    // other paths are left out (Nix 2.8): two calls.
+    for (const [group, extra] of [
+        [paths.filter(p => !isDerivation(p)), []],
+        [paths.filter(isDerivation), ['--derivation']]
+    ]) {
+        for (const batch of command_batches(group)) {
+            await command_runNix(['store', 'copy-sigs', ...storeArgs, ...extra, '--substituter', `file://${dir}`, ...batch], { silent: true });
+        }
+    }
+    return signed.length;
+}
+
 ;// CONCATENATED MODULE: ./src/cache/store-archive.ts
 // The store cache's archive: the store paths themselves (as files, under `store/`) and their
 // registration in the form `nix-store --dump-db` writes and `--load-db` reads (the release
@@ -51479,6 +51754,7 @@ async function service_saveDirectory(parent, key) {
 // filesystem, a NAR hash check of every path against its registration, a rename of each missing
 // path into the store and one `nix-store --load-db` for them: no byte is written twice, and no
 // path is registered valid before it is whole and checked.
+
 
 
 
@@ -51691,6 +51967,8 @@ async function importThroughNix(chrootDir, storeDir, staged, missing) {
         input: formatRegistrations(staged),
         silent: true
     });
+    // `nix copy` takes each path's signatures along: a daemon with `require-sigs` checks them.
+    await addSignatures((0,external_node_path_.join)(chrootDir, '..', 'narinfo-chroot'), storeDir, missing, from);
     const paths = missing.map(e => e.path);
     // A `.drv` given to `nix copy` stands for its outputs unless `--derivation` is given, and with
     // `--derivation` other paths are left out (Nix 2.8): two calls, sources and outputs first.
@@ -51712,6 +51990,7 @@ async function importThroughNix(chrootDir, storeDir, staged, missing) {
 // extract.ts), into a staging folder beside the store (or in the scratch directory), every NAR
 // hash is checked, and only the paths the store lacks, with their references whole, are moved
 // in (or imported through Nix). The import is whole or not at all.
+
 
 
 
@@ -51757,7 +52036,9 @@ function stagingDirFor(fast, storeDir, workDir) {
  * Throws when the archives cannot be used (they are then discarded and the store left as it
  * was).
  */
-async function restoreEntry(keys, workDir, timer = phases()) {
+async function restoreEntry(keys, workDir, timer = phases(), 
+/** `cache-trusted-keys`: when any, every path must carry a valid signature by one of them. */
+trustedKeys = []) {
     const storeDir = storeDirectory();
     const method = restoreMethod(await storeAccess(storeDir));
     if (!method.fast)
@@ -51777,6 +52058,10 @@ async function restoreEntry(keys, workDir, timer = phases()) {
         timer.end('download and extract');
         const layers = await readLayers((0,external_node_path_.join)(staging, service_CACHE_DIR_NAME), entries);
         timer.end('read the registrations');
+        if (trustedKeys.length > 0) {
+            checkSignatures(layers, trustedKeys);
+            timer.end('check signatures');
+        }
         const staged = uniqueRegistrations(layers);
         const { importedCount, leftOut } = await importAll({
             staging,
@@ -51907,7 +52192,8 @@ async function readLayers(cacheDir, entries) {
         const registrations = manifestRegistrations(manifest.paths, text, storeDir);
         const staged = registrations.map(r => ({
             ...r,
-            staged: (0,external_node_path_.join)(dir, STORE_SUBDIR, r.path.slice(storeDir.length + 1))
+            staged: (0,external_node_path_.join)(dir, STORE_SUBDIR, r.path.slice(storeDir.length + 1)),
+            signatures: signaturesOf(manifest.signatures, r.path)
         }));
         const layer = {
             key: entry.key,
@@ -51917,6 +52203,18 @@ async function readLayers(cacheDir, entries) {
         };
         return { layer, staged };
     }));
+}
+/**
+ * Every path of every downloaded entry must carry a valid signature by a trusted key, checked
+ * before anything is registered; the first entry that has one that does not is discarded
+ * whole, and with it the restore (a miss), naming the path and the key.
+ */
+function checkSignatures(layers, trusted) {
+    for (const { layer, staged } of layers) {
+        const why = untrustedPath(staged, trusted);
+        if (why !== null)
+            throw new Error(`the entry ${layer.key} was discarded: ${why}`);
+    }
 }
 /** Each path once (a path two layers hold is taken from the first). */
 function uniqueRegistrations(layers) {
@@ -51991,6 +52289,7 @@ async function importAll(o) {
             o.timer.end('check NAR hashes');
             await moveIntoStore(o.staging, missing, () => o.timer.end('move in'));
             o.timer.end('register (load-db)');
+            await keepSignatures(o, missing);
         }
         else {
             await importThroughNix((0,external_node_path_.join)(o.staging, 'chroot'), o.storeDir, staged, missing);
@@ -52003,6 +52302,20 @@ async function importAll(o) {
         if (!o.method.fast)
             await restore_rollBack(missing.map(r => r.path));
         throw new Error(`the archive did not import cleanly and was discarded: ${(0,errors/* errorMessage */.g)(error)}`);
+    }
+}
+/**
+ * The fast path: the paths are registered (load-db takes no signatures); add theirs. A failure
+ * leaves valid paths without signatures, which is a warning, not a reason to discard them.
+ */
+async function keepSignatures(o, paths) {
+    try {
+        if (await addSignatures((0,external_node_path_.join)(o.staging, 'narinfo'), o.storeDir, paths, null)) {
+            o.timer.end('add signatures (copy-sigs)');
+        }
+    }
+    catch (error) {
+        lib_core/* warning */.$e(`Store cache: the restored paths are valid but their signatures were not recorded: ${(0,errors/* errorMessage */.g)(error)}`);
     }
 }
 async function restore_rollBack(missing) {
@@ -52021,6 +52334,7 @@ async function restore_rollBack(missing) {
 ;// CONCATENATED MODULE: ./src/cache/save.ts
 // Saving the store cache: what goes in (the build closures and the flake inputs' sources), as
 // what (a delta on the restored base, or a new base), and writing the archive.
+
 
 
 
@@ -52090,7 +52404,9 @@ function save_megabytes(bytes) {
  * Write the archive of the plan under `workDir` and save it: its NAR bytes (its size before
  * compression), or null when the cache service did not take it (@actions/cache has said why).
  */
-async function save_saveEntry(workDir, plan) {
+async function save_saveEntry(workDir, plan, 
+/** `cache-signing-key`: each path is signed with it; null: the entry is unsigned. */
+signingKey = null) {
     const dir = join(workDir, CACHE_DIR_NAME);
     const layerDir = join(dir, layerDirectory(plan.kind));
     await removeTree(dir);
@@ -52101,7 +52417,10 @@ async function save_saveEntry(workDir, plan) {
         const on = plan.base === null ? '' : ` (a delta on ${plan.base})`;
         core.info(`Saving ${paths.length} paths, ${save_megabytes(bytes)}, as ${plan.key}${on}`);
         await writeArchive(layerDir, plan.registrations);
-        await writeManifest(layerDir, paths);
+        const signatures = signingKey && signRegistrations(signingKey, plan.registrations);
+        if (signingKey)
+            core.info(`Signed the ${paths.length} paths with the key ${signingKey.name}`);
+        await writeManifest(layerDir, paths, signatures);
         return (await saveDirectory(workDir, plan.key)) ? bytes : null;
     }
     finally {
@@ -52162,7 +52481,7 @@ async function restoreStoreCache(options) {
         if (missingService !== null)
             return { ...result, outcome: 'unavailable', reason: missingService };
         timer.end('keys and service');
-        const entry = await restoreEntry(keys, options.workDir, timer);
+        const entry = await restoreEntry(keys, options.workDir, timer, options.trustedKeys ?? []);
         if (entry === null)
             return { ...result, reason: `no entry for ${keys.primary} or its restore keys` };
         await writeRestoreRecord(recordFile, { keys, layers: entry.layers });
@@ -52223,7 +52542,7 @@ async function saveStoreCache(options) {
     const plan = await planSave(record.keys, closure, record.layers);
     if (plan.note !== null)
         core.info(plan.note);
-    const bytes = await saveEntry(options.workDir, plan);
+    const bytes = await saveEntry(options.workDir, plan, options.signingKey ?? null);
     if (bytes === null) {
         return {
             saved: false,
@@ -52368,7 +52687,8 @@ async function restoreCache(inputs, report) {
         // A `systems` run builds other closures than a single-system one: its own key.
         system: inputs.systems.length > 0 ? inputs.systems.join('+') : inputs.system,
         cacheKey: inputs.cacheKey,
-        workDir
+        workDir,
+        trustedKeys: inputs.cacheTrustedKeys
     }), describeRestore);
     saveState(StateKey.CacheSave, String(inputs.cacheSave));
     saveState(StateKey.CacheFlake, inputs.flake);

@@ -9,6 +9,12 @@ export const MANIFEST_FILE = 'nix-container-action.json'
 export interface Manifest {
   version: number
   paths: string[]
+  /**
+   * Nix signatures (`<key name>:<base64>`) of the paths, by path, when the entry was saved with
+   * `cache-signing-key`; absent (or a path absent from it): unsigned. Optional, so that an entry
+   * without it is read as before and an older reader ignores it.
+   */
+  signatures?: Record<string, string[]>
 }
 
 const STORE_PATH = /^\/[^\n]*\/[0-9a-z]{32}-[^/\n]+$/
@@ -25,7 +31,21 @@ export function parseManifest(text: string): Manifest {
   const bad = paths.find(p => typeof p !== 'string' || !STORE_PATH.test(p))
   if (bad !== undefined)
     throw new Error(`the archive's manifest lists ${JSON.stringify(bad)}, not a store path`)
-  return { version: MANIFEST_VERSION, paths }
+  if (json.signatures === undefined) return { version: MANIFEST_VERSION, paths }
+  return { version: MANIFEST_VERSION, paths, signatures: parseSignatures(json.signatures) }
+}
+
+function parseSignatures(value: unknown): Record<string, string[]> {
+  const ok =
+    typeof value === 'object' &&
+    value !== null &&
+    !Array.isArray(value) &&
+    Object.values(value).every(
+      sigs => Array.isArray(sigs) && sigs.every(sig => typeof sig === 'string')
+    )
+  if (!ok) throw new Error("the archive's manifest has signatures that are not lists of strings")
+  // No prototype: a path named like an Object member must not find one.
+  return Object.assign(Object.create(null) as Record<string, string[]>, value)
 }
 
 /** The manifest of the archive in `dir`. */
@@ -34,7 +54,12 @@ export async function readManifest(dir: string): Promise<Manifest> {
 }
 
 /** Write the manifest of an archive of `paths` into `dir`. */
-export async function writeManifest(dir: string, paths: string[]): Promise<void> {
+export async function writeManifest(
+  dir: string,
+  paths: string[],
+  signatures: Record<string, string[]> | null = null
+): Promise<void> {
   const manifest: Manifest = { version: MANIFEST_VERSION, paths }
+  if (signatures !== null) manifest.signatures = signatures
   await writeFile(join(dir, MANIFEST_FILE), JSON.stringify(manifest))
 }

@@ -19,6 +19,8 @@ import { phases } from './phases.js'
 import type { Phases } from './phases.js'
 import { deletePaths, invalidPaths } from './nix-store.js'
 import { CACHE_DIR_NAME, downloadFirst } from './service.js'
+import { addSignatures, signaturesOf, untrustedPath } from './signatures.js'
+import type { NixPublicKey } from '../signing/nix-key.js'
 import {
   checkStagedHashes,
   importThroughNix,
@@ -99,7 +101,9 @@ function stagingDirFor(fast: boolean, storeDir: string, workDir: string): string
 export async function restoreEntry(
   keys: CacheKeys,
   workDir: string,
-  timer: Phases = phases()
+  timer: Phases = phases(),
+  /** `cache-trusted-keys`: when any, every path must carry a valid signature by one of them. */
+  trustedKeys: readonly NixPublicKey[] = []
 ): Promise<RestoredEntry | null> {
   const storeDir = storeDirectory()
   const method = restoreMethod(await storeAccess(storeDir))
@@ -119,6 +123,10 @@ export async function restoreEntry(
     timer.end('download and extract')
     const layers = await readLayers(join(staging, CACHE_DIR_NAME), entries)
     timer.end('read the registrations')
+    if (trustedKeys.length > 0) {
+      checkSignatures(layers, trustedKeys)
+      timer.end('check signatures')
+    }
     const staged = uniqueRegistrations(layers)
     const { importedCount, leftOut } = await importAll({
       staging,
@@ -261,7 +269,8 @@ async function readLayers(cacheDir: string, entries: EntryKey[]): Promise<Staged
       const registrations = manifestRegistrations(manifest.paths, text, storeDir)
       const staged = registrations.map(r => ({
         ...r,
-        staged: join(dir, STORE_SUBDIR, r.path.slice(storeDir.length + 1))
+        staged: join(dir, STORE_SUBDIR, r.path.slice(storeDir.length + 1)),
+        signatures: signaturesOf(manifest.signatures, r.path)
       }))
       const layer = {
         key: entry.key,
@@ -272,6 +281,18 @@ async function readLayers(cacheDir: string, entries: EntryKey[]): Promise<Staged
       return { layer, staged }
     })
   )
+}
+
+/**
+ * Every path of every downloaded entry must carry a valid signature by a trusted key, checked
+ * before anything is registered; the first entry that has one that does not is discarded
+ * whole, and with it the restore (a miss), naming the path and the key.
+ */
+function checkSignatures(layers: readonly StagedLayer[], trusted: readonly NixPublicKey[]) {
+  for (const { layer, staged } of layers) {
+    const why = untrustedPath(staged, trusted)
+    if (why !== null) throw new Error(`the entry ${layer.key} was discarded: ${why}`)
+  }
 }
 
 /** Each path once (a path two layers hold is taken from the first). */
@@ -368,6 +389,7 @@ async function importAll(
       o.timer.end('check NAR hashes')
       await moveIntoStore(o.staging, missing, () => o.timer.end('move in'))
       o.timer.end('register (load-db)')
+      await keepSignatures(o, missing)
     } else {
       await importThroughNix(join(o.staging, 'chroot'), o.storeDir, staged, missing)
       o.timer.end('import through nix copy')
@@ -377,6 +399,22 @@ async function importAll(
     // Nix checked each path it added; still, the import goes whole or not at all.
     if (!o.method.fast) await rollBack(missing.map(r => r.path))
     throw new Error(`the archive did not import cleanly and was discarded: ${errorMessage(error)}`)
+  }
+}
+
+/**
+ * The fast path: the paths are registered (load-db takes no signatures); add theirs. A failure
+ * leaves valid paths without signatures, which is a warning, not a reason to discard them.
+ */
+async function keepSignatures(o: ImportOptions, paths: readonly StagedPath[]): Promise<void> {
+  try {
+    if (await addSignatures(join(o.staging, 'narinfo'), o.storeDir, paths, null)) {
+      o.timer.end('add signatures (copy-sigs)')
+    }
+  } catch (error) {
+    core.warning(
+      `Store cache: the restored paths are valid but their signatures were not recorded: ${errorMessage(error)}`
+    )
   }
 }
 

@@ -14,6 +14,8 @@ import { deltaFits, DELTA_SHARE, pathsNotRestored } from './save-rules.js'
 import { CACHE_DIR_NAME, saveDirectory } from './service.js'
 import { narBytes, registrationsOf, writeArchive } from './store-archive.js'
 import type { Registration } from './store-archive.js'
+import { signRegistrations } from './signatures.js'
+import type { NixSecretKey } from '../signing/nix-key.js'
 
 /** The union of every build's closure. */
 async function closureOfBuilds(drvPaths: string | null, storePaths: string): Promise<string[]> {
@@ -96,7 +98,12 @@ export function megabytes(bytes: number): string {
  * Write the archive of the plan under `workDir` and save it: its NAR bytes (its size before
  * compression), or null when the cache service did not take it (@actions/cache has said why).
  */
-export async function saveEntry(workDir: string, plan: SavePlan): Promise<number | null> {
+export async function saveEntry(
+  workDir: string,
+  plan: SavePlan,
+  /** `cache-signing-key`: each path is signed with it; null: the entry is unsigned. */
+  signingKey: NixSecretKey | null = null
+): Promise<number | null> {
   const dir = join(workDir, CACHE_DIR_NAME)
   const layerDir = join(dir, layerDirectory(plan.kind))
   await removeTree(dir)
@@ -107,7 +114,9 @@ export async function saveEntry(workDir: string, plan: SavePlan): Promise<number
     const on = plan.base === null ? '' : ` (a delta on ${plan.base})`
     core.info(`Saving ${paths.length} paths, ${megabytes(bytes)}, as ${plan.key}${on}`)
     await writeArchive(layerDir, plan.registrations)
-    await writeManifest(layerDir, paths)
+    const signatures = signingKey && signRegistrations(signingKey, plan.registrations)
+    if (signingKey) core.info(`Signed the ${paths.length} paths with the key ${signingKey.name}`)
+    await writeManifest(layerDir, paths, signatures)
     return (await saveDirectory(workDir, plan.key)) ? bytes : null
   } finally {
     await removeTree(dir).catch(() => undefined)

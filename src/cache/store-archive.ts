@@ -12,6 +12,7 @@ import { run, settleAll } from '../exec.js'
 import { batches, isLocalStore, runNix } from '../nix/command.js'
 import { moveTree, removeTree } from '../tree.js'
 import { isDerivation, lines } from './nix-store.js'
+import { addSignatures } from './signatures.js'
 
 /** The directory (under the archive's root) holding the store paths' files. */
 export const STORE_SUBDIR = 'store'
@@ -53,6 +54,8 @@ export function parseRegistrations(text: string): Registration[] {
 /** A registration and where its path's files were extracted. */
 export interface StagedPath extends Registration {
   staged: string
+  /** The Nix signatures its entry recorded for it (none: unsigned). */
+  signatures: string[]
 }
 
 /** The inverse of parseRegistrations, for `nix-store --load-db`. */
@@ -275,7 +278,7 @@ export async function importThroughNix(
   chrootDir: string,
   storeDir: string,
   staged: readonly StagedPath[],
-  missing: readonly Registration[]
+  missing: readonly StagedPath[]
 ): Promise<void> {
   const chrootStore = join(chrootDir, storeDir)
   await run('mkdir', ['-p', chrootStore], { silent: true })
@@ -286,6 +289,8 @@ export async function importThroughNix(
     input: formatRegistrations(staged),
     silent: true
   })
+  // `nix copy` takes each path's signatures along: a daemon with `require-sigs` checks them.
+  await addSignatures(join(chrootDir, '..', 'narinfo-chroot'), storeDir, missing, from)
   const paths = missing.map(e => e.path)
   // A `.drv` given to `nix copy` stands for its outputs unless `--derivation` is given, and with
   // `--derivation` other paths are left out (Nix 2.8): two calls, sources and outputs first.

@@ -23,6 +23,7 @@ import { closureSkipReason, pathsNotRestored, saveSkipReason } from '../cache/sa
 import { cacheServiceMissing, preloadCacheClient } from '../cache/service.js'
 import { errorMessage, firstLine } from '../errors.js'
 import { actionTempDir } from '../temp.js'
+import type { NixPublicKey, NixSecretKey } from '../signing/nix-key.js'
 
 // --- restore (main) -----------------------------------------------------------------------
 
@@ -33,6 +34,8 @@ export interface RestoreOptions {
   cacheKey: string | null
   /** Scratch directory for the archive; the restored path list stays here for post. */
   workDir: string
+  /** `cache-trusted-keys`: restore only entries whose every path one of them signed. */
+  trustedKeys?: readonly NixPublicKey[]
 }
 
 export type RestoreOutcome = 'restored' | 'miss' | 'unavailable' | 'failed'
@@ -88,7 +91,7 @@ export async function restoreStoreCache(options: RestoreOptions): Promise<Restor
     if (missingService !== null)
       return { ...result, outcome: 'unavailable', reason: missingService }
     timer.end('keys and service')
-    const entry = await restoreEntry(keys, options.workDir, timer)
+    const entry = await restoreEntry(keys, options.workDir, timer, options.trustedKeys ?? [])
     if (entry === null)
       return { ...result, reason: `no entry for ${keys.primary} or its restore keys` }
     await writeRestoreRecord(recordFile, { keys, layers: entry.layers })
@@ -145,6 +148,8 @@ export interface SaveOptions {
   /** One a line. */
   storePath: string | null
   workDir: string
+  /** `cache-signing-key`: sign each path saved; null: an unsigned entry. */
+  signingKey?: NixSecretKey | null
 }
 
 export type SaveResult =
@@ -183,7 +188,7 @@ export async function saveStoreCache(options: SaveOptions): Promise<SaveResult> 
   if (noNewPaths !== null) return { saved: false, reason: noNewPaths }
   const plan = await planSave(record.keys, closure, record.layers)
   if (plan.note !== null) core.info(plan.note)
-  const bytes = await saveEntry(options.workDir, plan)
+  const bytes = await saveEntry(options.workDir, plan, options.signingKey ?? null)
   if (bytes === null) {
     return {
       saved: false,
