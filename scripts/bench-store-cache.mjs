@@ -13,6 +13,9 @@
 //   plain tar through @actions/cache (look-up, download, unzstd, extract), in a node process of
 //   its own, extracted on the same filesystem as the machine's /nix. Prints medians, their
 //   ratio (the goal: within 1.3x at 2,000 paths) and the restore's phases (its log line).
+//   With --signed, each sample also restores an entry of the same closure saved with
+//   `cache-signing-key` and restored with `cache-trusted-keys` (the goal: within 1.1x of the
+//   unsigned restore).
 //
 // --commits 3   the commit sequence: a flake whose app (one source file) changes on every
 //   commit over a toolchain that does not (__tests__/e2e/flakes/cache-commits: --libs small
@@ -24,11 +27,12 @@
 //   own).
 //
 // Needs root (or passwordless sudo) for the machines, nix, tar, zstd, and `npm run bundle`.
-// Usage: npm run bench:store-cache -- --paths 14,500,2000 --commits 3   (default: --paths 14)
+// Usage: npm run bench:store-cache -- --paths 14,500,2000 [--signed] --commits 3
+//   (default: --paths 14)
 // Environment: BENCH_RUNS (samples, default 3), BENCH_DIST (the dist/ to measure, an action.yml
 // beside it; default this repo's).
 import { execFile, execFileSync } from 'node:child_process'
-import { randomUUID } from 'node:crypto'
+import { generateKeyPairSync, randomUUID } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import process from 'node:process'
@@ -210,6 +214,17 @@ async function plainTar(server, machine, storePaths, key) {
   return { restoreSeconds, cleanup: () => removeAsRoot(work) }
 }
 
+/** A Nix key pair as `nix key generate-secret` / `convert-secret-to-public` print them. */
+function nixKey(name) {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519')
+  const d = Buffer.from(privateKey.export({ format: 'jwk' }).d, 'base64url')
+  const x = Buffer.from(publicKey.export({ format: 'jwk' }).x, 'base64url')
+  return {
+    secret: `${name}:${Buffer.concat([d, x]).toString('base64')}`,
+    public: `${name}:${x.toString('base64')}`
+  }
+}
+
 /** `--paths 14,500,2000`: closure sizes, each at least the fixed 14 paths. */
 function pathCounts() {
   const value = option('paths', String(FIXED_PATHS))
@@ -231,13 +246,24 @@ function benchFlake(root, wantedPaths) {
   return `path:${dir}`
 }
 
-async function measureSize(root, server, wantedPaths) {
+async function measureSize(root, server, wantedPaths, signed) {
   const flake = benchFlake(root, wantedPaths)
   const run1 = await job(flake, server, { keep: true })
+  const key = nixKey('bench-cache-1')
+  // The signed entry: the same closure saved to a server of its own (a save over an unsigned
+  // base would only add a delta) by a second job on the machine that built it.
+  const signedServer = signed ? await startCacheServer() : undefined
   let restoreTar
   let storePaths
   let closureBytes
   try {
+    if (signed) {
+      await job(flake, signedServer, {
+        machine: run1.machine,
+        keep: true,
+        inputs: { 'cache-signing-key': key.secret }
+      })
+    }
     storePaths = lines(
       inMachine(run1.machine, [
         'nix-store',
@@ -253,7 +279,7 @@ async function measureSize(root, server, wantedPaths) {
   }
   const saved = /Store cache save: saved \S+ (\S+):/.exec(run1.post?.stdout ?? '')?.[1]
   const archive = server.entries().find(e => e.key === saved)
-  const samples = { restore: [], tar: [], phases: [] }
+  const samples = { restore: [], tar: [], phases: [], signed: [], signedPhases: [] }
   for (let i = 0; i < RUNS; i++) {
     settle()
     const run2 = await job(flake, server, { keep: true })
@@ -265,8 +291,15 @@ async function measureSize(root, server, wantedPaths) {
     } finally {
       stopMachine(run2.machine)
     }
+    if (!signed) continue
+    settle()
+    const run3 = await job(flake, signedServer, { inputs: { 'cache-trusted-keys': key.public } })
+    expectNothingBuilt(run3, `the signed restore of ${wantedPaths} paths`)
+    samples.signed.push(run3.stageSeconds('Store cache'))
+    samples.signedPhases.push(restorePhases(run3))
   }
   restoreTar.cleanup()
+  await signedServer?.close()
   return {
     paths: storePaths.length,
     closureBytes,
@@ -287,13 +320,22 @@ function printSizes(results) {
     'archive / closure',
     'save s'
   ]
+  const signed = results.some(r => r.signed.length > 0)
+  if (signed) head.splice(3, 0, 'signed restore s (samples)', 'signed / unsigned')
   const rows = results.map(r => {
     const restore = median(r.restore)
     const tar = median(r.tar)
+    const signedCells = signed
+      ? [
+          `${median(r.signed).toFixed(2)} (${all(r.signed)})`,
+          `${(median(r.signed) / restore).toFixed(2)}x`
+        ]
+      : []
     return [
       String(r.paths),
       `${restore.toFixed(2)} (${all(r.restore)})`,
       `${tar.toFixed(2)} (${all(r.tar)})`,
+      ...signedCells,
       `${(restore / tar).toFixed(2)}x`,
       `${((restore * 1000) / r.paths).toFixed(2)} / ${((tar * 1000) / r.paths).toFixed(2)}`,
       `${mb(r.archiveBytes)} / ${mb(r.closureBytes)}`,
@@ -310,6 +352,12 @@ function printSizes(results) {
       `medians of ${RUNS} samples, interleaved, each on a fresh runner machine; goal: ratio <= 1.3x at 2,000 paths.`,
       `restore phases at ${last.paths} paths (the action's log, each sample):`,
       ...last.phases.map(p => `  ${p}`),
+      ...(signed
+        ? [
+            'signed entries: goal within 1.1x of the unsigned restore; their phases:',
+            ...last.signedPhases.map(p => `  ${p}`)
+          ]
+        : []),
       ''
     ].join('\n')
   )
@@ -451,7 +499,7 @@ async function main() {
       const results = []
       for (const count of pathCounts()) {
         process.stdout.write(`bench: ${count} paths (${BLOBS} blobs of ${BLOB_MB} MB)\n`)
-        results.push(await measureSize(root, server, count))
+        results.push(await measureSize(root, server, count, process.argv.includes('--signed')))
       }
       printSizes(results)
     }
