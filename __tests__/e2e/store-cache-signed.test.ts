@@ -161,6 +161,10 @@ test.each(cases)(
       expect(run2.outputs['cache-hit']).toBe('true')
       expect(builds(fixture)).toEqual(BUILD_STEPS)
       expect(sigs(run2.machine, paths)).toEqual(byNix)
+      if (shape === 'single-user') {
+        // The fast path writes them into Nix's database itself (Node 24's SQLite), in one go.
+        expect(run2.main.stdout).toMatch(/Restore phases: .*add signatures \d/)
+      }
 
       const run3 = await job(fixture, service, freshMachine(shape, os), {
         'cache-trusted-keys': other.public

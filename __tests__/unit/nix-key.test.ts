@@ -14,7 +14,9 @@ import {
 import { decodeNix32 } from '../../src/sbom/nar-hash.js'
 import { parseInputs, readCacheSigningKey } from '../../src/inputs.js'
 import { parseManifest } from '../../src/cache/manifest.js'
+import { mergeSignatures } from '../../src/nix/db.js'
 import {
+  firstUntrustedPath,
   narinfo,
   signaturesOf,
   signRegistrations,
@@ -223,6 +225,30 @@ describe('signed entries', () => {
     expect(untrustedPath(changed, trusted)).toMatch(
       /signed by key "test-1", whose signature does not verify/
     )
+  })
+
+  test('firstUntrustedPath (checked in the thread pool) says what untrustedPath says', async () => {
+    const signatures = signRegistrations(key, registrations)
+    const signed = registrations.map(r => ({ ...r, signatures: signatures[r.path] ?? [] }))
+    const other = nixKey('other-1')
+    const cases = [
+      signed,
+      signed.map(r => ({ ...r, signatures: [signPath(other, r)] })),
+      [signed[0], { ...signed[1], signatures: [] }] as typeof signed,
+      [{ ...signed[0], narHash: 'ab'.repeat(32) }] as typeof signed,
+      // A bad signature before a good one does not hide the good one.
+      signed.map(r => ({ ...r, signatures: ['test-1:AAAA', ...r.signatures] }))
+    ]
+    for (const entries of cases) {
+      expect(await firstUntrustedPath(entries, trusted)).toBe(untrustedPath(entries, trusted))
+    }
+    expect(await firstUntrustedPath(cases[4] as typeof signed, trusted)).toBeNull()
+    expect(await firstUntrustedPath(cases[3] as typeof signed, trusted)).not.toBeNull()
+  })
+
+  test("signatures added to the database's column: each once, the recorded ones first", () => {
+    expect(mergeSignatures('', ['k-1:a'])).toBe('k-1:a')
+    expect(mergeSignatures('k-0:z k-1:a', ['k-1:a', 'k-2:b'])).toBe('k-0:z k-1:a k-2:b')
   })
 
   test('the narinfo copy-sigs reads', () => {

@@ -598,7 +598,7 @@ if (quick !== null)
     process.stdout.write(`${quick}\n`);
 else {
     // A post step only ever warns: not even a bundle that fails to load fails the job.
-    void Promise.all(/* import() */[__nccwpck_require__.e(503), __nccwpck_require__.e(47)]).then(__nccwpck_require__.bind(__nccwpck_require__, 2047))
+    void Promise.all(/* import() */[__nccwpck_require__.e(503), __nccwpck_require__.e(39)]).then(__nccwpck_require__.bind(__nccwpck_require__, 1039))
         .then(post => post.run())
         .catch((error) => {
         process.stdout.write(`::warning::post step could not start: ${String(error)}\n`);

@@ -19,7 +19,8 @@ import { phases } from './phases.js'
 import type { Phases } from './phases.js'
 import { deletePaths, invalidPaths } from './nix-store.js'
 import { CACHE_DIR_NAME, downloadFirst } from './service.js'
-import { addSignatures, signaturesOf, untrustedPath } from './signatures.js'
+import { addSignatures, firstUntrustedPath, signaturesOf } from './signatures.js'
+import { addSignaturesToDatabase, nixDatabaseFile } from '../nix/db.js'
 import type { NixPublicKey } from '../signing/nix-key.js'
 import {
   checkStagedHashes,
@@ -124,7 +125,7 @@ export async function restoreEntry(
     const layers = await readLayers(join(staging, CACHE_DIR_NAME), entries)
     timer.end('read the registrations')
     if (trustedKeys.length > 0) {
-      checkSignatures(layers, trustedKeys)
+      await checkSignatures(layers, trustedKeys)
       timer.end('check signatures')
     }
     const staged = uniqueRegistrations(layers)
@@ -288,9 +289,12 @@ async function readLayers(cacheDir: string, entries: EntryKey[]): Promise<Staged
  * before anything is registered; the first entry that has one that does not is discarded
  * whole, and with it the restore (a miss), naming the path and the key.
  */
-function checkSignatures(layers: readonly StagedLayer[], trusted: readonly NixPublicKey[]) {
+async function checkSignatures(
+  layers: readonly StagedLayer[],
+  trusted: readonly NixPublicKey[]
+): Promise<void> {
   for (const { layer, staged } of layers) {
-    const why = untrustedPath(staged, trusted)
+    const why = await firstUntrustedPath(staged, trusted)
     if (why !== null) throw new Error(`the entry ${layer.key} was discarded: ${why}`)
   }
 }
@@ -403,12 +407,20 @@ async function importAll(
 }
 
 /**
- * The fast path: the paths are registered (load-db takes no signatures); add theirs. A failure
- * leaves valid paths without signatures, which is a warning, not a reason to discard them.
+ * The fast path: the paths are registered (load-db takes no signatures); add theirs, straight
+ * into the database this process just registered them in (copy-sigs where this Node has no
+ * SQLite). A failure leaves valid paths without signatures, which is a warning, not a reason to
+ * discard them.
  */
 async function keepSignatures(o: ImportOptions, paths: readonly StagedPath[]): Promise<void> {
+  const signed = new Map(
+    paths.filter(p => p.signatures.length > 0).map(p => [p.path, p.signatures])
+  )
+  if (signed.size === 0) return
   try {
-    if (await addSignatures(join(o.staging, 'narinfo'), o.storeDir, paths, null)) {
+    if (await addSignaturesToDatabase(nixDatabaseFile(), signed)) {
+      o.timer.end('add signatures')
+    } else if (await addSignatures(join(o.staging, 'narinfo'), o.storeDir, paths, null)) {
       o.timer.end('add signatures (copy-sigs)')
     }
   } catch (error) {

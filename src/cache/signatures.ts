@@ -6,7 +6,13 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { batches, runNix } from '../nix/command.js'
-import { encodeNix32, signatureKeyName, signPath, verifyPath } from '../signing/nix-key.js'
+import {
+  encodeNix32,
+  signatureKeyName,
+  signPath,
+  verifyPath,
+  verifyPathInPool
+} from '../signing/nix-key.js'
 import type { NixPublicKey, NixSecretKey } from '../signing/nix-key.js'
 import { isDerivation } from './nix-store.js'
 import type { Registration } from './store-archive.js'
@@ -56,6 +62,16 @@ export function untrustedPath(
     return `${entry.path} is signed by key ${by.map(n => JSON.stringify(n)).join(', ')}, ${claims} (trusted keys: ${names})`
   }
   return null
+}
+
+/** untrustedPath, with every path's signatures checked at once on all cores. */
+export async function firstUntrustedPath(
+  entries: readonly SignedRegistration[],
+  trusted: readonly NixPublicKey[]
+): Promise<string | null> {
+  const verified = await Promise.all(entries.map(e => verifyPathInPool(e, e.signatures, trusted)))
+  const first = verified.indexOf(false)
+  return first === -1 ? null : untrustedPath([entries[first] as SignedRegistration], trusted)
 }
 
 /** A narinfo that holds what `nix store copy-sigs` reads of a path: its hash, size, signatures. */

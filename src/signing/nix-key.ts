@@ -159,3 +159,24 @@ export function verifyPath(
     return keys.some(k => k.name === parts.name && verify(null, message, k.key, bytes))
   })
 }
+
+/** verifyPath, each check in libuv's thread pool: thousands of paths are checked on every core. */
+export async function verifyPathInPool(
+  info: SignedPathInfo,
+  signatures: readonly string[],
+  keys: readonly NixPublicKey[]
+): Promise<boolean> {
+  const message = Buffer.from(fingerprint(info))
+  for (const text of signatures) {
+    const parts = splitKey(text)
+    const bytes = parts && base64Of(parts.data, SIGNATURE_BYTES)
+    if (!parts || !bytes) continue
+    for (const k of keys.filter(k => k.name === parts.name)) {
+      const valid = await new Promise<boolean>((resolve, reject) => {
+        verify(null, message, k.key, bytes, (error, ok) => (error ? reject(error) : resolve(ok)))
+      })
+      if (valid) return true
+    }
+  }
+  return false
+}

@@ -1,5 +1,5 @@
-export const id = 278;
-export const ids = [278];
+export const id = 39;
+export const ids = [39];
 export const modules = {
 
 /***/ 3916:
@@ -20,7 +20,7 @@ function firstLine(text) {
 
 /***/ }),
 
-/***/ 2278:
+/***/ 1039:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 // ESM COMPAT FLAG
@@ -1440,15 +1440,29 @@ function parseManifest(text) {
     const bad = paths.find(p => typeof p !== 'string' || !STORE_PATH.test(p));
     if (bad !== undefined)
         throw new Error(`the archive's manifest lists ${JSON.stringify(bad)}, not a store path`);
-    return { version: MANIFEST_VERSION, paths };
+    if (json.signatures === undefined)
+        return { version: MANIFEST_VERSION, paths };
+    return { version: MANIFEST_VERSION, paths, signatures: parseSignatures(json.signatures) };
+}
+function parseSignatures(value) {
+    const ok = typeof value === 'object' &&
+        value !== null &&
+        !Array.isArray(value) &&
+        Object.values(value).every(sigs => Array.isArray(sigs) && sigs.every(sig => typeof sig === 'string'));
+    if (!ok)
+        throw new Error("the archive's manifest has signatures that are not lists of strings");
+    // No prototype: a path named like an Object member must not find one.
+    return Object.assign(Object.create(null), value);
 }
 /** The manifest of the archive in `dir`. */
 async function manifest_readManifest(dir) {
     return parseManifest(await readFile(join(dir, manifest_MANIFEST_FILE), 'utf8'));
 }
 /** Write the manifest of an archive of `paths` into `dir`. */
-async function writeManifest(dir, paths) {
+async function writeManifest(dir, paths, signatures = null) {
     const manifest = { version: MANIFEST_VERSION, paths };
+    if (signatures !== null)
+        manifest.signatures = signatures;
     await (0,promises_.writeFile)((0,external_node_path_.join)(dir, manifest_MANIFEST_FILE), JSON.stringify(manifest));
 }
 
@@ -1549,6 +1563,301 @@ async function saveDirectory(parent, key) {
     return id !== -1;
 }
 
+;// CONCATENATED MODULE: ./src/signing/nix-key.ts
+// Store paths' signatures as Nix makes them (`secret-key-files`, `nix store sign`) and checks
+// them (`trusted-public-keys`): ed25519 over the path's fingerprint
+// `1;<path>;sha256:<nix32 NAR hash>;<NAR size>;<references, comma-separated>`, written
+// `<key name>:<base64 signature>`. Keys are Nix's: `<name>:<base64 of the 64-byte secret key
+// (seed and public key)>` as `nix key generate-secret` prints it, `<name>:<base64 of the 32-byte
+// public key>` as `nix key convert-secret-to-public` does.
+//
+// Errors never carry a secret key or anything decoded from it: only a fixed reason.
+
+const NIX32_ALPHABET = '0123456789abcdfghijklmnpqrsvwxyz';
+const KEY_NAME = /^[A-Za-z0-9][A-Za-z0-9._+@-]*$/;
+const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
+const SEED_BYTES = 32;
+const SECRET_BYTES = 64;
+const PUBLIC_BYTES = 32;
+const SIGNATURE_BYTES = 64;
+/** Nix's base32 (libutil's printHash32): the last character holds the lowest bits. */
+function nix_key_encodeNix32(bytes) {
+    const length = Math.ceil((bytes.length * 8) / 5);
+    let text = '';
+    for (let n = length - 1; n >= 0; n--) {
+        const bit = n * 5;
+        const i = Math.floor(bit / 8);
+        const j = bit % 8;
+        const low = (bytes[i] ?? 0) >> j;
+        const high = i + 1 < bytes.length ? (bytes[i + 1] ?? 0) << (8 - j) : 0;
+        text += NIX32_ALPHABET[(low | high) & 0x1f];
+    }
+    return text;
+}
+/** The fingerprint Nix signs (ValidPathInfo::fingerprint). */
+function fingerprint(info) {
+    const hash = nix_key_encodeNix32(Buffer.from(info.narHash, 'hex'));
+    return `1;${info.path};sha256:${hash};${info.narSize};${info.references.join(',')}`;
+}
+function base64Of(text, bytes) {
+    if (!BASE64.test(text))
+        return null;
+    const decoded = Buffer.from(text, 'base64');
+    return decoded.length === bytes ? decoded : null;
+}
+function splitKey(text) {
+    const colon = text.indexOf(':');
+    if (colon <= 0)
+        return null;
+    const name = text.slice(0, colon);
+    return KEY_NAME.test(name) ? { name, data: text.slice(colon + 1) } : null;
+}
+function ed25519Jwk(publicKey, seed) {
+    return {
+        kty: 'OKP',
+        crv: 'Ed25519',
+        x: publicKey.toString('base64url'),
+        ...(seed ? { d: seed.toString('base64url') } : {})
+    };
+}
+/**
+ * A secret key as `nix key generate-secret` prints it. Throws an Error whose message never
+ * holds the key; its public half must be what its seed makes.
+ */
+function parseNixSecretKey(text) {
+    const fail = (why) => new Error(why);
+    const parts = splitKey(text.trim());
+    if (parts === null) {
+        throw fail('is not a Nix secret key: expected <name>:<base64>, as `nix key generate-secret` prints it');
+    }
+    const bytes = base64Of(parts.data, SECRET_BYTES);
+    if (bytes === null) {
+        throw fail(`is not a Nix secret key: the part after "${parts.name}:" is not 64 bytes in base64`);
+    }
+    const seed = bytes.subarray(0, SEED_BYTES);
+    const half = bytes.subarray(SEED_BYTES);
+    let privateKey;
+    try {
+        privateKey = (0,external_node_crypto_.createPrivateKey)({ key: ed25519Jwk(half, seed), format: 'jwk' });
+    }
+    catch {
+        throw fail('is not a Nix secret key: not an ed25519 key');
+    }
+    const derived = Buffer.from((0,external_node_crypto_.createPublicKey)(privateKey).export({ format: 'jwk' }).x, 'base64url');
+    if (!derived.equals(half)) {
+        throw fail('is not a Nix secret key: its public half does not match its secret half');
+    }
+    return { name: parts.name, privateKey, publicKey: `${parts.name}:${half.toString('base64')}` };
+}
+/** One public key as `nix key convert-secret-to-public` prints it; throws naming what is wrong. */
+function nix_key_parseNixPublicKey(text) {
+    const parts = splitKey(text);
+    const bytes = parts && base64Of(parts.data, PUBLIC_BYTES);
+    if (!parts || !bytes) {
+        throw new Error(`${JSON.stringify(text)} is not a Nix public key (<name>:<base64 of 32 bytes>, as \`nix key convert-secret-to-public\` prints it)`);
+    }
+    try {
+        return { name: parts.name, key: createPublicKey({ key: ed25519Jwk(bytes), format: 'jwk' }) };
+    }
+    catch {
+        throw new Error(`${JSON.stringify(text)} is not an ed25519 public key`);
+    }
+}
+/** The path's signature as Nix writes it: `<key name>:<base64>`. */
+function signPath(key, info) {
+    const signature = (0,external_node_crypto_.sign)(null, Buffer.from(fingerprint(info)), key.privateKey);
+    return `${key.name}:${signature.toString('base64')}`;
+}
+/** The names of the keys a signature string claims (for messages); '' when unparseable. */
+function nix_key_signatureKeyName(signature) {
+    return splitKey(signature)?.name ?? '';
+}
+/**
+ * Whether one of `signatures` is a valid signature of the path by one of `keys`
+ * (Nix's checkSignatures with a threshold of one).
+ */
+function nix_key_verifyPath(info, signatures, keys) {
+    const message = Buffer.from(fingerprint(info));
+    return signatures.some(text => {
+        const parts = splitKey(text);
+        const bytes = parts && base64Of(parts.data, SIGNATURE_BYTES);
+        if (!parts || !bytes)
+            return false;
+        return keys.some(k => k.name === parts.name && verify(null, message, k.key, bytes));
+    });
+}
+/** verifyPath, each check in libuv's thread pool: thousands of paths are checked on every core. */
+async function nix_key_verifyPathInPool(info, signatures, keys) {
+    const message = Buffer.from(fingerprint(info));
+    for (const text of signatures) {
+        const parts = splitKey(text);
+        const bytes = parts && base64Of(parts.data, SIGNATURE_BYTES);
+        if (!parts || !bytes)
+            continue;
+        for (const k of keys.filter(k => k.name === parts.name)) {
+            const valid = await new Promise((resolve, reject) => {
+                verify(null, message, k.key, bytes, (error, ok) => (error ? reject(error) : resolve(ok)));
+            });
+            if (valid)
+                return true;
+        }
+    }
+    return false;
+}
+
+;// CONCATENATED MODULE: ./src/cache/signatures.ts
+// The store cache's signatures: a save signs each path it writes with `cache-signing-key`
+// (recorded in the manifest, beside the registration); a restore with `cache-trusted-keys`
+// takes an entry only when every one of its paths carries a valid signature by one of them;
+// the signatures then go into Nix's database with the paths (a narinfo per path, which
+// `nix store copy-sigs` reads), so that a daemon with `require-sigs` accepts them.
+
+
+
+
+
+/** Each path's signature by `key`, by path (pure). */
+function signRegistrations(key, registrations) {
+    const signatures = {};
+    for (const r of registrations)
+        signatures[r.path] = [signPath(key, r)];
+    return signatures;
+}
+/** The signatures of `path` a manifest recorded (none when it recorded none). */
+function signatures_signaturesOf(signatures, path) {
+    const found = signatures && Object.hasOwn(signatures, path) ? signatures[path] : undefined;
+    return found ?? [];
+}
+/**
+ * Why the entry may not be restored, naming the first path that is not signed by a trusted key
+ * and the key(s) it is signed by; null when every path is (pure).
+ */
+function untrustedPath(entries, trusted) {
+    const names = trusted.map(k => k.name).join(', ');
+    for (const entry of entries) {
+        if (verifyPath(entry, entry.signatures, trusted))
+            continue;
+        if (entry.signatures.length === 0) {
+            return `${entry.path} is not signed (trusted keys: ${names})`;
+        }
+        const by = [...new Set(entry.signatures.map(s => signatureKeyName(s) || '(unreadable)'))];
+        const claims = by.some(name => trusted.some(k => k.name === name))
+            ? 'whose signature does not verify'
+            : 'not by a trusted key';
+        return `${entry.path} is signed by key ${by.map(n => JSON.stringify(n)).join(', ')}, ${claims} (trusted keys: ${names})`;
+    }
+    return null;
+}
+/** untrustedPath, with every path's signatures checked at once on all cores. */
+async function signatures_firstUntrustedPath(entries, trusted) {
+    const verified = await Promise.all(entries.map(e => verifyPathInPool(e, e.signatures, trusted)));
+    const first = verified.indexOf(false);
+    return first === -1 ? null : untrustedPath([entries[first]], trusted);
+}
+/** A narinfo that holds what `nix store copy-sigs` reads of a path: its hash, size, signatures. */
+function narinfo(entry) {
+    return [
+        `StorePath: ${entry.path}`,
+        // Never fetched: copy-sigs reads the path's info only.
+        `URL: nar/${basename(entry.path)}.nar`,
+        'Compression: none',
+        `NarHash: sha256:${encodeNix32(Buffer.from(entry.narHash, 'hex'))}`,
+        `NarSize: ${entry.narSize}`,
+        `References: ${entry.references.map(r => basename(r)).join(' ')}`,
+        ...entry.signatures.map(sig => `Sig: ${sig}`),
+        ''
+    ].join('\n');
+}
+/**
+ * Add the recorded signatures of these (valid) paths to the store's database: a local binary
+ * cache of narinfos only under `dir`, from which `nix store copy-sigs` copies them (it checks
+ * that each narinfo's NAR hash is the path's). `store`: a store URI, or null for the default.
+ */
+async function signatures_addSignatures(dir, storeDir, entries, store) {
+    const signed = entries.filter(e => e.signatures.length > 0);
+    if (signed.length === 0)
+        return 0;
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'nix-cache-info'), `StoreDir: ${storeDir}\n`);
+    await Promise.all(signed.map(e => writeFile(join(dir, `${basename(e.path).slice(0, 32)}.narinfo`), narinfo(e))));
+    const storeArgs = store === null ? [] : ['--store', store];
+    const paths = signed.map(e => e.path);
+    // A `.drv` stands for its outputs unless `--derivation` is given, and with `--derivation`
+    // other paths are left out (Nix 2.8): two calls.
+    for (const [group, extra] of [
+        [paths.filter(p => !isDerivation(p)), []],
+        [paths.filter(isDerivation), ['--derivation']]
+    ]) {
+        for (const batch of batches(group)) {
+            await runNix(['store', 'copy-sigs', ...storeArgs, ...extra, '--substituter', `file://${dir}`, ...batch], { silent: true });
+        }
+    }
+    return signed.length;
+}
+
+;// CONCATENATED MODULE: ./src/nix/db.ts
+// Nix's SQLite database, written directly for one thing only: the signatures of paths the
+// store cache's fast path has just registered. `nix-store --load-db` takes no signatures, and
+// `nix store copy-sigs` reads a narinfo and commits a transaction per path (1.2-2 s at 2,000
+// paths, measured); the same column written here in one transaction takes milliseconds. The
+// column is the one Nix's own addSignatures updates (ValidPaths.sigs, signatures separated by
+// spaces, there since Nix 2.0's schema). Node's built-in SQLite is there from Node 22.5 (the
+// action runs on 24); without it the caller falls back to copy-sigs.
+
+/** The database of the store this process may write (NIX_STATE_DIR as Nix reads it). */
+function db_nixDatabaseFile() {
+    return join(process.env.NIX_STATE_DIR ?? '/nix/var/nix', 'db', 'db.sqlite');
+}
+async function loadSqlite() {
+    try {
+        // Not bundled (a builtin the bundler's list may not know), and not typed by this
+        // project's @types/node: a name in a variable.
+        const builtin = 'node:sqlite';
+        return (await import(/* webpackIgnore: true */ builtin));
+    }
+    catch {
+        return null;
+    }
+}
+/** Each path's signatures once, in order: the recorded ones, then the new ones (pure). */
+function mergeSignatures(recorded, added) {
+    const all = [...recorded.split(' '), ...added].filter(s => s !== '');
+    return [...new Set(all)].join(' ');
+}
+/**
+ * Add signatures to valid paths, all in one transaction: every path must be valid, or nothing
+ * is written and this throws. Returns false when this Node has no SQLite (nothing written).
+ */
+async function db_addSignaturesToDatabase(databaseFile, signatures) {
+    const sqlite = await loadSqlite();
+    if (sqlite === null)
+        return false;
+    // Nix's own writers retry while the database is busy; so does this, for up to a minute.
+    const db = new sqlite.DatabaseSync(databaseFile, { timeout: 60_000 });
+    try {
+        db.exec('BEGIN IMMEDIATE');
+        try {
+            const select = db.prepare('SELECT sigs FROM ValidPaths WHERE path = ?');
+            const update = db.prepare('UPDATE ValidPaths SET sigs = ? WHERE path = ?');
+            for (const [path, added] of signatures) {
+                const row = select.get(path);
+                if (row === undefined)
+                    throw new Error(`${path} is not valid in ${databaseFile}`);
+                update.run(mergeSignatures(row.sigs ?? '', added), path);
+            }
+            db.exec('COMMIT');
+        }
+        catch (error) {
+            db.exec('ROLLBACK');
+            throw error;
+        }
+    }
+    finally {
+        db.close();
+    }
+    return true;
+}
+
 // EXTERNAL MODULE: external "node:os"
 var external_node_os_ = __webpack_require__(8161);
 ;// CONCATENATED MODULE: ./src/cache/store-archive.ts
@@ -1558,6 +1867,7 @@ var external_node_os_ = __webpack_require__(8161);
 // filesystem, a NAR hash check of every path against its registration, a rename of each missing
 // path into the store and one `nix-store --load-db` for them: no byte is written twice, and no
 // path is registered valid before it is whole and checked.
+
 
 
 
@@ -1770,6 +2080,8 @@ async function store_archive_importThroughNix(chrootDir, storeDir, staged, missi
         input: formatRegistrations(staged),
         silent: true
     });
+    // `nix copy` takes each path's signatures along: a daemon with `require-sigs` checks them.
+    await addSignatures(join(chrootDir, '..', 'narinfo-chroot'), storeDir, missing, from);
     const paths = missing.map(e => e.path);
     // A `.drv` given to `nix copy` stands for its outputs unless `--derivation` is given, and with
     // `--derivation` other paths are left out (Nix 2.8): two calls, sources and outputs first.
@@ -1791,6 +2103,8 @@ async function store_archive_importThroughNix(chrootDir, storeDir, staged, missi
 // extract.ts), into a staging folder beside the store (or in the scratch directory), every NAR
 // hash is checked, and only the paths the store lacks, with their references whole, are moved
 // in (or imported through Nix). The import is whole or not at all.
+
+
 
 
 
@@ -1836,7 +2150,9 @@ function stagingDirFor(fast, storeDir, workDir) {
  * Throws when the archives cannot be used (they are then discarded and the store left as it
  * was).
  */
-async function restore_restoreEntry(keys, workDir, timer = phases()) {
+async function restore_restoreEntry(keys, workDir, timer = phases(), 
+/** `cache-trusted-keys`: when any, every path must carry a valid signature by one of them. */
+trustedKeys = []) {
     const storeDir = storeDirectory();
     const method = restoreMethod(await storeAccess(storeDir));
     if (!method.fast)
@@ -1856,6 +2172,10 @@ async function restore_restoreEntry(keys, workDir, timer = phases()) {
         timer.end('download and extract');
         const layers = await readLayers(join(staging, CACHE_DIR_NAME), entries);
         timer.end('read the registrations');
+        if (trustedKeys.length > 0) {
+            await checkSignatures(layers, trustedKeys);
+            timer.end('check signatures');
+        }
         const staged = uniqueRegistrations(layers);
         const { importedCount, leftOut } = await importAll({
             staging,
@@ -1986,7 +2306,8 @@ async function readLayers(cacheDir, entries) {
         const registrations = manifestRegistrations(manifest.paths, text, storeDir);
         const staged = registrations.map(r => ({
             ...r,
-            staged: join(dir, STORE_SUBDIR, r.path.slice(storeDir.length + 1))
+            staged: join(dir, STORE_SUBDIR, r.path.slice(storeDir.length + 1)),
+            signatures: signaturesOf(manifest.signatures, r.path)
         }));
         const layer = {
             key: entry.key,
@@ -1996,6 +2317,18 @@ async function readLayers(cacheDir, entries) {
         };
         return { layer, staged };
     }));
+}
+/**
+ * Every path of every downloaded entry must carry a valid signature by a trusted key, checked
+ * before anything is registered; the first entry that has one that does not is discarded
+ * whole, and with it the restore (a miss), naming the path and the key.
+ */
+async function checkSignatures(layers, trusted) {
+    for (const { layer, staged } of layers) {
+        const why = await firstUntrustedPath(staged, trusted);
+        if (why !== null)
+            throw new Error(`the entry ${layer.key} was discarded: ${why}`);
+    }
 }
 /** Each path once (a path two layers hold is taken from the first). */
 function uniqueRegistrations(layers) {
@@ -2070,6 +2403,7 @@ async function importAll(o) {
             o.timer.end('check NAR hashes');
             await moveIntoStore(o.staging, missing, () => o.timer.end('move in'));
             o.timer.end('register (load-db)');
+            await keepSignatures(o, missing);
         }
         else {
             await importThroughNix(join(o.staging, 'chroot'), o.storeDir, staged, missing);
@@ -2082,6 +2416,28 @@ async function importAll(o) {
         if (!o.method.fast)
             await rollBack(missing.map(r => r.path));
         throw new Error(`the archive did not import cleanly and was discarded: ${errorMessage(error)}`);
+    }
+}
+/**
+ * The fast path: the paths are registered (load-db takes no signatures); add theirs, straight
+ * into the database this process just registered them in (copy-sigs where this Node has no
+ * SQLite). A failure leaves valid paths without signatures, which is a warning, not a reason to
+ * discard them.
+ */
+async function keepSignatures(o, paths) {
+    const signed = new Map(paths.filter(p => p.signatures.length > 0).map(p => [p.path, p.signatures]));
+    if (signed.size === 0)
+        return;
+    try {
+        if (await addSignaturesToDatabase(nixDatabaseFile(), signed)) {
+            o.timer.end('add signatures');
+        }
+        else if (await addSignatures(join(o.staging, 'narinfo'), o.storeDir, paths, null)) {
+            o.timer.end('add signatures (copy-sigs)');
+        }
+    }
+    catch (error) {
+        core.warning(`Store cache: the restored paths are valid but their signatures were not recorded: ${errorMessage(error)}`);
     }
 }
 async function rollBack(missing) {
@@ -2139,6 +2495,7 @@ function deltaFits(deltaBytes, baseBytes) {
 ;// CONCATENATED MODULE: ./src/cache/save.ts
 // Saving the store cache: what goes in (the build closures and the flake inputs' sources), as
 // what (a delta on the restored base, or a new base), and writing the archive.
+
 
 
 
@@ -2208,7 +2565,9 @@ function save_megabytes(bytes) {
  * Write the archive of the plan under `workDir` and save it: its NAR bytes (its size before
  * compression), or null when the cache service did not take it (@actions/cache has said why).
  */
-async function saveEntry(workDir, plan) {
+async function saveEntry(workDir, plan, 
+/** `cache-signing-key`: each path is signed with it; null: the entry is unsigned. */
+signingKey = null) {
     const dir = (0,external_node_path_.join)(workDir, service_CACHE_DIR_NAME);
     const layerDir = (0,external_node_path_.join)(dir, layerDirectory(plan.kind));
     await tree_removeTree(dir);
@@ -2219,7 +2578,10 @@ async function saveEntry(workDir, plan) {
         const on = plan.base === null ? '' : ` (a delta on ${plan.base})`;
         lib_core/* info */.pq(`Saving ${paths.length} paths, ${save_megabytes(bytes)}, as ${plan.key}${on}`);
         await writeArchive(layerDir, plan.registrations);
-        await writeManifest(layerDir, paths);
+        const signatures = signingKey && signRegistrations(signingKey, plan.registrations);
+        if (signingKey)
+            lib_core/* info */.pq(`Signed the ${paths.length} paths with the key ${signingKey.name}`);
+        await writeManifest(layerDir, paths, signatures);
         return (await saveDirectory(workDir, plan.key)) ? bytes : null;
     }
     finally {
@@ -2294,7 +2656,7 @@ async function restoreStoreCache(options) {
         if (missingService !== null)
             return { ...result, outcome: 'unavailable', reason: missingService };
         timer.end('keys and service');
-        const entry = await restoreEntry(keys, options.workDir, timer);
+        const entry = await restoreEntry(keys, options.workDir, timer, options.trustedKeys ?? []);
         if (entry === null)
             return { ...result, reason: `no entry for ${keys.primary} or its restore keys` };
         await writeRestoreRecord(recordFile, { keys, layers: entry.layers });
@@ -2355,7 +2717,7 @@ async function saveStoreCache(options) {
     const plan = await planSave(record.keys, closure, record.layers);
     if (plan.note !== null)
         lib_core/* info */.pq(plan.note);
-    const bytes = await saveEntry(options.workDir, plan);
+    const bytes = await saveEntry(options.workDir, plan, options.signingKey ?? null);
     if (bytes === null) {
         return {
             saved: false,
@@ -3620,6 +3982,7 @@ function cosign_key_readSigningKey(pem, passphrase) {
 
 
 
+
 /** Whether the image is run before the push (`test` or `test-url`). */
 function testsImage(inputs) {
     return inputs.test.length > 0 || inputs.testUrl !== null;
@@ -3641,7 +4004,7 @@ class SecretInputError extends Error {
 /** Secret inputs read as they are (a passphrase may begin or end with a space, as cosign reads it). */
 const UNTRIMMED_INPUTS = ['signing-passphrase'];
 /** Inputs whose INPUT_* variable is removed once read, so that no command the action runs inherits it. */
-const SECRET_INPUTS = (/* unused pure expression or super */ null && (['signing-key', 'signing-passphrase']));
+const SECRET_INPUTS = (/* unused pure expression or super */ null && (['signing-key', 'signing-passphrase', 'cache-signing-key']));
 const readActionInput = name => lib_core/* getInput */.V4(name, { trimWhitespace: !UNTRIMMED_INPUTS.includes(name) });
 // The values @actions/core's getBooleanInput accepts (YAML 1.2 core schema).
 const TRUE_VALUES = (/* unused pure expression or super */ null && (['true', 'True', 'TRUE']));
@@ -3677,6 +4040,54 @@ function readGithubToken(read = readActionInput) {
     lib_core/* setSecret */.Pq(token);
     return token;
 }
+/**
+ * The `cache-signing-key` input, for the post step (which signs what it saves): masked, its
+ * INPUT_* variable removed, then parsed; null when empty.
+ */
+function readCacheSigningKey(read = readActionInput) {
+    const text = read('cache-signing-key').trim();
+    maskNixSecretKey(text);
+    if (read === readActionInput)
+        delete process.env['INPUT_CACHE-SIGNING-KEY'];
+    return parseCacheSigningKey(text);
+}
+/** A Nix secret key is one line: masked whole and its base64 part alone. */
+function maskNixSecretKey(text) {
+    if (text === '')
+        return;
+    lib_core/* setSecret */.Pq(text);
+    const data = text.slice(text.indexOf(':') + 1);
+    if (data !== '' && data !== text)
+        lib_core/* setSecret */.Pq(data);
+}
+function parseCacheSigningKey(text) {
+    if (text === '')
+        return null;
+    try {
+        return parseNixSecretKey(text);
+    }
+    catch (error) {
+        // The message never quotes the key (nix-key.ts); the fallback says nothing of it either.
+        const reason = error instanceof Error ? error.message : 'could not be read';
+        throw new SecretInputError('cache-signing-key', reason);
+    }
+}
+function parseCacheTrustedKeys(value) {
+    return splitList(value).map(entry => {
+        try {
+            return parseNixPublicKey(entry);
+        }
+        catch (error) {
+            throw new InputError('cache-trusted-keys', entry, `is not a Nix public key: ${shortReason(error)}`);
+        }
+    });
+}
+function shortReason(error) {
+    const message = error instanceof Error ? error.message : String(error);
+    return /not an ed25519/.test(message)
+        ? 'not an ed25519 key'
+        : 'expected <name>:<base64 of 32 bytes>, as `nix key convert-secret-to-public` prints it';
+}
 function parseInputs(read = readActionInput) {
     const text = (name) => {
         const value = read(name).trim();
@@ -3703,6 +4114,8 @@ function parseInputs(read = readActionInput) {
         core.setSecret(githubToken);
     maskSecret(signingKey);
     maskSecret(signingPassphrase);
+    const cacheSigningKey = read('cache-signing-key').trim();
+    maskNixSecretKey(cacheSigningKey);
     if (read === readActionInput) {
         for (const name of SECRET_INPUTS)
             delete process.env[`INPUT_${name.toUpperCase()}`];
@@ -3738,7 +4151,9 @@ function parseInputs(read = readActionInput) {
         testUrl: parseTestUrl(text('test-url')),
         testTimeout: parseTestTimeout(text('test-timeout') ?? String(DEFAULT_TEST_TIMEOUT)),
         compression: parseCompression(text('compression') ?? 'gzip', text('compression-level')),
-        signingKey: null
+        signingKey: null,
+        cacheSigningKey: parseCacheSigningKey(cacheSigningKey),
+        cacheTrustedKeys: parseCacheTrustedKeys(read('cache-trusted-keys'))
     };
     checkCombinations(inputs);
     // Last: decrypting takes scrypt's tenth of a second or more, and every cheaper check is done.
@@ -4085,7 +4500,8 @@ async function saveCache() {
             startedAt: startedAt(),
             drvPath: getState(state_keys/* StateKey */.z.BuiltDrvPath),
             storePath: getState(state_keys/* StateKey */.z.BuiltStorePath),
-            workDir: getState(state_keys/* StateKey */.z.CacheWorkDir) ?? storeCacheWorkDir()
+            workDir: getState(state_keys/* StateKey */.z.CacheWorkDir) ?? storeCacheWorkDir(),
+            signingKey: readCacheSigningKey()
         }));
     }
     catch (error) {
