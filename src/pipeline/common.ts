@@ -12,6 +12,7 @@ import type { PlatformRow, Report } from '../report.js'
 import { DEFAULT_DELAYS } from '../registry/retry.js'
 import type { RetryPolicy } from '../registry/retry.js'
 import { imageSubject, writeSbom } from '../sbom/index.js'
+import type { PathInfo } from '../sbom/path-info.js'
 import { saveState, StateKey } from '../state.js'
 import { buildImage, installable } from '../stages/build.js'
 import { inspectImage, loadImage } from '../stages/load.js'
@@ -203,7 +204,12 @@ export async function login(
 export async function writeImageSbom(
   inputs: Inputs,
   report: Report,
-  image: TaggedImage & { metadata: ArchiveMetadata; storePath: string },
+  image: TaggedImage & {
+    metadata: ArchiveMetadata
+    storePath: string
+    /** askPathInfoEarly's answer, when Nix was asked ahead. */
+    pathInfo?: Promise<Map<string, PathInfo>> | undefined
+  },
   /** ` <system>` after the stage name in a `systems` run. */
   suffix = ''
 ): Promise<string> {
@@ -218,7 +224,8 @@ export async function writeImageSbom(
         image: imageSubject(image.refs, image.digest, image.storePath),
         configDigest: image.metadata.configDigest,
         storePaths: image.metadata.storePaths,
-        dir: runnerTemp()
+        dir: runnerTemp(),
+        ...(image.pathInfo ? { pathInfo: image.pathInfo } : {})
       }).catch((error: unknown) => {
         const done = image.digest ? `was pushed (${image.digest})` : 'is fine'
         throw new Error(`The image ${done}, but its SBOM failed: ${errorMessage(error)}`)

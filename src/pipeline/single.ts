@@ -11,6 +11,7 @@ import type { Report } from '../report.js'
 import { saveState, StateKey } from '../state.js'
 import { describeTransfer, pushImage } from '../stages/push.js'
 import { resolveReuseFrom } from '../registry/refs.js'
+import { askPathInfoEarly } from '../sbom/index.js'
 import { requireSkopeo } from '../registry/index-push.js'
 import { tagImage } from '../stages/tag.js'
 import {
@@ -51,6 +52,8 @@ export async function runSingleImage(inputs: Inputs, report: Report): Promise<vo
       report,
       archiveCopy
     )
+    // Nix is asked for the SBOM while the image is tested and pushed.
+    const pathInfo = inputs.sbom ? askPathInfoEarly(metadata.storePaths) : undefined
     await testStage(inputs, report, dockerImage)
     // An image loaded only for the test is not tagged.
     const tagged = await tagAndPush(
@@ -63,7 +66,8 @@ export async function runSingleImage(inputs: Inputs, report: Report): Promise<vo
     const sbom = await writeImageSbom(inputs, report, {
       ...tagged,
       metadata,
-      storePath: built.storePath
+      storePath: built.storePath,
+      pathInfo
     })
     setImagesOutput([
       {

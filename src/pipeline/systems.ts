@@ -14,6 +14,8 @@ import {
   runnerSystem
 } from '../image/platform.js'
 import type { Platform } from '../image/platform.js'
+import { askPathInfoEarly } from '../sbom/index.js'
+import type { PathInfo } from '../sbom/path-info.js'
 import type { Inputs } from '../inputs.js'
 import type { Report } from '../report.js'
 import { saveState, StateKey } from '../state.js'
@@ -53,6 +55,8 @@ interface SystemImage {
   /** A plain docker archive skopeo can read. */
   archivePath: string
   dockerImage: string | null
+  /** What Nix knows of its store paths, asked ahead for the SBOM. */
+  pathInfo: Promise<Map<string, PathInfo>> | undefined
 }
 
 export async function runSystems(inputs: Inputs, report: Report): Promise<void> {
@@ -98,7 +102,13 @@ export async function runSystems(inputs: Inputs, report: Report): Promise<void> 
       const sbom = await writeImageSbom(
         inputs,
         report,
-        { refs, digest, metadata: image.metadata, storePath: image.built.storePath },
+        {
+          refs,
+          digest,
+          metadata: image.metadata,
+          storePath: image.built.storePath,
+          pathInfo: image.pathInfo
+        },
         ` ${image.system}`
       )
       const result = systemResult(image, digest ?? '', sbom)
@@ -184,7 +194,9 @@ async function buildAndRead(
     metadata,
     platform,
     archivePath: archiveCopy ?? built.storePath,
-    dockerImage
+    dockerImage,
+    // Nix is asked for the SBOM while the other systems build and the images are pushed.
+    pathInfo: inputs.sbom ? askPathInfoEarly(metadata.storePaths) : undefined
   }
 }
 
