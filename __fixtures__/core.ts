@@ -1,6 +1,6 @@
-// Typed jest mocks of the @actions/core functions the stages use.
+// Typed jest mocks of the src/core.ts functions the stages use.
 import { jest } from '@jest/globals'
-import type * as core from '@actions/core'
+import type * as core from '../src/core.js'
 
 export const info = jest.fn<typeof core.info>()
 export const warning = jest.fn<typeof core.warning>()

@@ -1,6 +1,6 @@
 // The only file that reads inputs: one typed, validated Inputs object, built before anything
 // runs, so that a bad value fails the step with a message naming the input and the value.
-import * as core from '@actions/core'
+import * as core from './core.js'
 import { parseReference, validateRegistry, validateTag } from './registry/reference.js'
 import type { ParsedReference } from './registry/reference.js'
 import { isFullReference } from './registry/refs.js'

@@ -1,6 +1,6 @@
 // run(): inputs -> Nix -> store cache -> one of the pipelines (single image, `systems`, `merge`,
 // under pipeline/) -> outputs + job summary. The one setFailed is here.
-import * as core from '@actions/core'
+import * as core from './core.js'
 import { InputError, parseInputs } from './inputs.js'
 import type { Inputs } from './inputs.js'
 import { runMerge } from './pipeline/merge.js'

@@ -1,6 +1,6 @@
 // run(): the post step. It cleans up after main and only ever warns: a post step must never
 // fail a job whose work is done.
-import * as core from '@actions/core'
+import * as core from './core.js'
 import { getState, StateKey } from './state.js'
 import { describeSave, saveStoreCache, storeCacheWorkDir } from './stages/store-cache.js'
 import type { SaveResult } from './stages/store-cache.js'
@@ -104,8 +104,7 @@ async function appendSaveSummary(result: SaveResult, seconds: number): Promise<v
     `| Store cache save | ${status} | ${detail} | ${seconds.toFixed(1)} |`,
     ''
   ]
-  await core.summary
-    .addRaw(table.join('\n'))
-    .write()
+  await core
+    .appendSummary(table.join('\n'))
     .catch((error: unknown) => core.warning(`could not write the job summary: ${String(error)}`))
 }

@@ -1,6 +1,6 @@
 // What each stage did, kept for the job summary: the log reads as the pipeline, and the
 // summary shows it at a glance.
-import * as core from '@actions/core'
+import * as core from './core.js'
 import { errorMessage, firstLine } from './errors.js'
 
 export type StageStatus = 'done' | 'skipped' | 'failed'
@@ -110,5 +110,5 @@ function escapeCell(text: string): string {
 
 export async function writeSummary(report: Report): Promise<void> {
   if (!process.env.GITHUB_STEP_SUMMARY) return
-  await core.summary.addRaw(renderSummary(report)).write()
+  await core.appendSummary(renderSummary(report))
 }

@@ -1,5 +1,5 @@
 // Typed state from main to post: the keys live in one place (as in actions/setup-node).
-import * as core from '@actions/core'
+import * as core from './core.js'
 import { StateKey } from './state-keys.js'
 
 export { StateKey }

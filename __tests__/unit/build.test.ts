@@ -4,7 +4,7 @@ import * as exec from '../../__fixtures__/exec.js'
 
 // The real CommandError, so the stage can recognise failures.
 const { CommandError } = await import('../../src/exec.js')
-jest.unstable_mockModule('@actions/core', () => core)
+jest.unstable_mockModule('../../src/core.js', () => core)
 jest.unstable_mockModule('../../src/exec.js', () => ({ ...exec, CommandError }))
 const { buildArgs, buildImage, parseBuildJson } = await import('../../src/stages/build.js')
 

@@ -14,7 +14,7 @@ import type { ExistingNix, NixSource, SetupPlan } from '../../src/stages/install
 const { CommandError } = await import('../../src/exec.js')
 const exportVariable = jest.fn<(name: string, value: string) => void>()
 const which = jest.fn<(tool: string, check?: boolean) => Promise<string>>()
-jest.unstable_mockModule('@actions/core', () => ({ ...core, exportVariable }))
+jest.unstable_mockModule('../../src/core.js', () => ({ ...core, exportVariable }))
 jest.unstable_mockModule('@actions/io', () => ({ which }))
 jest.unstable_mockModule('../../src/exec.js', () => ({ ...exec, CommandError }))
 

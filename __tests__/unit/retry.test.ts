@@ -1,7 +1,7 @@
 import { describe, expect, jest, test } from '@jest/globals'
 import * as core from '../../__fixtures__/core.js'
 
-jest.unstable_mockModule('@actions/core', () => core)
+jest.unstable_mockModule('../../src/core.js', () => core)
 const { CommandError } = await import('../../src/exec.js')
 const { backoffMs, classifyFailure, OperationError, withRetries } =
   await import('../../src/registry/retry.js')

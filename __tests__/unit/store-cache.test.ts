@@ -30,7 +30,7 @@ const download = {
 }
 // The real CommandError and settleAll: only commands are mocked.
 const { CommandError, settleAll } = await import('../../src/exec.js')
-jest.unstable_mockModule('@actions/core', () => core)
+jest.unstable_mockModule('../../src/core.js', () => core)
 jest.unstable_mockModule('@actions/cache', () => cache)
 jest.unstable_mockModule('../../src/cache/download.js', () => download)
 jest.unstable_mockModule('../../src/exec.js', () => ({ ...exec, CommandError, settleAll }))

@@ -10,7 +10,7 @@ import type { RunOptions, RunResult } from '../../src/exec.js'
 import type { ContainerState, PollDecision, Probe } from '../../src/stages/test.js'
 
 const { CommandError, tailLines } = await import('../../src/exec.js')
-jest.unstable_mockModule('@actions/core', () => core)
+jest.unstable_mockModule('../../src/core.js', () => core)
 jest.unstable_mockModule('../../src/exec.js', () => ({ ...exec, CommandError, tailLines }))
 const {
   CONTAINER_LABEL,

@@ -8,7 +8,7 @@ import * as core from '../../__fixtures__/core.js'
 import * as exec from '../../__fixtures__/exec.js'
 import type { UserNamespaceFacts } from '../../src/nix/user-namespaces.js'
 
-jest.unstable_mockModule('@actions/core', () => core)
+jest.unstable_mockModule('../../src/core.js', () => core)
 jest.unstable_mockModule('../../src/exec.js', () => exec)
 const { allowUserNamespaces, parseSysctlFlag, planUserNamespaces } =
   await import('../../src/nix/user-namespaces.js')

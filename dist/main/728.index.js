@@ -9,7 +9,7 @@ __webpack_require__.r(__webpack_exports__);
 /* harmony export */ __webpack_require__.d(__webpack_exports__, {
 /* harmony export */   downloadArchive: () => (/* binding */ downloadArchive)
 /* harmony export */ });
-/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(3838);
+/* harmony import */ var _core_js__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(828);
 /* harmony import */ var _node_modules_actions_cache_lib_internal_cacheHttpClient_js__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(4222);
 /* harmony import */ var _node_modules_actions_cache_lib_internal_cacheUtils_js__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(9490);
 /* harmony import */ var _node_modules_actions_cache_lib_internal_config_js__WEBPACK_IMPORTED_MODULE_4__ = __webpack_require__(5253);
@@ -58,7 +58,7 @@ async function lookUpV2(keys, paths) {
     });
     if (!response.ok || !response.matchedKey)
         return null;
-    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setSecret */ .Pq(response.signedDownloadUrl);
+    _core_js__WEBPACK_IMPORTED_MODULE_0__/* .setSecret */ .Pq(response.signedDownloadUrl);
     return { key: response.matchedKey, url: response.signedDownloadUrl };
 }
 /**
@@ -70,7 +70,7 @@ async function lookUpV2(keys, paths) {
 async function downloadArchive(paths, primaryKey, restoreKeys, archivePath) {
     const mode = (0,_node_modules_actions_cache_lib_internal_config_js__WEBPACK_IMPORTED_MODULE_4__/* .getCacheMode */ .as)();
     if (!(0,_node_modules_actions_cache_lib_internal_config_js__WEBPACK_IMPORTED_MODULE_4__/* .isCacheReadable */ .bv)(mode)) {
-        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(`Cache restore skipped: the effective cache-mode '${mode}' does not permit reads.`);
+        _core_js__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(`Cache restore skipped: the effective cache-mode '${mode}' does not permit reads.`);
         return null;
     }
     try {
@@ -79,14 +79,14 @@ async function downloadArchive(paths, primaryKey, restoreKeys, archivePath) {
         const found = v2 ? await lookUpV2(keys, paths) : await lookUpV1(keys, paths);
         if (found === null)
             return null;
-        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(`Cache hit for${found.key === primaryKey ? '' : ' restore-key'}: ${found.key}`);
+        _core_js__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(`Cache hit for${found.key === primaryKey ? '' : ' restore-key'}: ${found.key}`);
         // v2's restoreCache() downloads through the Azure SDK (from Azure hosts); v1's with the
         // client's defaults.
         await (0,_node_modules_actions_cache_lib_internal_cacheHttpClient_js__WEBPACK_IMPORTED_MODULE_1__/* .downloadCache */ .du)(found.url, archivePath, v2 ? { useAzureSdk: true } : undefined);
         return found.key;
     }
     catch (error) {
-        _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .warning */ .$e(`Failed to restore: ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_5__/* .errorMessage */ .g)(error)}`);
+        _core_js__WEBPACK_IMPORTED_MODULE_0__/* .warning */ .$e(`Failed to restore: ${(0,_errors_js__WEBPACK_IMPORTED_MODULE_5__/* .errorMessage */ .g)(error)}`);
         return null;
     }
 }

@@ -417,6 +417,18 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("zlib");
 /******/ __nccwpck_require__.m = __webpack_modules__;
 /******/ 
 /************************************************************************/
+/******/ /* webpack/runtime/compat get default export */
+/******/ (() => {
+/******/ 	// getDefaultExport function for compatibility with non-harmony modules
+/******/ 	__nccwpck_require__.n = (module) => {
+/******/ 		var getter = module && module.__esModule ?
+/******/ 			() => (module['default']) :
+/******/ 			() => (module);
+/******/ 		__nccwpck_require__.d(getter, { a: getter });
+/******/ 		return getter;
+/******/ 	};
+/******/ })();
+/******/ 
 /******/ /* webpack/runtime/create fake namespace object */
 /******/ (() => {
 /******/ 	var getProto = Object.getPrototypeOf ? (obj) => (Object.getPrototypeOf(obj)) : (obj) => (obj.__proto__);
@@ -598,7 +610,7 @@ if (quick !== null)
     process.stdout.write(`${quick}\n`);
 else {
     // A post step only ever warns: not even a bundle that fails to load fails the job.
-    void Promise.all(/* import() */[__nccwpck_require__.e(503), __nccwpck_require__.e(39)]).then(__nccwpck_require__.bind(__nccwpck_require__, 1039))
+    void Promise.all(/* import() */[__nccwpck_require__.e(456), __nccwpck_require__.e(39)]).then(__nccwpck_require__.bind(__nccwpck_require__, 1039))
         .then(post => post.run())
         .catch((error) => {
         process.stdout.write(`::warning::post step could not start: ${String(error)}\n`);

@@ -16,7 +16,7 @@
 // dist/ (so nothing changes under a released action), and typed by the package's own .d.ts
 // files, so an update of @actions/cache that moves or changes them fails the typecheck, and
 // the e2e tests download through both protocols. Pinned in package-lock.json.
-import * as core from '@actions/core'
+import * as core from '../core.js'
 import {
   downloadCache,
   getCacheEntry

@@ -3,7 +3,7 @@
 // extract.ts), into a staging folder beside the store (or in the scratch directory), every NAR
 // hash is checked, and only the paths the store lacks, with their references whole, are moved
 // in (or imported through Nix). The import is whole or not at all.
-import * as core from '@actions/core'
+import * as core from '../core.js'
 import { randomBytes } from 'node:crypto'
 import { lstatSync } from 'node:fs'
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'

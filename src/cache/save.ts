@@ -1,6 +1,6 @@
 // Saving the store cache: what goes in (the build closures and the flake inputs' sources), as
 // what (a delta on the restored base, or a new base), and writing the archive.
-import * as core from '@actions/core'
+import * as core from '../core.js'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { removeTree } from '../tree.js'

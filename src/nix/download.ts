@@ -1,7 +1,7 @@
 // Getting a Nix release onto the runner: from the tool cache when an earlier job left it there,
 // otherwise downloaded (with retries), verified against its SHA-256, extracted and cached.
 // Nothing under /nix is touched here, so a bad download cannot leave a half-installed Nix.
-import * as core from '@actions/core'
+import * as core from '../core.js'
 import * as tc from '@actions/tool-cache'
 import { createHash, randomUUID } from 'node:crypto'
 import { createReadStream, existsSync } from 'node:fs'

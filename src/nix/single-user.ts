@@ -1,7 +1,7 @@
 // A single-user install from an unpacked release tarball, done step by step in TypeScript (what
 // the tarball's `install --no-daemon` does, without running that script): /nix owned by this
 // user, the store paths placed and registered, the default profile pointing at Nix.
-import * as core from '@actions/core'
+import * as core from '../core.js'
 import { constants, existsSync } from 'node:fs'
 import { access, mkdir, readdir, readFile, symlink } from 'node:fs/promises'
 import { join } from 'node:path'

@@ -6,7 +6,7 @@
 // has passwordless sudo and is thrown away after the job, so the action lifts the restriction
 // there, as DeterminateSystems/nix-installer-action#193 and others advise. A daemon store
 // builds as root, and root is not restricted: nothing to do there.
-import * as core from '@actions/core'
+import * as core from '../core.js'
 import { constants } from 'node:fs'
 import { access, readFile } from 'node:fs/promises'
 import { run } from '../exec.js'

@@ -1,6 +1,6 @@
 // What the single-image, `systems` and `merge` pipelines share: the build, the load or read,
 // the refs, the login, the SBOM, the index push, and the outputs they set on the way.
-import * as core from '@actions/core'
+import * as core from '../core.js'
 import type { ArchiveMetadata } from '../image/archive.js'
 import { describeFormat, detectFormat } from '../image/format.js'
 import type { ImageFormat } from '../image/format.js'

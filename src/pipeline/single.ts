@@ -1,5 +1,5 @@
 // One image: build -> load (or read) -> tag -> push -> SBOM.
-import * as core from '@actions/core'
+import * as core from '../core.js'
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { needsPlainCopy } from '../image/archive.js'

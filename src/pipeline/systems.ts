@@ -1,6 +1,6 @@
 // `systems`: build -> read (load the runner's own) -> push by digest, for each system in turn,
 // then one index under every ref.
-import * as core from '@actions/core'
+import * as core from '../core.js'
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { needsPlainCopy } from '../image/archive.js'

@@ -5,7 +5,7 @@
 import { writeCompressedArchive } from '../image/compressed-archive.js'
 import { DEFAULT_LAYER_COMPRESSION, skopeoCompressionArgs } from '../image/layer-compression.js'
 import type { LayerCompression } from '../image/layer-compression.js'
-import * as core from '@actions/core'
+import * as core from '../core.js'
 import * as io from '@actions/io'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'

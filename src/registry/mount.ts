@@ -4,7 +4,7 @@
 // mounts only blobs its blob-info cache remembers seeing there, and that cache is empty on a
 // fresh runner: it would compress and upload the layer instead. Credentials come from the same
 // Docker config files skopeo reads; Basic and token (Bearer) authentication are both spoken.
-import * as core from '@actions/core'
+import * as core from '../core.js'
 import { readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join } from 'node:path'

@@ -1,7 +1,7 @@
 // Retrying registry operations that failed for reasons that are not the user's: connection
 // refused or reset, timeouts, 5xx, 429. Authentication, permission and "no such thing"
 // failures are final and fail at once.
-import * as core from '@actions/core'
+import * as core from '../core.js'
 import { CommandError } from '../exec.js'
 import { errorMessage } from '../errors.js'
 

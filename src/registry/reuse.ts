@@ -4,7 +4,7 @@
 // manifest names those blobs as they are and the new layers as plain tars: it finds the reused
 // blobs in the destination before it would read them, and compresses (on every core) and
 // uploads only the new layers. Blobs in another repository of the registry are mounted first.
-import * as core from '@actions/core'
+import * as core from '../core.js'
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { readArchiveImage, writeDirLayout, diffIdsOf } from '../image/layers.js'

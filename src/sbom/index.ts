@@ -1,6 +1,6 @@
 // The SBOM of one image: the store paths its layers hold (read by image/ in the pass that
 // loads or inspects it), what Nix knows of each, written as one CycloneDX JSON file.
-import * as core from '@actions/core'
+import * as core from '../core.js'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { StorePathsResult } from '../image/archive.js'

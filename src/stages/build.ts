@@ -1,6 +1,6 @@
 // The build stage: `nix build <flake>#<attribute>`, reading the output path from --json
 // (Nix 2.8 has no --print-out-paths) and leaving no `result` link in the workspace.
-import * as core from '@actions/core'
+import * as core from '../core.js'
 import { CommandError } from '../exec.js'
 import { currentSystem, runNix } from '../nix/command.js'
 

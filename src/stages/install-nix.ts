@@ -1,7 +1,7 @@
 // The Nix stage: use a working Nix when there is one (on PATH, or off it where self-hosted
 // machines keep it), otherwise install the pinned, checksummed release tarball single-user;
 // then write this job's nix.conf. Decisions are pure functions beside the stage.
-import * as core from '@actions/core'
+import * as core from '../core.js'
 import * as io from '@actions/io'
 import { existsSync } from 'node:fs'
 import { chmod, mkdir, writeFile } from 'node:fs/promises'
@@ -9,7 +9,6 @@ import { homedir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { run } from '../exec.js'
 import { nixConfText, printableConfText, sslCertFile, userConfFiles } from '../nix/conf.js'
-import { fetchRelease } from '../nix/download.js'
 import { nixSystem } from '../nix/release.js'
 import { installSingleUser } from '../nix/single-user.js'
 import { allowUserNamespaces } from '../nix/user-namespaces.js'
@@ -135,6 +134,8 @@ function useExisting(existing: ExistingNix): NixResult {
 async function installNix(version: string, options: NixOptions): Promise<NixResult> {
   const system = nixSystem(process.platform, process.arch)
   core.info(`No working Nix found: installing Nix ${version} (${system}), single-user`)
+  // The download (and @actions/tool-cache with its HTTP client) loads only when Nix is installed.
+  const { fetchRelease } = await import('../nix/download.js')
   const release = await fetchRelease({ version, system, installUrl: options.installUrl })
   const installed = await installSingleUser(release.dir, version)
 

@@ -1,6 +1,6 @@
 // The load stage: `docker load` the build output, reading its manifest in the same pass.
 // Also `inspectImage`, the same metadata without docker, for runs that do not load.
-import * as core from '@actions/core'
+import * as core from '../core.js'
 import * as io from '@actions/io'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { join } from 'node:path'

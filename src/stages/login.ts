@@ -2,7 +2,7 @@
 // config under RUNNER_TEMP: the user's own config is never written, logins made earlier in the
 // job (docker/login-action) are used as they are, and the post step's logout plus the removal
 // of that directory leave no credentials behind, whatever happened in between.
-import * as core from '@actions/core'
+import * as core from '../core.js'
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join } from 'node:path'

@@ -3,7 +3,7 @@
 // chosen tool, and the others are copied from it registry-to-registry when skopeo is there,
 // which reuses every blob and keeps one manifest digest (docker and skopeo compress layers
 // differently, so the same image pushed by each gets two digests).
-import * as core from '@actions/core'
+import * as core from '../core.js'
 import * as io from '@actions/io'
 import type { PushTool } from '../inputs.js'
 import {

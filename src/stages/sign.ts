@@ -2,7 +2,7 @@
 // image; with an index, each platform image and the index), in every repository it was pushed
 // to, under the `sha256-<hex>.sig` tag beside it. The key was decrypted when the inputs were
 // read; it stays in this process's memory and is never written or passed to a command.
-import * as core from '@actions/core'
+import * as core from '../core.js'
 import { errorMessage } from '../errors.js'
 import type { RegistryOptions } from '../registry/index-push.js'
 import { attachSignature } from '../signing/attach.js'

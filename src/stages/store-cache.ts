@@ -5,7 +5,7 @@
 // for nothing, in layers: a base per lock and a delta per commit. This file is the order of
 // things; the keys, the save rules, the archive, its restore and save, and the deletion of
 // superseded entries live in src/cache/.
-import * as core from '@actions/core'
+import * as core from '../core.js'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { computeKeys, isExactHit } from '../cache/keys.js'
 import type { CacheKeys } from '../cache/keys.js'

@@ -3,7 +3,7 @@
 // a URL answers 2xx. Each container is named, recorded through `onContainer` (so that post
 // removes one a killed main left behind) and removed with `docker rm --force` on a timeout, on
 // SIGINT/SIGTERM and in a finally: it never outlives the step.
-import * as core from '@actions/core'
+import * as core from '../core.js'
 import { randomBytes } from 'node:crypto'
 import { constants } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
