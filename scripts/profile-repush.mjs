@@ -1,11 +1,11 @@
 #!/usr/bin/env node
-// Where an unchanged re-push's time goes: the bundled action (push-tool skopeo, load false, no
-// store cache, as in `npm run bench`) pushes an image once, then re-pushes it N times; each
+// Where an unchanged re-push's time goes: the bundled action (push-tool skopeo, load false, or
+// with --tool docker, load true; no store cache, as in `npm run bench`) pushes an image once, then re-pushes it N times; each
 // re-push prints the time from the step's start to each log group's start and end, and the
 // post step's time. Run as root (the bench's services).
 // With --dist A,B (dist/ folders, each with an action.yml beside it) the re-pushes alternate
 // between the bundles and the medians are printed side by side.
-//   node scripts/profile-repush.mjs [--attribute container-big --runs 3 --dist dist,/tmp/old/dist]
+//   node scripts/profile-repush.mjs [--attribute container-big --runs 3 --tool skopeo --dist dist,/tmp/old/dist]
 import { mkdtempSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import process from 'node:process'
@@ -17,6 +17,7 @@ const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const services = path.join(repo, 'scripts', 'services.sh')
 const attribute = option('attribute', 'container-big')
 const runs = Number(option('runs', '3'))
+const tool = option('tool', 'skopeo')
 const dists = option('dist', path.join(repo, 'dist'))
   .split(',')
   .map(d => path.resolve(d))
@@ -39,8 +40,8 @@ try {
     registry,
     image: 'bench/profile',
     tags: 'v1',
-    'push-tool': 'skopeo',
-    load: 'false',
+    'push-tool': tool,
+    load: String(tool === 'docker'),
     cache: 'false'
   }
   await profiledRun(inputs, env, 'first push', dists[0])

@@ -7861,13 +7861,17 @@ async function ownImage(named, configDigest) {
  * archive's names.
  */
 async function loadCompressed(options, compression) {
-    src_core/* info */.pq(`docker keeps images in the containerd image store: loading the image's layers ${compression.format}-compressed, so that they are stored and pushed compressed`);
     const work = await (0,promises_.mkdtemp)((0,external_node_path_.join)((0,temp/* runnerTemp */.X)(), 'nix-container-load-'));
     try {
         const plainPath = isPlainArchive(options.format)
             ? options.storePath
             : (options.copyTo ?? (0,external_node_path_.join)(work, 'plain.tar'));
         const metadata = await inspectImage({ ...options, copyTo: plainPath });
+        if (options.willPushLayers && !(await options.willPushLayers(metadata))) {
+            src_core/* info */.pq('Every ref already holds this image, so docker will push none of its layers: loading them as they are');
+            return await loadAsItIs(plainPath, metadata);
+        }
+        src_core/* info */.pq(`docker keeps images in the containerd image store: loading the image's layers ${compression.format}-compressed, so that they are stored and pushed compressed`);
         const layout = (0,external_node_path_.join)(work, 'compressed');
         // gzip by skopeo where it is (GitHub's runners have it): far faster than zlib.
         const archive = compression.format === 'gzip' && (await lib_io/* which */.K7('skopeo', false)) !== ''
@@ -7885,6 +7889,19 @@ async function loadCompressed(options, compression) {
     finally {
         await (0,promises_.rm)(work, { recursive: true, force: true });
     }
+}
+/**
+ * A plain `docker load` into the containerd store, for an image nothing will be pushed from.
+ * Its ID there is a manifest digest docker makes, not the config digest: the loaded name is
+ * what the later stages use.
+ */
+async function loadAsItIs(plainPath, metadata) {
+    const load = await (0,exec/* run */.eF)('docker', ['load', '--input', plainPath]);
+    const loaded = parseDockerLoad(load.stdout);
+    const named = loaded.images[0] ?? loaded.imageIds[0];
+    if (!named)
+        throw new Error(`docker load reported no image:\n${load.stdout}`);
+    return { metadata, loadedImages: loaded.images, dockerImage: named };
 }
 /** Stream the archive, as plain tar, into docker load, reading its metadata (and copying it) on the way. */
 async function loadStream(options) {
@@ -8547,269 +8564,6 @@ function describeSigned(outcomes) {
     return outcomes.map(outcome => outcome.ref).join(', ');
 }
 
-;// CONCATENATED MODULE: ./src/pipeline/common.ts
-// What the single-image, `systems` and `merge` pipelines share: the build, the load or read,
-// the refs, the login, the SBOM, the index push, and the outputs they set on the way.
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-async function build(inputs) {
-    const { storePath, drvPath } = await buildImage({
-        flake: inputs.flake,
-        attribute: inputs.attribute,
-        system: inputs.system,
-        nixArgs: inputs.nixArgs
-    });
-    const format = await detectFormat(storePath).catch((error) => {
-        const reason = (0,errors/* errorMessage */.g)(error);
-        throw new Error(`${installable(inputs)} built ${reason}`);
-    });
-    src_core/* info */.pq(`${storePath} is ${describeFormat(format)}`);
-    return { storePath, drvPath, format };
-}
-/** Load into docker when asked; otherwise only read the archive's metadata. */
-async function loadOrInspect(inputs, built, report, copyTo, 
-/** ` <system>` after each stage name in a `systems` run. */
-suffix = '') {
-    if (!inputs.load) {
-        if (suffix === '')
-            report.skip('Load', 'load: false');
-        const metadata = await report.stage(`Read image${suffix}`, () => inspectImage({ ...built, copyTo, storePaths: inputs.sbom }), m => `${m.layerCount} layers, config ${m.configDigest}`);
-        return { metadata, dockerImage: null };
-    }
-    const loaded = await report.stage(`Load${suffix}`, () => loadImage({ ...built, copyTo, storePaths: inputs.sbom, compression: inputs.compression }), l => l.dockerImage);
-    src_core/* setOutput */.uH('loaded-image', loaded.loadedImages[0] ?? '');
-    return { metadata: loaded.metadata, dockerImage: loaded.dockerImage };
-}
-/**
- * Whether to load the image only to test it: `load: false` (perhaps with `push-tool: skopeo`,
- * which pushes from the archive) and a test to run. Says so in the log.
- */
-function loadForTest(inputs) {
-    if (inputs.load || !testsImage(inputs))
-        return false;
-    const skopeo = inputs.pushTool === 'skopeo' ? ' (push-tool: skopeo pushes from the archive)' : '';
-    src_core/* info */.pq(`load: false${skopeo}, but the image is loaded into docker to run the test; it is not tagged`);
-    return true;
-}
-/**
- * Run the loaded image before anything is pushed (`test`, then `test-url`): a failure fails
- * the step here, before any login or push.
- */
-async function testStage(inputs, report, dockerImage, 
-/** Systems of a `systems` run whose images are not run here. */
-untested = []) {
-    if (!testsImage(inputs)) {
-        report.skip('Test', 'no test or test-url');
-        return;
-    }
-    if (dockerImage === null)
-        throw new Error('the image to test was not loaded into docker');
-    const notTested = untested.length > 0 ? ` (not tested: ${untested.join(', ')})` : '';
-    if (notTested)
-        src_core/* info */.pq(`Testing ${dockerImage}; not the runner's platform, so not tested: ${untested.join(', ')}`);
-    await report.stage('Test', () => testImage({
-        image: dockerImage,
-        command: inputs.test,
-        url: inputs.testUrl,
-        timeoutSeconds: inputs.testTimeout,
-        onContainer: name => saveState(StateKey.TestContainer, name ?? '')
-    }), result => describeTest(result, { command: inputs.test, url: inputs.testUrl }) + notTested);
-    report.tested = true;
-}
-/** Every full reference to push, from `image`, `registry` and `tags`: the `refs` output. */
-function resolveTargets(inputs, report, archiveRepoTag) {
-    const resolved = resolveRefs({
-        image: inputs.image,
-        registry: inputs.registry,
-        tags: inputs.tags,
-        archiveRepoTag
-    });
-    for (const notice of resolved.notices)
-        src_core/* notice */.lm(notice);
-    report.refs = resolved.refs;
-    src_core/* setOutput */.uH('refs', resolved.refs.join('\n'));
-    return resolved.refs;
-}
-function skipPush(report) {
-    report.skip('Login', 'push: false');
-    report.skip('Push', 'push: false');
-    report.skip('Sign', 'push: false');
-}
-/** Log in to the registries of `refs` when credentials are given; what pushes then need. */
-async function login(inputs, report, refs) {
-    const retry = { attempts: inputs.retries, ...DEFAULT_DELAYS };
-    const session = await report.stage('Login', () => loginToRegistries({
-        refs,
-        registry: inputs.registry,
-        credentials: inputs.username && inputs.password
-            ? { username: inputs.username, password: inputs.password }
-            : null,
-        githubToken: inputs.githubToken,
-        githubActor: process.env.GITHUB_ACTOR ?? null,
-        tool: inputs.pushTool,
-        tempDir: (0,temp/* runnerTemp */.X)(),
-        retry,
-        saveSession: s => saveState(StateKey.LoginSession, JSON.stringify(s))
-    }), s => (s ? `logged in to ${s.registries.join(', ')}` : 'no credentials given: existing logins'));
-    return {
-        tempDir: (0,temp/* runnerTemp */.X)(),
-        authFile: session ? authFileOf(session) : null,
-        retry,
-        compression: inputs.compression
-    };
-}
-/**
- * The image's SBOM, after the push so that it can name the digest. By then the image itself is
- * fine (a layer that cannot be read failed the load already), so a failure here is the SBOM's
- * own, and fails the step: a workflow that attests the SBOM must not go on without it.
- */
-async function writeImageSbom(inputs, report, image, 
-/** ` <system>` after the stage name in a `systems` run. */
-suffix = '') {
-    if (!inputs.sbom) {
-        report.skip(`SBOM${suffix}`, 'sbom: false');
-        return '';
-    }
-    const sbom = await report.stage(`SBOM${suffix}`, () => writeSbom({
-        image: imageSubject(image.refs, image.digest, image.storePath),
-        configDigest: image.metadata.configDigest,
-        storePaths: image.metadata.storePaths,
-        dir: (0,temp/* runnerTemp */.X)(),
-        ...(image.pathInfo ? { pathInfo: image.pathInfo } : {})
-    }).catch((error) => {
-        const done = image.digest ? `was pushed (${image.digest})` : 'is fine';
-        throw new Error(`The image ${done}, but its SBOM failed: ${(0,errors/* errorMessage */.g)(error)}`);
-    }), s => `${s.componentCount} store paths: ${s.path}`);
-    report.sboms.push(sbom);
-    src_core/* setOutput */.uH('sbom', report.sboms.map(s => s.path).join('\n'));
-    return sbom.path;
-}
-/**
- * One index of `entries` under every ref (`systems` and `merge`), then the signatures of the
- * platform images (in the target repositories, where a merge may have just copied them) and
- * of the index.
- */
-async function pushIndexStage(inputs, report, refs, entries, options) {
-    report.refs = refs.map(ref => `${ref} (not pushed)`);
-    const pushed = await report.stage('Push index', () => pushIndex({
-        ...options,
-        refs,
-        entries,
-        onOutcome: o => {
-            report.refs[refs.indexOf(o.ref)] = `${o.ref} (${o.action})`;
-        }
-    }), p => `${entries.length} platforms: ${describeOutcomes(p.outcomes)}`);
-    setPushOutputs(report, pushed);
-    const digests = [...entries.map(entry => entry.digest), pushed.digest];
-    await signStage(inputs, report, refs, digests, options);
-}
-/**
- * Sign every manifest digest pushed (`signing-key`), in every repository of `refs`, once the
- * push is done: the `signatures` output. A failure fails the step and says that the image is
- * in the registry, unsigned or partly signed.
- */
-async function signStage(inputs, report, refs, digests, options) {
-    const key = inputs.signingKey;
-    if (key === null) {
-        report.skip('Sign', 'no signing-key');
-        return;
-    }
-    const targets = digests.flatMap(digest => repositoriesOf(refs).map(repository => ({ repository, digest })));
-    await report.stage('Sign', () => signImages({
-        ...options,
-        key,
-        targets,
-        onOutcome: outcome => {
-            report.signatures.push(outcome.ref);
-            src_core/* setOutput */.uH('signatures', report.signatures.join('\n'));
-        }
-    }).catch((error) => {
-        const pushed = report.digest ?? digests[digests.length - 1] ?? '';
-        throw new Error(`The image was pushed (${pushed}), but ${(0,errors/* errorMessage */.g)(error)}`, {
-            cause: error
-        });
-    }), describeOutcomes);
-}
-function setPushOutputs(report, pushed) {
-    report.digest = pushed.digest;
-    report.imageRef = pushed.imageRef;
-    src_core/* setOutput */.uH('digest', pushed.digest);
-    src_core/* setOutput */.uH('image-ref', pushed.imageRef);
-}
-function setImagesOutput(images) {
-    const entries = images.map(image => ({
-        system: image.system,
-        platform: image.platform,
-        digest: image.digest,
-        'image-id': image.imageId,
-        sbom: image.sbom
-    }));
-    src_core/* setOutput */.uH('images', JSON.stringify(entries));
-}
-/** `2 pushed, 1 up to date` (or `2 signed, 1 up to date`) */
-function describeOutcomes(outcomes) {
-    const counts = new Map();
-    for (const { action } of outcomes)
-        counts.set(action, (counts.get(action) ?? 0) + 1);
-    return [...counts].map(([action, count]) => `${count} ${action}`).join(', ');
-}
-/** `localhost:5000/app pushed, ghcr.io/o/app up to date` */
-function describeRepositories(outcomes) {
-    return outcomes.map(o => `${o.repository} ${o.action}`).join(', ');
-}
-
-;// CONCATENATED MODULE: ./src/pipeline/merge.ts
-// `merge`: images already pushed, combined under `tags`; no Nix, no build.
-
-
-
-
-
-
-async function runMerge(inputs, report) {
-    const why = 'merge: nothing to build';
-    for (const stage of ['Nix', 'Store cache', 'Build', 'Load'])
-        report.skip(stage, why);
-    saveState(StateKey.CacheSkipped, why);
-    const refs = resolveTargets(inputs, report, null);
-    const sources = inputs.merge.map(entry => resolveMergeRef(entry, inputs.image, inputs.registry));
-    await requireSkopeo('merge');
-    const registryOptions = await login(inputs, report, [...refs, ...sources]);
-    const images = await report.stage('Read merge sources', () => readMergeSources(sources, registryOptions), found => found.map(describeMergeImage).join(', '));
-    const results = images.map(image => ({
-        system: systemOfPlatform(image.entry.platform),
-        platform: formatPlatform(image.entry.platform),
-        digest: image.entry.digest,
-        imageId: image.configDigest,
-        sbom: ''
-    }));
-    report.platforms = [...results];
-    setImagesOutput(results);
-    for (const image of images) {
-        await report.stage(`Copy ${formatPlatform(image.entry.platform)}`, async () => {
-            const outcomes = [];
-            for (const repository of repositoriesOf(refs)) {
-                outcomes.push(await pushManifestByDigest({ ref: image.source }, image.entry.digest, repository, registryOptions));
-            }
-            return outcomes;
-        }, describeRepositories);
-    }
-    await pushIndexStage(inputs, report, refs, images.map(image => image.entry), registryOptions);
-}
-
 ;// CONCATENATED MODULE: ./src/registry/layers.ts
 
 /** Gzip blobs, whichever manifest format listed them: the same bytes under either name. */
@@ -9257,6 +9011,24 @@ function formatBytes(bytes) {
         return `${(bytes / 1e3).toFixed(1)} kB`;
     return `${(bytes / 1e6).toFixed(1)} MB`;
 }
+/**
+ * Whether every ref already holds this image (isUpToDate, asked with skopeo and the default
+ * credentials); false when skopeo is not there or a registry does not answer, so that the
+ * caller prepares a push.
+ */
+async function refsHoldImage(refs, configDigest) {
+    if (refs.length === 0 || (await lib_io/* which */.K7('skopeo', false)) === '')
+        return false;
+    try {
+        const answers = await Promise.all(refs.map(ref => inspectRawManifest(ref, null)));
+        const manifests = answers.map(raw => (raw === null ? null : parseRemoteManifest(raw)));
+        const first = manifests[0] ?? null;
+        return manifests.every(m => isUpToDate(m, configDigest, null) && m.digest === first?.digest);
+    }
+    catch {
+        return false;
+    }
+}
 /** Is what the registry has under a ref already this image (and the first ref's manifest)? */
 function isUpToDate(existing, configDigest, first) {
     if (!existing || existing.configDigest !== configDigest)
@@ -9342,6 +9114,305 @@ function makePusher(options, hasSkopeo) {
     return { push, copyFrom, canQuery: true, rawManifest };
 }
 
+;// CONCATENATED MODULE: ./src/pipeline/common.ts
+// What the single-image, `systems` and `merge` pipelines share: the build, the load or read,
+// the refs, the login, the SBOM, the index push, and the outputs they set on the way.
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+async function build(inputs) {
+    const { storePath, drvPath } = await buildImage({
+        flake: inputs.flake,
+        attribute: inputs.attribute,
+        system: inputs.system,
+        nixArgs: inputs.nixArgs
+    });
+    const format = await detectFormat(storePath).catch((error) => {
+        const reason = (0,errors/* errorMessage */.g)(error);
+        throw new Error(`${installable(inputs)} built ${reason}`);
+    });
+    src_core/* info */.pq(`${storePath} is ${describeFormat(format)}`);
+    return { storePath, drvPath, format };
+}
+/** Load into docker when asked; otherwise only read the archive's metadata. */
+async function loadOrInspect(inputs, built, report, copyTo, 
+/** ` <system>` after each stage name in a `systems` run. */
+suffix = '', 
+/** Whether docker will push the loaded image's layers (LoadOptions.willPushLayers). */
+willPushLayers) {
+    if (!inputs.load) {
+        if (suffix === '')
+            report.skip('Load', 'load: false');
+        const metadata = await report.stage(`Read image${suffix}`, () => inspectImage({ ...built, copyTo, storePaths: inputs.sbom }), m => `${m.layerCount} layers, config ${m.configDigest}`);
+        return { metadata, dockerImage: null };
+    }
+    const loaded = await report.stage(`Load${suffix}`, () => loadImage({
+        ...built,
+        copyTo,
+        storePaths: inputs.sbom,
+        compression: inputs.compression,
+        ...(willPushLayers ? { willPushLayers } : {})
+    }), l => l.dockerImage);
+    src_core/* setOutput */.uH('loaded-image', loaded.loadedImages[0] ?? '');
+    return { metadata: loaded.metadata, dockerImage: loaded.dockerImage };
+}
+/**
+ * For a docker push of one image: whether docker will push its layers, i.e. whether some ref
+ * lacks it. Asked of the registry before the containerd store's compressed load, whose
+ * compression is wasted on an unchanged re-push. Only where the answer holds for the push:
+ * with the credentials it will use (no login of the action's own); undefined otherwise.
+ */
+function dockerPushesLayers(inputs) {
+    if (!inputs.push || inputs.pushTool !== 'docker' || !inputs.load)
+        return undefined;
+    if (inputs.username || inputs.password)
+        return undefined;
+    return async (metadata) => {
+        let refs;
+        try {
+            refs = resolveRefs({
+                image: inputs.image,
+                registry: inputs.registry,
+                tags: inputs.tags,
+                archiveRepoTag: metadata.repoTags[0] ?? null
+            }).refs;
+        }
+        catch {
+            return true; // the push stage says what is wrong with them
+        }
+        return !(await refsHoldImage(refs, metadata.configDigest));
+    };
+}
+/**
+ * Whether to load the image only to test it: `load: false` (perhaps with `push-tool: skopeo`,
+ * which pushes from the archive) and a test to run. Says so in the log.
+ */
+function loadForTest(inputs) {
+    if (inputs.load || !testsImage(inputs))
+        return false;
+    const skopeo = inputs.pushTool === 'skopeo' ? ' (push-tool: skopeo pushes from the archive)' : '';
+    src_core/* info */.pq(`load: false${skopeo}, but the image is loaded into docker to run the test; it is not tagged`);
+    return true;
+}
+/**
+ * Run the loaded image before anything is pushed (`test`, then `test-url`): a failure fails
+ * the step here, before any login or push.
+ */
+async function testStage(inputs, report, dockerImage, 
+/** Systems of a `systems` run whose images are not run here. */
+untested = []) {
+    if (!testsImage(inputs)) {
+        report.skip('Test', 'no test or test-url');
+        return;
+    }
+    if (dockerImage === null)
+        throw new Error('the image to test was not loaded into docker');
+    const notTested = untested.length > 0 ? ` (not tested: ${untested.join(', ')})` : '';
+    if (notTested)
+        src_core/* info */.pq(`Testing ${dockerImage}; not the runner's platform, so not tested: ${untested.join(', ')}`);
+    await report.stage('Test', () => testImage({
+        image: dockerImage,
+        command: inputs.test,
+        url: inputs.testUrl,
+        timeoutSeconds: inputs.testTimeout,
+        onContainer: name => saveState(StateKey.TestContainer, name ?? '')
+    }), result => describeTest(result, { command: inputs.test, url: inputs.testUrl }) + notTested);
+    report.tested = true;
+}
+/** Every full reference to push, from `image`, `registry` and `tags`: the `refs` output. */
+function resolveTargets(inputs, report, archiveRepoTag) {
+    const resolved = resolveRefs({
+        image: inputs.image,
+        registry: inputs.registry,
+        tags: inputs.tags,
+        archiveRepoTag
+    });
+    for (const notice of resolved.notices)
+        src_core/* notice */.lm(notice);
+    report.refs = resolved.refs;
+    src_core/* setOutput */.uH('refs', resolved.refs.join('\n'));
+    return resolved.refs;
+}
+function skipPush(report) {
+    report.skip('Login', 'push: false');
+    report.skip('Push', 'push: false');
+    report.skip('Sign', 'push: false');
+}
+/** Log in to the registries of `refs` when credentials are given; what pushes then need. */
+async function login(inputs, report, refs) {
+    const retry = { attempts: inputs.retries, ...DEFAULT_DELAYS };
+    const session = await report.stage('Login', () => loginToRegistries({
+        refs,
+        registry: inputs.registry,
+        credentials: inputs.username && inputs.password
+            ? { username: inputs.username, password: inputs.password }
+            : null,
+        githubToken: inputs.githubToken,
+        githubActor: process.env.GITHUB_ACTOR ?? null,
+        tool: inputs.pushTool,
+        tempDir: (0,temp/* runnerTemp */.X)(),
+        retry,
+        saveSession: s => saveState(StateKey.LoginSession, JSON.stringify(s))
+    }), s => (s ? `logged in to ${s.registries.join(', ')}` : 'no credentials given: existing logins'));
+    return {
+        tempDir: (0,temp/* runnerTemp */.X)(),
+        authFile: session ? authFileOf(session) : null,
+        retry,
+        compression: inputs.compression
+    };
+}
+/**
+ * The image's SBOM, after the push so that it can name the digest. By then the image itself is
+ * fine (a layer that cannot be read failed the load already), so a failure here is the SBOM's
+ * own, and fails the step: a workflow that attests the SBOM must not go on without it.
+ */
+async function writeImageSbom(inputs, report, image, 
+/** ` <system>` after the stage name in a `systems` run. */
+suffix = '') {
+    if (!inputs.sbom) {
+        report.skip(`SBOM${suffix}`, 'sbom: false');
+        return '';
+    }
+    const sbom = await report.stage(`SBOM${suffix}`, () => writeSbom({
+        image: imageSubject(image.refs, image.digest, image.storePath),
+        configDigest: image.metadata.configDigest,
+        storePaths: image.metadata.storePaths,
+        dir: (0,temp/* runnerTemp */.X)(),
+        ...(image.pathInfo ? { pathInfo: image.pathInfo } : {})
+    }).catch((error) => {
+        const done = image.digest ? `was pushed (${image.digest})` : 'is fine';
+        throw new Error(`The image ${done}, but its SBOM failed: ${(0,errors/* errorMessage */.g)(error)}`);
+    }), s => `${s.componentCount} store paths: ${s.path}`);
+    report.sboms.push(sbom);
+    src_core/* setOutput */.uH('sbom', report.sboms.map(s => s.path).join('\n'));
+    return sbom.path;
+}
+/**
+ * One index of `entries` under every ref (`systems` and `merge`), then the signatures of the
+ * platform images (in the target repositories, where a merge may have just copied them) and
+ * of the index.
+ */
+async function pushIndexStage(inputs, report, refs, entries, options) {
+    report.refs = refs.map(ref => `${ref} (not pushed)`);
+    const pushed = await report.stage('Push index', () => pushIndex({
+        ...options,
+        refs,
+        entries,
+        onOutcome: o => {
+            report.refs[refs.indexOf(o.ref)] = `${o.ref} (${o.action})`;
+        }
+    }), p => `${entries.length} platforms: ${describeOutcomes(p.outcomes)}`);
+    setPushOutputs(report, pushed);
+    const digests = [...entries.map(entry => entry.digest), pushed.digest];
+    await signStage(inputs, report, refs, digests, options);
+}
+/**
+ * Sign every manifest digest pushed (`signing-key`), in every repository of `refs`, once the
+ * push is done: the `signatures` output. A failure fails the step and says that the image is
+ * in the registry, unsigned or partly signed.
+ */
+async function signStage(inputs, report, refs, digests, options) {
+    const key = inputs.signingKey;
+    if (key === null) {
+        report.skip('Sign', 'no signing-key');
+        return;
+    }
+    const targets = digests.flatMap(digest => repositoriesOf(refs).map(repository => ({ repository, digest })));
+    await report.stage('Sign', () => signImages({
+        ...options,
+        key,
+        targets,
+        onOutcome: outcome => {
+            report.signatures.push(outcome.ref);
+            src_core/* setOutput */.uH('signatures', report.signatures.join('\n'));
+        }
+    }).catch((error) => {
+        const pushed = report.digest ?? digests[digests.length - 1] ?? '';
+        throw new Error(`The image was pushed (${pushed}), but ${(0,errors/* errorMessage */.g)(error)}`, {
+            cause: error
+        });
+    }), describeOutcomes);
+}
+function setPushOutputs(report, pushed) {
+    report.digest = pushed.digest;
+    report.imageRef = pushed.imageRef;
+    src_core/* setOutput */.uH('digest', pushed.digest);
+    src_core/* setOutput */.uH('image-ref', pushed.imageRef);
+}
+function setImagesOutput(images) {
+    const entries = images.map(image => ({
+        system: image.system,
+        platform: image.platform,
+        digest: image.digest,
+        'image-id': image.imageId,
+        sbom: image.sbom
+    }));
+    src_core/* setOutput */.uH('images', JSON.stringify(entries));
+}
+/** `2 pushed, 1 up to date` (or `2 signed, 1 up to date`) */
+function describeOutcomes(outcomes) {
+    const counts = new Map();
+    for (const { action } of outcomes)
+        counts.set(action, (counts.get(action) ?? 0) + 1);
+    return [...counts].map(([action, count]) => `${count} ${action}`).join(', ');
+}
+/** `localhost:5000/app pushed, ghcr.io/o/app up to date` */
+function describeRepositories(outcomes) {
+    return outcomes.map(o => `${o.repository} ${o.action}`).join(', ');
+}
+
+;// CONCATENATED MODULE: ./src/pipeline/merge.ts
+// `merge`: images already pushed, combined under `tags`; no Nix, no build.
+
+
+
+
+
+
+async function runMerge(inputs, report) {
+    const why = 'merge: nothing to build';
+    for (const stage of ['Nix', 'Store cache', 'Build', 'Load'])
+        report.skip(stage, why);
+    saveState(StateKey.CacheSkipped, why);
+    const refs = resolveTargets(inputs, report, null);
+    const sources = inputs.merge.map(entry => resolveMergeRef(entry, inputs.image, inputs.registry));
+    await requireSkopeo('merge');
+    const registryOptions = await login(inputs, report, [...refs, ...sources]);
+    const images = await report.stage('Read merge sources', () => readMergeSources(sources, registryOptions), found => found.map(describeMergeImage).join(', '));
+    const results = images.map(image => ({
+        system: systemOfPlatform(image.entry.platform),
+        platform: formatPlatform(image.entry.platform),
+        digest: image.entry.digest,
+        imageId: image.configDigest,
+        sbom: ''
+    }));
+    report.platforms = [...results];
+    setImagesOutput(results);
+    for (const image of images) {
+        await report.stage(`Copy ${formatPlatform(image.entry.platform)}`, async () => {
+            const outcomes = [];
+            for (const repository of repositoriesOf(refs)) {
+                outcomes.push(await pushManifestByDigest({ ref: image.source }, image.entry.digest, repository, registryOptions));
+            }
+            return outcomes;
+        }, describeRepositories);
+    }
+    await pushIndexStage(inputs, report, refs, images.map(image => image.entry), registryOptions);
+}
+
 ;// CONCATENATED MODULE: ./src/stages/tag.ts
 // The tag stage: give the loaded image every reference it will be pushed as.
 
@@ -9379,7 +9450,7 @@ async function runSingleImage(inputs, report) {
     const archiveCopy = plainArchiveCopyFor(inputs, built);
     try {
         const load = inputs.load || loadForTest(inputs);
-        const { metadata, dockerImage } = await loadOrInspect({ ...inputs, load }, built, report, archiveCopy);
+        const { metadata, dockerImage } = await loadOrInspect({ ...inputs, load }, built, report, archiveCopy, '', dockerPushesLayers(inputs));
         // Nix is asked for the SBOM while the image is tested and pushed.
         const pathInfo = inputs.sbom ? askPathInfoEarly(metadata.storePaths) : undefined;
         await testStage(inputs, report, dockerImage);

@@ -19,6 +19,7 @@ import { inspectImage, loadImage } from '../stages/load.js'
 import { authFileOf, loginToRegistries } from '../stages/login.js'
 import { describeTest, testImage } from '../stages/test.js'
 import { signImages } from '../stages/sign.js'
+import { refsHoldImage } from '../stages/push.js'
 import type { LoginSession } from '../stages/login.js'
 import { pushIndex, repositoriesOf } from '../registry/index-push.js'
 import type { RegistryOptions } from '../registry/index-push.js'
@@ -69,7 +70,9 @@ export async function loadOrInspect(
   report: Report,
   copyTo: string | null,
   /** ` <system>` after each stage name in a `systems` run. */
-  suffix = ''
+  suffix = '',
+  /** Whether docker will push the loaded image's layers (LoadOptions.willPushLayers). */
+  willPushLayers?: (metadata: ArchiveMetadata) => Promise<boolean>
 ): Promise<{ metadata: ArchiveMetadata; dockerImage: string | null }> {
   if (!inputs.load) {
     if (suffix === '') report.skip('Load', 'load: false')
@@ -82,11 +85,45 @@ export async function loadOrInspect(
   }
   const loaded = await report.stage(
     `Load${suffix}`,
-    () => loadImage({ ...built, copyTo, storePaths: inputs.sbom, compression: inputs.compression }),
+    () =>
+      loadImage({
+        ...built,
+        copyTo,
+        storePaths: inputs.sbom,
+        compression: inputs.compression,
+        ...(willPushLayers ? { willPushLayers } : {})
+      }),
     l => l.dockerImage
   )
   core.setOutput('loaded-image', loaded.loadedImages[0] ?? '')
   return { metadata: loaded.metadata, dockerImage: loaded.dockerImage }
+}
+
+/**
+ * For a docker push of one image: whether docker will push its layers, i.e. whether some ref
+ * lacks it. Asked of the registry before the containerd store's compressed load, whose
+ * compression is wasted on an unchanged re-push. Only where the answer holds for the push:
+ * with the credentials it will use (no login of the action's own); undefined otherwise.
+ */
+export function dockerPushesLayers(
+  inputs: Inputs
+): ((metadata: ArchiveMetadata) => Promise<boolean>) | undefined {
+  if (!inputs.push || inputs.pushTool !== 'docker' || !inputs.load) return undefined
+  if (inputs.username || inputs.password) return undefined
+  return async metadata => {
+    let refs: string[]
+    try {
+      refs = resolveRefs({
+        image: inputs.image,
+        registry: inputs.registry,
+        tags: inputs.tags,
+        archiveRepoTag: metadata.repoTags[0] ?? null
+      }).refs
+    } catch {
+      return true // the push stage says what is wrong with them
+    }
+    return !(await refsHoldImage(refs, metadata.configDigest))
+  }
 }
 
 /**

@@ -17,6 +17,7 @@ import { tagImage } from '../stages/tag.js'
 import {
   build,
   describeOutcomes,
+  dockerPushesLayers,
   loadForTest,
   loadOrInspect,
   login,
@@ -50,7 +51,9 @@ export async function runSingleImage(inputs: Inputs, report: Report): Promise<vo
       { ...inputs, load },
       built,
       report,
-      archiveCopy
+      archiveCopy,
+      '',
+      dockerPushesLayers(inputs)
     )
     // Nix is asked for the SBOM while the image is tested and pushed.
     const pathInfo = inputs.sbom ? askPathInfoEarly(metadata.storePaths) : undefined

@@ -33,6 +33,12 @@ export interface LoadOptions {
   storePaths?: boolean
   /** How the layers are to be pushed: the containerd store keeps them as they are loaded. */
   compression?: LayerCompression
+  /**
+   * Whether docker will push the image's layers (some ref lacks it). When not, the containerd
+   * store takes the archive as it is, as a plain `docker load` does, with nothing compressed;
+   * without it, the layers are always compressed.
+   */
+  willPushLayers?: (metadata: ArchiveMetadata) => Promise<boolean>
 }
 
 export interface LoadResult {
@@ -127,15 +133,21 @@ async function loadCompressed(
   options: LoadOptions,
   compression: LayerCompression
 ): Promise<LoadResult> {
-  core.info(
-    `docker keeps images in the containerd image store: loading the image's layers ${compression.format}-compressed, so that they are stored and pushed compressed`
-  )
   const work = await mkdtemp(join(runnerTemp(), 'nix-container-load-'))
   try {
     const plainPath = isPlainArchive(options.format)
       ? options.storePath
       : (options.copyTo ?? join(work, 'plain.tar'))
     const metadata = await inspectImage({ ...options, copyTo: plainPath })
+    if (options.willPushLayers && !(await options.willPushLayers(metadata))) {
+      core.info(
+        'Every ref already holds this image, so docker will push none of its layers: loading them as they are'
+      )
+      return await loadAsItIs(plainPath, metadata)
+    }
+    core.info(
+      `docker keeps images in the containerd image store: loading the image's layers ${compression.format}-compressed, so that they are stored and pushed compressed`
+    )
     const layout = join(work, 'compressed')
     // gzip by skopeo where it is (GitHub's runners have it): far faster than zlib.
     const archive =
@@ -154,6 +166,19 @@ async function loadCompressed(
   } finally {
     await rm(work, { recursive: true, force: true })
   }
+}
+
+/**
+ * A plain `docker load` into the containerd store, for an image nothing will be pushed from.
+ * Its ID there is a manifest digest docker makes, not the config digest: the loaded name is
+ * what the later stages use.
+ */
+async function loadAsItIs(plainPath: string, metadata: ArchiveMetadata): Promise<LoadResult> {
+  const load = await run('docker', ['load', '--input', plainPath])
+  const loaded = parseDockerLoad(load.stdout)
+  const named = loaded.images[0] ?? loaded.imageIds[0]
+  if (!named) throw new Error(`docker load reported no image:\n${load.stdout}`)
+  return { metadata, loadedImages: loaded.images, dockerImage: named }
 }
 
 /** Stream the archive, as plain tar, into docker load, reading its metadata (and copying it) on the way. */

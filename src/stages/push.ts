@@ -139,6 +139,26 @@ function formatBytes(bytes: number): string {
   return `${(bytes / 1e6).toFixed(1)} MB`
 }
 
+/**
+ * Whether every ref already holds this image (isUpToDate, asked with skopeo and the default
+ * credentials); false when skopeo is not there or a registry does not answer, so that the
+ * caller prepares a push.
+ */
+export async function refsHoldImage(
+  refs: readonly string[],
+  configDigest: string
+): Promise<boolean> {
+  if (refs.length === 0 || (await io.which('skopeo', false)) === '') return false
+  try {
+    const answers = await Promise.all(refs.map(ref => inspectRawManifest(ref, null)))
+    const manifests = answers.map(raw => (raw === null ? null : parseRemoteManifest(raw)))
+    const first = manifests[0] ?? null
+    return manifests.every(m => isUpToDate(m, configDigest, null) && m.digest === first?.digest)
+  } catch {
+    return false
+  }
+}
+
 /** Is what the registry has under a ref already this image (and the first ref's manifest)? */
 export function isUpToDate(
   existing: RemoteManifest | null,
