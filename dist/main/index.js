@@ -9011,17 +9011,27 @@ function formatBytes(bytes) {
         return `${(bytes / 1e3).toFixed(1)} kB`;
     return `${(bytes / 1e6).toFixed(1)} MB`;
 }
+function askOnce(answers, ref, ask) {
+    let answer = answers.get(ref);
+    if (!answer) {
+        answer = ask();
+        answer.catch(() => undefined); // not unhandled: the push awaits it and reports it
+        answers.set(ref, answer);
+    }
+    return answer;
+}
 /**
- * Whether every ref already holds this image (isUpToDate, asked with skopeo and the default
- * credentials); false when skopeo is not there or a registry does not answer, so that the
- * caller prepares a push.
+ * Whether every ref already holds this image (isUpToDate and one manifest), asked with skopeo
+ * and the default credentials, retried as the push's own queries are, and kept in `answers`
+ * for the push. False when skopeo is not there or a registry did not answer: the push then
+ * meets the same answer and reports it.
  */
-async function refsHoldImage(refs, configDigest) {
+async function refsHoldImage(refs, configDigest, answers, retry) {
     if (refs.length === 0 || (await lib_io/* which */.K7('skopeo', false)) === '')
         return false;
     try {
-        const answers = await Promise.all(refs.map(ref => inspectRawManifest(ref, null)));
-        const manifests = answers.map(raw => (raw === null ? null : parseRemoteManifest(raw)));
+        const raws = await Promise.all(refs.map(ref => askOnce(answers, ref, () => withRegistryRetries(`query ${ref}`, ref, retry, () => inspectRawManifest(ref, null)))));
+        const manifests = raws.map(raw => (raw === null ? null : parseRemoteManifest(raw)));
         const first = manifests[0] ?? null;
         return manifests.every(m => isUpToDate(m, configDigest, null) && m.digest === first?.digest);
     }
@@ -9051,15 +9061,9 @@ async function pushRef(ref, first, pusher, options) {
 }
 /** Each ref's manifest asked once (retried), however many times it is needed. */
 function manifestQuery(options) {
-    const answers = new Map();
-    return ref => {
-        let answer = answers.get(ref);
-        if (!answer) {
-            answer = withRegistryRetries(`query ${ref}`, ref, options.retry, () => inspectRawManifest(ref, options.authFile));
-            answers.set(ref, answer);
-        }
-        return answer;
-    };
+    // Answers given before the load hold for the push's credentials when those are the defaults.
+    const answers = options.authFile === null && options.answers ? options.answers : new Map();
+    return ref => askOnce(answers, ref, () => withRegistryRetries(`query ${ref}`, ref, options.retry, () => inspectRawManifest(ref, options.authFile)));
 }
 async function pushWithDocker(ref, retrying) {
     const digest = await retrying(`push ${ref}`, () => dockerPush(ref));
@@ -9175,7 +9179,7 @@ willPushLayers) {
  * compression is wasted on an unchanged re-push. Only where the answer holds for the push:
  * with the credentials it will use (no login of the action's own); undefined otherwise.
  */
-function dockerPushesLayers(inputs) {
+function dockerPushesLayers(inputs, answers) {
     if (!inputs.push || inputs.pushTool !== 'docker' || !inputs.load)
         return undefined;
     if (inputs.username || inputs.password)
@@ -9193,8 +9197,12 @@ function dockerPushesLayers(inputs) {
         catch {
             return true; // the push stage says what is wrong with them
         }
-        return !(await refsHoldImage(refs, metadata.configDigest));
+        return !(await refsHoldImage(refs, metadata.configDigest, answers, retryPolicy(inputs)));
     };
+}
+/** How registry operations are retried (`retries`). */
+function retryPolicy(inputs) {
+    return { attempts: inputs.retries, ...DEFAULT_DELAYS };
 }
 /**
  * Whether to load the image only to test it: `load: false` (perhaps with `push-tool: skopeo`,
@@ -9253,7 +9261,7 @@ function skipPush(report) {
 }
 /** Log in to the registries of `refs` when credentials are given; what pushes then need. */
 async function login(inputs, report, refs) {
-    const retry = { attempts: inputs.retries, ...DEFAULT_DELAYS };
+    const retry = retryPolicy(inputs);
     const session = await report.stage('Login', () => loginToRegistries({
         refs,
         registry: inputs.registry,
@@ -9448,14 +9456,16 @@ async function runSingleImage(inputs, report) {
         saveState(StateKey.BuiltDrvPath, built.drvPath);
     src_core/* setOutput */.uH('image-format', formatName(built.format));
     const archiveCopy = plainArchiveCopyFor(inputs, built);
+    // What the registry says before the load (docker on the containerd store), kept for the push.
+    const answers = new Map();
     try {
         const load = inputs.load || loadForTest(inputs);
-        const { metadata, dockerImage } = await loadOrInspect({ ...inputs, load }, built, report, archiveCopy, '', dockerPushesLayers(inputs));
+        const { metadata, dockerImage } = await loadOrInspect({ ...inputs, load }, built, report, archiveCopy, '', dockerPushesLayers(inputs, answers));
         // Nix is asked for the SBOM while the image is tested and pushed.
         const pathInfo = inputs.sbom ? askPathInfoEarly(metadata.storePaths) : undefined;
         await testStage(inputs, report, dockerImage);
         // An image loaded only for the test is not tagged.
-        const tagged = await tagAndPush(inputs, report, metadata, inputs.load ? dockerImage : null, archiveCopy ?? built.storePath);
+        const tagged = await tagAndPush(inputs, report, metadata, inputs.load ? dockerImage : null, archiveCopy ?? built.storePath, answers);
         const sbom = await writeImageSbom(inputs, report, {
             ...tagged,
             metadata,
@@ -9486,7 +9496,7 @@ function plainArchiveCopyFor(inputs, built) {
         return null;
     return (0,external_node_path_.join)((0,temp/* runnerTemp */.X)(), `nix-container-${process.pid}.tar`);
 }
-async function tagAndPush(inputs, report, metadata, dockerImage, archivePath) {
+async function tagAndPush(inputs, report, metadata, dockerImage, archivePath, answers) {
     src_core/* setOutput */.uH('image-id', metadata.configDigest);
     const refs = resolveTargets(inputs, report, metadata.repoTags[0] ?? null);
     if (dockerImage === null)
@@ -9513,6 +9523,7 @@ async function tagAndPush(inputs, report, metadata, dockerImage, archivePath) {
         reuseFrom: resolveReuseFrom(inputs.reuseFrom, refs[0], inputs.registry),
         compression: inputs.compression,
         retry: options.retry,
+        answers,
         onOutcome: o => {
             const transfer = describeTransfer(o);
             report.refs[refs.indexOf(o.ref)] =

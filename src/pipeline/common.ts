@@ -20,6 +20,7 @@ import { authFileOf, loginToRegistries } from '../stages/login.js'
 import { describeTest, testImage } from '../stages/test.js'
 import { signImages } from '../stages/sign.js'
 import { refsHoldImage } from '../stages/push.js'
+import type { RegistryAnswers } from '../stages/push.js'
 import type { LoginSession } from '../stages/login.js'
 import { pushIndex, repositoriesOf } from '../registry/index-push.js'
 import type { RegistryOptions } from '../registry/index-push.js'
@@ -106,7 +107,8 @@ export async function loadOrInspect(
  * with the credentials it will use (no login of the action's own); undefined otherwise.
  */
 export function dockerPushesLayers(
-  inputs: Inputs
+  inputs: Inputs,
+  answers: RegistryAnswers
 ): ((metadata: ArchiveMetadata) => Promise<boolean>) | undefined {
   if (!inputs.push || inputs.pushTool !== 'docker' || !inputs.load) return undefined
   if (inputs.username || inputs.password) return undefined
@@ -122,8 +124,13 @@ export function dockerPushesLayers(
     } catch {
       return true // the push stage says what is wrong with them
     }
-    return !(await refsHoldImage(refs, metadata.configDigest))
+    return !(await refsHoldImage(refs, metadata.configDigest, answers, retryPolicy(inputs)))
   }
+}
+
+/** How registry operations are retried (`retries`). */
+function retryPolicy(inputs: Inputs): RetryPolicy {
+  return { attempts: inputs.retries, ...DEFAULT_DELAYS }
 }
 
 /**
@@ -205,7 +212,7 @@ export async function login(
   report: Report,
   refs: string[]
 ): Promise<RegistryOptions> {
-  const retry: RetryPolicy = { attempts: inputs.retries, ...DEFAULT_DELAYS }
+  const retry = retryPolicy(inputs)
   const session: LoginSession | null = await report.stage(
     'Login',
     () =>

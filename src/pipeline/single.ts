@@ -10,6 +10,7 @@ import type { Inputs } from '../inputs.js'
 import type { Report } from '../report.js'
 import { saveState, StateKey } from '../state.js'
 import { describeTransfer, pushImage } from '../stages/push.js'
+import type { RegistryAnswers } from '../stages/push.js'
 import { resolveReuseFrom } from '../registry/refs.js'
 import { askPathInfoEarly } from '../sbom/index.js'
 import { requireSkopeo } from '../registry/index-push.js'
@@ -45,6 +46,8 @@ export async function runSingleImage(inputs: Inputs, report: Report): Promise<vo
   core.setOutput('image-format', formatName(built.format))
 
   const archiveCopy = plainArchiveCopyFor(inputs, built)
+  // What the registry says before the load (docker on the containerd store), kept for the push.
+  const answers: RegistryAnswers = new Map()
   try {
     const load = inputs.load || loadForTest(inputs)
     const { metadata, dockerImage } = await loadOrInspect(
@@ -53,7 +56,7 @@ export async function runSingleImage(inputs: Inputs, report: Report): Promise<vo
       report,
       archiveCopy,
       '',
-      dockerPushesLayers(inputs)
+      dockerPushesLayers(inputs, answers)
     )
     // Nix is asked for the SBOM while the image is tested and pushed.
     const pathInfo = inputs.sbom ? askPathInfoEarly(metadata.storePaths) : undefined
@@ -64,7 +67,8 @@ export async function runSingleImage(inputs: Inputs, report: Report): Promise<vo
       report,
       metadata,
       inputs.load ? dockerImage : null,
-      archiveCopy ?? built.storePath
+      archiveCopy ?? built.storePath,
+      answers
     )
     const sbom = await writeImageSbom(inputs, report, {
       ...tagged,
@@ -100,7 +104,8 @@ async function tagAndPush(
   report: Report,
   metadata: ArchiveMetadata,
   dockerImage: string | null,
-  archivePath: string
+  archivePath: string,
+  answers: RegistryAnswers
 ): Promise<TaggedImage> {
   core.setOutput('image-id', metadata.configDigest)
   const refs = resolveTargets(inputs, report, metadata.repoTags[0] ?? null)
@@ -135,6 +140,7 @@ async function tagAndPush(
         reuseFrom: resolveReuseFrom(inputs.reuseFrom, refs[0] as string, inputs.registry),
         compression: inputs.compression,
         retry: options.retry,
+        answers,
         onOutcome: o => {
           const transfer = describeTransfer(o)
           report.refs[refs.indexOf(o.ref)] =

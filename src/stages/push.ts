@@ -43,6 +43,8 @@ export interface PushOptions {
   retry: RetryPolicy
   /** Told about each ref as soon as it is done, so a partial push can be reported. */
   onOutcome?: (outcome: RefOutcome) => void
+  /** What the registry already answered about refs with the default credentials. */
+  answers?: RegistryAnswers
 }
 
 /** What pushing the image to one ref did. */
@@ -140,18 +142,47 @@ function formatBytes(bytes: number): string {
 }
 
 /**
- * Whether every ref already holds this image (isUpToDate, asked with skopeo and the default
- * credentials); false when skopeo is not there or a registry does not answer, so that the
- * caller prepares a push.
+ * What the registry answered about refs with the default credentials (the action's own login
+ * not used), each asked once with retries: asked before the load, answered again to the push.
+ */
+export type RegistryAnswers = Map<string, Promise<string | null>>
+
+function askOnce(
+  answers: RegistryAnswers,
+  ref: string,
+  ask: () => Promise<string | null>
+): Promise<string | null> {
+  let answer = answers.get(ref)
+  if (!answer) {
+    answer = ask()
+    answer.catch(() => undefined) // not unhandled: the push awaits it and reports it
+    answers.set(ref, answer)
+  }
+  return answer
+}
+
+/**
+ * Whether every ref already holds this image (isUpToDate and one manifest), asked with skopeo
+ * and the default credentials, retried as the push's own queries are, and kept in `answers`
+ * for the push. False when skopeo is not there or a registry did not answer: the push then
+ * meets the same answer and reports it.
  */
 export async function refsHoldImage(
   refs: readonly string[],
-  configDigest: string
+  configDigest: string,
+  answers: RegistryAnswers,
+  retry: RetryPolicy
 ): Promise<boolean> {
   if (refs.length === 0 || (await io.which('skopeo', false)) === '') return false
   try {
-    const answers = await Promise.all(refs.map(ref => inspectRawManifest(ref, null)))
-    const manifests = answers.map(raw => (raw === null ? null : parseRemoteManifest(raw)))
+    const raws = await Promise.all(
+      refs.map(ref =>
+        askOnce(answers, ref, () =>
+          withRegistryRetries(`query ${ref}`, ref, retry, () => inspectRawManifest(ref, null))
+        )
+      )
+    )
+    const manifests = raws.map(raw => (raw === null ? null : parseRemoteManifest(raw)))
     const first = manifests[0] ?? null
     return manifests.every(m => isUpToDate(m, configDigest, null) && m.digest === first?.digest)
   } catch {
@@ -192,17 +223,15 @@ async function pushRef(
 
 /** Each ref's manifest asked once (retried), however many times it is needed. */
 function manifestQuery(options: PushOptions): (ref: string) => Promise<string | null> {
-  const answers = new Map<string, Promise<string | null>>()
-  return ref => {
-    let answer = answers.get(ref)
-    if (!answer) {
-      answer = withRegistryRetries(`query ${ref}`, ref, options.retry, () =>
+  // Answers given before the load hold for the push's credentials when those are the defaults.
+  const answers =
+    options.authFile === null && options.answers ? options.answers : (new Map() as RegistryAnswers)
+  return ref =>
+    askOnce(answers, ref, () =>
+      withRegistryRetries(`query ${ref}`, ref, options.retry, () =>
         inspectRawManifest(ref, options.authFile)
       )
-      answers.set(ref, answer)
-    }
-    return answer
-  }
+    )
 }
 
 async function pushWithDocker(ref: string, retrying: Retrying): Promise<Pushed> {
