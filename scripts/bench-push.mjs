@@ -5,6 +5,7 @@
 //   (b) action: push-tool docker
 //   (c) action: push-tool skopeo, load: false (no daemon)
 //   (b'), (c') the same with sbom: false: what the SBOM costs
+//   (d) action: push-tool skopeo, load: false, compression: zstd
 //
 // Each "first push" goes to a new, empty registry; each "re-push" to the registry the first
 // push filled. Before every run that loads into docker, the image is removed from the daemon,
@@ -115,18 +116,19 @@ async function theAction(
   registry,
   env,
   tool,
-  { sbom = 'true', flakeDir = flake, attr = attribute } = {}
+  { sbom = 'true', flakeDir = flake, attr = attribute, compression = 'gzip' } = {}
 ) {
   const inputs = {
     flake: flakeDir,
     attribute: attr,
     registry,
-    image: `bench/action-${tool}`,
+    image: `bench/action-${tool}${compression === 'zstd' ? '-zstd' : ''}`,
     tags: 'v1',
     'push-tool': tool,
     // Like for like: the chain has no store cache either.
     cache: 'false',
-    sbom
+    sbom,
+    compression
   }
   if (tool === 'skopeo') inputs.load = 'false'
   const result = await runAction({ inputs, env, cwd: repo, timeoutMs: 600_000 })
@@ -183,6 +185,11 @@ const variants = [
   [
     "(c') action, push-tool skopeo, load false, sbom false",
     (registry, env) => theAction(registry, env, 'skopeo', { sbom: 'false' }),
+    false
+  ],
+  [
+    '(d) action, push-tool skopeo, load false, compression zstd',
+    (registry, env) => theAction(registry, env, 'skopeo', { compression: 'zstd' }),
     false
   ]
 ]
