@@ -159,3 +159,11 @@ export function verifyPath(
     return keys.some(k => k.name === parts.name && verify(null, message, k.key, bytes))
   })
 }
+
+/** The key as `nix key generate-secret` prints it, for a file Nix reads (`secret-key=`). */
+export function formatNixSecretKey(key: NixSecretKey): string {
+  const jwk = key.privateKey.export({ format: 'jwk' }) as { d?: string; x?: string }
+  const seed = Buffer.from(jwk.d ?? '', 'base64url')
+  const publicKey = Buffer.from(jwk.x ?? '', 'base64url')
+  return `${key.name}:${Buffer.concat([seed, publicKey]).toString('base64')}`
+}

@@ -1,5 +1,5 @@
-export const id = 278;
-export const ids = [278];
+export const id = 591;
+export const ids = [591];
 export const modules = {
 
 /***/ 3916:
@@ -20,7 +20,7 @@ function firstLine(text) {
 
 /***/ }),
 
-/***/ 2278:
+/***/ 5591:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 // ESM COMPAT FLAG
@@ -1440,15 +1440,29 @@ function parseManifest(text) {
     const bad = paths.find(p => typeof p !== 'string' || !STORE_PATH.test(p));
     if (bad !== undefined)
         throw new Error(`the archive's manifest lists ${JSON.stringify(bad)}, not a store path`);
-    return { version: MANIFEST_VERSION, paths };
+    if (json.signatures === undefined)
+        return { version: MANIFEST_VERSION, paths };
+    return { version: MANIFEST_VERSION, paths, signatures: parseSignatures(json.signatures) };
+}
+function parseSignatures(value) {
+    const ok = typeof value === 'object' &&
+        value !== null &&
+        !Array.isArray(value) &&
+        Object.values(value).every(sigs => Array.isArray(sigs) && sigs.every(sig => typeof sig === 'string'));
+    if (!ok)
+        throw new Error("the archive's manifest has signatures that are not lists of strings");
+    // No prototype: a path named like an Object member must not find one.
+    return Object.assign(Object.create(null), value);
 }
 /** The manifest of the archive in `dir`. */
 async function manifest_readManifest(dir) {
     return parseManifest(await readFile(join(dir, manifest_MANIFEST_FILE), 'utf8'));
 }
 /** Write the manifest of an archive of `paths` into `dir`. */
-async function writeManifest(dir, paths) {
+async function writeManifest(dir, paths, signatures = null) {
     const manifest = { version: MANIFEST_VERSION, paths };
+    if (signatures !== null)
+        manifest.signatures = signatures;
     await (0,promises_.writeFile)((0,external_node_path_.join)(dir, manifest_MANIFEST_FILE), JSON.stringify(manifest));
 }
 
@@ -1549,6 +1563,221 @@ async function saveDirectory(parent, key) {
     return id !== -1;
 }
 
+;// CONCATENATED MODULE: ./src/signing/nix-key.ts
+// Store paths' signatures as Nix makes them (`secret-key-files`, `nix store sign`) and checks
+// them (`trusted-public-keys`): ed25519 over the path's fingerprint
+// `1;<path>;sha256:<nix32 NAR hash>;<NAR size>;<references, comma-separated>`, written
+// `<key name>:<base64 signature>`. Keys are Nix's: `<name>:<base64 of the 64-byte secret key
+// (seed and public key)>` as `nix key generate-secret` prints it, `<name>:<base64 of the 32-byte
+// public key>` as `nix key convert-secret-to-public` does.
+//
+// Errors never carry a secret key or anything decoded from it: only a fixed reason.
+
+const NIX32_ALPHABET = '0123456789abcdfghijklmnpqrsvwxyz';
+const KEY_NAME = /^[A-Za-z0-9][A-Za-z0-9._+@-]*$/;
+const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
+const SEED_BYTES = 32;
+const SECRET_BYTES = 64;
+const PUBLIC_BYTES = 32;
+const SIGNATURE_BYTES = 64;
+/** Nix's base32 (libutil's printHash32): the last character holds the lowest bits. */
+function nix_key_encodeNix32(bytes) {
+    const length = Math.ceil((bytes.length * 8) / 5);
+    let text = '';
+    for (let n = length - 1; n >= 0; n--) {
+        const bit = n * 5;
+        const i = Math.floor(bit / 8);
+        const j = bit % 8;
+        const low = (bytes[i] ?? 0) >> j;
+        const high = i + 1 < bytes.length ? (bytes[i + 1] ?? 0) << (8 - j) : 0;
+        text += NIX32_ALPHABET[(low | high) & 0x1f];
+    }
+    return text;
+}
+/** The fingerprint Nix signs (ValidPathInfo::fingerprint). */
+function fingerprint(info) {
+    const hash = nix_key_encodeNix32(Buffer.from(info.narHash, 'hex'));
+    return `1;${info.path};sha256:${hash};${info.narSize};${info.references.join(',')}`;
+}
+function base64Of(text, bytes) {
+    if (!BASE64.test(text))
+        return null;
+    const decoded = Buffer.from(text, 'base64');
+    return decoded.length === bytes ? decoded : null;
+}
+function splitKey(text) {
+    const colon = text.indexOf(':');
+    if (colon <= 0)
+        return null;
+    const name = text.slice(0, colon);
+    return KEY_NAME.test(name) ? { name, data: text.slice(colon + 1) } : null;
+}
+function ed25519Jwk(publicKey, seed) {
+    return {
+        kty: 'OKP',
+        crv: 'Ed25519',
+        x: publicKey.toString('base64url'),
+        ...(seed ? { d: seed.toString('base64url') } : {})
+    };
+}
+/**
+ * A secret key as `nix key generate-secret` prints it. Throws an Error whose message never
+ * holds the key; its public half must be what its seed makes.
+ */
+function nix_key_parseNixSecretKey(text) {
+    const fail = (why) => new Error(why);
+    const parts = splitKey(text.trim());
+    if (parts === null) {
+        throw fail('is not a Nix secret key: expected <name>:<base64>, as `nix key generate-secret` prints it');
+    }
+    const bytes = base64Of(parts.data, SECRET_BYTES);
+    if (bytes === null) {
+        throw fail(`is not a Nix secret key: the part after "${parts.name}:" is not 64 bytes in base64`);
+    }
+    const seed = bytes.subarray(0, SEED_BYTES);
+    const half = bytes.subarray(SEED_BYTES);
+    let privateKey;
+    try {
+        privateKey = (0,external_node_crypto_.createPrivateKey)({ key: ed25519Jwk(half, seed), format: 'jwk' });
+    }
+    catch {
+        throw fail('is not a Nix secret key: not an ed25519 key');
+    }
+    const derived = Buffer.from((0,external_node_crypto_.createPublicKey)(privateKey).export({ format: 'jwk' }).x, 'base64url');
+    if (!derived.equals(half)) {
+        throw fail('is not a Nix secret key: its public half does not match its secret half');
+    }
+    return { name: parts.name, privateKey, publicKey: `${parts.name}:${half.toString('base64')}` };
+}
+/** One public key as `nix key convert-secret-to-public` prints it; throws naming what is wrong. */
+function nix_key_parseNixPublicKey(text) {
+    const parts = splitKey(text);
+    const bytes = parts && base64Of(parts.data, PUBLIC_BYTES);
+    if (!parts || !bytes) {
+        throw new Error(`${JSON.stringify(text)} is not a Nix public key (<name>:<base64 of 32 bytes>, as \`nix key convert-secret-to-public\` prints it)`);
+    }
+    try {
+        return { name: parts.name, key: createPublicKey({ key: ed25519Jwk(bytes), format: 'jwk' }) };
+    }
+    catch {
+        throw new Error(`${JSON.stringify(text)} is not an ed25519 public key`);
+    }
+}
+/** The path's signature as Nix writes it: `<key name>:<base64>`. */
+function signPath(key, info) {
+    const signature = (0,external_node_crypto_.sign)(null, Buffer.from(fingerprint(info)), key.privateKey);
+    return `${key.name}:${signature.toString('base64')}`;
+}
+/** The names of the keys a signature string claims (for messages); '' when unparseable. */
+function nix_key_signatureKeyName(signature) {
+    return splitKey(signature)?.name ?? '';
+}
+/**
+ * Whether one of `signatures` is a valid signature of the path by one of `keys`
+ * (Nix's checkSignatures with a threshold of one).
+ */
+function nix_key_verifyPath(info, signatures, keys) {
+    const message = Buffer.from(fingerprint(info));
+    return signatures.some(text => {
+        const parts = splitKey(text);
+        const bytes = parts && base64Of(parts.data, SIGNATURE_BYTES);
+        if (!parts || !bytes)
+            return false;
+        return keys.some(k => k.name === parts.name && verify(null, message, k.key, bytes));
+    });
+}
+/** The key as `nix key generate-secret` prints it, for a file Nix reads (`secret-key=`). */
+function nix_key_formatNixSecretKey(key) {
+    const jwk = key.privateKey.export({ format: 'jwk' });
+    const seed = Buffer.from(jwk.d ?? '', 'base64url');
+    const publicKey = Buffer.from(jwk.x ?? '', 'base64url');
+    return `${key.name}:${Buffer.concat([seed, publicKey]).toString('base64')}`;
+}
+
+;// CONCATENATED MODULE: ./src/cache/signatures.ts
+// The store cache's signatures: a save signs each path it writes with `cache-signing-key`
+// (recorded in the manifest, beside the registration); a restore with `cache-trusted-keys`
+// takes an entry only when every one of its paths carries a valid signature by one of them;
+// the signatures then go into Nix's database with the paths (a narinfo per path, which
+// `nix store copy-sigs` reads), so that a daemon with `require-sigs` accepts them.
+
+
+
+
+
+/** Each path's signature by `key`, by path (pure). */
+function signRegistrations(key, registrations) {
+    const signatures = {};
+    for (const r of registrations)
+        signatures[r.path] = [signPath(key, r)];
+    return signatures;
+}
+/** The signatures of `path` a manifest recorded (none when it recorded none). */
+function signatures_signaturesOf(signatures, path) {
+    const found = signatures && Object.hasOwn(signatures, path) ? signatures[path] : undefined;
+    return found ?? [];
+}
+/**
+ * Why the entry may not be restored, naming the first path that is not signed by a trusted key
+ * and the key(s) it is signed by; null when every path is (pure).
+ */
+function signatures_untrustedPath(entries, trusted) {
+    const names = trusted.map(k => k.name).join(', ');
+    for (const entry of entries) {
+        if (verifyPath(entry, entry.signatures, trusted))
+            continue;
+        if (entry.signatures.length === 0) {
+            return `${entry.path} is not signed (trusted keys: ${names})`;
+        }
+        const by = [...new Set(entry.signatures.map(s => signatureKeyName(s) || '(unreadable)'))];
+        const claims = by.some(name => trusted.some(k => k.name === name))
+            ? 'whose signature does not verify'
+            : 'not by a trusted key';
+        return `${entry.path} is signed by key ${by.map(n => JSON.stringify(n)).join(', ')}, ${claims} (trusted keys: ${names})`;
+    }
+    return null;
+}
+/** A narinfo that holds what `nix store copy-sigs` reads of a path: its hash, size, signatures. */
+function narinfo(entry) {
+    return [
+        `StorePath: ${entry.path}`,
+        // Never fetched: copy-sigs reads the path's info only.
+        `URL: nar/${basename(entry.path)}.nar`,
+        'Compression: none',
+        `NarHash: sha256:${encodeNix32(Buffer.from(entry.narHash, 'hex'))}`,
+        `NarSize: ${entry.narSize}`,
+        `References: ${entry.references.map(r => basename(r)).join(' ')}`,
+        ...entry.signatures.map(sig => `Sig: ${sig}`),
+        ''
+    ].join('\n');
+}
+/**
+ * Add the recorded signatures of these (valid) paths to the store's database: a local binary
+ * cache of narinfos only under `dir`, from which `nix store copy-sigs` copies them (it checks
+ * that each narinfo's NAR hash is the path's). `store`: a store URI, or null for the default.
+ */
+async function signatures_addSignatures(dir, storeDir, entries, store) {
+    const signed = entries.filter(e => e.signatures.length > 0);
+    if (signed.length === 0)
+        return 0;
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'nix-cache-info'), `StoreDir: ${storeDir}\n`);
+    await Promise.all(signed.map(e => writeFile(join(dir, `${basename(e.path).slice(0, 32)}.narinfo`), narinfo(e))));
+    const storeArgs = store === null ? [] : ['--store', store];
+    const paths = signed.map(e => e.path);
+    // A `.drv` stands for its outputs unless `--derivation` is given, and with `--derivation`
+    // other paths are left out (Nix 2.8): two calls.
+    for (const [group, extra] of [
+        [paths.filter(p => !isDerivation(p)), []],
+        [paths.filter(isDerivation), ['--derivation']]
+    ]) {
+        for (const batch of batches(group)) {
+            await runNix(['store', 'copy-sigs', ...storeArgs, ...extra, '--substituter', `file://${dir}`, ...batch], { silent: true });
+        }
+    }
+    return signed.length;
+}
+
 // EXTERNAL MODULE: external "node:os"
 var external_node_os_ = __webpack_require__(8161);
 ;// CONCATENATED MODULE: ./src/cache/store-archive.ts
@@ -1558,6 +1787,7 @@ var external_node_os_ = __webpack_require__(8161);
 // filesystem, a NAR hash check of every path against its registration, a rename of each missing
 // path into the store and one `nix-store --load-db` for them: no byte is written twice, and no
 // path is registered valid before it is whole and checked.
+
 
 
 
@@ -1638,7 +1868,7 @@ async function store_archive_storeAccess(storeDir = store_archive_storeDirectory
 }
 // --- save ------------------------------------------------------------------------------------
 /** The registrations of valid paths (`nix-store --dump-db`), in the order given. */
-async function registrationsOf(paths) {
+async function store_archive_registrationsOf(paths) {
     const registrations = [];
     for (const batch of command_batches(paths)) {
         const { stdout } = await exec_run('nix-store', ['--dump-db', ...batch], { silent: true });
@@ -1770,6 +2000,8 @@ async function store_archive_importThroughNix(chrootDir, storeDir, staged, missi
         input: formatRegistrations(staged),
         silent: true
     });
+    // `nix copy` takes each path's signatures along: a daemon with `require-sigs` checks them.
+    await addSignatures(join(chrootDir, '..', 'narinfo-chroot'), storeDir, missing, from);
     const paths = missing.map(e => e.path);
     // A `.drv` given to `nix copy` stands for its outputs unless `--derivation` is given, and with
     // `--derivation` other paths are left out (Nix 2.8): two calls, sources and outputs first.
@@ -1791,6 +2023,7 @@ async function store_archive_importThroughNix(chrootDir, storeDir, staged, missi
 // extract.ts), into a staging folder beside the store (or in the scratch directory), every NAR
 // hash is checked, and only the paths the store lacks, with their references whole, are moved
 // in (or imported through Nix). The import is whole or not at all.
+
 
 
 
@@ -1836,7 +2069,9 @@ function stagingDirFor(fast, storeDir, workDir) {
  * Throws when the archives cannot be used (they are then discarded and the store left as it
  * was).
  */
-async function restore_restoreEntry(keys, workDir, timer = phases()) {
+async function restore_restoreEntry(keys, workDir, timer = phases(), 
+/** `cache-trusted-keys`: when any, every path must carry a valid signature by one of them. */
+trustedKeys = []) {
     const storeDir = storeDirectory();
     const method = restoreMethod(await storeAccess(storeDir));
     if (!method.fast)
@@ -1856,6 +2091,10 @@ async function restore_restoreEntry(keys, workDir, timer = phases()) {
         timer.end('download and extract');
         const layers = await readLayers(join(staging, CACHE_DIR_NAME), entries);
         timer.end('read the registrations');
+        if (trustedKeys.length > 0) {
+            checkSignatures(layers, trustedKeys);
+            timer.end('check signatures');
+        }
         const staged = uniqueRegistrations(layers);
         const { importedCount, leftOut } = await importAll({
             staging,
@@ -1986,7 +2225,8 @@ async function readLayers(cacheDir, entries) {
         const registrations = manifestRegistrations(manifest.paths, text, storeDir);
         const staged = registrations.map(r => ({
             ...r,
-            staged: join(dir, STORE_SUBDIR, r.path.slice(storeDir.length + 1))
+            staged: join(dir, STORE_SUBDIR, r.path.slice(storeDir.length + 1)),
+            signatures: signaturesOf(manifest.signatures, r.path)
         }));
         const layer = {
             key: entry.key,
@@ -1996,6 +2236,18 @@ async function readLayers(cacheDir, entries) {
         };
         return { layer, staged };
     }));
+}
+/**
+ * Every path of every downloaded entry must carry a valid signature by a trusted key, checked
+ * before anything is registered; the first entry that has one that does not is discarded
+ * whole, and with it the restore (a miss), naming the path and the key.
+ */
+function checkSignatures(layers, trusted) {
+    for (const { layer, staged } of layers) {
+        const why = untrustedPath(staged, trusted);
+        if (why !== null)
+            throw new Error(`the entry ${layer.key} was discarded: ${why}`);
+    }
 }
 /** Each path once (a path two layers hold is taken from the first). */
 function uniqueRegistrations(layers) {
@@ -2070,6 +2322,7 @@ async function importAll(o) {
             o.timer.end('check NAR hashes');
             await moveIntoStore(o.staging, missing, () => o.timer.end('move in'));
             o.timer.end('register (load-db)');
+            await keepSignatures(o, missing);
         }
         else {
             await importThroughNix(join(o.staging, 'chroot'), o.storeDir, staged, missing);
@@ -2082,6 +2335,20 @@ async function importAll(o) {
         if (!o.method.fast)
             await rollBack(missing.map(r => r.path));
         throw new Error(`the archive did not import cleanly and was discarded: ${errorMessage(error)}`);
+    }
+}
+/**
+ * The fast path: the paths are registered (load-db takes no signatures); add theirs. A failure
+ * leaves valid paths without signatures, which is a warning, not a reason to discard them.
+ */
+async function keepSignatures(o, paths) {
+    try {
+        if (await addSignatures(join(o.staging, 'narinfo'), o.storeDir, paths, null)) {
+            o.timer.end('add signatures (copy-sigs)');
+        }
+    }
+    catch (error) {
+        core.warning(`Store cache: the restored paths are valid but their signatures were not recorded: ${errorMessage(error)}`);
     }
 }
 async function rollBack(missing) {
@@ -2150,6 +2417,7 @@ function deltaFits(deltaBytes, baseBytes) {
 
 
 
+
 /** The union of every build's closure. */
 async function closureOfBuilds(drvPaths, storePaths) {
     const drvs = (drvPaths ?? '').split('\n');
@@ -2164,7 +2432,7 @@ async function closureOfBuilds(drvPaths, storePaths) {
  * The build closures (one per system built) and the sources of the flake's inputs (sorted).
  * `drvPaths` and `storePaths` are one a line, in the same order ('' where a drv is unknown).
  */
-async function pathsToCache(flake, drvPaths, storePaths) {
+async function save_pathsToCache(flake, drvPaths, storePaths) {
     const [closure, inputs] = await Promise.all([
         closureOfBuilds(drvPaths, storePaths),
         flakeInputPaths(flake)
@@ -2181,14 +2449,14 @@ async function planSave(keys, closure, layers) {
     const whole = async (note) => ({
         kind: keys.layers === null ? 'whole' : 'base',
         key: keys.layers?.base ?? keys.primary,
-        registrations: await registrationsOf(closure),
+        registrations: await store_archive_registrationsOf(closure),
         base: null,
         note
     });
     const base = layers.find(l => l.kind === 'base' && isSameLock(keys, l.key));
     if (keys.layers === null || base === undefined)
         return whole(null);
-    const delta = await registrationsOf(pathsNotRestored(closure, base.paths));
+    const delta = await store_archive_registrationsOf(pathsNotRestored(closure, base.paths));
     const bytes = store_archive_narBytes(delta);
     if (!deltaFits(bytes, base.narBytes)) {
         return whole(`what the closure adds to the base ${base.key} (${save_megabytes(bytes)}) is more than ${DELTA_SHARE * 100}% of it (${save_megabytes(base.narBytes)}): a new base`);
@@ -2208,7 +2476,9 @@ function save_megabytes(bytes) {
  * Write the archive of the plan under `workDir` and save it: its NAR bytes (its size before
  * compression), or null when the cache service did not take it (@actions/cache has said why).
  */
-async function saveEntry(workDir, plan) {
+async function saveEntry(workDir, plan, 
+/** `cache-signing-key`: each path is signed with it; null: the entry is unsigned. */
+signingKey = null) {
     const dir = (0,external_node_path_.join)(workDir, service_CACHE_DIR_NAME);
     const layerDir = (0,external_node_path_.join)(dir, layerDirectory(plan.kind));
     await tree_removeTree(dir);
@@ -2219,7 +2489,10 @@ async function saveEntry(workDir, plan) {
         const on = plan.base === null ? '' : ` (a delta on ${plan.base})`;
         lib_core/* info */.pq(`Saving ${paths.length} paths, ${save_megabytes(bytes)}, as ${plan.key}${on}`);
         await writeArchive(layerDir, plan.registrations);
-        await writeManifest(layerDir, paths);
+        const signatures = signingKey && signRegistrations(signingKey, plan.registrations);
+        if (signingKey)
+            lib_core/* info */.pq(`Signed the ${paths.length} paths with the key ${signingKey.name}`);
+        await writeManifest(layerDir, paths, signatures);
         return (await saveDirectory(workDir, plan.key)) ? bytes : null;
     }
     finally {
@@ -2294,7 +2567,7 @@ async function restoreStoreCache(options) {
         if (missingService !== null)
             return { ...result, outcome: 'unavailable', reason: missingService };
         timer.end('keys and service');
-        const entry = await restoreEntry(keys, options.workDir, timer);
+        const entry = await restoreEntry(keys, options.workDir, timer, options.trustedKeys ?? []);
         if (entry === null)
             return { ...result, reason: `no entry for ${keys.primary} or its restore keys` };
         await writeRestoreRecord(recordFile, { keys, layers: entry.layers });
@@ -2347,7 +2620,7 @@ async function saveStoreCache(options) {
     if (skip !== null || record === null || options.storePath === null) {
         return { saved: false, reason: skip ?? 'nothing to save: main recorded no keys' };
     }
-    const closure = await pathsToCache(options.flake, options.drvPath, options.storePath);
+    const closure = await save_pathsToCache(options.flake, options.drvPath, options.storePath);
     const restored = [...new Set(record.layers.flatMap(l => l.paths))];
     const noNewPaths = closureSkipReason(closure, restored);
     if (noNewPaths !== null)
@@ -2355,7 +2628,7 @@ async function saveStoreCache(options) {
     const plan = await planSave(record.keys, closure, record.layers);
     if (plan.note !== null)
         lib_core/* info */.pq(plan.note);
-    const bytes = await saveEntry(options.workDir, plan);
+    const bytes = await saveEntry(options.workDir, plan, options.signingKey ?? null);
     if (bytes === null) {
         return {
             saved: false,
@@ -3609,9 +3882,145 @@ function cosign_key_readSigningKey(pem, passphrase) {
     return { privateKey, publicKey: createPublicKey(privateKey), pemType: type };
 }
 
+;// CONCATENATED MODULE: ./src/nix/binary-cache.ts
+// A Nix binary cache (`binary-cache`): what Nix needs to substitute from it (nix.conf lines),
+// the store URL a push signs with, which paths a `nix copy` sent, and whether a daemon takes
+// the job's substituter. Pure functions and the few Nix calls they stand beside.
+
+/** The store URL schemes a binary cache may have: Nix's HTTP, file, S3 and SSH stores. */
+const BINARY_CACHE_SCHEMES = (/* unused pure expression or super */ null && (['https', 'http', 'file', 's3', 'ssh', 'ssh-ng']));
+/** Why a `binary-cache` value is no store URL this action takes, or null when it is one. */
+function binary_cache_storeUrlProblem(value) {
+    if (/\s/.test(value))
+        return 'must not contain white space';
+    const scheme = /^([a-z][a-z0-9+.-]*):\/\//.exec(value)?.[1];
+    if (scheme === undefined) {
+        return `is not a Nix store URL: expected one of ${BINARY_CACHE_SCHEMES.map(s => `${s}://`).join(', ')}`;
+    }
+    if (!BINARY_CACHE_SCHEMES.includes(scheme)) {
+        return `has the scheme ${scheme}://, not one of ${BINARY_CACHE_SCHEMES.map(s => `${s}://`).join(', ')}`;
+    }
+    const rest = value.slice(scheme.length + 3);
+    const [location = ''] = rest.split('?');
+    if (scheme === 'file' && !location.startsWith('/')) {
+        return 'is a file:// URL without an absolute path (file:///path/to/cache)';
+    }
+    if (scheme !== 'file' && location === '')
+        return `names no host or bucket after ${scheme}://`;
+    if (/[?&]secret-key=/.test(value)) {
+        return 'carries secret-key=: give the key in "binary-cache-secret-key" (written to a private file for the push)';
+    }
+    return null;
+}
+/** The lines that make the cache a substituter of this job, trusted by these keys. */
+function binary_cache_substituterConfLines(url, publicKeys) {
+    const lines = [`extra-substituters = ${url}`];
+    if (publicKeys.length > 0)
+        lines.push(`extra-trusted-public-keys = ${publicKeys.join(' ')}`);
+    return lines;
+}
+/** The URL `nix copy --to` gets: the cache's, signing with the key in `keyFile`. */
+function binary_cache_pushStoreUrl(url, keyFile) {
+    const separator = url.includes('?') ? '&' : '?';
+    return `${url}${separator}secret-key=${keyFile}`;
+}
+/**
+ * The cache's URL for the log and the summary: scheme, host and path, without the query (its
+ * parameters may name profiles or files) and without user information.
+ */
+function binary_cache_printableStoreUrl(url) {
+    const [withoutQuery = ''] = url.split('?');
+    return withoutQuery.replace(/^([a-z-]+:\/\/)[^/@]*@/, '$1');
+}
+/**
+ * `nix copy` arguments: internal-json logs say which paths it sent (it skips what is there);
+ * `--derivation`: a .drv in the closure is copied as itself, not built for its outputs.
+ */
+function binary_cache_copyArgs(pushUrl, paths) {
+    return ['copy', '--derivation', '--log-format', 'internal-json', '--to', pushUrl, ...paths];
+}
+/** Nix's activity type for copying one path (ActivityType actCopyPath). */
+const ACT_COPY_PATH = 100;
+/** The paths a `nix copy --log-format internal-json` began to send, from its stderr (pure). */
+function binary_cache_parseCopiedPaths(stderr) {
+    const paths = new Set();
+    for (const line of stderr.split('\n')) {
+        if (!line.startsWith('@nix '))
+            continue;
+        let event;
+        try {
+            event = JSON.parse(line.slice(5));
+        }
+        catch {
+            continue;
+        }
+        const path = event.fields?.[0];
+        if (event.action === 'start' && event.type === ACT_COPY_PATH && typeof path === 'string') {
+            paths.add(path);
+        }
+    }
+    return [...paths].sort();
+}
+/** What Nix said, from internal-json stderr: its messages as text, for a warning (pure). */
+function binary_cache_logMessages(stderr) {
+    const messages = [];
+    for (const line of stderr.split('\n')) {
+        if (!line.startsWith('@nix ')) {
+            if (line.trim() !== '')
+                messages.push(line);
+            continue;
+        }
+        try {
+            const event = JSON.parse(line.slice(5));
+            // Errors and warnings (levels 0 and 1), without the terminal's colours.
+            if (event.action === 'msg' && typeof event.msg === 'string' && (event.level ?? 9) <= 1) {
+                messages.push(stripAnsi(event.msg));
+            }
+        }
+        catch {
+            messages.push(line);
+        }
+    }
+    return messages.join('\n');
+}
+function stripAnsi(text) {
+    // eslint-disable-next-line no-control-regex
+    return text.replace(/\u001b\[[0-9;]*m/g, '');
+}
+/**
+ * Whether the daemon trusts this user, from `nix store ping --json` (Nix 2.15 on says
+ * `trusted`); null when Nix does not say (older Nix, or not a daemon).
+ */
+function parseTrusted(stdout) {
+    try {
+        const json = JSON.parse(stdout);
+        if (json.trusted === 1 || json.trusted === true)
+            return true;
+        if (json.trusted === 0 || json.trusted === false)
+            return false;
+    }
+    catch {
+        // Nix before --json: nothing said.
+    }
+    return null;
+}
+/**
+ * Whether the store trusts this user: false only when a daemon says it does not (it then
+ * ignores the job's substituters and keys); null when Nix does not say.
+ */
+async function binary_cache_daemonTrustsUser() {
+    const { stdout, exitCode } = await runNix(['store', 'ping', '--json'], {
+        silent: true,
+        allowFailure: true
+    });
+    return exitCode === 0 ? parseTrusted(stdout) : null;
+}
+
 ;// CONCATENATED MODULE: ./src/inputs.ts
 // The only file that reads inputs: one typed, validated Inputs object, built before anything
 // runs, so that a bad value fails the step with a message naming the input and the value.
+
+
 
 
 
@@ -3641,7 +4050,12 @@ class SecretInputError extends Error {
 /** Secret inputs read as they are (a passphrase may begin or end with a space, as cosign reads it). */
 const UNTRIMMED_INPUTS = ['signing-passphrase'];
 /** Inputs whose INPUT_* variable is removed once read, so that no command the action runs inherits it. */
-const SECRET_INPUTS = (/* unused pure expression or super */ null && (['signing-key', 'signing-passphrase']));
+const SECRET_INPUTS = (/* unused pure expression or super */ null && ([
+    'signing-key',
+    'signing-passphrase',
+    'cache-signing-key',
+    'binary-cache-secret-key'
+]));
 const readActionInput = name => lib_core/* getInput */.V4(name, { trimWhitespace: !UNTRIMMED_INPUTS.includes(name) });
 // The values @actions/core's getBooleanInput accepts (YAML 1.2 core schema).
 const TRUE_VALUES = (/* unused pure expression or super */ null && (['true', 'True', 'TRUE']));
@@ -3677,6 +4091,94 @@ function readGithubToken(read = readActionInput) {
     lib_core/* setSecret */.Pq(token);
     return token;
 }
+/**
+ * The `cache-signing-key` input, for the post step (which signs what it saves): masked, its
+ * INPUT_* variable removed, then parsed; null when empty.
+ */
+function readCacheSigningKey(read = readActionInput) {
+    const text = read('cache-signing-key').trim();
+    maskNixSecretKey(text);
+    if (read === readActionInput)
+        delete process.env['INPUT_CACHE-SIGNING-KEY'];
+    return parseCacheSigningKey(text);
+}
+/** A Nix secret key is one line: masked whole and its base64 part alone. */
+function maskNixSecretKey(text) {
+    if (text === '')
+        return;
+    lib_core/* setSecret */.Pq(text);
+    const data = text.slice(text.indexOf(':') + 1);
+    if (data !== '' && data !== text)
+        lib_core/* setSecret */.Pq(data);
+}
+function parseCacheSigningKey(text) {
+    if (text === '')
+        return null;
+    try {
+        return nix_key_parseNixSecretKey(text);
+    }
+    catch (error) {
+        // The message never quotes the key (nix-key.ts); the fallback says nothing of it either.
+        const reason = error instanceof Error ? error.message : 'could not be read';
+        throw new SecretInputError('cache-signing-key', reason);
+    }
+}
+function parseCacheTrustedKeys(value) {
+    return splitList(value).map(entry => {
+        try {
+            return parseNixPublicKey(entry);
+        }
+        catch (error) {
+            throw new InputError('cache-trusted-keys', entry, `is not a Nix public key: ${shortReason(error)}`);
+        }
+    });
+}
+/**
+ * `binary-cache`, `binary-cache-secret-key` and `binary-cache-public-key`: a store URL of a
+ * scheme Nix has, keys Nix reads. The trusted keys are the public ones given, else the secret
+ * key's public half.
+ */
+function parseBinaryCache(url, secretKeyText, publicKeyText) {
+    const publicKeys = splitList(publicKeyText);
+    if (url === null) {
+        if (secretKeyText !== '') {
+            throw new SecretInputError('binary-cache-secret-key', 'is set but "binary-cache" is empty');
+        }
+        if (publicKeys.length > 0) {
+            throw new InputError('binary-cache-public-key', publicKeyText.trim(), 'needs "binary-cache"');
+        }
+        return null;
+    }
+    const problem = storeUrlProblem(url);
+    if (problem !== null)
+        throw new InputError('binary-cache', url, problem);
+    for (const key of publicKeys) {
+        try {
+            parseNixPublicKey(key);
+        }
+        catch (error) {
+            throw new InputError('binary-cache-public-key', key, `is not a Nix public key: ${shortReason(error)}`);
+        }
+    }
+    let secretKey = null;
+    if (secretKeyText !== '') {
+        try {
+            secretKey = parseNixSecretKey(secretKeyText);
+        }
+        catch (error) {
+            const reason = error instanceof Error ? error.message : 'could not be read';
+            throw new SecretInputError('binary-cache-secret-key', reason);
+        }
+    }
+    const trusted = publicKeys.length > 0 ? publicKeys : secretKey ? [secretKey.publicKey] : [];
+    return { url, secretKey, publicKeys: trusted };
+}
+function shortReason(error) {
+    const message = error instanceof Error ? error.message : String(error);
+    return /not an ed25519/.test(message)
+        ? 'not an ed25519 key'
+        : 'expected <name>:<base64 of 32 bytes>, as `nix key convert-secret-to-public` prints it';
+}
 function parseInputs(read = readActionInput) {
     const text = (name) => {
         const value = read(name).trim();
@@ -3703,6 +4205,10 @@ function parseInputs(read = readActionInput) {
         core.setSecret(githubToken);
     maskSecret(signingKey);
     maskSecret(signingPassphrase);
+    const cacheSigningKey = read('cache-signing-key').trim();
+    maskNixSecretKey(cacheSigningKey);
+    const binaryCacheSecretKey = read('binary-cache-secret-key').trim();
+    maskNixSecretKey(binaryCacheSecretKey);
     if (read === readActionInput) {
         for (const name of SECRET_INPUTS)
             delete process.env[`INPUT_${name.toUpperCase()}`];
@@ -3738,7 +4244,10 @@ function parseInputs(read = readActionInput) {
         testUrl: parseTestUrl(text('test-url')),
         testTimeout: parseTestTimeout(text('test-timeout') ?? String(DEFAULT_TEST_TIMEOUT)),
         compression: parseCompression(text('compression') ?? 'gzip', text('compression-level')),
-        signingKey: null
+        signingKey: null,
+        cacheSigningKey: parseCacheSigningKey(cacheSigningKey),
+        cacheTrustedKeys: parseCacheTrustedKeys(read('cache-trusted-keys')),
+        binaryCache: parseBinaryCache(text('binary-cache'), binaryCacheSecretKey, read('binary-cache-public-key'))
     };
     checkCombinations(inputs);
     // Last: decrypting takes scrypt's tenth of a second or more, and every cheaper check is done.
@@ -4014,9 +4523,137 @@ function checkPushDestination(inputs) {
     }
 }
 
+;// CONCATENATED MODULE: ./src/stages/binary-cache.ts
+// The binary cache stage (`binary-cache`): before the build, the cache is a substituter of the
+// job (nix.conf lines, written by the Nix stage); after the image shipped, the image's build
+// closure (what the store cache saves) goes to it, signed, only what it lacks. A push that
+// fails warns: the image is already in the registry.
+
+
+
+
+
+
+
+
+
+
+
+/** The nix.conf lines that make the cache a substituter of this job. */
+function binaryCacheConfLines(cache) {
+    if (cache.secretKey && !cache.publicKeys.includes(cache.secretKey.publicKey)) {
+        core.warning('binary-cache-public-key does not name the public half of binary-cache-secret-key: what ' +
+            'this job pushes is signed by a key that jobs trusting only binary-cache-public-key refuse');
+    }
+    if (cache.publicKeys.length === 0) {
+        core.notice(`binary-cache: no key given, so Nix takes from ${printableStoreUrl(cache.url)} only paths signed by a key its own configuration trusts`);
+    }
+    return substituterConfLines(cache.url, cache.publicKeys);
+}
+/**
+ * A daemon that does not trust the runner's user ignores the job's substituters and keys:
+ * say so, and what the daemon's configuration needs, before the build goes without the cache.
+ */
+async function checkDaemonTakesCache(cache) {
+    if ((await daemonTrustsUser()) !== false)
+        return;
+    const url = printableStoreUrl(cache.url);
+    core.warning(`binary-cache: the Nix daemon does not trust this user, so it will not substitute from ${url}: ` +
+        `add the user to trusted-users in the daemon's nix.conf, or list the cache there ` +
+        `(trusted-substituters = ${cache.url}, trusted-public-keys = ${cache.publicKeys.join(' ') || '<its key>'}). ` +
+        'The push after the image still works.');
+}
+/** The `binary-cache-pushed` output: what the push sent (no URL, no key). */
+function pushedOutput(result) {
+    return JSON.stringify({
+        paths: result.paths.length,
+        bytes: result.bytes,
+        closure: result.closureCount,
+        ...(result.outcome === 'failed' ? { failed: true } : {})
+    });
+}
+function describePush(result) {
+    const sent = `${result.paths.length} of ${result.closureCount} paths sent (${megabytes(result.bytes)})`;
+    switch (result.outcome) {
+        case 'pushed':
+            return `${sent}, the rest already there`;
+        case 'failed':
+            return `failed (warning): ${result.reason ?? ''}`;
+    }
+}
+/**
+ * Copy the build closure to the cache, signed with the secret key (in a 0600 file under
+ * RUNNER_TEMP for the copy only). Never throws: a failure is a warning and the result says it.
+ */
+async function pushToBinaryCache(options, onKeyFile = () => undefined) {
+    const result = {
+        outcome: 'pushed',
+        closureCount: 0,
+        paths: [],
+        bytes: 0,
+        reason: null
+    };
+    const key = options.cache.secretKey;
+    if (key === null)
+        throw new Error('pushToBinaryCache needs binary-cache-secret-key');
+    const keyFile = join(actionTempDir(), `binary-cache-key-${process.pid}`);
+    try {
+        const closure = await pathsToCache(options.flake, options.drvPaths, options.storePaths);
+        result.closureCount = closure.length;
+        await writeKeyFile(keyFile, formatNixSecretKey(key));
+        onKeyFile(keyFile);
+        const url = pushStoreUrl(options.cache.url, keyFile);
+        core.info(`Copying the build closure (${closure.length} paths) to ${printableStoreUrl(options.cache.url)}, signed by ${key.name}`);
+        for (const batch of batches(closure)) {
+            result.paths.push(...(await copyBatch(url, batch)));
+        }
+        result.bytes = narBytes(await registrationsOf(result.paths));
+        core.info(`Sent ${result.paths.length} paths (${megabytes(result.bytes)}), the rest were there`);
+        return result;
+    }
+    catch (error) {
+        const reason = errorMessage(error);
+        core.warning(`Binary cache push failed, the image is pushed and the job goes on: ${reason}`);
+        return { ...result, outcome: 'failed', reason: firstLine(reason) };
+    }
+    finally {
+        await rm(keyFile, { force: true });
+    }
+}
+/** One `nix copy`: the paths it sent; on failure, what Nix said (not its JSON log). */
+async function copyBatch(url, paths) {
+    const { exitCode, stderr } = await runNix(copyArgs(url, paths), {
+        silent: true,
+        allowFailure: true
+    });
+    if (exitCode !== 0) {
+        const argv = ['nix', 'copy', '--to', '<binary-cache>', `<${paths.length} paths>`];
+        throw new CommandError(argv, exitCode, logMessages(stderr));
+    }
+    return parseCopiedPaths(stderr);
+}
+/** The key, readable by this user only, written before it holds anything. */
+async function writeKeyFile(file, key) {
+    await mkdir(actionTempDir(), { recursive: true, mode: 0o700 });
+    await writeFile(file, '', { mode: 0o600 });
+    await chmod(file, 0o600);
+    await writeFile(file, `${key}\n`);
+}
+/** Remove a key file main left (it stopped mid-push); for post. */
+async function removeKeyFile(file) {
+    try {
+        await (0,promises_.rm)(file);
+        return true;
+    }
+    catch {
+        return false;
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/post.ts
 // run(): the post step. It cleans up after main and only ever warns: a post step must never
 // fail a job whose work is done.
+
 
 
 
@@ -4038,6 +4675,14 @@ async function post_run() {
     finally {
         await removeTestContainer();
         await logout();
+        await removeBinaryCacheKey();
+    }
+}
+/** The binary cache push's key file, when main stopped before it removed it. */
+async function removeBinaryCacheKey() {
+    const file = getState(state_keys/* StateKey */.z.BinaryCacheKeyFile);
+    if (file !== null && (await removeKeyFile(file))) {
+        lib_core/* info */.pq('Removed the binary cache key file the main step left behind');
     }
 }
 /** A test container main could not remove (it was killed, or cancelled mid-test). */
@@ -4085,7 +4730,8 @@ async function saveCache() {
             startedAt: startedAt(),
             drvPath: getState(state_keys/* StateKey */.z.BuiltDrvPath),
             storePath: getState(state_keys/* StateKey */.z.BuiltStorePath),
-            workDir: getState(state_keys/* StateKey */.z.CacheWorkDir) ?? storeCacheWorkDir()
+            workDir: getState(state_keys/* StateKey */.z.CacheWorkDir) ?? storeCacheWorkDir(),
+            signingKey: readCacheSigningKey()
         }));
     }
     catch (error) {
