@@ -160,14 +160,21 @@ describe('nix.conf lines, URLs, arguments', () => {
   })
 
   test('nix copy: derivations as themselves, a log that names what went', () => {
-    expect(copyArgs('file:///c?secret-key=/k', ['/nix/store/a-x.drv', '/nix/store/b-y'])).toEqual([
+    expect(copyArgs('file:///c?secret-key=/k', ['/nix/store/a-x.drv'], true)).toEqual([
       'copy',
       '--derivation',
       '--log-format',
       'internal-json',
       '--to',
       'file:///c?secret-key=/k',
-      '/nix/store/a-x.drv',
+      '/nix/store/a-x.drv'
+    ])
+    expect(copyArgs('file:///c', ['/nix/store/b-y'], false)).toEqual([
+      'copy',
+      '--log-format',
+      'internal-json',
+      '--to',
+      'file:///c',
       '/nix/store/b-y'
     ])
   })
@@ -269,12 +276,14 @@ describe('pushToBinaryCache (exec mocked)', () => {
     expect(pushedOutput(result)).toBe('{"paths":1,"bytes":1000,"closure":3}')
     expect(describePush(result)).toMatch(/^1 of 3 paths sent/)
     expect(existsSync(seen.keyFile ?? '')).toBe(false)
-    const copy = exec.run.mock.calls.find(call => (call[1] as string[]).includes('copy'))
-    expect((copy?.[1] as string[]).slice(-3)).toEqual([
-      '/nix/store/d-img.drv',
-      '/nix/store/o-img',
-      '/nix/store/x-dep'
+    const copies = exec.run.mock.calls
+      .map(call => call[1] as string[])
+      .filter(args => args.includes('copy'))
+    expect(copies.map(args => args.slice(args.indexOf('--to') + 2))).toEqual([
+      ['/nix/store/d-img.drv'],
+      ['/nix/store/o-img', '/nix/store/x-dep']
     ])
+    expect(copies.map(args => args.includes('--derivation'))).toEqual([true, false])
   })
 
   test('a failed copy warns with what Nix said, never the key; the key file is gone', async () => {

@@ -3933,11 +3933,13 @@ function binary_cache_printableStoreUrl(url) {
     return withoutQuery.replace(/^([a-z-]+:\/\/)[^/@]*@/, '$1');
 }
 /**
- * `nix copy` arguments: internal-json logs say which paths it sent (it skips what is there);
- * `--derivation`: a .drv in the closure is copied as itself, not built for its outputs.
+ * `nix copy` arguments: internal-json logs say which paths it sent (it skips what is there).
+ * Store derivations go with `--derivation` (copied as themselves, not built for their outputs),
+ * other paths without it (Nix 2.26 takes an output with `--derivation` for its deriver).
  */
-function binary_cache_copyArgs(pushUrl, paths) {
-    return ['copy', '--derivation', '--log-format', 'internal-json', '--to', pushUrl, ...paths];
+function binary_cache_copyArgs(pushUrl, paths, derivations) {
+    const which = derivations ? ['--derivation'] : [];
+    return ['copy', ...which, '--log-format', 'internal-json', '--to', pushUrl, ...paths];
 }
 /** Nix's activity type for copying one path (ActivityType actCopyPath). */
 const ACT_COPY_PATH = 100;
@@ -4604,9 +4606,17 @@ async function pushToBinaryCache(options, onKeyFile = () => undefined) {
         onKeyFile(keyFile);
         const url = pushStoreUrl(options.cache.url, keyFile);
         core.info(`Copying the build closure (${closure.length} paths) to ${printableStoreUrl(options.cache.url)}, signed by ${key.name}`);
-        for (const batch of batches(closure)) {
-            result.paths.push(...(await copyBatch(url, batch)));
+        const derivations = closure.filter(path => path.endsWith('.drv'));
+        const others = closure.filter(path => !path.endsWith('.drv'));
+        for (const [paths, isDrv] of [
+            [derivations, true],
+            [others, false]
+        ]) {
+            for (const batch of batches(paths)) {
+                result.paths.push(...(await copyBatch(url, batch, isDrv)));
+            }
         }
+        result.paths = [...new Set(result.paths)].sort();
         result.bytes = narBytes(await registrationsOf(result.paths));
         core.info(`Sent ${result.paths.length} paths (${megabytes(result.bytes)}), the rest were there`);
         return result;
@@ -4621,8 +4631,8 @@ async function pushToBinaryCache(options, onKeyFile = () => undefined) {
     }
 }
 /** One `nix copy`: the paths it sent; on failure, what Nix said (not its JSON log). */
-async function copyBatch(url, paths) {
-    const { exitCode, stderr } = await runNix(copyArgs(url, paths), {
+async function copyBatch(url, paths, derivations) {
+    const { exitCode, stderr } = await runNix(copyArgs(url, paths, derivations), {
         silent: true,
         allowFailure: true
     });

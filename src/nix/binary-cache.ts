@@ -52,11 +52,17 @@ export function printableStoreUrl(url: string): string {
 }
 
 /**
- * `nix copy` arguments: internal-json logs say which paths it sent (it skips what is there);
- * `--derivation`: a .drv in the closure is copied as itself, not built for its outputs.
+ * `nix copy` arguments: internal-json logs say which paths it sent (it skips what is there).
+ * Store derivations go with `--derivation` (copied as themselves, not built for their outputs),
+ * other paths without it (Nix 2.26 takes an output with `--derivation` for its deriver).
  */
-export function copyArgs(pushUrl: string, paths: readonly string[]): string[] {
-  return ['copy', '--derivation', '--log-format', 'internal-json', '--to', pushUrl, ...paths]
+export function copyArgs(
+  pushUrl: string,
+  paths: readonly string[],
+  derivations: boolean
+): string[] {
+  const which = derivations ? ['--derivation'] : []
+  return ['copy', ...which, '--log-format', 'internal-json', '--to', pushUrl, ...paths]
 }
 
 /** Nix's activity type for copying one path (ActivityType actCopyPath). */

@@ -122,9 +122,17 @@ export async function pushToBinaryCache(
     core.info(
       `Copying the build closure (${closure.length} paths) to ${printableStoreUrl(options.cache.url)}, signed by ${key.name}`
     )
-    for (const batch of batches(closure)) {
-      result.paths.push(...(await copyBatch(url, batch)))
+    const derivations = closure.filter(path => path.endsWith('.drv'))
+    const others = closure.filter(path => !path.endsWith('.drv'))
+    for (const [paths, isDrv] of [
+      [derivations, true],
+      [others, false]
+    ] as const) {
+      for (const batch of batches(paths)) {
+        result.paths.push(...(await copyBatch(url, batch, isDrv)))
+      }
     }
+    result.paths = [...new Set(result.paths)].sort()
     result.bytes = narBytes(await registrationsOf(result.paths))
     core.info(`Sent ${result.paths.length} paths (${megabytes(result.bytes)}), the rest were there`)
     return result
@@ -138,8 +146,12 @@ export async function pushToBinaryCache(
 }
 
 /** One `nix copy`: the paths it sent; on failure, what Nix said (not its JSON log). */
-async function copyBatch(url: string, paths: readonly string[]): Promise<string[]> {
-  const { exitCode, stderr } = await runNix(copyArgs(url, paths), {
+async function copyBatch(
+  url: string,
+  paths: readonly string[],
+  derivations: boolean
+): Promise<string[]> {
+  const { exitCode, stderr } = await runNix(copyArgs(url, paths, derivations), {
     silent: true,
     allowFailure: true
   })
