@@ -14,7 +14,7 @@ import { join } from 'node:path'
 import { startBinaryCacheServer } from '../../scripts/binary-cache-server.mjs'
 import type { BinaryCacheServer } from '../../scripts/binary-cache-server.mjs'
 import { userTempDir } from '../../scripts/runner-machine.mjs'
-import type { Machine, MachineShape } from '../../scripts/runner-machine.mjs'
+import type { Machine, MachineOs, MachineShape } from '../../scripts/runner-machine.mjs'
 import { action as runAction, freshMachine, registry, store } from './action.js'
 import { BUILD_STEPS, builds, expectGreen, makeFixture } from './store-cache-kit.js'
 import type { Fixture, Run } from './store-cache-kit.js'
@@ -100,8 +100,14 @@ function machineWith(shape: MachineShape, daemonConf: string[] = []): Machine {
 }
 
 /** Run 1 builds and pushes; its closure, every path signed in the cache. */
-async function firstRun(fixture: Fixture, url: string, root: string, shape: MachineShape) {
-  const run1 = await job(fixture, freshMachine(shape), {
+async function firstRun(
+  fixture: Fixture,
+  url: string,
+  root: string,
+  shape: MachineShape,
+  os?: MachineOs
+) {
+  const run1 = await job(fixture, freshMachine(shape, os), {
     'binary-cache': url,
     'binary-cache-secret-key': SECRET
   })
@@ -150,6 +156,18 @@ describe.each<MachineShape>(['single-user', 'daemon'])('an HTTP binary cache (%s
     expect(pushed(run2)).toMatchObject({ paths: 0, bytes: 0 })
     expect(run2.summary).toMatch(/Binary cache push \| ✅ done \| 0 of \d+ paths sent/)
   })
+})
+
+test('Nix 2.8 (Debian 12, an older self-hosted runner): pushed, then substituted', async () => {
+  const fixture = await makeFixture()
+  await firstRun(fixture, server.url, server.root, 'single-user', 'debian12')
+  const run2 = await job(fixture, freshMachine('single-user', 'debian12'), {
+    'binary-cache': server.url,
+    'binary-cache-public-key': PUBLIC
+  })
+  expectGreen(run2)
+  expect(builds(fixture)).toEqual(BUILD_STEPS)
+  expect(store.invalid(run2.machine, [run2.outputs['store-path'] ?? ''])).toEqual([])
 })
 
 test('a file:// cache: run 2 substitutes everything (single-user)', async () => {
