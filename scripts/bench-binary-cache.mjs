@@ -25,12 +25,12 @@
 // Needs root (or passwordless sudo) for the machines, lighttpd and `npm run bundle` first.
 // Usage: npm run bench:binary-cache -- --paths 2000 --commit   (default: --paths 14)
 // Environment: BENCH_RUNS (samples, default 3), BENCH_DIST (the dist/ to measure).
-import { generateKeyPairSync, randomUUID } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import process from 'node:process'
 import { fileURLToPath } from 'node:url'
-import { median, option } from './bench-lib.mjs'
+import { median, nixKey, option, summarySeconds } from './bench-lib.mjs'
 import { startBinaryCacheServer } from './binary-cache-server.mjs'
 import { cacheEnv, startCacheServer } from './cache-server.mjs'
 import { runAction } from './run-action.mjs'
@@ -66,23 +66,6 @@ const NIX_CONFIG = [
 
 const mb = bytes =>
   bytes < 1024 * 1024 ? `${(bytes / 1024).toFixed(1)} KB` : `${(bytes / 1024 / 1024).toFixed(1)} MB`
-
-/** The Seconds column of a job summary row (0 when the row is missing). */
-function summarySeconds(summary, row) {
-  const match = new RegExp(`^\\| ${row} \\|.*\\| ([0-9.]+) \\|$`, 'm').exec(summary)
-  return match ? Number(match[1]) : 0
-}
-
-/** A Nix key pair as `nix key generate-secret` / `convert-secret-to-public` print them. */
-function nixKey(name) {
-  const { privateKey, publicKey } = generateKeyPairSync('ed25519')
-  const d = Buffer.from(privateKey.export({ format: 'jwk' }).d, 'base64url')
-  const x = Buffer.from(publicKey.export({ format: 'jwk' }).x, 'base64url')
-  return {
-    secret: `${name}:${Buffer.concat([d, x]).toString('base64')}`,
-    public: `${name}:${x.toString('base64')}`
-  }
-}
 
 /** One job (main, then post) on a fresh machine, stopped afterwards; throws when it fails. */
 async function job(flake, env, inputs) {
