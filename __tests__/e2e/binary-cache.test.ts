@@ -16,7 +16,14 @@ import type { BinaryCacheServer } from '../../scripts/binary-cache-server.mjs'
 import { userTempDir } from '../../scripts/runner-machine.mjs'
 import type { Machine, MachineOs, MachineShape } from '../../scripts/runner-machine.mjs'
 import { action as runAction, freshMachine, registry, store } from './action.js'
-import { BUILD_STEPS, builds, expectGreen, makeFixture } from './store-cache-kit.js'
+import {
+  BUILD_STEPS,
+  builds,
+  expectGreen,
+  makeFixture,
+  SERVICES,
+  TOKEN
+} from './store-cache-kit.js'
 import type { Fixture, Run } from './store-cache-kit.js'
 
 // `nix key generate-secret --key-name test-1` / `convert-secret-to-public`, and another key.
@@ -53,7 +60,8 @@ async function job(
   fixture: Fixture,
   machine: Machine,
   inputs: Record<string, string>,
-  watch: string[] = []
+  watch: string[] = [],
+  extraEnv: Record<string, string> = {}
 ): Promise<Run> {
   const result = await runAction(
     {
@@ -65,7 +73,7 @@ async function job(
       tags: `t${Date.now()}`,
       ...inputs
     },
-    { env: env(), machine, watch }
+    { env: { ...env(), ...extraEnv }, machine, watch }
   )
   return { ...result, machine }
 }
@@ -182,6 +190,26 @@ test('a file:// cache: run 2 substitutes everything (single-user)', async () => 
   expect(builds(fixture)).toEqual(BUILD_STEPS)
   expect(run2.summary).toMatch(/Binary cache push \| ⏭️ skipped \| no binary-cache-secret-key/)
   expect(run2.outputs['binary-cache-pushed']).toBeUndefined()
+})
+
+test('with the store cache on too, it restores first: the binary cache is not asked for the image', async () => {
+  const service = await SERVICES.v1()
+  try {
+    const fixture = await makeFixture()
+    const inputs = { cache: 'true', 'binary-cache': server.url, 'binary-cache-secret-key': SECRET }
+    const run1 = await job(fixture, freshMachine('single-user'), inputs, [], service.env(TOKEN))
+    expectGreen(run1)
+    expect(pushed(run1).paths).toBeGreaterThan(0)
+    expect(run1.post?.stdout).toMatch(/Store cache save: saved/)
+    const run2 = await job(fixture, freshMachine('single-user'), inputs, [], service.env(TOKEN))
+    expectGreen(run2)
+    expect(run2.outputs['cache-hit']).toBe('true')
+    expect(builds(fixture)).toEqual(BUILD_STEPS)
+    expect(logOf(run2)).not.toMatch(/copying path '[^']*' from 'http/)
+    expect(pushed(run2)).toMatchObject({ paths: 0 })
+  } finally {
+    await service.close()
+  }
 })
 
 test('a wrong public key: Nix refuses the paths and says why, and the image is built here', async () => {

@@ -52804,6 +52804,7 @@ function storeCacheWorkDir() {
 
 
 
+
 /** The nix.conf lines that make the cache a substituter of this job. */
 function binaryCacheConfLines(cache) {
     if (cache.secretKey && !cache.publicKeys.includes(cache.secretKey.publicKey)) {
@@ -52869,17 +52870,13 @@ async function pushToBinaryCache(options, onKeyFile = () => undefined) {
         onKeyFile(keyFile);
         const url = pushStoreUrl(options.cache.url, keyFile);
         lib_core/* info */.pq(`Copying the build closure (${closure.length} paths) to ${printableStoreUrl(options.cache.url)}, signed by ${key.name}`);
-        const derivations = closure.filter(path => path.endsWith('.drv'));
-        const others = closure.filter(path => !path.endsWith('.drv'));
-        for (const [paths, isDrv] of [
-            [derivations, true],
-            [others, false]
-        ]) {
-            for (const batch of command_batches(paths)) {
-                result.paths.push(...(await copyBatch(url, batch, isDrv)));
-            }
-        }
-        result.paths = [...new Set(result.paths)].sort();
+        // The derivations' copy and the outputs' side by side (each `nix copy` sends its paths
+        // several at a time itself): their closures do not overlap.
+        const [drvs, outputs] = await settleAll([
+            copyAll(url, closure.filter(isDerivation), true),
+            copyAll(url, closure.filter(path => !isDerivation(path)), false)
+        ]);
+        result.paths = [...new Set([...drvs, ...outputs])].sort();
         result.bytes = store_archive_narBytes(await store_archive_registrationsOf(result.paths));
         lib_core/* info */.pq(`Sent ${result.paths.length} paths (${save_megabytes(result.bytes)}), the rest were there`);
         return result;
@@ -52892,6 +52889,13 @@ async function pushToBinaryCache(options, onKeyFile = () => undefined) {
     finally {
         await (0,promises_namespaceObject.rm)(keyFile, { force: true });
     }
+}
+/** Copy paths in command-line-sized batches, one after another: the paths sent. */
+async function copyAll(url, paths, derivations) {
+    const sent = [];
+    for (const batch of command_batches(paths))
+        sent.push(...(await copyBatch(url, batch, derivations)));
+    return sent;
 }
 /** One `nix copy`: the paths it sent; on failure, what Nix said (not its JSON log). */
 async function copyBatch(url, paths, derivations) {

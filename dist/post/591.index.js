@@ -4541,6 +4541,7 @@ function checkPushDestination(inputs) {
 
 
 
+
 /** The nix.conf lines that make the cache a substituter of this job. */
 function binaryCacheConfLines(cache) {
     if (cache.secretKey && !cache.publicKeys.includes(cache.secretKey.publicKey)) {
@@ -4606,17 +4607,13 @@ async function pushToBinaryCache(options, onKeyFile = () => undefined) {
         onKeyFile(keyFile);
         const url = pushStoreUrl(options.cache.url, keyFile);
         core.info(`Copying the build closure (${closure.length} paths) to ${printableStoreUrl(options.cache.url)}, signed by ${key.name}`);
-        const derivations = closure.filter(path => path.endsWith('.drv'));
-        const others = closure.filter(path => !path.endsWith('.drv'));
-        for (const [paths, isDrv] of [
-            [derivations, true],
-            [others, false]
-        ]) {
-            for (const batch of batches(paths)) {
-                result.paths.push(...(await copyBatch(url, batch, isDrv)));
-            }
-        }
-        result.paths = [...new Set(result.paths)].sort();
+        // The derivations' copy and the outputs' side by side (each `nix copy` sends its paths
+        // several at a time itself): their closures do not overlap.
+        const [drvs, outputs] = await settleAll([
+            copyAll(url, closure.filter(isDerivation), true),
+            copyAll(url, closure.filter(path => !isDerivation(path)), false)
+        ]);
+        result.paths = [...new Set([...drvs, ...outputs])].sort();
         result.bytes = narBytes(await registrationsOf(result.paths));
         core.info(`Sent ${result.paths.length} paths (${megabytes(result.bytes)}), the rest were there`);
         return result;
@@ -4629,6 +4626,13 @@ async function pushToBinaryCache(options, onKeyFile = () => undefined) {
     finally {
         await rm(keyFile, { force: true });
     }
+}
+/** Copy paths in command-line-sized batches, one after another: the paths sent. */
+async function copyAll(url, paths, derivations) {
+    const sent = [];
+    for (const batch of batches(paths))
+        sent.push(...(await copyBatch(url, batch, derivations)));
+    return sent;
 }
 /** One `nix copy`: the paths it sent; on failure, what Nix said (not its JSON log). */
 async function copyBatch(url, paths, derivations) {

@@ -6,9 +6,10 @@ import * as core from '@actions/core'
 import { chmod, mkdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pathsToCache, megabytes } from '../cache/save.js'
+import { isDerivation } from '../cache/nix-store.js'
 import { narBytes, registrationsOf } from '../cache/store-archive.js'
 import { errorMessage, firstLine } from '../errors.js'
-import { CommandError } from '../exec.js'
+import { CommandError, settleAll } from '../exec.js'
 import {
   copyArgs,
   daemonTrustsUser,
@@ -122,17 +123,17 @@ export async function pushToBinaryCache(
     core.info(
       `Copying the build closure (${closure.length} paths) to ${printableStoreUrl(options.cache.url)}, signed by ${key.name}`
     )
-    const derivations = closure.filter(path => path.endsWith('.drv'))
-    const others = closure.filter(path => !path.endsWith('.drv'))
-    for (const [paths, isDrv] of [
-      [derivations, true],
-      [others, false]
-    ] as const) {
-      for (const batch of batches(paths)) {
-        result.paths.push(...(await copyBatch(url, batch, isDrv)))
-      }
-    }
-    result.paths = [...new Set(result.paths)].sort()
+    // The derivations' copy and the outputs' side by side (each `nix copy` sends its paths
+    // several at a time itself): their closures do not overlap.
+    const [drvs, outputs] = await settleAll<[string[], string[]]>([
+      copyAll(url, closure.filter(isDerivation), true),
+      copyAll(
+        url,
+        closure.filter(path => !isDerivation(path)),
+        false
+      )
+    ])
+    result.paths = [...new Set([...drvs, ...outputs])].sort()
     result.bytes = narBytes(await registrationsOf(result.paths))
     core.info(`Sent ${result.paths.length} paths (${megabytes(result.bytes)}), the rest were there`)
     return result
@@ -143,6 +144,13 @@ export async function pushToBinaryCache(
   } finally {
     await rm(keyFile, { force: true })
   }
+}
+
+/** Copy paths in command-line-sized batches, one after another: the paths sent. */
+async function copyAll(url: string, paths: readonly string[], derivations: boolean) {
+  const sent: string[] = []
+  for (const batch of batches(paths)) sent.push(...(await copyBatch(url, batch, derivations)))
+  return sent
 }
 
 /** One `nix copy`: the paths it sent; on failure, what Nix said (not its JSON log). */
