@@ -294,7 +294,9 @@ describe('pushToBinaryCache (exec mocked)', () => {
     expect(result.outcome).toBe('failed')
     expect(pushedOutput(result)).toBe('{"paths":0,"bytes":0,"closure":3,"failed":true}')
     const warning = String(core.warning.mock.calls[0]?.[0])
-    expect(warning).toMatch(/Binary cache push failed, the image is pushed.*unable to connect/s)
+    expect(warning).toMatch(
+      /Binary cache push failed, the job goes on \(the image came first\).*unable to connect/s
+    )
     expect(warning).not.toContain(SECRET.slice(7))
     expect(warning).not.toContain('secret-key=')
     expect(existsSync(seen.keyFile ?? '')).toBe(false)

@@ -52870,8 +52870,8 @@ async function pushToBinaryCache(options, onKeyFile = () => undefined) {
         onKeyFile(keyFile);
         const url = pushStoreUrl(options.cache.url, keyFile);
         lib_core/* info */.pq(`Copying the build closure (${closure.length} paths) to ${printableStoreUrl(options.cache.url)}, signed by ${key.name}`);
-        // The derivations' copy and the outputs' side by side (each `nix copy` sends its paths
-        // several at a time itself): their closures do not overlap.
+        // The derivations' copy and the outputs' side by side (each `nix copy` also sends its
+        // paths several at a time): they share at most the derivations' sources.
         const [drvs, outputs] = await settleAll([
             copyAll(url, closure.filter(isDerivation), true),
             copyAll(url, closure.filter(path => !isDerivation(path)), false)
@@ -52883,7 +52883,7 @@ async function pushToBinaryCache(options, onKeyFile = () => undefined) {
     }
     catch (error) {
         const reason = (0,errors/* errorMessage */.g)(error);
-        lib_core/* warning */.$e(`Binary cache push failed, the image is pushed and the job goes on: ${reason}`);
+        lib_core/* warning */.$e(`Binary cache push failed, the job goes on (the image came first): ${reason}`);
         return { ...result, outcome: 'failed', reason: (0,errors/* firstLine */.T)(reason) };
     }
     finally {

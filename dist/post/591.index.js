@@ -4607,8 +4607,8 @@ async function pushToBinaryCache(options, onKeyFile = () => undefined) {
         onKeyFile(keyFile);
         const url = pushStoreUrl(options.cache.url, keyFile);
         core.info(`Copying the build closure (${closure.length} paths) to ${printableStoreUrl(options.cache.url)}, signed by ${key.name}`);
-        // The derivations' copy and the outputs' side by side (each `nix copy` sends its paths
-        // several at a time itself): their closures do not overlap.
+        // The derivations' copy and the outputs' side by side (each `nix copy` also sends its
+        // paths several at a time): they share at most the derivations' sources.
         const [drvs, outputs] = await settleAll([
             copyAll(url, closure.filter(isDerivation), true),
             copyAll(url, closure.filter(path => !isDerivation(path)), false)
@@ -4620,7 +4620,7 @@ async function pushToBinaryCache(options, onKeyFile = () => undefined) {
     }
     catch (error) {
         const reason = errorMessage(error);
-        core.warning(`Binary cache push failed, the image is pushed and the job goes on: ${reason}`);
+        core.warning(`Binary cache push failed, the job goes on (the image came first): ${reason}`);
         return { ...result, outcome: 'failed', reason: firstLine(reason) };
     }
     finally {

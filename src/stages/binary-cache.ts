@@ -123,8 +123,8 @@ export async function pushToBinaryCache(
     core.info(
       `Copying the build closure (${closure.length} paths) to ${printableStoreUrl(options.cache.url)}, signed by ${key.name}`
     )
-    // The derivations' copy and the outputs' side by side (each `nix copy` sends its paths
-    // several at a time itself): their closures do not overlap.
+    // The derivations' copy and the outputs' side by side (each `nix copy` also sends its
+    // paths several at a time): they share at most the derivations' sources.
     const [drvs, outputs] = await settleAll<[string[], string[]]>([
       copyAll(url, closure.filter(isDerivation), true),
       copyAll(
@@ -139,7 +139,7 @@ export async function pushToBinaryCache(
     return result
   } catch (error) {
     const reason = errorMessage(error)
-    core.warning(`Binary cache push failed, the image is pushed and the job goes on: ${reason}`)
+    core.warning(`Binary cache push failed, the job goes on (the image came first): ${reason}`)
     return { ...result, outcome: 'failed', reason: firstLine(reason) }
   } finally {
     await rm(keyFile, { force: true })
