@@ -9,7 +9,7 @@
 // Substitution is what the action adds: the machine's own configuration has no substituter
 // (`substituters =` in a user nix.conf, read before the job's, which appends with extra-).
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals'
-import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { startBinaryCacheServer } from '../../scripts/binary-cache-server.mjs'
 import type { BinaryCacheServer } from '../../scripts/binary-cache-server.mjs'
@@ -34,16 +34,26 @@ const OTHER_PUBLIC = 'other-1:Bs0dT3DLkSOz3n0dN5rxcTtk0xxb8TW7VQ7dZb6wHkA='
 
 let server: BinaryCacheServer
 let confDir: string
+/** The caches' and the configuration's folders, removed after the file's tests. */
+const serverDirs: string[] = []
+
+function serverDir(): string {
+  const dir = mkdtempSync('/tmp/nca-binary-cache-')
+  serverDirs.push(dir)
+  return dir
+}
 
 beforeAll(async () => {
-  server = await startBinaryCacheServer(mkdtempSync('/tmp/nca-binary-cache-'))
+  server = await startBinaryCacheServer(serverDir())
   // The machine's own nix.conf: no substituter (nothing reaches the network).
   confDir = userTempDir('nca-bc-conf-')
+  serverDirs.push(confDir)
   writeFileSync(join(confDir, 'nix.conf'), 'substituters =\n')
 })
 
 afterAll(async () => {
   await server.stop()
+  for (const dir of serverDirs) rmSync(dir, { recursive: true, force: true })
 })
 
 /** The e2e NIX_CONFIG without its `substituters =`, which would clear the job's own. */
@@ -180,6 +190,7 @@ test('Nix 2.8 (Debian 12, an older self-hosted runner): pushed, then substituted
 
 test('a file:// cache: run 2 substitutes everything (single-user)', async () => {
   const dir = userTempDir('nca-bc-file-')
+  serverDirs.push(dir)
   const fixture = await makeFixture()
   await firstRun(fixture, `file://${dir}`, dir, 'single-user')
   const run2 = await job(fixture, freshMachine('single-user'), {
@@ -258,7 +269,7 @@ test('a daemon that lists the cache in trusted-substituters substitutes for an u
 test('an unreachable cache warns, and the image still ships', async () => {
   const fixture = await makeFixture()
   // A port nothing listens on: the server's, once stopped.
-  const gone = await startBinaryCacheServer(mkdtempSync('/tmp/nca-binary-cache-'))
+  const gone = await startBinaryCacheServer(serverDir())
   await gone.stop()
   const run = await job(fixture, freshMachine('single-user'), {
     'binary-cache': gone.url,
