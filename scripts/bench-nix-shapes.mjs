@@ -12,7 +12,7 @@ import { randomUUID } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { median, option } from './bench-lib.mjs'
+import { median, option, summarySeconds } from './bench-lib.mjs'
 import { cacheEnv, startCacheServer } from './cache-server.mjs'
 import { runAction } from './run-action.mjs'
 import {
@@ -34,13 +34,6 @@ process.env.NIX_CONFIG = [
   process.env.NIX_CONFIG ?? '',
   fs.readFileSync(path.join(repoRoot, 'scripts/test-nix.conf'), 'utf8')
 ].join('\n')
-
-/** The Seconds column of a job summary row. */
-function summarySeconds(summary, row) {
-  const match = new RegExp(`^\\| ${row} \\|.*\\| ([0-9.]+) \\|$`, 'm').exec(summary)
-  if (!match) throw new Error(`bench: no "${row}" row in the job summary:\n${summary}`)
-  return Number(match[1])
-}
 
 async function job(shape, flake, server) {
   const machine = startMachine(shape)

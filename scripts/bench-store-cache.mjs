@@ -32,13 +32,13 @@
 // Environment: BENCH_RUNS (samples, default 3), BENCH_DIST (the dist/ to measure, an action.yml
 // beside it; default this repo's).
 import { execFile, execFileSync } from 'node:child_process'
-import { generateKeyPairSync, randomUUID } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import process from 'node:process'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import { median, option } from './bench-lib.mjs'
+import { median, nixKey, option, summarySeconds } from './bench-lib.mjs'
 import { cacheEnv, startCacheServer } from './cache-server.mjs'
 import { runAction } from './run-action.mjs'
 import {
@@ -77,13 +77,6 @@ const lines = text => text.split('\n').filter(Boolean)
 const mb = bytes =>
   bytes < 1024 * 1024 ? `${(bytes / 1024).toFixed(1)} KB` : `${(bytes / 1024 / 1024).toFixed(1)} MB`
 const settle = () => execFileSync('sync')
-
-/** The Seconds column of a job summary row. */
-function summarySeconds(summary, row) {
-  const match = new RegExp(`^\\| ${row} \\|.*\\| ([0-9.]+) \\|$`, 'm').exec(summary)
-  if (!match) throw new Error(`bench: no "${row}" row in the job summary:\n${summary}`)
-  return Number(match[1])
-}
 
 /** A command's stdout inside the machine, as its user; throws when it fails. */
 function inMachine(machine, command) {
@@ -212,17 +205,6 @@ async function plainTar(server, machine, storePaths, key) {
     return result.seconds
   }
   return { restoreSeconds, cleanup: () => removeAsRoot(work) }
-}
-
-/** A Nix key pair as `nix key generate-secret` / `convert-secret-to-public` print them. */
-function nixKey(name) {
-  const { privateKey, publicKey } = generateKeyPairSync('ed25519')
-  const d = Buffer.from(privateKey.export({ format: 'jwk' }).d, 'base64url')
-  const x = Buffer.from(publicKey.export({ format: 'jwk' }).x, 'base64url')
-  return {
-    secret: `${name}:${Buffer.concat([d, x]).toString('base64')}`,
-    public: `${name}:${x.toString('base64')}`
-  }
 }
 
 /** `--paths 14,500,2000`: closure sizes, each at least the fixed 14 paths. */

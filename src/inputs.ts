@@ -13,6 +13,8 @@ import type { SigningKey } from './signing/cosign-key.js'
 import { parseNixPublicKey, parseNixSecretKey } from './signing/nix-key.js'
 import type { NixPublicKey, NixSecretKey } from './signing/nix-key.js'
 import { errorMessage } from './errors.js'
+import { storeUrlProblem } from './nix/binary-cache.js'
+import type { BinaryCache } from './nix/binary-cache.js'
 
 export type PushTool = 'docker' | 'skopeo'
 
@@ -61,6 +63,8 @@ export interface Inputs {
   cacheSigningKey: NixSecretKey | null
   /** `cache-trusted-keys`: restore only entries whose every path one of these signed; empty: any. */
   cacheTrustedKeys: NixPublicKey[]
+  /** `binary-cache` and its keys: substitute from it, push the closure to it; null: none. */
+  binaryCache: BinaryCache | null
 }
 
 /** Whether the image is run before the push (`test` or `test-url`). */
@@ -90,7 +94,12 @@ export type InputReader = (name: string) => string
 /** Secret inputs read as they are (a passphrase may begin or end with a space, as cosign reads it). */
 const UNTRIMMED_INPUTS = ['signing-passphrase']
 /** Inputs whose INPUT_* variable is removed once read, so that no command the action runs inherits it. */
-const SECRET_INPUTS = ['signing-key', 'signing-passphrase', 'cache-signing-key']
+const SECRET_INPUTS = [
+  'signing-key',
+  'signing-passphrase',
+  'cache-signing-key',
+  'binary-cache-secret-key'
+]
 
 const readActionInput: InputReader = name =>
   core.getInput(name, { trimWhitespace: !UNTRIMMED_INPUTS.includes(name) })
@@ -176,6 +185,52 @@ function parseCacheTrustedKeys(value: string): NixPublicKey[] {
   })
 }
 
+/**
+ * `binary-cache`, `binary-cache-secret-key` and `binary-cache-public-key`: a store URL of a
+ * scheme Nix has, keys Nix reads. The trusted keys are the public ones given, else the secret
+ * key's public half.
+ */
+function parseBinaryCache(
+  url: string | null,
+  secretKeyText: string,
+  publicKeyText: string
+): BinaryCache | null {
+  const publicKeys = splitList(publicKeyText)
+  if (url === null) {
+    if (secretKeyText !== '') {
+      throw new SecretInputError('binary-cache-secret-key', 'is set but "binary-cache" is empty')
+    }
+    if (publicKeys.length > 0) {
+      throw new InputError('binary-cache-public-key', publicKeyText.trim(), 'needs "binary-cache"')
+    }
+    return null
+  }
+  const problem = storeUrlProblem(url)
+  if (problem !== null) throw new InputError('binary-cache', url, problem)
+  for (const key of publicKeys) {
+    try {
+      parseNixPublicKey(key)
+    } catch (error) {
+      throw new InputError(
+        'binary-cache-public-key',
+        key,
+        `is not a Nix public key: ${shortReason(error)}`
+      )
+    }
+  }
+  let secretKey: NixSecretKey | null = null
+  if (secretKeyText !== '') {
+    try {
+      secretKey = parseNixSecretKey(secretKeyText)
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : 'could not be read'
+      throw new SecretInputError('binary-cache-secret-key', reason)
+    }
+  }
+  const trusted = publicKeys.length > 0 ? publicKeys : secretKey ? [secretKey.publicKey] : []
+  return { url, secretKey, publicKeys: trusted }
+}
+
 function shortReason(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error)
   return /not an ed25519/.test(message)
@@ -207,6 +262,8 @@ export function parseInputs(read: InputReader = readActionInput): Inputs {
   maskSecret(signingPassphrase)
   const cacheSigningKey = read('cache-signing-key').trim()
   maskNixSecretKey(cacheSigningKey)
+  const binaryCacheSecretKey = read('binary-cache-secret-key').trim()
+  maskNixSecretKey(binaryCacheSecretKey)
   if (read === readActionInput) {
     for (const name of SECRET_INPUTS) delete process.env[`INPUT_${name.toUpperCase()}`]
   }
@@ -244,7 +301,12 @@ export function parseInputs(read: InputReader = readActionInput): Inputs {
     compression: parseCompression(text('compression') ?? 'gzip', text('compression-level')),
     signingKey: null,
     cacheSigningKey: parseCacheSigningKey(cacheSigningKey),
-    cacheTrustedKeys: parseCacheTrustedKeys(read('cache-trusted-keys'))
+    cacheTrustedKeys: parseCacheTrustedKeys(read('cache-trusted-keys')),
+    binaryCache: parseBinaryCache(
+      text('binary-cache'),
+      binaryCacheSecretKey,
+      read('binary-cache-public-key')
+    )
   }
   checkCombinations(inputs)
   // Last: decrypting takes scrypt's tenth of a second or more, and every cheaper check is done.

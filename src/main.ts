@@ -17,6 +17,14 @@ import {
   storeCacheWorkDir
 } from './stages/store-cache.js'
 import { errorMessage } from './errors.js'
+import {
+  binaryCacheConfLines,
+  checkDaemonTakesCache,
+  describePush,
+  pushedOutput,
+  pushToBinaryCache
+} from './stages/binary-cache.js'
+import type { BuiltImage } from './pipeline/common.js'
 
 export async function run(): Promise<void> {
   const report = new Report()
@@ -45,6 +53,10 @@ async function runPipeline(inputs: Inputs, report: Report): Promise<void> {
   }
   if (inputs.cache && inputs.build) prepareStoreCache()
   await checkDaemonTakesCompression(inputs)
+  // binary-cache: a substituter of this job; the user's own nix-conf lines come after it.
+  const nixConf = inputs.binaryCache
+    ? [...binaryCacheConfLines(inputs.binaryCache), ...inputs.nixConf]
+    : inputs.nixConf
   const nix = await report.stage(
     'Nix',
     () =>
@@ -52,13 +64,14 @@ async function runPipeline(inputs: Inputs, report: Report): Promise<void> {
         installNix: inputs.installNix,
         nixVersion: inputs.nixVersion,
         installUrl: inputs.installUrl,
-        nixConf: inputs.nixConf,
+        nixConf,
         githubToken: inputs.githubToken
       }),
     result => `Nix ${result.version} (${describeSource(result.found)})`
   )
   core.setOutput('nix-version', nix.version)
   core.setOutput('nix-installed', String(nix.installed))
+  if (inputs.binaryCache) await checkDaemonTakesCache(inputs.binaryCache)
 
   await restoreCache(inputs, report)
 
@@ -66,8 +79,45 @@ async function runPipeline(inputs: Inputs, report: Report): Promise<void> {
     report.skip('Build', 'build: false')
     return
   }
-  if (inputs.systems.length > 0) await runSystems(inputs, report)
-  else await runSingleImage(inputs, report)
+  const builds =
+    inputs.systems.length > 0
+      ? await runSystems(inputs, report)
+      : await runSingleImage(inputs, report)
+  await pushBinaryCache(inputs, report, builds)
+}
+
+/**
+ * After the image shipped, its build closure to `binary-cache`: here in main, not in post, so
+ * that `binary-cache-pushed` is an output later steps can read. A failure only warns.
+ */
+async function pushBinaryCache(
+  inputs: Inputs,
+  report: Report,
+  builds: readonly BuiltImage[]
+): Promise<void> {
+  const cache = inputs.binaryCache
+  if (cache === null) return
+  if (cache.secretKey === null) {
+    report.skip('Binary cache push', 'no binary-cache-secret-key: this job only reads the cache')
+    return
+  }
+  const result = await report.stage(
+    'Binary cache push',
+    () =>
+      pushToBinaryCache(
+        {
+          cache,
+          flake: inputs.flake,
+          drvPaths: builds.map(b => b.drvPath).join('\n'),
+          storePaths: builds.map(b => b.storePath).join('\n')
+        },
+        file => saveState(StateKey.BinaryCacheKeyFile, file)
+      ),
+    describePush
+  )
+  // The push removed its key file: nothing for post to remove.
+  saveState(StateKey.BinaryCacheKeyFile, '')
+  core.setOutput('binary-cache-pushed', pushedOutput(result))
 }
 
 /**

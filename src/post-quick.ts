@@ -1,5 +1,5 @@
 // The post step of a run that left it nothing to do: the store cache was skipped (cache: false,
-// build: false), nothing was logged in to and no test container can be left. It says so and
+// build: false), nothing was logged in to and no test container or key file can be left. It says so and
 // ends without loading the toolkit and the stages, which is most of such a post step's time
 // (@actions/core alone evaluates its HTTP client). Reads the state as @actions/core does:
 // STATE_<key> in the environment.
@@ -18,6 +18,7 @@ export function quickPostMessage(env: Environment): string | null {
   const idle =
     skipped !== '' &&
     stateOf(env, StateKey.LoginSession) === '' &&
-    stateOf(env, StateKey.TestContainer) === ''
+    stateOf(env, StateKey.TestContainer) === '' &&
+    stateOf(env, StateKey.BinaryCacheKeyFile) === ''
   return idle ? `Store cache save: skipped (${skipped})` : null
 }

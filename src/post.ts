@@ -9,6 +9,7 @@ import { removeContainer } from './stages/test.js'
 import type { LoginSession } from './stages/login.js'
 import { errorMessage } from './errors.js'
 import { readCacheSigningKey, readGithubToken } from './inputs.js'
+import { removeKeyFile } from './stages/binary-cache.js'
 
 export async function run(): Promise<void> {
   try {
@@ -22,6 +23,15 @@ export async function run(): Promise<void> {
   } finally {
     await removeTestContainer()
     await logout()
+    await removeBinaryCacheKey()
+  }
+}
+
+/** The binary cache push's key file, when main stopped before it removed it. */
+async function removeBinaryCacheKey(): Promise<void> {
+  const file = getState(StateKey.BinaryCacheKeyFile)
+  if (file !== null && (await removeKeyFile(file))) {
+    core.info('Removed the binary cache key file the main step left behind')
   }
 }
 

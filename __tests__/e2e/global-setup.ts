@@ -29,7 +29,9 @@ const REQUIRED_COMMANDS = [
   'htpasswd',
   'sudo',
   // The static program in the images test-image.test.ts runs (package busybox-static).
-  'busybox'
+  'busybox',
+  // The HTTP binary cache of binary-cache.test.ts (with lighttpd-mod-webdav).
+  'lighttpd'
 ]
 
 function onPath(command: string): boolean {

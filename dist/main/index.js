@@ -5523,10 +5523,191 @@ async function verifyPathInPool(info, signatures, keys) {
     }
     return false;
 }
+/** The key as `nix key generate-secret` prints it, for a file Nix reads (`secret-key=`). */
+function formatNixSecretKey(key) {
+    const jwk = key.privateKey.export({ format: 'jwk' });
+    const seed = Buffer.from(jwk.d ?? '', 'base64url');
+    const publicKey = Buffer.from(jwk.x ?? '', 'base64url');
+    return `${key.name}:${Buffer.concat([seed, publicKey]).toString('base64')}`;
+}
+
+// EXTERNAL MODULE: ./src/exec.ts
+var exec = __nccwpck_require__(3190);
+;// CONCATENATED MODULE: ./src/nix/command.ts
+// Running `nix` with the action's own settings, and store paths in batches a command line holds.
+// Stages, the store cache and the SBOM all call Nix, so this lives below them: none has to
+// import another to get the same flags.
+
+/** The action's own Nix calls enable these without touching the user's nix.conf. */
+const NIX_FEATURE_ARGS = ['--extra-experimental-features', 'nix-command flakes'];
+/** `nix <args>` with the features the action relies on (flakes, the nix command). */
+function runNix(args, options) {
+    return (0,exec/* run */.eF)('nix', [...NIX_FEATURE_ARGS, ...args], options);
+}
+// Keeps each command line far below the kernel's argument limit (2 MiB for argv and the
+// environment), whatever the closure size: a store path is at most 256 bytes, and even staged
+// under a scratch directory 2,000 of them take under 700 KiB. Each command costs a start of
+// Nix (~50 ms), so the batches are as large as that allows.
+const PATHS_PER_COMMAND = 2000;
+/** Store paths (or anything) in groups small enough for one command line each. */
+function command_batches(items, size = PATHS_PER_COMMAND) {
+    const result = [];
+    for (let i = 0; i < items.length; i += size)
+        result.push(items.slice(i, i + size));
+    return result;
+}
+/** The Nix system this machine builds for by default (`x86_64-linux`, ...). */
+async function currentSystem() {
+    const { stdout } = await runNix(['eval', '--impure', '--raw', '--expr', 'builtins.currentSystem'], {
+        silent: true
+    });
+    return stdout.trim();
+}
+/** NIX_REMOTE that leaves Nix opening the store itself (unset, `local`, `auto`), not a daemon. */
+function isLocalStore(nixRemote) {
+    return ['', 'local', 'auto'].includes(nixRemote ?? '');
+}
+
+;// CONCATENATED MODULE: ./src/nix/binary-cache.ts
+// A Nix binary cache (`binary-cache`): what Nix needs to substitute from it (nix.conf lines),
+// the store URL a push signs with, which paths a `nix copy` sent, and whether a daemon takes
+// the job's substituter. Pure functions and the few Nix calls they stand beside.
+
+/** The store URL schemes a binary cache may have: Nix's HTTP, file, S3 and SSH stores. */
+const BINARY_CACHE_SCHEMES = ['https', 'http', 'file', 's3', 'ssh', 'ssh-ng'];
+/** Why a `binary-cache` value is no store URL this action takes, or null when it is one. */
+function storeUrlProblem(value) {
+    if (/\s/.test(value))
+        return 'must not contain white space';
+    const scheme = /^([a-z][a-z0-9+.-]*):\/\//.exec(value)?.[1];
+    if (scheme === undefined) {
+        return `is not a Nix store URL: expected one of ${BINARY_CACHE_SCHEMES.map(s => `${s}://`).join(', ')}`;
+    }
+    if (!BINARY_CACHE_SCHEMES.includes(scheme)) {
+        return `has the scheme ${scheme}://, not one of ${BINARY_CACHE_SCHEMES.map(s => `${s}://`).join(', ')}`;
+    }
+    const rest = value.slice(scheme.length + 3);
+    const [location = ''] = rest.split('?');
+    if (scheme === 'file' && !location.startsWith('/')) {
+        return 'is a file:// URL without an absolute path (file:///path/to/cache)';
+    }
+    if (scheme !== 'file' && location === '')
+        return `names no host or bucket after ${scheme}://`;
+    if (/[?&]secret-key=/.test(value)) {
+        return 'carries secret-key=: give the key in "binary-cache-secret-key" (written to a private file for the push)';
+    }
+    return null;
+}
+/** The lines that make the cache a substituter of this job, trusted by these keys. */
+function substituterConfLines(url, publicKeys) {
+    const lines = [`extra-substituters = ${url}`];
+    if (publicKeys.length > 0)
+        lines.push(`extra-trusted-public-keys = ${publicKeys.join(' ')}`);
+    return lines;
+}
+/** The URL `nix copy --to` gets: the cache's, signing with the key in `keyFile`. */
+function pushStoreUrl(url, keyFile) {
+    const separator = url.includes('?') ? '&' : '?';
+    return `${url}${separator}secret-key=${keyFile}`;
+}
+/**
+ * The cache's URL for the log and the summary: scheme, host and path, without the query (its
+ * parameters may name profiles or files) and without user information.
+ */
+function printableStoreUrl(url) {
+    const [withoutQuery = ''] = url.split('?');
+    return withoutQuery.replace(/^([a-z-]+:\/\/)[^/@]*@/, '$1');
+}
+/**
+ * `nix copy` arguments: internal-json logs say which paths it sent (it skips what is there).
+ * Store derivations go with `--derivation` (copied as themselves, not built for their outputs),
+ * other paths without it (Nix 2.26 takes an output with `--derivation` for its deriver).
+ */
+function copyArgs(pushUrl, paths, derivations) {
+    const which = derivations ? ['--derivation'] : [];
+    return ['copy', ...which, '--log-format', 'internal-json', '--to', pushUrl, ...paths];
+}
+/** Nix's activity type for copying one path (ActivityType actCopyPath). */
+const ACT_COPY_PATH = 100;
+/** The paths a `nix copy --log-format internal-json` began to send, from its stderr (pure). */
+function parseCopiedPaths(stderr) {
+    const paths = new Set();
+    for (const line of stderr.split('\n')) {
+        if (!line.startsWith('@nix '))
+            continue;
+        let event;
+        try {
+            event = JSON.parse(line.slice(5));
+        }
+        catch {
+            continue;
+        }
+        const path = event.fields?.[0];
+        if (event.action === 'start' && event.type === ACT_COPY_PATH && typeof path === 'string') {
+            paths.add(path);
+        }
+    }
+    return [...paths].sort();
+}
+/** What Nix said, from internal-json stderr: its messages as text, for a warning (pure). */
+function logMessages(stderr) {
+    const messages = [];
+    for (const line of stderr.split('\n')) {
+        if (!line.startsWith('@nix ')) {
+            if (line.trim() !== '')
+                messages.push(line);
+            continue;
+        }
+        try {
+            const event = JSON.parse(line.slice(5));
+            // Errors and warnings (levels 0 and 1), without the terminal's colours.
+            if (event.action === 'msg' && typeof event.msg === 'string' && (event.level ?? 9) <= 1) {
+                messages.push(stripAnsi(event.msg));
+            }
+        }
+        catch {
+            messages.push(line);
+        }
+    }
+    return messages.join('\n');
+}
+function stripAnsi(text) {
+    // eslint-disable-next-line no-control-regex
+    return text.replace(/\u001b\[[0-9;]*m/g, '');
+}
+/**
+ * Whether the daemon trusts this user, from `nix store ping --json` (Nix 2.15 on says
+ * `trusted`); null when Nix does not say (older Nix, or not a daemon).
+ */
+function parseTrusted(stdout) {
+    try {
+        const json = JSON.parse(stdout);
+        if (json.trusted === 1 || json.trusted === true)
+            return true;
+        if (json.trusted === 0 || json.trusted === false)
+            return false;
+    }
+    catch {
+        // Nix before --json: nothing said.
+    }
+    return null;
+}
+/**
+ * Whether the store trusts this user: false only when a daemon says it does not (it then
+ * ignores the job's substituters and keys); null when Nix does not say.
+ */
+async function daemonTrustsUser() {
+    const { stdout, exitCode } = await runNix(['store', 'ping', '--json'], {
+        silent: true,
+        allowFailure: true
+    });
+    return exitCode === 0 ? parseTrusted(stdout) : null;
+}
 
 ;// CONCATENATED MODULE: ./src/inputs.ts
 // The only file that reads inputs: one typed, validated Inputs object, built before anything
 // runs, so that a bad value fails the step with a message naming the input and the value.
+
 
 
 
@@ -5557,7 +5738,12 @@ class SecretInputError extends Error {
 /** Secret inputs read as they are (a passphrase may begin or end with a space, as cosign reads it). */
 const UNTRIMMED_INPUTS = ['signing-passphrase'];
 /** Inputs whose INPUT_* variable is removed once read, so that no command the action runs inherits it. */
-const SECRET_INPUTS = ['signing-key', 'signing-passphrase', 'cache-signing-key'];
+const SECRET_INPUTS = [
+    'signing-key',
+    'signing-passphrase',
+    'cache-signing-key',
+    'binary-cache-secret-key'
+];
 const readActionInput = name => src_core/* getInput */.V4(name, { trimWhitespace: !UNTRIMMED_INPUTS.includes(name) });
 // The values @actions/core's getBooleanInput accepts (YAML 1.2 core schema).
 const TRUE_VALUES = ['true', 'True', 'TRUE'];
@@ -5635,6 +5821,46 @@ function parseCacheTrustedKeys(value) {
         }
     });
 }
+/**
+ * `binary-cache`, `binary-cache-secret-key` and `binary-cache-public-key`: a store URL of a
+ * scheme Nix has, keys Nix reads. The trusted keys are the public ones given, else the secret
+ * key's public half.
+ */
+function parseBinaryCache(url, secretKeyText, publicKeyText) {
+    const publicKeys = splitList(publicKeyText);
+    if (url === null) {
+        if (secretKeyText !== '') {
+            throw new SecretInputError('binary-cache-secret-key', 'is set but "binary-cache" is empty');
+        }
+        if (publicKeys.length > 0) {
+            throw new InputError('binary-cache-public-key', publicKeyText.trim(), 'needs "binary-cache"');
+        }
+        return null;
+    }
+    const problem = storeUrlProblem(url);
+    if (problem !== null)
+        throw new InputError('binary-cache', url, problem);
+    for (const key of publicKeys) {
+        try {
+            parseNixPublicKey(key);
+        }
+        catch (error) {
+            throw new InputError('binary-cache-public-key', key, `is not a Nix public key: ${shortReason(error)}`);
+        }
+    }
+    let secretKey = null;
+    if (secretKeyText !== '') {
+        try {
+            secretKey = parseNixSecretKey(secretKeyText);
+        }
+        catch (error) {
+            const reason = error instanceof Error ? error.message : 'could not be read';
+            throw new SecretInputError('binary-cache-secret-key', reason);
+        }
+    }
+    const trusted = publicKeys.length > 0 ? publicKeys : secretKey ? [secretKey.publicKey] : [];
+    return { url, secretKey, publicKeys: trusted };
+}
 function shortReason(error) {
     const message = error instanceof Error ? error.message : String(error);
     return /not an ed25519/.test(message)
@@ -5669,6 +5895,8 @@ function parseInputs(read = readActionInput) {
     maskSecret(signingPassphrase);
     const cacheSigningKey = read('cache-signing-key').trim();
     maskNixSecretKey(cacheSigningKey);
+    const binaryCacheSecretKey = read('binary-cache-secret-key').trim();
+    maskNixSecretKey(binaryCacheSecretKey);
     if (read === readActionInput) {
         for (const name of SECRET_INPUTS)
             delete process.env[`INPUT_${name.toUpperCase()}`];
@@ -5706,7 +5934,8 @@ function parseInputs(read = readActionInput) {
         compression: parseCompression(text('compression') ?? 'gzip', text('compression-level')),
         signingKey: null,
         cacheSigningKey: parseCacheSigningKey(cacheSigningKey),
-        cacheTrustedKeys: parseCacheTrustedKeys(read('cache-trusted-keys'))
+        cacheTrustedKeys: parseCacheTrustedKeys(read('cache-trusted-keys')),
+        binaryCache: parseBinaryCache(text('binary-cache'), binaryCacheSecretKey, read('binary-cache-public-key'))
     };
     checkCombinations(inputs);
     // Last: decrypting takes scrypt's tenth of a second or more, and every cheaper check is done.
@@ -6009,6 +6238,8 @@ var StateKey;
     StateKey["LoginSession"] = "login-session";
     /** The test container that may be running ('' once main removed it): post removes it. */
     StateKey["TestContainer"] = "test-container";
+    /** The binary cache push's key file: ('' once main removed it): post removes it. */
+    StateKey["BinaryCacheKeyFile"] = "binary-cache-key-file";
 })(StateKey || (StateKey = {}));
 
 ;// CONCATENATED MODULE: ./src/state.ts
@@ -6170,8 +6401,6 @@ function sha256Digest(content) {
 const external_node_stream_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream/promises");
 // EXTERNAL MODULE: external "node:os"
 var external_node_os_ = __nccwpck_require__(8161);
-// EXTERNAL MODULE: ./src/exec.ts
-var exec = __nccwpck_require__(3190);
 ;// CONCATENATED MODULE: ./src/image/layer-store-paths.ts
 // The Nix store paths an image's layers hold (`nix/store/<hash>-<name>` entries), for the SBOM.
 // Read in the pass the action already makes over the image: from the archive stream while it
@@ -7480,41 +7709,6 @@ function looksLikeNix2container(header) {
     return start.startsWith('{') && start.includes('"image-config"');
 }
 
-;// CONCATENATED MODULE: ./src/nix/command.ts
-// Running `nix` with the action's own settings, and store paths in batches a command line holds.
-// Stages, the store cache and the SBOM all call Nix, so this lives below them: none has to
-// import another to get the same flags.
-
-/** The action's own Nix calls enable these without touching the user's nix.conf. */
-const NIX_FEATURE_ARGS = ['--extra-experimental-features', 'nix-command flakes'];
-/** `nix <args>` with the features the action relies on (flakes, the nix command). */
-function command_runNix(args, options) {
-    return (0,exec/* run */.eF)('nix', [...NIX_FEATURE_ARGS, ...args], options);
-}
-// Keeps each command line far below the kernel's argument limit (2 MiB for argv and the
-// environment), whatever the closure size: a store path is at most 256 bytes, and even staged
-// under a scratch directory 2,000 of them take under 700 KiB. Each command costs a start of
-// Nix (~50 ms), so the batches are as large as that allows.
-const PATHS_PER_COMMAND = 2000;
-/** Store paths (or anything) in groups small enough for one command line each. */
-function command_batches(items, size = PATHS_PER_COMMAND) {
-    const result = [];
-    for (let i = 0; i < items.length; i += size)
-        result.push(items.slice(i, i + size));
-    return result;
-}
-/** The Nix system this machine builds for by default (`x86_64-linux`, ...). */
-async function currentSystem() {
-    const { stdout } = await command_runNix(['eval', '--impure', '--raw', '--expr', 'builtins.currentSystem'], {
-        silent: true
-    });
-    return stdout.trim();
-}
-/** NIX_REMOTE that leaves Nix opening the store itself (unset, `local`, `auto`), not a daemon. */
-function isLocalStore(nixRemote) {
-    return ['', 'local', 'auto'].includes(nixRemote ?? '');
-}
-
 ;// CONCATENATED MODULE: ./src/sbom/nar-hash.ts
 // A store path's NAR hash, as `nix path-info --json` prints it, to the hex digest an SBOM
 // carries. Nix has printed it in several ways: `sha256:<nix32>` (Nix 2.3), SRI
@@ -7616,7 +7810,7 @@ function parsePathInfo(json) {
 async function queryPathInfo(paths) {
     const infos = new Map();
     for (const batch of command_batches(paths, PATHS_PER_CALL)) {
-        const { stdout } = await command_runNix(['path-info', '--json', '--', ...batch], { silent: true });
+        const { stdout } = await runNix(['path-info', '--json', '--', ...batch], { silent: true });
         for (const [path, info] of parsePathInfo(stdout))
             infos.set(path, info);
     }
@@ -7745,7 +7939,7 @@ function foreignSystemHint(system) {
 }
 async function buildImage(options) {
     try {
-        const { stdout } = await command_runNix(buildArgs(options));
+        const { stdout } = await runNix(buildArgs(options));
         const result = parseBuildJson(stdout);
         src_core/* info */.pq(`Built ${result.storePath}`);
         return result;
@@ -7767,7 +7961,7 @@ async function buildImage(options) {
 async function missingAttributeMessage(options) {
     const system = options.system ?? (await currentSystem());
     const head = `flake ${options.flake} has no attribute "${options.attribute}" for ${system}`;
-    const offered = await command_runNix(['eval', '--json', `${options.flake}#packages.${system}`, '--apply', 'builtins.attrNames'], { silent: true, allowFailure: true });
+    const offered = await runNix(['eval', '--json', `${options.flake}#packages.${system}`, '--apply', 'builtins.attrNames'], { silent: true, allowFailure: true });
     if (offered.exitCode !== 0)
         return `${head}, and it has no packages.${system}`;
     const names = JSON.parse(offered.stdout);
@@ -9447,6 +9641,7 @@ async function tagImage(options) {
 
 
 
+/** Returns the image built, once it shipped (for the binary cache push after it). */
 async function runSingleImage(inputs, report) {
     const built = await report.stage('Build', () => build(inputs), b => b.storePath);
     src_core/* setOutput */.uH('store-path', built.storePath);
@@ -9481,6 +9676,7 @@ async function runSingleImage(inputs, report) {
                 sbom
             }
         ]);
+        return [built];
     }
     finally {
         if (archiveCopy)
@@ -9551,6 +9747,7 @@ async function tagAndPush(inputs, report, metadata, dockerImage, archivePath, an
 
 
 
+/** Returns the images built, once they shipped (for the binary cache push after them). */
 async function runSystems(inputs, report) {
     const images = [];
     const copies = [];
@@ -9597,7 +9794,7 @@ async function runSystems(inputs, report) {
             for (const i of images.keys())
                 await finish(i, null);
             setImagesOutput(results);
-            return;
+            return builds;
         }
         await requireSkopeo('systems (an image index)');
         const registryOptions = await login(inputs, report, refs);
@@ -9609,6 +9806,7 @@ async function runSystems(inputs, report) {
         }
         setImagesOutput(results);
         await pushIndexStage(inputs, report, refs, entries, registryOptions);
+        return builds;
     }
     finally {
         await Promise.all(copies.map(copy => (0,promises_.rm)(copy, { force: true })));
@@ -10154,7 +10352,7 @@ function parseFlakeMetadata(stdout) {
     return { sourceHash, lock: hasInputs ? JSON.stringify(json.locks) : null };
 }
 async function flakeMetadata(flake) {
-    const { stdout } = await command_runNix(['flake', 'metadata', '--json', flake], { silent: true });
+    const { stdout } = await runNix(['flake', 'metadata', '--json', flake], { silent: true });
     return parseFlakeMetadata(stdout);
 }
 function isDerivation(storePath) {
@@ -10170,9 +10368,9 @@ function lines(text) {
  * What building the image needed: the derivation's requisites with their (valid) outputs, the
  * output included. Without a derivation, the output's runtime closure.
  */
-async function nix_store_buildClosure(drvPath, storePath) {
+async function buildClosure(drvPath, storePath) {
     const args = drvPath ? ['-qR', '--include-outputs', drvPath] : ['-qR', storePath];
-    const { stdout } = await run('nix-store', args, { silent: true });
+    const { stdout } = await (0,exec/* run */.eF)('nix-store', args, { silent: true });
     return [...new Set([...lines(stdout), storePath])].sort();
 }
 /**
@@ -10196,14 +10394,14 @@ function parseFlakeArchive(stdout) {
  * The sources of the flake's locked inputs. `--dry-run` computes their store paths from the
  * lock file instead of fetching them (after a build they are in the store anyway).
  */
-async function nix_store_flakeInputPaths(flake) {
+async function flakeInputPaths(flake) {
     const { stdout } = await runNix(['flake', 'archive', '--json', '--dry-run', flake], {
         silent: true
     });
     return parseFlakeArchive(stdout);
 }
 /** The paths that are not valid in the local store. */
-async function nix_store_invalidPaths(paths) {
+async function invalidPaths(paths) {
     const invalid = [];
     for (const batch of command_batches(paths)) {
         const { stdout } = await (0,exec/* run */.eF)('nix-store', ['--check-validity', '--print-invalid', ...batch], {
@@ -11493,7 +11691,7 @@ async function addSignatures(dir, storeDir, entries, store) {
         [paths.filter(isDerivation), ['--derivation']]
     ]) {
         for (const batch of command_batches(group)) {
-            await command_runNix(['store', 'copy-sigs', ...storeArgs, ...extra, '--substituter', `file://${dir}`, ...batch], { silent: true });
+            await runNix(['store', 'copy-sigs', ...storeArgs, ...extra, '--substituter', `file://${dir}`, ...batch], { silent: true });
         }
     }
     return signed.length;
@@ -11652,8 +11850,8 @@ async function storeAccess(storeDir = storeDirectory()) {
 /** The registrations of valid paths (`nix-store --dump-db`), in the order given. */
 async function store_archive_registrationsOf(paths) {
     const registrations = [];
-    for (const batch of batches(paths)) {
-        const { stdout } = await run('nix-store', ['--dump-db', ...batch], { silent: true });
+    for (const batch of command_batches(paths)) {
+        const { stdout } = await (0,exec/* run */.eF)('nix-store', ['--dump-db', ...batch], { silent: true });
         registrations.push(...parseRegistrations(stdout));
     }
     return registrations;
@@ -11723,7 +11921,7 @@ async function checkStagedHashes(entries, known = new Map(), lanes = hashLanes()
     const rest = entries.filter(e => !known.has(e.staged));
     await (0,exec/* settleAll */.j3)(balance(rest, lanes).map(async (group) => {
         for (const batch of command_batches(group)) {
-            const { stdout } = await command_runNix(['hash', 'path', '--type', 'sha256', '--base16', ...batch.map(e => e.staged)], { silent: true });
+            const { stdout } = await runNix(['hash', 'path', '--type', 'sha256', '--base16', ...batch.map(e => e.staged)], { silent: true });
             const mismatched = hashMismatches(batch, lines(stdout));
             if (mismatched.length > 0)
                 throw differ(mismatched);
@@ -11792,7 +11990,7 @@ async function importThroughNix(chrootDir, storeDir, staged, missing) {
         [paths.filter(isDerivation), ['--derivation']]
     ]) {
         for (const batch of command_batches(group)) {
-            await command_runNix(['copy', '--from', from, '--no-check-sigs', ...extra, ...batch], {
+            await runNix(['copy', '--from', from, '--no-check-sigs', ...extra, ...batch], {
                 silent: true
             });
         }
@@ -12066,11 +12264,11 @@ function wholeClosures(missing, isValid) {
  */
 async function invalidAmong(paths, local) {
     if (!local)
-        return new Set(await nix_store_invalidPaths(paths));
+        return new Set(await invalidPaths(paths));
     const onDisk = paths.filter(p => (0,external_node_fs_.lstatSync)(p, { throwIfNoEntry: false }) !== undefined);
     const asked = new Set(onDisk);
     const invalid = new Set(paths.filter(p => !asked.has(p)));
-    for (const path of await nix_store_invalidPaths(onDisk))
+    for (const path of await invalidPaths(onDisk))
         invalid.add(path);
     return invalid;
 }
@@ -12144,7 +12342,7 @@ async function keepSignatures(o, paths) {
 }
 async function restore_rollBack(missing) {
     try {
-        const stillInvalid = new Set(await nix_store_invalidPaths(missing));
+        const stillInvalid = new Set(await invalidPaths(missing));
         const added = missing.filter(p => !stillInvalid.has(p));
         await deletePaths(added);
         if (added.length > 0)
@@ -12414,9 +12612,149 @@ function storeCacheWorkDir() {
     return (0,temp/* actionTempDir */.O)();
 }
 
+;// CONCATENATED MODULE: ./src/stages/binary-cache.ts
+// The binary cache stage (`binary-cache`): before the build, the cache is a substituter of the
+// job (nix.conf lines, written by the Nix stage); after the image shipped, the image's build
+// closure (what the store cache saves) goes to it, signed, only what it lacks. A push that
+// fails warns: the image is already in the registry.
+
+
+
+
+
+
+
+
+
+
+
+
+/** The nix.conf lines that make the cache a substituter of this job. */
+function binaryCacheConfLines(cache) {
+    if (cache.secretKey && !cache.publicKeys.includes(cache.secretKey.publicKey)) {
+        src_core/* warning */.$e('binary-cache-public-key does not name the public half of binary-cache-secret-key: what ' +
+            'this job pushes is signed by a key that jobs trusting only binary-cache-public-key refuse');
+    }
+    if (cache.publicKeys.length === 0) {
+        src_core/* notice */.lm(`binary-cache: no key given, so Nix takes from ${printableStoreUrl(cache.url)} only paths signed by a key its own configuration trusts`);
+    }
+    return substituterConfLines(cache.url, cache.publicKeys);
+}
+/**
+ * A daemon that does not trust the runner's user ignores the job's substituters and keys:
+ * say so, and what the daemon's configuration needs, before the build goes without the cache.
+ */
+async function checkDaemonTakesCache(cache) {
+    if ((await daemonTrustsUser()) !== false)
+        return;
+    const url = printableStoreUrl(cache.url);
+    src_core/* warning */.$e(`binary-cache: the Nix daemon does not trust this user, so it will not substitute from ${url}: ` +
+        `add the user to trusted-users in the daemon's nix.conf, or list the cache there ` +
+        `(trusted-substituters = ${cache.url}, trusted-public-keys = ${cache.publicKeys.join(' ') || '<its key>'}). ` +
+        'The push after the image still works.');
+}
+/** The `binary-cache-pushed` output: what the push sent (no URL, no key). */
+function pushedOutput(result) {
+    return JSON.stringify({
+        paths: result.paths.length,
+        bytes: result.bytes,
+        closure: result.closureCount,
+        ...(result.outcome === 'failed' ? { failed: true } : {})
+    });
+}
+function describePush(result) {
+    const sent = `${result.paths.length} of ${result.closureCount} paths sent (${save_megabytes(result.bytes)})`;
+    switch (result.outcome) {
+        case 'pushed':
+            return `${sent}, the rest already there`;
+        case 'failed':
+            return `failed (warning): ${result.reason ?? ''}`;
+    }
+}
+/**
+ * Copy the build closure to the cache, signed with the secret key (in a 0600 file under
+ * RUNNER_TEMP for the copy only). Never throws: a failure is a warning and the result says it.
+ */
+async function pushToBinaryCache(options, onKeyFile = () => undefined) {
+    const result = {
+        outcome: 'pushed',
+        closureCount: 0,
+        paths: [],
+        bytes: 0,
+        reason: null
+    };
+    const key = options.cache.secretKey;
+    if (key === null)
+        throw new Error('pushToBinaryCache needs binary-cache-secret-key');
+    const keyFile = (0,external_node_path_.join)((0,temp/* actionTempDir */.O)(), `binary-cache-key-${process.pid}`);
+    try {
+        const closure = await save_pathsToCache(options.flake, options.drvPaths, options.storePaths);
+        result.closureCount = closure.length;
+        await writeKeyFile(keyFile, formatNixSecretKey(key));
+        onKeyFile(keyFile);
+        const url = pushStoreUrl(options.cache.url, keyFile);
+        src_core/* info */.pq(`Copying the build closure (${closure.length} paths) to ${printableStoreUrl(options.cache.url)}, signed by ${key.name}`);
+        // The derivations' copy and the outputs' side by side (each `nix copy` also sends its
+        // paths several at a time): they share at most the derivations' sources.
+        const [drvs, outputs] = await (0,exec/* settleAll */.j3)([
+            copyAll(url, closure.filter(isDerivation), true),
+            copyAll(url, closure.filter(path => !isDerivation(path)), false)
+        ]);
+        result.paths = [...new Set([...drvs, ...outputs])].sort();
+        result.bytes = store_archive_narBytes(await store_archive_registrationsOf(result.paths));
+        src_core/* info */.pq(`Sent ${result.paths.length} paths (${save_megabytes(result.bytes)}), the rest were there`);
+        return result;
+    }
+    catch (error) {
+        const reason = (0,errors/* errorMessage */.g)(error);
+        src_core/* warning */.$e(`Binary cache push failed, the job goes on (the image came first): ${reason}`);
+        return { ...result, outcome: 'failed', reason: (0,errors/* firstLine */.T)(reason) };
+    }
+    finally {
+        await (0,promises_.rm)(keyFile, { force: true });
+    }
+}
+/** Copy paths in command-line-sized batches, one after another: the paths sent. */
+async function copyAll(url, paths, derivations) {
+    const sent = [];
+    for (const batch of command_batches(paths))
+        sent.push(...(await copyBatch(url, batch, derivations)));
+    return sent;
+}
+/** One `nix copy`: the paths it sent; on failure, what Nix said (not its JSON log). */
+async function copyBatch(url, paths, derivations) {
+    const { exitCode, stderr } = await runNix(copyArgs(url, paths, derivations), {
+        silent: true,
+        allowFailure: true
+    });
+    if (exitCode !== 0) {
+        const argv = ['nix', 'copy', '--to', '<binary-cache>', `<${paths.length} paths>`];
+        throw new exec/* CommandError */.Qd(argv, exitCode, logMessages(stderr));
+    }
+    return parseCopiedPaths(stderr);
+}
+/** The key, readable by this user only, written before it holds anything. */
+async function writeKeyFile(file, key) {
+    await (0,promises_.mkdir)((0,temp/* actionTempDir */.O)(), { recursive: true, mode: 0o700 });
+    await (0,promises_.writeFile)(file, '', { mode: 0o600 });
+    await (0,promises_.chmod)(file, 0o600);
+    await (0,promises_.writeFile)(file, `${key}\n`);
+}
+/** Remove a key file main left (it stopped mid-push); for post. */
+async function removeKeyFile(file) {
+    try {
+        await rm(file);
+        return true;
+    }
+    catch {
+        return false;
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/main.ts
 // run(): inputs -> Nix -> store cache -> one of the pipelines (single image, `systems`, `merge`,
 // under pipeline/) -> outputs + job summary. The one setFailed is here.
+
 
 
 
@@ -12458,24 +12796,52 @@ async function runPipeline(inputs, report) {
     if (inputs.cache && inputs.build)
         prepareStoreCache();
     await checkDaemonTakesCompression(inputs);
+    // binary-cache: a substituter of this job; the user's own nix-conf lines come after it.
+    const nixConf = inputs.binaryCache
+        ? [...binaryCacheConfLines(inputs.binaryCache), ...inputs.nixConf]
+        : inputs.nixConf;
     const nix = await report.stage('Nix', () => setupNix({
         installNix: inputs.installNix,
         nixVersion: inputs.nixVersion,
         installUrl: inputs.installUrl,
-        nixConf: inputs.nixConf,
+        nixConf,
         githubToken: inputs.githubToken
     }), result => `Nix ${result.version} (${describeSource(result.found)})`);
     src_core/* setOutput */.uH('nix-version', nix.version);
     src_core/* setOutput */.uH('nix-installed', String(nix.installed));
+    if (inputs.binaryCache)
+        await checkDaemonTakesCache(inputs.binaryCache);
     await restoreCache(inputs, report);
     if (!inputs.build) {
         report.skip('Build', 'build: false');
         return;
     }
-    if (inputs.systems.length > 0)
-        await runSystems(inputs, report);
-    else
-        await runSingleImage(inputs, report);
+    const builds = inputs.systems.length > 0
+        ? await runSystems(inputs, report)
+        : await runSingleImage(inputs, report);
+    await pushBinaryCache(inputs, report, builds);
+}
+/**
+ * After the image shipped, its build closure to `binary-cache`: here in main, not in post, so
+ * that `binary-cache-pushed` is an output later steps can read. A failure only warns.
+ */
+async function pushBinaryCache(inputs, report, builds) {
+    const cache = inputs.binaryCache;
+    if (cache === null)
+        return;
+    if (cache.secretKey === null) {
+        report.skip('Binary cache push', 'no binary-cache-secret-key: this job only reads the cache');
+        return;
+    }
+    const result = await report.stage('Binary cache push', () => pushToBinaryCache({
+        cache,
+        flake: inputs.flake,
+        drvPaths: builds.map(b => b.drvPath).join('\n'),
+        storePaths: builds.map(b => b.storePath).join('\n')
+    }, file => saveState(StateKey.BinaryCacheKeyFile, file)), describePush);
+    // The push removed its key file: nothing for post to remove.
+    saveState(StateKey.BinaryCacheKeyFile, '');
+    src_core/* setOutput */.uH('binary-cache-pushed', pushedOutput(result));
 }
 /**
  * What docker pushes on the classic store it compresses itself, gzip at its own level: zstd

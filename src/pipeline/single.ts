@@ -33,7 +33,8 @@ import {
 import { runnerTemp } from '../temp.js'
 import type { BuiltImage, TaggedImage } from './common.js'
 
-export async function runSingleImage(inputs: Inputs, report: Report): Promise<void> {
+/** Returns the image built, once it shipped (for the binary cache push after it). */
+export async function runSingleImage(inputs: Inputs, report: Report): Promise<BuiltImage[]> {
   const built = await report.stage(
     'Build',
     () => build(inputs),
@@ -85,6 +86,7 @@ export async function runSingleImage(inputs: Inputs, report: Report): Promise<vo
         sbom
       }
     ])
+    return [built]
   } finally {
     if (archiveCopy) await rm(archiveCopy, { force: true })
   }

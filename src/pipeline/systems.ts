@@ -59,7 +59,8 @@ interface SystemImage {
   pathInfo: Promise<Map<string, PathInfo>> | undefined
 }
 
-export async function runSystems(inputs: Inputs, report: Report): Promise<void> {
+/** Returns the images built, once they shipped (for the binary cache push after them). */
+export async function runSystems(inputs: Inputs, report: Report): Promise<BuiltImage[]> {
   const images: SystemImage[] = []
   const copies: string[] = []
   const builds: BuiltImage[] = []
@@ -119,7 +120,7 @@ export async function runSystems(inputs: Inputs, report: Report): Promise<void> 
       skipPush(report)
       for (const i of images.keys()) await finish(i, null)
       setImagesOutput(results)
-      return
+      return builds
     }
     await requireSkopeo('systems (an image index)')
     const registryOptions = await login(inputs, report, refs)
@@ -135,6 +136,7 @@ export async function runSystems(inputs: Inputs, report: Report): Promise<void> 
     }
     setImagesOutput(results)
     await pushIndexStage(inputs, report, refs, entries, registryOptions)
+    return builds
   } finally {
     await Promise.all(copies.map(copy => rm(copy, { force: true })))
   }

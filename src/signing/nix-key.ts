@@ -180,3 +180,11 @@ export async function verifyPathInPool(
   }
   return false
 }
+
+/** The key as `nix key generate-secret` prints it, for a file Nix reads (`secret-key=`). */
+export function formatNixSecretKey(key: NixSecretKey): string {
+  const jwk = key.privateKey.export({ format: 'jwk' }) as { d?: string; x?: string }
+  const seed = Buffer.from(jwk.d ?? '', 'base64url')
+  const publicKey = Buffer.from(jwk.x ?? '', 'base64url')
+  return `${key.name}:${Buffer.concat([seed, publicKey]).toString('base64')}`
+}

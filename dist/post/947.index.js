@@ -1,5 +1,5 @@
-export const id = 39;
-export const ids = [39];
+export const id = 947;
+export const ids = [947];
 export const modules = {
 
 /***/ 828:
@@ -179,7 +179,7 @@ function firstLine(text) {
 
 /***/ }),
 
-/***/ 1039:
+/***/ 8947:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 // ESM COMPAT FLAG
@@ -1783,7 +1783,7 @@ function ed25519Jwk(publicKey, seed) {
  * A secret key as `nix key generate-secret` prints it. Throws an Error whose message never
  * holds the key; its public half must be what its seed makes.
  */
-function parseNixSecretKey(text) {
+function nix_key_parseNixSecretKey(text) {
     const fail = (why) => new Error(why);
     const parts = splitKey(text.trim());
     if (parts === null) {
@@ -1862,6 +1862,13 @@ async function nix_key_verifyPathInPool(info, signatures, keys) {
         }
     }
     return false;
+}
+/** The key as `nix key generate-secret` prints it, for a file Nix reads (`secret-key=`). */
+function nix_key_formatNixSecretKey(key) {
+    const jwk = key.privateKey.export({ format: 'jwk' });
+    const seed = Buffer.from(jwk.d ?? '', 'base64url');
+    const publicKey = Buffer.from(jwk.x ?? '', 'base64url');
+    return `${key.name}:${Buffer.concat([seed, publicKey]).toString('base64')}`;
 }
 
 ;// CONCATENATED MODULE: ./src/cache/signatures.ts
@@ -2107,7 +2114,7 @@ async function store_archive_storeAccess(storeDir = store_archive_storeDirectory
 }
 // --- save ------------------------------------------------------------------------------------
 /** The registrations of valid paths (`nix-store --dump-db`), in the order given. */
-async function registrationsOf(paths) {
+async function store_archive_registrationsOf(paths) {
     const registrations = [];
     for (const batch of command_batches(paths)) {
         const { stdout } = await exec_run('nix-store', ['--dump-db', ...batch], { silent: true });
@@ -2680,7 +2687,7 @@ async function closureOfBuilds(drvPaths, storePaths) {
  * The build closures (one per system built) and the sources of the flake's inputs (sorted).
  * `drvPaths` and `storePaths` are one a line, in the same order ('' where a drv is unknown).
  */
-async function pathsToCache(flake, drvPaths, storePaths) {
+async function save_pathsToCache(flake, drvPaths, storePaths) {
     const [closure, inputs] = await Promise.all([
         closureOfBuilds(drvPaths, storePaths),
         flakeInputPaths(flake)
@@ -2697,14 +2704,14 @@ async function planSave(keys, closure, layers) {
     const whole = async (note) => ({
         kind: keys.layers === null ? 'whole' : 'base',
         key: keys.layers?.base ?? keys.primary,
-        registrations: await registrationsOf(closure),
+        registrations: await store_archive_registrationsOf(closure),
         base: null,
         note
     });
     const base = layers.find(l => l.kind === 'base' && isSameLock(keys, l.key));
     if (keys.layers === null || base === undefined)
         return whole(null);
-    const delta = await registrationsOf(pathsNotRestored(closure, base.paths));
+    const delta = await store_archive_registrationsOf(pathsNotRestored(closure, base.paths));
     const bytes = store_archive_narBytes(delta);
     if (!deltaFits(bytes, base.narBytes)) {
         return whole(`what the closure adds to the base ${base.key} (${save_megabytes(bytes)}) is more than ${DELTA_SHARE * 100}% of it (${save_megabytes(base.narBytes)}): a new base`);
@@ -2868,7 +2875,7 @@ async function saveStoreCache(options) {
     if (skip !== null || record === null || options.storePath === null) {
         return { saved: false, reason: skip ?? 'nothing to save: main recorded no keys' };
     }
-    const closure = await pathsToCache(options.flake, options.drvPath, options.storePath);
+    const closure = await save_pathsToCache(options.flake, options.drvPath, options.storePath);
     const restored = [...new Set(record.layers.flatMap(l => l.paths))];
     const noNewPaths = closureSkipReason(closure, restored);
     if (noNewPaths !== null)
@@ -4130,9 +4137,146 @@ function cosign_key_readSigningKey(pem, passphrase) {
     return { privateKey, publicKey: createPublicKey(privateKey), pemType: type };
 }
 
+;// CONCATENATED MODULE: ./src/nix/binary-cache.ts
+// A Nix binary cache (`binary-cache`): what Nix needs to substitute from it (nix.conf lines),
+// the store URL a push signs with, which paths a `nix copy` sent, and whether a daemon takes
+// the job's substituter. Pure functions and the few Nix calls they stand beside.
+
+/** The store URL schemes a binary cache may have: Nix's HTTP, file, S3 and SSH stores. */
+const BINARY_CACHE_SCHEMES = (/* unused pure expression or super */ null && (['https', 'http', 'file', 's3', 'ssh', 'ssh-ng']));
+/** Why a `binary-cache` value is no store URL this action takes, or null when it is one. */
+function binary_cache_storeUrlProblem(value) {
+    if (/\s/.test(value))
+        return 'must not contain white space';
+    const scheme = /^([a-z][a-z0-9+.-]*):\/\//.exec(value)?.[1];
+    if (scheme === undefined) {
+        return `is not a Nix store URL: expected one of ${BINARY_CACHE_SCHEMES.map(s => `${s}://`).join(', ')}`;
+    }
+    if (!BINARY_CACHE_SCHEMES.includes(scheme)) {
+        return `has the scheme ${scheme}://, not one of ${BINARY_CACHE_SCHEMES.map(s => `${s}://`).join(', ')}`;
+    }
+    const rest = value.slice(scheme.length + 3);
+    const [location = ''] = rest.split('?');
+    if (scheme === 'file' && !location.startsWith('/')) {
+        return 'is a file:// URL without an absolute path (file:///path/to/cache)';
+    }
+    if (scheme !== 'file' && location === '')
+        return `names no host or bucket after ${scheme}://`;
+    if (/[?&]secret-key=/.test(value)) {
+        return 'carries secret-key=: give the key in "binary-cache-secret-key" (written to a private file for the push)';
+    }
+    return null;
+}
+/** The lines that make the cache a substituter of this job, trusted by these keys. */
+function binary_cache_substituterConfLines(url, publicKeys) {
+    const lines = [`extra-substituters = ${url}`];
+    if (publicKeys.length > 0)
+        lines.push(`extra-trusted-public-keys = ${publicKeys.join(' ')}`);
+    return lines;
+}
+/** The URL `nix copy --to` gets: the cache's, signing with the key in `keyFile`. */
+function binary_cache_pushStoreUrl(url, keyFile) {
+    const separator = url.includes('?') ? '&' : '?';
+    return `${url}${separator}secret-key=${keyFile}`;
+}
+/**
+ * The cache's URL for the log and the summary: scheme, host and path, without the query (its
+ * parameters may name profiles or files) and without user information.
+ */
+function binary_cache_printableStoreUrl(url) {
+    const [withoutQuery = ''] = url.split('?');
+    return withoutQuery.replace(/^([a-z-]+:\/\/)[^/@]*@/, '$1');
+}
+/**
+ * `nix copy` arguments: internal-json logs say which paths it sent (it skips what is there).
+ * Store derivations go with `--derivation` (copied as themselves, not built for their outputs),
+ * other paths without it (Nix 2.26 takes an output with `--derivation` for its deriver).
+ */
+function binary_cache_copyArgs(pushUrl, paths, derivations) {
+    const which = derivations ? ['--derivation'] : [];
+    return ['copy', ...which, '--log-format', 'internal-json', '--to', pushUrl, ...paths];
+}
+/** Nix's activity type for copying one path (ActivityType actCopyPath). */
+const ACT_COPY_PATH = 100;
+/** The paths a `nix copy --log-format internal-json` began to send, from its stderr (pure). */
+function binary_cache_parseCopiedPaths(stderr) {
+    const paths = new Set();
+    for (const line of stderr.split('\n')) {
+        if (!line.startsWith('@nix '))
+            continue;
+        let event;
+        try {
+            event = JSON.parse(line.slice(5));
+        }
+        catch {
+            continue;
+        }
+        const path = event.fields?.[0];
+        if (event.action === 'start' && event.type === ACT_COPY_PATH && typeof path === 'string') {
+            paths.add(path);
+        }
+    }
+    return [...paths].sort();
+}
+/** What Nix said, from internal-json stderr: its messages as text, for a warning (pure). */
+function binary_cache_logMessages(stderr) {
+    const messages = [];
+    for (const line of stderr.split('\n')) {
+        if (!line.startsWith('@nix ')) {
+            if (line.trim() !== '')
+                messages.push(line);
+            continue;
+        }
+        try {
+            const event = JSON.parse(line.slice(5));
+            // Errors and warnings (levels 0 and 1), without the terminal's colours.
+            if (event.action === 'msg' && typeof event.msg === 'string' && (event.level ?? 9) <= 1) {
+                messages.push(stripAnsi(event.msg));
+            }
+        }
+        catch {
+            messages.push(line);
+        }
+    }
+    return messages.join('\n');
+}
+function stripAnsi(text) {
+    // eslint-disable-next-line no-control-regex
+    return text.replace(/\u001b\[[0-9;]*m/g, '');
+}
+/**
+ * Whether the daemon trusts this user, from `nix store ping --json` (Nix 2.15 on says
+ * `trusted`); null when Nix does not say (older Nix, or not a daemon).
+ */
+function parseTrusted(stdout) {
+    try {
+        const json = JSON.parse(stdout);
+        if (json.trusted === 1 || json.trusted === true)
+            return true;
+        if (json.trusted === 0 || json.trusted === false)
+            return false;
+    }
+    catch {
+        // Nix before --json: nothing said.
+    }
+    return null;
+}
+/**
+ * Whether the store trusts this user: false only when a daemon says it does not (it then
+ * ignores the job's substituters and keys); null when Nix does not say.
+ */
+async function binary_cache_daemonTrustsUser() {
+    const { stdout, exitCode } = await runNix(['store', 'ping', '--json'], {
+        silent: true,
+        allowFailure: true
+    });
+    return exitCode === 0 ? parseTrusted(stdout) : null;
+}
+
 ;// CONCATENATED MODULE: ./src/inputs.ts
 // The only file that reads inputs: one typed, validated Inputs object, built before anything
 // runs, so that a bad value fails the step with a message naming the input and the value.
+
 
 
 
@@ -4163,7 +4307,12 @@ class SecretInputError extends Error {
 /** Secret inputs read as they are (a passphrase may begin or end with a space, as cosign reads it). */
 const UNTRIMMED_INPUTS = ['signing-passphrase'];
 /** Inputs whose INPUT_* variable is removed once read, so that no command the action runs inherits it. */
-const SECRET_INPUTS = (/* unused pure expression or super */ null && (['signing-key', 'signing-passphrase', 'cache-signing-key']));
+const SECRET_INPUTS = (/* unused pure expression or super */ null && ([
+    'signing-key',
+    'signing-passphrase',
+    'cache-signing-key',
+    'binary-cache-secret-key'
+]));
 const readActionInput = name => src_core/* getInput */.V4(name, { trimWhitespace: !UNTRIMMED_INPUTS.includes(name) });
 // The values @actions/core's getBooleanInput accepts (YAML 1.2 core schema).
 const TRUE_VALUES = (/* unused pure expression or super */ null && (['true', 'True', 'TRUE']));
@@ -4223,7 +4372,7 @@ function parseCacheSigningKey(text) {
     if (text === '')
         return null;
     try {
-        return parseNixSecretKey(text);
+        return nix_key_parseNixSecretKey(text);
     }
     catch (error) {
         // The message never quotes the key (nix-key.ts); the fallback says nothing of it either.
@@ -4240,6 +4389,46 @@ function parseCacheTrustedKeys(value) {
             throw new InputError('cache-trusted-keys', entry, `is not a Nix public key: ${shortReason(error)}`);
         }
     });
+}
+/**
+ * `binary-cache`, `binary-cache-secret-key` and `binary-cache-public-key`: a store URL of a
+ * scheme Nix has, keys Nix reads. The trusted keys are the public ones given, else the secret
+ * key's public half.
+ */
+function parseBinaryCache(url, secretKeyText, publicKeyText) {
+    const publicKeys = splitList(publicKeyText);
+    if (url === null) {
+        if (secretKeyText !== '') {
+            throw new SecretInputError('binary-cache-secret-key', 'is set but "binary-cache" is empty');
+        }
+        if (publicKeys.length > 0) {
+            throw new InputError('binary-cache-public-key', publicKeyText.trim(), 'needs "binary-cache"');
+        }
+        return null;
+    }
+    const problem = storeUrlProblem(url);
+    if (problem !== null)
+        throw new InputError('binary-cache', url, problem);
+    for (const key of publicKeys) {
+        try {
+            parseNixPublicKey(key);
+        }
+        catch (error) {
+            throw new InputError('binary-cache-public-key', key, `is not a Nix public key: ${shortReason(error)}`);
+        }
+    }
+    let secretKey = null;
+    if (secretKeyText !== '') {
+        try {
+            secretKey = parseNixSecretKey(secretKeyText);
+        }
+        catch (error) {
+            const reason = error instanceof Error ? error.message : 'could not be read';
+            throw new SecretInputError('binary-cache-secret-key', reason);
+        }
+    }
+    const trusted = publicKeys.length > 0 ? publicKeys : secretKey ? [secretKey.publicKey] : [];
+    return { url, secretKey, publicKeys: trusted };
 }
 function shortReason(error) {
     const message = error instanceof Error ? error.message : String(error);
@@ -4275,6 +4464,8 @@ function parseInputs(read = readActionInput) {
     maskSecret(signingPassphrase);
     const cacheSigningKey = read('cache-signing-key').trim();
     maskNixSecretKey(cacheSigningKey);
+    const binaryCacheSecretKey = read('binary-cache-secret-key').trim();
+    maskNixSecretKey(binaryCacheSecretKey);
     if (read === readActionInput) {
         for (const name of SECRET_INPUTS)
             delete process.env[`INPUT_${name.toUpperCase()}`];
@@ -4312,7 +4503,8 @@ function parseInputs(read = readActionInput) {
         compression: parseCompression(text('compression') ?? 'gzip', text('compression-level')),
         signingKey: null,
         cacheSigningKey: parseCacheSigningKey(cacheSigningKey),
-        cacheTrustedKeys: parseCacheTrustedKeys(read('cache-trusted-keys'))
+        cacheTrustedKeys: parseCacheTrustedKeys(read('cache-trusted-keys')),
+        binaryCache: parseBinaryCache(text('binary-cache'), binaryCacheSecretKey, read('binary-cache-public-key'))
     };
     checkCombinations(inputs);
     // Last: decrypting takes scrypt's tenth of a second or more, and every cheaper check is done.
@@ -4588,9 +4780,149 @@ function checkPushDestination(inputs) {
     }
 }
 
+;// CONCATENATED MODULE: ./src/stages/binary-cache.ts
+// The binary cache stage (`binary-cache`): before the build, the cache is a substituter of the
+// job (nix.conf lines, written by the Nix stage); after the image shipped, the image's build
+// closure (what the store cache saves) goes to it, signed, only what it lacks. A push that
+// fails warns: the image is already in the registry.
+
+
+
+
+
+
+
+
+
+
+
+
+/** The nix.conf lines that make the cache a substituter of this job. */
+function binaryCacheConfLines(cache) {
+    if (cache.secretKey && !cache.publicKeys.includes(cache.secretKey.publicKey)) {
+        core.warning('binary-cache-public-key does not name the public half of binary-cache-secret-key: what ' +
+            'this job pushes is signed by a key that jobs trusting only binary-cache-public-key refuse');
+    }
+    if (cache.publicKeys.length === 0) {
+        core.notice(`binary-cache: no key given, so Nix takes from ${printableStoreUrl(cache.url)} only paths signed by a key its own configuration trusts`);
+    }
+    return substituterConfLines(cache.url, cache.publicKeys);
+}
+/**
+ * A daemon that does not trust the runner's user ignores the job's substituters and keys:
+ * say so, and what the daemon's configuration needs, before the build goes without the cache.
+ */
+async function checkDaemonTakesCache(cache) {
+    if ((await daemonTrustsUser()) !== false)
+        return;
+    const url = printableStoreUrl(cache.url);
+    core.warning(`binary-cache: the Nix daemon does not trust this user, so it will not substitute from ${url}: ` +
+        `add the user to trusted-users in the daemon's nix.conf, or list the cache there ` +
+        `(trusted-substituters = ${cache.url}, trusted-public-keys = ${cache.publicKeys.join(' ') || '<its key>'}). ` +
+        'The push after the image still works.');
+}
+/** The `binary-cache-pushed` output: what the push sent (no URL, no key). */
+function pushedOutput(result) {
+    return JSON.stringify({
+        paths: result.paths.length,
+        bytes: result.bytes,
+        closure: result.closureCount,
+        ...(result.outcome === 'failed' ? { failed: true } : {})
+    });
+}
+function describePush(result) {
+    const sent = `${result.paths.length} of ${result.closureCount} paths sent (${megabytes(result.bytes)})`;
+    switch (result.outcome) {
+        case 'pushed':
+            return `${sent}, the rest already there`;
+        case 'failed':
+            return `failed (warning): ${result.reason ?? ''}`;
+    }
+}
+/**
+ * Copy the build closure to the cache, signed with the secret key (in a 0600 file under
+ * RUNNER_TEMP for the copy only). Never throws: a failure is a warning and the result says it.
+ */
+async function pushToBinaryCache(options, onKeyFile = () => undefined) {
+    const result = {
+        outcome: 'pushed',
+        closureCount: 0,
+        paths: [],
+        bytes: 0,
+        reason: null
+    };
+    const key = options.cache.secretKey;
+    if (key === null)
+        throw new Error('pushToBinaryCache needs binary-cache-secret-key');
+    const keyFile = join(actionTempDir(), `binary-cache-key-${process.pid}`);
+    try {
+        const closure = await pathsToCache(options.flake, options.drvPaths, options.storePaths);
+        result.closureCount = closure.length;
+        await writeKeyFile(keyFile, formatNixSecretKey(key));
+        onKeyFile(keyFile);
+        const url = pushStoreUrl(options.cache.url, keyFile);
+        core.info(`Copying the build closure (${closure.length} paths) to ${printableStoreUrl(options.cache.url)}, signed by ${key.name}`);
+        // The derivations' copy and the outputs' side by side (each `nix copy` also sends its
+        // paths several at a time): they share at most the derivations' sources.
+        const [drvs, outputs] = await settleAll([
+            copyAll(url, closure.filter(isDerivation), true),
+            copyAll(url, closure.filter(path => !isDerivation(path)), false)
+        ]);
+        result.paths = [...new Set([...drvs, ...outputs])].sort();
+        result.bytes = narBytes(await registrationsOf(result.paths));
+        core.info(`Sent ${result.paths.length} paths (${megabytes(result.bytes)}), the rest were there`);
+        return result;
+    }
+    catch (error) {
+        const reason = errorMessage(error);
+        core.warning(`Binary cache push failed, the job goes on (the image came first): ${reason}`);
+        return { ...result, outcome: 'failed', reason: firstLine(reason) };
+    }
+    finally {
+        await rm(keyFile, { force: true });
+    }
+}
+/** Copy paths in command-line-sized batches, one after another: the paths sent. */
+async function copyAll(url, paths, derivations) {
+    const sent = [];
+    for (const batch of batches(paths))
+        sent.push(...(await copyBatch(url, batch, derivations)));
+    return sent;
+}
+/** One `nix copy`: the paths it sent; on failure, what Nix said (not its JSON log). */
+async function copyBatch(url, paths, derivations) {
+    const { exitCode, stderr } = await runNix(copyArgs(url, paths, derivations), {
+        silent: true,
+        allowFailure: true
+    });
+    if (exitCode !== 0) {
+        const argv = ['nix', 'copy', '--to', '<binary-cache>', `<${paths.length} paths>`];
+        throw new CommandError(argv, exitCode, logMessages(stderr));
+    }
+    return parseCopiedPaths(stderr);
+}
+/** The key, readable by this user only, written before it holds anything. */
+async function writeKeyFile(file, key) {
+    await mkdir(actionTempDir(), { recursive: true, mode: 0o700 });
+    await writeFile(file, '', { mode: 0o600 });
+    await chmod(file, 0o600);
+    await writeFile(file, `${key}\n`);
+}
+/** Remove a key file main left (it stopped mid-push); for post. */
+async function removeKeyFile(file) {
+    try {
+        await (0,promises_.rm)(file);
+        return true;
+    }
+    catch {
+        return false;
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/post.ts
 // run(): the post step. It cleans up after main and only ever warns: a post step must never
 // fail a job whose work is done.
+
 
 
 
@@ -4612,6 +4944,14 @@ async function post_run() {
     finally {
         await removeTestContainer();
         await logout();
+        await removeBinaryCacheKey();
+    }
+}
+/** The binary cache push's key file, when main stopped before it removed it. */
+async function removeBinaryCacheKey() {
+    const file = getState(state_keys/* StateKey */.z.BinaryCacheKeyFile);
+    if (file !== null && (await removeKeyFile(file))) {
+        src_core/* info */.pq('Removed the binary cache key file the main step left behind');
     }
 }
 /** A test container main could not remove (it was killed, or cancelled mid-test). */
