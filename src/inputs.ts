@@ -13,6 +13,9 @@ import type { SigningKey } from './signing/cosign-key.js'
 import { parseNixPublicKey, parseNixSecretKey } from './signing/nix-key.js'
 import type { NixPublicKey, NixSecretKey } from './signing/nix-key.js'
 import { errorMessage } from './errors.js'
+import { MachineLineError, parseMachineLines } from './nix/builders.js'
+import type { MachineLine } from './nix/builders.js'
+import { BuilderKeyError, checkBuilderKey } from './nix/builder-key.js'
 
 export type PushTool = 'docker' | 'skopeo'
 
@@ -61,6 +64,10 @@ export interface Inputs {
   cacheSigningKey: NixSecretKey | null
   /** `cache-trusted-keys`: restore only entries whose every path one of these signed; empty: any. */
   cacheTrustedKeys: NixPublicKey[]
+  /** `builders`: Nix machine lines for remote builds, checked; empty: build here only. */
+  builders: MachineLine[]
+  /** `builder-ssh-key`: the SSH private key a `-` key field means; null: none given. */
+  builderSshKey: string | null
 }
 
 /** Whether the image is run before the push (`test` or `test-url`). */
@@ -90,7 +97,7 @@ export type InputReader = (name: string) => string
 /** Secret inputs read as they are (a passphrase may begin or end with a space, as cosign reads it). */
 const UNTRIMMED_INPUTS = ['signing-passphrase']
 /** Inputs whose INPUT_* variable is removed once read, so that no command the action runs inherits it. */
-const SECRET_INPUTS = ['signing-key', 'signing-passphrase', 'cache-signing-key']
+const SECRET_INPUTS = ['signing-key', 'signing-passphrase', 'cache-signing-key', 'builder-ssh-key']
 
 const readActionInput: InputReader = name =>
   core.getInput(name, { trimWhitespace: !UNTRIMMED_INPUTS.includes(name) })
@@ -207,6 +214,8 @@ export function parseInputs(read: InputReader = readActionInput): Inputs {
   maskSecret(signingPassphrase)
   const cacheSigningKey = read('cache-signing-key').trim()
   maskNixSecretKey(cacheSigningKey)
+  const builderSshKey = read('builder-ssh-key').trim()
+  maskSecret(builderSshKey)
   if (read === readActionInput) {
     for (const name of SECRET_INPUTS) delete process.env[`INPUT_${name.toUpperCase()}`]
   }
@@ -244,12 +253,42 @@ export function parseInputs(read: InputReader = readActionInput): Inputs {
     compression: parseCompression(text('compression') ?? 'gzip', text('compression-level')),
     signingKey: null,
     cacheSigningKey: parseCacheSigningKey(cacheSigningKey),
-    cacheTrustedKeys: parseCacheTrustedKeys(read('cache-trusted-keys'))
+    cacheTrustedKeys: parseCacheTrustedKeys(read('cache-trusted-keys')),
+    ...parseBuilders(read('builders'), builderSshKey)
   }
   checkCombinations(inputs)
   // Last: decrypting takes scrypt's tenth of a second or more, and every cheaper check is done.
   inputs.signingKey = parseSigningKey(signingKey, signingPassphrase)
   return inputs
+}
+
+/** `builders` and `builder-ssh-key`: each line checked, the key checked and used by some line. */
+function parseBuilders(text: string, key: string): Pick<Inputs, 'builders' | 'builderSshKey'> {
+  let builders: MachineLine[]
+  try {
+    builders = parseMachineLines(text, key !== '')
+  } catch (error) {
+    // Never the line itself: a private key pasted into the wrong input must not be printed.
+    if (error instanceof MachineLineError) throw new SecretInputError('builders', error.message)
+    throw error
+  }
+  if (key === '') return { builders, builderSshKey: null }
+  try {
+    checkBuilderKey(key)
+  } catch (error) {
+    if (error instanceof BuilderKeyError)
+      throw new SecretInputError('builder-ssh-key', error.message)
+    throw new SecretInputError('builder-ssh-key', 'could not be read as an SSH private key')
+  }
+  if (!builders.some(machine => machine.usesInputKey)) {
+    throw new SecretInputError(
+      'builder-ssh-key',
+      builders.length === 0
+        ? 'is set but "builders" is empty: give the machine lines that use it'
+        : 'is set but no line of "builders" uses it: give "-" as the SSH key field (field 3) of the lines it opens'
+    )
+  }
+  return { builders, builderSshKey: key }
 }
 
 /**

@@ -1,8 +1,8 @@
 // The post step of a run that left it nothing to do: the store cache was skipped (cache: false,
-// build: false), nothing was logged in to and no test container can be left. It says so and
-// ends without loading the toolkit and the stages, which is most of such a post step's time
-// (@actions/core alone evaluates its HTTP client). Reads the state as @actions/core does:
-// STATE_<key> in the environment.
+// build: false), nothing was logged in to, no test container can be left and no builder key
+// file was written. It says so and ends without loading the toolkit and the stages, which is
+// most of such a post step's time (@actions/core alone evaluates its HTTP client). Reads the
+// state as @actions/core does: STATE_<key> in the environment.
 import { StateKey } from './state-keys.js'
 
 type Environment = Record<string, string | undefined>
@@ -18,6 +18,7 @@ export function quickPostMessage(env: Environment): string | null {
   const idle =
     skipped !== '' &&
     stateOf(env, StateKey.LoginSession) === '' &&
-    stateOf(env, StateKey.TestContainer) === ''
+    stateOf(env, StateKey.TestContainer) === '' &&
+    stateOf(env, StateKey.BuilderKeyFile) === ''
   return idle ? `Store cache save: skipped (${skipped})` : null
 }

@@ -9,6 +9,7 @@ import { removeContainer } from './stages/test.js'
 import type { LoginSession } from './stages/login.js'
 import { errorMessage } from './errors.js'
 import { readCacheSigningKey, readGithubToken } from './inputs.js'
+import { removeBuilderKey } from './nix/builder-key.js'
 
 export async function run(): Promise<void> {
   try {
@@ -22,6 +23,18 @@ export async function run(): Promise<void> {
   } finally {
     await removeTestContainer()
     await logout()
+    await removeBuilderKeyFile()
+  }
+}
+
+/** The `builder-ssh-key` file main wrote under RUNNER_TEMP: gone before the job's next step. */
+async function removeBuilderKeyFile(): Promise<void> {
+  const file = getState(StateKey.BuilderKeyFile)
+  if (file === null) return
+  try {
+    if (await removeBuilderKey(file)) core.info('Removed the builder-ssh-key file')
+  } catch (error) {
+    core.warning(`could not remove the builder-ssh-key file ${file}: ${errorMessage(error)}`)
   }
 }
 

@@ -22,5 +22,7 @@ export enum StateKey {
   /** JSON of the push stage's LoginSession (no secrets): what post logs out of. */
   LoginSession = 'login-session',
   /** The test container that may be running ('' once main removed it): post removes it. */
-  TestContainer = 'test-container'
+  TestContainer = 'test-container',
+  /** The `builder-ssh-key` file main wrote: post removes it. */
+  BuilderKeyFile = 'builder-key-file'
 }

@@ -40,3 +40,22 @@ export async function currentSystem(): Promise<string> {
 export function isLocalStore(nixRemote: string | null | undefined): boolean {
   return ['', 'local', 'auto'].includes(nixRemote ?? '')
 }
+
+/**
+ * Whether the store trusts this user (a daemon ignores restricted settings, such as `builders`,
+ * from a user it does not trust): `nix store info --json` (2.19+), `nix store ping --json`
+ * before it; null when neither says (Nix 2.8 has no --json there).
+ */
+export async function storeTrustsUser(): Promise<boolean | null> {
+  for (const command of ['info', 'ping']) {
+    const result = await runNix(['store', command, '--json'], { silent: true, allowFailure: true })
+    if (result.exitCode !== 0) continue
+    try {
+      const trusted = (JSON.parse(result.stdout) as { trusted?: unknown }).trusted
+      return trusted === undefined ? null : Boolean(trusted)
+    } catch {
+      return null
+    }
+  }
+  return null
+}
