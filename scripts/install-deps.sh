@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Install the Debian packages the end-to-end tests run against (Nix, Docker daemon,
-# registry, skopeo, htpasswd, zstd, and busybox-static: the program in the images the tests
-# run). Idempotent: installs only what is missing and is a quick no-op when everything is present.
+# registry, skopeo, htpasswd, zstd, busybox-static: the program in the images the tests run,
+# and openssh-server: the remote builder). Idempotent: installs only what is missing and is a
+# quick no-op when everything is present.
 set -euo pipefail
 
 PACKAGES=(nix-bin docker.io docker-registry skopeo apache2-utils zstd curl xz-utils sudo busybox-static)
+# The remote builder the builders tests reach over SSH (scripts/ssh-builder.sh).
+PACKAGES+=(openssh-server)
 
 log() { echo "install-deps: $*" >&2; }
 

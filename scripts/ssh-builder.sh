@@ -71,6 +71,8 @@ cmd_start() {
   id -u "$user" >/dev/null || die "no user '$user'"
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd -P)
+  # Its user initialises the store below: it must reach it.
+  chmod 0755 "$dir"
   ssh-keygen -q -t ed25519 -N '' -C nca-builder -f "$dir/host_ed25519_key"
   install -m 0644 "$key" "$dir/authorized_keys"
   builder_conf >"$dir/nix.conf"
@@ -78,12 +80,11 @@ cmd_start() {
   # The builder's store: initialised, and its user's (a single-user store).
   mkdir -p "$dir/store/nix/var/nix"
   chown -R "$user:" "$dir/store"
+  chmod 0755 "$dir/store"
   local home
   home=$(getent passwd "$user" | cut -d: -f6)
   setpriv --reuid="$user" --regid="$user" --init-groups -- \
     env HOME="$home" NIX_CONF_DIR="$dir" nix-store --store "$dir/store" --init
-  # The builder answers as its user even where the tests' root umask is strict.
-  chmod 0755 "$dir" "$dir/store"
   # sshd's privilege separation directory, as Debian's ssh service makes it.
   mkdir -p /run/sshd
   /usr/sbin/sshd -t -f "$dir/sshd_config" || die "sshd rejects its configuration"

@@ -29,7 +29,9 @@ const REQUIRED_COMMANDS = [
   'htpasswd',
   'sudo',
   // The static program in the images test-image.test.ts runs (package busybox-static).
-  'busybox'
+  'busybox',
+  // The remote builder of remote-builders.test.ts (package openssh-server).
+  'sshd'
 ]
 
 function onPath(command: string): boolean {

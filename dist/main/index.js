@@ -44689,9 +44689,279 @@ function verifyPath(info, signatures, keys) {
     });
 }
 
+;// CONCATENATED MODULE: ./src/nix/builders.ts
+// Remote builders: the `builders` input's Nix machine lines, checked before anything runs, the
+// nix.conf `builders` value made of them, and what a failed build's log says about them. Pure.
+//
+// A machine line (Nix's /etc/nix/machines format) has up to 8 whitespace-separated fields, `-`
+// for "not given": URI, systems, SSH key file, max jobs, speed factor, supported features,
+// mandatory features, the host's public key (base64 of its `.pub` line).
+/** Why a line is refused: names the line and the field, never quotes the line (it may hold a pasted key). */
+class MachineLineError extends Error {
+    line;
+    constructor(line, reason) {
+        super(`line ${line}: ${reason}`);
+        this.line = line;
+        this.name = 'MachineLineError';
+    }
+}
+const MACHINE_FIELDS = [
+    'URI',
+    'systems',
+    'SSH key file',
+    'max jobs',
+    'speed factor',
+    'supported features',
+    'mandatory features',
+    'host public key'
+];
+const SYSTEM = /^[a-z0-9_]+-[a-z0-9_]+$/;
+const FEATURE = /^[A-Za-z0-9_.+-]+$/;
+// `[user@]host`: what follows ssh:// or ssh-ng:// (Nix passes it to ssh as it is).
+const SSH_AUTHORITY = /^([A-Za-z0-9._+-]+@)?[A-Za-z0-9._-]+(:\d+)?$|^([A-Za-z0-9._+-]+@)?\[[0-9A-Fa-f:.]+\](:\d+)?$/;
+// The key types OpenSSH writes in a `.pub` line (field 8 decodes to one).
+const PUBLIC_KEY_LINE = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) AAAA[A-Za-z0-9+/]+={0,2}( .*)?$/;
+/** The URIs that reach a builder over SSH: the host key must be pinned for these. */
+function isSshUri(uri) {
+    return uri.startsWith('ssh://') || uri.startsWith('ssh-ng://') || !uri.includes('://');
+}
+/**
+ * The `builders` input's lines: blank lines and `#` comments skipped, each line checked.
+ * `hasKey`: `builder-ssh-key` is given, so a `-` SSH key field means its file.
+ */
+function parseMachineLines(text, hasKey) {
+    const machines = [];
+    for (const [index, raw] of text.split(/\r?\n/).entries()) {
+        const content = raw.replace(/#.*$/, '').trim();
+        if (content === '')
+            continue;
+        machines.push(parseMachineLine(content, index + 1, hasKey));
+    }
+    return machines;
+}
+function parseMachineLine(content, line, hasKey) {
+    const fail = (reason) => {
+        throw new MachineLineError(line, reason);
+    };
+    if (/PRIVATE KEY/.test(content) || /^b3BlbnNzaC1rZXktdjE/.test(content)) {
+        fail('looks like a private key: give the key in "builder-ssh-key", and "-" in field 3');
+    }
+    const fields = content.split(/\s+/);
+    if (fields.length > MACHINE_FIELDS.length) {
+        fail(`has ${fields.length} fields, a machine line at most ${MACHINE_FIELDS.length}: ` +
+            `${MACHINE_FIELDS.join(', ')} (separated by white space, "-" for one not given)`);
+    }
+    const [uri = '', systems = '-', key = '-', maxJobs = '-', speed = '-', supported = '-'] = fields;
+    const [mandatory = '-', hostKey = '-'] = fields.slice(6);
+    const field = (n, reason) => fail(`field ${n} (${MACHINE_FIELDS[n - 1]}) ${reason}`);
+    checkUri(uri, field);
+    if (systems !== '-') {
+        for (const system of systems.split(',')) {
+            if (!SYSTEM.test(system)) {
+                field(2, 'is not a comma-separated list of Nix systems such as x86_64-linux,aarch64-linux');
+            }
+        }
+    }
+    if (key !== '-' && !key.startsWith('/')) {
+        field(3, 'is not an absolute path: give "-" for the "builder-ssh-key" input\'s key, or a file on the runner');
+    }
+    if (maxJobs !== '-' && !/^\d+$/.test(maxJobs))
+        field(4, 'is not a whole number');
+    if (speed !== '-' && !(/^\d+(\.\d+)?$/.test(speed) && Number(speed) > 0)) {
+        field(5, 'is not a number greater than 0');
+    }
+    for (const [n, list] of [
+        [6, supported],
+        [7, mandatory]
+    ]) {
+        if (list !== '-' && !list.split(',').every(feature => FEATURE.test(feature))) {
+            field(n, 'is not a comma-separated list of features such as kvm,big-parallel');
+        }
+    }
+    if (isSshUri(uri))
+        checkHostKey(hostKey, field);
+    else if (hostKey !== '-')
+        checkHostKey(hostKey, field);
+    return { line, uri, fields, usesInputKey: key === '-' && hasKey };
+}
+function checkUri(uri, field) {
+    if (uri.startsWith('@')) {
+        field(1, 'names a machines file: give the machine lines themselves, one per line');
+    }
+    const scheme = /^([a-z][a-z0-9+.-]*):\/\/(.*)$/.exec(uri);
+    if (scheme && scheme[1] !== 'ssh' && scheme[1] !== 'ssh-ng') {
+        field(1, 'is not an ssh:// or ssh-ng:// URI (remote builders are reached over SSH)');
+    }
+    const authority = scheme ? (scheme[2] ?? '') : uri;
+    // Store parameters (`?remote-store=...`, `?remote-program=...`) are Nix's to read.
+    const host = authority.replace(/\?.*$/, '');
+    if (!SSH_AUTHORITY.test(host)) {
+        field(1, 'is not a builder URI such as ssh://builder@host or ssh-ng://builder@host');
+    }
+}
+function checkHostKey(hostKey, field) {
+    const how = "the base64 of the host's public key line, as `base64 -w0 /etc/ssh/ssh_host_ed25519_key.pub` " +
+        'prints it on the builder (or of `ssh-keyscan -t ed25519 HOST` without the host name)';
+    if (hostKey === '-') {
+        field(8, `is missing: the builder's host key must be pinned (an SSH builder is never trusted on ` +
+            `first use): give ${how}`);
+    }
+    if (hostKey.startsWith('AAAA')) {
+        field(8, `is the key itself, not its whole line: give ${how}`);
+    }
+    const decoded = /^[A-Za-z0-9+/]+={0,2}$/.test(hostKey)
+        ? Buffer.from(hostKey, 'base64').toString('utf8').trim()
+        : '';
+    if (!PUBLIC_KEY_LINE.test(decoded)) {
+        field(8, `is not an SSH public host key: give ${how}`);
+    }
+}
+/**
+ * The nix.conf `builders` value: the lines joined with `;` (one conf line), a `-` SSH key field
+ * replaced by `keyFile` where the line takes the input's key.
+ */
+function buildersSetting(machines, keyFile) {
+    return machines
+        .map(machine => {
+        const fields = [...machine.fields];
+        if (machine.usesInputKey && keyFile !== null) {
+            while (fields.length < 3)
+                fields.push('-');
+            fields[2] = keyFile;
+        }
+        return fields.join(' ');
+    })
+        .join(' ; ');
+}
+// build-remote's "cannot build on 'URI': <error>", up to the next message of its own.
+const CANNOT_BUILD = /^cannot build on '([^']+)': ([\s\S]*?)(?=^cannot build on '|^Failed to find a machine|^error:|(?![\s\S]))/gm;
+const HOST_KEY_CHANGED = /REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed/;
+/** Each builder Nix gave up on in this log, with what it said (one per builder, last kept). */
+function builderFailures(log) {
+    const found = new Map();
+    for (const match of log.matchAll(CANNOT_BUILD)) {
+        const uri = match[1] ?? '';
+        const said = (match[2] ?? '').trim();
+        found.set(uri, summarise(said));
+    }
+    // Nix 2.8 prints ssh's own complaint on a line of its own, before any "cannot build on".
+    if (found.size === 0 && /^Host key verification failed\.$/m.test(log)) {
+        found.set('', 'Host key verification failed.');
+    }
+    return [...found].map(([uri, said]) => ({ uri, said }));
+}
+/** ssh's host key banner is twenty lines: say what it means, keep the rest short. */
+function summarise(said) {
+    if (HOST_KEY_CHANGED.test(said)) {
+        const head = said.split('\n')[0]?.replace(/@+$/, '').trim() ?? '';
+        return `${head} the host key the builder offered is not the one in field 8 of its line (Host key verification failed)`;
+    }
+    return said.split('\n').slice(0, 6).join('\n');
+}
+const UNTRUSTED = /ignoring the client-specified setting 'builders'/;
+/** The daemon dropped our `builders` setting: the runner user is not a trusted user. */
+function daemonIgnoredBuilders(log) {
+    return UNTRUSTED.test(log);
+}
+/** Why a daemon ignores `builders`, and the ways out. */
+function untrustedDaemonMessage(user) {
+    return (`the Nix daemon does not trust ${user}, so it ignores the builders this job sets ` +
+        "(only trusted users may set them): add the user to trusted-users in the daemon's " +
+        'nix.conf (cachix/install-nix-action and DeterminateSystems/nix-installer-action do so by ' +
+        "default), or configure the machines in the daemon's own nix.conf (builders) and leave " +
+        'the "builders" input empty');
+}
+/** The error a failed build gets when its log says a builder could not be used; null otherwise. */
+function builderFailureMessage(log, user) {
+    if (daemonIgnoredBuilders(log))
+        return untrustedDaemonMessage(user);
+    const failures = builderFailures(log);
+    if (failures.length === 0)
+        return null;
+    return failures
+        .map(({ uri, said }) => uri === ''
+        ? `a remote builder could not be used: ${said}`
+        : `remote builder ${uri} could not be used: ${said}`)
+        .join('\n');
+}
+
+;// CONCATENATED MODULE: external "node:fs/promises"
+const promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs/promises");
+// EXTERNAL MODULE: external "node:path"
+var external_node_path_ = __nccwpck_require__(6760);
+;// CONCATENATED MODULE: ./src/nix/builder-key.ts
+// The `builder-ssh-key` input: checked as an SSH private key ssh can use without a prompt, then
+// written 0600 under RUNNER_TEMP (never argv, never a log), where Nix's ssh reads it: the
+// runner's ssh for a store it owns, the daemon's (root's) for a daemon store. The post step
+// removes it.
+
+
+/** Why a key is refused; never quotes the key. */
+class BuilderKeyError extends Error {
+    constructor(reason) {
+        super(reason);
+        this.name = 'BuilderKeyError';
+    }
+}
+const PEM = /^-----BEGIN ((?:OPENSSH|RSA|EC|DSA) )?PRIVATE KEY-----\n([\s\S]*?)\n-----END \1?PRIVATE KEY-----$/;
+/** The key as ssh wants the file: LF line ends, one final newline (OpenSSH refuses a key without). */
+function normalizeKey(text) {
+    return text.replace(/\r\n?/g, '\n').trim() + '\n';
+}
+/** Throws BuilderKeyError unless `text` is an unencrypted SSH private key (OpenSSH or PEM). */
+function checkBuilderKey(text) {
+    const key = normalizeKey(text).trimEnd();
+    const match = PEM.exec(key);
+    if (!match) {
+        throw new BuilderKeyError('is not an SSH private key: give the whole file ssh-keygen wrote (-----BEGIN OPENSSH PRIVATE KEY----- ...)');
+    }
+    const body = match[2] ?? '';
+    const encrypted = match[1] === 'OPENSSH ' ? openSshCipher(body) !== 'none' : /^Proc-Type: 4,ENCRYPTED/m.test(body);
+    if (encrypted) {
+        throw new BuilderKeyError('is encrypted with a passphrase, which ssh cannot ask for in a job: give a key without one ' +
+            '(ssh-keygen -N "")');
+    }
+}
+/** The cipher named in an `openssh-key-v1` key ("none" when unencrypted); null if unreadable. */
+function openSshCipher(body) {
+    const data = Buffer.from(body.replace(/\s+/g, ''), 'base64');
+    const magic = 'openssh-key-v1\0';
+    if (data.subarray(0, magic.length).toString('latin1') !== magic)
+        return null;
+    if (data.length < magic.length + 4)
+        return null;
+    const length = data.readUInt32BE(magic.length);
+    const start = magic.length + 4;
+    return data.subarray(start, start + length).toString('latin1');
+}
+/** Where the key goes: beside the job's nix.conf, in the action's folder of RUNNER_TEMP. */
+function builderKeyPath(actionDir) {
+    return (0,external_node_path_.join)(actionDir, 'builder-ssh-key');
+}
+/** Write the key 0600 (the mode set before the key is written: the file may be there already). */
+async function writeBuilderKey(file, key) {
+    await (0,promises_namespaceObject.writeFile)(file, '', { mode: 0o600 });
+    await (0,promises_namespaceObject.chmod)(file, 0o600);
+    await (0,promises_namespaceObject.writeFile)(file, normalizeKey(key));
+}
+/** Remove the key file (post step); a file that is not there is fine. */
+async function removeBuilderKey(file) {
+    try {
+        await rm(file);
+        return true;
+    }
+    catch (error) {
+        if (error.code === 'ENOENT')
+            return false;
+        throw error;
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/inputs.ts
 // The only file that reads inputs: one typed, validated Inputs object, built before anything
 // runs, so that a bad value fails the step with a message naming the input and the value.
+
+
 
 
 
@@ -44722,7 +44992,7 @@ class SecretInputError extends Error {
 /** Secret inputs read as they are (a passphrase may begin or end with a space, as cosign reads it). */
 const UNTRIMMED_INPUTS = ['signing-passphrase'];
 /** Inputs whose INPUT_* variable is removed once read, so that no command the action runs inherits it. */
-const SECRET_INPUTS = ['signing-key', 'signing-passphrase', 'cache-signing-key'];
+const SECRET_INPUTS = ['signing-key', 'signing-passphrase', 'cache-signing-key', 'builder-ssh-key'];
 const readActionInput = name => lib_core/* getInput */.V4(name, { trimWhitespace: !UNTRIMMED_INPUTS.includes(name) });
 // The values @actions/core's getBooleanInput accepts (YAML 1.2 core schema).
 const TRUE_VALUES = ['true', 'True', 'TRUE'];
@@ -44834,6 +45104,8 @@ function parseInputs(read = readActionInput) {
     maskSecret(signingPassphrase);
     const cacheSigningKey = read('cache-signing-key').trim();
     maskNixSecretKey(cacheSigningKey);
+    const builderSshKey = read('builder-ssh-key').trim();
+    maskSecret(builderSshKey);
     if (read === readActionInput) {
         for (const name of SECRET_INPUTS)
             delete process.env[`INPUT_${name.toUpperCase()}`];
@@ -44871,12 +45143,42 @@ function parseInputs(read = readActionInput) {
         compression: parseCompression(text('compression') ?? 'gzip', text('compression-level')),
         signingKey: null,
         cacheSigningKey: parseCacheSigningKey(cacheSigningKey),
-        cacheTrustedKeys: parseCacheTrustedKeys(read('cache-trusted-keys'))
+        cacheTrustedKeys: parseCacheTrustedKeys(read('cache-trusted-keys')),
+        ...parseBuilders(read('builders'), builderSshKey)
     };
     checkCombinations(inputs);
     // Last: decrypting takes scrypt's tenth of a second or more, and every cheaper check is done.
     inputs.signingKey = parseSigningKey(signingKey, signingPassphrase);
     return inputs;
+}
+/** `builders` and `builder-ssh-key`: each line checked, the key checked and used by some line. */
+function parseBuilders(text, key) {
+    let builders;
+    try {
+        builders = parseMachineLines(text, key !== '');
+    }
+    catch (error) {
+        // Never the line itself: a private key pasted into the wrong input must not be printed.
+        if (error instanceof MachineLineError)
+            throw new SecretInputError('builders', error.message);
+        throw error;
+    }
+    if (key === '')
+        return { builders, builderSshKey: null };
+    try {
+        checkBuilderKey(key);
+    }
+    catch (error) {
+        if (error instanceof BuilderKeyError)
+            throw new SecretInputError('builder-ssh-key', error.message);
+        throw new SecretInputError('builder-ssh-key', 'could not be read as an SSH private key');
+    }
+    if (!builders.some(machine => machine.usesInputKey)) {
+        throw new SecretInputError('builder-ssh-key', builders.length === 0
+            ? 'is set but "builders" is empty: give the machine lines that use it'
+            : 'is set but no line of "builders" uses it: give "-" as the SSH key field (field 3) of the lines it opens');
+    }
+    return { builders, builderSshKey: key };
 }
 /**
  * Mask a secret whole and line by line: the runner matches masks within one line of the log,
@@ -45174,6 +45476,8 @@ var StateKey;
     StateKey["LoginSession"] = "login-session";
     /** The test container that may be running ('' once main removed it): post removes it. */
     StateKey["TestContainer"] = "test-container";
+    /** The `builder-ssh-key` file main wrote: post removes it. */
+    StateKey["BuilderKeyFile"] = "builder-key-file";
 })(StateKey || (StateKey = {}));
 
 ;// CONCATENATED MODULE: ./src/state.ts
@@ -45189,10 +45493,6 @@ function getState(key) {
     return value === '' ? null : value;
 }
 
-;// CONCATENATED MODULE: external "node:fs/promises"
-const promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs/promises");
-// EXTERNAL MODULE: external "node:path"
-var external_node_path_ = __nccwpck_require__(6760);
 // EXTERNAL MODULE: external "events"
 var external_events_ = __nccwpck_require__(4434);
 // EXTERNAL MODULE: external "fs"
@@ -46917,6 +47217,26 @@ async function currentSystem() {
 function isLocalStore(nixRemote) {
     return ['', 'local', 'auto'].includes(nixRemote ?? '');
 }
+/**
+ * Whether the store trusts this user (a daemon ignores restricted settings, such as `builders`,
+ * from a user it does not trust): `nix store info --json` (2.19+), `nix store ping --json`
+ * before it; null when neither says (Nix 2.8 has no --json there).
+ */
+async function storeTrustsUser() {
+    for (const command of ['info', 'ping']) {
+        const result = await command_runNix(['store', command, '--json'], { silent: true, allowFailure: true });
+        if (result.exitCode !== 0)
+            continue;
+        try {
+            const trusted = JSON.parse(result.stdout).trusted;
+            return trusted === undefined ? null : Boolean(trusted);
+        }
+        catch {
+            return null;
+        }
+    }
+    return null;
+}
 
 ;// CONCATENATED MODULE: ./src/sbom/nar-hash.ts
 // A store path's NAR hash, as `nix path-info --json` prints it, to the hex digest an SBOM
@@ -47083,6 +47403,8 @@ function sbomFileId(configDigest) {
 
 
 
+
+
 function installable(options) {
     return `${options.flake}#${options.attribute}`;
 }
@@ -47121,19 +47443,29 @@ const FOREIGN_SYSTEM = /Exec format error|is required to build '[^']*', but I am
 function foreignSystemHint(system) {
     return (`Building for ${system} on this machine needs an emulator or a remote builder: ` +
         'register QEMU with binfmt (docker/setup-qemu-action) and add ' +
-        `"extra-platforms = ${system}" to nix-conf, or add a "builders" line for a ${system} ` +
-        'machine to nix-conf, or build on a native runner and combine the images with merge');
+        `"extra-platforms = ${system}" to nix-conf, or give a "builders" line for a ${system} ` +
+        'machine, or build on a native runner and combine the images with merge');
 }
 async function buildImage(options) {
     try {
-        const { stdout } = await command_runNix(buildArgs(options));
+        const { stdout, stderr } = await command_runNix(buildArgs(options));
         const result = parseBuildJson(stdout);
+        // Nix falls back to building here when it may: the build passed, but not where it was meant to.
+        for (const { uri, said } of builderFailures(stderr)) {
+            lib_core/* warning */.$e(`remote builder ${uri || '(unnamed)'} could not be used, Nix built without it: ${said}`);
+        }
         lib_core/* info */.pq(`Built ${result.storePath}`);
         return result;
     }
     catch (error) {
         if (error instanceof CommandError && MISSING_ATTRIBUTE.test(error.stderr)) {
             throw new Error(await missingAttributeMessage(options));
+        }
+        const builders = error instanceof CommandError
+            ? builderFailureMessage(error.stderr, (0,external_node_os_.userInfo)().username)
+            : null;
+        if (builders !== null) {
+            throw new Error(`nix build ${installable(options)} failed: ${builders}`);
         }
         if (error instanceof CommandError) {
             const hint = options.system !== null && FOREIGN_SYSTEM.test(error.stderr)
@@ -49064,6 +49396,8 @@ function nixConfLines(options) {
     }
     if (options.githubToken)
         lines.push(`access-tokens = github.com=${options.githubToken}`);
+    if (options.builders)
+        lines.push(`builders = ${options.builders}`);
     lines.push(...options.nixConf);
     return lines;
 }
@@ -50281,6 +50615,9 @@ async function buildsAsThisUser(storeDir) {
 
 
 
+
+
+
 /** Find first: an existing Nix is used, never reinstalled; install only when allowed. */
 function planSetup(existing, installNix) {
     if (existing)
@@ -50343,9 +50680,36 @@ async function setupNix(options) {
         installed: result.installed,
         asRoot: process.getuid?.() === 0,
         githubToken: options.githubToken,
-        nixConf: options.nixConf
+        nixConf: options.nixConf,
+        builders: await prepareBuilders(options.builders)
     });
+    if (options.builders?.machines.length)
+        await checkDaemonTakesBuilders();
     return result;
+}
+/** Where `builder-ssh-key` is written for this job (the post step removes it). */
+function builderKeyFile() {
+    return builderKeyPath(actionTempDir());
+}
+/** The `builders` value for nix.conf, with the key written where its `-` fields point. */
+async function prepareBuilders(builders) {
+    if (!builders || builders.machines.length === 0)
+        return null;
+    let keyFile = null;
+    if (builders.sshKey !== null) {
+        keyFile = builderKeyFile();
+        await (0,promises_namespaceObject.mkdir)(actionTempDir(), { recursive: true, mode: 0o700 });
+        await writeBuilderKey(keyFile, builders.sshKey);
+    }
+    const uris = builders.machines.map(machine => machine.uri).join(', ');
+    lib_core/* info */.pq(`Remote builders: ${uris}${keyFile ? ` (builder-ssh-key in ${keyFile}, 0600)` : ''}`);
+    return buildersSetting(builders.machines, keyFile);
+}
+/** A daemon that does not trust the runner drops `builders` in silence: say so before building. */
+async function checkDaemonTakesBuilders() {
+    if ((await storeTrustsUser()) === false) {
+        throw new Error(`builders: ${untrustedDaemonMessage((0,external_node_os_.userInfo)().username)}`);
+    }
 }
 function useExisting(existing) {
     if (existing.onPath) {
@@ -52634,12 +52998,16 @@ async function runPipeline(inputs, report) {
     if (inputs.cache && inputs.build)
         prepareStoreCache();
     await checkDaemonTakesCompression(inputs);
+    // Before the file exists, so that post removes it whatever happens after.
+    if (inputs.builderSshKey !== null)
+        saveState(StateKey.BuilderKeyFile, builderKeyFile());
     const nix = await report.stage('Nix', () => setupNix({
         installNix: inputs.installNix,
         nixVersion: inputs.nixVersion,
         installUrl: inputs.installUrl,
         nixConf: inputs.nixConf,
-        githubToken: inputs.githubToken
+        githubToken: inputs.githubToken,
+        builders: { machines: inputs.builders, sshKey: inputs.builderSshKey }
     }), result => `Nix ${result.version} (${describeSource(result.found)})`);
     lib_core/* setOutput */.uH('nix-version', nix.version);
     lib_core/* setOutput */.uH('nix-installed', String(nix.installed));
