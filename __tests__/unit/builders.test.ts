@@ -179,6 +179,17 @@ describe('what a failed build says about its builders', () => {
     expect(builderFailureMessage(log, 'runner')).toMatch(/does not trust runner.*trusted-users/)
   })
 
+  test.each([
+    ["error: unable to start any build; either increase '--max-jobs' or enable remote builds."],
+    [
+      "error:\n       Unable to start any build;\n       either increase '--max-jobs' or enable remote builds."
+    ]
+  ])('no builder at all (a Nix 2.8 daemon drops them without a word): %#', log => {
+    expect(builderFailureMessage(log, 'runner')).toMatch(
+      /no remote builder .* If "builders" is set, the Nix daemon does not trust runner/
+    )
+  })
+
   test('a failure of the build itself says nothing of builders', () => {
     expect(
       builderFailureMessage('error: builder for foo.drv failed with exit code 1', 'r')

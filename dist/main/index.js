@@ -44871,10 +44871,17 @@ function untrustedDaemonMessage(user) {
         "default), or configure the machines in the daemon's own nix.conf (builders) and leave " +
         'the "builders" input empty');
 }
+// Nix saw no machine at all: with `builders` given, a daemon dropped them (Nix 2.8's without a
+// word: it has no warning and no `trusted` in `nix store ping`).
+const NO_BUILDERS = /unable to start any build;\s*either increase '--max-jobs' or enable remote builds/i;
 /** The error a failed build gets when its log says a builder could not be used; null otherwise. */
 function builderFailureMessage(log, user) {
     if (daemonIgnoredBuilders(log))
         return untrustedDaemonMessage(user);
+    if (NO_BUILDERS.test(log)) {
+        return ('Nix had no remote builder to use and may not build here (--max-jobs 0). If "builders" ' +
+            `is set, ${untrustedDaemonMessage(user)}; otherwise give "builders" or drop --max-jobs 0`);
+    }
     const failures = builderFailures(log);
     if (failures.length === 0)
         return null;
