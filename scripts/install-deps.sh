@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Install the Debian packages the end-to-end tests run against (Nix, Docker daemon,
-# registry, skopeo, htpasswd, zstd, and busybox-static: the program in the images the tests
-# run; lighttpd with mod_webdav: the HTTP binary cache that takes PUT). Idempotent: installs only what is missing and is a quick no-op when everything is present.
+# registry, skopeo, htpasswd, zstd, busybox-static: the program in the images the tests run;
+# lighttpd with mod_webdav: the HTTP binary cache that takes PUT; openssh-server: the remote
+# builder). Idempotent: installs only what is missing and is a quick no-op when everything is
+# present.
 set -euo pipefail
 
 PACKAGES=(nix-bin docker.io docker-registry skopeo apache2-utils zstd curl xz-utils sudo busybox-static)
 # The binary cache tests' HTTP store (binary-cache: http://...), on loopback.
 PACKAGES+=(lighttpd lighttpd-mod-webdav)
+# The remote builder the builders tests reach over SSH (scripts/ssh-builder.sh).
+PACKAGES+=(openssh-server)
 
 log() { echo "install-deps: $*" >&2; }
 

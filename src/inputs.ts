@@ -15,6 +15,9 @@ import type { NixPublicKey, NixSecretKey } from './signing/nix-key.js'
 import { errorMessage } from './errors.js'
 import { storeUrlProblem } from './nix/binary-cache.js'
 import type { BinaryCache } from './nix/binary-cache.js'
+import { MachineLineError, parseMachineLines } from './nix/builders.js'
+import type { MachineLine } from './nix/builders.js'
+import { BuilderKeyError, checkBuilderKey } from './nix/builder-key.js'
 
 export type PushTool = 'docker' | 'skopeo'
 
@@ -65,6 +68,10 @@ export interface Inputs {
   cacheTrustedKeys: NixPublicKey[]
   /** `binary-cache` and its keys: substitute from it, push the closure to it; null: none. */
   binaryCache: BinaryCache | null
+  /** `builders`: Nix machine lines for remote builds, checked; empty: build here only. */
+  builders: MachineLine[]
+  /** `builder-ssh-key`: the SSH private key a `-` key field means; null: none given. */
+  builderSshKey: string | null
 }
 
 /** Whether the image is run before the push (`test` or `test-url`). */
@@ -98,7 +105,8 @@ const SECRET_INPUTS = [
   'signing-key',
   'signing-passphrase',
   'cache-signing-key',
-  'binary-cache-secret-key'
+  'binary-cache-secret-key',
+  'builder-ssh-key'
 ]
 
 const readActionInput: InputReader = name =>
@@ -264,6 +272,8 @@ export function parseInputs(read: InputReader = readActionInput): Inputs {
   maskNixSecretKey(cacheSigningKey)
   const binaryCacheSecretKey = read('binary-cache-secret-key').trim()
   maskNixSecretKey(binaryCacheSecretKey)
+  const builderSshKey = read('builder-ssh-key').trim()
+  maskSecret(builderSshKey)
   if (read === readActionInput) {
     for (const name of SECRET_INPUTS) delete process.env[`INPUT_${name.toUpperCase()}`]
   }
@@ -306,12 +316,42 @@ export function parseInputs(read: InputReader = readActionInput): Inputs {
       text('binary-cache'),
       binaryCacheSecretKey,
       read('binary-cache-public-key')
-    )
+    ),
+    ...parseBuilders(read('builders'), builderSshKey)
   }
   checkCombinations(inputs)
   // Last: decrypting takes scrypt's tenth of a second or more, and every cheaper check is done.
   inputs.signingKey = parseSigningKey(signingKey, signingPassphrase)
   return inputs
+}
+
+/** `builders` and `builder-ssh-key`: each line checked, the key checked and used by some line. */
+function parseBuilders(text: string, key: string): Pick<Inputs, 'builders' | 'builderSshKey'> {
+  let builders: MachineLine[]
+  try {
+    builders = parseMachineLines(text, key !== '')
+  } catch (error) {
+    // Never the line itself: a private key pasted into the wrong input must not be printed.
+    if (error instanceof MachineLineError) throw new SecretInputError('builders', error.message)
+    throw error
+  }
+  if (key === '') return { builders, builderSshKey: null }
+  try {
+    checkBuilderKey(key)
+  } catch (error) {
+    if (error instanceof BuilderKeyError)
+      throw new SecretInputError('builder-ssh-key', error.message)
+    throw new SecretInputError('builder-ssh-key', 'could not be read as an SSH private key')
+  }
+  if (!builders.some(machine => machine.usesInputKey)) {
+    throw new SecretInputError(
+      'builder-ssh-key',
+      builders.length === 0
+        ? 'is set but "builders" is empty: give the machine lines that use it'
+        : 'is set but no line of "builders" uses it: give "-" as the SSH key field (field 3) of the lines it opens'
+    )
+  }
+  return { builders, builderSshKey: key }
 }
 
 /**

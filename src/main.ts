@@ -8,7 +8,7 @@ import { runSingleImage } from './pipeline/single.js'
 import { runSystems } from './pipeline/systems.js'
 import { Report, writeSummary } from './report.js'
 import { saveState, StateKey } from './state.js'
-import { describeSource, setupNix } from './stages/install-nix.js'
+import { builderKeyFile, describeSource, setupNix } from './stages/install-nix.js'
 import { daemonImageStore } from './stages/load.js'
 import {
   describeRestore,
@@ -57,6 +57,8 @@ async function runPipeline(inputs: Inputs, report: Report): Promise<void> {
   const nixConf = inputs.binaryCache
     ? [...binaryCacheConfLines(inputs.binaryCache), ...inputs.nixConf]
     : inputs.nixConf
+  // Before the file exists, so that post removes it whatever happens after.
+  if (inputs.builderSshKey !== null) saveState(StateKey.BuilderKeyFile, builderKeyFile())
   const nix = await report.stage(
     'Nix',
     () =>
@@ -65,7 +67,8 @@ async function runPipeline(inputs: Inputs, report: Report): Promise<void> {
         nixVersion: inputs.nixVersion,
         installUrl: inputs.installUrl,
         nixConf,
-        githubToken: inputs.githubToken
+        githubToken: inputs.githubToken,
+        builders: { machines: inputs.builders, sshKey: inputs.builderSshKey }
       }),
     result => `Nix ${result.version} (${describeSource(result.found)})`
   )

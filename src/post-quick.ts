@@ -1,8 +1,9 @@
 // The post step of a run that left it nothing to do: the store cache was skipped (cache: false,
-// build: false), nothing was logged in to and no test container or key file can be left. It says so and
-// ends without loading the toolkit and the stages, which is most of such a post step's time
-// (@actions/core alone evaluates its HTTP client). Reads the state as @actions/core does:
-// STATE_<key> in the environment.
+// build: false), nothing was logged in to, no test container can be left and no key file
+// (the binary cache's, the builders') was written. It says so and ends without loading the
+// toolkit and the stages, which is most of such a post step's time (@actions/core alone
+// evaluates its HTTP client). Reads the state as @actions/core does: STATE_<key> in the
+// environment.
 import { StateKey } from './state-keys.js'
 
 type Environment = Record<string, string | undefined>
@@ -19,6 +20,7 @@ export function quickPostMessage(env: Environment): string | null {
     skipped !== '' &&
     stateOf(env, StateKey.LoginSession) === '' &&
     stateOf(env, StateKey.TestContainer) === '' &&
-    stateOf(env, StateKey.BinaryCacheKeyFile) === ''
+    stateOf(env, StateKey.BinaryCacheKeyFile) === '' &&
+    stateOf(env, StateKey.BuilderKeyFile) === ''
   return idle ? `Store cache save: skipped (${skipped})` : null
 }

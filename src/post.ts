@@ -10,6 +10,7 @@ import type { LoginSession } from './stages/login.js'
 import { errorMessage } from './errors.js'
 import { readCacheSigningKey, readGithubToken } from './inputs.js'
 import { removeKeyFile } from './stages/binary-cache.js'
+import { removeBuilderKey } from './nix/builder-key.js'
 
 export async function run(): Promise<void> {
   try {
@@ -24,6 +25,7 @@ export async function run(): Promise<void> {
     await removeTestContainer()
     await logout()
     await removeBinaryCacheKey()
+    await removeBuilderKeyFile()
   }
 }
 
@@ -32,6 +34,17 @@ async function removeBinaryCacheKey(): Promise<void> {
   const file = getState(StateKey.BinaryCacheKeyFile)
   if (file !== null && (await removeKeyFile(file))) {
     core.info('Removed the binary cache key file the main step left behind')
+  }
+}
+
+/** The `builder-ssh-key` file main wrote under RUNNER_TEMP: gone before the job's next step. */
+async function removeBuilderKeyFile(): Promise<void> {
+  const file = getState(StateKey.BuilderKeyFile)
+  if (file === null) return
+  try {
+    if (await removeBuilderKey(file)) core.info('Removed the builder-ssh-key file')
+  } catch (error) {
+    core.warning(`could not remove the builder-ssh-key file ${file}: ${errorMessage(error)}`)
   }
 }
 

@@ -24,5 +24,7 @@ export enum StateKey {
   /** The test container that may be running ('' once main removed it): post removes it. */
   TestContainer = 'test-container',
   /** The binary cache push's key file: ('' once main removed it): post removes it. */
-  BinaryCacheKeyFile = 'binary-cache-key-file'
+  BinaryCacheKeyFile = 'binary-cache-key-file',
+  /** The `builder-ssh-key` file main wrote: post removes it. */
+  BuilderKeyFile = 'builder-key-file'
 }

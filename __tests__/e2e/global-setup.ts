@@ -31,7 +31,9 @@ const REQUIRED_COMMANDS = [
   // The static program in the images test-image.test.ts runs (package busybox-static).
   'busybox',
   // The HTTP binary cache of binary-cache.test.ts (with lighttpd-mod-webdav).
-  'lighttpd'
+  'lighttpd',
+  // The remote builder of remote-builders.test.ts (package openssh-server).
+  'sshd'
 ]
 
 function onPath(command: string): boolean {

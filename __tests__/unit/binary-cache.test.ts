@@ -17,13 +17,13 @@ const {
   copyArgs,
   logMessages,
   parseCopiedPaths,
-  parseTrusted,
   printableStoreUrl,
   pushStoreUrl,
   storeUrlProblem,
   substituterConfLines
 } = await import('../../src/nix/binary-cache.js')
 const { formatNixSecretKey, parseNixSecretKey } = await import('../../src/signing/nix-key.js')
+const { parseTrusted } = await import('../../src/nix/command.js')
 const { binaryCacheConfLines, describePush, pushedOutput, pushToBinaryCache } =
   await import('../../src/stages/binary-cache.js')
 

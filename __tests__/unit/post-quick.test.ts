@@ -28,6 +28,11 @@ test.each<[string, Record<string, string>, string | null]>([
       'STATE_test-container': 'nix-container-test-1'
     },
     null
+  ],
+  [
+    'a builder key file to remove',
+    { ...ran, 'STATE_cache-skipped': 'cache: false', 'STATE_builder-key-file': '/tmp/k' },
+    null
   ]
 ])('%s', (_what, env, message) => {
   expect(quickPostMessage(env)).toBe(message)

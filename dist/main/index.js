@@ -5531,48 +5531,7 @@ function formatNixSecretKey(key) {
     return `${key.name}:${Buffer.concat([seed, publicKey]).toString('base64')}`;
 }
 
-// EXTERNAL MODULE: ./src/exec.ts
-var exec = __nccwpck_require__(3190);
-;// CONCATENATED MODULE: ./src/nix/command.ts
-// Running `nix` with the action's own settings, and store paths in batches a command line holds.
-// Stages, the store cache and the SBOM all call Nix, so this lives below them: none has to
-// import another to get the same flags.
-
-/** The action's own Nix calls enable these without touching the user's nix.conf. */
-const NIX_FEATURE_ARGS = ['--extra-experimental-features', 'nix-command flakes'];
-/** `nix <args>` with the features the action relies on (flakes, the nix command). */
-function runNix(args, options) {
-    return (0,exec/* run */.eF)('nix', [...NIX_FEATURE_ARGS, ...args], options);
-}
-// Keeps each command line far below the kernel's argument limit (2 MiB for argv and the
-// environment), whatever the closure size: a store path is at most 256 bytes, and even staged
-// under a scratch directory 2,000 of them take under 700 KiB. Each command costs a start of
-// Nix (~50 ms), so the batches are as large as that allows.
-const PATHS_PER_COMMAND = 2000;
-/** Store paths (or anything) in groups small enough for one command line each. */
-function command_batches(items, size = PATHS_PER_COMMAND) {
-    const result = [];
-    for (let i = 0; i < items.length; i += size)
-        result.push(items.slice(i, i + size));
-    return result;
-}
-/** The Nix system this machine builds for by default (`x86_64-linux`, ...). */
-async function currentSystem() {
-    const { stdout } = await runNix(['eval', '--impure', '--raw', '--expr', 'builtins.currentSystem'], {
-        silent: true
-    });
-    return stdout.trim();
-}
-/** NIX_REMOTE that leaves Nix opening the store itself (unset, `local`, `auto`), not a daemon. */
-function isLocalStore(nixRemote) {
-    return ['', 'local', 'auto'].includes(nixRemote ?? '');
-}
-
 ;// CONCATENATED MODULE: ./src/nix/binary-cache.ts
-// A Nix binary cache (`binary-cache`): what Nix needs to substitute from it (nix.conf lines),
-// the store URL a push signs with, which paths a `nix copy` sent, and whether a daemon takes
-// the job's substituter. Pure functions and the few Nix calls they stand beside.
-
 /** The store URL schemes a binary cache may have: Nix's HTTP, file, S3 and SSH stores. */
 const BINARY_CACHE_SCHEMES = ['https', 'http', 'file', 's3', 'ssh', 'ssh-ng'];
 /** Why a `binary-cache` value is no store URL this action takes, or null when it is one. */
@@ -5675,38 +5634,287 @@ function stripAnsi(text) {
     // eslint-disable-next-line no-control-regex
     return text.replace(/\u001b\[[0-9;]*m/g, '');
 }
-/**
- * Whether the daemon trusts this user, from `nix store ping --json` (Nix 2.15 on says
- * `trusted`); null when Nix does not say (older Nix, or not a daemon).
- */
-function parseTrusted(stdout) {
-    try {
-        const json = JSON.parse(stdout);
-        if (json.trusted === 1 || json.trusted === true)
-            return true;
-        if (json.trusted === 0 || json.trusted === false)
-            return false;
+
+;// CONCATENATED MODULE: ./src/nix/builders.ts
+// Remote builders: the `builders` input's Nix machine lines, checked before anything runs, the
+// nix.conf `builders` value made of them, and what a failed build's log says about them. Pure.
+//
+// A machine line (Nix's /etc/nix/machines format) has up to 8 whitespace-separated fields, `-`
+// for "not given": URI, systems, SSH key file, max jobs, speed factor, supported features,
+// mandatory features, the host's public key (base64 of its `.pub` line).
+/** Why a line is refused: names the line and the field, never quotes the line (it may hold a pasted key). */
+class MachineLineError extends Error {
+    line;
+    constructor(line, reason) {
+        super(`line ${line}: ${reason}`);
+        this.line = line;
+        this.name = 'MachineLineError';
     }
-    catch {
-        // Nix before --json: nothing said.
-    }
-    return null;
+}
+const MACHINE_FIELDS = [
+    'URI',
+    'systems',
+    'SSH key file',
+    'max jobs',
+    'speed factor',
+    'supported features',
+    'mandatory features',
+    'host public key'
+];
+const SYSTEM = /^[a-z0-9_]+-[a-z0-9_]+$/;
+const FEATURE = /^[A-Za-z0-9_.+-]+$/;
+// `[user@]host`: what follows ssh:// or ssh-ng:// (Nix passes it to ssh as it is).
+const SSH_AUTHORITY = /^([A-Za-z0-9._+-]+@)?[A-Za-z0-9._-]+(:\d+)?$|^([A-Za-z0-9._+-]+@)?\[[0-9A-Fa-f:.]+\](:\d+)?$/;
+// The key types OpenSSH writes in a `.pub` line (field 8 decodes to one).
+const PUBLIC_KEY_LINE = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) AAAA[A-Za-z0-9+/]+={0,2}( .*)?$/;
+/** The URIs that reach a builder over SSH: the host key must be pinned for these. */
+function isSshUri(uri) {
+    return uri.startsWith('ssh://') || uri.startsWith('ssh-ng://') || !uri.includes('://');
 }
 /**
- * Whether the store trusts this user: false only when a daemon says it does not (it then
- * ignores the job's substituters and keys); null when Nix does not say.
+ * The `builders` input's lines: blank lines and `#` comments skipped, each line checked.
+ * `hasKey`: `builder-ssh-key` is given, so a `-` SSH key field means its file.
  */
-async function daemonTrustsUser() {
-    const { stdout, exitCode } = await runNix(['store', 'ping', '--json'], {
-        silent: true,
-        allowFailure: true
-    });
-    return exitCode === 0 ? parseTrusted(stdout) : null;
+function parseMachineLines(text, hasKey) {
+    const machines = [];
+    for (const [index, raw] of text.split(/\r?\n/).entries()) {
+        const content = raw.replace(/#.*$/, '').trim();
+        if (content === '')
+            continue;
+        machines.push(parseMachineLine(content, index + 1, hasKey));
+    }
+    return machines;
+}
+function parseMachineLine(content, line, hasKey) {
+    const fail = (reason) => {
+        throw new MachineLineError(line, reason);
+    };
+    if (/PRIVATE KEY/.test(content) || /^b3BlbnNzaC1rZXktdjE/.test(content)) {
+        fail('looks like a private key: give the key in "builder-ssh-key", and "-" in field 3');
+    }
+    const fields = content.split(/\s+/);
+    if (fields.length > MACHINE_FIELDS.length) {
+        fail(`has ${fields.length} fields, a machine line at most ${MACHINE_FIELDS.length}: ` +
+            `${MACHINE_FIELDS.join(', ')} (separated by white space, "-" for one not given)`);
+    }
+    const [uri = '', systems = '-', key = '-', maxJobs = '-', speed = '-', supported = '-'] = fields;
+    const [mandatory = '-', hostKey = '-'] = fields.slice(6);
+    const field = (n, reason) => fail(`field ${n} (${MACHINE_FIELDS[n - 1]}) ${reason}`);
+    checkUri(uri, field);
+    if (systems !== '-') {
+        for (const system of systems.split(',')) {
+            if (!SYSTEM.test(system)) {
+                field(2, 'is not a comma-separated list of Nix systems such as x86_64-linux,aarch64-linux');
+            }
+        }
+    }
+    if (key !== '-' && !key.startsWith('/')) {
+        field(3, 'is not an absolute path: give "-" for the "builder-ssh-key" input\'s key, or a file on the runner');
+    }
+    if (maxJobs !== '-' && !/^\d+$/.test(maxJobs))
+        field(4, 'is not a whole number');
+    if (speed !== '-' && !(/^\d+(\.\d+)?$/.test(speed) && Number(speed) > 0)) {
+        field(5, 'is not a number greater than 0');
+    }
+    for (const [n, list] of [
+        [6, supported],
+        [7, mandatory]
+    ]) {
+        if (list !== '-' && !list.split(',').every(feature => FEATURE.test(feature))) {
+            field(n, 'is not a comma-separated list of features such as kvm,big-parallel');
+        }
+    }
+    if (isSshUri(uri))
+        checkHostKey(hostKey, field);
+    else if (hostKey !== '-')
+        checkHostKey(hostKey, field);
+    return { line, uri, fields, usesInputKey: key === '-' && hasKey };
+}
+function checkUri(uri, field) {
+    if (uri.startsWith('@')) {
+        field(1, 'names a machines file: give the machine lines themselves, one per line');
+    }
+    const scheme = /^([a-z][a-z0-9+.-]*):\/\/(.*)$/.exec(uri);
+    if (scheme && scheme[1] !== 'ssh' && scheme[1] !== 'ssh-ng') {
+        field(1, 'is not an ssh:// or ssh-ng:// URI (remote builders are reached over SSH)');
+    }
+    const authority = scheme ? (scheme[2] ?? '') : uri;
+    // Store parameters (`?remote-store=...`, `?remote-program=...`) are Nix's to read.
+    const host = authority.replace(/\?.*$/, '');
+    if (!SSH_AUTHORITY.test(host)) {
+        field(1, 'is not a builder URI such as ssh://builder@host or ssh-ng://builder@host');
+    }
+}
+function checkHostKey(hostKey, field) {
+    const how = "the base64 of the host's public key line, as `base64 -w0 /etc/ssh/ssh_host_ed25519_key.pub` " +
+        'prints it on the builder (or of `ssh-keyscan -t ed25519 HOST` without the host name)';
+    if (hostKey === '-') {
+        field(8, `is missing: the builder's host key must be pinned (an SSH builder is never trusted on ` +
+            `first use): give ${how}`);
+    }
+    if (hostKey.startsWith('AAAA')) {
+        field(8, `is the key itself, not its whole line: give ${how}`);
+    }
+    const decoded = /^[A-Za-z0-9+/]+={0,2}$/.test(hostKey)
+        ? Buffer.from(hostKey, 'base64').toString('utf8').trim()
+        : '';
+    if (!PUBLIC_KEY_LINE.test(decoded)) {
+        field(8, `is not an SSH public host key: give ${how}`);
+    }
+}
+/**
+ * The nix.conf `builders` value: the lines joined with `;` (one conf line), a `-` SSH key field
+ * replaced by `keyFile` where the line takes the input's key.
+ */
+function buildersSetting(machines, keyFile) {
+    return machines
+        .map(machine => {
+        const fields = [...machine.fields];
+        if (machine.usesInputKey && keyFile !== null) {
+            while (fields.length < 3)
+                fields.push('-');
+            fields[2] = keyFile;
+        }
+        return fields.join(' ');
+    })
+        .join(' ; ');
+}
+// build-remote's "cannot build on 'URI': <error>", up to the next message of its own.
+const CANNOT_BUILD = /^cannot build on '([^']+)': ([\s\S]*?)(?=^cannot build on '|^Failed to find a machine|^error:|(?![\s\S]))/gm;
+const HOST_KEY_CHANGED = /REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed/;
+/** Each builder Nix gave up on in this log, with what it said (one per builder, last kept). */
+function builderFailures(log) {
+    const found = new Map();
+    for (const match of log.matchAll(CANNOT_BUILD)) {
+        const uri = match[1] ?? '';
+        const said = (match[2] ?? '').trim();
+        found.set(uri, summarise(said));
+    }
+    // Nix 2.8 prints ssh's own complaint on a line of its own, before any "cannot build on".
+    if (found.size === 0 && /^Host key verification failed\.$/m.test(log)) {
+        found.set('', 'Host key verification failed.');
+    }
+    return [...found].map(([uri, said]) => ({ uri, said }));
+}
+/** ssh's host key banner is twenty lines: say what it means, keep the rest short. */
+function summarise(said) {
+    if (HOST_KEY_CHANGED.test(said)) {
+        const head = said.split('\n')[0]?.replace(/@+$/, '').trim() ?? '';
+        return `${head} the host key the builder offered is not the one in field 8 of its line (Host key verification failed)`;
+    }
+    return said.split('\n').slice(0, 6).join('\n');
+}
+const UNTRUSTED = /ignoring the client-specified setting 'builders'/;
+/** The daemon dropped our `builders` setting: the runner user is not a trusted user. */
+function daemonIgnoredBuilders(log) {
+    return UNTRUSTED.test(log);
+}
+/** Why a daemon ignores `builders`, and the ways out. */
+function untrustedDaemonMessage(user) {
+    return (`the Nix daemon does not trust ${user}, so it ignores the builders this job sets ` +
+        "(only trusted users may set them): add the user to trusted-users in the daemon's " +
+        'nix.conf (cachix/install-nix-action and DeterminateSystems/nix-installer-action do so by ' +
+        "default), or configure the machines in the daemon's own nix.conf (builders) and leave " +
+        'the "builders" input empty');
+}
+// Nix saw no machine at all: with `builders` given, a daemon dropped them (Nix 2.8's without a
+// word: it has no warning and no `trusted` in `nix store ping`).
+const NO_BUILDERS = /unable to start any build;\s*either increase '--max-jobs' or enable remote builds/i;
+/** The error a failed build gets when its log says a builder could not be used; null otherwise. */
+function builderFailureMessage(log, user) {
+    if (daemonIgnoredBuilders(log))
+        return untrustedDaemonMessage(user);
+    if (NO_BUILDERS.test(log)) {
+        return ('Nix had no remote builder to use and may not build here (--max-jobs 0). If "builders" ' +
+            `is set, ${untrustedDaemonMessage(user)}; otherwise give "builders" or drop --max-jobs 0`);
+    }
+    const failures = builderFailures(log);
+    if (failures.length === 0)
+        return null;
+    return failures
+        .map(({ uri, said }) => uri === ''
+        ? `a remote builder could not be used: ${said}`
+        : `remote builder ${uri} could not be used: ${said}`)
+        .join('\n');
+}
+
+// EXTERNAL MODULE: external "node:fs/promises"
+var promises_ = __nccwpck_require__(1455);
+// EXTERNAL MODULE: external "node:path"
+var external_node_path_ = __nccwpck_require__(6760);
+;// CONCATENATED MODULE: ./src/nix/builder-key.ts
+// The `builder-ssh-key` input: checked as an SSH private key ssh can use without a prompt, then
+// written 0600 under RUNNER_TEMP (never argv, never a log), where Nix's ssh reads it: the
+// runner's ssh for a store it owns, the daemon's (root's) for a daemon store. The post step
+// removes it.
+
+
+/** Why a key is refused; never quotes the key. */
+class BuilderKeyError extends Error {
+    constructor(reason) {
+        super(reason);
+        this.name = 'BuilderKeyError';
+    }
+}
+const PEM = /^-----BEGIN ((?:OPENSSH|RSA|EC|DSA) )?PRIVATE KEY-----\n([\s\S]*?)\n-----END \1?PRIVATE KEY-----$/;
+/** The key as ssh wants the file: LF line ends, one final newline (OpenSSH refuses a key without). */
+function normalizeKey(text) {
+    return text.replace(/\r\n?/g, '\n').trim() + '\n';
+}
+/** Throws BuilderKeyError unless `text` is an unencrypted SSH private key (OpenSSH or PEM). */
+function checkBuilderKey(text) {
+    const key = normalizeKey(text).trimEnd();
+    const match = PEM.exec(key);
+    if (!match) {
+        throw new BuilderKeyError('is not an SSH private key: give the whole file ssh-keygen wrote (-----BEGIN OPENSSH PRIVATE KEY----- ...)');
+    }
+    const body = match[2] ?? '';
+    const encrypted = match[1] === 'OPENSSH ' ? openSshCipher(body) !== 'none' : /^Proc-Type: 4,ENCRYPTED/m.test(body);
+    if (encrypted) {
+        throw new BuilderKeyError('is encrypted with a passphrase, which ssh cannot ask for in a job: give a key without one ' +
+            '(ssh-keygen -N "")');
+    }
+}
+/** The cipher named in an `openssh-key-v1` key ("none" when unencrypted); null if unreadable. */
+function openSshCipher(body) {
+    const data = Buffer.from(body.replace(/\s+/g, ''), 'base64');
+    const magic = 'openssh-key-v1\0';
+    if (data.subarray(0, magic.length).toString('latin1') !== magic)
+        return null;
+    if (data.length < magic.length + 4)
+        return null;
+    const length = data.readUInt32BE(magic.length);
+    const start = magic.length + 4;
+    return data.subarray(start, start + length).toString('latin1');
+}
+/** Where the key goes: beside the job's nix.conf, in the action's folder of RUNNER_TEMP. */
+function builderKeyPath(actionDir) {
+    return (0,external_node_path_.join)(actionDir, 'builder-ssh-key');
+}
+/** Write the key 0600 (the mode set before the key is written: the file may be there already). */
+async function writeBuilderKey(file, key) {
+    await (0,promises_.writeFile)(file, '', { mode: 0o600 });
+    await (0,promises_.chmod)(file, 0o600);
+    await (0,promises_.writeFile)(file, normalizeKey(key));
+}
+/** Remove the key file (post step); a file that is not there is fine. */
+async function removeBuilderKey(file) {
+    try {
+        await rm(file);
+        return true;
+    }
+    catch (error) {
+        if (error.code === 'ENOENT')
+            return false;
+        throw error;
+    }
 }
 
 ;// CONCATENATED MODULE: ./src/inputs.ts
 // The only file that reads inputs: one typed, validated Inputs object, built before anything
 // runs, so that a bad value fails the step with a message naming the input and the value.
+
+
 
 
 
@@ -5742,7 +5950,8 @@ const SECRET_INPUTS = [
     'signing-key',
     'signing-passphrase',
     'cache-signing-key',
-    'binary-cache-secret-key'
+    'binary-cache-secret-key',
+    'builder-ssh-key'
 ];
 const readActionInput = name => src_core/* getInput */.V4(name, { trimWhitespace: !UNTRIMMED_INPUTS.includes(name) });
 // The values @actions/core's getBooleanInput accepts (YAML 1.2 core schema).
@@ -5897,6 +6106,8 @@ function parseInputs(read = readActionInput) {
     maskNixSecretKey(cacheSigningKey);
     const binaryCacheSecretKey = read('binary-cache-secret-key').trim();
     maskNixSecretKey(binaryCacheSecretKey);
+    const builderSshKey = read('builder-ssh-key').trim();
+    maskSecret(builderSshKey);
     if (read === readActionInput) {
         for (const name of SECRET_INPUTS)
             delete process.env[`INPUT_${name.toUpperCase()}`];
@@ -5935,12 +6146,42 @@ function parseInputs(read = readActionInput) {
         signingKey: null,
         cacheSigningKey: parseCacheSigningKey(cacheSigningKey),
         cacheTrustedKeys: parseCacheTrustedKeys(read('cache-trusted-keys')),
-        binaryCache: parseBinaryCache(text('binary-cache'), binaryCacheSecretKey, read('binary-cache-public-key'))
+        binaryCache: parseBinaryCache(text('binary-cache'), binaryCacheSecretKey, read('binary-cache-public-key')),
+        ...parseBuilders(read('builders'), builderSshKey)
     };
     checkCombinations(inputs);
     // Last: decrypting takes scrypt's tenth of a second or more, and every cheaper check is done.
     inputs.signingKey = parseSigningKey(signingKey, signingPassphrase);
     return inputs;
+}
+/** `builders` and `builder-ssh-key`: each line checked, the key checked and used by some line. */
+function parseBuilders(text, key) {
+    let builders;
+    try {
+        builders = parseMachineLines(text, key !== '');
+    }
+    catch (error) {
+        // Never the line itself: a private key pasted into the wrong input must not be printed.
+        if (error instanceof MachineLineError)
+            throw new SecretInputError('builders', error.message);
+        throw error;
+    }
+    if (key === '')
+        return { builders, builderSshKey: null };
+    try {
+        checkBuilderKey(key);
+    }
+    catch (error) {
+        if (error instanceof BuilderKeyError)
+            throw new SecretInputError('builder-ssh-key', error.message);
+        throw new SecretInputError('builder-ssh-key', 'could not be read as an SSH private key');
+    }
+    if (!builders.some(machine => machine.usesInputKey)) {
+        throw new SecretInputError('builder-ssh-key', builders.length === 0
+            ? 'is set but "builders" is empty: give the machine lines that use it'
+            : 'is set but no line of "builders" uses it: give "-" as the SSH key field (field 3) of the lines it opens');
+    }
+    return { builders, builderSshKey: key };
 }
 /**
  * Mask a secret whole and line by line: the runner matches masks within one line of the log,
@@ -6240,6 +6481,8 @@ var StateKey;
     StateKey["TestContainer"] = "test-container";
     /** The binary cache push's key file: ('' once main removed it): post removes it. */
     StateKey["BinaryCacheKeyFile"] = "binary-cache-key-file";
+    /** The `builder-ssh-key` file main wrote: post removes it. */
+    StateKey["BuilderKeyFile"] = "builder-key-file";
 })(StateKey || (StateKey = {}));
 
 ;// CONCATENATED MODULE: ./src/state.ts
@@ -6255,10 +6498,6 @@ function getState(key) {
     return value === '' ? null : value;
 }
 
-// EXTERNAL MODULE: external "node:fs/promises"
-var promises_ = __nccwpck_require__(1455);
-// EXTERNAL MODULE: external "node:path"
-var external_node_path_ = __nccwpck_require__(6760);
 // EXTERNAL MODULE: external "events"
 var external_events_ = __nccwpck_require__(4434);
 // EXTERNAL MODULE: external "fs"
@@ -6401,6 +6640,8 @@ function sha256Digest(content) {
 const external_node_stream_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream/promises");
 // EXTERNAL MODULE: external "node:os"
 var external_node_os_ = __nccwpck_require__(8161);
+// EXTERNAL MODULE: ./src/exec.ts
+var exec = __nccwpck_require__(3190);
 ;// CONCATENATED MODULE: ./src/image/layer-store-paths.ts
 // The Nix store paths an image's layers hold (`nix/store/<hash>-<name>` entries), for the SBOM.
 // Read in the pass the action already makes over the image: from the archive stream while it
@@ -7709,6 +7950,71 @@ function looksLikeNix2container(header) {
     return start.startsWith('{') && start.includes('"image-config"');
 }
 
+;// CONCATENATED MODULE: ./src/nix/command.ts
+// Running `nix` with the action's own settings, and store paths in batches a command line holds.
+// Stages, the store cache and the SBOM all call Nix, so this lives below them: none has to
+// import another to get the same flags.
+
+/** The action's own Nix calls enable these without touching the user's nix.conf. */
+const NIX_FEATURE_ARGS = ['--extra-experimental-features', 'nix-command flakes'];
+/** `nix <args>` with the features the action relies on (flakes, the nix command). */
+function runNix(args, options) {
+    return (0,exec/* run */.eF)('nix', [...NIX_FEATURE_ARGS, ...args], options);
+}
+// Keeps each command line far below the kernel's argument limit (2 MiB for argv and the
+// environment), whatever the closure size: a store path is at most 256 bytes, and even staged
+// under a scratch directory 2,000 of them take under 700 KiB. Each command costs a start of
+// Nix (~50 ms), so the batches are as large as that allows.
+const PATHS_PER_COMMAND = 2000;
+/** Store paths (or anything) in groups small enough for one command line each. */
+function command_batches(items, size = PATHS_PER_COMMAND) {
+    const result = [];
+    for (let i = 0; i < items.length; i += size)
+        result.push(items.slice(i, i + size));
+    return result;
+}
+/** The Nix system this machine builds for by default (`x86_64-linux`, ...). */
+async function currentSystem() {
+    const { stdout } = await runNix(['eval', '--impure', '--raw', '--expr', 'builtins.currentSystem'], {
+        silent: true
+    });
+    return stdout.trim();
+}
+/** NIX_REMOTE that leaves Nix opening the store itself (unset, `local`, `auto`), not a daemon. */
+function isLocalStore(nixRemote) {
+    return ['', 'local', 'auto'].includes(nixRemote ?? '');
+}
+/**
+ * Whether the store trusts this user (a daemon ignores restricted settings, such as `builders`,
+ * from a user it does not trust): `nix store info --json` (2.19+), `nix store ping --json`
+ * before it; null when neither says (Nix 2.8 has no --json there).
+ */
+async function storeTrustsUser() {
+    for (const command of ['info', 'ping']) {
+        const result = await runNix(['store', command, '--json'], { silent: true, allowFailure: true });
+        if (result.exitCode === 0)
+            return parseTrusted(result.stdout);
+    }
+    return null;
+}
+/**
+ * Whether the store trusts this user, from `nix store info|ping --json` (Nix 2.15 on says
+ * `trusted`, as 1/0 or true/false); null when Nix does not say (older Nix, or not a daemon).
+ */
+function parseTrusted(stdout) {
+    try {
+        const json = JSON.parse(stdout);
+        if (json.trusted === 1 || json.trusted === true)
+            return true;
+        if (json.trusted === 0 || json.trusted === false)
+            return false;
+    }
+    catch {
+        // Nix before --json: nothing said.
+    }
+    return null;
+}
+
 ;// CONCATENATED MODULE: ./src/sbom/nar-hash.ts
 // A store path's NAR hash, as `nix path-info --json` prints it, to the hex digest an SBOM
 // carries. Nix has printed it in several ways: `sha256:<nix32>` (Nix 2.3), SRI
@@ -7896,6 +8202,8 @@ function sbomFileId(configDigest) {
 
 
 
+
+
 function installable(options) {
     return `${options.flake}#${options.attribute}`;
 }
@@ -7934,19 +8242,29 @@ const FOREIGN_SYSTEM = /Exec format error|is required to build '[^']*', but I am
 function foreignSystemHint(system) {
     return (`Building for ${system} on this machine needs an emulator or a remote builder: ` +
         'register QEMU with binfmt (docker/setup-qemu-action) and add ' +
-        `"extra-platforms = ${system}" to nix-conf, or add a "builders" line for a ${system} ` +
-        'machine to nix-conf, or build on a native runner and combine the images with merge');
+        `"extra-platforms = ${system}" to nix-conf, or give a "builders" line for a ${system} ` +
+        'machine, or build on a native runner and combine the images with merge');
 }
 async function buildImage(options) {
     try {
-        const { stdout } = await runNix(buildArgs(options));
+        const { stdout, stderr } = await runNix(buildArgs(options));
         const result = parseBuildJson(stdout);
+        // Nix falls back to building here when it may: the build passed, but not where it was meant to.
+        for (const { uri, said } of builderFailures(stderr)) {
+            src_core/* warning */.$e(`remote builder ${uri || '(unnamed)'} could not be used, Nix built without it: ${said}`);
+        }
         src_core/* info */.pq(`Built ${result.storePath}`);
         return result;
     }
     catch (error) {
         if (error instanceof exec/* CommandError */.Qd && MISSING_ATTRIBUTE.test(error.stderr)) {
             throw new Error(await missingAttributeMessage(options));
+        }
+        const builders = error instanceof exec/* CommandError */.Qd
+            ? builderFailureMessage(error.stderr, (0,external_node_os_.userInfo)().username)
+            : null;
+        if (builders !== null) {
+            throw new Error(`nix build ${installable(options)} failed: ${builders}`);
         }
         if (error instanceof exec/* CommandError */.Qd) {
             const hint = options.system !== null && FOREIGN_SYSTEM.test(error.stderr)
@@ -9965,6 +10283,8 @@ function nixConfLines(options) {
     }
     if (options.githubToken)
         lines.push(`access-tokens = github.com=${options.githubToken}`);
+    if (options.builders)
+        lines.push(`builders = ${options.builders}`);
     lines.push(...options.nixConf);
     return lines;
 }
@@ -10223,6 +10543,9 @@ async function buildsAsThisUser(storeDir) {
 
 
 
+
+
+
 /** Find first: an existing Nix is used, never reinstalled; install only when allowed. */
 function planSetup(existing, installNix) {
     if (existing)
@@ -10285,9 +10608,36 @@ async function setupNix(options) {
         installed: result.installed,
         asRoot: process.getuid?.() === 0,
         githubToken: options.githubToken,
-        nixConf: options.nixConf
+        nixConf: options.nixConf,
+        builders: await prepareBuilders(options.builders)
     });
+    if (options.builders?.machines.length)
+        await checkDaemonTakesBuilders();
     return result;
+}
+/** Where `builder-ssh-key` is written for this job (the post step removes it). */
+function builderKeyFile() {
+    return builderKeyPath((0,temp/* actionTempDir */.O)());
+}
+/** The `builders` value for nix.conf, with the key written where its `-` fields point. */
+async function prepareBuilders(builders) {
+    if (!builders || builders.machines.length === 0)
+        return null;
+    let keyFile = null;
+    if (builders.sshKey !== null) {
+        keyFile = builderKeyFile();
+        await (0,promises_.mkdir)((0,temp/* actionTempDir */.O)(), { recursive: true, mode: 0o700 });
+        await writeBuilderKey(keyFile, builders.sshKey);
+    }
+    const uris = builders.machines.map(machine => machine.uri).join(', ');
+    src_core/* info */.pq(`Remote builders: ${uris}${keyFile ? ` (builder-ssh-key in ${keyFile}, 0600)` : ''}`);
+    return buildersSetting(builders.machines, keyFile);
+}
+/** A daemon that does not trust the runner drops `builders` in silence: say so before building. */
+async function checkDaemonTakesBuilders() {
+    if ((await storeTrustsUser()) === false) {
+        throw new Error(`builders: ${untrustedDaemonMessage((0,external_node_os_.userInfo)().username)}`);
+    }
 }
 function useExisting(existing) {
     if (existing.onPath) {
@@ -12629,6 +12979,7 @@ function storeCacheWorkDir() {
 
 
 
+
 /** The nix.conf lines that make the cache a substituter of this job. */
 function binaryCacheConfLines(cache) {
     if (cache.secretKey && !cache.publicKeys.includes(cache.secretKey.publicKey)) {
@@ -12645,7 +12996,7 @@ function binaryCacheConfLines(cache) {
  * say so, and what the daemon's configuration needs, before the build goes without the cache.
  */
 async function checkDaemonTakesCache(cache) {
-    if ((await daemonTrustsUser()) !== false)
+    if ((await storeTrustsUser()) !== false)
         return;
     const url = printableStoreUrl(cache.url);
     src_core/* warning */.$e(`binary-cache: the Nix daemon does not trust this user, so it will not substitute from ${url}: ` +
@@ -12800,12 +13151,16 @@ async function runPipeline(inputs, report) {
     const nixConf = inputs.binaryCache
         ? [...binaryCacheConfLines(inputs.binaryCache), ...inputs.nixConf]
         : inputs.nixConf;
+    // Before the file exists, so that post removes it whatever happens after.
+    if (inputs.builderSshKey !== null)
+        saveState(StateKey.BuilderKeyFile, builderKeyFile());
     const nix = await report.stage('Nix', () => setupNix({
         installNix: inputs.installNix,
         nixVersion: inputs.nixVersion,
         installUrl: inputs.installUrl,
         nixConf,
-        githubToken: inputs.githubToken
+        githubToken: inputs.githubToken,
+        builders: { machines: inputs.builders, sshKey: inputs.builderSshKey }
     }), result => `Nix ${result.version} (${describeSource(result.found)})`);
     src_core/* setOutput */.uH('nix-version', nix.version);
     src_core/* setOutput */.uH('nix-installed', String(nix.installed));

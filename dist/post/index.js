@@ -35,6 +35,8 @@ var StateKey;
     StateKey["TestContainer"] = "test-container";
     /** The binary cache push's key file: ('' once main removed it): post removes it. */
     StateKey["BinaryCacheKeyFile"] = "binary-cache-key-file";
+    /** The `builder-ssh-key` file main wrote: post removes it. */
+    StateKey["BuilderKeyFile"] = "builder-key-file";
 })(StateKey || (StateKey = {}));
 
 
@@ -585,10 +587,11 @@ var __webpack_exports__ = {};
 var state_keys = __nccwpck_require__(507);
 ;// CONCATENATED MODULE: ./src/post-quick.ts
 // The post step of a run that left it nothing to do: the store cache was skipped (cache: false,
-// build: false), nothing was logged in to and no test container or key file can be left. It says so and
-// ends without loading the toolkit and the stages, which is most of such a post step's time
-// (@actions/core alone evaluates its HTTP client). Reads the state as @actions/core does:
-// STATE_<key> in the environment.
+// build: false), nothing was logged in to, no test container can be left and no key file
+// (the binary cache's, the builders') was written. It says so and ends without loading the
+// toolkit and the stages, which is most of such a post step's time (@actions/core alone
+// evaluates its HTTP client). Reads the state as @actions/core does: STATE_<key> in the
+// environment.
 
 const stateOf = (env, key) => env[`STATE_${key}`] ?? '';
 /** What post would print, when that is all it would do; null when post has work (pure). */
@@ -600,7 +603,8 @@ function quickPostMessage(env) {
     const idle = skipped !== '' &&
         stateOf(env, state_keys/* StateKey */.z.LoginSession) === '' &&
         stateOf(env, state_keys/* StateKey */.z.TestContainer) === '' &&
-        stateOf(env, state_keys/* StateKey */.z.BinaryCacheKeyFile) === '';
+        stateOf(env, state_keys/* StateKey */.z.BinaryCacheKeyFile) === '' &&
+        stateOf(env, state_keys/* StateKey */.z.BuilderKeyFile) === '';
     return idle ? `Store cache save: skipped (${skipped})` : null;
 }
 
@@ -613,7 +617,7 @@ if (quick !== null)
     process.stdout.write(`${quick}\n`);
 else {
     // A post step only ever warns: not even a bundle that fails to load fails the job.
-    void Promise.all(/* import() */[__nccwpck_require__.e(456), __nccwpck_require__.e(947)]).then(__nccwpck_require__.bind(__nccwpck_require__, 8947))
+    void Promise.all(/* import() */[__nccwpck_require__.e(456), __nccwpck_require__.e(339)]).then(__nccwpck_require__.bind(__nccwpck_require__, 1339))
         .then(post => post.run())
         .catch((error) => {
         process.stdout.write(`::warning::post step could not start: ${String(error)}\n`);

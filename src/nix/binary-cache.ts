@@ -1,7 +1,6 @@
 // A Nix binary cache (`binary-cache`): what Nix needs to substitute from it (nix.conf lines),
-// the store URL a push signs with, which paths a `nix copy` sent, and whether a daemon takes
-// the job's substituter. Pure functions and the few Nix calls they stand beside.
-import { runNix } from './command.js'
+// the store URL a push signs with, which paths a `nix copy` sent. Pure functions (whether a
+// daemon takes the job's substituter: storeTrustsUser in ./command.ts).
 import type { NixSecretKey } from '../signing/nix-key.js'
 
 /** The store URL schemes a binary cache may have: Nix's HTTP, file, S3 and SSH stores. */
@@ -117,33 +116,6 @@ export function logMessages(stderr: string): string {
 function stripAnsi(text: string): string {
   // eslint-disable-next-line no-control-regex
   return text.replace(/\u001b\[[0-9;]*m/g, '')
-}
-
-/**
- * Whether the daemon trusts this user, from `nix store ping --json` (Nix 2.15 on says
- * `trusted`); null when Nix does not say (older Nix, or not a daemon).
- */
-export function parseTrusted(stdout: string): boolean | null {
-  try {
-    const json = JSON.parse(stdout) as { trusted?: unknown }
-    if (json.trusted === 1 || json.trusted === true) return true
-    if (json.trusted === 0 || json.trusted === false) return false
-  } catch {
-    // Nix before --json: nothing said.
-  }
-  return null
-}
-
-/**
- * Whether the store trusts this user: false only when a daemon says it does not (it then
- * ignores the job's substituters and keys); null when Nix does not say.
- */
-export async function daemonTrustsUser(): Promise<boolean | null> {
-  const { stdout, exitCode } = await runNix(['store', 'ping', '--json'], {
-    silent: true,
-    allowFailure: true
-  })
-  return exitCode === 0 ? parseTrusted(stdout) : null
 }
 
 /** The `binary-cache` inputs, checked. */

@@ -40,3 +40,31 @@ export async function currentSystem(): Promise<string> {
 export function isLocalStore(nixRemote: string | null | undefined): boolean {
   return ['', 'local', 'auto'].includes(nixRemote ?? '')
 }
+
+/**
+ * Whether the store trusts this user (a daemon ignores restricted settings, such as `builders`,
+ * from a user it does not trust): `nix store info --json` (2.19+), `nix store ping --json`
+ * before it; null when neither says (Nix 2.8 has no --json there).
+ */
+export async function storeTrustsUser(): Promise<boolean | null> {
+  for (const command of ['info', 'ping']) {
+    const result = await runNix(['store', command, '--json'], { silent: true, allowFailure: true })
+    if (result.exitCode === 0) return parseTrusted(result.stdout)
+  }
+  return null
+}
+
+/**
+ * Whether the store trusts this user, from `nix store info|ping --json` (Nix 2.15 on says
+ * `trusted`, as 1/0 or true/false); null when Nix does not say (older Nix, or not a daemon).
+ */
+export function parseTrusted(stdout: string): boolean | null {
+  try {
+    const json = JSON.parse(stdout) as { trusted?: unknown }
+    if (json.trusted === 1 || json.trusted === true) return true
+    if (json.trusted === 0 || json.trusted === false) return false
+  } catch {
+    // Nix before --json: nothing said.
+  }
+  return null
+}

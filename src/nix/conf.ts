@@ -9,6 +9,8 @@ export interface ConfOptions {
   githubToken: string | null
   /** The `nix-conf` input, one line each. */
   nixConf: readonly string[]
+  /** The `builders` value (machine lines joined, see nix/builders.ts); null: none given. */
+  builders?: string | null
 }
 
 /** The lines of our nix.conf; later lines win, so the user's `nix-conf` comes last. */
@@ -24,6 +26,7 @@ export function nixConfLines(options: ConfOptions): string[] {
     if (options.asRoot) lines.push('build-users-group =')
   }
   if (options.githubToken) lines.push(`access-tokens = github.com=${options.githubToken}`)
+  if (options.builders) lines.push(`builders = ${options.builders}`)
   lines.push(...options.nixConf)
   return lines
 }

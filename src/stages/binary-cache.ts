@@ -3,6 +3,7 @@
 // closure (what the store cache saves) goes to it, signed, only what it lacks. A push that
 // fails warns: the image is already in the registry.
 import * as core from '../core.js'
+import { storeTrustsUser } from '../nix/command.js'
 import { chmod, mkdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pathsToCache, megabytes } from '../cache/save.js'
@@ -12,7 +13,6 @@ import { errorMessage, firstLine } from '../errors.js'
 import { CommandError, settleAll } from '../exec.js'
 import {
   copyArgs,
-  daemonTrustsUser,
   logMessages,
   parseCopiedPaths,
   printableStoreUrl,
@@ -45,7 +45,7 @@ export function binaryCacheConfLines(cache: BinaryCache): string[] {
  * say so, and what the daemon's configuration needs, before the build goes without the cache.
  */
 export async function checkDaemonTakesCache(cache: BinaryCache): Promise<void> {
-  if ((await daemonTrustsUser()) !== false) return
+  if ((await storeTrustsUser()) !== false) return
   const url = printableStoreUrl(cache.url)
   core.warning(
     `binary-cache: the Nix daemon does not trust this user, so it will not substitute from ${url}: ` +

@@ -1,7 +1,9 @@
 // The build stage: `nix build <flake>#<attribute>`, reading the output path from --json
 // (Nix 2.8 has no --print-out-paths) and leaving no `result` link in the workspace.
 import * as core from '../core.js'
+import { userInfo } from 'node:os'
 import { CommandError } from '../exec.js'
+import { builderFailureMessage, builderFailures } from '../nix/builders.js'
 import { currentSystem, runNix } from '../nix/command.js'
 
 export interface BuildOptions {
@@ -62,20 +64,33 @@ export function foreignSystemHint(system: string): string {
   return (
     `Building for ${system} on this machine needs an emulator or a remote builder: ` +
     'register QEMU with binfmt (docker/setup-qemu-action) and add ' +
-    `"extra-platforms = ${system}" to nix-conf, or add a "builders" line for a ${system} ` +
-    'machine to nix-conf, or build on a native runner and combine the images with merge'
+    `"extra-platforms = ${system}" to nix-conf, or give a "builders" line for a ${system} ` +
+    'machine, or build on a native runner and combine the images with merge'
   )
 }
 
 export async function buildImage(options: BuildOptions): Promise<BuildResult> {
   try {
-    const { stdout } = await runNix(buildArgs(options))
+    const { stdout, stderr } = await runNix(buildArgs(options))
     const result = parseBuildJson(stdout)
+    // Nix falls back to building here when it may: the build passed, but not where it was meant to.
+    for (const { uri, said } of builderFailures(stderr)) {
+      core.warning(
+        `remote builder ${uri || '(unnamed)'} could not be used, Nix built without it: ${said}`
+      )
+    }
     core.info(`Built ${result.storePath}`)
     return result
   } catch (error) {
     if (error instanceof CommandError && MISSING_ATTRIBUTE.test(error.stderr)) {
       throw new Error(await missingAttributeMessage(options))
+    }
+    const builders =
+      error instanceof CommandError
+        ? builderFailureMessage(error.stderr, userInfo().username)
+        : null
+    if (builders !== null) {
+      throw new Error(`nix build ${installable(options)} failed: ${builders}`)
     }
     if (error instanceof CommandError) {
       const hint =

@@ -5,10 +5,14 @@ import * as core from '../core.js'
 import * as io from '@actions/io'
 import { existsSync } from 'node:fs'
 import { chmod, mkdir, writeFile } from 'node:fs/promises'
-import { homedir } from 'node:os'
+import { homedir, userInfo } from 'node:os'
 import { dirname, join } from 'node:path'
 import { run } from '../exec.js'
 import { nixConfText, printableConfText, sslCertFile, userConfFiles } from '../nix/conf.js'
+import { buildersSetting, untrustedDaemonMessage } from '../nix/builders.js'
+import type { MachineLine } from '../nix/builders.js'
+import { builderKeyPath, writeBuilderKey } from '../nix/builder-key.js'
+import { storeTrustsUser } from '../nix/command.js'
 import { nixSystem } from '../nix/release.js'
 import { installSingleUser } from '../nix/single-user.js'
 import { allowUserNamespaces } from '../nix/user-namespaces.js'
@@ -21,6 +25,13 @@ export interface NixOptions {
   installUrl: string | null
   nixConf: readonly string[]
   githubToken: string | null
+  /** `builders` and `builder-ssh-key`: remote builders for this job; none when empty. */
+  builders?: RemoteBuilders
+}
+
+export interface RemoteBuilders {
+  machines: readonly MachineLine[]
+  sshKey: string | null
 }
 
 export type NixSource = 'path' | 'adopted' | 'installed'
@@ -114,9 +125,37 @@ export async function setupNix(options: NixOptions): Promise<NixResult> {
     installed: result.installed,
     asRoot: process.getuid?.() === 0,
     githubToken: options.githubToken,
-    nixConf: options.nixConf
+    nixConf: options.nixConf,
+    builders: await prepareBuilders(options.builders)
   })
+  if (options.builders?.machines.length) await checkDaemonTakesBuilders()
   return result
+}
+
+/** Where `builder-ssh-key` is written for this job (the post step removes it). */
+export function builderKeyFile(): string {
+  return builderKeyPath(actionTempDir())
+}
+
+/** The `builders` value for nix.conf, with the key written where its `-` fields point. */
+async function prepareBuilders(builders: RemoteBuilders | undefined): Promise<string | null> {
+  if (!builders || builders.machines.length === 0) return null
+  let keyFile: string | null = null
+  if (builders.sshKey !== null) {
+    keyFile = builderKeyFile()
+    await mkdir(actionTempDir(), { recursive: true, mode: 0o700 })
+    await writeBuilderKey(keyFile, builders.sshKey)
+  }
+  const uris = builders.machines.map(machine => machine.uri).join(', ')
+  core.info(`Remote builders: ${uris}${keyFile ? ` (builder-ssh-key in ${keyFile}, 0600)` : ''}`)
+  return buildersSetting(builders.machines, keyFile)
+}
+
+/** A daemon that does not trust the runner drops `builders` in silence: say so before building. */
+async function checkDaemonTakesBuilders(): Promise<void> {
+  if ((await storeTrustsUser()) === false) {
+    throw new Error(`builders: ${untrustedDaemonMessage(userInfo().username)}`)
+  }
 }
 
 function useExisting(existing: ExistingNix): NixResult {

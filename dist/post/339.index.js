@@ -1,5 +1,5 @@
-export const id = 947;
-export const ids = [947];
+export const id = 339;
+export const ids = [339];
 export const modules = {
 
 /***/ 828:
@@ -179,7 +179,7 @@ function firstLine(text) {
 
 /***/ }),
 
-/***/ 8947:
+/***/ 1339:
 /***/ ((__unused_webpack_module, __webpack_exports__, __webpack_require__) => {
 
 // ESM COMPAT FLAG
@@ -399,6 +399,36 @@ async function command_currentSystem() {
 /** NIX_REMOTE that leaves Nix opening the store itself (unset, `local`, `auto`), not a daemon. */
 function command_isLocalStore(nixRemote) {
     return ['', 'local', 'auto'].includes(nixRemote ?? '');
+}
+/**
+ * Whether the store trusts this user (a daemon ignores restricted settings, such as `builders`,
+ * from a user it does not trust): `nix store info --json` (2.19+), `nix store ping --json`
+ * before it; null when neither says (Nix 2.8 has no --json there).
+ */
+async function command_storeTrustsUser() {
+    for (const command of ['info', 'ping']) {
+        const result = await command_runNix(['store', command, '--json'], { silent: true, allowFailure: true });
+        if (result.exitCode === 0)
+            return parseTrusted(result.stdout);
+    }
+    return null;
+}
+/**
+ * Whether the store trusts this user, from `nix store info|ping --json` (Nix 2.15 on says
+ * `trusted`, as 1/0 or true/false); null when Nix does not say (older Nix, or not a daemon).
+ */
+function parseTrusted(stdout) {
+    try {
+        const json = JSON.parse(stdout);
+        if (json.trusted === 1 || json.trusted === true)
+            return true;
+        if (json.trusted === 0 || json.trusted === false)
+            return false;
+    }
+    catch {
+        // Nix before --json: nothing said.
+    }
+    return null;
 }
 
 ;// CONCATENATED MODULE: ./src/cache/nix-store.ts
@@ -4137,145 +4167,282 @@ function cosign_key_readSigningKey(pem, passphrase) {
     return { privateKey, publicKey: createPublicKey(privateKey), pemType: type };
 }
 
-;// CONCATENATED MODULE: ./src/nix/binary-cache.ts
-// A Nix binary cache (`binary-cache`): what Nix needs to substitute from it (nix.conf lines),
-// the store URL a push signs with, which paths a `nix copy` sent, and whether a daemon takes
-// the job's substituter. Pure functions and the few Nix calls they stand beside.
-
-/** The store URL schemes a binary cache may have: Nix's HTTP, file, S3 and SSH stores. */
-const BINARY_CACHE_SCHEMES = (/* unused pure expression or super */ null && (['https', 'http', 'file', 's3', 'ssh', 'ssh-ng']));
-/** Why a `binary-cache` value is no store URL this action takes, or null when it is one. */
-function binary_cache_storeUrlProblem(value) {
-    if (/\s/.test(value))
-        return 'must not contain white space';
-    const scheme = /^([a-z][a-z0-9+.-]*):\/\//.exec(value)?.[1];
-    if (scheme === undefined) {
-        return `is not a Nix store URL: expected one of ${BINARY_CACHE_SCHEMES.map(s => `${s}://`).join(', ')}`;
+;// CONCATENATED MODULE: ./src/nix/builders.ts
+// Remote builders: the `builders` input's Nix machine lines, checked before anything runs, the
+// nix.conf `builders` value made of them, and what a failed build's log says about them. Pure.
+//
+// A machine line (Nix's /etc/nix/machines format) has up to 8 whitespace-separated fields, `-`
+// for "not given": URI, systems, SSH key file, max jobs, speed factor, supported features,
+// mandatory features, the host's public key (base64 of its `.pub` line).
+/** Why a line is refused: names the line and the field, never quotes the line (it may hold a pasted key). */
+class builders_MachineLineError extends Error {
+    line;
+    constructor(line, reason) {
+        super(`line ${line}: ${reason}`);
+        this.line = line;
+        this.name = 'MachineLineError';
     }
-    if (!BINARY_CACHE_SCHEMES.includes(scheme)) {
-        return `has the scheme ${scheme}://, not one of ${BINARY_CACHE_SCHEMES.map(s => `${s}://`).join(', ')}`;
-    }
-    const rest = value.slice(scheme.length + 3);
-    const [location = ''] = rest.split('?');
-    if (scheme === 'file' && !location.startsWith('/')) {
-        return 'is a file:// URL without an absolute path (file:///path/to/cache)';
-    }
-    if (scheme !== 'file' && location === '')
-        return `names no host or bucket after ${scheme}://`;
-    if (/[?&]secret-key=/.test(value)) {
-        return 'carries secret-key=: give the key in "binary-cache-secret-key" (written to a private file for the push)';
-    }
-    return null;
 }
-/** The lines that make the cache a substituter of this job, trusted by these keys. */
-function binary_cache_substituterConfLines(url, publicKeys) {
-    const lines = [`extra-substituters = ${url}`];
-    if (publicKeys.length > 0)
-        lines.push(`extra-trusted-public-keys = ${publicKeys.join(' ')}`);
-    return lines;
-}
-/** The URL `nix copy --to` gets: the cache's, signing with the key in `keyFile`. */
-function binary_cache_pushStoreUrl(url, keyFile) {
-    const separator = url.includes('?') ? '&' : '?';
-    return `${url}${separator}secret-key=${keyFile}`;
+const MACHINE_FIELDS = (/* unused pure expression or super */ null && ([
+    'URI',
+    'systems',
+    'SSH key file',
+    'max jobs',
+    'speed factor',
+    'supported features',
+    'mandatory features',
+    'host public key'
+]));
+const SYSTEM = /^[a-z0-9_]+-[a-z0-9_]+$/;
+const FEATURE = /^[A-Za-z0-9_.+-]+$/;
+// `[user@]host`: what follows ssh:// or ssh-ng:// (Nix passes it to ssh as it is).
+const SSH_AUTHORITY = /^([A-Za-z0-9._+-]+@)?[A-Za-z0-9._-]+(:\d+)?$|^([A-Za-z0-9._+-]+@)?\[[0-9A-Fa-f:.]+\](:\d+)?$/;
+// The key types OpenSSH writes in a `.pub` line (field 8 decodes to one).
+const PUBLIC_KEY_LINE = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) AAAA[A-Za-z0-9+/]+={0,2}( .*)?$/;
+/** The URIs that reach a builder over SSH: the host key must be pinned for these. */
+function isSshUri(uri) {
+    return uri.startsWith('ssh://') || uri.startsWith('ssh-ng://') || !uri.includes('://');
 }
 /**
- * The cache's URL for the log and the summary: scheme, host and path, without the query (its
- * parameters may name profiles or files) and without user information.
+ * The `builders` input's lines: blank lines and `#` comments skipped, each line checked.
+ * `hasKey`: `builder-ssh-key` is given, so a `-` SSH key field means its file.
  */
-function binary_cache_printableStoreUrl(url) {
-    const [withoutQuery = ''] = url.split('?');
-    return withoutQuery.replace(/^([a-z-]+:\/\/)[^/@]*@/, '$1');
-}
-/**
- * `nix copy` arguments: internal-json logs say which paths it sent (it skips what is there).
- * Store derivations go with `--derivation` (copied as themselves, not built for their outputs),
- * other paths without it (Nix 2.26 takes an output with `--derivation` for its deriver).
- */
-function binary_cache_copyArgs(pushUrl, paths, derivations) {
-    const which = derivations ? ['--derivation'] : [];
-    return ['copy', ...which, '--log-format', 'internal-json', '--to', pushUrl, ...paths];
-}
-/** Nix's activity type for copying one path (ActivityType actCopyPath). */
-const ACT_COPY_PATH = 100;
-/** The paths a `nix copy --log-format internal-json` began to send, from its stderr (pure). */
-function binary_cache_parseCopiedPaths(stderr) {
-    const paths = new Set();
-    for (const line of stderr.split('\n')) {
-        if (!line.startsWith('@nix '))
+function builders_parseMachineLines(text, hasKey) {
+    const machines = [];
+    for (const [index, raw] of text.split(/\r?\n/).entries()) {
+        const content = raw.replace(/#.*$/, '').trim();
+        if (content === '')
             continue;
-        let event;
-        try {
-            event = JSON.parse(line.slice(5));
-        }
-        catch {
-            continue;
-        }
-        const path = event.fields?.[0];
-        if (event.action === 'start' && event.type === ACT_COPY_PATH && typeof path === 'string') {
-            paths.add(path);
-        }
+        machines.push(parseMachineLine(content, index + 1, hasKey));
     }
-    return [...paths].sort();
+    return machines;
 }
-/** What Nix said, from internal-json stderr: its messages as text, for a warning (pure). */
-function binary_cache_logMessages(stderr) {
-    const messages = [];
-    for (const line of stderr.split('\n')) {
-        if (!line.startsWith('@nix ')) {
-            if (line.trim() !== '')
-                messages.push(line);
-            continue;
-        }
-        try {
-            const event = JSON.parse(line.slice(5));
-            // Errors and warnings (levels 0 and 1), without the terminal's colours.
-            if (event.action === 'msg' && typeof event.msg === 'string' && (event.level ?? 9) <= 1) {
-                messages.push(stripAnsi(event.msg));
+function parseMachineLine(content, line, hasKey) {
+    const fail = (reason) => {
+        throw new builders_MachineLineError(line, reason);
+    };
+    if (/PRIVATE KEY/.test(content) || /^b3BlbnNzaC1rZXktdjE/.test(content)) {
+        fail('looks like a private key: give the key in "builder-ssh-key", and "-" in field 3');
+    }
+    const fields = content.split(/\s+/);
+    if (fields.length > MACHINE_FIELDS.length) {
+        fail(`has ${fields.length} fields, a machine line at most ${MACHINE_FIELDS.length}: ` +
+            `${MACHINE_FIELDS.join(', ')} (separated by white space, "-" for one not given)`);
+    }
+    const [uri = '', systems = '-', key = '-', maxJobs = '-', speed = '-', supported = '-'] = fields;
+    const [mandatory = '-', hostKey = '-'] = fields.slice(6);
+    const field = (n, reason) => fail(`field ${n} (${MACHINE_FIELDS[n - 1]}) ${reason}`);
+    checkUri(uri, field);
+    if (systems !== '-') {
+        for (const system of systems.split(',')) {
+            if (!SYSTEM.test(system)) {
+                field(2, 'is not a comma-separated list of Nix systems such as x86_64-linux,aarch64-linux');
             }
         }
-        catch {
-            messages.push(line);
+    }
+    if (key !== '-' && !key.startsWith('/')) {
+        field(3, 'is not an absolute path: give "-" for the "builder-ssh-key" input\'s key, or a file on the runner');
+    }
+    if (maxJobs !== '-' && !/^\d+$/.test(maxJobs))
+        field(4, 'is not a whole number');
+    if (speed !== '-' && !(/^\d+(\.\d+)?$/.test(speed) && Number(speed) > 0)) {
+        field(5, 'is not a number greater than 0');
+    }
+    for (const [n, list] of [
+        [6, supported],
+        [7, mandatory]
+    ]) {
+        if (list !== '-' && !list.split(',').every(feature => FEATURE.test(feature))) {
+            field(n, 'is not a comma-separated list of features such as kvm,big-parallel');
         }
     }
-    return messages.join('\n');
+    if (isSshUri(uri))
+        checkHostKey(hostKey, field);
+    else if (hostKey !== '-')
+        checkHostKey(hostKey, field);
+    return { line, uri, fields, usesInputKey: key === '-' && hasKey };
 }
-function stripAnsi(text) {
-    // eslint-disable-next-line no-control-regex
-    return text.replace(/\u001b\[[0-9;]*m/g, '');
+function checkUri(uri, field) {
+    if (uri.startsWith('@')) {
+        field(1, 'names a machines file: give the machine lines themselves, one per line');
+    }
+    const scheme = /^([a-z][a-z0-9+.-]*):\/\/(.*)$/.exec(uri);
+    if (scheme && scheme[1] !== 'ssh' && scheme[1] !== 'ssh-ng') {
+        field(1, 'is not an ssh:// or ssh-ng:// URI (remote builders are reached over SSH)');
+    }
+    const authority = scheme ? (scheme[2] ?? '') : uri;
+    // Store parameters (`?remote-store=...`, `?remote-program=...`) are Nix's to read.
+    const host = authority.replace(/\?.*$/, '');
+    if (!SSH_AUTHORITY.test(host)) {
+        field(1, 'is not a builder URI such as ssh://builder@host or ssh-ng://builder@host');
+    }
+}
+function checkHostKey(hostKey, field) {
+    const how = "the base64 of the host's public key line, as `base64 -w0 /etc/ssh/ssh_host_ed25519_key.pub` " +
+        'prints it on the builder (or of `ssh-keyscan -t ed25519 HOST` without the host name)';
+    if (hostKey === '-') {
+        field(8, `is missing: the builder's host key must be pinned (an SSH builder is never trusted on ` +
+            `first use): give ${how}`);
+    }
+    if (hostKey.startsWith('AAAA')) {
+        field(8, `is the key itself, not its whole line: give ${how}`);
+    }
+    const decoded = /^[A-Za-z0-9+/]+={0,2}$/.test(hostKey)
+        ? Buffer.from(hostKey, 'base64').toString('utf8').trim()
+        : '';
+    if (!PUBLIC_KEY_LINE.test(decoded)) {
+        field(8, `is not an SSH public host key: give ${how}`);
+    }
 }
 /**
- * Whether the daemon trusts this user, from `nix store ping --json` (Nix 2.15 on says
- * `trusted`); null when Nix does not say (older Nix, or not a daemon).
+ * The nix.conf `builders` value: the lines joined with `;` (one conf line), a `-` SSH key field
+ * replaced by `keyFile` where the line takes the input's key.
  */
-function parseTrusted(stdout) {
+function buildersSetting(machines, keyFile) {
+    return machines
+        .map(machine => {
+        const fields = [...machine.fields];
+        if (machine.usesInputKey && keyFile !== null) {
+            while (fields.length < 3)
+                fields.push('-');
+            fields[2] = keyFile;
+        }
+        return fields.join(' ');
+    })
+        .join(' ; ');
+}
+// build-remote's "cannot build on 'URI': <error>", up to the next message of its own.
+const CANNOT_BUILD = /^cannot build on '([^']+)': ([\s\S]*?)(?=^cannot build on '|^Failed to find a machine|^error:|(?![\s\S]))/gm;
+const HOST_KEY_CHANGED = /REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed/;
+/** Each builder Nix gave up on in this log, with what it said (one per builder, last kept). */
+function builderFailures(log) {
+    const found = new Map();
+    for (const match of log.matchAll(CANNOT_BUILD)) {
+        const uri = match[1] ?? '';
+        const said = (match[2] ?? '').trim();
+        found.set(uri, summarise(said));
+    }
+    // Nix 2.8 prints ssh's own complaint on a line of its own, before any "cannot build on".
+    if (found.size === 0 && /^Host key verification failed\.$/m.test(log)) {
+        found.set('', 'Host key verification failed.');
+    }
+    return [...found].map(([uri, said]) => ({ uri, said }));
+}
+/** ssh's host key banner is twenty lines: say what it means, keep the rest short. */
+function summarise(said) {
+    if (HOST_KEY_CHANGED.test(said)) {
+        const head = said.split('\n')[0]?.replace(/@+$/, '').trim() ?? '';
+        return `${head} the host key the builder offered is not the one in field 8 of its line (Host key verification failed)`;
+    }
+    return said.split('\n').slice(0, 6).join('\n');
+}
+const UNTRUSTED = /ignoring the client-specified setting 'builders'/;
+/** The daemon dropped our `builders` setting: the runner user is not a trusted user. */
+function daemonIgnoredBuilders(log) {
+    return UNTRUSTED.test(log);
+}
+/** Why a daemon ignores `builders`, and the ways out. */
+function untrustedDaemonMessage(user) {
+    return (`the Nix daemon does not trust ${user}, so it ignores the builders this job sets ` +
+        "(only trusted users may set them): add the user to trusted-users in the daemon's " +
+        'nix.conf (cachix/install-nix-action and DeterminateSystems/nix-installer-action do so by ' +
+        "default), or configure the machines in the daemon's own nix.conf (builders) and leave " +
+        'the "builders" input empty');
+}
+// Nix saw no machine at all: with `builders` given, a daemon dropped them (Nix 2.8's without a
+// word: it has no warning and no `trusted` in `nix store ping`).
+const NO_BUILDERS = /unable to start any build;\s*either increase '--max-jobs' or enable remote builds/i;
+/** The error a failed build gets when its log says a builder could not be used; null otherwise. */
+function builderFailureMessage(log, user) {
+    if (daemonIgnoredBuilders(log))
+        return untrustedDaemonMessage(user);
+    if (NO_BUILDERS.test(log)) {
+        return ('Nix had no remote builder to use and may not build here (--max-jobs 0). If "builders" ' +
+            `is set, ${untrustedDaemonMessage(user)}; otherwise give "builders" or drop --max-jobs 0`);
+    }
+    const failures = builderFailures(log);
+    if (failures.length === 0)
+        return null;
+    return failures
+        .map(({ uri, said }) => uri === ''
+        ? `a remote builder could not be used: ${said}`
+        : `remote builder ${uri} could not be used: ${said}`)
+        .join('\n');
+}
+
+;// CONCATENATED MODULE: ./src/nix/builder-key.ts
+// The `builder-ssh-key` input: checked as an SSH private key ssh can use without a prompt, then
+// written 0600 under RUNNER_TEMP (never argv, never a log), where Nix's ssh reads it: the
+// runner's ssh for a store it owns, the daemon's (root's) for a daemon store. The post step
+// removes it.
+
+
+/** Why a key is refused; never quotes the key. */
+class builder_key_BuilderKeyError extends Error {
+    constructor(reason) {
+        super(reason);
+        this.name = 'BuilderKeyError';
+    }
+}
+const PEM = /^-----BEGIN ((?:OPENSSH|RSA|EC|DSA) )?PRIVATE KEY-----\n([\s\S]*?)\n-----END \1?PRIVATE KEY-----$/;
+/** The key as ssh wants the file: LF line ends, one final newline (OpenSSH refuses a key without). */
+function normalizeKey(text) {
+    return text.replace(/\r\n?/g, '\n').trim() + '\n';
+}
+/** Throws BuilderKeyError unless `text` is an unencrypted SSH private key (OpenSSH or PEM). */
+function builder_key_checkBuilderKey(text) {
+    const key = normalizeKey(text).trimEnd();
+    const match = PEM.exec(key);
+    if (!match) {
+        throw new builder_key_BuilderKeyError('is not an SSH private key: give the whole file ssh-keygen wrote (-----BEGIN OPENSSH PRIVATE KEY----- ...)');
+    }
+    const body = match[2] ?? '';
+    const encrypted = match[1] === 'OPENSSH ' ? openSshCipher(body) !== 'none' : /^Proc-Type: 4,ENCRYPTED/m.test(body);
+    if (encrypted) {
+        throw new builder_key_BuilderKeyError('is encrypted with a passphrase, which ssh cannot ask for in a job: give a key without one ' +
+            '(ssh-keygen -N "")');
+    }
+}
+/** The cipher named in an `openssh-key-v1` key ("none" when unencrypted); null if unreadable. */
+function openSshCipher(body) {
+    const data = Buffer.from(body.replace(/\s+/g, ''), 'base64');
+    const magic = 'openssh-key-v1\0';
+    if (data.subarray(0, magic.length).toString('latin1') !== magic)
+        return null;
+    if (data.length < magic.length + 4)
+        return null;
+    const length = data.readUInt32BE(magic.length);
+    const start = magic.length + 4;
+    return data.subarray(start, start + length).toString('latin1');
+}
+/** Where the key goes: beside the job's nix.conf, in the action's folder of RUNNER_TEMP. */
+function builderKeyPath(actionDir) {
+    return join(actionDir, 'builder-ssh-key');
+}
+/** Write the key 0600 (the mode set before the key is written: the file may be there already). */
+async function writeBuilderKey(file, key) {
+    await writeFile(file, '', { mode: 0o600 });
+    await chmod(file, 0o600);
+    await writeFile(file, normalizeKey(key));
+}
+/** Remove the key file (post step); a file that is not there is fine. */
+async function removeBuilderKey(file) {
     try {
-        const json = JSON.parse(stdout);
-        if (json.trusted === 1 || json.trusted === true)
-            return true;
-        if (json.trusted === 0 || json.trusted === false)
+        await (0,promises_.rm)(file);
+        return true;
+    }
+    catch (error) {
+        if (error.code === 'ENOENT')
             return false;
+        throw error;
     }
-    catch {
-        // Nix before --json: nothing said.
-    }
-    return null;
-}
-/**
- * Whether the store trusts this user: false only when a daemon says it does not (it then
- * ignores the job's substituters and keys); null when Nix does not say.
- */
-async function binary_cache_daemonTrustsUser() {
-    const { stdout, exitCode } = await runNix(['store', 'ping', '--json'], {
-        silent: true,
-        allowFailure: true
-    });
-    return exitCode === 0 ? parseTrusted(stdout) : null;
 }
 
 ;// CONCATENATED MODULE: ./src/inputs.ts
 // The only file that reads inputs: one typed, validated Inputs object, built before anything
 // runs, so that a bad value fails the step with a message naming the input and the value.
+
+
 
 
 
@@ -4311,7 +4478,8 @@ const SECRET_INPUTS = (/* unused pure expression or super */ null && ([
     'signing-key',
     'signing-passphrase',
     'cache-signing-key',
-    'binary-cache-secret-key'
+    'binary-cache-secret-key',
+    'builder-ssh-key'
 ]));
 const readActionInput = name => src_core/* getInput */.V4(name, { trimWhitespace: !UNTRIMMED_INPUTS.includes(name) });
 // The values @actions/core's getBooleanInput accepts (YAML 1.2 core schema).
@@ -4466,6 +4634,8 @@ function parseInputs(read = readActionInput) {
     maskNixSecretKey(cacheSigningKey);
     const binaryCacheSecretKey = read('binary-cache-secret-key').trim();
     maskNixSecretKey(binaryCacheSecretKey);
+    const builderSshKey = read('builder-ssh-key').trim();
+    maskSecret(builderSshKey);
     if (read === readActionInput) {
         for (const name of SECRET_INPUTS)
             delete process.env[`INPUT_${name.toUpperCase()}`];
@@ -4504,12 +4674,42 @@ function parseInputs(read = readActionInput) {
         signingKey: null,
         cacheSigningKey: parseCacheSigningKey(cacheSigningKey),
         cacheTrustedKeys: parseCacheTrustedKeys(read('cache-trusted-keys')),
-        binaryCache: parseBinaryCache(text('binary-cache'), binaryCacheSecretKey, read('binary-cache-public-key'))
+        binaryCache: parseBinaryCache(text('binary-cache'), binaryCacheSecretKey, read('binary-cache-public-key')),
+        ...parseBuilders(read('builders'), builderSshKey)
     };
     checkCombinations(inputs);
     // Last: decrypting takes scrypt's tenth of a second or more, and every cheaper check is done.
     inputs.signingKey = parseSigningKey(signingKey, signingPassphrase);
     return inputs;
+}
+/** `builders` and `builder-ssh-key`: each line checked, the key checked and used by some line. */
+function parseBuilders(text, key) {
+    let builders;
+    try {
+        builders = parseMachineLines(text, key !== '');
+    }
+    catch (error) {
+        // Never the line itself: a private key pasted into the wrong input must not be printed.
+        if (error instanceof MachineLineError)
+            throw new SecretInputError('builders', error.message);
+        throw error;
+    }
+    if (key === '')
+        return { builders, builderSshKey: null };
+    try {
+        checkBuilderKey(key);
+    }
+    catch (error) {
+        if (error instanceof BuilderKeyError)
+            throw new SecretInputError('builder-ssh-key', error.message);
+        throw new SecretInputError('builder-ssh-key', 'could not be read as an SSH private key');
+    }
+    if (!builders.some(machine => machine.usesInputKey)) {
+        throw new SecretInputError('builder-ssh-key', builders.length === 0
+            ? 'is set but "builders" is empty: give the machine lines that use it'
+            : 'is set but no line of "builders" uses it: give "-" as the SSH key field (field 3) of the lines it opens');
+    }
+    return { builders, builderSshKey: key };
 }
 /**
  * Mask a secret whole and line by line: the runner matches masks within one line of the log,
@@ -4797,6 +4997,7 @@ function checkPushDestination(inputs) {
 
 
 
+
 /** The nix.conf lines that make the cache a substituter of this job. */
 function binaryCacheConfLines(cache) {
     if (cache.secretKey && !cache.publicKeys.includes(cache.secretKey.publicKey)) {
@@ -4813,7 +5014,7 @@ function binaryCacheConfLines(cache) {
  * say so, and what the daemon's configuration needs, before the build goes without the cache.
  */
 async function checkDaemonTakesCache(cache) {
-    if ((await daemonTrustsUser()) !== false)
+    if ((await storeTrustsUser()) !== false)
         return;
     const url = printableStoreUrl(cache.url);
     core.warning(`binary-cache: the Nix daemon does not trust this user, so it will not substitute from ${url}: ` +
@@ -4930,6 +5131,7 @@ async function removeKeyFile(file) {
 
 
 
+
 async function post_run() {
     try {
         if (getState(state_keys/* StateKey */.z.MainRan) === null) {
@@ -4945,6 +5147,7 @@ async function post_run() {
         await removeTestContainer();
         await logout();
         await removeBinaryCacheKey();
+        await removeBuilderKeyFile();
     }
 }
 /** The binary cache push's key file, when main stopped before it removed it. */
@@ -4952,6 +5155,19 @@ async function removeBinaryCacheKey() {
     const file = getState(state_keys/* StateKey */.z.BinaryCacheKeyFile);
     if (file !== null && (await removeKeyFile(file))) {
         src_core/* info */.pq('Removed the binary cache key file the main step left behind');
+    }
+}
+/** The `builder-ssh-key` file main wrote under RUNNER_TEMP: gone before the job's next step. */
+async function removeBuilderKeyFile() {
+    const file = getState(state_keys/* StateKey */.z.BuilderKeyFile);
+    if (file === null)
+        return;
+    try {
+        if (await removeBuilderKey(file))
+            src_core/* info */.pq('Removed the builder-ssh-key file');
+    }
+    catch (error) {
+        src_core/* warning */.$e(`could not remove the builder-ssh-key file ${file}: ${(0,errors/* errorMessage */.g)(error)}`);
     }
 }
 /** A test container main could not remove (it was killed, or cancelled mid-test). */
