@@ -5491,35 +5491,33 @@ function nix_key_signPath(key, info) {
 function signatureKeyName(signature) {
     return splitKey(signature)?.name ?? '';
 }
+/** Each (key, signature bytes) pair worth checking: a well-formed signature by a key's name. */
+function candidates(signatures, keys) {
+    return signatures.flatMap(text => {
+        const parts = splitKey(text);
+        const bytes = parts && base64Of(parts.data, SIGNATURE_BYTES);
+        if (!parts || !bytes)
+            return [];
+        return keys.filter(k => k.name === parts.name).map(k => ({ key: k.key, bytes }));
+    });
+}
 /**
  * Whether one of `signatures` is a valid signature of the path by one of `keys`
  * (Nix's checkSignatures with a threshold of one).
  */
 function verifyPath(info, signatures, keys) {
     const message = Buffer.from(fingerprint(info));
-    return signatures.some(text => {
-        const parts = splitKey(text);
-        const bytes = parts && base64Of(parts.data, SIGNATURE_BYTES);
-        if (!parts || !bytes)
-            return false;
-        return keys.some(k => k.name === parts.name && (0,external_node_crypto_.verify)(null, message, k.key, bytes));
-    });
+    return candidates(signatures, keys).some(c => (0,external_node_crypto_.verify)(null, message, c.key, c.bytes));
 }
 /** verifyPath, each check in libuv's thread pool: thousands of paths are checked on every core. */
 async function verifyPathInPool(info, signatures, keys) {
     const message = Buffer.from(fingerprint(info));
-    for (const text of signatures) {
-        const parts = splitKey(text);
-        const bytes = parts && base64Of(parts.data, SIGNATURE_BYTES);
-        if (!parts || !bytes)
-            continue;
-        for (const k of keys.filter(k => k.name === parts.name)) {
-            const valid = await new Promise((resolve, reject) => {
-                (0,external_node_crypto_.verify)(null, message, k.key, bytes, (error, ok) => (error ? reject(error) : resolve(ok)));
-            });
-            if (valid)
-                return true;
-        }
+    for (const { key, bytes } of candidates(signatures, keys)) {
+        const valid = await new Promise((resolve, reject) => {
+            (0,external_node_crypto_.verify)(null, message, key, bytes, (error, ok) => (error ? reject(error) : resolve(ok)));
+        });
+        if (valid)
+            return true;
     }
     return false;
 }
@@ -12056,9 +12054,13 @@ async function addSignatures(dir, storeDir, entries, store) {
 // spaces, there since Nix 2.0's schema). Node's built-in SQLite is there from Node 22.5 (the
 // action runs on 24); without it the caller falls back to copy-sigs.
 
-/** The database of the store this process may write (NIX_STATE_DIR as Nix reads it). */
+/** The folder of the local store's database (NIX_STATE_DIR as Nix reads it). */
+function nixDatabaseDir() {
+    return (0,external_node_path_.join)(process.env.NIX_STATE_DIR ?? '/nix/var/nix', 'db');
+}
+/** The database of the store this process may write. */
 function nixDatabaseFile() {
-    return (0,external_node_path_.join)(process.env.NIX_STATE_DIR ?? '/nix/var/nix', 'db', 'db.sqlite');
+    return (0,external_node_path_.join)(nixDatabaseDir(), 'db.sqlite');
 }
 async function loadSqlite() {
     try {
@@ -12117,6 +12119,7 @@ async function addSignaturesToDatabase(databaseFile, signatures) {
 // filesystem, a NAR hash check of every path against its registration, a rename of each missing
 // path into the store and one `nix-store --load-db` for them: no byte is written twice, and no
 // path is registered valid before it is whole and checked.
+
 
 
 
@@ -12189,10 +12192,9 @@ function storeDirectory() {
     return process.env.NIX_STORE_DIR ?? '/nix/store';
 }
 async function storeAccess(storeDir = storeDirectory()) {
-    const stateDir = process.env.NIX_STATE_DIR ?? '/nix/var/nix';
     const [storeWritable, dbWritable] = await Promise.all([
         writable(storeDir),
-        writable((0,external_node_path_.join)(stateDir, 'db'))
+        writable(nixDatabaseDir())
     ]);
     return { nixRemote: process.env.NIX_REMOTE ?? null, storeWritable, dbWritable };
 }

@@ -13,6 +13,7 @@ import { batches, isLocalStore, runNix } from '../nix/command.js'
 import { moveTree, removeTree } from '../tree.js'
 import { isDerivation, lines } from './nix-store.js'
 import { addSignatures } from './signatures.js'
+import { nixDatabaseDir } from '../nix/db.js'
 
 /** The directory (under the archive's root) holding the store paths' files. */
 export const STORE_SUBDIR = 'store'
@@ -116,10 +117,9 @@ export function storeDirectory(): string {
 }
 
 export async function storeAccess(storeDir = storeDirectory()): Promise<StoreAccess> {
-  const stateDir = process.env.NIX_STATE_DIR ?? '/nix/var/nix'
   const [storeWritable, dbWritable] = await Promise.all([
     writable(storeDir),
-    writable(join(stateDir, 'db'))
+    writable(nixDatabaseDir())
   ])
   return { nixRemote: process.env.NIX_REMOTE ?? null, storeWritable, dbWritable }
 }

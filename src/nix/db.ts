@@ -20,9 +20,14 @@ type SqliteModule = {
   DatabaseSync: new (file: string, options?: { timeout?: number }) => Database
 }
 
-/** The database of the store this process may write (NIX_STATE_DIR as Nix reads it). */
+/** The folder of the local store's database (NIX_STATE_DIR as Nix reads it). */
+export function nixDatabaseDir(): string {
+  return join(process.env.NIX_STATE_DIR ?? '/nix/var/nix', 'db')
+}
+
+/** The database of the store this process may write. */
 export function nixDatabaseFile(): string {
-  return join(process.env.NIX_STATE_DIR ?? '/nix/var/nix', 'db', 'db.sqlite')
+  return join(nixDatabaseDir(), 'db.sqlite')
 }
 
 async function loadSqlite(): Promise<SqliteModule | null> {

@@ -142,6 +142,19 @@ export function signatureKeyName(signature: string): string {
   return splitKey(signature)?.name ?? ''
 }
 
+/** Each (key, signature bytes) pair worth checking: a well-formed signature by a key's name. */
+function candidates(
+  signatures: readonly string[],
+  keys: readonly NixPublicKey[]
+): { key: KeyObject; bytes: Buffer }[] {
+  return signatures.flatMap(text => {
+    const parts = splitKey(text)
+    const bytes = parts && base64Of(parts.data, SIGNATURE_BYTES)
+    if (!parts || !bytes) return []
+    return keys.filter(k => k.name === parts.name).map(k => ({ key: k.key, bytes }))
+  })
+}
+
 /**
  * Whether one of `signatures` is a valid signature of the path by one of `keys`
  * (Nix's checkSignatures with a threshold of one).
@@ -152,12 +165,7 @@ export function verifyPath(
   keys: readonly NixPublicKey[]
 ): boolean {
   const message = Buffer.from(fingerprint(info))
-  return signatures.some(text => {
-    const parts = splitKey(text)
-    const bytes = parts && base64Of(parts.data, SIGNATURE_BYTES)
-    if (!parts || !bytes) return false
-    return keys.some(k => k.name === parts.name && verify(null, message, k.key, bytes))
-  })
+  return candidates(signatures, keys).some(c => verify(null, message, c.key, c.bytes))
 }
 
 /** verifyPath, each check in libuv's thread pool: thousands of paths are checked on every core. */
@@ -167,16 +175,11 @@ export async function verifyPathInPool(
   keys: readonly NixPublicKey[]
 ): Promise<boolean> {
   const message = Buffer.from(fingerprint(info))
-  for (const text of signatures) {
-    const parts = splitKey(text)
-    const bytes = parts && base64Of(parts.data, SIGNATURE_BYTES)
-    if (!parts || !bytes) continue
-    for (const k of keys.filter(k => k.name === parts.name)) {
-      const valid = await new Promise<boolean>((resolve, reject) => {
-        verify(null, message, k.key, bytes, (error, ok) => (error ? reject(error) : resolve(ok)))
-      })
-      if (valid) return true
-    }
+  for (const { key, bytes } of candidates(signatures, keys)) {
+    const valid = await new Promise<boolean>((resolve, reject) => {
+      verify(null, message, key, bytes, (error, ok) => (error ? reject(error) : resolve(ok)))
+    })
+    if (valid) return true
   }
   return false
 }
