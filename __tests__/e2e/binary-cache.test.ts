@@ -301,4 +301,6 @@ test('s3:// reaches Nix as given (Debian has no S3 in Nix): the push warns, the 
     /^s3:\/\/nca-test-bucket\?region=eu-west-1&compression=zstd&secret-key=\/.*binary-cache-key-\d+$/
   )
   expect(run.main.stdout).toMatch(/::warning::Binary cache push failed.*s3/)
+  // Nix reads the key from the file: no command the step ran holds it.
+  expect(JSON.stringify(run.commands)).not.toContain(SECRET.slice(7))
 })
