@@ -19,6 +19,8 @@ export interface RunOptions {
   timeoutMs?: number
   /** Echo the steps' output to this process's stdout/stderr as it comes (the CLI does); default false. */
   stream?: boolean
+  /** Called with every line a step writes to stdout, as it comes (a test can react to the log). */
+  onLine?: (line: string) => void
   /** Run the steps inside this simulated runner machine, as its user (runner-machine.mjs);
    * default: this process, as this process's user. */
   machine?: Machine

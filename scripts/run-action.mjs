@@ -56,7 +56,13 @@ async function runInTempDir(o, tempDir) {
   const inputs = inputVariables(o.inputs, readActionInputs(distDir), base)
   const basePath = base.PATH ?? ''
   const watchDir = o.watch?.length ? writeWatchers(tempDir, o.watch, dirs.commandLog) : null
-  const step = { cwd, timeoutMs: o.timeoutMs, stream: o.stream ?? false, machine: o.machine }
+  const step = {
+    cwd,
+    timeoutMs: o.timeoutMs,
+    stream: o.stream ?? false,
+    machine: o.machine,
+    onLine: o.onLine
+  }
   const mainFiles = stepFiles(tempDir, 'main')
   const postFiles = (o.runPost ?? true) ? stepFiles(tempDir, 'post') : null
   // On a machine, the steps run as its user, who owns the run's files as on GitHub's runners;
@@ -437,7 +443,7 @@ function runStep(name, script, opts, env) {
     })
     runningGroups.add(child.pid)
     const masks = []
-    const out = captureStream(child.stdout, opts.stream && process.stdout, masks)
+    const out = captureStream(child.stdout, opts.stream && process.stdout, masks, opts.onLine)
     const err = captureStream(child.stderr, opts.stream && process.stderr, masks)
     let timedOut = false
     const timer = opts.timeoutMs
@@ -497,10 +503,11 @@ function tail({ stdout, stderr }) {
 // Keep everything a step printed; when streaming, echo it line by line the way the
 // runner's log shows it: `::add-mask::` lines hidden, `::debug::` lines too unless
 // RUNNER_DEBUG=1 (as with step debug logging), and masked values as ***.
-function captureStream(stream, echo, masks) {
+function captureStream(stream, echo, masks, onLine) {
   const chunks = []
   let partial = ''
   const show = line => {
+    onLine?.(line)
     const mask = /^::add-mask::(.*)$/.exec(line)
     if (mask) {
       masks.push(unescapeCommandData(mask[1]))

@@ -1,21 +1,16 @@
 // Transient registry faults, through the bundled action: a registry that comes up late, one
 // that answers 503 or 429 (with Retry-After) at first, and one that is gone for good.
 import { afterAll, describe, expect, test } from '@jest/globals'
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
 import type { RunOptions, RunResult } from '../../scripts/run-action.mjs'
-import { giveToRunner, userPath, userTempDir } from '../../scripts/runner-machine.mjs'
-import { action, findRealProgram } from './action.js'
+import { action } from './action.js'
 import { freePort, freePortContaining, startFaultProxy } from './fault-proxy.js'
 import type { FaultProxy } from './fault-proxy.js'
 import { getManifest } from './registry.js'
 
 const proxies: FaultProxy[] = []
-const tempDirs: string[] = []
 
 afterAll(async () => {
   await Promise.all(proxies.map(proxy => proxy.close()))
-  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true })
 })
 
 function realRegistry(): string {
@@ -36,7 +31,8 @@ async function push(
   registry: string,
   tool: string,
   inputs: RunOptions['inputs'] = {},
-  env: Record<string, string> = {}
+  env: Record<string, string> = {},
+  onLine?: (line: string) => void
 ): Promise<{ result: RunResult; seconds: number }> {
   const started = Date.now()
   const result = await action(
@@ -47,30 +43,9 @@ async function push(
       'push-tool': tool,
       ...inputs
     },
-    { env }
+    { env, ...(onLine ? { onLine } : {}) }
   )
   return { result, seconds: (Date.now() - started) / 1000 }
-}
-
-/**
- * docker and skopeo wrapped, first on the action's PATH, to create `file` when one exits
- * non-zero: the moment the action has met a registry that is down.
- */
-function failureMarker(): { file: string; env: Record<string, string> } {
-  const dir = userTempDir('nca-failure-marker-')
-  tempDirs.push(dir)
-  const file = join(dir, 'failed')
-  const bin = join(dir, 'bin')
-  mkdirSync(bin)
-  for (const name of ['docker', 'skopeo']) {
-    writeFileSync(
-      join(bin, name),
-      `#!/bin/sh\n${findRealProgram(name, bin)}\n"$real" "$@" || { rc=$?; touch '${file}'; exit $rc; }\n`,
-      { mode: 0o755 }
-    )
-  }
-  giveToRunner(dir)
-  return { file, env: { PATH: `${bin}:${userPath(process.env.PATH ?? '')}` } }
 }
 
 function log(result: RunResult): string {
@@ -79,11 +54,13 @@ function log(result: RunResult): string {
 
 describe.each(['docker', 'skopeo'])('push-tool %s', tool => {
   test('a registry that starts after the action first found it down is waited for', async () => {
-    // Up only once a registry command of the action has failed (docker and skopeo wrapped to
-    // say so): the first attempt is refused whatever the machine's speed, the retry finds it.
-    const failed = failureMarker()
-    const late = await proxy({ port: await freePort(), listenWhen: () => existsSync(failed.file) })
-    const { result } = await push(late.address, tool, { retries: '6' }, failed.env)
+    // Up only once the action has logged its first refused attempt: the first attempt is
+    // refused whatever the machine's speed, a retry finds it.
+    let refused = false
+    const late = await proxy({ port: await freePort(), listenWhen: () => refused })
+    const { result } = await push(late.address, tool, { retries: '6' }, {}, line => {
+      if (/^::warning::.*connection refused \(attempt 1 of 6\)/.test(line)) refused = true
+    })
     expect({ exit: result.main.exitCode, log: log(result) }).toMatchObject({ exit: 0 })
     expect(result.main.stdout).toMatch(
       /::warning::.*connection refused \(attempt 1 of 6\); retrying in/
@@ -93,9 +70,9 @@ describe.each(['docker', 'skopeo'])('push-tool %s', tool => {
   })
 
   test("503 to the action's own query is retried, on a port whose digits hold 404", async () => {
-    // The faults go to the manifest GETs, which only the action's query (skopeo inspect) makes
-    // before a push, so which client meets them is fixed. The port's 404 once made a 503 look
-    // like "no such manifest": no retry, a blind push.
+    // The faults go to the manifest GETs, which only the action's query (its own GET, each
+    // attempt one request) makes before a push, so which client meets them is fixed. The
+    // port's 404 once made a 503 look like "no such manifest": no retry, a blind push.
     const flaky = await proxy({
       port: await freePortContaining('404'),
       failFirst: 2,
@@ -105,8 +82,8 @@ describe.each(['docker', 'skopeo'])('push-tool %s', tool => {
     const { result } = await push(flaky.address, tool, { tags: 'after-5xx' })
     expect({ exit: result.main.exitCode, log: log(result) }).toMatchObject({ exit: 0 })
     expect(flaky.faulted).toEqual([
-      expect.stringMatching(/^GET \/v2\/faults\/.*\/manifests\/after-5xx \(skopeo\//),
-      expect.stringMatching(/^GET \/v2\/faults\/.*\/manifests\/after-5xx \(skopeo\//)
+      expect.stringMatching(/^GET \/v2\/faults\/.*\/manifests\/after-5xx \(nix-container-action\)/),
+      expect.stringMatching(/^GET \/v2\/faults\/.*\/manifests\/after-5xx \(nix-container-action\)/)
     ])
     const retries = result.main.stdout.match(
       /::warning::query 127\.0\.0\.1:\d+\/faults\/\w+:after-5xx: server error \(5xx\) \(attempt [12] of 3\)/g

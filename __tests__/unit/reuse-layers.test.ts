@@ -2,7 +2,8 @@ import { describe, expect, jest, test } from '@jest/globals'
 import { diffIdsOf, layoutManifest } from '../../src/image/layers.js'
 import type { ArchiveLayer } from '../../src/image/layers.js'
 import { manifestLayers, planLayers, remoteLayersOf } from '../../src/registry/layers.js'
-import { credentialsIn, mountBlob, parseChallenge, tokenUrl } from '../../src/registry/mount.js'
+import { credentialsIn, parseChallenge, tokenUrl } from '../../src/registry/http.js'
+import { mountBlob, mountScopes } from '../../src/registry/mount.js'
 import { describeTransfer } from '../../src/stages/push.js'
 import { resolveReuseFrom } from '../../src/registry/refs.js'
 import { reuseCandidates, uploadedBytes } from '../../src/registry/reuse.js'
@@ -140,7 +141,7 @@ describe('cross-repository mount', () => {
     const url = new URL(
       tokenUrl(
         { realm: 'https://ghcr.io/token', service: 'ghcr.io' },
-        { registry: 'ghcr.io', repository: 'o/app', from: 'o/base', digest: d('a') }
+        mountScopes({ registry: 'ghcr.io', repository: 'o/app', from: 'o/base', digest: d('a') })
       )
     )
     expect(url.searchParams.getAll('scope')).toEqual([

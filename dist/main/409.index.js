@@ -9259,7 +9259,7 @@ formatters.O = function (v) {
 
 /***/ }),
 
-/***/ 3813:
+/***/ 6194:
 /***/ ((module) => {
 
 
@@ -9896,7 +9896,7 @@ function plural(ms, msAbs, n, name) {
 
 const os = __webpack_require__(857);
 const tty = __webpack_require__(2018);
-const hasFlag = __webpack_require__(3813);
+const hasFlag = __webpack_require__(6194);
 
 const {env} = process;
 

@@ -1116,7 +1116,7 @@ module.exports = clean
 const eq = __webpack_require__(273)
 const neq = __webpack_require__(2991)
 const gt = __webpack_require__(3740)
-const gte = __webpack_require__(8678)
+const gte = __webpack_require__(6297)
 const lt = __webpack_require__(2115)
 const lte = __webpack_require__(9824)
 
@@ -1371,7 +1371,7 @@ module.exports = gt
 
 /***/ }),
 
-/***/ 8678:
+/***/ 6297:
 /***/ ((module, __unused_webpack_exports, __webpack_require__) => {
 
 
@@ -1677,7 +1677,7 @@ const gt = __webpack_require__(3740)
 const lt = __webpack_require__(2115)
 const eq = __webpack_require__(273)
 const neq = __webpack_require__(2991)
-const gte = __webpack_require__(8678)
+const gte = __webpack_require__(6297)
 const lte = __webpack_require__(9824)
 const cmp = __webpack_require__(9647)
 const coerce = __webpack_require__(6141)
@@ -2816,7 +2816,7 @@ const satisfies = __webpack_require__(6326)
 const gt = __webpack_require__(3740)
 const lt = __webpack_require__(2115)
 const lte = __webpack_require__(9824)
-const gte = __webpack_require__(8678)
+const gte = __webpack_require__(6297)
 
 const outside = (version, range, hilo, options) => {
   version = new SemVer(version, options)

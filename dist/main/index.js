@@ -2409,6 +2409,7 @@ nacl.setPRNG = function(fn) {
 /* harmony export */   Os: () => (/* binding */ group),
 /* harmony export */   Pq: () => (/* binding */ setSecret),
 /* harmony export */   V4: () => (/* binding */ getInput),
+/* harmony export */   Yz: () => (/* binding */ debug),
 /* harmony export */   dN: () => (/* binding */ exportVariable),
 /* harmony export */   fM: () => (/* binding */ addPath),
 /* harmony export */   fe: () => (/* binding */ appendSummary),
@@ -2416,7 +2417,7 @@ nacl.setPRNG = function(fn) {
 /* harmony export */   pq: () => (/* binding */ info),
 /* harmony export */   uH: () => (/* binding */ setOutput)
 /* harmony export */ });
-/* unused harmony exports escapeData, keyValueMessage, getState, debug, error, startGroup, endGroup */
+/* unused harmony exports escapeData, keyValueMessage, getState, error, startGroup, endGroup */
 /* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7598);
 /* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_crypto__WEBPACK_IMPORTED_MODULE_0__);
 /* harmony import */ var node_fs__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3024);
@@ -4931,6 +4932,12 @@ function validateRegistry(value) {
             `use a name with a dot, a port (${value}:5000) or localhost`);
     }
 }
+// Docker treats 127.0.0.0/8 as an insecure registry (plain HTTP allowed); skopeo needs to be
+// told, and only loopback gets that treatment here too.
+const LOOPBACK_HOST = /^(localhost|127(\.\d{1,3}){3}|\[::1\])(:\d+)?$/i;
+function isLoopbackHost(registry) {
+    return LOOPBACK_HOST.test(registry);
+}
 
 // EXTERNAL MODULE: ./src/errors.ts
 var errors = __nccwpck_require__(3916);
@@ -7187,6 +7194,260 @@ async function writeIndexLayout(dir, index) {
     await (0,promises_.writeFile)((0,external_node_path_.join)(dir, 'index.json'), JSON.stringify(layoutIndex));
 }
 
+;// CONCATENATED MODULE: ./src/registry/http.ts
+// The registry's HTTP API (distribution spec), spoken directly where a skopeo process costs more
+// than the request itself: a manifest query is one GET, and skopeo's start-up is most of its
+// 40-50 ms. Credentials come from the Docker config files skopeo reads (their `auths`); Basic
+// and token (Bearer) authentication are both spoken. Anything this cannot answer for sure (a
+// credential helper, Docker Hub, TLS it cannot verify, an unexpected status) is left to skopeo.
+
+
+
+
+
+
+/** A registry failure worth another attempt: the message names the status, as retry.ts reads it. */
+class TransientRegistryError extends Error {
+}
+/** Docker Hub's references say docker.io; its API lives elsewhere. */
+function apiHost(registry) {
+    return registry === 'docker.io' ? 'registry-1.docker.io' : registry;
+}
+/** `http://` for loopback registries (as docker and the action's skopeo flags treat them). */
+function baseUrl(registry) {
+    return `${isLoopbackHost(registry) ? 'http' : 'https'}://${apiHost(registry)}`;
+}
+/** `Bearer realm="...",service="..."` -> scheme and parameters (pure, for tests). */
+function parseChallenge(header) {
+    if (!header)
+        return null;
+    const match = /^\s*(\w+)\s*(.*)$/.exec(header);
+    if (!match)
+        return null;
+    const params = {};
+    for (const [, key, quoted, bare] of (match[2] ?? '').matchAll(/(\w+)=(?:"([^"]*)"|([^,\s]*))/g)) {
+        params[key.toLowerCase()] = quoted ?? bare ?? '';
+    }
+    return { scheme: match[1].toLowerCase(), params };
+}
+/** The token URL for a Bearer challenge, asking for these scopes (pure, for tests). */
+function tokenUrl(params, scopes) {
+    if (!params.realm)
+        throw new Error('the registry asked for a token but named no realm');
+    const url = new URL(params.realm);
+    if (params.service)
+        url.searchParams.set('service', params.service);
+    for (const scope of scopes)
+        url.searchParams.append('scope', scope);
+    return url.toString();
+}
+function basicHeader(credentials) {
+    return `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`;
+}
+function failIfTransient(status, what) {
+    if (status === 429 || status >= 500) {
+        throw new TransientRegistryError(`${what}: HTTP ${status}`);
+    }
+}
+/** The Authorization header a 401's challenge asks for, or null when there is no way to answer it. */
+async function authorize(challengeHeader, scopes, credentials, fetchImpl, timeoutMs) {
+    const challenge = parseChallenge(challengeHeader);
+    if (challenge?.scheme === 'basic')
+        return credentials ? basicHeader(credentials) : null;
+    if (challenge?.scheme !== 'bearer')
+        return null;
+    const response = await fetchImpl(tokenUrl(challenge.params, scopes), {
+        headers: credentials ? { Authorization: basicHeader(credentials) } : {},
+        signal: AbortSignal.timeout(timeoutMs)
+    });
+    failIfTransient(response.status, 'token request');
+    if (!response.ok) {
+        await response.body?.cancel();
+        return null;
+    }
+    const body = (await response.json());
+    const token = body.token ?? body.access_token;
+    if (!token)
+        return null;
+    src_core/* setSecret */.Pq(token);
+    return `Bearer ${token}`;
+}
+/** The Docker config files skopeo would read for credentials, in its order. */
+function credentialFiles(authFile) {
+    if (authFile)
+        return [authFile];
+    const files = [];
+    if (process.env.REGISTRY_AUTH_FILE)
+        files.push(process.env.REGISTRY_AUTH_FILE);
+    if (process.env.XDG_RUNTIME_DIR) {
+        files.push((0,external_node_path_.join)(process.env.XDG_RUNTIME_DIR, 'containers', 'auth.json'));
+    }
+    files.push((0,external_node_path_.join)((0,external_node_os_.homedir)(), '.config', 'containers', 'auth.json'));
+    files.push((0,external_node_path_.join)(process.env.DOCKER_CONFIG || (0,external_node_path_.join)((0,external_node_os_.homedir)(), '.docker'), 'config.json'));
+    return files;
+}
+/** `https://ghcr.io/v1/` and `ghcr.io` name the same registry. */
+function hostOfAuthKey(key) {
+    return key.replace(/^https?:\/\//, '').split('/')[0] ?? '';
+}
+/** The `auths` entry for a registry in a Docker config's text (pure, for tests). */
+function credentialsIn(configText, registry) {
+    const config = JSON.parse(configText);
+    const wanted = registry === 'docker.io' ? ['docker.io', 'index.docker.io'] : [registry];
+    for (const [key, entry] of Object.entries(config.auths ?? {})) {
+        if (!wanted.includes(hostOfAuthKey(key)))
+            continue;
+        if (entry.username && entry.password) {
+            return { username: entry.username, password: entry.password };
+        }
+        if (entry.auth) {
+            const decoded = Buffer.from(entry.auth, 'base64').toString('utf8');
+            const colon = decoded.indexOf(':');
+            if (colon > 0)
+                return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+        }
+    }
+    return null;
+}
+/** Does a Docker config's text name a credential helper (whose answers only skopeo gets)? */
+function namesCredentialHelper(configText) {
+    const config = JSON.parse(configText);
+    return Boolean(config.credsStore) || Object.keys(config.credHelpers ?? {}).length > 0;
+}
+/**
+ * Credentials for a registry from the first config file that has them (null: anonymous), and
+ * whether a file read on the way names a credential helper or is not JSON: then only skopeo can
+ * say what it would send.
+ */
+async function searchCredentials(registry, authFile) {
+    let unsure = false;
+    for (const file of credentialFiles(authFile)) {
+        const text = await (0,promises_.readFile)(file, 'utf8').catch(() => null);
+        if (text === null)
+            continue;
+        try {
+            unsure ||= namesCredentialHelper(text);
+            const credentials = credentialsIn(text, registry);
+            if (credentials)
+                return { credentials, unsure };
+        }
+        catch {
+            unsure = true; // not JSON: skopeo would fail on it too
+        }
+    }
+    return { credentials: null, unsure };
+}
+/** Credentials for a registry from the first config file that has them; null: anonymous. */
+async function findCredentials(registry, authFile) {
+    return (await searchCredentials(registry, authFile)).credentials;
+}
+/** The manifest types skopeo accepts, so that the registry answers both alike. */
+const MANIFEST_TYPES = [
+    'application/vnd.oci.image.manifest.v1+json',
+    'application/vnd.oci.image.index.v1+json',
+    'application/vnd.docker.distribution.manifest.v2+json',
+    'application/vnd.docker.distribution.manifest.list.v2+json',
+    'application/vnd.docker.distribution.manifest.v1+prettyjws',
+    'application/vnd.docker.distribution.manifest.v1+json'
+].join(', ');
+/** Who asks, in the registry's logs. */
+const USER_AGENT = 'nix-container-action';
+/** Distribution's error codes for "no such manifest" and "no such repository". */
+const MISSING_CODES = new Set(['MANIFEST_UNKNOWN', 'NAME_UNKNOWN']);
+/** Does a 404's body say the manifest or repository is unknown (pure, for tests)? */
+function saysMissing(body) {
+    try {
+        const parsed = JSON.parse(body);
+        return (parsed.errors ?? []).some(error => MISSING_CODES.has(error.code ?? ''));
+    }
+    catch {
+        return false;
+    }
+}
+/** Network failures of a request that another attempt may get past, in retry.ts's words. */
+const TRANSIENT_NETWORK = {
+    ECONNREFUSED: 'connection refused',
+    ECONNRESET: 'connection reset',
+    EPIPE: 'connection reset (broken pipe)',
+    ETIMEDOUT: 'timed out',
+    UND_ERR_CONNECT_TIMEOUT: 'timed out',
+    UND_ERR_SOCKET: 'connection reset',
+    ENOTFOUND: 'no such host',
+    EAI_AGAIN: 'temporary failure in name resolution'
+};
+/** The transient network failure behind a fetch error, in retry.ts's words; null: another. */
+function transientNetworkFailure(error) {
+    // Read by shape: AbortSignal's DOMException and undici's errors may come from another realm.
+    const failure = error;
+    if (failure?.name === 'TimeoutError')
+        return 'timed out';
+    const code = failure?.cause?.code;
+    return (typeof code === 'string' && TRANSIENT_NETWORK[code]) || null;
+}
+/**
+ * The manifest's bytes under a ref, asked with one GET: its text; null when the registry says
+ * it has no such manifest or repository. A transient failure (5xx, 429, a refused or reset
+ * connection, a timeout) throws, for the caller's retries: each attempt is one request.
+ * undefined when this way cannot tell for sure (a credential helper, an authentication it
+ * cannot answer, TLS it cannot verify, any other status): skopeo is asked then, and its answers
+ * and errors are the ones the action has always had.
+ */
+async function fetchRawManifest(ref, authFile, timeoutMs, fetchImpl = fetch) {
+    const parsed = parseReference(ref);
+    const registry = parsed.domain;
+    // Docker Hub (library/ names, its own limits) and refs without a registry: skopeo's.
+    if (registry === null || registry === 'docker.io')
+        return undefined;
+    const { credentials, unsure } = await searchCredentials(registry, authFile);
+    if (unsure)
+        return undefined;
+    const reference = parsed.digest ?? parsed.tag ?? 'latest';
+    const url = `${baseUrl(registry)}/v2/${parsed.path}/manifests/${reference}`;
+    const get = (authorization) => fetchImpl(url, {
+        headers: {
+            Accept: MANIFEST_TYPES,
+            'User-Agent': USER_AGENT,
+            ...(authorization ? { Authorization: authorization } : {})
+        },
+        signal: AbortSignal.timeout(timeoutMs)
+    });
+    try {
+        let response = await get(null);
+        if (response.status === 401) {
+            await response.body?.cancel();
+            const scopes = [`repository:${parsed.path}:pull`];
+            const header = response.headers.get('www-authenticate');
+            const authorization = await authorize(header, scopes, credentials, fetchImpl, timeoutMs);
+            if (authorization === null)
+                return undefined;
+            response = await get(authorization);
+        }
+        const bytes = Buffer.from(await response.arrayBuffer());
+        failIfTransient(response.status, `query ${ref}`);
+        const body = bytes.toString('utf8');
+        if (response.status === 404)
+            return saysMissing(body) ? null : undefined;
+        if (response.status !== 200)
+            return undefined;
+        // The digest is of the bytes: a text that does not give them back is skopeo's to read. A
+        // pinned ref's answer must be those very bytes.
+        if (!Buffer.from(body, 'utf8').equals(bytes))
+            return undefined;
+        if (parsed.digest !== null && sha256Digest(body) !== parsed.digest)
+            return undefined;
+        return body;
+    }
+    catch (error) {
+        if (error instanceof TransientRegistryError)
+            throw error;
+        const transient = transientNetworkFailure(error);
+        if (transient !== null)
+            throw new TransientRegistryError(`query ${ref}: ${transient}`);
+        src_core/* debug */.Yz(`${ref}: the registry's API did not answer (${String(error)}); asking skopeo`);
+        return undefined;
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/registry/retry.ts
 // Retrying registry operations that failed for reasons that are not the user's: connection
 // refused or reset, timeouts, 5xx, 429. Authentication, permission and "no such thing"
@@ -7306,6 +7567,7 @@ async function withRetries(what, policy, operation) {
 
 
 
+
 /** Queries and logins answer in seconds; a registry that has not answered by then never will. */
 const QUICK_OPERATION_SECONDS = 30;
 /** Tests shorten the quick operations' bound (seconds) through this variable: no input. */
@@ -7319,12 +7581,7 @@ function quickOperationSeconds(env = process.env) {
 }
 /** Pushes and copies move whole images: bounded, but generously. */
 const TRANSFER_SECONDS = 3600;
-// Docker treats 127.0.0.0/8 as an insecure registry (plain HTTP allowed); skopeo needs to be
-// told, and only loopback gets that treatment here too.
-const LOOPBACK_HOST = /^(localhost|127(\.\d{1,3}){3}|\[::1\])(:\d+)?$/i;
-function isLoopbackHost(registry) {
-    return LOOPBACK_HOST.test(registry);
-}
+
 function isLoopbackRegistry(ref) {
     const domain = parseReference(ref).domain;
     return domain !== null && isLoopbackHost(domain);
@@ -7369,6 +7626,10 @@ async function inspectManifest(ref, authFile) {
 }
 /** The manifest's bytes as the registry serves them, or null when there is no such ref. */
 async function inspectRawManifest(ref, authFile) {
+    // One GET where the registry's API can answer for sure (most of a skopeo run is its start).
+    const answer = await fetchRawManifest(ref, authFile, quickOperationSeconds() * 1000);
+    if (answer !== undefined)
+        return answer;
     return skopeoInspect(['--raw'], ref, authFile);
 }
 /** The image config's bytes (`skopeo inspect --config --raw`), or null when there is no such ref. */
@@ -9136,71 +9397,9 @@ function planLayers(layers, remotes, targetRepository) {
 
 
 
-
-
-/** A registry failure worth another attempt: the message names the status, as retry.ts reads it. */
-class TransientRegistryError extends Error {
-}
-/** Docker Hub's references say docker.io; its API lives elsewhere. */
-function apiHost(registry) {
-    return registry === 'docker.io' ? 'registry-1.docker.io' : registry;
-}
-function baseUrl(registry) {
-    return `${isLoopbackHost(registry) ? 'http' : 'https'}://${apiHost(registry)}`;
-}
-/** `Bearer realm="...",service="..."` -> scheme and parameters (pure, for tests). */
-function parseChallenge(header) {
-    if (!header)
-        return null;
-    const match = /^\s*(\w+)\s*(.*)$/.exec(header);
-    if (!match)
-        return null;
-    const params = {};
-    for (const [, key, quoted, bare] of (match[2] ?? '').matchAll(/(\w+)=(?:"([^"]*)"|([^,\s]*))/g)) {
-        params[key.toLowerCase()] = quoted ?? bare ?? '';
-    }
-    return { scheme: match[1].toLowerCase(), params };
-}
-/** The token URL for a Bearer challenge, asking for push here and pull there (pure, for tests). */
-function tokenUrl(params, request) {
-    if (!params.realm)
-        throw new Error('the registry asked for a token but named no realm');
-    const url = new URL(params.realm);
-    if (params.service)
-        url.searchParams.set('service', params.service);
-    url.searchParams.append('scope', `repository:${request.repository}:pull,push`);
-    url.searchParams.append('scope', `repository:${request.from}:pull`);
-    return url.toString();
-}
-function basicHeader(credentials) {
-    return `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`;
-}
-function failIfTransient(status, what) {
-    if (status === 429 || status >= 500) {
-        throw new TransientRegistryError(`${what}: HTTP ${status}`);
-    }
-}
-/** The Authorization header a 401 asks for, or null when there is no way to answer it. */
-async function authorize(challenge, request, credentials, fetchImpl) {
-    if (challenge?.scheme === 'basic')
-        return credentials ? basicHeader(credentials) : null;
-    if (challenge?.scheme !== 'bearer')
-        return null;
-    const response = await fetchImpl(tokenUrl(challenge.params, request), {
-        headers: credentials ? { Authorization: basicHeader(credentials) } : {},
-        signal: AbortSignal.timeout(quickOperationSeconds() * 1000)
-    });
-    failIfTransient(response.status, 'token request');
-    if (!response.ok) {
-        await response.body?.cancel();
-        return null;
-    }
-    const body = (await response.json());
-    const token = body.token ?? body.access_token;
-    if (!token)
-        return null;
-    src_core/* setSecret */.Pq(token);
-    return `Bearer ${token}`;
+/** A mount asks for push here and pull there (pure, for tests). */
+function mountScopes(request) {
+    return [`repository:${request.repository}:pull,push`, `repository:${request.from}:pull`];
 }
 /**
  * Ask the registry to mount a blob from another repository. Not mounted (a registry that does
@@ -9222,8 +9421,7 @@ async function mountBlob(request, credentials, fetchImpl = fetch) {
     let response = await post(null);
     if (response.status === 401) {
         await response.body?.cancel();
-        const challenge = parseChallenge(response.headers.get('www-authenticate'));
-        const authorization = await authorize(challenge, request, credentials, fetchImpl);
+        const authorization = await authorize(response.headers.get('www-authenticate'), mountScopes(request), credentials, fetchImpl, quickOperationSeconds() * 1000);
         if (authorization === null)
             return { mounted: false, reason: 'not authorized (HTTP 401)' };
         response = await post(authorization);
@@ -9244,61 +9442,6 @@ async function mountBlob(request, credentials, fetchImpl = fetch) {
     }
     return { mounted: false, reason: `HTTP ${response.status}` };
 }
-/** The Docker config files skopeo would read for credentials, in its order. */
-function credentialFiles(authFile) {
-    if (authFile)
-        return [authFile];
-    const files = [];
-    if (process.env.REGISTRY_AUTH_FILE)
-        files.push(process.env.REGISTRY_AUTH_FILE);
-    if (process.env.XDG_RUNTIME_DIR) {
-        files.push((0,external_node_path_.join)(process.env.XDG_RUNTIME_DIR, 'containers', 'auth.json'));
-    }
-    files.push((0,external_node_path_.join)((0,external_node_os_.homedir)(), '.config', 'containers', 'auth.json'));
-    files.push((0,external_node_path_.join)(process.env.DOCKER_CONFIG || (0,external_node_path_.join)((0,external_node_os_.homedir)(), '.docker'), 'config.json'));
-    return files;
-}
-/** `https://ghcr.io/v1/` and `ghcr.io` name the same registry. */
-function hostOfAuthKey(key) {
-    return key.replace(/^https?:\/\//, '').split('/')[0] ?? '';
-}
-/** The `auths` entry for a registry in a Docker config's text (pure, for tests). */
-function credentialsIn(configText, registry) {
-    const config = JSON.parse(configText);
-    const wanted = registry === 'docker.io' ? ['docker.io', 'index.docker.io'] : [registry];
-    for (const [key, entry] of Object.entries(config.auths ?? {})) {
-        if (!wanted.includes(hostOfAuthKey(key)))
-            continue;
-        if (entry.username && entry.password) {
-            return { username: entry.username, password: entry.password };
-        }
-        if (entry.auth) {
-            const decoded = Buffer.from(entry.auth, 'base64').toString('utf8');
-            const colon = decoded.indexOf(':');
-            if (colon > 0)
-                return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
-        }
-    }
-    return null;
-}
-/** Credentials for a registry from the first config file that has them; null: anonymous. */
-async function findCredentials(registry, authFile) {
-    for (const file of credentialFiles(authFile)) {
-        const text = await (0,promises_.readFile)(file, 'utf8').catch(() => null);
-        if (text === null)
-            continue;
-        try {
-            const found = credentialsIn(text, registry);
-            if (found)
-                return found;
-        }
-        catch {
-            // Not JSON: skopeo would fail on it too; go on to the next file.
-        }
-    }
-    return null;
-}
-
 
 ;// CONCATENATED MODULE: ./src/registry/reuse.ts
 // Push only what changed. Before the first push, the manifests and configs of what the refs

@@ -617,7 +617,7 @@ if (quick !== null)
     process.stdout.write(`${quick}\n`);
 else {
     // A post step only ever warns: not even a bundle that fails to load fails the job.
-    void Promise.all(/* import() */[__nccwpck_require__.e(456), __nccwpck_require__.e(339)]).then(__nccwpck_require__.bind(__nccwpck_require__, 1339))
+    void Promise.all(/* import() */[__nccwpck_require__.e(456), __nccwpck_require__.e(689)]).then(__nccwpck_require__.bind(__nccwpck_require__, 1689))
         .then(post => post.run())
         .catch((error) => {
         process.stdout.write(`::warning::post step could not start: ${String(error)}\n`);

@@ -4,7 +4,8 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CommandError, run } from '../exec.js'
 import { sha256Digest } from '../image/plain-archive.js'
-import { parseReference } from './reference.js'
+import { fetchRawManifest } from './http.js'
+import { isLoopbackHost, parseReference } from './reference.js'
 import { errorMessage } from '../errors.js'
 import { classifyFailure, httpStatusPattern, withRetries } from './retry.js'
 import type { RetryPolicy } from './retry.js'
@@ -33,13 +34,7 @@ export function quickOperationSeconds(env: NodeJS.ProcessEnv = process.env): num
 /** Pushes and copies move whole images: bounded, but generously. */
 export const TRANSFER_SECONDS = 3600
 
-// Docker treats 127.0.0.0/8 as an insecure registry (plain HTTP allowed); skopeo needs to be
-// told, and only loopback gets that treatment here too.
-const LOOPBACK_HOST = /^(localhost|127(\.\d{1,3}){3}|\[::1\])(:\d+)?$/i
-
-export function isLoopbackHost(registry: string): boolean {
-  return LOOPBACK_HOST.test(registry)
-}
+export { isLoopbackHost }
 
 export function isLoopbackRegistry(ref: string): boolean {
   const domain = parseReference(ref).domain
@@ -103,6 +98,9 @@ export async function inspectRawManifest(
   ref: string,
   authFile: string | null
 ): Promise<string | null> {
+  // One GET where the registry's API can answer for sure (most of a skopeo run is its start).
+  const answer = await fetchRawManifest(ref, authFile, quickOperationSeconds() * 1000)
+  if (answer !== undefined) return answer
   return skopeoInspect(['--raw'], ref, authFile)
 }
 

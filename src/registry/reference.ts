@@ -273,3 +273,11 @@ export function validateRegistry(value: string): void {
     )
   }
 }
+
+// Docker treats 127.0.0.0/8 as an insecure registry (plain HTTP allowed); skopeo needs to be
+// told, and only loopback gets that treatment here too.
+const LOOPBACK_HOST = /^(localhost|127(\.\d{1,3}){3}|\[::1\])(:\d+)?$/i
+
+export function isLoopbackHost(registry: string): boolean {
+  return LOOPBACK_HOST.test(registry)
+}

@@ -1,0 +1,279 @@
+// The registry's HTTP API (distribution spec), spoken directly where a skopeo process costs more
+// than the request itself: a manifest query is one GET, and skopeo's start-up is most of its
+// 40-50 ms. Credentials come from the Docker config files skopeo reads (their `auths`); Basic
+// and token (Bearer) authentication are both spoken. Anything this cannot answer for sure (a
+// credential helper, Docker Hub, TLS it cannot verify, an unexpected status) is left to skopeo.
+import * as core from '../core.js'
+import { readFile } from 'node:fs/promises'
+import { homedir } from 'node:os'
+import { join } from 'node:path'
+import { sha256Digest } from '../image/plain-archive.js'
+import { isLoopbackHost, parseReference } from './reference.js'
+
+export type Fetch = typeof fetch
+
+export interface BasicCredentials {
+  username: string
+  password: string
+}
+
+/** A registry failure worth another attempt: the message names the status, as retry.ts reads it. */
+export class TransientRegistryError extends Error {}
+
+/** Docker Hub's references say docker.io; its API lives elsewhere. */
+function apiHost(registry: string): string {
+  return registry === 'docker.io' ? 'registry-1.docker.io' : registry
+}
+
+/** `http://` for loopback registries (as docker and the action's skopeo flags treat them). */
+export function baseUrl(registry: string): string {
+  return `${isLoopbackHost(registry) ? 'http' : 'https'}://${apiHost(registry)}`
+}
+
+/** `Bearer realm="...",service="..."` -> scheme and parameters (pure, for tests). */
+export function parseChallenge(
+  header: string | null
+): { scheme: string; params: Record<string, string> } | null {
+  if (!header) return null
+  const match = /^\s*(\w+)\s*(.*)$/.exec(header)
+  if (!match) return null
+  const params: Record<string, string> = {}
+  for (const [, key, quoted, bare] of (match[2] ?? '').matchAll(/(\w+)=(?:"([^"]*)"|([^,\s]*))/g)) {
+    params[(key as string).toLowerCase()] = quoted ?? bare ?? ''
+  }
+  return { scheme: (match[1] as string).toLowerCase(), params }
+}
+
+/** The token URL for a Bearer challenge, asking for these scopes (pure, for tests). */
+export function tokenUrl(params: Record<string, string>, scopes: readonly string[]): string {
+  if (!params.realm) throw new Error('the registry asked for a token but named no realm')
+  const url = new URL(params.realm)
+  if (params.service) url.searchParams.set('service', params.service)
+  for (const scope of scopes) url.searchParams.append('scope', scope)
+  return url.toString()
+}
+
+function basicHeader(credentials: BasicCredentials): string {
+  return `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`
+}
+
+export function failIfTransient(status: number, what: string): void {
+  if (status === 429 || status >= 500) {
+    throw new TransientRegistryError(`${what}: HTTP ${status}`)
+  }
+}
+
+/** The Authorization header a 401's challenge asks for, or null when there is no way to answer it. */
+export async function authorize(
+  challengeHeader: string | null,
+  scopes: readonly string[],
+  credentials: BasicCredentials | null,
+  fetchImpl: Fetch,
+  timeoutMs: number
+): Promise<string | null> {
+  const challenge = parseChallenge(challengeHeader)
+  if (challenge?.scheme === 'basic') return credentials ? basicHeader(credentials) : null
+  if (challenge?.scheme !== 'bearer') return null
+  const response = await fetchImpl(tokenUrl(challenge.params, scopes), {
+    headers: credentials ? { Authorization: basicHeader(credentials) } : {},
+    signal: AbortSignal.timeout(timeoutMs)
+  })
+  failIfTransient(response.status, 'token request')
+  if (!response.ok) {
+    await response.body?.cancel()
+    return null
+  }
+  const body = (await response.json()) as { token?: string; access_token?: string }
+  const token = body.token ?? body.access_token
+  if (!token) return null
+  core.setSecret(token)
+  return `Bearer ${token}`
+}
+
+/** The Docker config files skopeo would read for credentials, in its order. */
+export function credentialFiles(authFile: string | null): string[] {
+  if (authFile) return [authFile]
+  const files: string[] = []
+  if (process.env.REGISTRY_AUTH_FILE) files.push(process.env.REGISTRY_AUTH_FILE)
+  if (process.env.XDG_RUNTIME_DIR) {
+    files.push(join(process.env.XDG_RUNTIME_DIR, 'containers', 'auth.json'))
+  }
+  files.push(join(homedir(), '.config', 'containers', 'auth.json'))
+  files.push(join(process.env.DOCKER_CONFIG || join(homedir(), '.docker'), 'config.json'))
+  return files
+}
+
+/** `https://ghcr.io/v1/` and `ghcr.io` name the same registry. */
+function hostOfAuthKey(key: string): string {
+  return key.replace(/^https?:\/\//, '').split('/')[0] ?? ''
+}
+
+interface DockerConfig {
+  auths?: Record<string, { auth?: string; username?: string; password?: string }>
+  credHelpers?: Record<string, string>
+  credsStore?: string
+}
+
+/** The `auths` entry for a registry in a Docker config's text (pure, for tests). */
+export function credentialsIn(configText: string, registry: string): BasicCredentials | null {
+  const config = JSON.parse(configText) as DockerConfig
+  const wanted = registry === 'docker.io' ? ['docker.io', 'index.docker.io'] : [registry]
+  for (const [key, entry] of Object.entries(config.auths ?? {})) {
+    if (!wanted.includes(hostOfAuthKey(key))) continue
+    if (entry.username && entry.password) {
+      return { username: entry.username, password: entry.password }
+    }
+    if (entry.auth) {
+      const decoded = Buffer.from(entry.auth, 'base64').toString('utf8')
+      const colon = decoded.indexOf(':')
+      if (colon > 0)
+        return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) }
+    }
+  }
+  return null
+}
+
+/** Does a Docker config's text name a credential helper (whose answers only skopeo gets)? */
+export function namesCredentialHelper(configText: string): boolean {
+  const config = JSON.parse(configText) as DockerConfig
+  return Boolean(config.credsStore) || Object.keys(config.credHelpers ?? {}).length > 0
+}
+
+/**
+ * Credentials for a registry from the first config file that has them (null: anonymous), and
+ * whether a file read on the way names a credential helper or is not JSON: then only skopeo can
+ * say what it would send.
+ */
+async function searchCredentials(
+  registry: string,
+  authFile: string | null
+): Promise<{ credentials: BasicCredentials | null; unsure: boolean }> {
+  let unsure = false
+  for (const file of credentialFiles(authFile)) {
+    const text = await readFile(file, 'utf8').catch(() => null)
+    if (text === null) continue
+    try {
+      unsure ||= namesCredentialHelper(text)
+      const credentials = credentialsIn(text, registry)
+      if (credentials) return { credentials, unsure }
+    } catch {
+      unsure = true // not JSON: skopeo would fail on it too
+    }
+  }
+  return { credentials: null, unsure }
+}
+
+/** Credentials for a registry from the first config file that has them; null: anonymous. */
+export async function findCredentials(
+  registry: string,
+  authFile: string | null
+): Promise<BasicCredentials | null> {
+  return (await searchCredentials(registry, authFile)).credentials
+}
+
+/** The manifest types skopeo accepts, so that the registry answers both alike. */
+const MANIFEST_TYPES = [
+  'application/vnd.oci.image.manifest.v1+json',
+  'application/vnd.oci.image.index.v1+json',
+  'application/vnd.docker.distribution.manifest.v2+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+  'application/vnd.docker.distribution.manifest.v1+prettyjws',
+  'application/vnd.docker.distribution.manifest.v1+json'
+].join(', ')
+
+/** Who asks, in the registry's logs. */
+const USER_AGENT = 'nix-container-action'
+
+/** Distribution's error codes for "no such manifest" and "no such repository". */
+const MISSING_CODES = new Set(['MANIFEST_UNKNOWN', 'NAME_UNKNOWN'])
+
+/** Does a 404's body say the manifest or repository is unknown (pure, for tests)? */
+export function saysMissing(body: string): boolean {
+  try {
+    const parsed = JSON.parse(body) as { errors?: { code?: string }[] }
+    return (parsed.errors ?? []).some(error => MISSING_CODES.has(error.code ?? ''))
+  } catch {
+    return false
+  }
+}
+
+/** Network failures of a request that another attempt may get past, in retry.ts's words. */
+const TRANSIENT_NETWORK: Record<string, string> = {
+  ECONNREFUSED: 'connection refused',
+  ECONNRESET: 'connection reset',
+  EPIPE: 'connection reset (broken pipe)',
+  ETIMEDOUT: 'timed out',
+  UND_ERR_CONNECT_TIMEOUT: 'timed out',
+  UND_ERR_SOCKET: 'connection reset',
+  ENOTFOUND: 'no such host',
+  EAI_AGAIN: 'temporary failure in name resolution'
+}
+
+/** The transient network failure behind a fetch error, in retry.ts's words; null: another. */
+export function transientNetworkFailure(error: unknown): string | null {
+  // Read by shape: AbortSignal's DOMException and undici's errors may come from another realm.
+  const failure = error as { name?: unknown; cause?: { code?: unknown } } | null
+  if (failure?.name === 'TimeoutError') return 'timed out'
+  const code = failure?.cause?.code
+  return (typeof code === 'string' && TRANSIENT_NETWORK[code]) || null
+}
+
+/**
+ * The manifest's bytes under a ref, asked with one GET: its text; null when the registry says
+ * it has no such manifest or repository. A transient failure (5xx, 429, a refused or reset
+ * connection, a timeout) throws, for the caller's retries: each attempt is one request.
+ * undefined when this way cannot tell for sure (a credential helper, an authentication it
+ * cannot answer, TLS it cannot verify, any other status): skopeo is asked then, and its answers
+ * and errors are the ones the action has always had.
+ */
+export async function fetchRawManifest(
+  ref: string,
+  authFile: string | null,
+  timeoutMs: number,
+  fetchImpl: Fetch = fetch
+): Promise<string | null | undefined> {
+  const parsed = parseReference(ref)
+  const registry = parsed.domain
+  // Docker Hub (library/ names, its own limits) and refs without a registry: skopeo's.
+  if (registry === null || registry === 'docker.io') return undefined
+  const { credentials, unsure } = await searchCredentials(registry, authFile)
+  if (unsure) return undefined
+  const reference = parsed.digest ?? parsed.tag ?? 'latest'
+  const url = `${baseUrl(registry)}/v2/${parsed.path}/manifests/${reference}`
+  const get = (authorization: string | null): Promise<Response> =>
+    fetchImpl(url, {
+      headers: {
+        Accept: MANIFEST_TYPES,
+        'User-Agent': USER_AGENT,
+        ...(authorization ? { Authorization: authorization } : {})
+      },
+      signal: AbortSignal.timeout(timeoutMs)
+    })
+  try {
+    let response = await get(null)
+    if (response.status === 401) {
+      await response.body?.cancel()
+      const scopes = [`repository:${parsed.path}:pull`]
+      const header = response.headers.get('www-authenticate')
+      const authorization = await authorize(header, scopes, credentials, fetchImpl, timeoutMs)
+      if (authorization === null) return undefined
+      response = await get(authorization)
+    }
+    const bytes = Buffer.from(await response.arrayBuffer())
+    failIfTransient(response.status, `query ${ref}`)
+    const body = bytes.toString('utf8')
+    if (response.status === 404) return saysMissing(body) ? null : undefined
+    if (response.status !== 200) return undefined
+    // The digest is of the bytes: a text that does not give them back is skopeo's to read. A
+    // pinned ref's answer must be those very bytes.
+    if (!Buffer.from(body, 'utf8').equals(bytes)) return undefined
+    if (parsed.digest !== null && sha256Digest(body) !== parsed.digest) return undefined
+    return body
+  } catch (error) {
+    if (error instanceof TransientRegistryError) throw error
+    const transient = transientNetworkFailure(error)
+    if (transient !== null) throw new TransientRegistryError(`query ${ref}: ${transient}`)
+    core.debug(`${ref}: the registry's API did not answer (${String(error)}); asking skopeo`)
+    return undefined
+  }
+}
