@@ -27,4 +27,4 @@ fi
 version=$("$node24" --version)
 [[ $version == v24.* ]] || { echo "test-e2e: $node24 is $version, not Node 24" >&2; exit 1; }
 echo "test-e2e: running the e2e suite with the action's bundles on Node $version"
-NCA_ACTION_NODE="$PWD/$node24" NODE_OPTIONS=--experimental-vm-modules npx jest --maxWorkers=2 "$@" --selectProjects e2e
+NCA_ACTION_NODE="$PWD/$node24" NODE_OPTIONS=--experimental-vm-modules npx jest --maxWorkers="${NCA_E2E_WORKERS:-2}" "$@" --selectProjects e2e
