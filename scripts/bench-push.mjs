@@ -19,7 +19,7 @@
 // the action's unchanged re-push of the same commit right after is the floor.
 //
 //   npm run bench [-- --runs 5 --attribute container-big --changed-runs 3]
-import { execFileSync, spawnSync } from 'node:child_process'
+import { execFileSync, spawn, spawnSync } from 'node:child_process'
 import {
   accessSync,
   constants,
@@ -165,6 +165,33 @@ function forgetImage(env) {
   if (ids.length > 0) spawnSync('docker', ['image', 'rm', '-f', ...ids], { env, stdio: 'ignore' })
 }
 
+/** The archive's layers as files with their digests (untimed), for the registry's floor. */
+function layerFiles(storePath, env) {
+  const dir = mkdtempSync(path.join(tmpdir(), 'nca-bench-layers-'))
+  execFileSync('tar', ['-xf', '-', '-C', dir], { input: archiveBytes(storePath, env) })
+  const manifest = JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8'))
+  const files = manifest[0].Layers.map(layer => path.join(dir, layer))
+  const digests = files.map(file => `sha256:${sh('sha256sum', [file]).split(' ')[0]}`)
+  return { dir, layers: files.map((file, i) => ({ file, digest: digests[i] })) }
+}
+
+/** (z): each layer's bytes uploaded by curl (POST, then one streamed PUT), all at once. */
+async function registryIngest(registry, layers) {
+  const upload = ({ file, digest }) =>
+    new Promise((resolve, reject) => {
+      const script =
+        'loc=$(curl -sf -D - -o /dev/null -X POST "http://$0/v2/bench/floor/blobs/uploads/" |' +
+        " tr -d '\\r' | sed -n 's/^[Ll]ocation: //p'); case $loc in http*) ;; *) loc=http://$0$loc;; esac;" +
+        ' curl -sf -o /dev/null -X PUT -H "Content-Type: application/octet-stream" -T "$1" "$loc&digest=$2"'
+      const child = spawn('sh', ['-c', script, registry, file, digest], { stdio: 'inherit' })
+      child.on('error', reject)
+      child.on('close', code => (code === 0 ? resolve() : reject(new Error(`upload ${code}`))))
+    })
+  await Promise.all(layers.map(upload))
+}
+
+const FLOOR = '(z) the registry alone: curl PUTs the layers'
+
 const variants = [
   [
     '(a) nix build + docker load/tag/push',
@@ -213,8 +240,13 @@ async function main() {
       `${storePath}: ${(size / 1e6).toFixed(0)} MB, ${layers} layers; ${runs} runs of each\n`
     )
 
-    const times = { first: variants.map(() => []), repush: variants.map(() => []) }
+    const times = { first: variants.map(() => []), repush: variants.map(() => []), floor: [] }
+    const floor = layerFiles(storePath, env)
     for (let round = 1; round <= runs; round++) {
+      const floorRegistry = newRegistry(dir, `r${round}-floor`)
+      const ingest = await seconds(() => registryIngest(floorRegistry, floor.layers))
+      times.floor.push(ingest)
+      console.log(`round ${round} first  ${FLOOR.padEnd(42)} ${ingest.toFixed(2)} s`)
       for (const [index, [name, run, loadsIntoDocker]] of variants.entries()) {
         const registry = newRegistry(dir, `r${round}-${index}`)
         for (const phase of ['first', 'repush']) {
@@ -228,6 +260,7 @@ async function main() {
         }
       }
     }
+    rmSync(floor.dir, { recursive: true, force: true })
     printTable(times)
     await changedLayerBench(dir, env)
   } finally {
@@ -346,6 +379,8 @@ function printTable(times) {
       `| ${name} | ${first.toFixed(2)} | ${(first / base.first).toFixed(2)} | ${repush.toFixed(2)} | ${(repush / base.repush).toFixed(2)} |`
     )
   }
+  const floor = median(times.floor)
+  console.log(`| ${FLOOR} | ${floor.toFixed(2)} | ${(floor / base.first).toFixed(2)} | - | - |`)
   const ratio = (withSbom, without, phase) =>
     (median(times[phase][withSbom]) / median(times[phase][without])).toFixed(3)
   console.log('\nWhat the SBOM costs (with sbom / sbom false):\n')

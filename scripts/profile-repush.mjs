@@ -5,7 +5,7 @@
 // post step's time. Run as root (the bench's services).
 // With --dist A,B (dist/ folders, each with an action.yml beside it) the re-pushes alternate
 // between the bundles and the medians are printed side by side.
-//   node scripts/profile-repush.mjs [--attribute container-big --runs 3 --tool skopeo --dist dist,/tmp/old/dist]
+//   node scripts/profile-repush.mjs [--attribute container-big --runs 3 --tool skopeo --dist dist,/tmp/old/dist --lines all]
 import { mkdtempSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import process from 'node:process'
@@ -18,6 +18,8 @@ const services = path.join(repo, 'scripts', 'services.sh')
 const attribute = option('attribute', 'container-big')
 const runs = Number(option('runs', '3'))
 const tool = option('tool', 'skopeo')
+// --lines all: every log line with its time, not only the groups.
+const allLines = option('lines', 'groups') === 'all'
 const dists = option('dist', path.join(repo, 'dist'))
   .split(',')
   .map(d => path.resolve(d))
@@ -84,7 +86,7 @@ async function profiledRun(inputs, env, label, distDir) {
   if (result.main.exitCode !== 0) throw new Error(result.main.stdout.slice(-3000))
   const ms = at => Math.round(Number(at - started) / 1e6)
   const marks = arrived
-    .filter(l => /^::(group|endgroup)::|skipped|up to date|Store cache save/.test(l.text))
+    .filter(l => allLines || /^::(group|endgroup)::|skipped|up to date|Store cache save/.test(l.text))
     .map(l => `${String(ms(l.at)).padStart(6)} ms  ${l.text.slice(0, 100)}`)
   process.stdout.write(`--- ${label}: ${total.toFixed(3)} s in all\n${marks.join('\n')}\n`)
   return total
