@@ -3,7 +3,11 @@
 // how the client decides shows up here.
 import { afterEach, beforeEach, describe, expect, test } from '@jest/globals'
 import { isFeatureAvailable } from '@actions/cache'
-import { cacheServiceVersion, missingCacheService } from '../../src/cache/service.js'
+import {
+  cacheServiceVersion,
+  missingCacheService,
+  serviceUrlAvailable
+} from '../../src/cache/service.js'
 
 const VARIABLES = [
   'ACTIONS_CACHE_SERVICE_V2',
@@ -72,5 +76,7 @@ describe('missingCacheService', () => {
     setEnv(env)
     expect(cacheServiceVersion(process.env)).toBe(version)
     expect(missingCacheService(process.env, isFeatureAvailable())).toBe(reason)
+    // The action decides without loading the client: the same verdict.
+    expect(serviceUrlAvailable(process.env)).toBe(isFeatureAvailable())
   })
 })

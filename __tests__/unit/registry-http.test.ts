@@ -4,7 +4,13 @@ import { afterAll, describe, expect, jest, test } from '@jest/globals'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fetchRawManifest, saysMissing } from '../../src/registry/http.js'
+import {
+  fetchRawManifest as fetchRawManifestWith,
+  getOverFetch,
+  httpGet,
+  saysMissing,
+  transientNetworkFailure
+} from '../../src/registry/http.js'
 import { sha256Digest } from '../../src/image/plain-archive.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'nca-registry-http-'))
@@ -26,6 +32,14 @@ const MANIFEST = JSON.stringify({
 const reply = (status: number, body = '', headers: Record<string, string> = {}): Response =>
   new Response(body, { status, headers })
 const missing = (code: string): string => JSON.stringify({ errors: [{ code, message: 'x' }] })
+/** The query, with its GETs made by a fetch mock. */
+const fetchRawManifest = (
+  ref: string,
+  authFile: string,
+  timeoutMs: number,
+  fetchImpl: typeof fetch
+): Promise<string | null | undefined> =>
+  fetchRawManifestWith(ref, authFile, timeoutMs, getOverFetch(fetchImpl))
 const mockFetch = (...replies: (Response | Error | DOMException)[]): jest.Mock<typeof fetch> => {
   const fetchMock = jest.fn<typeof fetch>()
   for (const answer of replies) {
@@ -129,5 +143,31 @@ describe('fetchRawManifest', () => {
     )
     expect(await fetchRawManifest('o/app:v1', noLogins(), 1000, fetchMock)).toBeUndefined()
     expect(fetchMock).not.toHaveBeenCalled()
+  })
+})
+
+describe('httpGet', () => {
+  test('a whole answer from a server on loopback; a refused connection and a timeout', async () => {
+    const { createServer } = await import('node:http')
+    const server = createServer((request, response) => {
+      if (request.url === '/slow') return // never answers
+      response.writeHead(404, { 'Docker-Distribution-API-Version': 'registry/2.0' })
+      response.end(missing('MANIFEST_UNKNOWN'))
+    })
+    await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+    const { port } = server.address() as { port: number }
+    try {
+      const answer = await httpGet(`http://127.0.0.1:${port}/v2/o/app/manifests/v1`, {}, 2000)
+      expect(answer.status).toBe(404)
+      expect(answer.header('docker-distribution-api-version')).toBe('registry/2.0')
+      expect(saysMissing(answer.body.toString())).toBe(true)
+      const slow = httpGet(`http://127.0.0.1:${port}/slow`, {}, 200)
+      await expect(slow.catch(transientNetworkFailure)).resolves.toBe('timed out')
+    } finally {
+      server.closeAllConnections()
+      await new Promise(resolve => server.close(resolve))
+    }
+    const refused = httpGet(`http://127.0.0.1:${port}/`, {}, 2000)
+    await expect(refused.catch(transientNetworkFailure)).resolves.toBe('connection refused')
   })
 })

@@ -72,9 +72,18 @@ const reg = (path: string, narSize = 0, references: string[] = []): Registration
 })
 
 let workDir: string
-// The v1 service as the runner sets it up, but for the URL: each test says whether the client
-// finds one (isFeatureAvailable).
-const SERVICE_ENV = ['ACTIONS_RUNTIME_TOKEN', 'ACTIONS_CACHE_SERVICE_V2', 'ACTIONS_RESULTS_URL']
+// The v1 service as the runner sets it up, but for the URL: each test says whether there is
+// one (serviceUrl), as the runner would by setting ACTIONS_CACHE_URL.
+const SERVICE_ENV = [
+  'ACTIONS_RUNTIME_TOKEN',
+  'ACTIONS_CACHE_SERVICE_V2',
+  'ACTIONS_RESULTS_URL',
+  'ACTIONS_CACHE_URL'
+]
+function serviceUrl(set: boolean): void {
+  if (set) process.env.ACTIONS_CACHE_URL = 'http://cache.unit.test/'
+  else delete process.env.ACTIONS_CACHE_URL
+}
 const savedEnv = SERVICE_ENV.map(name => [name, process.env[name]] as const)
 beforeEach(async () => {
   jest.resetAllMocks()
@@ -437,7 +446,7 @@ describe('restoreStoreCache', () => {
 
   test('no cache service: keys are computed, nothing is restored', async () => {
     scriptNix()
-    cache.isFeatureAvailable.mockReturnValue(false)
+    serviceUrl(false)
     const result = await restoreStoreCache(options())
     expect(result.outcome).toBe('unavailable')
     expect(result.reason).toBe('no cache service: ACTIONS_CACHE_URL is not set')
@@ -449,7 +458,7 @@ describe('restoreStoreCache', () => {
 
   test('a miss', async () => {
     scriptNix()
-    cache.isFeatureAvailable.mockReturnValue(true)
+    serviceUrl(true)
     download.downloadArchive.mockResolvedValueOnce(null)
     const result = await restoreStoreCache(options())
     expect(result).toMatchObject({ outcome: 'miss', hit: false, restoredKey: null })
@@ -459,7 +468,7 @@ describe('restoreStoreCache', () => {
   test('an archive of an older layout is a warning and a miss; its staging directory goes', async () => {
     await mkdir(join(workDir, 'store'))
     scriptNix()
-    cache.isFeatureAvailable.mockReturnValue(true)
+    serviceUrl(true)
     restoresEntry(baseKeyOf('sha256-older'), [p('a')], 1)
     const result = await restoreStoreCache(options())
     expect(result).toMatchObject({ outcome: 'failed', restoredKey: null, hit: false })
@@ -473,7 +482,7 @@ describe('restoreStoreCache', () => {
     const target = join(workDir, 'outside', 'pwned')
     const paths = [`${storeDir}/${'a'.repeat(32)}-x`]
     scriptNix()
-    cache.isFeatureAvailable.mockReturnValue(true)
+    serviceUrl(true)
     download.downloadArchive.mockImplementationOnce(async (_paths, _primary, _restore, archive) => {
       const base = 'nix-container-action-store-v3/base'
       const registration = formatRegistrations(paths.map(path => reg(path)))
@@ -507,7 +516,7 @@ describe('restoreStoreCache', () => {
     await mkdir(storeDir)
     const paths = [`${storeDir}/${'a'.repeat(32)}-x`, `${storeDir}/${'b'.repeat(32)}-y`]
     scriptNix(ok()) // --check-validity --print-invalid: none
-    cache.isFeatureAvailable.mockReturnValue(true)
+    serviceUrl(true)
     restoresEntry(baseKeyOf('sha256-src'), paths)
     const result = await restoreStoreCache(options())
     expect(result).toMatchObject({ outcome: 'restored', hit: true, pathCount: 2, importedCount: 0 })
@@ -529,7 +538,7 @@ describe('restoreStoreCache', () => {
     // --check-validity (present: valid), --load-db: the absent one's NAR hash is computed as
     // it is extracted, no `nix hash path`.
     scriptNix(ok(), ok())
-    cache.isFeatureAvailable.mockReturnValue(true)
+    serviceUrl(true)
     servesEntry(baseKeyOf('sha256-src'), async dir => {
       await writeFile(join(dir, 'store', basename(absent)), 'restored')
       const paths = [present, absent]
@@ -599,7 +608,7 @@ describe('saveStoreCache', () => {
   }
 
   test('skips, saying why, when the closure and inputs hold nothing the restored entry lacked', async () => {
-    cache.isFeatureAvailable.mockReturnValue(true)
+    serviceUrl(true)
     scriptStore()
     const recordFile = await restored([p('img'), p('img.drv'), input])
     const result = await saveStoreCache({ ...save, recordFile, workDir })
@@ -611,7 +620,7 @@ describe('saveStoreCache', () => {
   })
 
   test('an exact hit on its own delta saves nothing', async () => {
-    cache.isFeatureAvailable.mockReturnValue(true)
+    serviceUrl(true)
     const recordFile = await restored([p('img')])
     const restoredKey = deltaKey(keys, olderBase)
     const result = await saveStoreCache({ ...save, restoredKey, recordFile, workDir })
@@ -619,7 +628,7 @@ describe('saveStoreCache', () => {
   })
 
   test('a small addition to a restored base of the lock is a delta of the new paths only', async () => {
-    cache.isFeatureAvailable.mockReturnValue(true)
+    serviceUrl(true)
     scriptStore()
     const recordFile = await restored([p('img.drv'), input])
     cache.saveCache.mockResolvedValueOnce(1)
@@ -640,7 +649,7 @@ describe('saveStoreCache', () => {
   })
 
   test('an addition over a quarter of the base is a new base of the whole closure', async () => {
-    cache.isFeatureAvailable.mockReturnValue(true)
+    serviceUrl(true)
     scriptStore({ [p('img')]: 251 })
     const recordFile = await restored([p('img.drv'), input], 1000)
     cache.saveCache.mockResolvedValueOnce(1)
@@ -655,7 +664,7 @@ describe('saveStoreCache', () => {
   })
 
   test("the flake's inputs are saved with the closure", async () => {
-    cache.isFeatureAvailable.mockReturnValue(true)
+    serviceUrl(true)
     scriptStore()
     cache.saveCache.mockResolvedValueOnce(1)
     const recordFile = join(workDir, 'restored.json')
@@ -667,7 +676,7 @@ describe('saveStoreCache', () => {
   })
 
   test('a service that does not take the entry is a failure to warn about', async () => {
-    cache.isFeatureAvailable.mockReturnValue(true)
+    serviceUrl(true)
     scriptStore()
     cache.saveCache.mockResolvedValueOnce(-1)
     const recordFile = await restored([])

@@ -1701,9 +1701,20 @@ function missingCacheService(env, urlAvailable) {
         return 'no cache service: ACTIONS_RUNTIME_TOKEN is not set';
     return null;
 }
-/** Why there is no cache service to use (see missingCacheService), or null. */
+/**
+ * The client's isFeatureAvailable, read from the same variables without loading the client
+ * (pure; its unit test compares the two): the service URL of the protocol it speaks is set.
+ */
+function serviceUrlAvailable(env) {
+    return Boolean(cacheServiceVersion(env) === 'v2' ? env.ACTIONS_RESULTS_URL : env.ACTIONS_CACHE_URL);
+}
+/**
+ * Why there is no cache service to use (see missingCacheService), or null. Decided from the
+ * environment: a job without a cache service never loads the client (2.4 MB of code, about
+ * 0.1 s of every step's CPU).
+ */
 async function service_cacheServiceMissing() {
-    return missingCacheService(process.env, (await loadCacheClient()).isFeatureAvailable());
+    return Promise.resolve(missingCacheService(process.env, serviceUrlAvailable(process.env)));
 }
 /**
  * @actions/cache archives paths relative to GITHUB_WORKSPACE and resolves them from the working
@@ -1729,6 +1740,8 @@ async function inParent(parent, work) {
 }
 /** Start loading the cache client now, so that it is ready when the restore begins. */
 function service_preloadCacheClient() {
+    if (missingCacheService(process.env, serviceUrlAvailable(process.env)) !== null)
+        return;
     loadCacheClient().catch(() => undefined);
     loadDownload().catch(() => undefined);
 }
@@ -3074,6 +3087,10 @@ function plain_archive_sha256Digest(content) {
     return `sha256:${createHash('sha256').update(content).digest('hex')}`;
 }
 
+// EXTERNAL MODULE: external "node:http"
+var external_node_http_ = __webpack_require__(7067);
+// EXTERNAL MODULE: external "node:https"
+var external_node_https_ = __webpack_require__(4708);
 ;// CONCATENATED MODULE: ./src/registry/http.ts
 // The registry's HTTP API (distribution spec), spoken directly where a skopeo process costs more
 // than the request itself: a manifest query is one GET, and skopeo's start-up is most of its
@@ -3086,9 +3103,53 @@ function plain_archive_sha256Digest(content) {
 
 
 
+
+
+/**
+ * One GET with node:http(s), on a connection of its own that closes after it. Not fetch: its
+ * first request in a process costs 70-80 ms of loading undici, more than the whole question.
+ */
+const httpGet = (url, headers, timeoutMs) => new Promise((resolve, reject) => {
+    const target = new URL(url);
+    const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
+    const request = send(target, { method: 'GET', headers, agent: false }, response => {
+        const chunks = [];
+        response.on('data', (chunk) => chunks.push(chunk));
+        response.on('error', reject);
+        response.on('end', () => {
+            clearTimeout(timer);
+            resolve({
+                status: response.statusCode ?? 0,
+                header: name => {
+                    const value = response.headers[name.toLowerCase()];
+                    return Array.isArray(value) ? value.join(', ') : (value ?? null);
+                },
+                body: Buffer.concat(chunks)
+            });
+        });
+    });
+    const timer = setTimeout(() => {
+        request.destroy(Object.assign(new Error(`GET ${url} timed out`), { name: 'TimeoutError' }));
+    }, timeoutMs);
+    request.on('error', error => {
+        clearTimeout(timer);
+        reject(error);
+    });
+    request.end();
+});
+/** A Get made of a fetch (the mount's, whose callers and tests give one). */
+function getOverFetch(fetchImpl) {
+    return async (url, headers, timeoutMs) => {
+        const response = await fetchImpl(url, { headers, signal: AbortSignal.timeout(timeoutMs) });
+        const body = Buffer.from(await response.arrayBuffer());
+        return { status: response.status, header: name => response.headers.get(name), body };
+    };
+}
 /** A registry failure worth another attempt: the message names the status, as retry.ts reads it. */
 class TransientRegistryError extends (/* unused pure expression or super */ null && (Error)) {
 }
+/** Who asks, in the registry's logs. */
+const USER_AGENT = 'nix-container-action';
 /** Docker Hub's references say docker.io; its API lives elsewhere. */
 function apiHost(registry) {
     return registry === 'docker.io' ? 'registry-1.docker.io' : registry;
@@ -3130,22 +3191,20 @@ function failIfTransient(status, what) {
     }
 }
 /** The Authorization header a 401's challenge asks for, or null when there is no way to answer it. */
-async function authorize(challengeHeader, scopes, credentials, fetchImpl, timeoutMs) {
+async function authorize(challengeHeader, scopes, credentials, get, timeoutMs) {
     const challenge = parseChallenge(challengeHeader);
     if (challenge?.scheme === 'basic')
         return credentials ? basicHeader(credentials) : null;
     if (challenge?.scheme !== 'bearer')
         return null;
-    const response = await fetchImpl(tokenUrl(challenge.params, scopes), {
-        headers: credentials ? { Authorization: basicHeader(credentials) } : {},
-        signal: AbortSignal.timeout(timeoutMs)
-    });
+    const headers = { 'User-Agent': USER_AGENT };
+    if (credentials)
+        headers.Authorization = basicHeader(credentials);
+    const response = await get(tokenUrl(challenge.params, scopes), headers, timeoutMs);
     failIfTransient(response.status, 'token request');
-    if (!response.ok) {
-        await response.body?.cancel();
+    if (response.status < 200 || response.status > 299)
         return null;
-    }
-    const body = (await response.json());
+    const body = JSON.parse(response.body.toString('utf8'));
     const token = body.token ?? body.access_token;
     if (!token)
         return null;
@@ -3230,8 +3289,6 @@ const MANIFEST_TYPES = [
     'application/vnd.docker.distribution.manifest.v1+prettyjws',
     'application/vnd.docker.distribution.manifest.v1+json'
 ].join(', ');
-/** Who asks, in the registry's logs. */
-const USER_AGENT = 'nix-container-action';
 /** Distribution's error codes for "no such manifest" and "no such repository". */
 const MISSING_CODES = new Set(['MANIFEST_UNKNOWN', 'NAME_UNKNOWN']);
 /** Does a 404's body say the manifest or repository is unknown (pure, for tests)? */
@@ -3261,7 +3318,7 @@ function transientNetworkFailure(error) {
     const failure = error;
     if (failure?.name === 'TimeoutError')
         return 'timed out';
-    const code = failure?.cause?.code;
+    const code = failure?.code ?? failure?.cause?.code;
     return (typeof code === 'string' && TRANSIENT_NETWORK[code]) || null;
 }
 /**
@@ -3272,7 +3329,7 @@ function transientNetworkFailure(error) {
  * cannot answer, TLS it cannot verify, any other status): skopeo is asked then, and its answers
  * and errors are the ones the action has always had.
  */
-async function http_fetchRawManifest(ref, authFile, timeoutMs, fetchImpl = fetch) {
+async function http_fetchRawManifest(ref, authFile, timeoutMs, get = httpGet) {
     const parsed = parseReference(ref);
     const registry = parsed.domain;
     // Docker Hub (library/ names, its own limits) and refs without a registry: skopeo's.
@@ -3283,35 +3340,30 @@ async function http_fetchRawManifest(ref, authFile, timeoutMs, fetchImpl = fetch
         return undefined;
     const reference = parsed.digest ?? parsed.tag ?? 'latest';
     const url = `${baseUrl(registry)}/v2/${parsed.path}/manifests/${reference}`;
-    const get = (authorization) => fetchImpl(url, {
-        headers: {
-            Accept: MANIFEST_TYPES,
-            'User-Agent': USER_AGENT,
-            ...(authorization ? { Authorization: authorization } : {})
-        },
-        signal: AbortSignal.timeout(timeoutMs)
-    });
+    const ask = (authorization) => get(url, {
+        Accept: MANIFEST_TYPES,
+        'User-Agent': USER_AGENT,
+        ...(authorization ? { Authorization: authorization } : {})
+    }, timeoutMs);
     try {
-        let response = await get(null);
+        let response = await ask(null);
         if (response.status === 401) {
-            await response.body?.cancel();
             const scopes = [`repository:${parsed.path}:pull`];
-            const header = response.headers.get('www-authenticate');
-            const authorization = await authorize(header, scopes, credentials, fetchImpl, timeoutMs);
+            const header = response.header('www-authenticate');
+            const authorization = await authorize(header, scopes, credentials, get, timeoutMs);
             if (authorization === null)
                 return undefined;
-            response = await get(authorization);
+            response = await ask(authorization);
         }
-        const bytes = Buffer.from(await response.arrayBuffer());
         failIfTransient(response.status, `query ${ref}`);
-        const body = bytes.toString('utf8');
+        const body = response.body.toString('utf8');
         if (response.status === 404)
             return saysMissing(body) ? null : undefined;
         if (response.status !== 200)
             return undefined;
         // The digest is of the bytes: a text that does not give them back is skopeo's to read. A
         // pinned ref's answer must be those very bytes.
-        if (!Buffer.from(body, 'utf8').equals(bytes))
+        if (!Buffer.from(body, 'utf8').equals(response.body))
             return undefined;
         if (parsed.digest !== null && sha256Digest(body) !== parsed.digest)
             return undefined;

@@ -5,12 +5,71 @@
 // credential helper, Docker Hub, TLS it cannot verify, an unexpected status) is left to skopeo.
 import * as core from '../core.js'
 import { readFile } from 'node:fs/promises'
+import { request as httpRequest } from 'node:http'
+import { request as httpsRequest } from 'node:https'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { sha256Digest } from '../image/plain-archive.js'
 import { isLoopbackHost, parseReference } from './reference.js'
 
 export type Fetch = typeof fetch
+
+/** A response, whole. */
+export interface HttpAnswer {
+  status: number
+  header: (name: string) => string | null
+  body: Buffer
+}
+
+/** One GET: what the registry answered, or a thrown network failure. */
+export type Get = (
+  url: string,
+  headers: Record<string, string>,
+  timeoutMs: number
+) => Promise<HttpAnswer>
+
+/**
+ * One GET with node:http(s), on a connection of its own that closes after it. Not fetch: its
+ * first request in a process costs 70-80 ms of loading undici, more than the whole question.
+ */
+export const httpGet: Get = (url, headers, timeoutMs) =>
+  new Promise((resolve, reject) => {
+    const target = new URL(url)
+    const send = target.protocol === 'https:' ? httpsRequest : httpRequest
+    const request = send(target, { method: 'GET', headers, agent: false }, response => {
+      const chunks: Buffer[] = []
+      response.on('data', (chunk: Buffer) => chunks.push(chunk))
+      response.on('error', reject)
+      response.on('end', () => {
+        clearTimeout(timer)
+        resolve({
+          status: response.statusCode ?? 0,
+          header: name => {
+            const value = response.headers[name.toLowerCase()]
+            return Array.isArray(value) ? value.join(', ') : (value ?? null)
+          },
+          body: Buffer.concat(chunks)
+        })
+      })
+    })
+    const timer = setTimeout(() => {
+      request.destroy(Object.assign(new Error(`GET ${url} timed out`), { name: 'TimeoutError' }))
+    }, timeoutMs)
+    request.on('error', error => {
+      clearTimeout(timer)
+      reject(error)
+    })
+    request.end()
+  })
+
+/** A Get made of a fetch (the mount's, whose callers and tests give one). */
+export function getOverFetch(fetchImpl: Fetch): Get {
+  return async (url, headers, timeoutMs) => {
+    const response = await fetchImpl(url, { headers, signal: AbortSignal.timeout(timeoutMs) })
+    const body = Buffer.from(await response.arrayBuffer())
+    return { status: response.status, header: name => response.headers.get(name), body }
+  }
+}
 
 export interface BasicCredentials {
   username: string
@@ -19,6 +78,9 @@ export interface BasicCredentials {
 
 /** A registry failure worth another attempt: the message names the status, as retry.ts reads it. */
 export class TransientRegistryError extends Error {}
+
+/** Who asks, in the registry's logs. */
+const USER_AGENT = 'nix-container-action'
 
 /** Docker Hub's references say docker.io; its API lives elsewhere. */
 function apiHost(registry: string): string {
@@ -68,22 +130,21 @@ export async function authorize(
   challengeHeader: string | null,
   scopes: readonly string[],
   credentials: BasicCredentials | null,
-  fetchImpl: Fetch,
+  get: Get,
   timeoutMs: number
 ): Promise<string | null> {
   const challenge = parseChallenge(challengeHeader)
   if (challenge?.scheme === 'basic') return credentials ? basicHeader(credentials) : null
   if (challenge?.scheme !== 'bearer') return null
-  const response = await fetchImpl(tokenUrl(challenge.params, scopes), {
-    headers: credentials ? { Authorization: basicHeader(credentials) } : {},
-    signal: AbortSignal.timeout(timeoutMs)
-  })
+  const headers: Record<string, string> = { 'User-Agent': USER_AGENT }
+  if (credentials) headers.Authorization = basicHeader(credentials)
+  const response = await get(tokenUrl(challenge.params, scopes), headers, timeoutMs)
   failIfTransient(response.status, 'token request')
-  if (!response.ok) {
-    await response.body?.cancel()
-    return null
+  if (response.status < 200 || response.status > 299) return null
+  const body = JSON.parse(response.body.toString('utf8')) as {
+    token?: string
+    access_token?: string
   }
-  const body = (await response.json()) as { token?: string; access_token?: string }
   const token = body.token ?? body.access_token
   if (!token) return null
   core.setSecret(token)
@@ -181,9 +242,6 @@ const MANIFEST_TYPES = [
   'application/vnd.docker.distribution.manifest.v1+json'
 ].join(', ')
 
-/** Who asks, in the registry's logs. */
-const USER_AGENT = 'nix-container-action'
-
 /** Distribution's error codes for "no such manifest" and "no such repository". */
 const MISSING_CODES = new Set(['MANIFEST_UNKNOWN', 'NAME_UNKNOWN'])
 
@@ -212,9 +270,9 @@ const TRANSIENT_NETWORK: Record<string, string> = {
 /** The transient network failure behind a fetch error, in retry.ts's words; null: another. */
 export function transientNetworkFailure(error: unknown): string | null {
   // Read by shape: AbortSignal's DOMException and undici's errors may come from another realm.
-  const failure = error as { name?: unknown; cause?: { code?: unknown } } | null
+  const failure = error as { name?: unknown; code?: unknown; cause?: { code?: unknown } } | null
   if (failure?.name === 'TimeoutError') return 'timed out'
-  const code = failure?.cause?.code
+  const code = failure?.code ?? failure?.cause?.code
   return (typeof code === 'string' && TRANSIENT_NETWORK[code]) || null
 }
 
@@ -230,7 +288,7 @@ export async function fetchRawManifest(
   ref: string,
   authFile: string | null,
   timeoutMs: number,
-  fetchImpl: Fetch = fetch
+  get: Get = httpGet
 ): Promise<string | null | undefined> {
   const parsed = parseReference(ref)
   const registry = parsed.domain
@@ -240,33 +298,32 @@ export async function fetchRawManifest(
   if (unsure) return undefined
   const reference = parsed.digest ?? parsed.tag ?? 'latest'
   const url = `${baseUrl(registry)}/v2/${parsed.path}/manifests/${reference}`
-  const get = (authorization: string | null): Promise<Response> =>
-    fetchImpl(url, {
-      headers: {
+  const ask = (authorization: string | null): Promise<HttpAnswer> =>
+    get(
+      url,
+      {
         Accept: MANIFEST_TYPES,
         'User-Agent': USER_AGENT,
         ...(authorization ? { Authorization: authorization } : {})
       },
-      signal: AbortSignal.timeout(timeoutMs)
-    })
+      timeoutMs
+    )
   try {
-    let response = await get(null)
+    let response = await ask(null)
     if (response.status === 401) {
-      await response.body?.cancel()
       const scopes = [`repository:${parsed.path}:pull`]
-      const header = response.headers.get('www-authenticate')
-      const authorization = await authorize(header, scopes, credentials, fetchImpl, timeoutMs)
+      const header = response.header('www-authenticate')
+      const authorization = await authorize(header, scopes, credentials, get, timeoutMs)
       if (authorization === null) return undefined
-      response = await get(authorization)
+      response = await ask(authorization)
     }
-    const bytes = Buffer.from(await response.arrayBuffer())
     failIfTransient(response.status, `query ${ref}`)
-    const body = bytes.toString('utf8')
+    const body = response.body.toString('utf8')
     if (response.status === 404) return saysMissing(body) ? null : undefined
     if (response.status !== 200) return undefined
     // The digest is of the bytes: a text that does not give them back is skopeo's to read. A
     // pinned ref's answer must be those very bytes.
-    if (!Buffer.from(body, 'utf8').equals(bytes)) return undefined
+    if (!Buffer.from(body, 'utf8').equals(response.body)) return undefined
     if (parsed.digest !== null && sha256Digest(body) !== parsed.digest) return undefined
     return body
   } catch (error) {

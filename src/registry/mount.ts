@@ -5,7 +5,7 @@
 // fresh runner: it would compress and upload the layer instead. Credentials come from the same
 // Docker config files skopeo reads; Basic and token (Bearer) authentication are both spoken.
 import { quickOperationSeconds } from './commands.js'
-import { authorize, baseUrl, failIfTransient } from './http.js'
+import { authorize, baseUrl, failIfTransient, getOverFetch } from './http.js'
 import type { BasicCredentials, Fetch } from './http.js'
 
 export { findCredentials } from './http.js'
@@ -58,7 +58,7 @@ export async function mountBlob(
       response.headers.get('www-authenticate'),
       mountScopes(request),
       credentials,
-      fetchImpl,
+      getOverFetch(fetchImpl),
       quickOperationSeconds() * 1000
     )
     if (authorization === null) return { mounted: false, reason: 'not authorized (HTTP 401)' }
