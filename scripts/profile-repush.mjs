@@ -86,7 +86,9 @@ async function profiledRun(inputs, env, label, distDir) {
   if (result.main.exitCode !== 0) throw new Error(result.main.stdout.slice(-3000))
   const ms = at => Math.round(Number(at - started) / 1e6)
   const marks = arrived
-    .filter(l => allLines || /^::(group|endgroup)::|skipped|up to date|Store cache save/.test(l.text))
+    .filter(
+      l => allLines || /^::(group|endgroup)::|skipped|up to date|Store cache save/.test(l.text)
+    )
     .map(l => `${String(ms(l.at)).padStart(6)} ms  ${l.text.slice(0, 100)}`)
   process.stdout.write(`--- ${label}: ${total.toFixed(3)} s in all\n${marks.join('\n')}\n`)
   return total
