@@ -136,7 +136,13 @@ function expectNothingBuilt(result, what) {
 }
 
 /** The restore's own account of its phases (its log line). */
-const restorePhases = result => /Restore phases: (.*)/.exec(result.main.stdout)?.[1] ?? '?'
+const restorePhases = result => {
+  const phases = /Restore phases: (.*)/.exec(result.main.stdout)?.[1] ?? '?'
+  // Of "download and extract", the extraction's own seconds (the rest is the download).
+  const extracted = [...result.main.stdout.matchAll(/Extracted .*: \d+ members in ([\d.]+) s/g)]
+  const extract = extracted.reduce((sum, match) => sum + Number(match[1]), 0)
+  return extracted.length ? `${phases} (of which extract ${extract.toFixed(2)} s)` : phases
+}
 
 // --- the restore against a plain tar ---------------------------------------------------
 
