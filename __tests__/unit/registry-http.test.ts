@@ -8,6 +8,7 @@ import {
   fetchRawManifest as fetchRawManifestWith,
   getOverFetch,
   httpGet,
+  proxyConfigured,
   saysMissing,
   transientNetworkFailure
 } from '../../src/registry/http.js'
@@ -132,17 +133,33 @@ describe('fetchRawManifest', () => {
     expect(await ask(mockFetch(reply(403, missing('DENIED'))))).toBeUndefined()
   })
 
-  test('left to skopeo without a request: credential helpers, Docker Hub, no registry', async () => {
+  test('left to skopeo without a request: credential helpers, Docker Hub, no registry, a proxy', async () => {
     const fetchMock = mockFetch()
     const helpers = authFile({ auths: {}, credHelpers: { 'r.example': 'ecr-login' } })
     const store = authFile({ credsStore: 'desktop' })
+    const identity = authFile({ auths: { 'r.example': { identitytoken: 'refresh-token' } } })
+    expect(await fetchRawManifest('r.example/o/app:v1', identity, 1000, fetchMock)).toBe(undefined)
     expect(await fetchRawManifest('r.example/o/app:v1', helpers, 1000, fetchMock)).toBeUndefined()
     expect(await fetchRawManifest('r.example/o/app:v1', store, 1000, fetchMock)).toBeUndefined()
     expect(await fetchRawManifest('docker.io/o/app:v1', noLogins(), 1000, fetchMock)).toBe(
       undefined
     )
     expect(await fetchRawManifest('o/app:v1', noLogins(), 1000, fetchMock)).toBeUndefined()
+    // Behind a proxy: skopeo goes through it; a GET of its own would not.
+    const saved = process.env.https_proxy
+    process.env.https_proxy = 'http://proxy.example:3128'
+    try {
+      expect(await fetchRawManifest('r.example/o/app:v1', noLogins(), 1000, fetchMock)).toBe(
+        undefined
+      )
+    } finally {
+      if (saved === undefined) delete process.env.https_proxy
+      else process.env.https_proxy = saved
+    }
     expect(fetchMock).not.toHaveBeenCalled()
+    expect(proxyConfigured({ HTTP_PROXY: 'http://p:1' })).toBe(true)
+    expect(proxyConfigured({ all_proxy: 'socks5://p:1' })).toBe(true)
+    expect(proxyConfigured({ HTTPS_PROXY: '' })).toBe(false)
   })
 })
 

@@ -7355,15 +7355,21 @@ function credentialsIn(configText, registry) {
     }
     return null;
 }
-/** Does a Docker config's text name a credential helper (whose answers only skopeo gets)? */
-function namesCredentialHelper(configText) {
+/**
+ * Does a Docker config's text hold what only skopeo can use for this registry: a credential
+ * helper, or an `auths` entry without a user and password (an identity or registry token)?
+ */
+function needsSkopeo(configText, registry) {
     const config = JSON.parse(configText);
-    return Boolean(config.credsStore) || Object.keys(config.credHelpers ?? {}).length > 0;
+    if (config.credsStore || Object.keys(config.credHelpers ?? {}).length > 0)
+        return true;
+    const entries = Object.entries(config.auths ?? {}).filter(([key]) => hostOfAuthKey(key) === registry);
+    return entries.length > 0 && credentialsIn(configText, registry) === null;
 }
 /**
  * Credentials for a registry from the first config file that has them (null: anonymous), and
- * whether a file read on the way names a credential helper or is not JSON: then only skopeo can
- * say what it would send.
+ * whether a file read on the way is not JSON or holds what only skopeo can use (needsSkopeo):
+ * then only skopeo can say what it would send.
  */
 async function searchCredentials(registry, authFile) {
     let unsure = false;
@@ -7372,7 +7378,7 @@ async function searchCredentials(registry, authFile) {
         if (text === null)
             continue;
         try {
-            unsure ||= namesCredentialHelper(text);
+            unsure ||= needsSkopeo(text, registry);
             const credentials = credentialsIn(text, registry);
             if (credentials)
                 return { credentials, unsure };
@@ -7428,6 +7434,12 @@ function transientNetworkFailure(error) {
     const code = failure?.code ?? failure?.cause?.code;
     return (typeof code === 'string' && TRANSIENT_NETWORK[code]) || null;
 }
+/** The variables through which skopeo (Go's net/http) would use a proxy. */
+const PROXY_VARIABLES = ['HTTPS_PROXY', 'HTTP_PROXY', 'ALL_PROXY'];
+/** Is a proxy configured for this job (any case, as Go and curl read them)? (pure, for tests) */
+function proxyConfigured(env) {
+    return PROXY_VARIABLES.some(name => Boolean(env[name] || env[name.toLowerCase()]));
+}
 /**
  * The manifest's bytes under a ref, asked with one GET: its text; null when the registry says
  * it has no such manifest or repository. A transient failure (5xx, 429, a refused or reset
@@ -7439,9 +7451,11 @@ function transientNetworkFailure(error) {
 async function fetchRawManifest(ref, authFile, timeoutMs, get = httpGet) {
     const parsed = parseReference(ref);
     const registry = parsed.domain;
-    // Docker Hub (library/ names, its own limits) and refs without a registry: skopeo's.
-    if (registry === null || registry === 'docker.io')
+    // Docker Hub (library/ names, its own limits) and refs without a registry: skopeo's. So is
+    // a job behind a proxy: skopeo goes through it, node:http would not.
+    if (registry === null || registry === 'docker.io' || proxyConfigured(process.env)) {
         return undefined;
+    }
     const { credentials, unsure } = await searchCredentials(registry, authFile);
     if (unsure)
         return undefined;

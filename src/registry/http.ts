@@ -194,16 +194,23 @@ export function credentialsIn(configText: string, registry: string): BasicCreden
   return null
 }
 
-/** Does a Docker config's text name a credential helper (whose answers only skopeo gets)? */
-export function namesCredentialHelper(configText: string): boolean {
+/**
+ * Does a Docker config's text hold what only skopeo can use for this registry: a credential
+ * helper, or an `auths` entry without a user and password (an identity or registry token)?
+ */
+export function needsSkopeo(configText: string, registry: string): boolean {
   const config = JSON.parse(configText) as DockerConfig
-  return Boolean(config.credsStore) || Object.keys(config.credHelpers ?? {}).length > 0
+  if (config.credsStore || Object.keys(config.credHelpers ?? {}).length > 0) return true
+  const entries = Object.entries(config.auths ?? {}).filter(
+    ([key]) => hostOfAuthKey(key) === registry
+  )
+  return entries.length > 0 && credentialsIn(configText, registry) === null
 }
 
 /**
  * Credentials for a registry from the first config file that has them (null: anonymous), and
- * whether a file read on the way names a credential helper or is not JSON: then only skopeo can
- * say what it would send.
+ * whether a file read on the way is not JSON or holds what only skopeo can use (needsSkopeo):
+ * then only skopeo can say what it would send.
  */
 async function searchCredentials(
   registry: string,
@@ -214,7 +221,7 @@ async function searchCredentials(
     const text = await readFile(file, 'utf8').catch(() => null)
     if (text === null) continue
     try {
-      unsure ||= namesCredentialHelper(text)
+      unsure ||= needsSkopeo(text, registry)
       const credentials = credentialsIn(text, registry)
       if (credentials) return { credentials, unsure }
     } catch {
@@ -276,6 +283,14 @@ export function transientNetworkFailure(error: unknown): string | null {
   return (typeof code === 'string' && TRANSIENT_NETWORK[code]) || null
 }
 
+/** The variables through which skopeo (Go's net/http) would use a proxy. */
+const PROXY_VARIABLES = ['HTTPS_PROXY', 'HTTP_PROXY', 'ALL_PROXY']
+
+/** Is a proxy configured for this job (any case, as Go and curl read them)? (pure, for tests) */
+export function proxyConfigured(env: Record<string, string | undefined>): boolean {
+  return PROXY_VARIABLES.some(name => Boolean(env[name] || env[name.toLowerCase()]))
+}
+
 /**
  * The manifest's bytes under a ref, asked with one GET: its text; null when the registry says
  * it has no such manifest or repository. A transient failure (5xx, 429, a refused or reset
@@ -292,8 +307,11 @@ export async function fetchRawManifest(
 ): Promise<string | null | undefined> {
   const parsed = parseReference(ref)
   const registry = parsed.domain
-  // Docker Hub (library/ names, its own limits) and refs without a registry: skopeo's.
-  if (registry === null || registry === 'docker.io') return undefined
+  // Docker Hub (library/ names, its own limits) and refs without a registry: skopeo's. So is
+  // a job behind a proxy: skopeo goes through it, node:http would not.
+  if (registry === null || registry === 'docker.io' || proxyConfigured(process.env)) {
+    return undefined
+  }
   const { credentials, unsure } = await searchCredentials(registry, authFile)
   if (unsure) return undefined
   const reference = parsed.digest ?? parsed.tag ?? 'latest'
