@@ -168,6 +168,7 @@ describe('httpGet', () => {
     const { createServer } = await import('node:http')
     const server = createServer((request, response) => {
       if (request.url === '/slow') return // never answers
+      if (request.url === '/huge') return void response.end(Buffer.alloc(5 * 1024 * 1024))
       response.writeHead(404, { 'Docker-Distribution-API-Version': 'registry/2.0' })
       response.end(missing('MANIFEST_UNKNOWN'))
     })
@@ -178,6 +179,10 @@ describe('httpGet', () => {
       expect(answer.status).toBe(404)
       expect(answer.header('docker-distribution-api-version')).toBe('registry/2.0')
       expect(saysMissing(answer.body.toString())).toBe(true)
+      // Over the 4 MiB registries allow a manifest: not an answer to read (nor to retry).
+      const huge = httpGet(`http://127.0.0.1:${port}/huge`, {}, 2000)
+      await expect(huge).rejects.toThrow('an answer over 4 MiB')
+      await expect(huge.catch(transientNetworkFailure)).resolves.toBeNull()
       const slow = httpGet(`http://127.0.0.1:${port}/slow`, {}, 200)
       await expect(slow.catch(transientNetworkFailure)).resolves.toBe('timed out')
     } finally {

@@ -7203,7 +7203,8 @@ var external_node_https_ = __nccwpck_require__(4708);
 // than the request itself: a manifest query is one GET, and skopeo's start-up is most of its
 // 40-50 ms. Credentials come from the Docker config files skopeo reads (their `auths`); Basic
 // and token (Bearer) authentication are both spoken. Anything this cannot answer for sure (a
-// credential helper, Docker Hub, TLS it cannot verify, an unexpected status) is left to skopeo.
+// credential helper, Docker Hub, a proxy, TLS it cannot verify, an unexpected status) is left
+// to skopeo.
 
 
 
@@ -7212,6 +7213,8 @@ var external_node_https_ = __nccwpck_require__(4708);
 
 
 
+/** Registries refuse manifests over 4 MiB; an answer bigger than that is not one to read. */
+const MAX_ANSWER_BYTES = 4 * 1024 * 1024;
 /**
  * One GET with node:http(s), on a connection of its own that closes after it. Not fetch: its
  * first request in a process costs 70-80 ms of loading undici, more than the whole question.
@@ -7219,10 +7222,22 @@ var external_node_https_ = __nccwpck_require__(4708);
 const httpGet = (url, headers, timeoutMs) => new Promise((resolve, reject) => {
     const target = new URL(url);
     const send = target.protocol === 'https:' ? external_node_https_.request : external_node_http_.request;
+    const fail = (error) => {
+        clearTimeout(timer);
+        request.destroy();
+        reject(error);
+    };
     const request = send(target, { method: 'GET', headers, agent: false }, response => {
         const chunks = [];
-        response.on('data', (chunk) => chunks.push(chunk));
-        response.on('error', reject);
+        let bytes = 0;
+        response.on('data', (chunk) => {
+            bytes += chunk.length;
+            if (bytes > MAX_ANSWER_BYTES)
+                fail(new Error(`GET ${url}: an answer over 4 MiB`));
+            else
+                chunks.push(chunk);
+        });
+        response.on('error', fail);
         response.on('end', () => {
             clearTimeout(timer);
             resolve({
@@ -7235,13 +7250,11 @@ const httpGet = (url, headers, timeoutMs) => new Promise((resolve, reject) => {
             });
         });
     });
+    // unref: a bound on this request, never a reason for the step's process to stay.
     const timer = setTimeout(() => {
-        request.destroy(Object.assign(new Error(`GET ${url} timed out`), { name: 'TimeoutError' }));
-    }, timeoutMs);
-    request.on('error', error => {
-        clearTimeout(timer);
-        reject(error);
-    });
+        fail(Object.assign(new Error(`GET ${url} timed out`), { name: 'TimeoutError' }));
+    }, timeoutMs).unref();
+    request.on('error', fail);
     request.end();
 });
 /** A Get made of a fetch (the mount's, whose callers and tests give one). */

@@ -2,7 +2,8 @@
 // than the request itself: a manifest query is one GET, and skopeo's start-up is most of its
 // 40-50 ms. Credentials come from the Docker config files skopeo reads (their `auths`); Basic
 // and token (Bearer) authentication are both spoken. Anything this cannot answer for sure (a
-// credential helper, Docker Hub, TLS it cannot verify, an unexpected status) is left to skopeo.
+// credential helper, Docker Hub, a proxy, TLS it cannot verify, an unexpected status) is left
+// to skopeo.
 import * as core from '../core.js'
 import { readFile } from 'node:fs/promises'
 import { request as httpRequest } from 'node:http'
@@ -28,6 +29,9 @@ export type Get = (
   timeoutMs: number
 ) => Promise<HttpAnswer>
 
+/** Registries refuse manifests over 4 MiB; an answer bigger than that is not one to read. */
+const MAX_ANSWER_BYTES = 4 * 1024 * 1024
+
 /**
  * One GET with node:http(s), on a connection of its own that closes after it. Not fetch: its
  * first request in a process costs 70-80 ms of loading undici, more than the whole question.
@@ -36,10 +40,20 @@ export const httpGet: Get = (url, headers, timeoutMs) =>
   new Promise((resolve, reject) => {
     const target = new URL(url)
     const send = target.protocol === 'https:' ? httpsRequest : httpRequest
+    const fail = (error: Error): void => {
+      clearTimeout(timer)
+      request.destroy()
+      reject(error)
+    }
     const request = send(target, { method: 'GET', headers, agent: false }, response => {
       const chunks: Buffer[] = []
-      response.on('data', (chunk: Buffer) => chunks.push(chunk))
-      response.on('error', reject)
+      let bytes = 0
+      response.on('data', (chunk: Buffer) => {
+        bytes += chunk.length
+        if (bytes > MAX_ANSWER_BYTES) fail(new Error(`GET ${url}: an answer over 4 MiB`))
+        else chunks.push(chunk)
+      })
+      response.on('error', fail)
       response.on('end', () => {
         clearTimeout(timer)
         resolve({
@@ -52,13 +66,11 @@ export const httpGet: Get = (url, headers, timeoutMs) =>
         })
       })
     })
+    // unref: a bound on this request, never a reason for the step's process to stay.
     const timer = setTimeout(() => {
-      request.destroy(Object.assign(new Error(`GET ${url} timed out`), { name: 'TimeoutError' }))
-    }, timeoutMs)
-    request.on('error', error => {
-      clearTimeout(timer)
-      reject(error)
-    })
+      fail(Object.assign(new Error(`GET ${url} timed out`), { name: 'TimeoutError' }))
+    }, timeoutMs).unref()
+    request.on('error', fail)
     request.end()
   })
 
