@@ -7351,7 +7351,9 @@ function hostOfAuthKey(key) {
 }
 /** The `auths` entry for a registry in a Docker config's text (pure, for tests). */
 function credentialsIn(configText, registry) {
-    const config = JSON.parse(configText);
+    return credentialsOf(JSON.parse(configText), registry);
+}
+function credentialsOf(config, registry) {
     const wanted = registry === 'docker.io' ? ['docker.io', 'index.docker.io'] : [registry];
     for (const [key, entry] of Object.entries(config.auths ?? {})) {
         if (!wanted.includes(hostOfAuthKey(key)))
@@ -7369,15 +7371,14 @@ function credentialsIn(configText, registry) {
     return null;
 }
 /**
- * Does a Docker config's text hold what only skopeo can use for this registry: a credential
- * helper, or an `auths` entry without a user and password (an identity or registry token)?
+ * Does a Docker config hold what only skopeo can use for this registry: a credential helper,
+ * or an `auths` entry without a user and password (an identity or registry token)?
  */
-function needsSkopeo(configText, registry) {
-    const config = JSON.parse(configText);
+function needsSkopeo(config, registry) {
     if (config.credsStore || Object.keys(config.credHelpers ?? {}).length > 0)
         return true;
-    const entries = Object.entries(config.auths ?? {}).filter(([key]) => hostOfAuthKey(key) === registry);
-    return entries.length > 0 && credentialsIn(configText, registry) === null;
+    const listed = Object.keys(config.auths ?? {}).some(key => hostOfAuthKey(key) === registry);
+    return listed && credentialsOf(config, registry) === null;
 }
 /**
  * Credentials for a registry from the first config file that has them (null: anonymous), and
@@ -7390,15 +7391,18 @@ async function searchCredentials(registry, authFile) {
         const text = await (0,promises_.readFile)(file, 'utf8').catch(() => null);
         if (text === null)
             continue;
+        let config;
         try {
-            unsure ||= needsSkopeo(text, registry);
-            const credentials = credentialsIn(text, registry);
-            if (credentials)
-                return { credentials, unsure };
+            config = JSON.parse(text);
         }
         catch {
             unsure = true; // not JSON: skopeo would fail on it too
+            continue;
         }
+        unsure ||= needsSkopeo(config, registry);
+        const credentials = credentialsOf(config, registry);
+        if (credentials)
+            return { credentials, unsure };
     }
     return { credentials: null, unsure };
 }
@@ -9462,7 +9466,6 @@ function planLayers(layers, remotes, targetRepository) {
 // Docker config files skopeo reads; Basic and token (Bearer) authentication are both spoken.
 
 
-
 /** A mount asks for push here and pull there (pure, for tests). */
 function mountScopes(request) {
     return [`repository:${request.repository}:pull,push`, `repository:${request.from}:pull`];
@@ -9516,6 +9519,7 @@ async function mountBlob(request, credentials, fetchImpl = fetch) {
 // manifest names those blobs as they are and the new layers as plain tars: it finds the reused
 // blobs in the destination before it would read them, and compresses (on every core) and
 // uploads only the new layers. Blobs in another repository of the registry are mounted first.
+
 
 
 
@@ -12125,8 +12129,8 @@ function serviceUrlAvailable(env) {
  * environment: a job without a cache service never loads the client (2.4 MB of code, about
  * 0.1 s of every step's CPU).
  */
-async function service_cacheServiceMissing() {
-    return Promise.resolve(missingCacheService(process.env, serviceUrlAvailable(process.env)));
+function service_cacheServiceMissing() {
+    return missingCacheService(process.env, serviceUrlAvailable(process.env));
 }
 /**
  * @actions/cache archives paths relative to GITHUB_WORKSPACE and resolves them from the working
@@ -12152,7 +12156,7 @@ async function inParent(parent, work) {
 }
 /** Start loading the cache client now, so that it is ready when the restore begins. */
 function preloadCacheClient() {
-    if (missingCacheService(process.env, serviceUrlAvailable(process.env)) !== null)
+    if (service_cacheServiceMissing() !== null)
         return;
     loadCacheClient().catch(() => undefined);
     loadDownload().catch(() => undefined);
@@ -13068,8 +13072,9 @@ async function restoreStoreCache(options) {
         await (0,promises_.mkdir)(options.workDir, { recursive: true });
         await (0,promises_.writeFile)(recordFile, '');
         const timer = phases();
-        // Side by side: Nix computes the keys while Node loads the cache client.
-        const [keys, missingService] = await Promise.all([computeKeys(options), service_cacheServiceMissing()]);
+        // Nix computes the keys while the cache client loads (preloadCacheClient).
+        const missingService = service_cacheServiceMissing();
+        const keys = await computeKeys(options);
         result.keys = keys;
         await writeRestoreRecord(recordFile, { keys, layers: [] });
         src_core/* info */.pq(`Primary key: ${keys.primary}`);
@@ -13122,7 +13127,7 @@ async function saveStoreCache(options) {
     const restoredKey = options.restoredKey;
     const skip = saveSkipReason({
         cacheSave: options.cacheSave,
-        serviceMissing: await cacheServiceMissing(),
+        serviceMissing: cacheServiceMissing(),
         primaryKey: options.primaryKey,
         exactHit: record && restoredKey && isExactHit(record.keys, restoredKey) ? restoredKey : null,
         built: options.storePath !== null

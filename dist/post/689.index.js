@@ -1713,8 +1713,8 @@ function serviceUrlAvailable(env) {
  * environment: a job without a cache service never loads the client (2.4 MB of code, about
  * 0.1 s of every step's CPU).
  */
-async function service_cacheServiceMissing() {
-    return Promise.resolve(missingCacheService(process.env, serviceUrlAvailable(process.env)));
+function service_cacheServiceMissing() {
+    return missingCacheService(process.env, serviceUrlAvailable(process.env));
 }
 /**
  * @actions/cache archives paths relative to GITHUB_WORKSPACE and resolves them from the working
@@ -1740,7 +1740,7 @@ async function inParent(parent, work) {
 }
 /** Start loading the cache client now, so that it is ready when the restore begins. */
 function service_preloadCacheClient() {
-    if (missingCacheService(process.env, serviceUrlAvailable(process.env)) !== null)
+    if (service_cacheServiceMissing() !== null)
         return;
     loadCacheClient().catch(() => undefined);
     loadDownload().catch(() => undefined);
@@ -2858,8 +2858,9 @@ async function restoreStoreCache(options) {
         await mkdir(options.workDir, { recursive: true });
         await writeFile(recordFile, '');
         const timer = phases();
-        // Side by side: Nix computes the keys while Node loads the cache client.
-        const [keys, missingService] = await Promise.all([computeKeys(options), cacheServiceMissing()]);
+        // Nix computes the keys while the cache client loads (preloadCacheClient).
+        const missingService = cacheServiceMissing();
+        const keys = await computeKeys(options);
         result.keys = keys;
         await writeRestoreRecord(recordFile, { keys, layers: [] });
         core.info(`Primary key: ${keys.primary}`);
@@ -2912,7 +2913,7 @@ async function saveStoreCache(options) {
     const restoredKey = options.restoredKey;
     const skip = saveSkipReason({
         cacheSave: options.cacheSave,
-        serviceMissing: await service_cacheServiceMissing(),
+        serviceMissing: service_cacheServiceMissing(),
         primaryKey: options.primaryKey,
         exactHit: record && restoredKey && keys_isExactHit(record.keys, restoredKey) ? restoredKey : null,
         built: options.storePath !== null
@@ -3244,7 +3245,9 @@ function hostOfAuthKey(key) {
 }
 /** The `auths` entry for a registry in a Docker config's text (pure, for tests). */
 function credentialsIn(configText, registry) {
-    const config = JSON.parse(configText);
+    return credentialsOf(JSON.parse(configText), registry);
+}
+function credentialsOf(config, registry) {
     const wanted = registry === 'docker.io' ? ['docker.io', 'index.docker.io'] : [registry];
     for (const [key, entry] of Object.entries(config.auths ?? {})) {
         if (!wanted.includes(hostOfAuthKey(key)))
@@ -3262,15 +3265,14 @@ function credentialsIn(configText, registry) {
     return null;
 }
 /**
- * Does a Docker config's text hold what only skopeo can use for this registry: a credential
- * helper, or an `auths` entry without a user and password (an identity or registry token)?
+ * Does a Docker config hold what only skopeo can use for this registry: a credential helper,
+ * or an `auths` entry without a user and password (an identity or registry token)?
  */
-function needsSkopeo(configText, registry) {
-    const config = JSON.parse(configText);
+function needsSkopeo(config, registry) {
     if (config.credsStore || Object.keys(config.credHelpers ?? {}).length > 0)
         return true;
-    const entries = Object.entries(config.auths ?? {}).filter(([key]) => hostOfAuthKey(key) === registry);
-    return entries.length > 0 && credentialsIn(configText, registry) === null;
+    const listed = Object.keys(config.auths ?? {}).some(key => hostOfAuthKey(key) === registry);
+    return listed && credentialsOf(config, registry) === null;
 }
 /**
  * Credentials for a registry from the first config file that has them (null: anonymous), and
@@ -3283,15 +3285,18 @@ async function searchCredentials(registry, authFile) {
         const text = await readFile(file, 'utf8').catch(() => null);
         if (text === null)
             continue;
+        let config;
         try {
-            unsure ||= needsSkopeo(text, registry);
-            const credentials = credentialsIn(text, registry);
-            if (credentials)
-                return { credentials, unsure };
+            config = JSON.parse(text);
         }
         catch {
             unsure = true; // not JSON: skopeo would fail on it too
+            continue;
         }
+        unsure ||= needsSkopeo(config, registry);
+        const credentials = credentialsOf(config, registry);
+        if (credentials)
+            return { credentials, unsure };
     }
     return { credentials: null, unsure };
 }

@@ -64,8 +64,8 @@ export function serviceUrlAvailable(env: Env): boolean {
  * environment: a job without a cache service never loads the client (2.4 MB of code, about
  * 0.1 s of every step's CPU).
  */
-export async function cacheServiceMissing(): Promise<string | null> {
-  return Promise.resolve(missingCacheService(process.env, serviceUrlAvailable(process.env)))
+export function cacheServiceMissing(): string | null {
+  return missingCacheService(process.env, serviceUrlAvailable(process.env))
 }
 
 /**
@@ -90,7 +90,7 @@ async function inParent<T>(parent: string, work: () => Promise<T>): Promise<T> {
 
 /** Start loading the cache client now, so that it is ready when the restore begins. */
 export function preloadCacheClient(): void {
-  if (missingCacheService(process.env, serviceUrlAvailable(process.env)) !== null) return
+  if (cacheServiceMissing() !== null) return
   loadCacheClient().catch(() => undefined)
   loadDownload().catch(() => undefined)
 }

@@ -189,7 +189,10 @@ interface DockerConfig {
 
 /** The `auths` entry for a registry in a Docker config's text (pure, for tests). */
 export function credentialsIn(configText: string, registry: string): BasicCredentials | null {
-  const config = JSON.parse(configText) as DockerConfig
+  return credentialsOf(JSON.parse(configText) as DockerConfig, registry)
+}
+
+function credentialsOf(config: DockerConfig, registry: string): BasicCredentials | null {
   const wanted = registry === 'docker.io' ? ['docker.io', 'index.docker.io'] : [registry]
   for (const [key, entry] of Object.entries(config.auths ?? {})) {
     if (!wanted.includes(hostOfAuthKey(key))) continue
@@ -207,16 +210,13 @@ export function credentialsIn(configText: string, registry: string): BasicCreden
 }
 
 /**
- * Does a Docker config's text hold what only skopeo can use for this registry: a credential
- * helper, or an `auths` entry without a user and password (an identity or registry token)?
+ * Does a Docker config hold what only skopeo can use for this registry: a credential helper,
+ * or an `auths` entry without a user and password (an identity or registry token)?
  */
-export function needsSkopeo(configText: string, registry: string): boolean {
-  const config = JSON.parse(configText) as DockerConfig
+function needsSkopeo(config: DockerConfig, registry: string): boolean {
   if (config.credsStore || Object.keys(config.credHelpers ?? {}).length > 0) return true
-  const entries = Object.entries(config.auths ?? {}).filter(
-    ([key]) => hostOfAuthKey(key) === registry
-  )
-  return entries.length > 0 && credentialsIn(configText, registry) === null
+  const listed = Object.keys(config.auths ?? {}).some(key => hostOfAuthKey(key) === registry)
+  return listed && credentialsOf(config, registry) === null
 }
 
 /**
@@ -232,13 +232,16 @@ async function searchCredentials(
   for (const file of credentialFiles(authFile)) {
     const text = await readFile(file, 'utf8').catch(() => null)
     if (text === null) continue
+    let config: DockerConfig
     try {
-      unsure ||= needsSkopeo(text, registry)
-      const credentials = credentialsIn(text, registry)
-      if (credentials) return { credentials, unsure }
+      config = JSON.parse(text) as DockerConfig
     } catch {
       unsure = true // not JSON: skopeo would fail on it too
+      continue
     }
+    unsure ||= needsSkopeo(config, registry)
+    const credentials = credentialsOf(config, registry)
+    if (credentials) return { credentials, unsure }
   }
   return { credentials: null, unsure }
 }

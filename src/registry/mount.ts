@@ -8,9 +8,6 @@ import { quickOperationSeconds } from './commands.js'
 import { authorize, baseUrl, failIfTransient, getOverFetch } from './http.js'
 import type { BasicCredentials, Fetch } from './http.js'
 
-export { findCredentials } from './http.js'
-export type { BasicCredentials } from './http.js'
-
 export interface MountRequest {
   /** Registry host[:port] as in the reference. */
   registry: string

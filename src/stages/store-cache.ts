@@ -82,8 +82,9 @@ export async function restoreStoreCache(options: RestoreOptions): Promise<Restor
     await mkdir(options.workDir, { recursive: true })
     await writeFile(recordFile, '')
     const timer = phases()
-    // Side by side: Nix computes the keys while Node loads the cache client.
-    const [keys, missingService] = await Promise.all([computeKeys(options), cacheServiceMissing()])
+    // Nix computes the keys while the cache client loads (preloadCacheClient).
+    const missingService = cacheServiceMissing()
+    const keys = await computeKeys(options)
     result.keys = keys
     await writeRestoreRecord(recordFile, { keys, layers: [] })
     core.info(`Primary key: ${keys.primary}`)
@@ -174,7 +175,7 @@ export async function saveStoreCache(options: SaveOptions): Promise<SaveResult> 
   const restoredKey = options.restoredKey
   const skip = saveSkipReason({
     cacheSave: options.cacheSave,
-    serviceMissing: await cacheServiceMissing(),
+    serviceMissing: cacheServiceMissing(),
     primaryKey: options.primaryKey,
     exactHit: record && restoredKey && isExactHit(record.keys, restoredKey) ? restoredKey : null,
     built: options.storePath !== null
